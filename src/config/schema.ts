@@ -1,0 +1,345 @@
+import { z } from 'zod';
+
+/**
+ * The policy file's one schema: it is the TypeScript type (`Config`), the validator, and the
+ * published JSON Schema (`schema/portcullis.schema.json`). Every object is strict: a typo in a
+ * key must not silently weaken security. Durations are integers with their unit in the name.
+ */
+
+const httpUrl = z
+  .string()
+  .refine((value) => /^https?:\/\/[^\s/]/.test(value) && URL.canParse(value), 'must be an http(s) URL');
+
+const filePath = z.string().min(1, 'must be a file path');
+const positiveMs = z.number().int('must be an integer').positive('must be positive');
+const port = z.number().int('must be an integer').min(0).max(65535);
+
+/** `N/second|minute|hour`, N ≥ 1. */
+export const rateSpec = z
+  .string()
+  .regex(/^[1-9][0-9]*\/(second|minute|hour)$/, 'must look like 600/minute (N/second|minute|hour)');
+
+const scopeName = z.string().min(1).regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an RFC 6750 scope token');
+/** One scope, or a list of scopes all of which are required. */
+const scopeRequirement = z.union([scopeName, z.array(scopeName).min(1)]);
+const nameToScopes = z.record(z.string().min(1), scopeRequirement);
+
+const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], {
+  error: 'must be an IP address or CIDR range',
+});
+
+const listenSchema = z.strictObject({
+  /** Address to bind. Default `0.0.0.0`. */
+  host: z.string().min(1).default('0.0.0.0'),
+  /** Port to bind; 0 picks a free one. */
+  port,
+});
+
+const tlsSchema = z.strictObject({
+  /** PEM certificate chain served to clients. */
+  cert: filePath,
+  /** PEM private key. */
+  key: filePath,
+  /** PEM CA bundle; setting it turns on client certificates. */
+  clientCA: filePath.optional(),
+  /** `required` refuses the handshake without a valid certificate; `optional` lets token clients in. */
+  clientCertificate: z.enum(['required', 'optional']).optional(),
+});
+
+const limitsSchema = z.strictObject({
+  /** Largest request body read, in bytes. Default 4 MiB. */
+  maxBodyBytes: z.number().int().positive().default(4_194_304),
+  /** Time allowed to receive request headers. Default 10 s. */
+  headersTimeoutMs: positiveMs.default(10_000),
+  /** Time allowed to receive a whole request (headers and body). Default 30 s. */
+  requestTimeoutMs: positiveMs.default(30_000),
+  /** Idle time before a client keep-alive connection is closed. Default 5 s. */
+  keepAliveTimeoutMs: positiveMs.default(5_000),
+  /** On SIGTERM, time given to in-flight requests and streams before they are closed. Default 30 s. */
+  drainTimeoutMs: z.number().int().nonnegative().default(30_000),
+  /** In-flight requests per identity (per replica). Default 64. */
+  maxConcurrentPerIdentity: z.number().int().positive().default(64),
+  /** Open SSE streams per identity (per replica). Default 16. */
+  maxStreamsPerIdentity: z.number().int().positive().default(16),
+  /** In-flight requests in total (per replica). Default 4096. */
+  maxConcurrentTotal: z.number().int().positive().default(4096),
+  /** Largest upstream answer relayed, in bytes. Default 64 MiB. */
+  maxResponseBytes: z.number().int().positive().default(67_108_864),
+});
+
+const redisSchema = z
+  .strictObject({
+    /** `redis://` or `rediss://` URL. */
+    url: z
+      .string()
+      .refine((v) => /^rediss?:\/\//.test(v) && URL.canParse(v), 'must be a redis:// or rediss:// URL')
+      .optional(),
+    sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(z.string().min(1)).min(1) }).optional(),
+    cluster: z.strictObject({ nodes: z.array(z.string().min(1)).min(1) }).optional(),
+    /** PEM CA for `rediss://`. */
+    tlsCA: filePath.optional(),
+    /** A Redis answer slower than this counts as Redis being down. Default 50 ms. */
+    commandTimeoutMs: positiveMs.default(50),
+  })
+  .refine(
+    (r) => [r.url, r.sentinel, r.cluster].filter((v) => v !== undefined).length === 1,
+    'set exactly one of url, sentinel, cluster',
+  );
+
+const base64Key32 = z
+  .string()
+  .refine((v) => /^[A-Za-z0-9+/]{43}=$/.test(v), 'must be a base64-encoded 32-byte key');
+
+const sessionsSchema = z.strictObject({
+  /** Base64 32-byte AES keys: the first seals, all open (rotation). */
+  keys: z.array(base64Key32).min(1).optional(),
+  /** Sessions older than this are refused. Default 1 day. */
+  maxAgeSec: z.number().int().positive().default(86_400),
+});
+
+const auditSchema = z.strictObject({
+  /** `stdout` or a file path (appended). Default `stdout`. */
+  destination: z.string().min(1).default('stdout'),
+  /** How tool arguments appear in audit records. Default `omit`. */
+  arguments: z.enum(['omit', 'hash', 'redact', 'full']).default('omit'),
+  /** Keys whose values `redact` masks, at any depth. */
+  redactKeys: z.array(z.string().min(1)).default(['password', 'token', 'secret', 'authorization', 'apiKey']),
+  /** HMAC key for the record chain and argument hashes. */
+  chainKey: z.string().min(16, 'must be at least 16 characters').optional(),
+});
+
+const logSchema = z.strictObject({
+  level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** One log line per request. Default false. */
+  requests: z.boolean().default(false),
+});
+
+const tracingSchema = z.strictObject({
+  /** OTLP/HTTP endpoint; tracing is off without it. */
+  otlpEndpoint: httpUrl,
+  /** Share of traces sampled, 0–1. Default 1. */
+  sampleRatio: z.number().min(0).max(1).default(1),
+});
+
+const apiKeySchema = z.strictObject({
+  /** Stable id, shown in audit records; two entries may share it during a rotation. */
+  id: z.string().min(1),
+  /** `sha256:` + 64 lowercase hex digits of the key. The key itself is never configured. */
+  hash: z.string().regex(/^sha256:[0-9a-f]{64}$/, 'must be sha256: followed by 64 lowercase hex digits'),
+  scopes: z.array(scopeName).default([]),
+  /** RFC 3339 time or date (00:00Z) after which the key is refused. */
+  expires: z
+    .union([z.string(), z.date()])
+    .transform((v) => (v instanceof Date ? v.toISOString() : v))
+    .refine(
+      (v) => /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/.test(v) && !Number.isNaN(Date.parse(v)),
+      'must be an RFC 3339 date or date-time',
+    )
+    .optional(),
+});
+
+const asymmetricAlg = z.enum([
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+]);
+
+const jwtIssuerSchema = z
+  .strictObject({
+    issuer: httpUrl,
+    jwksUri: httpUrl.optional(),
+    /** Static public JWKs instead of a JWKS endpoint. */
+    keys: z.array(z.record(z.string(), z.unknown())).min(1).optional(),
+    /** Allowed algorithms: asymmetric only. Default RS256, ES256. */
+    algorithms: z.array(asymmetricAlg).min(1).default(['RS256', 'ES256']),
+    clockToleranceSec: z.number().int().nonnegative().default(30),
+    /** Longest accepted `exp - iat`; no maximum unless set. */
+    maxTokenLifetimeSec: z.number().int().positive().optional(),
+    /** Minimum time between JWKS refetches on an unknown `kid`. Default 30 s. */
+    jwksCooldownMs: z.number().int().nonnegative().default(30_000),
+    /** Claim holding scopes. Default: `scope`, then `scp`. */
+    scopeClaim: z.string().min(1).optional(),
+    subjectClaim: z.string().min(1).default('sub'),
+  })
+  .refine((j) => (j.jwksUri === undefined) !== (j.keys === undefined), 'set exactly one of jwksUri, keys');
+
+const mtlsIdentitySchema = z.strictObject({
+  name: z.string().min(1),
+  match: z
+    .strictObject({ cn: z.string().min(1).optional(), dns: z.string().min(1).optional(), uri: z.string().min(1).optional() })
+    .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'set exactly one of cn, dns, uri'),
+  scopes: z.array(scopeName).default([]),
+});
+
+const identitiesSchema = z.strictObject({
+  apiKeys: z.array(apiKeySchema).default([]),
+  jwt: z.array(jwtIssuerSchema).default([]),
+  mtls: z.array(mtlsIdentitySchema).default([]),
+  /** Present → the `anonymous` method may be used by routes that list it. */
+  anonymous: z.strictObject({ scopes: z.array(scopeName).default([]) }).optional(),
+});
+
+export const authMethod = z.enum(['mtls', 'jwt', 'apiKey', 'anonymous']);
+
+const rateLimitRuleSchema = z.strictObject({
+  per: z.enum(['identity', 'identity+tool', 'client', 'route']),
+  /** Tool name patterns the rule applies to; all calls when omitted. */
+  tools: z.array(z.string().min(1)).min(1).optional(),
+  limit: rateSpec,
+  /** Calls allowed at once above the steady rate. Default: the limit's N. */
+  burst: z.number().int().positive().optional(),
+});
+
+const routeSchema = z
+  .strictObject({
+    /** Exact path clients call, e.g. `/files/mcp`. */
+    route: z
+      .string()
+      .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'must be an absolute path without query or fragment'),
+    /** Public URL of this route: JWT audience and RFC 9728 `resource`. */
+    resource: httpUrl,
+    /** The upstream MCP endpoint. */
+    upstream: httpUrl,
+    upstreamTls: z
+      .strictObject({
+        ca: filePath.optional(),
+        cert: filePath.optional(),
+        key: filePath.optional(),
+        serverName: z.string().min(1).optional(),
+      })
+      .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together')
+      .optional(),
+    upstreamTimeouts: z
+      .strictObject({
+        /** TCP/TLS connect. Default 2 s. */
+        connectMs: positiveMs.default(2_000),
+        /** Until the upstream's response headers. Default 30 s. */
+        headersMs: positiveMs.default(30_000),
+        /** Longest silence inside a response body (SSE included). Default 5 min. */
+        idleMs: positiveMs.default(300_000),
+      })
+      .default({ connectMs: 2_000, headersMs: 30_000, idleMs: 300_000 }),
+    /** Headers added to every upstream request (e.g. the upstream's own credential). */
+    upstreamHeaders: z
+      .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'), z.string())
+      .default({}),
+    authentication: z.strictObject({
+      methods: z.array(authMethod).min(1),
+      require: z.enum(['any', 'all']).default('any'),
+    }),
+    authorizationServers: z.array(httpUrl).default([]),
+    allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be an origin like https://app.example.com')).default([]),
+    mode: z.enum(['enforce', 'shadow']).default('enforce'),
+    default: z.enum(['deny', 'allow']).default('deny'),
+    tools: nameToScopes.default({}),
+    resources: nameToScopes.default({}),
+    prompts: nameToScopes.default({}),
+    methods: nameToScopes.default({}),
+    rateLimits: z.array(rateLimitRuleSchema).min(1).optional(),
+    failMode: z.enum(['open', 'closed']).optional(),
+  })
+  .superRefine((route, ctx) => {
+    if (route.rateLimits !== undefined && route.failMode === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['failMode'], message: 'is required when rateLimits is set' });
+    }
+    if (route.authentication.require === 'all' && route.authentication.methods.includes('anonymous')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['authentication', 'methods'],
+        message: 'anonymous cannot be combined with require: all',
+      });
+    }
+    if (new Set(route.authentication.methods).size !== route.authentication.methods.length) {
+      ctx.addIssue({ code: 'custom', path: ['authentication', 'methods'], message: 'lists a method twice' });
+    }
+  });
+
+export const configSchema = z
+  .strictObject({
+    listen: listenSchema.default({ host: '0.0.0.0', port: 8443 }),
+    tls: tlsSchema.optional(),
+    admin: listenSchema.default({ host: '0.0.0.0', port: 9090 }),
+    limits: limitsSchema.default(limitsSchema.parse({})),
+    /** Peers whose `X-Forwarded-For` is honoured. */
+    trustedProxies: z.array(cidr).default([]),
+    authFailures: z.strictObject({ limit: rateSpec.default('20/minute') }).default({ limit: '20/minute' }),
+    redis: redisSchema.optional(),
+    sessions: sessionsSchema.default({ maxAgeSec: 86_400 }),
+    audit: auditSchema.default(auditSchema.parse({})),
+    log: logSchema.default({ level: 'info', requests: false }),
+    tracing: tracingSchema.optional(),
+    identities: identitiesSchema.default(identitiesSchema.parse({})),
+    routes: z.array(routeSchema).min(1, 'must list at least one route'),
+  })
+  .superRefine((config, ctx) => {
+    const seen = new Map<string, number>();
+    config.routes.forEach((route, index) => {
+      const first = seen.get(route.route);
+      if (first !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'route'],
+          message: `duplicates routes[${first}].route`,
+        });
+      }
+      seen.set(route.route, index);
+      route.authentication.methods.forEach((method, m) => {
+        const missing = missingIdentitySource(config, method);
+        if (missing) ctx.addIssue({ code: 'custom', path: ['routes', index, 'authentication', 'methods', m], message: missing });
+      });
+    });
+    if (config.tls?.clientCertificate !== undefined && config.tls.clientCA === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['tls', 'clientCertificate'], message: 'needs tls.clientCA' });
+    }
+    if (config.audit.arguments === 'hash' && config.audit.chainKey === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['audit', 'arguments'],
+        message: 'hash needs audit.chainKey (a bare SHA-256 of a short value is reversible)',
+      });
+    }
+    const names = new Set<string>();
+    config.identities.mtls.forEach((entry, index) => {
+      if (names.has(entry.name)) {
+        ctx.addIssue({ code: 'custom', path: ['identities', 'mtls', index, 'name'], message: 'is not unique' });
+      }
+      names.add(entry.name);
+    });
+  });
+
+/** Why a route cannot use `method` with this configuration, or `undefined` when it can. */
+function missingIdentitySource(config: z.output<typeof configSchema>, method: z.output<typeof authMethod>): string | undefined {
+  switch (method) {
+    case 'anonymous':
+      return config.identities.anonymous ? undefined : 'anonymous needs identities.anonymous';
+    case 'apiKey':
+      return config.identities.apiKeys.length > 0 ? undefined : 'apiKey needs identities.apiKeys';
+    case 'jwt':
+      return config.identities.jwt.length > 0 ? undefined : 'jwt needs identities.jwt';
+    case 'mtls':
+      if (config.tls?.clientCA === undefined) return 'mtls needs tls.clientCA';
+      return config.identities.mtls.length > 0 ? undefined : 'mtls needs identities.mtls';
+  }
+}
+
+/** The validated, defaulted policy file. */
+export type Config = z.output<typeof configSchema>;
+export type RouteConfig = Config['routes'][number];
+export type AuthMethod = z.output<typeof authMethod>;
+
+/** The JSON Schema published for editors and CI (`schema/portcullis.schema.json`). */
+export function configJsonSchema(): Record<string, unknown> {
+  return {
+    $id: 'https://portcullis.dev/schema/portcullis.schema.json',
+    title: 'Portcullis policy file',
+    ...z.toJSONSchema(configSchema, { io: 'input', unrepresentable: 'any' }),
+  };
+}

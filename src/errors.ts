@@ -1,0 +1,139 @@
+/**
+ * The one catalogue of refusals (DESIGN.md, "Refusals"). Each entry owns its HTTP status, its
+ * JSON-RPC code and the audit decision it produces, so a new refusal cannot be added without
+ * deciding all three. README's error table is tested against this object.
+ */
+export type AuditDecision = 'deny' | 'rate-limited' | 'error';
+
+export interface RefusalSpec {
+  /** HTTP status of the answer. */
+  readonly status: number;
+  /** JSON-RPC error code; `null` where the answer is not JSON-RPC (no route). */
+  readonly rpc: number | null;
+  /** The audit decision recorded for this refusal. */
+  readonly decision: AuditDecision;
+  /** Fixed, short text: never echoes what the client sent. */
+  readonly message: string;
+}
+
+export const REFUSALS = {
+  not_found: { status: 404, rpc: null, decision: 'deny', message: 'Not found' },
+  method_not_allowed: { status: 405, rpc: -32600, decision: 'deny', message: 'HTTP method not allowed' },
+  unsupported_media_type: {
+    status: 415,
+    rpc: -32600,
+    decision: 'deny',
+    message: 'Content-Type must be application/json',
+  },
+  encoded_body: { status: 415, rpc: -32600, decision: 'deny', message: 'Content-Encoding is not accepted' },
+  body_too_large: { status: 413, rpc: -32600, decision: 'deny', message: 'Request body too large' },
+  bad_framing: {
+    status: 400,
+    rpc: -32600,
+    decision: 'deny',
+    message: 'Content-Length and Transfer-Encoding together',
+  },
+  credential_in_query: {
+    status: 400,
+    rpc: -32600,
+    decision: 'deny',
+    message: 'Credentials are not accepted in the query string',
+  },
+  bad_uri: { status: 400, rpc: -32600, decision: 'deny', message: 'Resource URI is not acceptable' },
+  unsafe_number: {
+    status: 400,
+    rpc: -32600,
+    decision: 'deny',
+    message: 'A number in the body cannot be represented exactly',
+  },
+  parse_error: { status: 400, rpc: -32700, decision: 'deny', message: 'Parse error' },
+  invalid_request: { status: 400, rpc: -32600, decision: 'deny', message: 'Invalid request' },
+  header_mismatch: {
+    status: 400,
+    rpc: -32020,
+    decision: 'deny',
+    message: 'MCP headers do not match the request body',
+  },
+  invalid_params: { status: 400, rpc: -32602, decision: 'deny', message: 'Invalid params' },
+  method_not_found: { status: 404, rpc: -32601, decision: 'deny', message: 'Method not found' },
+  origin_not_allowed: { status: 403, rpc: -32600, decision: 'deny', message: 'Origin not allowed' },
+  missing_credential: { status: 401, rpc: -32091, decision: 'deny', message: 'Authentication required' },
+  invalid_credential: { status: 401, rpc: -32091, decision: 'deny', message: 'Invalid credential' },
+  insufficient_scope: { status: 403, rpc: -32092, decision: 'deny', message: 'Insufficient scope' },
+  method_denied: { status: 403, rpc: -32092, decision: 'deny', message: 'Method not permitted' },
+  session_not_found: { status: 404, rpc: -32001, decision: 'deny', message: 'Session not found' },
+  rate_limited: { status: 429, rpc: -32093, decision: 'rate-limited', message: 'Rate limit exceeded' },
+  too_many_failures: {
+    status: 429,
+    rpc: -32093,
+    decision: 'rate-limited',
+    message: 'Too many failed authentication attempts',
+  },
+  concurrency_limited: {
+    status: 429,
+    rpc: -32093,
+    decision: 'rate-limited',
+    message: 'Too many concurrent requests',
+  },
+  limiter_unavailable: { status: 503, rpc: -32094, decision: 'error', message: 'Rate limiter unavailable' },
+  draining: { status: 503, rpc: -32094, decision: 'error', message: 'Gateway is shutting down' },
+  upstream_unreachable: { status: 502, rpc: -32095, decision: 'error', message: 'Upstream unreachable' },
+  upstream_rejected: {
+    status: 502,
+    rpc: -32095,
+    decision: 'error',
+    message: 'Upstream refused the gateway',
+  },
+  upstream_timeout: { status: 504, rpc: -32096, decision: 'error', message: 'Upstream timed out' },
+  response_too_large: { status: 502, rpc: -32097, decision: 'error', message: 'Upstream response too large' },
+  internal: { status: 500, rpc: -32603, decision: 'error', message: 'Internal error' },
+} as const satisfies Record<string, RefusalSpec>;
+
+export type RefusalReason = keyof typeof REFUSALS;
+
+/** A JSON-RPC id as the client sent it; `null` when it cannot be known. */
+export type RpcId = string | number | null;
+
+/**
+ * A decided refusal: a value passed back through the pipeline, never thrown. `headers` carries
+ * what the refusal table lists under "also" (Allow, WWW-Authenticate, Retry-After, …).
+ */
+export interface Refusal {
+  readonly kind: 'refusal';
+  readonly reason: RefusalReason;
+  /** Ids of the JSON-RPC requests refused (one error object each); empty → a single `null` id. */
+  readonly ids: readonly RpcId[];
+  readonly headers?: Readonly<Record<string, string>>;
+  /** Extra `error.data` fields (e.g. `requiredScopes`). */
+  readonly data?: Readonly<Record<string, unknown>>;
+}
+
+export function refuse(
+  reason: RefusalReason,
+  extra: { ids?: readonly RpcId[]; headers?: Record<string, string>; data?: Record<string, unknown> } = {},
+): Refusal {
+  return {
+    kind: 'refusal',
+    reason,
+    ids: extra.ids ?? [],
+    ...(extra.headers ? { headers: extra.headers } : {}),
+    ...(extra.data ? { data: extra.data } : {}),
+  };
+}
+
+export function isRefusal(value: unknown): value is Refusal {
+  return typeof value === 'object' && value !== null && (value as { kind?: unknown }).kind === 'refusal';
+}
+
+/** The body of a refusal: a JSON-RPC error per id (an array for a batch), or plain JSON for 404. */
+export function refusalBody(refusal: Refusal, batch = false): string {
+  const spec: RefusalSpec = REFUSALS[refusal.reason];
+  if (spec.rpc === null) return JSON.stringify({ error: refusal.reason, message: spec.message });
+  const ids = refusal.ids.length > 0 ? refusal.ids : [null];
+  const errors = ids.map((id) => ({
+    jsonrpc: '2.0',
+    id,
+    error: { code: spec.rpc, message: spec.message, data: { reason: refusal.reason, ...refusal.data } },
+  }));
+  return JSON.stringify(batch ? errors : errors[0]);
+}
