@@ -1,10 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
+/**
+ * Two projects: `unit-integration` runs on every Node version CI tests (20 and 24);
+ * `once` holds the slow whole-system checks (conformance suite) that CI runs a single time.
+ */
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     testTimeout: 30_000,
-    hookTimeout: 30_000,
+    hookTimeout: 60_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'unit-integration',
+          include: ['test/unit/**/*.test.ts', 'test/integration/**/*.test.ts'],
+        },
+      },
+      {
+        extends: true,
+        test: { name: 'once', include: ['test/conformance/**/*.test.ts'], testTimeout: 600_000 },
+      },
+    ],
   },
 });

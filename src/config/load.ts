@@ -130,7 +130,10 @@ export function formatPath(path: readonly PropertyKey[]): string {
 }
 
 /** The deepest YAML node along `path`, and how far along the path it is. */
-function nodeAt(root: unknown, path: readonly PropertyKey[]): { node: Node | null; depth: number; keyNode?: Node } {
+function nodeAt(
+  root: unknown,
+  path: readonly PropertyKey[],
+): { node: Node | null; depth: number; keyNode?: Node } {
   let node = root as Node | null;
   let keyNode: Node | undefined;
   let depth = 0;
@@ -166,7 +169,8 @@ function issueProblems(
   const path = formatPath(issue.path);
   if (depth < issue.path.length) {
     // The field is absent: point at the object that should hold it.
-    const message = issue.code === 'invalid_type' && depth === issue.path.length - 1 ? 'is required' : issueMessage(issue);
+    const message =
+      issue.code === 'invalid_type' && depth === issue.path.length - 1 ? 'is required' : issueMessage(issue);
     return [at(offset, path, message)];
   }
   return [at(offset, path, issueMessage(issue))];

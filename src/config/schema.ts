@@ -19,7 +19,10 @@ export const rateSpec = z
   .string()
   .regex(/^[1-9][0-9]*\/(second|minute|hour)$/, 'must look like 600/minute (N/second|minute|hour)');
 
-const scopeName = z.string().min(1).regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an RFC 6750 scope token');
+const scopeName = z
+  .string()
+  .min(1)
+  .regex(/^[\x21\x23-\x5B\x5D-\x7E]+$/, 'must be an RFC 6750 scope token');
 /** One scope, or a list of scopes all of which are required. */
 const scopeRequirement = z.union([scopeName, z.array(scopeName).min(1)]);
 const nameToScopes = z.record(z.string().min(1), scopeRequirement);
@@ -74,7 +77,9 @@ const redisSchema = z
       .string()
       .refine((v) => /^rediss?:\/\//.test(v) && URL.canParse(v), 'must be a redis:// or rediss:// URL')
       .optional(),
-    sentinel: z.strictObject({ name: z.string().min(1), nodes: z.array(z.string().min(1)).min(1) }).optional(),
+    sentinel: z
+      .strictObject({ name: z.string().min(1), nodes: z.array(z.string().min(1)).min(1) })
+      .optional(),
     cluster: z.strictObject({ nodes: z.array(z.string().min(1)).min(1) }).optional(),
     /** PEM CA for `rediss://`. */
     tlsCA: filePath.optional(),
@@ -132,7 +137,9 @@ const apiKeySchema = z.strictObject({
     .union([z.string(), z.date()])
     .transform((v) => (v instanceof Date ? v.toISOString() : v))
     .refine(
-      (v) => /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/.test(v) && !Number.isNaN(Date.parse(v)),
+      (v) =>
+        /^\d{4}-\d{2}-\d{2}([Tt ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?([Zz]|[+-]\d{2}:\d{2}))?$/.test(v) &&
+        !Number.isNaN(Date.parse(v)),
       'must be an RFC 3339 date or date-time',
     )
     .optional(),
@@ -174,8 +181,15 @@ const jwtIssuerSchema = z
 const mtlsIdentitySchema = z.strictObject({
   name: z.string().min(1),
   match: z
-    .strictObject({ cn: z.string().min(1).optional(), dns: z.string().min(1).optional(), uri: z.string().min(1).optional() })
-    .refine((m) => Object.values(m).filter((v) => v !== undefined).length === 1, 'set exactly one of cn, dns, uri'),
+    .strictObject({
+      cn: z.string().min(1).optional(),
+      dns: z.string().min(1).optional(),
+      uri: z.string().min(1).optional(),
+    })
+    .refine(
+      (m) => Object.values(m).filter((v) => v !== undefined).length === 1,
+      'set exactly one of cn, dns, uri',
+    ),
   scopes: z.array(scopeName).default([]),
 });
 
@@ -236,7 +250,9 @@ const routeSchema = z
       require: z.enum(['any', 'all']).default('any'),
     }),
     authorizationServers: z.array(httpUrl).default([]),
-    allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be an origin like https://app.example.com')).default([]),
+    allowedOrigins: z
+      .array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be an origin like https://app.example.com'))
+      .default([]),
     mode: z.enum(['enforce', 'shadow']).default('enforce'),
     default: z.enum(['deny', 'allow']).default('deny'),
     tools: nameToScopes.default({}),
@@ -293,7 +309,12 @@ export const configSchema = z
       seen.set(route.route, index);
       route.authentication.methods.forEach((method, m) => {
         const missing = missingIdentitySource(config, method);
-        if (missing) ctx.addIssue({ code: 'custom', path: ['routes', index, 'authentication', 'methods', m], message: missing });
+        if (missing)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, 'authentication', 'methods', m],
+            message: missing,
+          });
       });
     });
     if (config.tls?.clientCertificate !== undefined && config.tls.clientCA === undefined) {
@@ -309,14 +330,21 @@ export const configSchema = z
     const names = new Set<string>();
     config.identities.mtls.forEach((entry, index) => {
       if (names.has(entry.name)) {
-        ctx.addIssue({ code: 'custom', path: ['identities', 'mtls', index, 'name'], message: 'is not unique' });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['identities', 'mtls', index, 'name'],
+          message: 'is not unique',
+        });
       }
       names.add(entry.name);
     });
   });
 
 /** Why a route cannot use `method` with this configuration, or `undefined` when it can. */
-function missingIdentitySource(config: z.output<typeof configSchema>, method: z.output<typeof authMethod>): string | undefined {
+function missingIdentitySource(
+  config: z.output<typeof configSchema>,
+  method: z.output<typeof authMethod>,
+): string | undefined {
   switch (method) {
     case 'anonymous':
       return config.identities.anonymous ? undefined : 'anonymous needs identities.anonymous';

@@ -49,10 +49,9 @@ describe('parseConfig', () => {
   });
 
   it('substitutes ${VAR} inside scalars and types plain scalars', () => {
-    const text = minimal.replace('routes:', 'listen:\n  port: ${PORT}\nroutes:').replace(
-      'upstream: http://127.0.0.1:3000/mcp',
-      'upstream: "${UPSTREAM}"',
-    );
+    const text = minimal
+      .replace('routes:', 'listen:\n  port: ${PORT}\nroutes:')
+      .replace('upstream: http://127.0.0.1:3000/mcp', 'upstream: "${UPSTREAM}"');
     const config = parseConfig(text, { env: { PORT: '9000', UPSTREAM: 'http://up:1/mcp' } });
     expect(config.listen.port).toBe(9000);
     expect(config.routes[0]?.upstream).toBe('http://up:1/mcp');
@@ -73,7 +72,9 @@ describe('parseConfig', () => {
     const problems = problemsOf(text, { KEY: secret });
     expect(problems.join('\n')).not.toContain(secret);
     expect(problems).toContain('portcullis.yaml:3:20 audit.chainKey: environment variable CHAIN is not set');
-    expect(problems.some((p) => p.includes('routes[0].upstream: environment variable UP is not set'))).toBe(true);
+    expect(problems.some((p) => p.includes('routes[0].upstream: environment variable UP is not set'))).toBe(
+      true,
+    );
   });
 
   it('never echoes a bad secret value in a validation error', () => {
@@ -89,15 +90,21 @@ describe('parseConfig', () => {
       .replace('routes:', 'audit: { arguments: hash }\nroutes:');
     const problems = problemsOf(text);
     expect(problems.some((p) => p.includes('audit.arguments: hash needs audit.chainKey'))).toBe(true);
-    expect(problems.some((p) => p.includes('routes[0].authentication.methods: anonymous cannot be combined'))).toBe(true);
-    expect(problems.some((p) => p.includes('routes[0].authentication.methods[1]: jwt needs identities.jwt'))).toBe(true);
+    expect(
+      problems.some((p) => p.includes('routes[0].authentication.methods: anonymous cannot be combined')),
+    ).toBe(true);
+    expect(
+      problems.some((p) => p.includes('routes[0].authentication.methods[1]: jwt needs identities.jwt')),
+    ).toBe(true);
   });
 
   it('requires failMode with rateLimits and rejects duplicate routes', () => {
     const route = minimal.slice(minimal.indexOf('  - route'));
     const text = `${minimal}      rateLimits: [{ per: identity, limit: 10/minute }]\n${route}`;
     const problems = problemsOf(text.replace('      rateLimits', '    rateLimits'));
-    expect(problems.some((p) => p.includes('routes[0].failMode: is required when rateLimits is set'))).toBe(true);
+    expect(problems.some((p) => p.includes('routes[0].failMode: is required when rateLimits is set'))).toBe(
+      true,
+    );
     expect(problems.some((p) => p.includes('routes[1].route: duplicates routes[0].route'))).toBe(true);
   });
 

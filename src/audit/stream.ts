@@ -1,0 +1,55 @@
+import pino from 'pino';
+import type { AuditDecision } from '../errors.js';
+
+/**
+ * One audit record per JSON-RPC request and per refusal (minimal here; the observability issue
+ * adds arguments, outcome and the HMAC chain). Never carries a credential.
+ */
+export interface AuditRecord {
+  readonly time: string;
+  readonly requestId: string;
+  readonly route: string | null;
+  readonly clientAddress: string;
+  readonly identity: string | null;
+  readonly httpMethod: string;
+  readonly method: string | null;
+  readonly id?: string | number;
+  readonly tool?: string;
+  readonly decision: 'allow' | AuditDecision;
+  readonly reason?: string;
+  readonly upstreamStatus: number | null;
+  readonly status: number;
+  readonly durationMs: number;
+}
+
+export interface AuditStream {
+  write(record: AuditRecord): void;
+  /** Flushes what is buffered; called on shutdown. */
+  close(): Promise<void>;
+}
+
+/** `stdout` or an appended file, written asynchronously through a buffered destination. */
+export function createAuditStream(destination: string): AuditStream {
+  const dest =
+    destination === 'stdout'
+      ? pino.destination({ dest: 1, sync: false, minLength: 0 })
+      : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
+  return {
+    write(record) {
+      dest.write(`${JSON.stringify(record)}\n`);
+    },
+    close() {
+      return new Promise((resolve) => {
+        try {
+          dest.flushSync();
+        } catch (err) {
+          // Nothing buffered or destination not ready yet: nothing to flush.
+          if (!(err instanceof Error)) throw err;
+        }
+        if (destination === 'stdout') return resolve();
+        dest.once('close', () => resolve());
+        dest.end();
+      });
+    },
+  };
+}

@@ -1,0 +1,20 @@
+import type { AuthMethod } from '../config/schema.js';
+
+/** Who is calling, as every later stage sees it (DESIGN.md step 4). */
+export interface Identity {
+  /** Canonical key for sessions and limits: `apiKey:<id>`, `jwt:<issuer>|<sub>`, `mtls:<name>`, `anonymous`. */
+  readonly key: string;
+  /** Human-readable subject, for audit and traces. */
+  readonly subject: string;
+  /** The methods that authenticated this caller. */
+  readonly methods: readonly AuthMethod[];
+  readonly scopes: ReadonlySet<string>;
+  readonly keyId?: string;
+  readonly issuer?: string;
+  readonly certificate?: {
+    readonly subject: string;
+    readonly san: readonly string[];
+    readonly fingerprint256: string;
+  };
+  readonly claims?: Readonly<Record<string, unknown>>;
+}

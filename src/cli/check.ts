@@ -1,0 +1,77 @@
+import type { Config, RouteConfig } from '../config/schema.js';
+import { loadFromArgs } from './config-arg.js';
+
+/** `portcullis check --config FILE`: validate, then print what the policy means. */
+export async function runCheck(args: string[]): Promise<number> {
+  const found = loadFromArgs(args, 'check');
+  if (!found) return 1;
+  process.stdout.write(describeConfig(found.loaded.config, found.path));
+  return 0;
+}
+
+export function describeConfig(config: Config, path: string): string {
+  const lines = [`${path}: valid, ${config.routes.length} route(s)`];
+  for (const warning of warnings(config)) lines.push(`warning: ${warning}`);
+  for (const route of config.routes) lines.push('', ...describeRoute(route));
+  return `${lines.join('\n')}\n`;
+}
+
+function describeRoute(route: RouteConfig): string[] {
+  const auth = route.authentication;
+  const lines = [
+    `route ${route.route}`,
+    `  upstream        ${route.upstream}`,
+    `  resource        ${route.resource}`,
+    `  authentication  ${auth.methods.join(', ')} (require ${auth.require})`,
+    `  mode            ${route.mode}, default ${route.default}`,
+  ];
+  const sections: [string, Readonly<Record<string, string | readonly string[]>>][] = [
+    ['methods', route.methods],
+    ['tools', route.tools],
+    ['resources', route.resources],
+    ['prompts', route.prompts],
+  ];
+  for (const [title, entries] of sections) {
+    const names = Object.keys(entries);
+    if (names.length === 0) continue;
+    lines.push(`  ${title}:`);
+    const width = Math.max(...names.map((n) => n.length));
+    for (const name of names) {
+      const scopes = entries[name];
+      lines.push(
+        `    ${name.padEnd(width)} → ${typeof scopes === 'string' ? scopes : (scopes ?? []).join(' + ')}`,
+      );
+    }
+  }
+  if (route.rateLimits) {
+    lines.push(`  rate limits (failMode ${route.failMode}):`);
+    for (const rule of route.rateLimits) {
+      lines.push(`    per ${rule.per} ${rule.limit}${rule.tools ? ` on ${rule.tools.join(', ')}` : ''}`);
+    }
+  }
+  return lines;
+}
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+function warnings(config: Config): string[] {
+  const out: string[] = [];
+  const plain = (label: string, value: string) => {
+    const url = new URL(value);
+    if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname))
+      out.push(`${label} uses plain http off loopback: ${value}`);
+  };
+  config.routes.forEach((route, i) => {
+    plain(`routes[${i}].upstream`, route.upstream);
+    plain(`routes[${i}].resource`, route.resource);
+    if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
+    if (route.default === 'allow')
+      out.push(`routes[${i}] allows names the policy does not list (default: allow)`);
+  });
+  config.identities.jwt.forEach((issuer, i) => {
+    plain(`identities.jwt[${i}].issuer`, issuer.issuer);
+    if (issuer.jwksUri) plain(`identities.jwt[${i}].jwksUri`, issuer.jwksUri);
+  });
+  if (!config.tls) out.push('no tls: the main listener speaks plain HTTP (terminate TLS in front of it)');
+  return out;
+}

@@ -1,0 +1,87 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+
+/** MCP methods that may appear as label values; anything else is `other` so a client cannot explode cardinality. */
+const KNOWN_METHODS: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'tools/call',
+  'resources/list',
+  'resources/templates/list',
+  'resources/read',
+  'resources/subscribe',
+  'resources/unsubscribe',
+  'prompts/list',
+  'prompts/get',
+  'completion/complete',
+  'logging/setLevel',
+  'server/discover',
+  'subscriptions/listen',
+  'tasks/get',
+  'tasks/list',
+  'tasks/result',
+  'tasks/cancel',
+  'notifications/initialized',
+  'notifications/cancelled',
+  'notifications/progress',
+  'notifications/roots/list_changed',
+  'GET',
+  'DELETE',
+  'OPTIONS',
+  'response',
+  'batch',
+  'none',
+]);
+
+export function methodLabel(method: string): string {
+  return KNOWN_METHODS.has(method) ? method : 'other';
+}
+
+/** The gateway's instruments, on one registry served by the admin listener only. */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly requests: Counter<'route' | 'method' | 'status'>;
+  readonly requestDuration: Histogram<'route'>;
+  readonly refusals: Counter<'route' | 'reason'>;
+  readonly activeStreams: Gauge<'route'>;
+}
+
+export function createMetrics(version: string): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+  const buildInfo = new Gauge({
+    name: 'portcullis_build_info',
+    help: 'Build information; always 1',
+    labelNames: ['version', 'node'],
+    registers: [registry],
+  });
+  buildInfo.set({ version, node: process.version }, 1);
+  return {
+    registry,
+    requests: new Counter({
+      name: 'portcullis_requests_total',
+      help: 'HTTP requests answered, by route, JSON-RPC method (or HTTP method for GET/DELETE) and status',
+      labelNames: ['route', 'method', 'status'],
+      registers: [registry],
+    }),
+    requestDuration: new Histogram({
+      name: 'portcullis_request_duration_seconds',
+      help: 'Time from request received to response finished (SSE streams excluded)',
+      labelNames: ['route'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    refusals: new Counter({
+      name: 'portcullis_refusals_total',
+      help: 'Requests refused by the gateway, by route and reason',
+      labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    activeStreams: new Gauge({
+      name: 'portcullis_active_sse_streams',
+      help: 'SSE streams open through the gateway',
+      labelNames: ['route'],
+      registers: [registry],
+    }),
+  };
+}

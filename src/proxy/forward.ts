@@ -1,0 +1,103 @@
+import { readFileSync } from 'node:fs';
+import type { Readable } from 'node:stream';
+import { Pool } from 'undici';
+import type { RouteConfig } from '../config/schema.js';
+import { type Refusal, refuse } from '../errors.js';
+
+export interface UpstreamRequest {
+  readonly method: 'POST' | 'GET' | 'DELETE';
+  readonly headers: Record<string, string>;
+  readonly body?: string;
+  /** Aborted when the client goes away: the upstream request is cancelled, its socket freed. */
+  readonly signal: AbortSignal;
+}
+
+export interface UpstreamAnswer {
+  readonly status: number;
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  readonly body: Readable;
+}
+
+export interface Forwarder {
+  forward(request: UpstreamRequest): Promise<UpstreamAnswer | Refusal>;
+  close(): Promise<void>;
+}
+
+/**
+ * One keep-alive pool per route's upstream (DESIGN.md step 9). Upstream failures become
+ * refusals from the catalogue: unreachable → 502, slow → 504, and an upstream 401/403 → 502 so
+ * its auth challenge never sends a client to another authorization server.
+ */
+export function createForwarder(route: RouteConfig, keepAliveTimeoutMs = 4_000): Forwarder {
+  const url = new URL(route.upstream);
+  const path = `${url.pathname}${url.search}`;
+  const { connectMs, headersMs, idleMs } = route.upstreamTimeouts;
+  const tls = route.upstreamTls;
+  const pool = new Pool(url.origin, {
+    keepAliveTimeout: keepAliveTimeoutMs,
+    headersTimeout: headersMs,
+    bodyTimeout: idleMs,
+    connect: {
+      timeout: connectMs,
+      ...(tls?.ca ? { ca: readFileSync(tls.ca) } : {}),
+      ...(tls?.cert ? { cert: readFileSync(tls.cert) } : {}),
+      ...(tls?.key ? { key: readFileSync(tls.key) } : {}),
+      ...(tls?.serverName ? { servername: tls.serverName } : {}),
+    },
+  });
+
+  return {
+    async forward(request) {
+      let answer: Awaited<ReturnType<Pool['request']>>;
+      try {
+        answer = await pool.request({
+          path,
+          method: request.method,
+          headers: request.headers,
+          body: request.body ?? null,
+          signal: request.signal,
+        });
+      } catch (err) {
+        return upstreamFailure(err);
+      }
+      if (answer.statusCode === 401 || answer.statusCode === 403) {
+        answer.body.resume();
+        return refuse('upstream_rejected');
+      }
+      return { status: answer.statusCode, headers: answer.headers, body: answer.body };
+    },
+    close: () => pool.close(),
+  };
+}
+
+const TIMEOUT_CODES: ReadonlySet<string> = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'ETIMEDOUT',
+]);
+/** Errors that mean the upstream could not be reached or dropped the connection. */
+const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'UND_ERR_ABORTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_HAS_EXPIRED',
+]);
+
+function upstreamFailure(err: unknown): Refusal {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return refuse('upstream_timeout');
+  if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return refuse('upstream_unreachable');
+  if (err instanceof Error && err.name === 'AbortError') return refuse('upstream_unreachable');
+  throw err;
+}

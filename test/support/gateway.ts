@@ -1,0 +1,72 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { parseConfig } from '../../src/config/load.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
+
+export interface TestGateway extends Gateway {
+  /** Audit records written so far (the audit file, flushed and parsed). */
+  auditRecords(): Promise<Record<string, unknown>[]>;
+}
+
+export interface TestRoute {
+  readonly route?: string;
+  readonly upstream: string;
+  /** Extra YAML lines for the route, indented by the caller's 4 spaces. */
+  readonly extra?: string;
+}
+
+/**
+ * Starts a real gateway on loopback port 0 from a YAML policy built around `routes` (each an
+ * `anonymous` route unless `extra` says otherwise), auditing to a temp file.
+ */
+export async function startTestGateway(opts: {
+  routes: readonly TestRoute[];
+  top?: string;
+  env?: NodeJS.ProcessEnv;
+}): Promise<TestGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
+  const auditFile = join(dir, 'audit.jsonl');
+  const routes = opts.routes
+    .map(
+      (r) => `  - route: ${r.route ?? '/mcp'}
+    resource: http://127.0.0.1/${(r.route ?? '/mcp').slice(1)}
+    upstream: ${r.upstream}
+    authentication: { methods: [anonymous] }
+${r.extra ?? ''}`,
+    )
+    .join('\n');
+  const yaml = `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(auditFile)} }
+limits: { drainTimeoutMs: 2000 }
+${opts.top ?? ''}
+identities:
+  anonymous: { scopes: [] }
+routes:
+${routes}`;
+  const config = parseConfig(yaml, { env: opts.env ?? {} });
+  const gateway = await startGateway({ config, logger: pino({ level: 'silent' }) });
+  return {
+    ...gateway,
+    async close() {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async auditRecords() {
+      // The audit destination is buffered: give it a moment to reach the file.
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      let text = '';
+      try {
+        text = readFileSync(auditFile, 'utf8');
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      return text
+        .split('\n')
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+    },
+  };
+}
