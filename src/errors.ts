@@ -106,16 +106,24 @@ export interface Refusal {
   readonly headers?: Readonly<Record<string, string>>;
   /** Extra `error.data` fields (e.g. `requiredScopes`). */
   readonly data?: Readonly<Record<string, unknown>>;
+  /** The request was a batch: answer with an array of errors. */
+  readonly batch?: boolean;
 }
 
 export function refuse(
   reason: RefusalReason,
-  extra: { ids?: readonly RpcId[]; headers?: Record<string, string>; data?: Record<string, unknown> } = {},
+  extra: {
+    ids?: readonly RpcId[];
+    headers?: Record<string, string>;
+    data?: Record<string, unknown>;
+    batch?: boolean;
+  } = {},
 ): Refusal {
   return {
     kind: 'refusal',
     reason,
     ids: extra.ids ?? [],
+    ...(extra.batch ? { batch: true } : {}),
     ...(extra.headers ? { headers: extra.headers } : {}),
     ...(extra.data ? { data: extra.data } : {}),
   };
@@ -126,7 +134,7 @@ export function isRefusal(value: unknown): value is Refusal {
 }
 
 /** The body of a refusal: a JSON-RPC error per id (an array for a batch), or plain JSON for 404. */
-export function refusalBody(refusal: Refusal, batch = false): string {
+export function refusalBody(refusal: Refusal): string {
   const spec: RefusalSpec = REFUSALS[refusal.reason];
   if (spec.rpc === null) return JSON.stringify({ error: refusal.reason, message: spec.message });
   const ids = refusal.ids.length > 0 ? refusal.ids : [null];
@@ -135,5 +143,5 @@ export function refusalBody(refusal: Refusal, batch = false): string {
     id,
     error: { code: spec.rpc, message: spec.message, data: { reason: refusal.reason, ...refusal.data } },
   }));
-  return JSON.stringify(batch ? errors : errors[0]);
+  return JSON.stringify(refusal.batch ? errors : errors[0]);
 }

@@ -35,17 +35,17 @@ export function parseJsonRpc(text: string, opts: { readonly allowBatch: boolean 
     throw err;
   }
   const problem = checkStrictJson(text);
-  if (problem === 'duplicate_key') return refuse('parse_error', { ids: idsOf(value) });
-  if (problem === 'unsafe_number') return refuse('unsafe_number', { ids: idsOf(value) });
+  const batch = Array.isArray(value);
+  if (problem === 'duplicate_key') return refuse('parse_error', { ids: idsOf(value), batch });
+  if (problem === 'unsafe_number') return refuse('unsafe_number', { ids: idsOf(value), batch });
 
   const items: unknown[] = Array.isArray(value) ? value : [value];
-  const batch = items === value;
   if (batch && (!opts.allowBatch || items.length === 0))
-    return refuse('invalid_request', { ids: idsOf(value) });
+    return refuse('invalid_request', { ids: idsOf(value), batch });
   const messages: RpcMessage[] = [];
   for (const item of items) {
     const message = classify(item);
-    if (message === undefined) return refuse('invalid_request', { ids: idsOf(value) });
+    if (message === undefined) return refuse('invalid_request', { ids: idsOf(value), batch });
     messages.push(message);
   }
   return { messages, batch, forward: JSON.stringify(value) };
@@ -70,8 +70,10 @@ function classify(item: unknown): RpcMessage | undefined {
   return { kind: 'response', id };
 }
 
+/** A string, or a number known exactly: an integer beyond 2^53 was already rounded by the parser. */
 function isValidId(id: unknown): id is string | number {
-  return typeof id === 'string' || (typeof id === 'number' && Number.isFinite(id));
+  if (typeof id === 'string') return true;
+  return typeof id === 'number' && Number.isFinite(id) && (Number.isSafeInteger(id) || !Number.isInteger(id));
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

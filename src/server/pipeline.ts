@@ -252,7 +252,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   ): void {
     sendRefusal(res, refusal, {
       requestId: ctx.requestId,
-      batch: body?.batch ?? false,
       origin: ctx.origin,
       close,
     });

@@ -31,12 +31,11 @@ export function sendRefusal(
   refusal: Refusal,
   opts: {
     readonly requestId: string;
-    readonly batch?: boolean;
     readonly origin?: string | undefined;
     readonly close?: boolean;
   },
 ): void {
-  const body = refusalBody(refusal, opts.batch ?? false);
+  const body = refusalBody(refusal);
   const headers: OutgoingHttpHeaders = {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -40,7 +40,7 @@ ${r.extra ?? ''}`,
   const yaml = `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 audit: { destination: ${JSON.stringify(auditFile)} }
-limits: { drainTimeoutMs: 2000 }
+${opts.top?.includes('limits:') ? '' : 'limits: { drainTimeoutMs: 2000 }'}
 ${opts.top ?? ''}
 identities:
   anonymous: { scopes: [] }
