@@ -40,7 +40,8 @@ function compileRoute(config: Config, route: RouteConfig): CompiledRoute {
   return {
     config: route,
     path: route.route,
-    allowedOrigins: new Set(route.allowedOrigins),
+    // A page served from the route's own public origin is same-origin, never a rebinding attack.
+    allowedOrigins: new Set([...route.allowedOrigins, new URL(route.resource).origin]),
     upstreamHeaders: Object.fromEntries(
       Object.entries(route.upstreamHeaders).map(([name, value]) => [name.toLowerCase(), value]),
     ),

@@ -1,4 +1,5 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -25,19 +26,22 @@ export async function startTestGateway(opts: {
   routes: readonly TestRoute[];
   top?: string;
   env?: NodeJS.ProcessEnv;
+  /** Main listener port; default 0 (any free port). */
+  port?: number;
 }): Promise<TestGateway> {
+  const port = opts.port ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
   const auditFile = join(dir, 'audit.jsonl');
   const routes = opts.routes
     .map(
       (r) => `  - route: ${r.route ?? '/mcp'}
-    resource: http://127.0.0.1/${(r.route ?? '/mcp').slice(1)}
+    resource: http://127.0.0.1${port === 0 ? '' : `:${port}`}${r.route ?? '/mcp'}
     upstream: ${r.upstream}
     authentication: { methods: [anonymous] }
 ${r.extra ?? ''}`,
     )
     .join('\n');
-  const yaml = `listen: { host: 127.0.0.1, port: 0 }
+  const yaml = `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
 audit: { destination: ${JSON.stringify(auditFile)} }
 ${opts.top?.includes('limits:') ? '' : 'limits: { drainTimeoutMs: 2000 }'}
@@ -69,4 +73,13 @@ ${routes}`;
         .map((line) => JSON.parse(line) as Record<string, unknown>);
     },
   };
+}
+
+/** A TCP port free at the time of the call, for tests that must know the URL before listening. */
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
