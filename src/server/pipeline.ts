@@ -250,11 +250,10 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     close = false,
     body?: ParsedBody,
   ): void {
-    sendRefusal(res, refusal, {
-      requestId: ctx.requestId,
-      origin: ctx.origin,
-      close,
-    });
+    // A refusal decided without the body at hand (upstream failures) still answers the request's ids.
+    const answer =
+      refusal.ids.length === 0 && body ? { ...refusal, ids: requestIds(body), batch: body.batch } : refusal;
+    sendRefusal(res, answer, { requestId: ctx.requestId, origin: ctx.origin, close });
     const status = REFUSALS[refusal.reason].status;
     const decision = REFUSALS[refusal.reason].decision;
     const base = baseRecord(ctx, identity, status, null);
@@ -313,6 +312,10 @@ function describe(message: RpcMessage): Pick<AuditRecord, 'method' | 'id' | 'too
     ...(message.kind === 'request' ? { id: message.id } : {}),
     ...(typeof tool === 'string' ? { tool } : {}),
   };
+}
+
+function requestIds(body: ParsedBody): (string | number)[] {
+  return body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
 }
 
 function methodOf(ctx: Received, body: ParsedBody | undefined): string {

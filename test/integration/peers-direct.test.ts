@@ -2,14 +2,11 @@
  * The test peers work on their own, with no gateway in between: every server/client combination
  * the gateway tests rely on, the demo notes server, and `@modelcontextprotocol/server-everything`.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { createRequire } from 'node:module';
-import { createServer as createNetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startNotesServer } from '../../src/demo/notes-server.js';
+import { type EverythingServer, startEverythingServer } from '../fixtures/everything.js';
 import {
   connectV1Client,
   connectV2Client,
@@ -480,56 +477,17 @@ describe('demo notes server', () => {
   });
 });
 
-// @modelcontextprotocol/server-everything: `node <pkg>/dist/index.js streamableHttp` starts its
-// Streamable HTTP mode (SDK v1, sessionful, SSE answers) on `process.env.PORT` (default 3001), on all
-// interfaces, at /mcp; it prints "MCP Streamable HTTP Server listening on port N" to stderr when
-// ready. PORT=0 would work but the message would then say "port 0", so a free port is picked first.
 describe('@modelcontextprotocol/server-everything (Streamable HTTP mode)', () => {
-  let child: ChildProcess | undefined;
+  let everything: EverythingServer;
   let url: string;
 
-  async function freePort(): Promise<number> {
-    const server = createNetServer();
-    server.listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const address = server.address();
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    if (address === null || typeof address === 'string') throw new Error('no port');
-    return address.port;
-  }
-
   beforeAll(async () => {
-    const entry = createRequire(import.meta.url).resolve(
-      '@modelcontextprotocol/server-everything/dist/index.js',
-    );
-    const port = await freePort();
-    const proc = spawn(process.execPath, [entry, 'streamableHttp'], {
-      env: { ...process.env, PORT: String(port) },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child = proc;
-    await new Promise<void>((resolve, reject) => {
-      let stderr = '';
-      const timer = setTimeout(() => reject(new Error(`server-everything did not start: ${stderr}`)), 20_000);
-      proc.once('exit', (code) => reject(new Error(`server-everything exited (${code}): ${stderr}`)));
-      proc.stderr?.setEncoding('utf8');
-      proc.stderr?.on('data', (chunk: string) => {
-        stderr += chunk;
-        if (stderr.includes('listening on port')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-    });
-    url = `http://127.0.0.1:${port}/mcp`;
+    everything = await startEverythingServer();
+    url = everything.url;
   });
 
   afterAll(async () => {
-    if (child !== undefined && child.exitCode === null) {
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      await exited;
-    }
+    await everything?.close();
   });
 
   it('lists tools, calls echo, reads a resource and gets a prompt with the v1 client', async () => {
