@@ -1,0 +1,70 @@
+/**
+ * The embedded default as a new user meets it: `portcullis demo` (what `npm start` runs) starts,
+ * prints a curl line, and that line works exactly as printed.
+ */
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectV1Client, connectV2Client } from '../fixtures/peers.js';
+import { freePort } from '../support/gateway.js';
+
+const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+
+describe('portcullis demo', () => {
+  let child: ChildProcess;
+  let stdout = '';
+  let endpoint: string;
+
+  beforeAll(async () => {
+    const [port, adminPort] = [await freePort(), await freePort()];
+    child = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--admin-port', String(adminPort)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    child.stdout?.setEncoding('utf8');
+    child.stdout?.on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    for (let i = 0; i < 200 && !stdout.includes('Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 50));
+    endpoint = `http://127.0.0.1:${port}/notes/mcp`;
+  });
+
+  afterAll(async () => {
+    if (child.exitCode === null) {
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+
+  it('prints a curl line that works as printed', async () => {
+    expect(stdout).toContain(endpoint);
+    const curl = stdout.slice(stdout.indexOf('curl -s'), stdout.indexOf("}}}}'") + 5);
+    expect(curl).toMatch(/^curl -s /);
+    const { stdout: answer } = await promisify(execFile)('bash', ['-c', curl]);
+    const parsed = JSON.parse(answer) as { id: number; result: { content: { text: string }[] } };
+    expect(parsed.id).toBe(1);
+    expect(parsed.result.content[0]?.text).toContain('welcome');
+    expect(stdout).toMatch(/"tool":"list_notes","decision":"allow"/);
+  });
+
+  it('serves SDK clients of both generations', async () => {
+    const modern = await connectV2Client(endpoint);
+    const legacy = await connectV1Client(endpoint);
+    try {
+      expect((await modern.listTools()).tools.map((t) => t.name)).toContain('write_note');
+      expect((await legacy.listTools()).tools.map((t) => t.name)).toContain('summarize_notes');
+    } finally {
+      await modern.close();
+      await legacy.close();
+    }
+  });
+
+  it('stops on SIGTERM with exit code 0', async () => {
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = await exited;
+    expect(code).toBe(0);
+  });
+});
