@@ -1,0 +1,42 @@
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { describeConfig } from '../../../src/cli/check.js';
+import { loadConfigFile } from '../../../src/config/load.js';
+import { configJsonSchema } from '../../../src/config/schema.js';
+
+const ROOT = join(import.meta.dirname, '../../..');
+const ENV = {
+  PORTCULLIS_DEMO_UPSTREAM: 'http://127.0.0.1:3000/mcp',
+  REDIS_URL: 'redis://redis:6379',
+  SESSION_KEY: Buffer.alloc(32, 7).toString('base64'),
+  AUDIT_CHAIN_KEY: 'a-chain-key-of-some-length',
+  FILES_UPSTREAM_TOKEN: 'upstream-secret-token',
+};
+
+describe('config/ examples', () => {
+  const files = readdirSync(join(ROOT, 'config')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(files)('%s loads and validates', (file) => {
+    const { config } = loadConfigFile(join(ROOT, 'config', file), ENV);
+    expect(config.routes.length).toBeGreaterThan(0);
+  });
+
+  it('portcullis check prints routes, upstreams, tools → scopes, without secret values', () => {
+    const { config } = loadConfigFile(join(ROOT, 'config', 'example.yaml'), ENV);
+    const text = describeConfig(config, 'example.yaml');
+    expect(text).toContain('route /files/mcp');
+    expect(text).toContain('upstream        http://files-mcp.tools.svc:8080/mcp');
+    expect(text).toMatch(/delete_file\s+→ files:write \+ files:admin/);
+    expect(text).toMatch(/tasks\/get\s+→ files:read/);
+    expect(text).toContain('warning: routes[0].upstream uses plain http off loopback');
+    expect(text).not.toContain(ENV.FILES_UPSTREAM_TOKEN);
+  });
+});
+
+describe('schema/portcullis.schema.json', () => {
+  it('is the JSON Schema of the current config schema (run `npm run schema` when this fails)', () => {
+    const committed = JSON.parse(readFileSync(join(ROOT, 'schema', 'portcullis.schema.json'), 'utf8')) as unknown;
+    expect(committed).toEqual(configJsonSchema());
+  });
+});
