@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
@@ -8,8 +9,8 @@ export interface UpstreamRequest {
   readonly method: 'POST' | 'GET' | 'DELETE';
   readonly headers: Record<string, string>;
   readonly body?: string;
-  /** Aborted when the client goes away: the upstream request is cancelled, its socket freed. */
-  readonly signal: AbortSignal;
+  /** Emits `abort` when the client goes away: the upstream request is cancelled, its socket freed. */
+  readonly signal: EventEmitter;
 }
 
 export interface UpstreamAnswer {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
@@ -171,10 +172,17 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     parsed: Parsed | undefined,
   ): Promise<void> {
     const { route } = ctx;
-    const controller = new AbortController();
     // 9. A client that goes away aborts its upstream request: no leaked sockets or upstream work.
+    // An EventEmitter is undici's cheaper alternative to an AbortSignal on the hot path.
+    const cancel = new EventEmitter();
+    let clientGone = false;
+    let onDone: (() => void) | undefined;
     res.once('close', () => {
-      if (!res.writableFinished) controller.abort();
+      if (!res.writableEnded) {
+        clientGone = true;
+        cancel.emit('abort');
+      }
+      onDone?.();
     });
     const answer = await route.forwarder.forward({
       method: ctx.httpMethod,
@@ -183,26 +191,26 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         proto: deps.proto,
       }),
       ...(parsed ? { body: parsed.body.forward } : {}),
-      signal: controller.signal,
+      signal: cancel,
     });
     if (isRefusal(answer)) {
-      if (controller.signal.aborted) return; // the client left; nothing to answer
+      if (clientGone) return; // nobody left to answer
       return refuseReceived(res, ctx, answer, ctx.identity, false, parsed?.body);
     }
     const headers = clientResponseHeaders(answer.headers);
     headers['x-request-id'] = ctx.requestId;
-    Object.assign(headers, corsHeaders(ctx.origin));
+    if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const contentType = answer.headers['content-type'];
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
-    if (sse) {
-      metrics.activeStreams.inc({ route: route.path });
-      res.once('close', () => metrics.activeStreams.dec({ route: route.path }));
-    }
-    res.once('close', () => record(ctx, parsed?.body, res.statusCode, answer.status, sse));
+    if (sse) metrics.activeStreams.inc({ route: route.path });
+    onDone = () => {
+      if (sse) metrics.activeStreams.dec({ route: route.path });
+      record(ctx, parsed?.body, res.statusCode, answer.status, sse);
+    };
     res.writeHead(answer.status, headers);
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     pipeline(answer.body, res, (err) => {
-      if (err && !controller.signal.aborted)
+      if (err && !clientGone)
         logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
     });
   }
