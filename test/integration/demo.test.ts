@@ -19,9 +19,13 @@ describe('portcullis demo', () => {
 
   beforeAll(async () => {
     const [port, adminPort] = [await freePort(), await freePort()];
-    child = spawn(process.execPath, [CLI, 'demo', '--port', String(port), '--admin-port', String(adminPort)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    child = spawn(
+      process.execPath,
+      [CLI, 'demo', '--port', String(port), '--admin-port', String(adminPort)],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     child.stdout?.setEncoding('utf8');
     child.stdout?.on('data', (chunk: string) => {
       stdout += chunk;

@@ -31,7 +31,13 @@ describe('graceful shutdown on SIGTERM', () => {
         res.write(': open\n\n');
         return;
       }
-      setTimeout(() => res.writeHead(200, { 'content-type': 'application/json' }).end('{"jsonrpc":"2.0","id":1,"result":{}}'), 600);
+      setTimeout(
+        () =>
+          res
+            .writeHead(200, { 'content-type': 'application/json' })
+            .end('{"jsonrpc":"2.0","id":1,"result":{}}'),
+        600,
+      );
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const upstreamUrl = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`;
@@ -52,14 +58,17 @@ routes:
     authentication: { methods: [anonymous] }
 `,
     );
-    child = spawn(process.execPath, [CLI, 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    child = spawn(process.execPath, [CLI, 'start', '--config', config], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child.stderr?.setEncoding('utf8');
     child.stderr?.on('data', (chunk: string) => {
       stderr += chunk;
     });
     base = `http://127.0.0.1:${port}/mcp`;
     admin = `http://127.0.0.1:${adminPort}`;
-    for (let i = 0; i < 100 && !stderr.includes('portcullis listening'); i++) await new Promise((r) => setTimeout(r, 50));
+    for (let i = 0; i < 100 && !stderr.includes('portcullis listening'); i++)
+      await new Promise((r) => setTimeout(r, 50));
     expect(stderr).toContain('portcullis listening');
   });
 
@@ -72,7 +81,10 @@ routes:
 
   it('drains in-flight work, closes streams at the deadline, and exits 0', async () => {
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
-    const stream = await fetch(base, { method: 'GET', headers: { accept: 'text/event-stream', 'mcp-session-id': 's' } });
+    const stream = await fetch(base, {
+      method: 'GET',
+      headers: { accept: 'text/event-stream', 'mcp-session-id': 's' },
+    });
     expect(stream.status).toBe(200);
     const streamEnded = stream.body!.pipeTo(new WritableStream()).then(
       () => 'ended',

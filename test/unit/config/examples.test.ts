@@ -36,7 +36,9 @@ describe('config/ examples', () => {
 
 describe('schema/portcullis.schema.json', () => {
   it('is the JSON Schema of the current config schema (run `npm run schema` when this fails)', () => {
-    const committed = JSON.parse(readFileSync(join(ROOT, 'schema', 'portcullis.schema.json'), 'utf8')) as unknown;
+    const committed = JSON.parse(
+      readFileSync(join(ROOT, 'schema', 'portcullis.schema.json'), 'utf8'),
+    ) as unknown;
     expect(committed).toEqual(configJsonSchema());
   });
 });
