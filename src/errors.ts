@@ -141,7 +141,7 @@ export function refusalBody(refusal: Refusal): string {
   const errors = ids.map((id) => ({
     jsonrpc: '2.0',
     id,
-    error: { code: spec.rpc, message: spec.message, data: { reason: refusal.reason, ...refusal.data } },
+    error: { code: spec.rpc, message: spec.message, data: { ...refusal.data, reason: refusal.reason } },
   }));
   return JSON.stringify(refusal.batch ? errors : errors[0]);
 }

@@ -4,13 +4,16 @@ import type { RpcMessage } from './parse.js';
 import { PROTOCOL_VERSION_META } from './protocol-version.js';
 
 /** Methods whose `Mcp-Name` header mirrors a body field (2026-07-28, "Standard Request Headers"). */
-const NAME_FIELD: Readonly<Record<string, 'name' | 'uri'>> = {
-  'tools/call': 'name',
-  'resources/read': 'uri',
-  'prompts/get': 'name',
-};
+const NAME_FIELD: ReadonlyMap<string, 'name' | 'uri'> = new Map([
+  ['tools/call', 'name'],
+  ['resources/read', 'uri'],
+  ['prompts/get', 'name'],
+]);
 
-const BASE64_SENTINEL = /^=\?base64\?([A-Za-z0-9+/]*={0,2})\?=$/;
+/** The sentinel form: anything between the markers is base64, and a malformed payload is refused. */
+const SENTINEL_START = '=?base64?';
+const SENTINEL_END = '?=';
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** RFC 9110 field-value characters: visible ASCII, space, tab. */
 const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
 
@@ -40,7 +43,7 @@ export function checkMirroredHeaders(
   if (method === undefined ? message.kind === 'request' : method !== message.method) {
     return refuse('header_mismatch', { ids });
   }
-  const field = NAME_FIELD[message.method];
+  const field = NAME_FIELD.get(message.method);
   if (field !== undefined) {
     const expected = message.params?.[field];
     const name = decodeHeaderValue(single(headers['mcp-name']));
@@ -57,11 +60,13 @@ function single(value: string | string[] | undefined): string | undefined {
 /** Decodes the `=?base64?…?=` form (strict base64 of UTF-8); plain values must be field-safe. */
 export function decodeHeaderValue(value: string | undefined): string | undefined {
   if (value === undefined || !FIELD_VALUE.test(value)) return undefined;
-  const encoded = BASE64_SENTINEL.exec(value);
-  if (!encoded) return value;
-  const bytes = Buffer.from(encoded[1] ?? '', 'base64');
-  // Refuse non-canonical base64: it must re-encode to exactly what was sent.
-  if (bytes.toString('base64') !== encoded[1]) return undefined;
+  if (!value.startsWith(SENTINEL_START) || !value.endsWith(SENTINEL_END) || value.length < 11) return value;
+  const payload = value.slice(SENTINEL_START.length, -SENTINEL_END.length);
+  if (!BASE64.test(payload)) return undefined;
+  const bytes = Buffer.from(payload, 'base64');
+  // Refuse non-canonical base64: it must re-encode to exactly what was sent, or a lenient
+  // decoder upstream could read another name than the one policy checked.
+  if (bytes.toString('base64') !== payload) return undefined;
   const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   try {
     return text.decode(bytes);

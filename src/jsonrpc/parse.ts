@@ -35,12 +35,15 @@ export function parseJsonRpc(text: string, opts: { readonly allowBatch: boolean 
     throw err;
   }
   const problem = checkStrictJson(text);
-  const batch = Array.isArray(value);
+  // An empty array is no batch: JSON-RPC answers it with a single error object.
+  const batch = Array.isArray(value) && value.length > 0;
   if (problem === 'duplicate_key') return refuse('parse_error', { ids: idsOf(value), batch });
-  if (problem === 'unsafe_number') return refuse('unsafe_number', { ids: idsOf(value), batch });
+  // The unsafe number may be an id: answer only ids that are certainly what the client sent.
+  if (problem === 'unsafe_number')
+    return refuse('unsafe_number', { ids: idsOf(value).filter(isExactId), batch });
 
   const items: unknown[] = Array.isArray(value) ? value : [value];
-  if (batch && (!opts.allowBatch || items.length === 0))
+  if (Array.isArray(value) && (!opts.allowBatch || items.length === 0))
     return refuse('invalid_request', { ids: idsOf(value), batch });
   const messages: RpcMessage[] = [];
   for (const item of items) {
@@ -74,6 +77,10 @@ function classify(item: unknown): RpcMessage | undefined {
 function isValidId(id: unknown): id is string | number {
   if (typeof id === 'string') return true;
   return typeof id === 'number' && Number.isFinite(id) && (Number.isSafeInteger(id) || !Number.isInteger(id));
+}
+
+function isExactId(id: RpcId): boolean {
+  return typeof id === 'string' || Number.isSafeInteger(id);
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -21,12 +21,10 @@ const REQUEST_DROP: ReadonlySet<string> = new Set([
   'x-api-key',
   'cookie',
   'forwarded',
-  'x-forwarded-for',
-  'x-forwarded-host',
-  'x-forwarded-proto',
-  'x-forwarded-port',
   'x-real-ip',
 ]);
+/** Every client-sent `X-Forwarded-*` (`-client-cert`, `-user`, …): upstreams behind proxies trust them as identity. */
+const FORWARDED_PREFIX = 'x-forwarded-';
 
 /** Upstream answer headers not relayed: hop-by-hop ones, and the upstream's own auth challenge. */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
@@ -63,7 +61,13 @@ export function upstreamRequestHeaders(
   const connectionListed = listedInConnection(incoming.connection);
   for (const name in incoming) {
     const value = incoming[name];
-    if (value === undefined || REQUEST_DROP.has(name) || connectionListed?.has(name)) continue;
+    if (
+      value === undefined ||
+      REQUEST_DROP.has(name) ||
+      name.startsWith(FORWARDED_PREFIX) ||
+      connectionListed?.has(name)
+    )
+      continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   out['x-forwarded-for'] = ctx.forwardedFor ? `${ctx.forwardedFor}, ${ctx.clientAddress}` : ctx.clientAddress;
