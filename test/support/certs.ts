@@ -1,0 +1,90 @@
+/**
+ * Real X.509 certificates made in the test: a CA and leaf certificates it signs, as PEM, via
+ * WebCrypto (`@peculiar/x509`). Nothing is copied from fixtures on disk.
+ */
+import 'reflect-metadata';
+import { webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as Crypto);
+
+const ALG = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+
+export interface Pem {
+  readonly cert: string;
+  readonly key: string;
+}
+
+export interface TestCA extends Pem {
+  issue(opts: {
+    cn: string;
+    dns?: string[];
+    ips?: string[];
+    uris?: string[];
+    client?: boolean;
+  }): Promise<Pem>;
+}
+
+async function exportKey(key: CryptoKey): Promise<string> {
+  const der = await webcrypto.subtle.exportKey('pkcs8', key);
+  return x509.PemConverter.encode(der, 'PRIVATE KEY');
+}
+
+function serial(): string {
+  return Buffer.from(webcrypto.getRandomValues(new Uint8Array(8)))
+    .toString('hex')
+    .replace(/^[89a-f]/, '1');
+}
+
+export async function createTestCA(name = 'Portcullis Test CA'): Promise<TestCA> {
+  const keys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+  const now = Date.now();
+  const caCert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: serial(),
+    name: `CN=${name}`,
+    notBefore: new Date(now - 60_000),
+    notAfter: new Date(now + 86_400_000),
+    keys,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return {
+    cert: caCert.toString('pem'),
+    key: await exportKey(keys.privateKey),
+    async issue({ cn, dns = [], ips = [], uris = [], client = false }) {
+      const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+      const names = [
+        ...dns.map((value) => ({ type: 'dns' as const, value })),
+        ...ips.map((value) => ({ type: 'ip' as const, value })),
+        ...uris.map((value) => ({ type: 'url' as const, value })),
+      ];
+      const leaf = await x509.X509CertificateGenerator.create({
+        serialNumber: serial(),
+        subject: `CN=${cn}`,
+        issuer: caCert.subject,
+        notBefore: new Date(now - 60_000),
+        notAfter: new Date(now + 86_400_000),
+        publicKey: leafKeys.publicKey,
+        signingKey: keys.privateKey,
+        signingAlgorithm: ALG,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(
+            x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+            true,
+          ),
+          new x509.ExtendedKeyUsageExtension([
+            client ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth,
+          ]),
+          ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
+          await x509.AuthorityKeyIdentifierExtension.create(caCert),
+        ],
+      });
+      return { cert: leaf.toString('pem'), key: await exportKey(leafKeys.privateKey) };
+    },
+  };
+}
