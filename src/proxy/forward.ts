@@ -29,13 +29,15 @@ export interface Forwarder {
  * refusals from the catalogue: unreachable → 502, slow → 504, and an upstream 401/403 → 502 so
  * its auth challenge never sends a client to another authorization server.
  */
-export function createForwarder(route: RouteConfig, keepAliveTimeoutMs = 4_000): Forwarder {
+export function createForwarder(route: RouteConfig): Forwarder {
   const url = new URL(route.upstream);
   const path = `${url.pathname}${url.search}`;
   const { connectMs, headersMs, idleMs } = route.upstreamTimeouts;
   const tls = route.upstreamTls;
   const pool = new Pool(url.origin, {
-    keepAliveTimeout: keepAliveTimeoutMs,
+    // Idle upstream sockets close before a typical upstream's own 5 s keep-alive timeout; undici
+    // also honours a shorter `Keep-Alive: timeout=` the upstream announces.
+    keepAliveTimeout: 4_000,
     headersTimeout: headersMs,
     bodyTimeout: idleMs,
     connect: {

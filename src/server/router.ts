@@ -46,6 +46,6 @@ function compileRoute(config: Config, route: RouteConfig): CompiledRoute {
       Object.entries(route.upstreamHeaders).map(([name, value]) => [name.toLowerCase(), value]),
     ),
     authenticate: createAuthenticator(config, route),
-    forwarder: createForwarder(route, Math.max(1_000, config.limits.keepAliveTimeoutMs - 1_000)),
+    forwarder: createForwarder(route),
   };
 }
