@@ -3,30 +3,29 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
-import type { AuditRecord, AuditStream } from '../audit/stream.js';
+import type { AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
 import { isRefusal, REFUSALS, type Refusal, refuse } from '../errors.js';
-import { checkMirroredHeaders } from '../jsonrpc/mirrored-headers.js';
-import { type ParsedBody, parseJsonRpc, type RpcMessage } from '../jsonrpc/parse.js';
-import {
-  BATCH_VERSION,
-  DEFAULT_VERSION,
-  isModern,
-  PROTOCOL_VERSION_META,
-} from '../jsonrpc/protocol-version.js';
-import { type Metrics, methodLabel } from '../metrics/registry.js';
+import type { ParsedBody } from '../jsonrpc/parse.js';
+import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
+import type { Metrics } from '../metrics/registry.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { readBody } from './body.js';
 import { guardRequest } from './guard.js';
+import { createOutcomeRecorder } from './outcome.js';
 import { corsHeaders, sendPreflight, sendRefusal } from './respond.js';
 import type { CompiledRoute, Router } from './router.js';
 
-/** What the gateway knows once a request has been routed and guarded (DESIGN.md steps 1–3). */
-interface Received {
+/** What every request has from the start. */
+interface Arrived {
   readonly requestId: string;
   readonly startedAt: number;
-  readonly route: CompiledRoute;
   readonly clientAddress: string;
+  readonly httpMethod: string;
+}
+/** Routed and guarded (DESIGN.md steps 2–3). */
+interface Received extends Arrived {
+  readonly route: CompiledRoute;
   readonly httpMethod: 'POST' | 'GET' | 'DELETE';
   readonly origin: string | undefined;
 }
@@ -56,115 +55,74 @@ export interface PipelineDeps {
   readonly state: GatewayState;
 }
 
-/** Composes the request pipeline in DESIGN.md order; read it top to bottom. */
+/** Composes the request pipeline in DESIGN.md order; read `handle` top to bottom. */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { metrics, audit, logger, state } = deps;
+  const { metrics, logger, state } = deps;
+  const recordOutcome = createOutcomeRecorder(deps.audit, metrics);
 
   return (req, res) => {
-    const requestId = randomUUID();
-    const startedAt = performance.now();
+    const arrived: Arrived = {
+      requestId: randomUUID(),
+      startedAt: performance.now(),
+      clientAddress: req.socket.remoteAddress ?? 'unknown',
+      httpMethod: req.method ?? 'UNKNOWN',
+    };
     state.inflight.add(res);
     res.once('close', () => state.inflight.delete(res));
-    handle(req, res, requestId, startedAt).catch((err: unknown) => {
-      logger.error({ err, requestId }, 'request failed');
-      if (!res.headersSent) sendRefusal(res, refuse('internal'), { requestId, close: true });
+    handle(req, res, arrived).catch((err: unknown) => {
+      // Not a refusal but a bug: keep the stack, answer 500, count it.
+      logger.error({ err, requestId: arrived.requestId }, 'request failed');
+      if (!res.headersSent) refuseRequest(res, refuse('internal'), arrived, { close: true });
       else res.destroy();
     });
   };
 
-  async function handle(
-    req: IncomingMessage,
-    res: ServerResponse,
-    requestId: string,
-    startedAt: number,
-  ): Promise<void> {
-    const clientAddress = req.socket.remoteAddress ?? 'unknown';
+  async function handle(req: IncomingMessage, res: ServerResponse, arrived: Arrived): Promise<void> {
     // 2. Router: exact path, nothing else; no upstream contact for anything unrouted.
     const route = deps.router().match(req.url);
-    if (route === undefined) {
-      return refuseEarly(res, refuse('not_found'), { requestId, startedAt, clientAddress, req, route: null });
-    }
+    if (route === undefined) return refuseRequest(res, refuse('not_found'), arrived);
     if (state.draining) {
-      return refuseEarly(res, refuse('draining', { headers: { 'retry-after': '1' } }), {
-        requestId,
-        startedAt,
-        clientAddress,
-        req,
-        route: route.path,
+      return refuseRequest(res, refuse('draining', { headers: { 'retry-after': '1' } }), arrived, {
+        route,
         close: true,
       });
     }
     // 3. Guard: method, media type, framing, encoding, Origin, credentials in the query.
     const guarded = guardRequest(req, route);
     if (isRefusal(guarded)) {
-      const close = guarded.reason === 'bad_framing';
-      return refuseEarly(res, guarded, {
-        requestId,
-        startedAt,
-        clientAddress,
-        req,
-        route: route.path,
-        close,
-      });
+      return refuseRequest(res, guarded, arrived, { route, close: guarded.reason === 'bad_framing' });
     }
     if (guarded.kind === 'preflight') {
       sendPreflight(res, guarded.origin, req.headers['access-control-request-headers']);
       return;
     }
-    const received: Received = {
-      requestId,
-      startedAt,
-      route,
-      clientAddress,
-      httpMethod: guarded.method,
-      origin: guarded.origin,
-    };
+    const received: Received = { ...arrived, route, httpMethod: guarded.method, origin: guarded.origin };
+
     // 4. Authenticate.
     const identity = route.authenticate(req.headers);
-    if (isRefusal(identity)) return refuseReceived(res, received, identity, null);
+    if (isRefusal(identity))
+      return refuseRequest(res, identity, received, { route, origin: received.origin });
     const authenticated: Authenticated = { ...received, identity };
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
-    // 5. Parse: the forwarded body is the parsed message re-serialized.
+    // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
+    const refusalContext = { route, origin: received.origin, identity };
     const text = await readBody(req, deps.maxBodyBytes);
-    if (isRefusal(text))
-      return refuseReceived(
-        res,
-        authenticated,
-        text,
-        authenticated.identity,
-        text.reason === 'body_too_large',
-      );
-    const parsed = parse(text, req, authenticated);
-    if (isRefusal(parsed.result)) {
-      return refuseReceived(res, authenticated, parsed.result, identity, false, parsed.body);
+    if (isRefusal(text)) {
+      return refuseRequest(res, text, authenticated, {
+        ...refusalContext,
+        close: text.reason === 'body_too_large',
+      });
     }
-    // 6–8 (policy, limits, sessions) plug in here in later issues.
-    return forward(req, res, authenticated, parsed.result);
+    const request = parseMcpRequest(text, req.headers);
+    if ('refusal' in request) {
+      return refuseRequest(res, request.refusal, authenticated, { ...refusalContext, body: request.body });
+    }
+    // 6–8 (policy, limits, sessions) plug in here.
+    return forward(req, res, authenticated, { ...authenticated, ...request });
   }
 
-  function parse(
-    text: string,
-    req: IncomingMessage,
-    ctx: Authenticated,
-  ): { result: Parsed | Refusal; body?: ParsedBody } {
-    const header = req.headers['mcp-protocol-version'];
-    const version = typeof header === 'string' && header !== '' ? header : DEFAULT_VERSION;
-    const body = parseJsonRpc(text, { allowBatch: version === BATCH_VERSION });
-    if (isRefusal(body)) return { result: body };
-    if (isModern(version)) {
-      for (const message of body.messages) {
-        const mismatch = checkMirroredHeaders(message, req.headers, version);
-        if (mismatch) return { result: mismatch, body };
-      }
-    } else if (header === undefined && body.messages.some(claimsModernVersion)) {
-      // A modern body without its header: an intermediary routing by header would see another version.
-      const ids = body.messages.flatMap((m) => (m.kind === 'notification' ? [] : [m.id]));
-      return { result: refuse('header_mismatch', { ids }), body };
-    }
-    return { result: { ...ctx, body, version }, body };
-  }
-
+  // 9. Forward and stream back.
   async function forward(
     req: IncomingMessage,
     res: ServerResponse,
@@ -172,7 +130,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     parsed: Parsed | undefined,
   ): Promise<void> {
     const { route } = ctx;
-    // 9. A client that goes away aborts its upstream request: no leaked sockets or upstream work.
+    const body = parsed?.body;
+    // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
     // An EventEmitter is undici's cheaper alternative to an AbortSignal on the hot path.
     const cancel = new EventEmitter();
     let clientGone = false;
@@ -190,12 +149,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         clientAddress: ctx.clientAddress,
         proto: deps.proto,
       }),
-      ...(parsed ? { body: parsed.body.forward } : {}),
+      ...(body ? { body: body.forward } : {}),
       signal: cancel,
     });
     if (isRefusal(answer)) {
       if (clientGone) return; // nobody left to answer
-      return refuseReceived(res, ctx, answer, ctx.identity, false, parsed?.body);
+      return refuseRequest(res, answer, ctx, { route, origin: ctx.origin, identity: ctx.identity, body });
     }
     const headers = clientResponseHeaders(answer.headers);
     headers['x-request-id'] = ctx.requestId;
@@ -205,146 +164,55 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (sse) metrics.activeStreams.inc({ route: route.path });
     onDone = () => {
       if (sse) metrics.activeStreams.dec({ route: route.path });
-      record(ctx, parsed?.body, res.statusCode, answer.status, sse);
+      recordOutcome({
+        ...ctx,
+        route: route.path,
+        body,
+        status: res.statusCode,
+        upstreamStatus: answer.status,
+        decision: 'allow',
+        sse,
+      });
     };
     res.writeHead(answer.status, headers);
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     pipeline(answer.body, res, (err) => {
-      if (err && !clientGone)
+      if (err && !clientGone) {
         logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
+      }
     });
   }
 
-  /** A refusal before authentication: no identity, no parsed body. */
-  function refuseEarly(
+  /** Answers a refusal (the request's ids, CORS for an accepted origin) and records it. */
+  function refuseRequest(
     res: ServerResponse,
     refusal: Refusal,
-    ctx: {
-      requestId: string;
-      startedAt: number;
-      clientAddress: string;
-      req: IncomingMessage;
-      route: string | null;
-      close?: boolean;
-    },
+    ctx: Arrived,
+    opts: {
+      readonly route?: CompiledRoute;
+      readonly origin?: string | undefined;
+      readonly identity?: Identity;
+      readonly body?: ParsedBody | undefined;
+      readonly close?: boolean;
+    } = {},
   ): void {
-    sendRefusal(res, refusal, { requestId: ctx.requestId, close: ctx.close ?? false });
-    const status = REFUSALS[refusal.reason].status;
-    const httpMethod = ctx.req.method ?? 'UNKNOWN';
-    writeAudit({
-      time: new Date().toISOString(),
-      requestId: ctx.requestId,
-      route: ctx.route,
-      clientAddress: ctx.clientAddress,
-      identity: null,
-      httpMethod,
-      method: null,
-      decision: REFUSALS[refusal.reason].decision,
-      reason: refusal.reason,
-      upstreamStatus: null,
-      status,
-      durationMs: elapsed(ctx.startedAt),
-    });
-    const route = ctx.route ?? 'none';
-    metrics.requests.inc({ route, method: methodLabel(httpMethod === 'POST' ? 'none' : httpMethod), status });
-    metrics.refusals.inc({ route, reason: refusal.reason });
-  }
-
-  function refuseReceived(
-    res: ServerResponse,
-    ctx: Received,
-    refusal: Refusal,
-    identity: Identity | null,
-    close = false,
-    body?: ParsedBody,
-  ): void {
+    const { body } = opts;
     // A refusal decided without the body at hand (upstream failures) still answers the request's ids.
     const answer =
       refusal.ids.length === 0 && body ? { ...refusal, ids: requestIds(body), batch: body.batch } : refusal;
-    sendRefusal(res, answer, { requestId: ctx.requestId, origin: ctx.origin, close });
-    const status = REFUSALS[refusal.reason].status;
-    const decision = REFUSALS[refusal.reason].decision;
-    const base = baseRecord(ctx, identity, status, null);
-    const messages = body?.messages ?? [];
-    if (messages.length === 0) writeAudit({ ...base, method: null, decision, reason: refusal.reason });
-    for (const message of messages)
-      writeAudit({ ...base, ...describe(message), decision, reason: refusal.reason });
-    metrics.requests.inc({ route: ctx.route.path, method: methodOf(ctx, body), status });
-    metrics.refusals.inc({ route: ctx.route.path, reason: refusal.reason });
+    sendRefusal(res, answer, { requestId: ctx.requestId, origin: opts.origin, close: opts.close ?? false });
+    const spec = REFUSALS[refusal.reason];
+    recordOutcome({
+      ...ctx,
+      route: opts.route?.path ?? null,
+      identity: opts.identity ?? null,
+      body,
+      status: spec.status,
+      upstreamStatus: null,
+      decision: spec.decision,
+      reason: refusal.reason,
+    });
   }
-
-  function record(
-    ctx: Authenticated,
-    body: ParsedBody | undefined,
-    status: number,
-    upstreamStatus: number,
-    sse: boolean,
-  ): void {
-    const base = baseRecord(ctx, ctx.identity, status, upstreamStatus);
-    if (body === undefined) writeAudit({ ...base, method: null, decision: 'allow' });
-    else
-      for (const message of body.messages) writeAudit({ ...base, ...describe(message), decision: 'allow' });
-    metrics.requests.inc({ route: ctx.route.path, method: methodOf(ctx, body), status });
-    if (!sse) metrics.requestDuration.observe({ route: ctx.route.path }, elapsed(ctx.startedAt) / 1000);
-  }
-
-  function baseRecord(
-    ctx: Received,
-    identity: Identity | null,
-    status: number,
-    upstreamStatus: number | null,
-  ) {
-    return {
-      time: new Date().toISOString(),
-      requestId: ctx.requestId,
-      route: ctx.route.path,
-      clientAddress: ctx.clientAddress,
-      identity: identity?.key ?? null,
-      httpMethod: ctx.httpMethod,
-      upstreamStatus,
-      status,
-      durationMs: elapsed(ctx.startedAt),
-    };
-  }
-
-  function writeAudit(entry: AuditRecord): void {
-    audit.write(entry);
-  }
-}
-
-function describe(message: RpcMessage): Pick<AuditRecord, 'method' | 'id' | 'tool'> {
-  if (message.kind === 'response') return { method: null, id: message.id };
-  const tool = message.method === 'tools/call' ? message.params?.name : undefined;
-  return {
-    method: message.method,
-    ...(message.kind === 'request' ? { id: message.id } : {}),
-    ...(typeof tool === 'string' ? { tool } : {}),
-  };
-}
-
-function requestIds(body: ParsedBody): (string | number)[] {
-  return body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
-}
-
-function methodOf(ctx: Received, body: ParsedBody | undefined): string {
-  if (body === undefined) return ctx.httpMethod === 'POST' ? 'none' : ctx.httpMethod;
-  if (body.batch) return 'batch';
-  const first = body.messages[0];
-  return methodLabel(first === undefined || first.kind === 'response' ? 'response' : first.method);
-}
-
-function claimsModernVersion(message: RpcMessage): boolean {
-  if (message.kind === 'response') return false;
-  const meta = message.params?._meta;
-  const version =
-    typeof meta === 'object' && meta !== null
-      ? (meta as Record<string, unknown>)[PROTOCOL_VERSION_META]
-      : undefined;
-  return typeof version === 'string' && isModern(version);
-}
-
-function elapsed(startedAt: number): number {
-  return Math.round((performance.now() - startedAt) * 1000) / 1000;
 }
 
 function errorCode(err: unknown): string {
