@@ -2,7 +2,6 @@
  * The test peers work on their own, with no gateway in between: every server/client combination
  * the gateway tests rely on, the demo notes server, and `@modelcontextprotocol/server-everything`.
  */
-import { performance } from 'node:perf_hooks';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startNotesServer } from '../../src/demo/notes-server.js';
@@ -22,15 +21,11 @@ import {
   v1TransportOf,
   v2TransportOf,
 } from '../fixtures/peers.js';
+import { firstText, header, timeProgress } from '../support/inspect.js';
 
 const MODERN = '2026-07-28';
 const LEGACY = '2025-11-25';
 const PROTOCOL_VERSION_KEY = 'io.modelcontextprotocol/protocolVersion';
-
-function header(request: RecordedRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
 
 function bodyOf(request: RecordedRequest): Record<string, unknown> {
   const body = request.body;
@@ -41,22 +36,6 @@ function bodyOf(request: RecordedRequest): Record<string, unknown> {
 
 function posts(peer: Peer, method: string): RecordedRequest[] {
   return peer.requests.filter((r) => r.method === 'POST' && bodyOf(r).method === method);
-}
-
-function firstText(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content;
-  const block = content?.[0];
-  if (block?.type !== 'text' || block.text === undefined) throw new Error('no text content');
-  return block.text;
-}
-
-/** Calls a tool with an onprogress callback; returns when each progress arrived and when the call resolved. */
-async function timeProgress(
-  call: (onprogress: () => void) => Promise<unknown>,
-): Promise<{ progressAt: number[]; resolvedAt: number; text: string }> {
-  const progressAt: number[] = [];
-  const result = await call(() => progressAt.push(performance.now()));
-  return { progressAt, resolvedAt: performance.now(), text: firstText(result) };
 }
 
 /** A hand-made modern POST, as an SDK v2 client would send it. */

@@ -2,7 +2,6 @@
  * Real SDK peers through a real gateway: the v2 client against a v2 server (modern, stateless)
  * and the v1 client against a v1 server (legacy, sessions), with JSON and with SSE answers.
  */
-import { performance } from 'node:perf_hooks';
 import { ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -20,31 +19,13 @@ import {
   v1TransportOf,
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { firstText, header, timeProgress } from '../support/inspect.js';
 
 const MODERN = '2026-07-28';
-
-function header(request: RecordedRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
 
 function rpcMethod(request: RecordedRequest): unknown {
   const body = request.body as { method?: unknown } | undefined;
   return body?.method;
-}
-
-function firstText(result: unknown): string {
-  const content = (result as { content?: Array<{ type: string; text?: string }> }).content;
-  const block = content?.[0];
-  if (block?.type !== 'text' || block.text === undefined) throw new Error('no text content');
-  return block.text;
-}
-
-/** Times the progress notifications of a call against its resolution. */
-async function timeProgress(call: (onprogress: () => void) => Promise<unknown>) {
-  const progressAt: number[] = [];
-  const result = await call(() => progressAt.push(performance.now()));
-  return { progressAt, resolvedAt: performance.now(), text: firstText(result) };
 }
 
 describe.each(['json', 'sse', 'auto'] as const)(
