@@ -28,13 +28,15 @@ export type RecordOutcome = (outcome: Outcome) => void;
 export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): RecordOutcome {
   return (outcome) => {
     const durationMs = Math.round((performance.now() - outcome.startedAt) * 1000) / 1000;
-    const base = {
+    const who = {
       time: new Date().toISOString(),
       requestId: outcome.requestId,
       route: outcome.route,
       clientAddress: outcome.clientAddress,
       identity: outcome.identity?.key ?? null,
       httpMethod: outcome.httpMethod,
+    };
+    const what = {
       decision: outcome.decision,
       ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
       upstreamStatus: outcome.upstreamStatus,
@@ -42,8 +44,8 @@ export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): Rec
       durationMs,
     };
     const messages = outcome.body?.messages ?? [];
-    if (messages.length === 0) audit.write({ ...base, method: null });
-    for (const message of messages) audit.write({ ...base, ...describe(message) });
+    if (messages.length === 0) audit.write({ ...who, method: null, ...what });
+    for (const message of messages) audit.write({ ...who, ...describe(message), ...what });
 
     const route = outcome.route ?? 'none';
     metrics.requests.inc({ route, method: methodOf(outcome), status: outcome.status });

@@ -6,7 +6,7 @@ import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectV1Client, connectV2Client } from '../fixtures/peers.js';
 import { freePort } from '../support/gateway.js';
 
@@ -50,7 +50,16 @@ describe('portcullis demo', () => {
     const parsed = JSON.parse(answer) as { id: number; result: { content: { text: string }[] } };
     expect(parsed.id).toBe(1);
     expect(parsed.result.content[0]?.text).toContain('welcome');
-    expect(stdout).toMatch(/"tool":"list_notes","decision":"allow"/);
+    // The audit stream (stdout) records the call.
+    await vi.waitFor(() => {
+      const records = stdout
+        .split('\n')
+        .filter((line) => line.startsWith('{"time"'))
+        .map((line) => JSON.parse(line) as Record<string, unknown>);
+      expect(records).toContainEqual(
+        expect.objectContaining({ tool: 'list_notes', decision: 'allow', status: 200 }),
+      );
+    });
   });
 
   it('serves SDK clients of both generations', async () => {
