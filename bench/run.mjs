@@ -31,7 +31,10 @@ const HEADERS = {
 };
 
 async function start(kind, upstream) {
-  const execArgv = process.env.BENCH_PROFILE === kind ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile'] : [];
+  const execArgv =
+    process.env.BENCH_PROFILE === kind
+      ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile']
+      : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = fork(SERVERS, upstream ? [kind, upstream] : [kind], {
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     execArgv,

@@ -8,7 +8,6 @@ import { mkdtempSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream';
 import httpProxy from 'http-proxy';
 import pino from 'pino';
 import { Pool } from 'undici';
@@ -59,7 +58,7 @@ if (kind === 'upstream') {
             body: Buffer.concat(chunks),
           });
           res.writeHead(answer.statusCode, { 'content-type': answer.headers['content-type'] });
-          pipeline(answer.body, res, () => {});
+          answer.body.pipe(res);
         } catch {
           res.writeHead(502).end();
         }

@@ -13,10 +13,10 @@ export interface AuditRecord {
   readonly identity: string | null;
   readonly httpMethod: string;
   readonly method: string | null;
-  readonly id?: string | number;
-  readonly tool?: string;
+  readonly id: string | number | undefined;
+  readonly tool: string | undefined;
   readonly decision: 'allow' | AuditDecision;
-  readonly reason?: string;
+  readonly reason: string | undefined;
   readonly upstreamStatus: number | null;
   readonly status: number;
   readonly durationMs: number;

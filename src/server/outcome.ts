@@ -28,24 +28,11 @@ export type RecordOutcome = (outcome: Outcome) => void;
 export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): RecordOutcome {
   return (outcome) => {
     const durationMs = Math.round((performance.now() - outcome.startedAt) * 1000) / 1000;
-    const who = {
-      time: new Date().toISOString(),
-      requestId: outcome.requestId,
-      route: outcome.route,
-      clientAddress: outcome.clientAddress,
-      identity: outcome.identity?.key ?? null,
-      httpMethod: outcome.httpMethod,
-    };
-    const what = {
-      decision: outcome.decision,
-      ...(outcome.reason === undefined ? {} : { reason: outcome.reason }),
-      upstreamStatus: outcome.upstreamStatus,
-      status: outcome.status,
-      durationMs,
-    };
-    const messages = outcome.body?.messages ?? [];
-    if (messages.length === 0) audit.write({ ...who, method: null, ...what });
-    for (const message of messages) audit.write({ ...who, ...describe(message), ...what });
+    const time = new Date().toISOString();
+    const messages = outcome.body?.messages;
+    if (messages === undefined || messages.length === 0)
+      audit.write(auditRecord(outcome, time, durationMs, undefined));
+    else for (const message of messages) audit.write(auditRecord(outcome, time, durationMs, message));
 
     const route = outcome.route ?? 'none';
     metrics.requests.inc({ route, method: methodOf(outcome), status: outcome.status });
@@ -54,13 +41,30 @@ export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): Rec
   };
 }
 
-function describe(message: RpcMessage): Pick<AuditRecord, 'method' | 'id' | 'tool'> {
-  if (message.kind === 'response') return { method: null, id: message.id };
-  const tool = message.method === 'tools/call' ? message.params?.name : undefined;
+/** One record, always built with the same keys in the same order (JSON.stringify drops the undefined ones). */
+function auditRecord(
+  outcome: Outcome,
+  time: string,
+  durationMs: number,
+  message: RpcMessage | undefined,
+): AuditRecord {
+  const request = message !== undefined && message.kind !== 'response' ? message : undefined;
+  const tool = request?.method === 'tools/call' ? request.params?.name : undefined;
   return {
-    method: message.method,
-    ...(message.kind === 'request' ? { id: message.id } : {}),
-    ...(typeof tool === 'string' ? { tool } : {}),
+    time,
+    requestId: outcome.requestId,
+    route: outcome.route,
+    clientAddress: outcome.clientAddress,
+    identity: outcome.identity?.key ?? null,
+    httpMethod: outcome.httpMethod,
+    method: request?.method ?? null,
+    id: message?.kind === 'notification' ? undefined : message?.id,
+    tool: typeof tool === 'string' ? tool : undefined,
+    decision: outcome.decision,
+    reason: outcome.reason,
+    upstreamStatus: outcome.upstreamStatus,
+    status: outcome.status,
+    durationMs,
   };
 }
 

@@ -129,6 +129,28 @@ describe('upstream failures', () => {
     await vi.waitFor(() => expect(upstreamClosed).toBe(true), { timeout: 3_000 });
   });
 
+  it('ends the client stream when the upstream dies mid-stream, without hanging', async () => {
+    upstream.onRequest((req, res) => {
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('event: message\ndata: {"jsonrpc":"2.0","method":"notifications/progress","params":{}}\n\n');
+      setTimeout(() => req.socket.destroy(), 100);
+    });
+    const answer = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: HEADERS, body: PING });
+    expect(answer.status).toBe(200);
+    const reader = answer.body!.getReader();
+    const first = await reader.read();
+    expect(new TextDecoder().decode(first.value)).toContain('notifications/progress');
+    // The stream must end (cleanly or with an error), not hang.
+    const ended = await Promise.race([
+      reader.read().then(
+        (r) => (r.done ? 'done' : 'more'),
+        () => 'error',
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('hung'), 3_000)),
+    ]);
+    expect(ended).not.toBe('hung');
+  });
+
   it('keeps serving after each failure', async () => {
     upstream.onRequest((_req, res) =>
       res
