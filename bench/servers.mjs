@@ -43,8 +43,24 @@ if (kind === 'upstream') {
     }),
   );
 } else if (kind === 'bare') {
+  // The least a faithful proxy does: headers both ways minus hop-by-hop ones, the body read and
+  // sent on, the answer piped back. No checks, no audit, no metrics.
   const url = new URL(upstreamUrl);
   const pool = new Pool(url.origin, { keepAliveTimeout: 4_000 });
+  const HOP = new Set([
+    'connection',
+    'keep-alive',
+    'transfer-encoding',
+    'host',
+    'content-length',
+    'te',
+    'upgrade',
+  ]);
+  const without = (headers) => {
+    const out = {};
+    for (const name in headers) if (!HOP.has(name)) out[name] = headers[name];
+    return out;
+  };
   ready(
     createServer((req, res) => {
       const chunks = [];
@@ -54,10 +70,10 @@ if (kind === 'upstream') {
           const answer = await pool.request({
             path: url.pathname,
             method: req.method,
-            headers: { 'content-type': req.headers['content-type'], accept: req.headers.accept },
+            headers: without(req.headers),
             body: Buffer.concat(chunks),
           });
-          res.writeHead(answer.statusCode, { 'content-type': answer.headers['content-type'] });
+          res.writeHead(answer.statusCode, without(answer.headers));
           answer.body.pipe(res);
         } catch {
           res.writeHead(502).end();
