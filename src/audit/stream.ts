@@ -28,25 +28,25 @@ export interface AuditStream {
   close(): Promise<void>;
 }
 
-/** `stdout` or an appended file, written asynchronously through a buffered destination. */
+/** `stdout` or an appended file, written asynchronously (SonicBoom); flushed on close. */
 export function createAuditStream(destination: string): AuditStream {
-  const dest =
-    destination === 'stdout'
-      ? pino.destination({ dest: 1, sync: false, minLength: 0 })
-      : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
+  const toStdout = destination === 'stdout';
+  const dest = toStdout
+    ? pino.destination({ dest: 1, sync: false, minLength: 0 })
+    : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
   return {
     write(record) {
       dest.write(`${JSON.stringify(record)}\n`);
     },
     close() {
       return new Promise((resolve) => {
-        try {
+        if (toStdout) {
+          // fd 1 is open from the start and must stay open: write what is buffered, keep the fd.
           dest.flushSync();
-        } catch (err) {
-          // Nothing buffered or destination not ready yet: nothing to flush.
-          if (!(err instanceof Error)) throw err;
+          resolve();
+          return;
         }
-        if (destination === 'stdout') return resolve();
+        // Ending a file destination writes what is buffered, then closes the fd.
         dest.once('close', () => resolve());
         dest.end();
       });

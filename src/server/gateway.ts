@@ -37,7 +37,7 @@ export async function startGateway({
   const metrics = createMetrics(VERSION);
   const audit = createAuditStream(config.audit.destination);
   const router: Router = createRouter(config);
-  const state: GatewayState = { draining: false, inflight: new Set() };
+  const state: GatewayState = { draining: false };
   const proto = config.tls ? 'https' : 'http';
   const handler = createPipeline({
     router: () => router,
@@ -90,17 +90,24 @@ export async function startGateway({
 
   async function drain(): Promise<void> {
     state.draining = true;
-    const stopped = new Promise<void>((resolve) => main.close(() => resolve()));
-    main.closeIdleConnections();
+    // `close` stops accepting; its callback runs once every connection has ended. Idle keep-alive
+    // connections are closed as they turn idle; whatever is still open at the deadline is cut.
+    let stoppedAll = false;
+    const stopped = new Promise<void>((resolve) =>
+      main.close(() => {
+        stoppedAll = true;
+        resolve();
+      }),
+    );
     const deadline = Date.now() + limits.drainTimeoutMs;
-    while (state.inflight.size > 0 && Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
+    while (!stoppedAll && Date.now() < deadline) {
       main.closeIdleConnections();
+      await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    if (state.inflight.size > 0)
-      logger.warn({ open: state.inflight.size }, 'drain timeout: closing open requests');
-    for (const res of state.inflight) res.destroy();
-    main.closeAllConnections();
+    if (!stoppedAll) {
+      logger.warn({ drainTimeoutMs: limits.drainTimeoutMs }, 'drain timeout: closing open connections');
+      main.closeAllConnections();
+    }
     await stopped;
     await router.close();
     await audit.close();

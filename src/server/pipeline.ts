@@ -39,10 +39,10 @@ interface Parsed extends Authenticated {
   readonly version: string;
 }
 
-/** Shared, process-wide state the pipeline reads: draining and the requests in flight. */
+/** Shared, process-wide state the pipeline reads. */
 export interface GatewayState {
+  /** Set on SIGTERM: new requests on open connections are answered 503 `draining`. */
   draining: boolean;
-  readonly inflight: Set<ServerResponse>;
 }
 
 export interface PipelineDeps {
@@ -67,8 +67,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       clientAddress: req.socket.remoteAddress ?? 'unknown',
       httpMethod: req.method ?? 'UNKNOWN',
     };
-    state.inflight.add(res);
-    res.once('close', () => state.inflight.delete(res));
     handle(req, res, arrived).catch((err: unknown) => {
       // Not a refusal but a bug: keep the stack, answer 500, count it.
       logger.error({ err, requestId: arrived.requestId }, 'request failed');
