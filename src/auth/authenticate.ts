@@ -1,31 +1,153 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import type { Config, RouteConfig } from '../config/schema.js';
+import type { IncomingMessage } from 'node:http';
+import type { AuthMethod, Config, RouteConfig } from '../config/schema.js';
 import { type Refusal, refuse } from '../errors.js';
 import { createAnonymousIdentity } from './anonymous.js';
+import type { ApiKeyResult } from './api-key.js';
+import { challenge } from './challenge.js';
 import type { Identity } from './identity.js';
+import type { JwtVerifier } from './jwt.js';
+import { type ClientCertificate, clientCertificateOf, type MtlsResult } from './mtls.js';
 
-export type Authenticate = (headers: IncomingHttpHeaders) => Identity | Refusal;
+/** Why authentication failed, for the metrics label and the audit record; never the credential. */
+export type AuthFailure = {
+  readonly refusal: Refusal;
+  readonly method: AuthMethod | 'none';
+  readonly why: string;
+};
+
+export type Authenticate = (req: IncomingMessage) => Identity | AuthFailure | Promise<Identity | AuthFailure>;
+
+/** The verifiers shared by every route (built once per policy). */
+export interface Verifiers {
+  readonly apiKey: (presented: string) => ApiKeyResult;
+  readonly jwt: JwtVerifier;
+  readonly mtls: (cert: ClientCertificate) => MtlsResult;
+}
+
+/** The credentials one request presents, read from its headers and its TLS connection. */
+interface Presented {
+  readonly jwt?: string;
+  readonly apiKey?: string;
+  readonly certificate: ClientCertificate | null;
+}
+
+/** Three base64url segments: a JWT (its signature may be empty: `alg: none` is still a JWT, and refused). */
+const JWT_SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const BEARER = /^Bearer +(\S+) *$/i;
 
 /**
- * Builds a route's authenticator. Rule (DESIGN.md step 4): a presented credential decides and a
- * failing one is 401, never a fall-through; `anonymous` applies only when nothing is presented.
- *
- * This build verifies `anonymous` only. A credential for a method it cannot verify yet (API key,
- * JWT, mTLS arrive with the authentication issue) is refused: failing closed is the only safe
- * placeholder.
+ * A route's authenticator (DESIGN.md step 4):
+ * - `require: any` — methods are tried in the order listed; the first that *presents* a credential
+ *   decides, and a presented credential that fails is 401, never a fall-through to another method
+ *   or to anonymous. `anonymous` applies only when nothing is presented.
+ * - `require: all` — every listed method must present and succeed; scopes are the intersection.
  */
-export function createAuthenticator(config: Config, route: RouteConfig): Authenticate {
+export function createAuthenticator(config: Config, route: RouteConfig, verifiers: Verifiers): Authenticate {
+  const { methods, require } = route.authentication;
   const anonymous =
-    route.authentication.methods.includes('anonymous') && config.identities.anonymous
+    methods.includes('anonymous') && config.identities.anonymous
       ? createAnonymousIdentity(config.identities.anonymous.scopes)
       : undefined;
-  const challenge = { 'www-authenticate': 'Bearer' };
-  return (headers) => {
-    const presented = headers.authorization !== undefined || headers['x-api-key'] !== undefined;
-    if (presented)
-      return refuse('invalid_credential', {
-        headers: { 'www-authenticate': 'Bearer error="invalid_token"' },
-      });
-    return anonymous ?? refuse('missing_credential', { headers: challenge });
+  const deny = challenge(route);
+  const missing = (method: AuthMethod | 'none', why: string): AuthFailure => ({
+    refusal: refuse('missing_credential', { headers: deny.missing }),
+    method,
+    why,
+  });
+  const invalid = (method: AuthMethod | 'none', why: string): AuthFailure => ({
+    refusal: refuse('invalid_credential', { headers: deny.invalid }),
+    method,
+    why,
+  });
+
+  /** One method against what was presented: an identity, a failure, or `undefined` if it was not presented. */
+  function attempt(
+    method: AuthMethod,
+    presented: Presented,
+  ): Identity | AuthFailure | Promise<Identity | AuthFailure> | undefined {
+    switch (method) {
+      case 'apiKey': {
+        if (presented.apiKey === undefined) return undefined;
+        const result = verifiers.apiKey(presented.apiKey);
+        return typeof result === 'string' ? invalid('apiKey', result) : result;
+      }
+      case 'jwt': {
+        if (presented.jwt === undefined) return undefined;
+        return verifiers.jwt
+          .verify(presented.jwt, route.resource, presented.certificate?.thumbprint)
+          .then((result) => ('failure' in result ? invalid('jwt', result.failure) : result));
+      }
+      case 'mtls': {
+        if (presented.certificate === null) return undefined;
+        const result = verifiers.mtls(presented.certificate);
+        return result === 'no_identity' ? invalid('mtls', result) : result;
+      }
+      case 'anonymous':
+        return undefined;
+    }
+  }
+
+  return (req) => {
+    const presented = readCredentials(req);
+    if ('why' in presented) return invalid('none', presented.why);
+    // A certificate that is presented but does not chain to the client CA is refused on any route.
+    if (presented.certificate !== null && !presented.certificate.verified)
+      return invalid('mtls', 'unverified_certificate');
+
+    if (require === 'all') return all(presented);
+    for (const method of methods) {
+      const outcome = attempt(method, presented);
+      if (outcome !== undefined) return outcome;
+    }
+    // A header credential no listed method takes is still a credential: never anonymous.
+    if (presented.jwt !== undefined || presented.apiKey !== undefined)
+      return invalid('none', 'method_not_accepted');
+    return anonymous ?? missing('none', 'no_credential');
   };
+
+  async function all(presented: Presented): Promise<Identity | AuthFailure> {
+    const identities: Identity[] = [];
+    for (const method of methods) {
+      const outcome = await attempt(method, presented);
+      if (outcome === undefined) return missing(method, 'not_presented');
+      if ('refusal' in outcome) return outcome;
+      identities.push(outcome);
+    }
+    return combine(identities);
+  }
+}
+
+/** Credentials from headers and the connection; two header credentials at once is a refusal. */
+function readCredentials(
+  req: IncomingMessage,
+): Presented | { readonly method: 'none'; readonly why: string } {
+  const certificate = clientCertificateOf(req.socket);
+  const authorization = req.headersDistinct.authorization;
+  const apiKeyHeader = req.headersDistinct['x-api-key'];
+  if ((authorization?.length ?? 0) + (apiKeyHeader?.length ?? 0) > 1)
+    return { method: 'none', why: 'two_credentials' };
+  if (apiKeyHeader !== undefined) return { apiKey: apiKeyHeader[0] as string, certificate };
+  if (authorization === undefined) return { certificate };
+  const bearer = BEARER.exec(authorization[0] as string)?.[1];
+  if (bearer === undefined) return { method: 'none', why: 'not_bearer' };
+  return JWT_SHAPE.test(bearer) ? { jwt: bearer, certificate } : { apiKey: bearer, certificate };
+}
+
+/** `require: all`: one identity naming each method; scopes are what every method grants. */
+function combine(identities: readonly Identity[]): Identity {
+  const [first, ...rest] = identities as [Identity, ...Identity[]];
+  const scopes = new Set([...first.scopes].filter((scope) => rest.every((i) => i.scopes.has(scope))));
+  const jwt = identities.find((i) => i.methods.includes('jwt'));
+  const mtls = identities.find((i) => i.methods.includes('mtls'));
+  const apiKey = identities.find((i) => i.methods.includes('apiKey'));
+  return Object.freeze({
+    key: identities.map((i) => i.key).join('+'),
+    subject: identities.map((i) => i.subject).join(' + '),
+    methods: Object.freeze(identities.flatMap((i) => i.methods)),
+    scopes,
+    ...(apiKey?.keyId === undefined ? {} : { keyId: apiKey.keyId }),
+    ...(jwt?.issuer === undefined ? {} : { issuer: jwt.issuer }),
+    ...(jwt?.claims === undefined ? {} : { claims: jwt.claims }),
+    ...(mtls?.certificate === undefined ? {} : { certificate: mtls.certificate }),
+  });
 }

@@ -44,6 +44,7 @@ export interface Metrics {
   readonly requestDuration: Histogram<'route'>;
   readonly refusals: Counter<'route' | 'reason'>;
   readonly activeStreams: Gauge<'route'>;
+  readonly authFailures: Counter<'route' | 'method' | 'reason'>;
 }
 
 export function createMetrics(version: string): Metrics {
@@ -75,6 +76,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_refusals_total',
       help: 'Requests refused by the gateway, by route and reason',
       labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    authFailures: new Counter({
+      name: 'portcullis_auth_failures_total',
+      help: 'Failed authentications, by route, method and reason',
+      labelNames: ['route', 'method', 'reason'],
       registers: [registry],
     }),
     activeStreams: new Gauge({

@@ -1,15 +1,22 @@
-import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server, type ServerOptions } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import {
+  createServer as createHttpsServer,
+  type ServerOptions as HttpsOptions,
+  type Server as HttpsServer,
+} from 'node:https';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { createAuditStream } from '../audit/stream.js';
 import type { Config } from '../config/schema.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
+import { parseRate } from '../ratelimit/limiter.js';
+import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
+import { createClientAddress } from './client-address.js';
 import { createPipeline, type GatewayState } from './pipeline.js';
 import { createRouter, type Router } from './router.js';
+import { readTlsMaterial, type TlsMaterial, watchTlsFiles } from './tls-files.js';
 
 export interface Gateway {
   /** Base URL of the main listener, e.g. `http://127.0.0.1:8443`. */
@@ -41,6 +48,9 @@ export async function startGateway({
   const proto = config.tls ? 'https' : 'http';
   const handler = createPipeline({
     router: () => router,
+    clientAddress: createClientAddress(config.trustedProxies),
+    limiter: createMemoryLimiter(),
+    authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
     proto,
     metrics,
@@ -57,16 +67,15 @@ export async function startGateway({
     noDelay: true,
   };
   const main: Server = config.tls
-    ? createHttpsServer(
-        {
-          ...serverOptions,
-          cert: readFileSync(config.tls.cert),
-          key: readFileSync(config.tls.key),
-          minVersion: 'TLSv1.2',
-        },
-        handler,
-      )
+    ? createHttpsServer({ ...serverOptions, ...tlsOptions(config.tls) }, handler)
     : createHttpServer(serverOptions, handler);
+  const stopWatchingTls = config.tls
+    ? watchTlsFiles(
+        config.tls,
+        (material) => (main as HttpsServer).setSecureContext({ ...tlsOptions(config.tls!, material) }),
+        logger,
+      )
+    : () => undefined;
   main.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Malformed HTTP: a fixed answer, never the parser's message; the process keeps serving.
     if (socket.writable && !socket.destroyed) {
@@ -90,6 +99,7 @@ export async function startGateway({
 
   async function drain(): Promise<void> {
     state.draining = true;
+    stopWatchingTls();
     // `close` stops accepting; its callback runs once every connection has ended. Idle keep-alive
     // connections are closed as they turn idle; whatever is still open at the deadline is cut.
     let stoppedAll = false;
@@ -148,4 +158,27 @@ function baseUrl(server: Server, proto: string): string {
   const { address, port } = server.address() as AddressInfo;
   const host = address.includes(':') ? `[${address}]` : address === '0.0.0.0' ? '127.0.0.1' : address;
   return `${proto}://${host}:${port}`;
+}
+
+/**
+ * The main listener's TLS: 1.2 minimum. With a client CA, certificates are requested; `required`
+ * refuses the handshake without a valid one, `optional` lets token clients share the port and
+ * leaves an unverified certificate for authentication to refuse (401).
+ */
+function tlsOptions(
+  tls: NonNullable<Config['tls']>,
+  material: TlsMaterial = readTlsMaterial(tls),
+): HttpsOptions {
+  return {
+    cert: material.cert,
+    key: material.key,
+    minVersion: 'TLSv1.2',
+    ...(material.ca === undefined
+      ? {}
+      : {
+          ca: material.ca,
+          requestCert: true,
+          rejectUnauthorized: (tls.clientCertificate ?? 'required') === 'required',
+        }),
+  };
 }

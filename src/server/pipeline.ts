@@ -10,17 +10,22 @@ import type { ParsedBody } from '../jsonrpc/parse.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import type { Limiter, Rate } from '../ratelimit/limiter.js';
 import { readBody } from './body.js';
+import type { ClientAddress } from './client-address.js';
 import { guardRequest } from './guard.js';
 import { createOutcomeRecorder } from './outcome.js';
-import { corsHeaders, sendPreflight, sendRefusal } from './respond.js';
+import { corsHeaders, sendMetadata, sendPreflight, sendRefusal } from './respond.js';
 import type { CompiledRoute, Router } from './router.js';
 
 /** What every request has from the start. */
 interface Arrived {
   readonly requestId: string;
   readonly startedAt: number;
+  /** The socket's peer, or the client a trusted proxy named in `X-Forwarded-For`. */
   readonly clientAddress: string;
+  /** The `X-Forwarded-For` chain received from a trusted proxy. */
+  readonly forwardedFor: string | undefined;
   readonly httpMethod: string;
 }
 /** Routed and guarded (DESIGN.md steps 2–3). */
@@ -47,6 +52,10 @@ export interface GatewayState {
 
 export interface PipelineDeps {
   readonly router: () => Router;
+  readonly clientAddress: (req: IncomingMessage) => ClientAddress;
+  /** Counts failed authentications per client address (`authFailures`). */
+  readonly limiter: Limiter;
+  readonly authFailureRate: Rate;
   readonly maxBodyBytes: number;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
@@ -61,10 +70,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   const recordOutcome = createOutcomeRecorder(deps.audit, metrics);
 
   return (req, res) => {
+    const client = deps.clientAddress(req);
     const arrived: Arrived = {
       requestId: randomUUID(),
       startedAt: performance.now(),
-      clientAddress: req.socket.remoteAddress ?? 'unknown',
+      clientAddress: client.address,
+      forwardedFor: client.forwardedFor,
       httpMethod: req.method ?? 'UNKNOWN',
     };
     handle(req, res, arrived).catch((err: unknown) => {
@@ -77,8 +88,14 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
 
   async function handle(req: IncomingMessage, res: ServerResponse, arrived: Arrived): Promise<void> {
     // 2. Router: exact path, nothing else; no upstream contact for anything unrouted.
-    const route = deps.router().match(req.url);
-    if (route === undefined) return refuseRequest(res, refuse('not_found'), arrived);
+    const router = deps.router();
+    const route = router.match(req.url);
+    if (route === undefined) {
+      const metadata = router.metadata(req.url);
+      if (metadata !== undefined && (req.method === 'GET' || req.method === 'HEAD'))
+        return sendMetadata(res, metadata);
+      return refuseRequest(res, refuse('not_found'), arrived);
+    }
     if (state.draining) {
       return refuseRequest(res, refuse('draining', { headers: { 'retry-after': '1' } }), arrived, {
         route,
@@ -96,10 +113,21 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     const received: Received = { ...arrived, route, httpMethod: guarded.method, origin: guarded.origin };
 
-    // 4. Authenticate.
-    const identity = route.authenticate(req.headers);
-    if (isRefusal(identity))
-      return refuseRequest(res, identity, received, { route, origin: received.origin });
+    // 4. Authenticate. An address over its failure budget is refused before any credential is checked.
+    const damping = deps.limiter.peek(received.clientAddress, deps.authFailureRate);
+    if (!damping.allowed) {
+      const refusal = refuse('too_many_failures', {
+        headers: { 'retry-after': String(damping.retryAfterSec) },
+      });
+      return refuseRequest(res, refusal, received, { route, origin: received.origin });
+    }
+    const attempt = route.authenticate(req);
+    const identity = attempt instanceof Promise ? await attempt : attempt;
+    if ('refusal' in identity) {
+      deps.limiter.consume(received.clientAddress, deps.authFailureRate);
+      metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
+      return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
+    }
     const authenticated: Authenticated = { ...received, identity };
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
@@ -147,6 +175,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       method: ctx.httpMethod,
       headers: upstreamRequestHeaders(req.headers, route.upstreamHeaders, {
         clientAddress: ctx.clientAddress,
+        ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
         proto: deps.proto,
       }),
       ...(body ? { body: body.forward } : {}),

@@ -67,3 +67,14 @@ export function sendPreflight(res: ServerResponse, origin: string, requested: st
   });
   res.end();
 }
+
+/** Serves a route's RFC 9728 metadata: public, cacheable, readable from any origin. */
+export function sendMetadata(res: ServerResponse, document: string): void {
+  res.writeHead(200, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(document),
+    'cache-control': 'public, max-age=300',
+    'access-control-allow-origin': '*',
+  });
+  res.end(document);
+}

@@ -1,4 +1,8 @@
-import { type Authenticate, createAuthenticator } from '../auth/authenticate.js';
+import { createApiKeyVerifier } from '../auth/api-key.js';
+import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
+import { resourceMetadata, resourceMetadataPaths } from '../auth/challenge.js';
+import { createJwtVerifier, type JwtVerifier } from '../auth/jwt.js';
+import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
 
@@ -16,27 +20,42 @@ export interface CompiledRoute {
 export interface Router {
   /** Exact match on the path (query ignored); no normalization, so `/mcp/` and `/MCP` are not `/mcp`. */
   match(url: string | undefined): CompiledRoute | undefined;
+  /** The RFC 9728 document served at `url`, serialized, if it is a route's metadata path. */
+  metadata(url: string | undefined): string | undefined;
   readonly routes: readonly CompiledRoute[];
+  readonly jwt: JwtVerifier;
   close(): Promise<void>;
 }
 
 export function createRouter(config: Config): Router {
-  const routes = config.routes.map((route) => compileRoute(config, route));
+  const verifiers: Verifiers = {
+    apiKey: createApiKeyVerifier(config.identities.apiKeys),
+    jwt: createJwtVerifier(config.identities.jwt),
+    mtls: createMtlsMatcher(config.identities.mtls),
+  };
+  const routes = config.routes.map((route) => compileRoute(config, route, verifiers));
   const byPath = new Map(routes.map((route) => [route.path, route]));
+  const documents = new Map<string, string>();
+  for (const route of config.routes) {
+    const document = JSON.stringify(resourceMetadata(route));
+    for (const path of resourceMetadataPaths(route)) documents.set(path, document);
+  }
+  const pathOf = (url: string) => {
+    const q = url.indexOf('?');
+    return q === -1 ? url : url.slice(0, q);
+  };
   return {
     routes,
-    match(url) {
-      if (url === undefined) return undefined;
-      const q = url.indexOf('?');
-      return byPath.get(q === -1 ? url : url.slice(0, q));
-    },
+    jwt: verifiers.jwt,
+    match: (url) => (url === undefined ? undefined : byPath.get(pathOf(url))),
+    metadata: (url) => (url === undefined ? undefined : documents.get(pathOf(url))),
     async close() {
       await Promise.all(routes.map((route) => route.forwarder.close()));
     },
   };
 }
 
-function compileRoute(config: Config, route: RouteConfig): CompiledRoute {
+function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers): CompiledRoute {
   return {
     config: route,
     path: route.route,
@@ -45,7 +64,7 @@ function compileRoute(config: Config, route: RouteConfig): CompiledRoute {
     upstreamHeaders: Object.fromEntries(
       Object.entries(route.upstreamHeaders).map(([name, value]) => [name.toLowerCase(), value]),
     ),
-    authenticate: createAuthenticator(config, route),
+    authenticate: createAuthenticator(config, route, verifiers),
     forwarder: createForwarder(route),
   };
 }

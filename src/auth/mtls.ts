@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import type { PeerCertificate, TLSSocket } from 'node:tls';
+import type { Config } from '../config/schema.js';
+import type { Identity } from './identity.js';
+
+type MtlsEntry = Config['identities']['mtls'][number];
+
+/** What a connection's client certificate says, computed once per connection. */
+export interface ClientCertificate {
+  /** The certificate chained to `tls.clientCA`. */
+  readonly verified: boolean;
+  readonly subject: string;
+  readonly cn: readonly string[];
+  readonly dns: readonly string[];
+  readonly uris: readonly string[];
+  /** Colon-separated hex SHA-256 of the DER, as audit records show it. */
+  readonly fingerprint256: string;
+  /** base64url SHA-256 of the DER: RFC 8705 `x5t#S256`. */
+  readonly thumbprint: string;
+}
+
+const perSocket = new WeakMap<TLSSocket, ClientCertificate | null>();
+
+/** The client certificate presented on this connection, or `null`; cached per TLS socket. */
+export function clientCertificateOf(socket: unknown): ClientCertificate | null {
+  if (!isTlsSocket(socket)) return null;
+  const known = perSocket.get(socket);
+  if (known !== undefined) return known;
+  const peer = socket.getPeerCertificate();
+  const described = peer?.raw ? describe(peer, socket.authorized) : null;
+  perSocket.set(socket, described);
+  return described;
+}
+
+function isTlsSocket(socket: unknown): socket is TLSSocket {
+  return (
+    typeof socket === 'object' && socket !== null && (socket as { encrypted?: unknown }).encrypted === true
+  );
+}
+
+function describe(peer: PeerCertificate, verified: boolean): ClientCertificate {
+  const san = parseSubjectAltName(peer.subjectaltname ?? '');
+  const cn = peer.subject?.CN;
+  return {
+    verified,
+    subject: Object.entries(peer.subject ?? {})
+      .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
+      .join(', '),
+    cn: cn === undefined ? [] : Array.isArray(cn) ? cn : [cn],
+    dns: san.filter(([type]) => type === 'DNS').map(([, value]) => value),
+    uris: san.filter(([type]) => type === 'URI').map(([, value]) => value),
+    fingerprint256: peer.fingerprint256,
+    thumbprint: createHash('sha256').update(peer.raw).digest('base64url'),
+  };
+}
+
+/**
+ * Node writes SAN entries as `DNS:a, URI:spiffe://x`, quoting a value that contains a comma or a
+ * quote as a JSON string; parse both forms rather than split on commas.
+ */
+export function parseSubjectAltName(text: string): [string, string][] {
+  const out: [string, string][] = [];
+  const entry = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
+  for (const match of text.matchAll(entry)) {
+    const [, type = '', raw = ''] = match;
+    out.push([type, raw.startsWith('"') ? (JSON.parse(raw) as string) : raw]);
+  }
+  return out;
+}
+
+export type MtlsResult = Identity | 'no_identity';
+
+/** Maps a verified client certificate to the first `identities.mtls` entry it matches. */
+export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientCertificate) => MtlsResult {
+  const compiled = entries.map((entry) => ({
+    entry,
+    identity: (cert: ClientCertificate): Identity =>
+      Object.freeze({
+        key: `mtls:${entry.name}`,
+        subject: entry.name,
+        methods: Object.freeze(['mtls'] as const),
+        scopes: new Set(entry.scopes),
+        certificate: {
+          subject: cert.subject,
+          san: [...cert.dns, ...cert.uris],
+          fingerprint256: cert.fingerprint256,
+        },
+      }),
+  }));
+  return (cert) => {
+    for (const { entry, identity } of compiled) {
+      const { cn, dns, uri } = entry.match;
+      if (
+        (cn !== undefined && cert.cn.includes(cn)) ||
+        (dns !== undefined && cert.dns.includes(dns)) ||
+        (uri !== undefined && cert.uris.includes(uri))
+      ) {
+        return identity(cert);
+      }
+    }
+    return 'no_identity';
+  };
+}

@@ -1,0 +1,33 @@
+/**
+ * The limiter interface every counter in the gateway goes through: authentication-failure damping
+ * now, the per-route rate limits later. One implementation keeps state in process; the Redis one
+ * (rate-limit issue) shares it across replicas with the same semantics.
+ */
+export interface Rate {
+  /** Events allowed per `periodMs`. */
+  readonly limit: number;
+  readonly periodMs: number;
+  /** Events allowed at once above the steady rate; defaults to `limit`. */
+  readonly burst?: number;
+}
+
+export interface Decision {
+  readonly allowed: boolean;
+  /** When a refused event would next be allowed, in whole seconds (≥ 1 when refused). */
+  readonly retryAfterSec: number;
+}
+
+export interface Limiter {
+  /** Whether one more event under `key` would be allowed now; consumes nothing. */
+  peek(key: string, rate: Rate, now?: number): Decision;
+  /** Records one event under `key` if allowed; a refused event consumes nothing. */
+  consume(key: string, rate: Rate, now?: number): Decision;
+}
+
+const PERIOD_MS = { second: 1_000, minute: 60_000, hour: 3_600_000 } as const;
+
+/** Parses the policy file's `N/second|minute|hour` (validated at load). */
+export function parseRate(spec: string, burst?: number): Rate {
+  const [count, unit] = spec.split('/') as [string, keyof typeof PERIOD_MS];
+  return { limit: Number(count), periodMs: PERIOD_MS[unit], ...(burst === undefined ? {} : { burst }) };
+}
