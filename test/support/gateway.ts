@@ -23,16 +23,22 @@ export interface TestRoute {
  * `anonymous` route unless `extra` says otherwise), auditing to a temp file.
  */
 export async function startTestGateway(opts: {
-  routes: readonly TestRoute[];
+  routes?: readonly TestRoute[];
   top?: string;
   env?: NodeJS.ProcessEnv;
   /** Main listener port; default 0 (any free port). */
   port?: number;
+  /**
+   * The policy's own `identities:`, `routes:` (and any other top-level sections), written in full
+   * by the test; the harness adds only `listen`, `admin`, `audit` (and `limits` unless given).
+   * Replaces `routes`/`top`.
+   */
+  policy?: string;
 }): Promise<TestGateway> {
   const port = opts.port ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
   const auditFile = join(dir, 'audit.jsonl');
-  const routes = opts.routes
+  const routes = (opts.routes ?? [])
     .map(
       (r) => `  - route: ${r.route ?? '/mcp'}
     resource: http://127.0.0.1${port === 0 ? '' : `:${port}`}${r.route ?? '/mcp'}
@@ -41,10 +47,15 @@ export async function startTestGateway(opts: {
 ${r.extra ?? ''}`,
     )
     .join('\n');
-  const yaml = `listen: { host: 127.0.0.1, port: ${port} }
+  const head = `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
 audit: { destination: ${JSON.stringify(auditFile)} }
-${opts.top?.includes('limits:') ? '' : 'limits: { drainTimeoutMs: 2000 }'}
+`;
+  const own = opts.policy ?? opts.top ?? '';
+  const yaml =
+    opts.policy !== undefined
+      ? `${head}${own.includes('limits:') ? '' : 'limits: { drainTimeoutMs: 2000 }\n'}${opts.policy}`
+      : `${head}${own.includes('limits:') ? '' : 'limits: { drainTimeoutMs: 2000 }'}
 ${opts.top ?? ''}
 identities:
   anonymous: { scopes: [] }
