@@ -1,5 +1,7 @@
+import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { newApiKey } from '../auth/api-key.js';
 import { loadConfigFile } from '../config/load.js';
 import { startNotesServer } from '../demo/notes-server.js';
 import { startGateway } from '../server/gateway.js';
@@ -18,17 +20,17 @@ export async function runDemo(args: string[]): Promise<number> {
     strict: true,
   });
   const upstream = await startNotesServer({ host: '127.0.0.1', port: 0 });
-  const port = values.port ?? process.env.PORTCULLIS_DEMO_PORT;
-  const adminPort = values['admin-port'] ?? process.env.PORTCULLIS_DEMO_ADMIN_PORT;
-  const { config: base } = loadConfigFile(DEMO_CONFIG, {
+  const port = values.port ?? process.env.PORTCULLIS_DEMO_PORT ?? '8080';
+  const adminPort = values['admin-port'] ?? process.env.PORTCULLIS_DEMO_ADMIN_PORT ?? '9090';
+  // A key of the demo's own unless one is given: printed once, only its hash is configured.
+  const key = process.env.PORTCULLIS_DEMO_KEY ?? newApiKey('pk_demo_').key;
+  const { config } = loadConfigFile(DEMO_CONFIG, {
     ...process.env,
+    PORTCULLIS_DEMO_PORT: port,
+    PORTCULLIS_DEMO_ADMIN_PORT: adminPort,
     PORTCULLIS_DEMO_UPSTREAM: upstream.url,
+    PORTCULLIS_DEMO_KEY_HASH: `sha256:${createHash('sha256').update(key).digest('hex')}`,
   });
-  const config = {
-    ...base,
-    listen: port === undefined ? base.listen : { ...base.listen, port: Number(port) },
-    admin: adminPort === undefined ? base.admin : { ...base.admin, port: Number(adminPort) },
-  };
   let gateway: Awaited<ReturnType<typeof startGateway>>;
   try {
     gateway = await startGateway({ config });
@@ -43,7 +45,7 @@ export async function runDemo(args: string[]): Promise<number> {
     throw err;
   }
   const endpoint = `${gateway.url}${config.routes[0]?.route ?? '/'}`;
-  process.stdout.write(instructions(endpoint, gateway.adminUrl, upstream.url));
+  process.stdout.write(instructions(endpoint, gateway.adminUrl, upstream.url, key));
   await runUntilSignal(async () => {
     await gateway.close();
     await upstream.close();
@@ -51,7 +53,7 @@ export async function runDemo(args: string[]): Promise<number> {
   return 0;
 }
 
-function instructions(endpoint: string, adminUrl: string, upstreamUrl: string): string {
+function instructions(endpoint: string, adminUrl: string, upstreamUrl: string, key: string): string {
   const body = JSON.stringify({
     jsonrpc: '2.0',
     id: 1,
@@ -66,16 +68,22 @@ function instructions(endpoint: string, adminUrl: string, upstreamUrl: string): 
       },
     },
   });
-  const client = JSON.stringify({ mcpServers: { notes: { type: 'http', url: endpoint } } }, null, 2);
+  const client = JSON.stringify(
+    { mcpServers: { notes: { type: 'http', url: endpoint, headers: { Authorization: `Bearer ${key}` } } } },
+    null,
+    2,
+  );
   return `
 Portcullis demo is running.
   gateway   ${endpoint}   (policy: config/demo.yaml)
   upstream  ${upstreamUrl}   (demo notes MCP server; reach it only through the gateway)
   admin     ${adminUrl}/metrics  ${adminUrl}/readyz
+  API key   ${key}   (id "demo"; set PORTCULLIS_DEMO_KEY to choose your own)
 
 Call a tool through the gateway:
 
 curl -s ${endpoint} \\
+  -H 'Authorization: Bearer ${key}' \\
   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
   -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: list_notes' \\
   -d '${body}'

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
+import { runKeys } from './keys.js';
 import { runSchema } from './schema.js';
 import { runStart } from './start.js';
 
@@ -10,6 +11,7 @@ Commands:
   start  --config FILE     run the gateway
   check  --config FILE     validate a policy file; print routes, upstreams, methods, tools and scopes
   demo                     start a demo MCP server and the gateway in front of it (npm start)
+  keys new [--prefix P]    a new API key and the sha256 line for the policy
   schema                   print the policy file's JSON Schema
 `;
 
@@ -17,6 +19,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   start: runStart,
   check: runCheck,
   demo: runDemo,
+  keys: runKeys,
   schema: runSchema,
 };
 

@@ -63,8 +63,11 @@ describe('portcullis demo', () => {
   });
 
   it('serves SDK clients of both generations', async () => {
-    const modern = await connectV2Client(endpoint);
-    const legacy = await connectV1Client(endpoint);
+    const key = /API key\s+(\S+)/.exec(stdout)?.[1];
+    expect(key).toMatch(/^pk_demo_/);
+    const headers = { Authorization: `Bearer ${key}` };
+    const modern = await connectV2Client(endpoint, { headers });
+    const legacy = await connectV1Client(endpoint, { headers });
     try {
       expect((await modern.listTools()).tools.map((t) => t.name)).toContain('write_note');
       expect((await legacy.listTools()).tools.map((t) => t.name)).toContain('summarize_notes');
@@ -72,6 +75,21 @@ describe('portcullis demo', () => {
       await modern.close();
       await legacy.close();
     }
+  });
+
+  it('refuses a call without the key, pointing at its protected-resource metadata', async () => {
+    const answer = await fetch(endpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+    });
+    expect(answer.status).toBe(401);
+    const challenge = answer.headers.get('www-authenticate') ?? '';
+    const metadataUrl = /resource_metadata="([^"]+)"/.exec(challenge)?.[1];
+    expect(metadataUrl).toBe(
+      endpoint.replace('/notes/mcp', '/.well-known/oauth-protected-resource/notes/mcp'),
+    );
+    expect(await (await fetch(metadataUrl!)).json()).toMatchObject({ resource: endpoint });
   });
 
   it('stops on SIGTERM with exit code 0', async () => {

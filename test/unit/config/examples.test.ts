@@ -8,6 +8,9 @@ import { configJsonSchema } from '../../../src/config/schema.js';
 const ROOT = join(import.meta.dirname, '../../..');
 const ENV = {
   PORTCULLIS_DEMO_UPSTREAM: 'http://127.0.0.1:3000/mcp',
+  PORTCULLIS_DEMO_PORT: '8080',
+  PORTCULLIS_DEMO_ADMIN_PORT: '9090',
+  PORTCULLIS_DEMO_KEY_HASH: `sha256:${'ab'.repeat(32)}`,
   REDIS_URL: 'redis://redis:6379',
   SESSION_KEY: Buffer.alloc(32, 7).toString('base64'),
   AUDIT_CHAIN_KEY: 'a-chain-key-of-some-length',
