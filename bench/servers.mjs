@@ -2,10 +2,13 @@
 //   node bench/servers.mjs upstream
 //   node bench/servers.mjs bare <upstream-url>      (undici pass-through: read body, forward, pipe back)
 //   node bench/servers.mjs http-proxy <upstream-url>
-//   node bench/servers.mjs gateway <upstream-url>
+//   node bench/servers.mjs gateway <upstream-url>          (anonymous route)
+//   node bench/servers.mjs policy <policy.yaml>           (the gateway from a policy file)
+//   node bench/servers.mjs bare-tls <upstream-url> <dir>  (bare, behind TLS with client certificates)
 // Each reports { port } over IPC when listening and answers 'cpu' with its process.cpuUsage().
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import httpProxy from 'http-proxy';
@@ -42,9 +45,10 @@ if (kind === 'upstream') {
       });
     }),
   );
-} else if (kind === 'bare') {
+} else if (kind === 'bare' || kind === 'bare-tls') {
   // The least a faithful proxy does: headers both ways minus hop-by-hop ones, the body read and
-  // sent on, the answer piped back. No checks, no audit, no metrics.
+  // sent on, the answer piped back. No checks, no audit, no metrics. `bare-tls` terminates TLS
+  // and requires a client certificate first: the baseline of the mTLS path.
   const url = new URL(upstreamUrl);
   const pool = new Pool(url.origin, { keepAliveTimeout: 4_000 });
   const HOP = new Set([
@@ -61,26 +65,41 @@ if (kind === 'upstream') {
     for (const name in headers) if (!HOP.has(name)) out[name] = headers[name];
     return out;
   };
-  ready(
-    createServer((req, res) => {
-      const chunks = [];
-      req.on('data', (c) => chunks.push(c));
-      req.on('end', async () => {
-        try {
-          const answer = await pool.request({
-            path: url.pathname,
-            method: req.method,
-            headers: without(req.headers),
-            body: Buffer.concat(chunks),
-          });
-          res.writeHead(answer.statusCode, without(answer.headers));
-          answer.body.pipe(res);
-        } catch {
-          res.writeHead(502).end();
-        }
-      });
-    }),
-  );
+  const handler = (req, res) => {
+    const chunks = [];
+    req.on('data', (c) => chunks.push(c));
+    req.on('end', async () => {
+      try {
+        const answer = await pool.request({
+          path: url.pathname,
+          method: req.method,
+          headers: without(req.headers),
+          body: Buffer.concat(chunks),
+        });
+        res.writeHead(answer.statusCode, without(answer.headers));
+        answer.body.pipe(res);
+      } catch {
+        res.writeHead(502).end();
+      }
+    });
+  };
+  if (kind === 'bare') ready(createServer(handler));
+  else {
+    const dir = process.argv[4];
+    const read = (name) => readFileSync(join(dir, name));
+    const server = createHttpsServer(
+      {
+        cert: read('server.crt'),
+        key: read('server.key'),
+        ca: read('ca.crt'),
+        requestCert: true,
+        rejectUnauthorized: true,
+        minVersion: 'TLSv1.2',
+      },
+      handler,
+    );
+    server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port, tls: true }));
+  }
 } else if (kind === 'http-proxy') {
   const proxy = httpProxy.createProxyServer({
     target: upstreamUrl,
@@ -110,6 +129,13 @@ routes:
   );
   const gateway = await startGateway({ config, logger: pino({ level: 'warn' }) });
   process.send({ port: Number(new URL(gateway.url).port), path: '/mcp' });
+} else if (kind === 'policy') {
+  const { loadConfigFile } = await import('../dist/config/load.js');
+  const { startGateway } = await import('../dist/server/gateway.js');
+  const { config } = loadConfigFile(upstreamUrl);
+  const gateway = await startGateway({ config, logger: pino({ level: 'warn' }) });
+  const url = new URL(gateway.url);
+  process.send({ port: Number(url.port), path: config.routes[0].route, tls: url.protocol === 'https:' });
 } else {
   process.stderr.write(`unknown participant ${kind}\n`);
   process.exit(2);

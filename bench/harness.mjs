@@ -1,0 +1,135 @@
+// Shared by bench/run.mjs and bench/auth.mjs: start participants in their own processes, drive the
+// same tools/call load at each in interleaved rounds, and report medians.
+//   BENCH_ROUNDS (default 5), BENCH_DURATION seconds per run (default 5), BENCH_CONNECTIONS (default 32)
+import { fork } from 'node:child_process';
+import { once } from 'node:events';
+import autocannon from 'autocannon';
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const DURATION = Number(process.env.BENCH_DURATION ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const SERVERS = new URL('./servers.mjs', import.meta.url).pathname;
+
+const META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientInfo': { name: 'bench', version: '1.0.0' },
+  'io.modelcontextprotocol/clientCapabilities': {},
+};
+const BODY = JSON.stringify({
+  jsonrpc: '2.0',
+  id: 1,
+  method: 'tools/call',
+  params: { name: 'list_notes', arguments: {}, _meta: META },
+});
+const HEADERS = {
+  'content-type': 'application/json',
+  accept: 'application/json, text/event-stream',
+  'mcp-protocol-version': '2026-07-28',
+  'mcp-method': 'tools/call',
+  'mcp-name': 'list_notes',
+};
+
+/**
+ * Starts `node bench/servers.mjs kind ...args` and waits for its port. `client` carries what the
+ * load generator must send to it: extra headers (a credential) and TLS options (a client certificate).
+ */
+export async function start(kind, args = [], client = {}) {
+  const execArgv =
+    process.env.BENCH_PROFILE === kind
+      ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile']
+      : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+  const child = fork(SERVERS, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  const [message] = await once(child, 'message');
+  const scheme = message.tls ? 'https' : 'http';
+  return { kind, child, url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`, client };
+}
+
+function cpu(child) {
+  return new Promise((resolve) => {
+    child.once('message', (m) => resolve(m.cpu));
+    child.send('cpu');
+  });
+}
+
+async function drive(target, duration) {
+  const before = await cpu(target.child);
+  const result = await autocannon({
+    url: target.url,
+    method: 'POST',
+    headers: { ...HEADERS, ...target.client.headers },
+    body: BODY,
+    connections: CONNECTIONS,
+    duration,
+    ...(target.client.tlsOptions ? { tlsOptions: target.client.tlsOptions } : {}),
+  });
+  const after = await cpu(target.child);
+  const ok = result['2xx'];
+  if (result.non2xx > 0 || result.errors > 0 || ok === 0) {
+    throw new Error(`${target.kind}: ${result.non2xx} non-2xx, ${result.errors} errors`);
+  }
+  const cpuMicros = after.user + after.system - (before.user + before.system);
+  return {
+    rps: ok / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    cpuPerReqUs: cpuMicros / ok,
+  };
+}
+
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+};
+
+/** Warm-up, then ROUNDS rounds in rotating order; returns the medians per participant. */
+export async function compare(targets) {
+  process.stdout.write(
+    `warm-up, then ${ROUNDS} interleaved rounds of ${DURATION}s × ${CONNECTIONS} connections, POST tools/call\n`,
+  );
+  for (const target of targets) await drive(target, 1);
+  const runs = new Map(targets.map((t) => [t.kind, []]));
+  for (let round = 0; round < ROUNDS; round++) {
+    // Rotate the order each round so no participant always runs first or last.
+    const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+    for (const target of order) runs.get(target.kind).push(await drive(target, DURATION));
+    process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
+  }
+  return Object.fromEntries(
+    [...runs].map(([kind, list]) => [
+      kind,
+      {
+        rps: median(list.map((r) => r.rps)),
+        p50: median(list.map((r) => r.p50)),
+        p99: median(list.map((r) => r.p99)),
+        cpuPerReqUs: median(list.map((r) => r.cpuPerReqUs)),
+      },
+    ]),
+  );
+}
+
+/** The medians as a table, then `lines` (ratios), then what the figures are. */
+export function report(summary, lines) {
+  const width = Math.max(10, ...Object.keys(summary).map((k) => k.length));
+  const rows = Object.entries(summary).map(
+    ([kind, s]) =>
+      `| ${kind.padEnd(width)} | ${s.rps.toFixed(0).padStart(7)} | ${s.p50.toFixed(1).padStart(6)} | ${s.p99.toFixed(1).padStart(6)} | ${s.cpuPerReqUs.toFixed(1).padStart(10)} |`,
+  );
+  process.stdout.write(
+    [
+      '',
+      `| ${'target'.padEnd(width)} |   req/s | p50 ms | p99 ms | CPU µs/req |`,
+      `| ${'-'.repeat(width)} | ------- | ------ | ------ | ---------- |`,
+      ...rows,
+      '',
+      ...lines,
+      `(medians of ${ROUNDS} interleaved runs; CPU is the participant process's own user+system time)`,
+      '',
+    ].join('\n'),
+  );
+}
+
+export function stopAll(participants) {
+  // SIGTERM lets a profiled participant write its profile.
+  for (const p of participants) p.child.kill('SIGTERM');
+}
