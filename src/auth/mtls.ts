@@ -74,6 +74,8 @@ export type MtlsResult = Identity | 'no_identity';
 export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientCertificate) => MtlsResult {
   const compiled = entries.map((entry) => ({
     entry,
+    // DNS names compare case-insensitively (RFC 5280 §7.2); CN and URI exactly.
+    dns: entry.match.dns?.toLowerCase(),
     identity: (cert: ClientCertificate): Identity =>
       Object.freeze({
         key: `mtls:${entry.name}`,
@@ -88,11 +90,11 @@ export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientC
       }),
   }));
   return (cert) => {
-    for (const { entry, identity } of compiled) {
-      const { cn, dns, uri } = entry.match;
+    for (const { entry, dns, identity } of compiled) {
+      const { cn, uri } = entry.match;
       if (
         (cn !== undefined && cert.cn.includes(cn)) ||
-        (dns !== undefined && cert.dns.includes(dns)) ||
+        (dns !== undefined && cert.dns.some((name) => name.toLowerCase() === dns)) ||
         (uri !== undefined && cert.uris.includes(uri))
       ) {
         return identity(cert);

@@ -89,3 +89,55 @@ export async function createTestCA(name = 'Portcullis Test CA'): Promise<TestCA>
     },
   };
 }
+
+/** What {@link issueCertificate} puts in a leaf certificate; validity defaults to the CA's (now ± a day). */
+export interface LeafOptions {
+  readonly cn: string;
+  readonly dns?: readonly string[];
+  readonly ips?: readonly string[];
+  readonly uris?: readonly string[];
+  readonly client?: boolean;
+  readonly notBefore?: Date;
+  readonly notAfter?: Date;
+}
+
+/**
+ * A leaf certificate signed by `ca` (a CA from {@link createTestCA}, as PEM) with a chosen
+ * validity window: for certificates that have expired or are not yet valid.
+ */
+export async function issueCertificate(ca: Pem, opts: LeafOptions): Promise<Pem> {
+  const caCert = new x509.X509Certificate(ca.cert);
+  const caKey = await webcrypto.subtle.importKey('pkcs8', x509.PemConverter.decodeFirst(ca.key), ALG, false, [
+    'sign',
+  ]);
+  const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
+  const now = Date.now();
+  const names = [
+    ...(opts.dns ?? []).map((value) => ({ type: 'dns' as const, value })),
+    ...(opts.ips ?? []).map((value) => ({ type: 'ip' as const, value })),
+    ...(opts.uris ?? []).map((value) => ({ type: 'url' as const, value })),
+  ];
+  const leaf = await x509.X509CertificateGenerator.create({
+    serialNumber: serial(),
+    subject: `CN=${opts.cn}`,
+    issuer: caCert.subject,
+    notBefore: opts.notBefore ?? new Date(now - 60_000),
+    notAfter: opts.notAfter ?? new Date(now + 86_400_000),
+    publicKey: leafKeys.publicKey,
+    signingKey: caKey,
+    signingAlgorithm: ALG,
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      new x509.KeyUsagesExtension(
+        x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+        true,
+      ),
+      new x509.ExtendedKeyUsageExtension([
+        opts.client ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth,
+      ]),
+      ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
+      await x509.AuthorityKeyIdentifierExtension.create(caCert),
+    ],
+  });
+  return { cert: leaf.toString('pem'), key: await exportKey(leafKeys.privateKey) };
+}
