@@ -134,6 +134,10 @@ export function createJwtVerifier(issuers: readonly IssuerConfig[]): JwtVerifier
     } catch (err) {
       return { failure: joseFailure(err) };
     }
+    // A token "issued" in the future would outlive any lifetime bound: refuse it outright.
+    if (typeof payload.iat === 'number' && payload.iat > now / 1000 + config.clockToleranceSec) {
+      return { failure: 'claims' };
+    }
     if (config.maxTokenLifetimeSec !== undefined) {
       const { iat, exp } = payload;
       if (typeof iat !== 'number' || typeof exp !== 'number' || exp - iat > config.maxTokenLifetimeSec) {
@@ -205,6 +209,9 @@ function joseFailure(err: unknown): JwtFailure {
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
     return 'unknown_key';
   if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'jwks_unavailable';
+  // jose raises its generic error only around fetching the JWKS (a non-200 answer, a body that is
+  // not JSON): the identity provider is failing, not the client.
+  if (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC') return 'jwks_unavailable';
   if (err instanceof errors.JOSEError) return 'bad_signature';
   // A JWKS endpoint that cannot be reached surfaces as undici's fetch TypeError.
   if (err instanceof TypeError && err.message === 'fetch failed') return 'jwks_unavailable';
