@@ -44,8 +44,8 @@ const RESPONSE_DROP: ReadonlySet<string> = new Set([
 ]);
 
 export interface ForwardingContext {
-  /** Address of the client as the gateway trusts it. */
-  readonly clientAddress: string;
+  /** The connection's peer: the hop the gateway appends to `X-Forwarded-For`. */
+  readonly peer: string;
   /** `X-Forwarded-For` chain received from a trusted proxy, if any. */
   readonly forwardedFor?: string;
   readonly proto: 'http' | 'https';
@@ -70,7 +70,7 @@ export function upstreamRequestHeaders(
       continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
-  out['x-forwarded-for'] = ctx.forwardedFor ? `${ctx.forwardedFor}, ${ctx.clientAddress}` : ctx.clientAddress;
+  out['x-forwarded-for'] = ctx.forwardedFor ? `${ctx.forwardedFor}, ${ctx.peer}` : ctx.peer;
   out['x-forwarded-proto'] = ctx.proto;
   if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host;
   for (const name in extra) out[name] = extra[name] as string;

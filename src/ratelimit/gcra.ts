@@ -1,18 +1,44 @@
 import type { Decision, Rate } from './limiter.js';
 
 /**
- * GCRA (generic cell rate algorithm): one number per key, the theoretical arrival time (TAT).
- * Each event pushes the TAT by the emission interval T = period / limit; an event is allowed when
- * the pushed TAT is at most `burst × T` ahead of now. Returns the new TAT when allowed.
+ * A key's GCRA state: its theoretical arrival time (TAT) kept as `at + ahead`, where `at` is when
+ * it was last updated and `ahead` how far the TAT was ahead of that moment. Holding the small
+ * `ahead` instead of the absolute TAT keeps the arithmetic exact: at epoch-millisecond magnitudes a
+ * double only resolves ~0.0002 ms, and adding fractional intervals to it would round a burst's
+ * last event into a refusal.
  */
-export function gcra(tat: number | undefined, rate: Rate, now: number): Decision & { readonly tat: number } {
+export interface GcraState {
+  readonly at: number;
+  readonly ahead: number;
+}
+
+/** Slack far below any interval, far above the rounding of small magnitudes. */
+const EPSILON_MS = 1e-6;
+
+/**
+ * GCRA (generic cell rate algorithm). Each event pushes the TAT by the emission interval
+ * T = period / limit; an event is allowed when the pushed TAT is at most `burst × T` ahead of now.
+ * A refused event leaves the state as it was (it consumes nothing).
+ */
+export function gcra(
+  tat: GcraState | undefined,
+  rate: Rate,
+  now: number,
+): Decision & { readonly tat: GcraState } {
   const interval = rate.periodMs / rate.limit;
   const tolerance = interval * (rate.burst ?? rate.limit);
-  const next = Math.max(tat ?? now, now) + interval;
-  if (next - now <= tolerance) return { allowed: true, retryAfterSec: 0, tat: next };
+  const ahead = tat === undefined ? 0 : Math.max(tat.ahead - (now - tat.at), 0);
+  const next = ahead + interval;
+  if (next <= tolerance + EPSILON_MS)
+    return { allowed: true, retryAfterSec: 0, tat: { at: now, ahead: next } };
   return {
     allowed: false,
-    retryAfterSec: Math.max(1, Math.ceil((next - tolerance - now) / 1000)),
-    tat: tat ?? now,
+    retryAfterSec: Math.max(1, Math.ceil((next - tolerance - EPSILON_MS) / 1000)),
+    tat: tat ?? { at: now, ahead: 0 },
   };
+}
+
+/** When the state carries no information any more: the TAT has passed. */
+export function expired(tat: GcraState, now: number): boolean {
+  return tat.at + tat.ahead <= now;
 }

@@ -1,4 +1,4 @@
-import { gcra } from './gcra.js';
+import { expired, type GcraState, gcra } from './gcra.js';
 import type { Limiter } from './limiter.js';
 
 /**
@@ -7,13 +7,19 @@ import type { Limiter } from './limiter.js';
  */
 export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): Limiter {
   const maxKeys = opts.maxKeys ?? 100_000;
-  const tats = new Map<string, number>();
-  const prune = (now: number) => {
-    for (const [key, tat] of tats) if (tat <= now) tats.delete(key);
+  const tats = new Map<string, GcraState>();
+  let prunedAt = Number.NEGATIVE_INFINITY;
+  /** Makes room for one key: expired keys go first (at most one sweep a second), then the oldest. */
+  const makeRoom = (now: number) => {
+    if (now - prunedAt >= 1_000) {
+      prunedAt = now;
+      for (const [key, tat] of tats) if (expired(tat, now)) tats.delete(key);
+    }
     // Still full of live keys (a flood of distinct addresses): forget the oldest rather than grow.
-    for (const key of tats.keys()) {
-      if (tats.size < maxKeys) break;
-      tats.delete(key);
+    while (tats.size >= maxKeys) {
+      const oldest = tats.keys().next().value;
+      if (oldest === undefined) break;
+      tats.delete(oldest);
     }
   };
   return {
@@ -24,7 +30,7 @@ export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): L
     consume(key, rate, now = Date.now()) {
       const result = gcra(tats.get(key), rate, now);
       if (result.allowed) {
-        if (tats.size >= maxKeys) prune(now);
+        if (tats.size >= maxKeys && !tats.has(key)) makeRoom(now);
         tats.set(key, result.tat);
       }
       return { allowed: result.allowed, retryAfterSec: result.retryAfterSec };

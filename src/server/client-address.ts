@@ -4,6 +4,8 @@ import { BlockList, isIP, isIPv6 } from 'node:net';
 export interface ClientAddress {
   /** The address the gateway trusts as the client's. */
   readonly address: string;
+  /** The connection's peer (a proxy, when `forwardedFor` is set). */
+  readonly peer: string;
   /** The `X-Forwarded-For` chain as received from a trusted proxy, to extend upstream. */
   readonly forwardedFor?: string;
 }
@@ -17,7 +19,12 @@ export interface ClientAddress {
 export function createClientAddress(
   trustedProxies: readonly string[],
 ): (req: IncomingMessage) => ClientAddress {
-  if (trustedProxies.length === 0) return (req) => ({ address: req.socket.remoteAddress ?? 'unknown' });
+  if (trustedProxies.length === 0) {
+    return (req) => {
+      const peer = req.socket.remoteAddress ?? 'unknown';
+      return { address: peer, peer };
+    };
+  }
   const trusted = new BlockList();
   for (const entry of trustedProxies) {
     const [address = '', prefix] = entry.split('/');
@@ -32,7 +39,7 @@ export function createClientAddress(
   return (req) => {
     const peer = req.socket.remoteAddress ?? 'unknown';
     const header = req.headers['x-forwarded-for'];
-    if (!isTrusted(peer) || typeof header !== 'string') return { address: peer };
+    if (!isTrusted(peer) || typeof header !== 'string') return { address: peer, peer };
     const hops = header.split(',').map((hop) => hop.trim());
     let client = peer;
     for (let i = hops.length - 1; i >= 0; i--) {
@@ -42,7 +49,7 @@ export function createClientAddress(
       client = hop;
       if (!isTrusted(hop)) break;
     }
-    return { address: client, forwardedFor: header };
+    return { address: client, peer, forwardedFor: header };
   };
 }
 

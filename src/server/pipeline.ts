@@ -24,6 +24,8 @@ interface Arrived {
   readonly startedAt: number;
   /** The socket's peer, or the client a trusted proxy named in `X-Forwarded-For`. */
   readonly clientAddress: string;
+  /** The connection's peer; the client itself unless a trusted proxy is in between. */
+  readonly peer: string;
   /** The `X-Forwarded-For` chain received from a trusted proxy. */
   readonly forwardedFor: string | undefined;
   readonly httpMethod: string;
@@ -75,6 +77,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       requestId: randomUUID(),
       startedAt: performance.now(),
       clientAddress: client.address,
+      peer: client.peer,
       forwardedFor: client.forwardedFor,
       httpMethod: req.method ?? 'UNKNOWN',
     };
@@ -124,7 +127,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const attempt = route.authenticate(req);
     const identity = attempt instanceof Promise ? await attempt : attempt;
     if ('refusal' in identity) {
-      deps.limiter.consume(received.clientAddress, deps.authFailureRate);
+      // Only a presented credential that failed is a guess; a missing one is how clients discover auth.
+      if (identity.refusal.reason === 'invalid_credential')
+        deps.limiter.consume(received.clientAddress, deps.authFailureRate);
       metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
       return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
     }
@@ -174,7 +179,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const answer = await route.forwarder.forward({
       method: ctx.httpMethod,
       headers: upstreamRequestHeaders(req.headers, route.upstreamHeaders, {
-        clientAddress: ctx.clientAddress,
+        peer: ctx.peer,
         ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
         proto: deps.proto,
       }),

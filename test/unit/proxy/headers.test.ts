@@ -7,7 +7,7 @@ import {
   upstreamRequestHeaders,
 } from '../../../src/proxy/headers.js';
 
-const ctx: ForwardingContext = { clientAddress: '198.51.100.7', proto: 'https' };
+const ctx: ForwardingContext = { peer: '198.51.100.7', proto: 'https' };
 
 /** What a typical modern MCP client sends, as node:http presents it (lower-case names). */
 const clientHeaders: IncomingHttpHeaders = {
@@ -168,7 +168,7 @@ describe('upstreamRequestHeaders: the gateway’s own headers', () => {
     const out = upstreamRequestHeaders(
       { ...clientHeaders, 'x-forwarded-for': 'ignored-raw-header' },
       {},
-      { clientAddress: '10.0.0.5', forwardedFor: '203.0.113.9', proto: 'http' },
+      { peer: '10.0.0.5', forwardedFor: '203.0.113.9', proto: 'http' },
     );
     expect(out['x-forwarded-for']).toBe('203.0.113.9, 10.0.0.5');
     expect(out['x-forwarded-proto']).toBe('http');
