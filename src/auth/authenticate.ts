@@ -106,6 +106,13 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
   };
 
   async function all(presented: Presented): Promise<Identity | AuthFailure> {
+    // A header credential that no listed method takes is refused as such, as with `any`.
+    if (
+      (presented.jwt !== undefined && !methods.includes('jwt')) ||
+      (presented.apiKey !== undefined && !methods.includes('apiKey'))
+    ) {
+      return invalid('none', 'method_not_accepted');
+    }
     const identities: Identity[] = [];
     for (const method of methods) {
       const outcome = await attempt(method, presented);
