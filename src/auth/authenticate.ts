@@ -129,16 +129,25 @@ function readCredentials(
   req: IncomingMessage,
 ): Presented | { readonly method: 'none'; readonly why: string } {
   const certificate = clientCertificateOf(req.socket);
-  const authorization = req.headersDistinct.authorization;
-  const apiKeyHeader = req.headersDistinct['x-api-key'];
-  if ((authorization?.length ?? 0) + (apiKeyHeader?.length ?? 0) > 1)
-    return { method: 'none', why: 'two_credentials' };
-  if (apiKeyHeader !== undefined) return { apiKey: apiKeyHeader[0] as string, certificate };
+  // Node keeps only the first of repeated Authorization headers in `req.headers`: count the raw
+  // ones, so a second credential can never hide behind the first.
+  let count = 0;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i] as string;
+    if ((name.length === 13 || name.length === 9) && CREDENTIAL_HEADERS.has(name.toLowerCase())) count++;
+  }
+  if (count > 1) return { method: 'none', why: 'two_credentials' };
+  const apiKeyHeader = req.headers['x-api-key'];
+  if (typeof apiKeyHeader === 'string') return { apiKey: apiKeyHeader, certificate };
+  const authorization = req.headers.authorization;
   if (authorization === undefined) return { certificate };
-  const bearer = BEARER.exec(authorization[0] as string)?.[1];
+  const bearer = BEARER.exec(authorization)?.[1];
   if (bearer === undefined) return { method: 'none', why: 'not_bearer' };
   return JWT_SHAPE.test(bearer) ? { jwt: bearer, certificate } : { apiKey: bearer, certificate };
 }
+
+const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'x-api-key']);
 
 /** `require: all`: one identity naming each method; scopes are what every method grants. */
 function combine(identities: readonly Identity[]): Identity {
