@@ -54,17 +54,6 @@ function certificates() {
       '-CAkey',
       file('ca.key'),
       '-CAcreateserial',
-    );
-    openssl(
-      'x509',
-      '-req',
-      '-in',
-      file(`${name}.csr`),
-      '-CA',
-      file('ca.crt'),
-      '-CAkey',
-      file('ca.key'),
-      '-CAcreateserial',
       '-out',
       file(`${name}.crt`),
       '-days',

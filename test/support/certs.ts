@@ -17,13 +17,8 @@ export interface Pem {
 }
 
 export interface TestCA extends Pem {
-  issue(opts: {
-    cn: string;
-    dns?: string[];
-    ips?: string[];
-    uris?: string[];
-    client?: boolean;
-  }): Promise<Pem>;
+  /** A leaf certificate this CA signs, valid from a minute ago for a day unless told otherwise. */
+  issue(opts: LeafOptions): Promise<Pem>;
 }
 
 async function exportKey(key: webcrypto.CryptoKey): Promise<string> {
@@ -53,39 +48,11 @@ export async function createTestCA(name = 'Portcullis Test CA'): Promise<TestCA>
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   });
+  const ca: Pem = { cert: caCert.toString('pem'), key: await exportKey(keys.privateKey) };
   return {
-    cert: caCert.toString('pem'),
-    key: await exportKey(keys.privateKey),
-    async issue({ cn, dns = [], ips = [], uris = [], client = false }) {
-      const leafKeys = await webcrypto.subtle.generateKey(ALG, true, ['sign', 'verify']);
-      const names = [
-        ...dns.map((value) => ({ type: 'dns' as const, value })),
-        ...ips.map((value) => ({ type: 'ip' as const, value })),
-        ...uris.map((value) => ({ type: 'url' as const, value })),
-      ];
-      const leaf = await x509.X509CertificateGenerator.create({
-        serialNumber: serial(),
-        subject: `CN=${cn}`,
-        issuer: caCert.subject,
-        notBefore: new Date(now - 60_000),
-        notAfter: new Date(now + 86_400_000),
-        publicKey: leafKeys.publicKey,
-        signingKey: keys.privateKey,
-        signingAlgorithm: ALG,
-        extensions: [
-          new x509.BasicConstraintsExtension(false, undefined, true),
-          new x509.KeyUsagesExtension(
-            x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
-            true,
-          ),
-          new x509.ExtendedKeyUsageExtension([
-            client ? x509.ExtendedKeyUsage.clientAuth : x509.ExtendedKeyUsage.serverAuth,
-          ]),
-          ...(names.length > 0 ? [new x509.SubjectAlternativeNameExtension(names)] : []),
-          await x509.AuthorityKeyIdentifierExtension.create(caCert),
-        ],
-      });
-      return { cert: leaf.toString('pem'), key: await exportKey(leafKeys.privateKey) };
+    ...ca,
+    issue(opts) {
+      return issueCertificate(ca, opts);
     },
   };
 }
