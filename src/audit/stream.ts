@@ -15,8 +15,11 @@ export interface AuditRecord {
   readonly method: string | null;
   readonly id: string | number | undefined;
   readonly tool: string | undefined;
-  readonly decision: 'allow' | AuditDecision;
+  readonly decision: 'allow' | 'shadow-deny' | AuditDecision;
   readonly reason: string | undefined;
+  /** The policy entry that decided (`tools.write_file`, `default: deny`, `method-table`). */
+  readonly rule: string | undefined;
+  readonly missingScopes: readonly string[] | undefined;
   readonly upstreamStatus: number | null;
   readonly status: number;
   readonly durationMs: number;

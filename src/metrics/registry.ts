@@ -45,6 +45,7 @@ export interface Metrics {
   readonly refusals: Counter<'route' | 'reason'>;
   readonly activeStreams: Gauge<'route'>;
   readonly authFailures: Counter<'route' | 'method' | 'reason'>;
+  readonly decisions: Counter<'route' | 'decision'>;
 }
 
 export function createMetrics(version: string): Metrics {
@@ -76,6 +77,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_refusals_total',
       help: 'Requests refused by the gateway, by route and reason',
       labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    decisions: new Counter({
+      name: 'portcullis_policy_decisions_total',
+      help: 'Policy decisions per JSON-RPC message, by route and decision (allow, deny, shadow-deny)',
+      labelNames: ['route', 'decision'],
       registers: [registry],
     }),
     authFailures: new Counter({

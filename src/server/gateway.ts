@@ -52,6 +52,7 @@ export async function startGateway({
     limiter: createMemoryLimiter(),
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
+    maxResponseBytes: config.limits.maxResponseBytes,
     proto,
     metrics,
     audit,

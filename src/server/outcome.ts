@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.js';
 import type { AuditDecision, RefusalReason } from '../errors.js';
 import type { ParsedBody, RpcMessage } from '../jsonrpc/parse.js';
 import { type Metrics, methodLabel } from '../metrics/registry.js';
+import type { Decision } from '../policy/decide.js';
 
 /** Everything known about a finished request: what the audit record and the metrics say. */
 export interface Outcome {
@@ -14,6 +15,8 @@ export interface Outcome {
   readonly route: string | null;
   readonly identity: Identity | null;
   readonly body: ParsedBody | undefined;
+  /** The policy's decision for each message of `body`, when it got that far. */
+  readonly decisions?: readonly Decision[] | undefined;
   readonly status: number;
   readonly upstreamStatus: number | null;
   readonly decision: 'allow' | AuditDecision;
@@ -31,10 +34,18 @@ export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): Rec
     const time = new Date().toISOString();
     const messages = outcome.body?.messages;
     if (messages === undefined || messages.length === 0)
-      audit.write(auditRecord(outcome, time, durationMs, undefined));
-    else for (const message of messages) audit.write(auditRecord(outcome, time, durationMs, message));
+      audit.write(auditRecord(outcome, time, durationMs, undefined, undefined));
+    else
+      messages.forEach((message, i) => {
+        audit.write(auditRecord(outcome, time, durationMs, message, outcome.decisions?.[i]));
+      });
 
     const route = outcome.route ?? 'none';
+    outcome.decisions?.forEach((decision) => {
+      const label =
+        decision.effect === 'allow' ? 'allow' : outcome.decision === 'allow' ? 'shadow-deny' : 'deny';
+      metrics.decisions.inc({ route, decision: label });
+    });
     metrics.requests.inc({ route, method: methodOf(outcome), status: outcome.status });
     if (outcome.reason !== undefined) metrics.refusals.inc({ route, reason: outcome.reason });
     else if (!outcome.sse) metrics.requestDuration.observe({ route }, durationMs / 1000);
@@ -47,6 +58,7 @@ function auditRecord(
   time: string,
   durationMs: number,
   message: RpcMessage | undefined,
+  decision: Decision | undefined,
 ): AuditRecord {
   const request = message !== undefined && message.kind !== 'response' ? message : undefined;
   const tool = request?.method === 'tools/call' ? request.params?.name : undefined;
@@ -60,8 +72,11 @@ function auditRecord(
     method: request?.method ?? null,
     id: message?.kind === 'notification' ? undefined : message?.id,
     tool: typeof tool === 'string' ? tool : undefined,
-    decision: outcome.decision,
-    reason: outcome.reason,
+    // Forwarded although the policy denies it: shadow mode.
+    decision: outcome.decision === 'allow' && decision?.effect === 'deny' ? 'shadow-deny' : outcome.decision,
+    reason: outcome.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
+    rule: decision?.rule,
+    missingScopes: decision?.missing.length ? decision.missing : undefined,
     upstreamStatus: outcome.upstreamStatus,
     status: outcome.status,
     durationMs,

@@ -7,9 +7,14 @@ import type { AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
 import { isRefusal, REFUSALS, type Refusal, refuse } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
+import { isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
+import { authorize } from '../policy/authorize.js';
+import type { Decision } from '../policy/decide.js';
+import { filterListResult, isFilteredList } from '../policy/filter.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import { createSseRewriter } from '../proxy/sse.js';
 import type { Limiter, Rate } from '../ratelimit/limiter.js';
 import { readBody } from './body.js';
 import type { ClientAddress } from './client-address.js';
@@ -45,6 +50,10 @@ interface Parsed extends Authenticated {
   readonly body: ParsedBody;
   readonly version: string;
 }
+/** Step 6 done: every message has its decision. */
+interface Authorized extends Parsed {
+  readonly decisions: readonly Decision[];
+}
 
 /** Shared, process-wide state the pipeline reads. */
 export interface GatewayState {
@@ -59,6 +68,8 @@ export interface PipelineDeps {
   readonly limiter: Limiter;
   readonly authFailureRate: Rate;
   readonly maxBodyBytes: number;
+  /** Largest answer the gateway reads whole (a filtered list result). */
+  readonly maxResponseBytes: number;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
   readonly audit: AuditStream;
@@ -149,8 +160,24 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if ('refusal' in request) {
       return refuseRequest(res, request.refusal, authenticated, { ...refusalContext, body: request.body });
     }
-    // 6–8 (policy, limits, sessions) plug in here.
-    return forward(req, res, authenticated, { ...authenticated, ...request });
+    // 6. Authorize every message from the parsed body alone.
+    const authorization = authorize(route.policy, request.body, identity, {
+      modern: isModern(request.version),
+      resourceMetadata: route.resourceMetadata,
+    });
+    if (authorization.refusal !== undefined) {
+      return refuseRequest(res, authorization.refusal, authenticated, {
+        ...refusalContext,
+        body: request.body,
+        decisions: authorization.decisions,
+      });
+    }
+    // 7–8 (limits, sessions) plug in here.
+    return forward(req, res, authenticated, {
+      ...authenticated,
+      ...request,
+      decisions: authorization.decisions,
+    });
   }
 
   // 9. Forward and stream back.
@@ -158,7 +185,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     req: IncomingMessage,
     res: ServerResponse,
     ctx: Authenticated,
-    parsed: Parsed | undefined,
+    parsed: Authorized | undefined,
   ): Promise<void> {
     const { route } = ctx;
     const body = parsed?.body;
@@ -204,6 +231,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           ...ctx,
           route: route.path,
           body,
+          decisions: parsed?.decisions,
           status: res.statusCode,
           upstreamStatus: answer.status,
           decision: 'allow',
@@ -211,6 +239,28 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         });
       },
     };
+    // A list answer is filtered to what the caller may use (JSON read whole; SSE event by event).
+    const list = parsed === undefined ? undefined : listRequestOf(parsed);
+    if (list !== undefined && !sse && answer.status === 200 && isJson(contentType)) {
+      const text = await readAnswer(answer.body, deps.maxResponseBytes);
+      if (text === undefined) {
+        // Never relay a list unfiltered: an answer too large to read whole is refused.
+        if (!clientGone)
+          refuseRequest(res, refuse('response_too_large'), ctx, {
+            route,
+            origin: ctx.origin,
+            identity: ctx.identity,
+            body,
+          });
+        return;
+      }
+      // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
+      const relayed = filterListAnswer(text, list, route, ctx.identity) ?? text;
+      headers['content-length'] = Buffer.byteLength(relayed);
+      res.writeHead(answer.status, headers);
+      res.end(relayed);
+      return;
+    }
     res.writeHead(answer.status, headers);
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     // `pipe` rather than `stream.pipeline`: pipeline allocates and aborts an AbortController per
@@ -220,7 +270,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
       res.destroy();
     });
-    answer.body.pipe(res);
+    if (list !== undefined && sse) {
+      answer.body
+        .pipe(createSseRewriter((data) => filterListAnswer(data, list, route, ctx.identity)))
+        .pipe(res);
+    } else answer.body.pipe(res);
   }
 
   /** Answers a refusal (the request's ids, CORS for an accepted origin) and records it. */
@@ -233,6 +287,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       readonly origin?: string | undefined;
       readonly identity?: Identity;
       readonly body?: ParsedBody | undefined;
+      readonly decisions?: readonly Decision[];
       readonly close?: boolean;
     } = {},
   ): void {
@@ -247,11 +302,68 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       route: opts.route?.path ?? null,
       identity: opts.identity ?? null,
       body,
+      decisions: opts.decisions,
       status: spec.status,
       upstreamStatus: null,
       decision: spec.decision,
       reason: refusal.reason,
     });
+  }
+}
+
+/** The single list request whose answer is filtered; a batch is never a list request. */
+function listRequestOf(
+  parsed: Parsed,
+): { readonly id: string | number; readonly method: string } | undefined {
+  const [message] = parsed.body.messages;
+  if (parsed.body.batch || message?.kind !== 'request' || !isFilteredList(message.method)) return undefined;
+  return { id: message.id, method: message.method };
+}
+
+/** The JSON-RPC answer to `list` with its result filtered; `undefined` when `text` is not that answer. */
+function filterListAnswer(
+  text: string,
+  list: { readonly id: string | number; readonly method: string },
+  route: CompiledRoute,
+  identity: Identity,
+): string | undefined {
+  let message: unknown;
+  try {
+    message = JSON.parse(text);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return undefined;
+  const answer = message as Record<string, unknown>;
+  if (answer.id !== list.id || !('result' in answer)) return undefined;
+  return JSON.stringify({
+    ...answer,
+    result: filterListResult(list.method, answer.result, route.policy, identity),
+  });
+}
+
+function isJson(contentType: string | string[] | undefined): boolean {
+  return typeof contentType === 'string' && contentType.toLowerCase().startsWith('application/json');
+}
+
+/** Reads an upstream answer whole, up to `limit` bytes; `undefined` beyond it or on invalid UTF-8. */
+async function readAnswer(body: Readable, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) {
+      body.destroy();
+      return undefined;
+    }
+    chunks.push(chunk);
+  }
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
+  } catch (err) {
+    if (err instanceof TypeError) return undefined;
+    throw err;
   }
 }
 

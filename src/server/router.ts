@@ -1,9 +1,10 @@
 import { createApiKeyVerifier } from '../auth/api-key.js';
 import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
-import { resourceMetadata, resourceMetadataPaths } from '../auth/challenge.js';
+import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '../auth/challenge.js';
 import { createJwtVerifier, type JwtVerifier } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
+import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
 
 /** A route with everything the hot path needs built once at load. */
@@ -14,6 +15,9 @@ export interface CompiledRoute {
   /** `upstreamHeaders` with lowercased names. */
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   readonly authenticate: Authenticate;
+  readonly policy: CompiledPolicy;
+  /** `resource_metadata="…"` for this route's challenges. */
+  readonly resourceMetadata: string;
   readonly forwarder: Forwarder;
 }
 
@@ -65,6 +69,8 @@ function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers):
       Object.entries(route.upstreamHeaders).map(([name, value]) => [name.toLowerCase(), value]),
     ),
     authenticate: createAuthenticator(config, route, verifiers),
+    policy: compilePolicy(route),
+    resourceMetadata: resourceMetadataUrl(route),
     forwarder: createForwarder(route),
   };
 }

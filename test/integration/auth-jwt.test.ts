@@ -225,7 +225,10 @@ describe('valid tokens, end to end with the SDK clients', () => {
     'accepts an %s token from the SDK v2 client (modern) and never forwards it',
     async (alg) => {
       const key = alg === 'RS256' ? rsa : ec;
-      const token = await signJwt(key, claims(RESOURCE.modern, { sub: `v2-${alg}` }));
+      const token = await signJwt(
+        key,
+        claims(RESOURCE.modern, { sub: `v2-${alg}`, scope: 'files:read math:use' }),
+      );
       const client = await connectV2Client(`${gateway.url}/modern/mcp`, {
         headers: { Authorization: `Bearer ${token}` },
       });
@@ -251,6 +254,24 @@ describe('valid tokens, end to end with the SDK clients', () => {
       expect(JSON.stringify(records)).not.toContain(token);
     },
   );
+
+  it('denies a tool whose scopes the token lacks; the SDK client reads the insufficient_scope challenge', async () => {
+    const token = await signJwt(rsa, claims(RESOURCE.modern, { sub: 'v2-narrow' }));
+    const client = await connectV2Client(`${gateway.url}/modern/mcp`, {
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    const before = v2.requests.length;
+    try {
+      await expect(client.callTool({ name: 'add', arguments: { a: 2, b: 3 } })).rejects.toThrow(
+        /files:read math:use/,
+      );
+    } finally {
+      await client.close();
+    }
+    expect(
+      v2.requests.slice(before).some((r) => (r.body as { method?: string })?.method === 'tools/call'),
+    ).toBe(false);
+  });
 
   it.each(['RS256', 'ES256'] as const)(
     'accepts an %s token from the SDK v1 client (legacy sessions) and never forwards it',

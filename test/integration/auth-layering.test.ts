@@ -82,6 +82,7 @@ routes:
     resource: https://127.0.0.1/layered/mcp
     upstream: ${upstream.url}
     authentication: { methods: [mtls, jwt], require: all }
+    tools: { echo: files:read, add: files:write }
   - route: /bound/mcp
     resource: https://127.0.0.1/bound/mcp
     upstream: ${upstream.url}
@@ -148,8 +149,9 @@ routes:
       }),
     );
     try {
+      // Scopes are the intersection (files:read): `add` (files:write) and unlisted tools are hidden.
       const { tools } = await sdk.listTools();
-      expect(tools.map((t) => t.name)).toContain('echo');
+      expect(tools.map((t) => t.name)).toEqual(['echo']);
       expect(await sdk.callTool({ name: 'echo', arguments: { text: 'layered' } })).toMatchObject({
         content: [{ type: 'text', text: 'layered' }],
       });

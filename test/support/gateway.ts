@@ -20,7 +20,8 @@ export interface TestRoute {
 
 /**
  * Starts a real gateway on loopback port 0 from a YAML policy built around `routes` (each an
- * `anonymous` route unless `extra` says otherwise), auditing to a temp file.
+ * `anonymous` route allowing every name — `default: allow` — unless `extra` says otherwise),
+ * auditing to a temp file.
  */
 export async function startTestGateway(opts: {
   routes?: readonly TestRoute[];
@@ -44,7 +45,7 @@ export async function startTestGateway(opts: {
     resource: http://127.0.0.1${port === 0 ? '' : `:${port}`}${r.route ?? '/mcp'}
     upstream: ${r.upstream}
     authentication: { methods: [anonymous] }
-${r.extra ?? ''}`,
+${r.extra?.includes('default:') ? '' : '    default: allow\n'}${r.extra ?? ''}`,
     )
     .join('\n');
   const head = `listen: { host: 127.0.0.1, port: ${port} }

@@ -1,0 +1,183 @@
+import type { Identity } from '../auth/identity.js';
+import type { RpcMessage } from '../jsonrpc/parse.js';
+import type { CompiledPolicy, NameTable, Requirement } from './compile.js';
+
+export type DenyReason =
+  | 'insufficient_scope'
+  | 'method_denied'
+  | 'method_not_found'
+  | 'invalid_request'
+  | 'bad_uri';
+
+/**
+ * A decision is a value: the audit record, the refusal and `portcullis explain` print it as it is.
+ * `required` is every scope the call needs, `missing` those the caller lacks.
+ */
+export interface Decision {
+  readonly effect: 'allow' | 'deny';
+  readonly rule: string;
+  readonly required: readonly string[];
+  readonly missing: readonly string[];
+  readonly reason?: DenyReason;
+  /** The tool, resource or prompt the call names. */
+  readonly target?: string;
+}
+
+/** Methods that need only an identity (DESIGN.md step 6, the method table). */
+const IDENTITY_ONLY: ReadonlySet<string> = new Set([
+  'initialize',
+  'ping',
+  'tools/list',
+  'resources/list',
+  'resources/templates/list',
+  'prompts/list',
+  'logging/setLevel',
+  'server/discover',
+]);
+
+const ALLOW_IDENTITY: Decision = Object.freeze({
+  effect: 'allow',
+  rule: 'method-table',
+  required: [],
+  missing: [],
+});
+
+/**
+ * Decides one parsed message against a route's compiled policy (DESIGN.md step 6). The ladder,
+ * in order: client answers and notifications need only an identity; the method table's
+ * identity-only methods; the named methods by their target; anything else only if `methods` lists
+ * it — refused otherwise (403 on the legacy protocol, 404 on the modern one, as servers answer).
+ */
+export function decide(
+  policy: CompiledPolicy,
+  message: RpcMessage,
+  identity: Identity,
+  modern: boolean,
+): Decision {
+  if (message.kind === 'response') return ALLOW_IDENTITY;
+  const { method } = message;
+  if (message.kind === 'notification' && method.startsWith('notifications/')) return ALLOW_IDENTITY;
+  if (IDENTITY_ONLY.has(method)) return ALLOW_IDENTITY;
+  const params = message.params;
+  switch (method) {
+    case 'tools/call':
+      return byName(policy.tools, params?.name, identity, policy, 'invalid_request');
+    case 'prompts/get':
+      return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
+    case 'resources/read':
+    case 'resources/subscribe':
+    case 'resources/unsubscribe':
+      return byUri(policy, params?.uri, identity);
+    case 'completion/complete':
+      return byReference(policy, params?.ref, identity);
+    case 'subscriptions/listen':
+      return byListen(policy, params?.notifications, identity);
+  }
+  const listed = policy.methods.lookup(method);
+  if (listed !== undefined) return check(listed, identity, method);
+  return deny(modern ? 'method_not_found' : 'method_denied', 'method-table', method);
+}
+
+function byName(
+  table: NameTable,
+  name: unknown,
+  identity: Identity,
+  policy: CompiledPolicy,
+  invalid: DenyReason,
+): Decision {
+  if (typeof name !== 'string') return deny(invalid, 'params.name must be a string');
+  return check(table.lookup(name) ?? fallback(policy), identity, name);
+}
+
+function byUri(policy: CompiledPolicy, uri: unknown, identity: Identity): Decision {
+  if (typeof uri !== 'string') return deny('invalid_request', 'params.uri must be a string');
+  const decoded = decodeResourceUri(uri);
+  if (decoded === undefined) return deny('bad_uri', 'resource URI', uri);
+  return check(policy.resources.lookup(decoded) ?? fallback(policy), identity, decoded);
+}
+
+function byReference(policy: CompiledPolicy, ref: unknown, identity: Identity): Decision {
+  const { type, name, uri } = (typeof ref === 'object' && ref !== null ? ref : {}) as Record<string, unknown>;
+  if (type === 'ref/prompt') return byName(policy.prompts, name, identity, policy, 'invalid_request');
+  if (type === 'ref/resource') return byUri(policy, uri, identity);
+  return deny('invalid_request', 'params.ref must name a prompt or a resource');
+}
+
+/** `subscriptions/listen` (2026-07-28): every resource it subscribes to is checked like a read. */
+function byListen(policy: CompiledPolicy, notifications: unknown, identity: Identity): Decision {
+  const uris =
+    typeof notifications === 'object' && notifications !== null
+      ? (notifications as { resourceSubscriptions?: unknown }).resourceSubscriptions
+      : undefined;
+  if (uris === undefined) return ALLOW_IDENTITY;
+  if (!Array.isArray(uris)) return deny('invalid_request', 'resourceSubscriptions must be a list');
+  let allowed: Decision = ALLOW_IDENTITY;
+  for (const uri of uris) {
+    const decision = byUri(policy, uri, identity);
+    if (decision.effect === 'deny') return decision;
+    allowed = decision;
+  }
+  return allowed;
+}
+
+/** The requirement for a name no table lists: the route's `default`. */
+function fallback(policy: CompiledPolicy): Requirement | null {
+  return policy.defaultEffect === 'allow' ? DEFAULT_ALLOW : null;
+}
+
+const DEFAULT_ALLOW: Requirement = Object.freeze({ scopes: [], rule: 'default: allow' });
+
+function check(requirement: Requirement | null, identity: Identity, target: string): Decision {
+  if (requirement === null)
+    return {
+      effect: 'deny',
+      rule: 'default: deny',
+      required: [],
+      missing: [],
+      reason: 'insufficient_scope',
+      target,
+    };
+  const missing = requirement.scopes.filter((scope) => !identity.scopes.has(scope));
+  return missing.length === 0
+    ? { effect: 'allow', rule: requirement.rule, required: requirement.scopes, missing, target }
+    : {
+        effect: 'deny',
+        rule: requirement.rule,
+        required: requirement.scopes,
+        missing,
+        reason: 'insufficient_scope',
+        target,
+      };
+}
+
+function deny(reason: DenyReason, rule: string, target?: string): Decision {
+  return {
+    effect: 'deny',
+    rule,
+    required: [],
+    missing: [],
+    reason,
+    ...(target === undefined ? {} : { target }),
+  };
+}
+
+const ENCODED_SEPARATOR = /%(2e|2f|5c)/i;
+
+/**
+ * A resource URI as policy matches it: percent-decoded, with no way to step outside a pattern.
+ * Refused (undefined): an encoded `.`, `/` or `\`, a raw `\`, malformed escapes, and dot-segments.
+ */
+export function decodeResourceUri(uri: string): string | undefined {
+  if (ENCODED_SEPARATOR.test(uri) || uri.includes('\\')) return undefined;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(uri);
+  } catch (err) {
+    if (err instanceof URIError) return undefined;
+    throw err;
+  }
+  const path = decoded.replace(/^[a-z][a-z0-9+.-]*:(\/\/[^/]*)?/i, '');
+  for (const segment of path.split('/')) if (segment === '.' || segment === '..') return undefined;
+  if (decoded.includes('\0')) return undefined;
+  return decoded;
+}
