@@ -65,9 +65,12 @@ export function decide(
     case 'prompts/get':
       return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
     case 'resources/read':
+      return byUri(policy, params?.uri, identity);
     case 'resources/subscribe':
     case 'resources/unsubscribe':
-      return byUri(policy, params?.uri, identity);
+      // 2026-07-28 replaced these with subscriptions/listen: there they are unknown methods.
+      if (!modern) return byUri(policy, params?.uri, identity);
+      break;
     case 'completion/complete':
       return byReference(policy, params?.ref, identity);
     case 'subscriptions/listen':
