@@ -91,6 +91,9 @@ curl -s ${endpoint} \\
 MCP client configuration (e.g. for an IDE):
 ${client}
 
+The demo key holds notes:read and notes:write; delete_note also needs notes:admin, so calling it
+is refused (403, with the scopes it needs) and tools/list does not show it.
+
 Audit records follow on this terminal, one JSON line per call. Ctrl-C stops (graceful drain).
 
 `;

@@ -69,7 +69,13 @@ describe('portcullis demo', () => {
     const modern = await connectV2Client(endpoint, { headers });
     const legacy = await connectV1Client(endpoint, { headers });
     try {
-      expect((await modern.listTools()).tools.map((t) => t.name)).toContain('write_note');
+      const modernTools = (await modern.listTools()).tools.map((t) => t.name);
+      expect(modernTools).toContain('write_note');
+      // delete_note needs notes:admin, which the demo key lacks: hidden, and refused when called.
+      expect(modernTools).not.toContain('delete_note');
+      await expect(modern.callTool({ name: 'delete_note', arguments: { id: 'welcome' } })).rejects.toThrow(
+        /notes:admin/,
+      );
       expect((await legacy.listTools()).tools.map((t) => t.name)).toContain('summarize_notes');
     } finally {
       await modern.close();
