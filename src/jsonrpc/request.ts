@@ -18,9 +18,11 @@ export interface McpRequest {
 export function parseMcpRequest(
   text: string,
   headers: IncomingHttpHeaders,
+  sessionVersion?: string,
 ): McpRequest | { readonly refusal: Refusal; readonly body?: ParsedBody } {
   const header = headers['mcp-protocol-version'];
-  const version = typeof header === 'string' && header !== '' ? header : DEFAULT_VERSION;
+  // The header, else the version sealed in the session, else the spec's default.
+  const version = typeof header === 'string' && header !== '' ? header : (sessionVersion ?? DEFAULT_VERSION);
   const body = parseJsonRpc(text, { allowBatch: version === BATCH_VERSION });
   if (isRefusal(body)) return { refusal: body };
   if (isModern(version)) {

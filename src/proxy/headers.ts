@@ -49,6 +49,8 @@ export interface ForwardingContext {
   /** `X-Forwarded-For` chain received from a trusted proxy, if any. */
   readonly forwardedFor?: string;
   readonly proto: 'http' | 'https';
+  /** The upstream's own session id, unsealed from the client's; the client's sealed id never goes upstream. */
+  readonly sessionId?: string;
 }
 
 /** Builds the upstream request's headers; `extra` (the route's `upstreamHeaders`, lowercased) wins. */
@@ -73,6 +75,8 @@ export function upstreamRequestHeaders(
   out['x-forwarded-for'] = ctx.forwardedFor ? `${ctx.forwardedFor}, ${ctx.peer}` : ctx.peer;
   out['x-forwarded-proto'] = ctx.proto;
   if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host;
+  if (ctx.sessionId === undefined) delete out['mcp-session-id'];
+  else out['mcp-session-id'] = ctx.sessionId;
   for (const name in extra) out[name] = extra[name] as string;
   return out;
 }

@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { createAuditStream } from '../audit/stream.js';
 import type { Config } from '../config/schema.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
+import { createSessionSealer } from '../proxy/sessions.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { VERSION } from '../version.js';
@@ -53,6 +54,8 @@ export async function startGateway({
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
     maxResponseBytes: config.limits.maxResponseBytes,
+    sessions: createSessionSealer(config.sessions.keys),
+    sessionMaxAgeSec: config.sessions.maxAgeSec,
     proto,
     metrics,
     audit,

@@ -7,13 +7,14 @@ import type { AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
 import { isRefusal, REFUSALS, type Refusal, refuse } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
-import { isModern } from '../jsonrpc/protocol-version.js';
+import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import type { Decision } from '../policy/decide.js';
 import { filterListResult, isFilteredList } from '../policy/filter.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter } from '../proxy/sse.js';
 import type { Limiter, Rate } from '../ratelimit/limiter.js';
 import { readBody } from './body.js';
@@ -41,9 +42,11 @@ interface Received extends Arrived {
   readonly httpMethod: 'POST' | 'GET' | 'DELETE';
   readonly origin: string | undefined;
 }
-/** Step 4 done: the compiler refuses to parse or forward before authentication. */
+/** Step 4 done (and the session, if any, opened): the compiler refuses to parse or forward before. */
 interface Authenticated extends Received {
   readonly identity: Identity;
+  /** The legacy session the request belongs to, unsealed and checked against route and identity. */
+  readonly session: SessionClaims | undefined;
 }
 /** Step 5 done (POST only). */
 interface Parsed extends Authenticated {
@@ -70,6 +73,9 @@ export interface PipelineDeps {
   readonly maxBodyBytes: number;
   /** Largest answer the gateway reads whole (a filtered list result). */
   readonly maxResponseBytes: number;
+  /** Seals and opens legacy session ids. */
+  readonly sessions: SessionSealer;
+  readonly sessionMaxAgeSec: number;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
   readonly audit: AuditStream;
@@ -144,7 +150,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
       return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
     }
-    const authenticated: Authenticated = { ...received, identity };
+    // 8. Sessions (legacy protocol): the id must open, be this route's and this identity's, and not
+    // be older than sessions.maxAgeSec — else 404 and nothing is forwarded.
+    const session = openSession(req.headers, route.path, identity.key);
+    if (isRefusal(session))
+      return refuseRequest(res, session, received, { route, origin: received.origin, identity });
+    const authenticated: Authenticated = { ...received, identity, session };
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
@@ -156,7 +167,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         close: text.reason === 'body_too_large',
       });
     }
-    const request = parseMcpRequest(text, req.headers);
+    const request = parseMcpRequest(text, req.headers, session?.version);
     if ('refusal' in request) {
       return refuseRequest(res, request.refusal, authenticated, { ...refusalContext, body: request.body });
     }
@@ -209,6 +220,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         peer: ctx.peer,
         ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
         proto: deps.proto,
+        ...(ctx.session === undefined ? {} : { sessionId: ctx.session.upstreamId }),
       }),
       ...(body ? { body: body.forward } : {}),
       signal: cancel,
@@ -219,6 +231,17 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     const headers = clientResponseHeaders(answer.headers);
     headers['x-request-id'] = ctx.requestId;
+    const upstreamSession = answer.headers['mcp-session-id'];
+    if (typeof upstreamSession === 'string') {
+      // The client only ever sees the sealed id: route, identity and version bound to it.
+      headers['mcp-session-id'] = deps.sessions.seal({
+        upstreamId: upstreamSession,
+        route: route.path,
+        identity: ctx.identity.key,
+        version: ctx.session?.version ?? negotiatedVersion(parsed),
+        issuedAt: Math.floor(Date.now() / 1000),
+      });
+    }
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const contentType = answer.headers['content-type'];
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
@@ -275,6 +298,23 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         .pipe(createSseRewriter((data) => filterListAnswer(data, list, route, ctx.identity)))
         .pipe(res);
     } else answer.body.pipe(res);
+  }
+
+  function openSession(
+    headers: IncomingMessage['headers'],
+    route: string,
+    identityKey: string,
+  ): SessionClaims | undefined | Refusal {
+    const sealed = headers['mcp-session-id'];
+    if (typeof sealed !== 'string') return undefined;
+    // 2026-07-28 has no sessions: a modern request's session header is ignored (and not forwarded).
+    const version = headers['mcp-protocol-version'];
+    if (typeof version === 'string' && isModern(version)) return undefined;
+    const claims = deps.sessions.open(sealed);
+    const fresh = claims !== undefined && Date.now() / 1000 - claims.issuedAt <= deps.sessionMaxAgeSec;
+    if (!fresh || claims.route !== route || claims.identity !== identityKey)
+      return refuse('session_not_found');
+    return claims;
   }
 
   /** Answers a refusal (the request's ids, CORS for an accepted origin) and records it. */
@@ -365,6 +405,14 @@ async function readAnswer(body: Readable, limit: number): Promise<string | undef
     if (err instanceof TypeError) return undefined;
     throw err;
   }
+}
+
+/** The version an `initialize` asked for (the session's version from then on), else the request's. */
+function negotiatedVersion(parsed: Parsed | undefined): string {
+  const [first] = parsed?.body.messages ?? [];
+  const asked =
+    first?.kind === 'request' && first.method === 'initialize' ? first.params?.protocolVersion : undefined;
+  return typeof asked === 'string' ? asked : (parsed?.version ?? DEFAULT_VERSION);
 }
 
 function errorCode(err: unknown): string {

@@ -152,15 +152,19 @@ describe.each(['json', 'sse'] as const)(
         const initialized = upstream.requests.filter((r) => rpcMethod(r) === 'notifications/initialized');
         expect(initialized).toHaveLength(1);
         const call = upstream.requests.find((r) => rpcMethod(r) === 'tools/call');
-        expect(header(call!, 'mcp-session-id')).toBe(transport.sessionId);
+        // The client holds a sealed id; the upstream sees only its own.
+        const upstreamId = header(call!, 'mcp-session-id');
+        expect(upstream.sessionIds()).toContain(upstreamId);
+        expect(transport.sessionId).not.toBe(upstreamId);
         expect(header(call!, 'mcp-protocol-version')).toBe('2025-11-25');
 
         const sessionId = transport.sessionId;
         await transport.terminateSession();
         const deletes = upstream.requests.filter((r) => r.method === 'DELETE');
         expect(deletes).toHaveLength(1);
-        expect(header(deletes[0]!, 'mcp-session-id')).toBe(sessionId);
-        expect(upstream.sessionIds()).not.toContain(sessionId);
+        expect(header(deletes[0]!, 'mcp-session-id')).toBe(upstreamId);
+        expect(upstream.sessionIds()).not.toContain(upstreamId);
+        expect(sessionId).toBeDefined();
       } finally {
         await client.close();
       }

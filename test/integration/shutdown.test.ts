@@ -83,7 +83,7 @@ routes:
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
     const stream = await fetch(base, {
       method: 'GET',
-      headers: { accept: 'text/event-stream', 'mcp-session-id': 's' },
+      headers: { accept: 'text/event-stream' },
     });
     expect(stream.status).toBe(200);
     const streamEnded = stream.body!.pipeTo(new WritableStream()).then(

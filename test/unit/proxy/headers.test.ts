@@ -111,9 +111,16 @@ describe('upstreamRequestHeaders: what never reaches the upstream', () => {
   });
 });
 
+describe('upstreamRequestHeaders: sessions', () => {
+  it('never forwards the client’s (sealed) session id; sends the unsealed upstream id it is given', () => {
+    expect(upstreamRequestHeaders(clientHeaders, {}, ctx)).not.toHaveProperty('mcp-session-id');
+    const out = upstreamRequestHeaders(clientHeaders, {}, { ...ctx, sessionId: 'upstream-42' });
+    expect(out['mcp-session-id']).toBe('upstream-42');
+  });
+});
+
 describe('upstreamRequestHeaders: what passes through', () => {
   it.each([
-    'mcp-session-id',
     'mcp-protocol-version',
     'mcp-method',
     'mcp-name',
@@ -150,7 +157,7 @@ describe('upstreamRequestHeaders: what passes through', () => {
   it('keeps headers when Connection is only keep-alive or close', () => {
     for (const connection of ['keep-alive', 'close', 'Keep-Alive']) {
       const out = upstreamRequestHeaders({ ...clientHeaders, connection }, {}, ctx);
-      expect(out['mcp-session-id']).toBe('sealed-id');
+      expect(out['mcp-protocol-version']).toBe(clientHeaders['mcp-protocol-version']);
       expect(out).not.toHaveProperty('connection');
     }
   });

@@ -1,0 +1,657 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { Identity } from '../../../src/auth/identity.js';
+import type { RpcMessage, RpcParams } from '../../../src/jsonrpc/parse.js';
+import { type CompiledPolicy, compileTable } from '../../../src/policy/compile.js';
+import { decide, decodeResourceUri } from '../../../src/policy/decide.js';
+
+type Table = Record<string, string | string[]>;
+
+function makePolicy(
+  tables: { tools?: Table; resources?: Table; prompts?: Table; methods?: Table } = {},
+  defaultEffect: 'deny' | 'allow' = 'deny',
+): CompiledPolicy {
+  return {
+    tools: compileTable('tools', tables.tools ?? {}),
+    resources: compileTable('resources', tables.resources ?? {}),
+    prompts: compileTable('prompts', tables.prompts ?? {}),
+    methods: compileTable('methods', tables.methods ?? {}),
+    defaultEffect,
+    mode: 'enforce',
+  };
+}
+
+function identity(...scopes: string[]): Identity {
+  return { key: 'apiKey:ci-bot', subject: 'ci-bot', methods: ['apiKey'], scopes: new Set(scopes) };
+}
+
+function request(method: string, params?: RpcParams): RpcMessage {
+  return { kind: 'request', id: 7, method, ...(params === undefined ? {} : { params }) };
+}
+
+function notification(method: string, params?: RpcParams): RpcMessage {
+  return { kind: 'notification', method, ...(params === undefined ? {} : { params }) };
+}
+
+const LEGACY = false;
+const MODERN = true;
+
+/** The example route of DESIGN.md, default deny. */
+const policy = makePolicy({
+  tools: {
+    read_file: 'files:read',
+    'list_*': 'files:read',
+    write_file: 'files:write',
+    delete_file: ['files:write', 'files:admin'],
+  },
+  resources: { 'file:///public/**': 'files:read', 'file:///secret/**': 'files:admin' },
+  prompts: { summarize: 'files:read', 'draft_*': 'files:write' },
+  methods: { 'tasks/get': 'files:read', 'tasks/list': ['files:read', 'tasks:admin'] },
+});
+const nobody = identity();
+const reader = identity('files:read');
+
+describe('decide: methods that need only an identity', () => {
+  const methods = [
+    'initialize',
+    'ping',
+    'tools/list',
+    'resources/list',
+    'resources/templates/list',
+    'prompts/list',
+    'logging/setLevel',
+    'server/discover',
+  ];
+
+  it.each(methods)('allows %s to an identity with no scopes under default deny, both protocols', (method) => {
+    for (const modern of [LEGACY, MODERN]) {
+      const decision = decide(policy, request(method, { cursor: 'x' }), nobody, modern);
+      expect(decision).toEqual({ effect: 'allow', rule: 'method-table', required: [], missing: [] });
+    }
+  });
+
+  it.each([
+    'notifications/initialized',
+    'notifications/cancelled',
+    'notifications/progress',
+    'notifications/roots/list_changed',
+  ])('allows the client notification %s', (method) => {
+    for (const modern of [LEGACY, MODERN]) {
+      expect(decide(policy, notification(method), nobody, modern).effect).toBe('allow');
+    }
+  });
+
+  it('allows a client response to a server request', () => {
+    const response: RpcMessage = { kind: 'response', id: 'server-1' };
+    expect(decide(policy, response, nobody, LEGACY)).toMatchObject({ effect: 'allow', rule: 'method-table' });
+    expect(decide(policy, response, nobody, MODERN).effect).toBe('allow');
+  });
+
+  it('does not let a notification that is not notifications/* skip the table', () => {
+    const sneaky = notification('tools/call', { name: 'write_file' });
+    expect(decide(policy, sneaky, reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'insufficient_scope',
+      missing: ['files:write'],
+    });
+    expect(decide(policy, notification('tasks/cancel'), reader, LEGACY).reason).toBe('method_denied');
+  });
+
+  it('does not treat a request named notifications/* as a notification', () => {
+    expect(decide(policy, request('notifications/initialized'), nobody, LEGACY).reason).toBe('method_denied');
+  });
+});
+
+describe('decide: tools/call by params.name', () => {
+  it('allows a listed tool to a caller with its scope, naming rule, scopes and target', () => {
+    expect(decide(policy, request('tools/call', { name: 'read_file' }), reader, LEGACY)).toEqual({
+      effect: 'allow',
+      rule: 'tools.read_file',
+      required: ['files:read'],
+      missing: [],
+      target: 'read_file',
+    });
+  });
+
+  it('denies a listed tool to a caller without its scope, listing what is missing', () => {
+    expect(decide(policy, request('tools/call', { name: 'write_file' }), reader, MODERN)).toEqual({
+      effect: 'deny',
+      rule: 'tools.write_file',
+      required: ['files:write'],
+      missing: ['files:write'],
+      reason: 'insufficient_scope',
+      target: 'write_file',
+    });
+  });
+
+  it('requires every scope of a list', () => {
+    const call = request('tools/call', { name: 'delete_file' });
+    expect(decide(policy, call, identity('files:write'), LEGACY)).toMatchObject({
+      effect: 'deny',
+      required: ['files:write', 'files:admin'],
+      missing: ['files:admin'],
+    });
+    expect(decide(policy, call, identity('files:admin'), LEGACY).missing).toEqual(['files:write']);
+    expect(decide(policy, call, identity('files:write', 'files:admin', 'x'), LEGACY).effect).toBe('allow');
+  });
+
+  it('matches glob entries', () => {
+    expect(decide(policy, request('tools/call', { name: 'list_dirs' }), reader, LEGACY)).toMatchObject({
+      effect: 'allow',
+      rule: 'tools."list_*"',
+    });
+  });
+
+  it('denies a tool no entry lists under default deny, even to a caller with every scope', () => {
+    const everything = identity('files:read', 'files:write', 'files:admin', 'tasks:admin');
+    expect(decide(policy, request('tools/call', { name: 'format_disk' }), everything, LEGACY)).toEqual({
+      effect: 'deny',
+      rule: 'default: deny',
+      required: [],
+      missing: [],
+      reason: 'insufficient_scope',
+      target: 'format_disk',
+    });
+  });
+
+  it('allows a tool no entry lists under default allow, but still enforces listed entries', () => {
+    const open = makePolicy({ tools: { write_file: 'files:write' } }, 'allow');
+    expect(decide(open, request('tools/call', { name: 'format_disk' }), nobody, LEGACY)).toEqual({
+      effect: 'allow',
+      rule: 'default: allow',
+      required: [],
+      missing: [],
+      target: 'format_disk',
+    });
+    expect(decide(open, request('tools/call', { name: 'write_file' }), nobody, LEGACY).effect).toBe('deny');
+  });
+
+  it.each([
+    ['a number', { name: 42 }],
+    ['null', { name: null }],
+    ['an object', { name: { toString: 'read_file' } }],
+    ['a list', { name: ['read_file'] }],
+    ['absent', { arguments: {} }],
+  ])('answers invalid_request when params.name is %s', (_, params) => {
+    const decision = decide(policy, request('tools/call', params), reader, LEGACY);
+    expect(decision).toMatchObject({ effect: 'deny', reason: 'invalid_request' });
+  });
+
+  it('answers invalid_request when tools/call has no params', () => {
+    expect(decide(policy, request('tools/call'), reader, MODERN).reason).toBe('invalid_request');
+  });
+
+  it.each([
+    ['upper case', 'READ_FILE'],
+    ['mixed case', 'Read_file'],
+    ['a trailing space', 'read_file '],
+    ['a leading space', ' read_file'],
+    ['a trailing NUL', 'read_file\0'],
+    ['a trailing newline', 'read_file\n'],
+    ['a zero-width space', 'read\u200b_file'],
+    ['a Cyrillic е', 'r\u0435ad_file'],
+    ['a Cyrillic а', 're\u0430d_file'],
+    ['fullwidth letters', '\uff52\uff45\uff41\uff44_\uff46\uff49\uff4c\uff45'],
+    ['the ﬁ ligature', 'read_\ufb01le'],
+    ['a fullwidth low line', 'read\uff3ffile'],
+  ])('does not match the exact entry for a name with %s', (_, name) => {
+    const exact = makePolicy({ tools: { read_file: 'files:read' } });
+    const decision = decide(exact, request('tools/call', { name }), reader, LEGACY);
+    expect(decision).toMatchObject({ effect: 'deny', rule: 'default: deny', target: name });
+  });
+
+  it('does not equate the composed and decomposed forms of a name', () => {
+    const composed = makePolicy({ tools: { 'r\u00e9sum\u00e9': 'docs:read' } }, 'allow');
+    const decision = decide(composed, request('tools/call', { name: 're\u0301sume\u0301' }), nobody, LEGACY);
+    expect(decision.rule).toBe('default: allow');
+  });
+});
+
+describe('decide: prompts/get', () => {
+  it('checks the prompt name against prompts', () => {
+    expect(decide(policy, request('prompts/get', { name: 'summarize' }), reader, LEGACY)).toMatchObject({
+      effect: 'allow',
+      rule: 'prompts.summarize',
+      target: 'summarize',
+    });
+    expect(decide(policy, request('prompts/get', { name: 'draft_mail' }), reader, MODERN)).toMatchObject({
+      effect: 'deny',
+      reason: 'insufficient_scope',
+      missing: ['files:write'],
+    });
+  });
+
+  it('does not look prompt names up in tools', () => {
+    expect(decide(policy, request('prompts/get', { name: 'read_file' }), reader, LEGACY).rule).toBe(
+      'default: deny',
+    );
+  });
+
+  it('answers invalid_request for a name that is not a string', () => {
+    expect(decide(policy, request('prompts/get', { name: 1 }), reader, LEGACY).reason).toBe(
+      'invalid_request',
+    );
+  });
+});
+
+describe('decide: resources by decoded URI', () => {
+  it('allows a URI under a listed pattern and denies one under another entry', () => {
+    expect(
+      decide(policy, request('resources/read', { uri: 'file:///public/a/b.txt' }), reader, LEGACY),
+    ).toMatchObject({
+      effect: 'allow',
+      rule: 'resources."file:///public/**"',
+      target: 'file:///public/a/b.txt',
+    });
+    expect(
+      decide(policy, request('resources/read', { uri: 'file:///secret/key' }), reader, MODERN),
+    ).toMatchObject({ effect: 'deny', reason: 'insufficient_scope', missing: ['files:admin'] });
+  });
+
+  it('matches the decoded URI, so percent-encoding cannot dodge an entry', () => {
+    const open = makePolicy({ resources: { 'file:///secret/**': 'files:admin' } }, 'allow');
+    const decision = decide(open, request('resources/read', { uri: 'file:///%73ecret/key' }), reader, LEGACY);
+    expect(decision).toMatchObject({
+      effect: 'deny',
+      rule: 'resources."file:///secret/**"',
+      target: 'file:///secret/key',
+    });
+  });
+
+  it('reports the decoded URI as the target', () => {
+    const decision = decide(
+      policy,
+      request('resources/read', { uri: 'file:///public/a%20b.txt' }),
+      reader,
+      LEGACY,
+    );
+    expect(decision).toMatchObject({ effect: 'allow', target: 'file:///public/a b.txt' });
+  });
+
+  it('refuses a URI with a dot-segment as bad_uri, not as a scope problem', () => {
+    const decision = decide(
+      policy,
+      request('resources/read', { uri: 'file:///public/../secret/key' }),
+      identity('files:read', 'files:admin'),
+      LEGACY,
+    );
+    expect(decision).toMatchObject({
+      effect: 'deny',
+      reason: 'bad_uri',
+      target: 'file:///public/../secret/key',
+    });
+  });
+
+  it.each([
+    ['a number', { uri: 1 }],
+    ['absent', {}],
+  ])('answers invalid_request when params.uri is %s', (_, params) => {
+    expect(decide(policy, request('resources/read', params), reader, LEGACY).reason).toBe('invalid_request');
+  });
+
+  it.each(['resources/subscribe', 'resources/unsubscribe'])(
+    'checks %s by URI on the legacy protocol',
+    (method) => {
+      expect(decide(policy, request(method, { uri: 'file:///public/a' }), reader, LEGACY)).toMatchObject({
+        effect: 'allow',
+        rule: 'resources."file:///public/**"',
+      });
+      expect(decide(policy, request(method, { uri: 'file:///secret/a' }), reader, LEGACY)).toMatchObject({
+        effect: 'deny',
+        reason: 'insufficient_scope',
+      });
+      expect(decide(policy, request(method, { uri: 'file:///public/%2e%2e/x' }), reader, LEGACY).reason).toBe(
+        'bad_uri',
+      );
+    },
+  );
+
+  it.each(['resources/subscribe', 'resources/unsubscribe'])(
+    'answers %s with method_not_found on the modern protocol',
+    (method) => {
+      expect(decide(policy, request(method, { uri: 'file:///public/a' }), reader, MODERN)).toEqual({
+        effect: 'deny',
+        rule: 'method-table',
+        required: [],
+        missing: [],
+        reason: 'method_not_found',
+        target: method,
+      });
+    },
+  );
+
+  it('lets the methods map admit resources/subscribe on the modern protocol', () => {
+    const listed = makePolicy({ methods: { 'resources/subscribe': 'subs' } });
+    const call = request('resources/subscribe', { uri: 'file:///anything' });
+    expect(decide(listed, call, identity('subs'), MODERN)).toMatchObject({
+      effect: 'allow',
+      rule: 'methods.resources/subscribe',
+    });
+    expect(decide(listed, call, reader, MODERN).reason).toBe('insufficient_scope');
+  });
+});
+
+describe('decide: completion/complete by its ref', () => {
+  it('checks a ref/prompt by the prompt name', () => {
+    const call = (name: string) => request('completion/complete', { ref: { type: 'ref/prompt', name } });
+    expect(decide(policy, call('summarize'), reader, LEGACY)).toMatchObject({
+      effect: 'allow',
+      rule: 'prompts.summarize',
+    });
+    expect(decide(policy, call('draft_x'), reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      missing: ['files:write'],
+    });
+  });
+
+  it('checks a ref/resource by the decoded URI', () => {
+    const call = (uri: string) => request('completion/complete', { ref: { type: 'ref/resource', uri } });
+    expect(decide(policy, call('file:///public/{path}'), reader, MODERN)).toMatchObject({
+      effect: 'allow',
+      rule: 'resources."file:///public/**"',
+    });
+    expect(decide(policy, call('file:///secret/{path}'), reader, MODERN).effect).toBe('deny');
+    expect(decide(policy, call('file:///public/%2E%2E/secret'), reader, MODERN).reason).toBe('bad_uri');
+  });
+
+  it.each([
+    ['no ref', {}],
+    ['a null ref', { ref: null }],
+    ['a string ref', { ref: 'ref/prompt' }],
+    ['an unknown ref type', { ref: { type: 'ref/tool', name: 'read_file' } }],
+    ['a ref without a type', { ref: { name: 'summarize' } }],
+    ['a prompt ref without a string name', { ref: { type: 'ref/prompt', name: 3 } }],
+    ['a resource ref without a string uri', { ref: { type: 'ref/resource', name: 'file:///public/a' } }],
+  ])('answers invalid_request for %s', (_, params) => {
+    expect(decide(policy, request('completion/complete', params), reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'invalid_request',
+    });
+  });
+});
+
+describe('decide: subscriptions/listen', () => {
+  const listen = (notifications?: unknown) =>
+    request('subscriptions/listen', notifications === undefined ? {} : { notifications });
+
+  it('needs only an identity when it subscribes to no resources', () => {
+    expect(decide(policy, listen(), nobody, MODERN)).toMatchObject({ effect: 'allow', rule: 'method-table' });
+    expect(decide(policy, listen({ toolsListChanged: true }), nobody, MODERN).effect).toBe('allow');
+    expect(decide(policy, listen({ resourceSubscriptions: [] }), nobody, MODERN).effect).toBe('allow');
+  });
+
+  it('allows when every subscribed URI is allowed', () => {
+    const decision = decide(
+      policy,
+      listen({ resourceSubscriptions: ['file:///public/a', 'file:///public/b/c'] }),
+      reader,
+      MODERN,
+    );
+    expect(decision.effect).toBe('allow');
+  });
+
+  it('denies when any subscribed URI is denied, naming that URI', () => {
+    const decision = decide(
+      policy,
+      listen({ resourceSubscriptions: ['file:///public/a', 'file:///secret/b', 'file:///public/c'] }),
+      reader,
+      MODERN,
+    );
+    expect(decision).toMatchObject({
+      effect: 'deny',
+      reason: 'insufficient_scope',
+      target: 'file:///secret/b',
+      missing: ['files:admin'],
+    });
+    expect(
+      decide(
+        policy,
+        listen({ resourceSubscriptions: ['file:///public/a', 'file:///other'] }),
+        reader,
+        MODERN,
+      ),
+    ).toMatchObject({ effect: 'deny', rule: 'default: deny', target: 'file:///other' });
+  });
+
+  it('refuses a subscribed URI with a dot-segment as bad_uri', () => {
+    const decision = decide(
+      policy,
+      listen({ resourceSubscriptions: ['file:///public/a', 'file:///public/../secret/b'] }),
+      reader,
+      MODERN,
+    );
+    expect(decision.reason).toBe('bad_uri');
+  });
+
+  it.each([
+    ['a string', 'file:///public/a'],
+    ['an object', { uri: 'file:///public/a' }],
+  ])('answers invalid_request when resourceSubscriptions is %s', (_, subscriptions) => {
+    expect(decide(policy, listen({ resourceSubscriptions: subscriptions }), reader, MODERN).reason).toBe(
+      'invalid_request',
+    );
+  });
+
+  it('answers invalid_request when a subscription is not a string', () => {
+    expect(
+      decide(policy, listen({ resourceSubscriptions: ['file:///public/a', 42] }), reader, MODERN).reason,
+    ).toBe('invalid_request');
+  });
+});
+
+describe('decide: methods outside the table', () => {
+  it.each([
+    'tasks/get',
+    'tasks/list',
+    'tasks/cancel',
+    'tasks/result',
+    'sampling/createMessage',
+    'roots/list',
+    'tools/delete',
+    'admin/shutdown',
+    'Tools/call',
+    'tools/call ',
+  ])('refuses %s: method_denied on the legacy protocol, method_not_found on the modern one', (method) => {
+    const bare = makePolicy({ tools: { '**': [] } }, 'allow');
+    const everyone = identity('files:read', 'files:write', 'files:admin');
+    expect(decide(bare, request(method, { name: 'x' }), everyone, LEGACY)).toEqual({
+      effect: 'deny',
+      rule: 'method-table',
+      required: [],
+      missing: [],
+      reason: 'method_denied',
+      target: method,
+    });
+    expect(decide(bare, request(method, { name: 'x' }), everyone, MODERN).reason).toBe('method_not_found');
+  });
+
+  it('admits a method the route’s methods map names, with its scopes', () => {
+    expect(decide(policy, request('tasks/get', { taskId: 't1' }), reader, MODERN)).toEqual({
+      effect: 'allow',
+      rule: 'methods.tasks/get',
+      required: ['files:read'],
+      missing: [],
+      target: 'tasks/get',
+    });
+    expect(decide(policy, request('tasks/get', { taskId: 't1' }), nobody, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'insufficient_scope',
+      required: ['files:read'],
+    });
+    expect(decide(policy, request('tasks/list'), reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'insufficient_scope',
+      missing: ['tasks:admin'],
+    });
+  });
+
+  it('admits methods by a pattern in the methods map', () => {
+    const tasks = makePolicy({ methods: { 'tasks/*': 'tasks' } });
+    expect(decide(tasks, request('tasks/cancel'), identity('tasks'), MODERN).effect).toBe('allow');
+    expect(decide(tasks, request('tasks/a/b'), identity('tasks'), MODERN).reason).toBe('method_not_found');
+  });
+
+  it('does not let the methods map replace the check of a named tool', () => {
+    const both = makePolicy({ methods: { 'tools/call': 'basic' }, tools: { write_file: 'files:write' } });
+    const decision = decide(both, request('tools/call', { name: 'write_file' }), identity('basic'), LEGACY);
+    expect(decision).toMatchObject({ effect: 'deny', rule: 'tools.write_file' });
+  });
+
+  it('does not apply the route default to methods: default allow still refuses unknown methods', () => {
+    const open = makePolicy({}, 'allow');
+    expect(decide(open, request('tasks/get'), reader, LEGACY).reason).toBe('method_denied');
+    expect(decide(open, request('tasks/get'), reader, MODERN).reason).toBe('method_not_found');
+  });
+});
+
+describe('decodeResourceUri', () => {
+  it.each([
+    ['file:///public/a.txt', 'file:///public/a.txt'],
+    ['file:///public/a%20b.txt', 'file:///public/a b.txt'],
+    ['file:///public/r%C3%A9sum%C3%A9', 'file:///public/résumé'],
+    ['file:///public/%41%62', 'file:///public/Ab'],
+    ['file:///public/%25', 'file:///public/%'],
+    ['file:///public/%3Fq', 'file:///public/?q'],
+    ['file:///public/.hidden', 'file:///public/.hidden'],
+    ['file:///public/.../a', 'file:///public/.../a'],
+    ['file:///public/a..b', 'file:///public/a..b'],
+    ['https://docs.example.com/guide', 'https://docs.example.com/guide'],
+    ['db://prod/tables/users?limit=1', 'db://prod/tables/users?limit=1'],
+    ['notes:todo', 'notes:todo'],
+  ])('decodes %j to %j', (uri, decoded) => {
+    expect(decodeResourceUri(uri)).toBe(decoded);
+  });
+
+  it.each([
+    ['a .. segment', 'file:///public/../secret'],
+    ['a trailing .. segment', 'file:///public/..'],
+    ['a . segment', 'file:///public/./a'],
+    ['a trailing . segment', 'file:///public/.'],
+    ['a .. right after the authority', 'https://example.com/../x'],
+    ['a .. in an opaque path', 'notes:../secret'],
+    ['a relative ..', '../secret'],
+    ['a bare ..', '..'],
+    ['an encoded . (lower case)', 'file:///public/%2e%2e/secret'],
+    ['an encoded . (upper case)', 'file:///public/%2E%2E/secret'],
+    ['one encoded . in a name', 'file:///public/a%2etxt'],
+    ['an encoded / (lower case)', 'file:///public%2fsecret'],
+    ['an encoded / (upper case)', 'file:///public%2Fsecret'],
+    ['an encoded \\ (lower case)', 'file:///public/%5c..%5csecret'],
+    ['an encoded \\ (upper case)', 'file:///public%5Csecret'],
+    ['a raw backslash', 'file:///public\\..\\secret'],
+    ['a raw backslash alone', 'file:///public/a\\b'],
+    ['a lone %', 'file:///public/100%'],
+    ['a non-hex escape', 'file:///public/%zz'],
+    ['a truncated escape', 'file:///public/%4'],
+    ['an escape that is not UTF-8', 'file:///public/%e9'],
+    ['a truncated UTF-8 sequence', 'file:///public/%C3'],
+    ['an encoded NUL', 'file:///public/a%00.txt'],
+    ['a raw NUL', 'file:///public/a\0.txt'],
+  ])('refuses a URI with %s', (_, uri) => {
+    expect(decodeResourceUri(uri)).toBeUndefined();
+  });
+
+  // RFC 3986 §3.3: the path ends at `?` or `#`, so `/public/..?x` has the dot-segment `..`, and a
+  // URL-normalizing upstream reads `file:///public/..?x` as `file:///?x`, outside `file:///public/**`.
+  it.each([
+    ['a query', 'file:///public/..?x'],
+    ['a fragment', 'file:///public/..#x'],
+    ['a query after a . segment', 'https://example.com/public/.?x'],
+  ])('refuses a dot-segment that ends at %s', (_, uri) => {
+    expect(decodeResourceUri(uri)).toBeUndefined();
+  });
+
+  it('never returns a URI with a dot-segment, a backslash or a NUL, and otherwise decodes', () => {
+    // `?` and `#` are left out: the tests above pin the dot-segment that ends at a query or fragment.
+    const unit = fc.constantFrom('a', '.', '/', '%', '2', 'e', 'E', 'f', '5', 'c', '\\', '0', ':');
+    fc.assert(
+      fc.property(fc.string({ unit, maxLength: 16 }), (tail) => {
+        const uri = `file:///${tail}`;
+        const decoded = decodeResourceUri(uri);
+        if (decoded === undefined) return;
+        expect(decoded).toBe(decodeURIComponent(uri));
+        const path = decoded.slice('file://'.length).split(/[?#]/)[0] ?? '';
+        expect(path.split('/')).not.toContain('..');
+        expect(path.split('/')).not.toContain('.');
+        expect(decoded).not.toContain('\\');
+        expect(decoded).not.toContain('\0');
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+/** An independent reading of the spec's glob: `*` any run without `/`, `**` any run at all. */
+function globMatches(glob: string, name: string): boolean {
+  if (glob === '') return name === '';
+  if (glob.startsWith('**')) {
+    for (let i = 0; i <= name.length; i++) if (globMatches(glob.slice(2), name.slice(i))) return true;
+    return false;
+  }
+  if (glob.startsWith('*')) {
+    for (let i = 0; i <= name.length; i++) {
+      if (globMatches(glob.slice(1), name.slice(i))) return true;
+      if (name[i] === '/') return false;
+    }
+    return false;
+  }
+  return name.length > 0 && name[0] === glob[0] && globMatches(glob.slice(1), name.slice(1));
+}
+
+/** The spec: the exact entry, else the matching pattern with the longest literal prefix (first written on a tie). */
+function referenceEntry(
+  entries: readonly (readonly [string, readonly string[]])[],
+  name: string,
+): readonly string[] | undefined {
+  const exact = entries.find(([entry]) => !entry.includes('*') && entry === name);
+  if (exact !== undefined) return exact[1];
+  let best: { prefix: number; scopes: readonly string[] } | undefined;
+  for (const [entry, scopes] of entries) {
+    if (!entry.includes('*') || !globMatches(entry, name)) continue;
+    const prefix = entry.indexOf('*');
+    if (best === undefined || prefix > best.prefix) best = { prefix, scopes };
+  }
+  return best?.scopes;
+}
+
+describe('decide: property against a reference implementation', () => {
+  const scope = fc.constantFrom('s1', 's2', 's3', 's4');
+  const plainName = fc.string({ unit: fc.constantFrom('a', 'b', '/', '.'), minLength: 1, maxLength: 5 });
+  const pattern = fc
+    .string({ unit: fc.constantFrom('a', 'b', '/', '*'), minLength: 1, maxLength: 6 })
+    .filter((s) => s.includes('*'));
+  const entries = fc.uniqueArray(
+    fc.tuple(fc.oneof(plainName, pattern), fc.uniqueArray(scope, { maxLength: 3 })),
+    { selector: ([entry]) => entry, maxLength: 8 },
+  );
+
+  it('allows a tools/call iff the entry that applies has scopes within the identity’s', () => {
+    fc.assert(
+      fc.property(
+        entries,
+        fc.constantFrom<'deny' | 'allow'>('deny', 'allow'),
+        fc.uniqueArray(scope, { maxLength: 4 }),
+        fc.oneof(fc.string({ unit: fc.constantFrom('a', 'b', '/', '.'), maxLength: 6 }), fc.nat()),
+        fc.boolean(),
+        (written, defaultEffect, held, query, modern) => {
+          // Half the time ask for a name the policy writes, so exact entries are hit often.
+          const name =
+            typeof query === 'string' || written.length === 0
+              ? String(query)
+              : written[query % written.length]![0].replaceAll('*', 'a');
+          const table = Object.fromEntries(written.map(([entry, scopes]) => [entry, [...scopes]]));
+          const compiled = makePolicy({ tools: table }, defaultEffect);
+          const decision = decide(compiled, request('tools/call', { name }), identity(...held), modern);
+
+          const applies = referenceEntry(written, name);
+          const allowed =
+            applies === undefined ? defaultEffect === 'allow' : applies.every((s) => held.includes(s));
+          expect(decision.effect).toBe(allowed ? 'allow' : 'deny');
+          expect(decision.required).toEqual(applies ?? []);
+          expect(decision.missing).toEqual((applies ?? []).filter((s) => !held.includes(s)));
+        },
+      ),
+      { numRuns: 1000 },
+    );
+  });
+});
