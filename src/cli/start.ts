@@ -2,11 +2,22 @@ import { startGateway } from '../server/gateway.js';
 import { loadFromArgs } from './config-arg.js';
 import { runUntilSignal } from './signals.js';
 
-/** `portcullis start --config FILE`: the gateway alone. */
+/** `portcullis start --config FILE`: the gateway alone; the file is watched, SIGHUP re-reads it. */
 export async function runStart(args: string[]): Promise<number> {
   const found = loadFromArgs(args, 'start');
   if (!found) return 1;
-  const gateway = await startGateway({ config: found.loaded.config });
+  const gateway = await startGateway({
+    config: found.loaded.config,
+    configPath: found.path,
+    configSource: found.loaded.source,
+  });
+  const onHangup = () => {
+    gateway
+      .reload()
+      .catch((err: unknown) => process.stderr.write(`portcullis: reload failed: ${String(err)}\n`));
+  };
+  process.on('SIGHUP', onHangup);
   await runUntilSignal(() => gateway.close());
+  process.off('SIGHUP', onHangup);
   return 0;
 }

@@ -46,6 +46,7 @@ export interface Metrics {
   readonly activeStreams: Gauge<'route'>;
   readonly authFailures: Counter<'route' | 'method' | 'reason'>;
   readonly decisions: Counter<'route' | 'decision'>;
+  readonly reloads: Counter<'result'>;
 }
 
 export function createMetrics(version: string): Metrics {
@@ -77,6 +78,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_refusals_total',
       help: 'Requests refused by the gateway, by route and reason',
       labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    reloads: new Counter({
+      name: 'portcullis_policy_reloads_total',
+      help: 'Policy reloads by result (applied, invalid, refused)',
+      labelNames: ['result'],
       registers: [registry],
     }),
     decisions: new Counter({

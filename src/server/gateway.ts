@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server, type ServerOptions } from 'node:http';
 import {
   createServer as createHttpsServer,
@@ -5,9 +6,12 @@ import {
   type Server as HttpsServer,
 } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { basename } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { createAuditStream } from '../audit/stream.js';
+import { ConfigError, formatProblem, parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
+import { hash, watchConfigFile } from '../config/watch.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
 import { parseRate } from '../ratelimit/limiter.js';
@@ -25,6 +29,8 @@ export interface Gateway {
   /** Base URL of the admin listener. */
   readonly adminUrl: string;
   readonly metrics: Metrics;
+  /** Re-reads the policy file: validated completely, then swapped atomically, or refused. */
+  reload(): Promise<ReloadResult>;
   /**
    * Graceful stop: stop accepting, `/readyz` turns 503, in-flight requests and streams get
    * `limits.drainTimeoutMs`, then are closed; resolves when everything is closed.
@@ -35,19 +41,29 @@ export interface Gateway {
 export interface GatewayOptions {
   readonly config: Config;
   readonly logger?: Logger;
+  /** The policy file: watched and re-read on change and on `reload()` (SIGHUP). */
+  readonly configPath?: string;
+  /** The file's text as loaded, to tell a real change from a touch. */
+  readonly configSource?: string;
 }
+
+export type ReloadResult = 'applied' | 'unchanged' | 'invalid' | 'refused';
 
 /** The composition root: opens sockets, reads certificates, wires the pipeline. */
 export async function startGateway({
   config,
   logger = createLogger(config),
+  configPath,
+  configSource,
 }: GatewayOptions): Promise<Gateway> {
   const metrics = createMetrics(VERSION);
   const audit = createAuditStream(config.audit.destination);
-  const router: Router = createRouter(config);
-  const state: GatewayState = { draining: false };
+  let router: Router = createRouter(config);
+  let active = config;
+  const state: GatewayState = { draining: false, streams: new Set() };
   const proto = config.tls ? 'https' : 'http';
   const handler = createPipeline({
+    // Read per request: a reload swaps it; a request keeps the router it started with.
     router: () => router,
     clientAddress: createClientAddress(config.trustedProxies),
     limiter: createMemoryLimiter(),
@@ -95,6 +111,76 @@ export async function startGateway({
   const adminUrl = baseUrl(admin, 'http');
   logger.info({ url, adminUrl, routes: router.routes.map((r) => r.path) }, 'portcullis listening');
 
+  /**
+   * Hot reload (DESIGN.md, the policy file): the new file is validated completely before it can
+   * replace the running one; only `routes` and `identities` change live — any other change is
+   * refused, naming the field. Requests in flight finish under the router they started with;
+   * open SSE streams whose caller no longer authenticates under the new policy are closed.
+   */
+  let source = configSource;
+  const reloadFrom = async (text: string): Promise<ReloadResult> => {
+    if (source !== undefined && hash(text) === hash(source)) return 'unchanged';
+    let next: Config;
+    try {
+      next = parseConfig(text, { file: basename(configPath ?? 'portcullis.yaml') });
+    } catch (err) {
+      if (!(err instanceof ConfigError)) throw err;
+      logger.error(
+        { problems: err.problems.map(formatProblem) },
+        'policy reload failed: the file is invalid; keeping the running policy',
+      );
+      metrics.reloads.inc({ result: 'invalid' });
+      return 'invalid';
+    }
+    const fixed = Object.keys(next).filter(
+      (field) =>
+        !LIVE_FIELDS.has(field) &&
+        JSON.stringify(next[field as keyof Config]) !== JSON.stringify(active[field as keyof Config]),
+    );
+    if (fixed.length > 0) {
+      logger.error(
+        { fields: fixed },
+        `policy reload refused: ${fixed.join(', ')} cannot change while running (restart to apply)`,
+      );
+      metrics.reloads.inc({ result: 'refused' });
+      return 'refused';
+    }
+    const previous = router;
+    router = createRouter(next);
+    active = next;
+    source = text;
+    metrics.reloads.inc({ result: 'applied' });
+    logger.info({ routes: router.routes.map((r) => r.path) }, 'policy reloaded');
+    await revalidateStreams();
+    // The old pools finish what they carry, then close.
+    previous
+      .close()
+      .catch((err: unknown) => logger.warn({ err }, 'closing the previous upstream pools failed'));
+    return 'applied';
+  };
+
+  async function revalidateStreams(): Promise<void> {
+    for (const stream of [...state.streams]) {
+      const route = router.match(stream.route);
+      const outcome = route === undefined ? undefined : await route.authenticate(stream.req);
+      if (outcome === undefined || 'refusal' in outcome) {
+        logger.info({ route: stream.route }, 'closing a stream whose caller no longer authenticates');
+        stream.res.destroy();
+      }
+    }
+  }
+
+  const reload = async (): Promise<ReloadResult> => {
+    if (configPath === undefined) return 'unchanged';
+    return reloadFrom(readFileSync(configPath, 'utf8'));
+  };
+  const stopWatchingConfig =
+    configPath === undefined
+      ? () => undefined
+      : watchConfigFile(configPath, configSource ?? readFileSync(configPath, 'utf8'), (text) => {
+          reloadFrom(text).catch((err: unknown) => logger.error({ err }, 'policy reload failed'));
+        });
+
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= drain();
@@ -104,6 +190,7 @@ export async function startGateway({
   async function drain(): Promise<void> {
     state.draining = true;
     stopWatchingTls();
+    stopWatchingConfig();
     // `close` stops accepting; its callback runs once every connection has ended. Idle keep-alive
     // connections are closed as they turn idle; whatever is still open at the deadline is cut.
     let stoppedAll = false;
@@ -130,8 +217,11 @@ export async function startGateway({
     logger.info('portcullis stopped');
   }
 
-  return { url, adminUrl, metrics, close };
+  return { url, adminUrl, metrics, reload, close };
 }
+
+/** What may change while running; listeners, TLS paths, limits, Redis, audit and the rest need a restart. */
+const LIVE_FIELDS: ReadonlySet<string> = new Set(['routes', 'identities']);
 
 export function createLogger(config: Config): Logger {
   // The operational log goes to stderr so that stdout can carry the audit stream alone.

@@ -58,10 +58,18 @@ interface Authorized extends Parsed {
   readonly decisions: readonly Decision[];
 }
 
+/** An open SSE stream, kept so a policy reload can re-check whether its caller still authenticates. */
+export interface OpenStream {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly route: string;
+}
+
 /** Shared, process-wide state the pipeline reads. */
 export interface GatewayState {
   /** Set on SIGTERM: new requests on open connections are answered 503 `draining`. */
   draining: boolean;
+  readonly streams: Set<OpenStream>;
 }
 
 export interface PipelineDeps {
@@ -245,7 +253,22 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const contentType = answer.headers['content-type'];
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
-    if (sse) metrics.activeStreams.inc({ route: route.path });
+    if (sse) {
+      metrics.activeStreams.inc({ route: route.path });
+      const stream: OpenStream = { req, res, route: route.path };
+      state.streams.add(stream);
+      // A JWT-authenticated stream ends when its token does.
+      const exp = ctx.identity.claims?.exp;
+      const expiry =
+        typeof exp === 'number'
+          ? setTimeout(() => res.destroy(), Math.max(0, exp * 1000 - Date.now()))
+          : undefined;
+      expiry?.unref();
+      res.once('close', () => {
+        state.streams.delete(stream);
+        if (expiry !== undefined) clearTimeout(expiry);
+      });
+    }
     streaming = {
       body: answer.body,
       done: () => {
