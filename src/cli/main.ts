@@ -1,9 +1,11 @@
 #!/usr/bin/env node
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
+import { runExplain } from './explain.js';
 import { runKeys } from './keys.js';
 import { runSchema } from './schema.js';
 import { runStart } from './start.js';
+import { runPolicyTests } from './test.js';
 
 const USAGE = `Usage: portcullis <command> [options]
 
@@ -12,6 +14,9 @@ Commands:
   check  --config FILE     validate a policy file; print routes, upstreams, methods, tools and scopes
   demo                     start a demo MCP server and the gateway in front of it (npm start)
   keys new [--prefix P]    a new API key and the sha256 line for the policy
+  explain --config F --route R (--tool T|--resource U|--prompt P|--method M) (--scopes a,b|--key-stdin|--token-stdin)
+                           what the policy decides for one call, and why
+  test --config F TESTS    expected decisions from a YAML file; exit 1 on a mismatch
   schema                   print the policy file's JSON Schema
 `;
 
@@ -20,6 +25,8 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   check: runCheck,
   demo: runDemo,
   keys: runKeys,
+  explain: runExplain,
+  test: runPolicyTests,
   schema: runSchema,
 };
 

@@ -179,7 +179,8 @@ export function decodeResourceUri(uri: string): string | undefined {
     if (err instanceof URIError) return undefined;
     throw err;
   }
-  const path = decoded.replace(/^[a-z][a-z0-9+.-]*:(\/\/[^/]*)?/i, '');
+  // The path alone: a query or fragment would hide `..?x` from the segment check.
+  const path = decoded.replace(/^[a-z][a-z0-9+.-]*:(\/\/[^/]*)?/i, '').replace(/[?#][\s\S]*$/, '');
   for (const segment of path.split('/')) if (segment === '.' || segment === '..') return undefined;
   if (decoded.includes('\0')) return undefined;
   return decoded;

@@ -30,20 +30,26 @@ export function createSseRewriter(rewrite: (data: string) => string | undefined)
   });
 }
 
+/** A line end followed by an empty line; CRLF, LF and CR may be mixed (the SSE grammar). */
+const EVENT_END = /(?:\r\n|\r(?!\n)|\n)(?:\r\n|\r(?!\n)|\n)/;
+
 /** The index just past the blank line that ends the first complete event, or -1. */
 function eventEnd(text: string): number {
-  const match = /\r\n\r\n|\n\n|\r\r/.exec(text);
-  return match === null ? -1 : match.index + match[0].length;
+  const match = EVENT_END.exec(text);
+  if (match === null) return -1;
+  const end = match.index + match[0].length;
+  // A CR that ends the buffer may be the first half of a CRLF still in flight: wait for it.
+  return end === text.length && text.endsWith('\r') ? -1 : end;
 }
 
 function rewriteEvent(event: string, rewrite: (data: string) => string | undefined): string {
   const lines = event.split(/\r\n|\n|\r/);
-  const data = lines
-    .filter((line) => line.startsWith('data:'))
-    .map((line) => line.slice(line[5] === ' ' ? 6 : 5));
+  // `data` alone is a data field with an empty value.
+  const isData = (line: string) => line === 'data' || line.startsWith('data:');
+  const data = lines.filter(isData).map((line) => line.slice(line[5] === ' ' ? 6 : 5));
   if (data.length === 0) return event;
   const replaced = rewrite(data.join('\n'));
   if (replaced === undefined) return event;
-  const kept = lines.filter((line) => line !== '' && !line.startsWith('data:'));
+  const kept = lines.filter((line) => line !== '' && !isData(line));
   return `${[...kept, ...replaced.split('\n').map((line) => `data: ${line}`)].join('\n')}\n\n`;
 }

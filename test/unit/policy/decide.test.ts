@@ -282,6 +282,17 @@ describe('decide: resources by decoded URI', () => {
     });
   });
 
+  it('refuses a .. that ends at a query instead of matching it under a pattern', () => {
+    // `file:///public/..?x` is `file:///?x` to a URL-normalizing upstream: outside `file:///public/**`.
+    const decision = decide(
+      policy,
+      request('resources/read', { uri: 'file:///public/..?x' }),
+      reader,
+      LEGACY,
+    );
+    expect(decision).toMatchObject({ effect: 'deny', reason: 'bad_uri' });
+  });
+
   it.each([
     ['a number', { uri: 1 }],
     ['absent', {}],
@@ -615,7 +626,7 @@ function referenceEntry(
 }
 
 describe('decide: property against a reference implementation', () => {
-  const scope = fc.constantFrom('s1', 's2', 's3', 's4');
+  const scope = fc.constantFrom<string>('s1', 's2', 's3', 's4');
   const plainName = fc.string({ unit: fc.constantFrom('a', 'b', '/', '.'), minLength: 1, maxLength: 5 });
   const pattern = fc
     .string({ unit: fc.constantFrom('a', 'b', '/', '*'), minLength: 1, maxLength: 6 })

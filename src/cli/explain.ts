@@ -1,0 +1,113 @@
+import { parseArgs } from 'node:util';
+import { createApiKeyVerifier } from '../auth/api-key.js';
+import type { Identity } from '../auth/identity.js';
+import { createJwtVerifier } from '../auth/jwt.js';
+import type { Config } from '../config/schema.js';
+import type { RpcMessage } from '../jsonrpc/parse.js';
+import { compilePolicy } from '../policy/compile.js';
+import { type Decision, decide } from '../policy/decide.js';
+import { loadFromArgs } from './config-arg.js';
+
+const USAGE =
+  'Usage: portcullis explain --config F --route R (--tool T | --resource U | --prompt P | --method M)\n' +
+  '                          (--scopes a,b | --key-stdin | --token-stdin)\n';
+
+/**
+ * `portcullis explain`: what the policy decides for one call, and why. Keys and tokens are read
+ * from stdin, never from the command line (where `ps` and shell history would keep them).
+ */
+export async function runExplain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string' },
+      route: { type: 'string' },
+      tool: { type: 'string' },
+      resource: { type: 'string' },
+      prompt: { type: 'string' },
+      method: { type: 'string' },
+      scopes: { type: 'string' },
+      'key-stdin': { type: 'boolean' },
+      'token-stdin': { type: 'boolean' },
+    },
+    strict: true,
+  });
+  const found = loadFromArgs(values.config === undefined ? [] : ['--config', values.config], 'explain');
+  if (!found) return 2;
+  const { config } = found.loaded;
+  const route = config.routes.find((r) => r.route === values.route);
+  const message = callOf(values);
+  const sources = [values.scopes !== undefined, values['key-stdin'] === true, values['token-stdin'] === true];
+  if (route === undefined || message === undefined || sources.filter(Boolean).length !== 1) {
+    process.stderr.write(
+      route === undefined && values.route !== undefined ? `no route ${values.route}\n${USAGE}` : USAGE,
+    );
+    return 2;
+  }
+  const identity = await identityFrom(values, config, route.resource);
+  if (typeof identity === 'string') {
+    process.stdout.write(`deny  (${identity}: the credential does not authenticate)\n`);
+    return 1;
+  }
+  const decision = decide(compilePolicy(route), message, identity, false);
+  process.stdout.write(describeDecision(decision, identity));
+  return decision.effect === 'allow' ? 0 : 1;
+}
+
+/** The synthetic JSON-RPC request a call on the command line stands for. */
+export function callOf(values: {
+  tool?: string | undefined;
+  resource?: string | undefined;
+  prompt?: string | undefined;
+  method?: string | undefined;
+}): RpcMessage | undefined {
+  const given = [values.tool, values.resource, values.prompt, values.method].filter((v) => v !== undefined);
+  if (given.length !== 1) return undefined;
+  if (values.tool !== undefined)
+    return { kind: 'request', id: 1, method: 'tools/call', params: { name: values.tool } };
+  if (values.resource !== undefined)
+    return { kind: 'request', id: 1, method: 'resources/read', params: { uri: values.resource } };
+  if (values.prompt !== undefined)
+    return { kind: 'request', id: 1, method: 'prompts/get', params: { name: values.prompt } };
+  return { kind: 'request', id: 1, method: values.method as string };
+}
+
+async function identityFrom(
+  values: { scopes?: string; 'key-stdin'?: boolean; 'token-stdin'?: boolean },
+  config: Config,
+  resource: string,
+): Promise<Identity | string> {
+  if (values.scopes !== undefined) {
+    const scopes = new Set(
+      values.scopes
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
+    );
+    return { key: 'explain', subject: 'explain', methods: [], scopes };
+  }
+  const secret = (await readStdin()).trim();
+  if (values['key-stdin']) {
+    const result = createApiKeyVerifier(config.identities.apiKeys)(secret);
+    return result;
+  }
+  const result = await createJwtVerifier(config.identities.jwt).verify(secret, resource, undefined);
+  return 'failure' in result ? result.failure : result;
+}
+
+export function describeDecision(decision: Decision, identity: Identity): string {
+  const lines = [
+    `${decision.effect}${decision.reason === undefined ? '' : `  (${decision.reason})`}`,
+    `  rule      ${decision.rule}`,
+    `  requires  ${decision.required.length === 0 ? '(no scope)' : decision.required.join(' ')}`,
+    `  caller    ${identity.key}: ${[...identity.scopes].join(' ') || '(no scope)'}`,
+  ];
+  if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) chunks.push(chunk);
+  return Buffer.concat(chunks).toString('utf8');
+}
