@@ -13,8 +13,8 @@ export interface Authorization {
 
 /**
  * DESIGN.md step 6 for a whole request: every message decided; a batch with any denied element is
- * refused whole, one error per id. In `shadow` mode nothing is refused — the decisions are
- * recorded (as `shadow-deny`) and the request forwarded.
+ * refused whole, one error per id. In `shadow` mode scope and method denials are not enforced —
+ * they are recorded (as `shadow-deny`) and the request forwarded.
  */
 export function authorize(
   policy: CompiledPolicy,
@@ -23,8 +23,13 @@ export function authorize(
   opts: { readonly modern: boolean; readonly resourceMetadata: string },
 ): Authorization {
   const decisions = body.messages.map((message) => decide(policy, message, identity, opts.modern));
-  const denied = decisions.find((d) => d.effect === 'deny');
-  if (denied === undefined || policy.mode === 'shadow') return { decisions };
+  // Shadow mode forwards what policy would deny — never malformed input (a traversing URI, a
+  // non-string name): those are refused in every mode.
+  const denied =
+    decisions.find(
+      (d) => d.effect === 'deny' && (d.reason === 'bad_uri' || d.reason === 'invalid_request'),
+    ) ?? (policy.mode === 'shadow' ? undefined : decisions.find((d) => d.effect === 'deny'));
+  if (denied === undefined) return { decisions };
   const ids = body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
   return { decisions, refusal: refusalFor(denied, ids, body.batch, opts.resourceMetadata) };
 }

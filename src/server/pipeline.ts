@@ -286,7 +286,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       },
     };
     // A list answer is filtered to what the caller may use (JSON read whole; SSE event by event).
-    const list = parsed === undefined ? undefined : listRequestOf(parsed);
+    const list = parsed === undefined ? undefined : listRequestsOf(parsed);
     if (list !== undefined && !sse && answer.status === 200 && isJson(contentType)) {
       const text = await readAnswer(answer.body, deps.maxResponseBytes);
       if (text === undefined) {
@@ -319,6 +319,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (list !== undefined && sse) {
       answer.body
         .pipe(createSseRewriter((data) => filterListAnswer(data, list, route, ctx.identity)))
+        .pipe(res);
+    } else if (ctx.httpMethod === 'GET' && sse) {
+      // A legacy GET stream can replay (Last-Event-ID) the answer to an earlier list request,
+      // whose id the gateway no longer knows: list results are recognised by their shape.
+      answer.body
+        .pipe(createSseRewriter((data) => filterListAnswer(data, ANY_LIST, route, ctx.identity)))
         .pipe(res);
     } else answer.body.pipe(res);
   }
@@ -374,36 +380,61 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   }
 }
 
-/** The single list request whose answer is filtered; a batch is never a list request. */
-function listRequestOf(
-  parsed: Parsed,
-): { readonly id: string | number; readonly method: string } | undefined {
-  const [message] = parsed.body.messages;
-  if (parsed.body.batch || message?.kind !== 'request' || !isFilteredList(message.method)) return undefined;
-  return { id: message.id, method: message.method };
+/** Matches any answer by the shape of its result (see `filterListAnswer`). */
+const ANY_LIST: ReadonlyMap<string | number, string> = new Map();
+
+/** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */
+function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | undefined {
+  let lists: Map<string | number, string> | undefined;
+  for (const message of parsed.body.messages) {
+    if (message.kind === 'request' && isFilteredList(message.method)) {
+      lists ??= new Map();
+      lists.set(message.id, message.method);
+    }
+  }
+  return lists;
 }
 
-/** The JSON-RPC answer to `list` with its result filtered; `undefined` when `text` is not that answer. */
+/**
+ * `text` with every answer to a list request filtered — a single JSON-RPC answer or a batch of
+ * them; `undefined` when it holds no such answer (it then goes out as it came).
+ */
 function filterListAnswer(
   text: string,
-  list: { readonly id: string | number; readonly method: string },
+  lists: ReadonlyMap<string | number, string>,
   route: CompiledRoute,
   identity: Identity,
 ): string | undefined {
-  let message: unknown;
+  let value: unknown;
   try {
-    message = JSON.parse(text);
+    value = JSON.parse(text);
   } catch (err) {
     if (err instanceof SyntaxError) return undefined;
     throw err;
   }
-  if (typeof message !== 'object' || message === null || Array.isArray(message)) return undefined;
-  const answer = message as Record<string, unknown>;
-  if (answer.id !== list.id || !('result' in answer)) return undefined;
-  return JSON.stringify({
-    ...answer,
-    result: filterListResult(list.method, answer.result, route.policy, identity),
-  });
+  let changed = false;
+  const filterOne = (message: unknown): unknown => {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+    const answer = message as Record<string, unknown>;
+    const method =
+      typeof answer.id === 'string' || typeof answer.id === 'number' ? lists.get(answer.id) : undefined;
+    if (method === undefined || !('result' in answer)) return message;
+    changed = true;
+    return { ...answer, result: filterListResult(method, answer.result, route.policy, identity) };
+  };
+  const filtered = Array.isArray(value) ? value.map(filterOne) : filterOne(value);
+  return changed ? JSON.stringify(filtered) : undefined;
+}
+
+/** The list method whose result this looks like: filtering by shape can only remove items. */
+function listMethodByShape(result: unknown): string | undefined {
+  if (typeof result !== 'object' || result === null) return undefined;
+  const fields = result as Record<string, unknown>;
+  if (Array.isArray(fields.tools)) return 'tools/list';
+  if (Array.isArray(fields.resources)) return 'resources/list';
+  if (Array.isArray(fields.resourceTemplates)) return 'resources/templates/list';
+  if (Array.isArray(fields.prompts)) return 'prompts/list';
+  return undefined;
 }
 
 function isJson(contentType: string | string[] | undefined): boolean {
