@@ -417,7 +417,11 @@ function filterListAnswer(
     if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
     const answer = message as Record<string, unknown>;
     const method =
-      typeof answer.id === 'string' || typeof answer.id === 'number' ? lists.get(answer.id) : undefined;
+      lists === ANY_LIST
+        ? listMethodByShape(answer.result)
+        : typeof answer.id === 'string' || typeof answer.id === 'number'
+          ? lists.get(answer.id)
+          : undefined;
     if (method === undefined || !('result' in answer)) return message;
     changed = true;
     return { ...answer, result: filterListResult(method, answer.result, route.policy, identity) };
