@@ -79,6 +79,13 @@ routes:
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('survives SIGHUP (it re-reads the policy instead of dying, as Node would by default)', async () => {
+    child.kill('SIGHUP');
+    await new Promise((r) => setTimeout(r, 300));
+    expect(child.exitCode).toBeNull();
+    expect((await fetch(`${admin}/readyz`)).status).toBe(200);
+  });
+
   it('drains in-flight work, closes streams at the deadline, and exits 0', async () => {
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
     const stream = await fetch(base, {
