@@ -20,13 +20,7 @@ import {
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, header } from '../support/inspect.js';
-
-const MODERN = '2026-07-28';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
 
 /** The main route's public resource, deliberately on another host and path than the gateway's route. */
 const RESOURCE = 'https://mcp.example.com/files/mcp';
@@ -137,25 +131,6 @@ function getRaw(base: string, path: string): Promise<{ status: number; body: str
     });
     req.end();
   });
-}
-
-async function metricsText(gateway: TestGateway): Promise<string> {
-  const answer = await fetch(`${gateway.adminUrl}/metrics`);
-  expect(answer.status).toBe(200);
-  return answer.text();
-}
-
-/** The sum of a counter's samples whose labels include every pair of `labels`. */
-function counterValue(text: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const present = match[2] ?? '';
-    if (Object.entries(labels).every(([key, value]) => present.includes(`${key}="${value}"`)))
-      total += Number(match[3]);
-  }
-  return total;
 }
 
 function expectNoClientCredential(requests: readonly RecordedRequest[]): void {

@@ -25,13 +25,7 @@ import {
   startJwksServer,
   unsignedJwt,
 } from '../support/jwks.js';
-
-const MODERN = '2026-07-28';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+import { META, MODERN } from '../support/wire.js';
 
 const IDP = 'https://idp.example.com/';
 const ROTATING = 'https://rotating.example.com/';

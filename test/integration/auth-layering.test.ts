@@ -24,13 +24,9 @@ import {
   signJwt,
   startJwksServer,
 } from '../support/jwks.js';
+import { META } from '../support/wire.js';
 
 const IDP = 'https://idp.layering.test/';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 
 /** RFC 8705 `x5t#S256`: base64url SHA-256 of the certificate's DER. */
 function thumbprint(pem: string): string {

@@ -21,13 +21,8 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { createTestCA, issueCertificate, type Pem, type TestCA } from '../support/certs.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { META, MODERN } from '../support/wire.js';
 
-const MODERN = '2026-07-28';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 const HEADERS = {
   'content-type': 'application/json',
   accept: 'application/json, text/event-stream',

@@ -10,15 +10,10 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { FIXTURE_RESOURCE_TEXT, FIXTURE_RESOURCE_URI, type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText } from '../support/inspect.js';
+import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
 
-const MODERN = '2026-07-28';
 const LEGACY = '2025-11-25';
 const BATCH = '2025-03-26';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 
 const KEYS = {
   reader: newApiKey('pk_test_'),
@@ -260,25 +255,6 @@ function expectExactly(received: Peer['requests'][number], sent: string): void {
 async function auditFor(requestId: string | null): Promise<Record<string, unknown>[]> {
   const records = await gateway.auditRecords();
   return records.filter((r) => r.requestId === requestId);
-}
-
-async function metricsText(): Promise<string> {
-  const answer = await fetch(`${gateway.adminUrl}/metrics`);
-  expect(answer.status).toBe(200);
-  return answer.text();
-}
-
-/** The sum of a counter's samples whose labels include every pair of `labels`. */
-function counterValue(text: string, name: string, labels: Record<string, string>): number {
-  let total = 0;
-  for (const line of text.split('\n')) {
-    const match = /^(\w+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (match?.[1] !== name) continue;
-    const present = match[2] ?? '';
-    if (Object.entries(labels).every(([key, value]) => present.includes(`${key}="${value}"`)))
-      total += Number(match[3]);
-  }
-  return total;
 }
 
 const decisions = (text: string, route: string, decision: string) =>
@@ -807,7 +783,7 @@ describe('resources/read', () => {
 
 describe('shadow mode', () => {
   it('forwards a denied call, audits it as shadow-deny with its rule and missing scopes, and counts it', async () => {
-    const before = await metricsText();
+    const before = await metricsText(gateway);
     const answer = await expectForwarded(toolCall('reader', 'add', { route: '/shadow/mcp', id: 'sh-1' }));
     expect(firstText(answer.result)).toBe('5');
     const allowed = await expectForwarded(toolCall('reader', 'echo', { route: '/shadow/mcp', id: 'sh-2' }));
@@ -831,7 +807,7 @@ describe('shadow mode', () => {
     });
     expect(records.find((r) => r.id === 'sh-2')).not.toHaveProperty('missingScopes');
 
-    const after = await metricsText();
+    const after = await metricsText(gateway);
     expect(
       decisions(after, '/shadow/mcp', 'shadow-deny') - decisions(before, '/shadow/mcp', 'shadow-deny'),
     ).toBe(1);
@@ -864,11 +840,11 @@ describe('shadow mode', () => {
 
 describe('enforced denials in metrics', () => {
   it('counts each denied message as decision="deny"', async () => {
-    const before = await metricsText();
+    const before = await metricsText(gateway);
     const answer = await send(toolCall('reader', 'add'));
     expect(answer.status).toBe(403);
     await answer.body?.cancel();
-    const after = await metricsText();
+    const after = await metricsText(gateway);
     expect(decisions(after, '/mcp', 'deny') - decisions(before, '/mcp', 'deny')).toBe(1);
     expect(decisions(after, '/mcp', 'shadow-deny') - decisions(before, '/mcp', 'shadow-deny')).toBe(0);
     expect(

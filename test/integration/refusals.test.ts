@@ -5,13 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-
-const MODERN = '2026-07-28';
-const META = {
-  'io.modelcontextprotocol/protocolVersion': MODERN,
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
+import { META, MODERN } from '../support/wire.js';
 
 let upstream: Peer;
 let gateway: TestGateway;

@@ -12,6 +12,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { loadConfigFile } from '../../src/config/load.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
+import { META } from '../support/wire.js';
 
 const alice = newApiKey('pk_');
 const bob = newApiKey('pk_');
@@ -39,12 +40,6 @@ routes:
 
 const both = `    - { id: alice, hash: "${alice.hash}", scopes: [files:read] }\n    - { id: bob, hash: "${bob.hash}", scopes: [files:read] }`;
 const aliceOnly = `    - { id: alice, hash: "${alice.hash}", scopes: [files:read] }`;
-
-const META = {
-  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
-  'io.modelcontextprotocol/clientInfo': { name: 'raw', version: '1' },
-  'io.modelcontextprotocol/clientCapabilities': {},
-};
 
 function call(
   base: string,
