@@ -38,6 +38,17 @@ export function gcra(
   };
 }
 
+/** Events still allowed now, and seconds until the full burst is back, for a state just written. */
+export function headroom(tat: GcraState, rate: Rate, now: number): { remaining: number; resetSec: number } {
+  const interval = rate.periodMs / rate.limit;
+  const tolerance = interval * (rate.burst ?? rate.limit);
+  const ahead = Math.max(tat.ahead - (now - tat.at), 0);
+  return {
+    remaining: Math.max(0, Math.floor((tolerance - ahead + EPSILON_MS) / interval)),
+    resetSec: Math.ceil(ahead / 1000),
+  };
+}
+
 /** When the state carries no information any more: the TAT has passed. */
 export function expired(tat: GcraState, now: number): boolean {
   return tat.at + tat.ahead <= now;

@@ -17,11 +17,30 @@ export interface Decision {
   readonly retryAfterSec: number;
 }
 
+/** One counter an event is charged to. */
+export interface Charge {
+  readonly key: string;
+  readonly rate: Rate;
+}
+
+/** The outcome of charging several counters at once, per counter in order. */
+export interface MultiDecision extends Decision {
+  /** Events each counter still allows right now (0 where refused). */
+  readonly remaining: readonly number[];
+  /** Seconds until each counter is back to its full burst. */
+  readonly resetSec: readonly number[];
+}
+
 export interface Limiter {
   /** Whether one more event under `key` would be allowed now; consumes nothing. */
   peek(key: string, rate: Rate, now?: number): Decision;
   /** Records one event under `key` if allowed; a refused event consumes nothing. */
   consume(key: string, rate: Rate, now?: number): Decision;
+  /**
+   * Charges every counter, or none: if any refuses, nothing is consumed anywhere (DESIGN.md
+   * step 7: all matching rules are checked together, and a refused request consumes nothing).
+   */
+  consumeAll(charges: readonly Charge[], now?: number): MultiDecision;
 }
 
 const PERIOD_MS = { second: 1_000, minute: 60_000, hour: 3_600_000 } as const;

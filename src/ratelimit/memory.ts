@@ -1,4 +1,4 @@
-import { expired, type GcraState, gcra } from './gcra.js';
+import { expired, type GcraState, gcra, headroom } from './gcra.js';
 import type { Limiter } from './limiter.js';
 
 /**
@@ -26,6 +26,31 @@ export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): L
     peek(key, rate, now = Date.now()) {
       const { allowed, retryAfterSec } = gcra(tats.get(key), rate, now);
       return { allowed, retryAfterSec };
+    },
+    consumeAll(charges, now = Date.now()) {
+      const results = charges.map((charge) => ({
+        charge,
+        result: gcra(tats.get(charge.key), charge.rate, now),
+      }));
+      const allowed = results.every(({ result }) => result.allowed);
+      if (allowed) {
+        for (const { charge, result } of results) {
+          if (tats.size >= maxKeys && !tats.has(charge.key)) makeRoom(now);
+          tats.set(charge.key, result.tat);
+        }
+      }
+      // Refused: nothing was written, so each counter's headroom is what it was.
+      const rooms = results.map(({ charge, result }) =>
+        result.allowed
+          ? headroom(allowed ? result.tat : (tats.get(charge.key) ?? result.tat), charge.rate, now)
+          : undefined,
+      );
+      return {
+        allowed,
+        retryAfterSec: Math.max(0, ...results.map(({ result }) => result.retryAfterSec)),
+        remaining: rooms.map((room) => room?.remaining ?? 0),
+        resetSec: results.map(({ result }, i) => rooms[i]?.resetSec ?? result.retryAfterSec),
+      };
     },
     consume(key, rate, now = Date.now()) {
       const result = gcra(tats.get(key), rate, now);

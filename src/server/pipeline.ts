@@ -16,7 +16,8 @@ import { filterListResult, isFilteredList } from '../policy/filter.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter } from '../proxy/sse.js';
-import type { Limiter, Rate } from '../ratelimit/limiter.js';
+import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
+import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
 import { readBody } from './body.js';
 import type { ClientAddress } from './client-address.js';
 import { guardRequest } from './guard.js';
@@ -191,12 +192,37 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         decisions: authorization.decisions,
       });
     }
-    // 7–8 (limits, sessions) plug in here.
-    return forward(req, res, authenticated, {
-      ...authenticated,
-      ...request,
-      decisions: authorization.decisions,
+    // 7. Rate limits: every rule the request matches, charged together; a refusal charges nothing.
+    const charges = route.rateLimits(request.body.messages, {
+      identity: identity.key,
+      client: received.clientAddress,
     });
+    let limitHeaders: Record<string, string> | undefined;
+    if (charges.length > 0) {
+      const verdict = deps.limiter.consumeAll(charges);
+      limitHeaders = rateLimitHeaders(charges, verdict.remaining, verdict.resetSec);
+      if (!verdict.allowed) {
+        const refusal = rateLimited(
+          charges,
+          verdict,
+          limitHeaders,
+          requestIds(request.body),
+          request.body.batch,
+        );
+        return refuseRequest(res, refusal, authenticated, {
+          ...refusalContext,
+          body: request.body,
+          decisions: authorization.decisions,
+        });
+      }
+    }
+    return forward(
+      req,
+      res,
+      authenticated,
+      { ...authenticated, ...request, decisions: authorization.decisions },
+      limitHeaders,
+    );
   }
 
   // 9. Forward and stream back.
@@ -205,6 +231,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     res: ServerResponse,
     ctx: Authenticated,
     parsed: Authorized | undefined,
+    limitHeaders?: Record<string, string>,
   ): Promise<void> {
     const { route } = ctx;
     const body = parsed?.body;
@@ -239,6 +266,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     const headers = clientResponseHeaders(answer.headers);
     headers['x-request-id'] = ctx.requestId;
+    if (limitHeaders !== undefined) Object.assign(headers, limitHeaders);
     const upstreamSession = answer.headers['mcp-session-id'];
     if (typeof upstreamSession === 'string') {
       // The client only ever sees the sealed id: route, identity and version bound to it.
@@ -378,6 +406,30 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       reason: refusal.reason,
     });
   }
+}
+
+/**
+ * 429 `rate_limited`: `Retry-After`, the IETF headers, and a JSON-RPC error an agent can act on —
+ * which limit, and when to retry.
+ */
+function rateLimited(
+  charges: readonly RuleCharge[],
+  verdict: MultiDecision,
+  limitHeaders: Record<string, string>,
+  ids: (string | number)[],
+  batch: boolean,
+): Refusal {
+  let refusedAt = 0;
+  verdict.resetSec.forEach((reset, i) => {
+    if (verdict.remaining[i] === 0 && reset >= (verdict.resetSec[refusedAt] ?? 0)) refusedAt = i;
+  });
+  const rule = charges[refusedAt]?.rule;
+  return refuse('rate_limited', {
+    ids,
+    batch,
+    headers: { 'retry-after': String(verdict.retryAfterSec), ...limitHeaders },
+    data: { limit: rule?.limit, per: rule?.per, retryAfterSec: verdict.retryAfterSec },
+  });
 }
 
 /** Matches any answer by the shape of its result (see `filterListAnswer`). */

@@ -6,6 +6,7 @@ import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
+import { compileRateLimits } from '../ratelimit/rules.js';
 
 /** A route with everything the hot path needs built once at load. */
 export interface CompiledRoute {
@@ -16,6 +17,8 @@ export interface CompiledRoute {
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   readonly authenticate: Authenticate;
   readonly policy: CompiledPolicy;
+  /** The charges a request makes against the route's `rateLimits`. */
+  readonly rateLimits: ReturnType<typeof compileRateLimits>;
   /** `resource_metadata="…"` for this route's challenges. */
   readonly resourceMetadata: string;
   readonly forwarder: Forwarder;
@@ -70,6 +73,7 @@ function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers):
     ),
     authenticate: createAuthenticator(config, route, verifiers),
     policy: compilePolicy(route),
+    rateLimits: compileRateLimits(route),
     resourceMetadata: resourceMetadataUrl(route),
     forwarder: createForwarder(route),
   };

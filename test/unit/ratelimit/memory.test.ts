@@ -129,3 +129,20 @@ describe('createMemoryLimiter: pruning and bound', () => {
     expect(limiter.peek('k1', perMinute, 0).allowed).toBe(false);
   });
 });
+
+describe('consumeAll', () => {
+  it('charges every counter or none, and reports the headroom left', async () => {
+    const { createMemoryLimiter } = await import('../../../src/ratelimit/memory.js');
+    const { parseRate } = await import('../../../src/ratelimit/limiter.js');
+    const limiter = createMemoryLimiter();
+    const wide = { key: 'wide', rate: parseRate('10/minute') };
+    const narrow = { key: 'narrow', rate: parseRate('1/minute') };
+    const first = limiter.consumeAll([wide, narrow], 0);
+    expect(first).toMatchObject({ allowed: true, remaining: [9, 0] });
+    const second = limiter.consumeAll([wide, narrow], 1);
+    expect(second.allowed).toBe(false);
+    expect(second.retryAfterSec).toBe(60);
+    // Nothing was charged to `wide` by the refused request.
+    expect(limiter.consumeAll([wide], 2)).toMatchObject({ allowed: true, remaining: [8] });
+  });
+});
