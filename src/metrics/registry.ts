@@ -47,6 +47,7 @@ export interface Metrics {
   readonly authFailures: Counter<'route' | 'method' | 'reason'>;
   readonly decisions: Counter<'route' | 'decision'>;
   readonly reloads: Counter<'result'>;
+  readonly redisErrors: Counter<'kind'>;
 }
 
 export function createMetrics(version: string): Metrics {
@@ -78,6 +79,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_refusals_total',
       help: 'Requests refused by the gateway, by route and reason',
       labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    redisErrors: new Counter({
+      name: 'portcullis_redis_errors_total',
+      help: 'Limiter calls Redis did not answer (kind: timeout, unavailable); each was answered by the in-process fallback, or refused on failMode: closed routes',
+      labelNames: ['kind'],
       registers: [registry],
     }),
     reloads: new Counter({

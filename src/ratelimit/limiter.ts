@@ -15,7 +15,12 @@ export interface Decision {
   readonly allowed: boolean;
   /** When a refused event would next be allowed, in whole seconds (≥ 1 when refused). */
   readonly retryAfterSec: number;
+  /** The shared store could not answer: this came from the in-process fallback. */
+  readonly degraded?: boolean;
 }
+
+/** The in-process limiter answers at once; the Redis one after a round trip. */
+export type MaybePromise<T> = T | Promise<T>;
 
 /** One counter an event is charged to. */
 export interface Charge {
@@ -33,14 +38,14 @@ export interface MultiDecision extends Decision {
 
 export interface Limiter {
   /** Whether one more event under `key` would be allowed now; consumes nothing. */
-  peek(key: string, rate: Rate, now?: number): Decision;
+  peek(key: string, rate: Rate, now?: number): MaybePromise<Decision>;
   /** Records one event under `key` if allowed; a refused event consumes nothing. */
-  consume(key: string, rate: Rate, now?: number): Decision;
+  consume(key: string, rate: Rate, now?: number): MaybePromise<Decision>;
   /**
    * Charges every counter, or none: if any refuses, nothing is consumed anywhere (DESIGN.md
    * step 7: all matching rules are checked together, and a refused request consumes nothing).
    */
-  consumeAll(charges: readonly Charge[], now?: number): MultiDecision;
+  consumeAll(charges: readonly Charge[], now?: number): MaybePromise<MultiDecision>;
 }
 
 const PERIOD_MS = { second: 1_000, minute: 60_000, hour: 3_600_000 } as const;

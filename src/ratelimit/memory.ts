@@ -1,11 +1,18 @@
 import { expired, type GcraState, gcra, headroom } from './gcra.js';
-import type { Limiter } from './limiter.js';
+import type { Decision, Limiter, MultiDecision, Rate } from './limiter.js';
 
 /**
  * The in-process limiter (one replica, or the fallback while Redis is down). Keys whose TAT has
  * passed carry no information and are pruned, so memory follows the keys active in the last period.
  */
-export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): Limiter {
+/** The in-process limiter answers synchronously. */
+export interface MemoryLimiter extends Limiter {
+  peek(key: string, rate: Rate, now?: number): Decision;
+  consume(key: string, rate: Rate, now?: number): Decision;
+  consumeAll(charges: Parameters<Limiter['consumeAll']>[0], now?: number): MultiDecision;
+}
+
+export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): MemoryLimiter {
   const maxKeys = opts.maxKeys ?? 100_000;
   const tats = new Map<string, GcraState>();
   let prunedAt = Number.NEGATIVE_INFINITY;

@@ -16,6 +16,7 @@ import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
+import { createRedisLimiter } from '../ratelimit/redis.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
@@ -61,12 +62,26 @@ export async function startGateway({
   let router: Router = createRouter(config);
   let active = config;
   const state: GatewayState = { draining: false, streams: new Set() };
+  // One replica counts alone; with Redis every replica shares the counters (and falls back to
+  // counting in process, per route `failMode`, while Redis is down).
+  const memory = createMemoryLimiter();
+  const redis = config.redis
+    ? createRedisLimiter(config.redis, {
+        fallback: memory,
+        logger,
+        onError: (kind) => metrics.redisErrors.inc({ kind }),
+      })
+    : undefined;
+  const limiter = redis ?? memory;
+  // Readiness depends on Redis only where a route would refuse without it.
+  const needsRedis =
+    redis !== undefined && config.routes.some((r) => r.rateLimits !== undefined && r.failMode === 'closed');
   const proto = config.tls ? 'https' : 'http';
   const handler = createPipeline({
     // Read per request: a reload swaps it; a request keeps the router it started with.
     router: () => router,
     clientAddress: createClientAddress(config.trustedProxies),
-    limiter: createMemoryLimiter(),
+    limiter,
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
     maxResponseBytes: config.limits.maxResponseBytes,
@@ -104,7 +119,12 @@ export async function startGateway({
     } else socket.destroy();
   });
 
-  const admin = createHttpServer(createAdminHandler({ metrics, ready: () => !state.draining }));
+  const admin = createHttpServer(
+    createAdminHandler({
+      metrics,
+      ready: () => !state.draining && (!needsRedis || redis?.healthy() === true),
+    }),
+  );
   await listen(main, config.listen.port, config.listen.host);
   await listen(admin, config.admin.port, config.admin.host);
   const url = baseUrl(main, proto);
@@ -211,6 +231,7 @@ export async function startGateway({
     }
     await stopped;
     await router.close();
+    await redis?.close();
     await audit.close();
     admin.closeAllConnections();
     await new Promise<void>((resolve) => admin.close(() => resolve()));

@@ -143,7 +143,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const received: Received = { ...arrived, route, httpMethod: guarded.method, origin: guarded.origin };
 
     // 4. Authenticate. An address over its failure budget is refused before any credential is checked.
-    const damping = deps.limiter.peek(received.clientAddress, deps.authFailureRate);
+    const damping = await deps.limiter.peek(`auth:${received.clientAddress}`, deps.authFailureRate);
     if (!damping.allowed) {
       const refusal = refuse('too_many_failures', {
         headers: { 'retry-after': String(damping.retryAfterSec) },
@@ -155,7 +155,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if ('refusal' in identity) {
       // Only a presented credential that failed is a guess; a missing one is how clients discover auth.
       if (identity.refusal.reason === 'invalid_credential')
-        deps.limiter.consume(received.clientAddress, deps.authFailureRate);
+        await deps.limiter.consume(`auth:${received.clientAddress}`, deps.authFailureRate);
       metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
       return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
     }
@@ -199,7 +199,20 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     });
     let limitHeaders: Record<string, string> | undefined;
     if (charges.length > 0) {
-      const verdict = deps.limiter.consumeAll(charges);
+      const verdict = await deps.limiter.consumeAll(charges);
+      if (verdict.degraded && route.config.failMode === 'closed') {
+        // The shared limiter cannot answer and this route would rather refuse than run unlimited.
+        const refusal = refuse('limiter_unavailable', {
+          ids: requestIds(request.body),
+          batch: request.body.batch,
+          headers: { 'retry-after': '1' },
+        });
+        return refuseRequest(res, refusal, authenticated, {
+          ...refusalContext,
+          body: request.body,
+          decisions: authorization.decisions,
+        });
+      }
       limitHeaders = rateLimitHeaders(charges, verdict.remaining, verdict.resetSec);
       if (!verdict.allowed) {
         const refusal = rateLimited(
