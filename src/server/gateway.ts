@@ -14,6 +14,7 @@ import type { Config } from '../config/schema.js';
 import { hash, watchConfigFile } from '../config/watch.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
+import { createConcurrency } from '../ratelimit/concurrency.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter } from '../ratelimit/redis.js';
@@ -87,6 +88,7 @@ export async function startGateway({
     maxResponseBytes: config.limits.maxResponseBytes,
     sessions: createSessionSealer(config.sessions.keys),
     sessionMaxAgeSec: config.sessions.maxAgeSec,
+    concurrency: createConcurrency(config.limits),
     proto,
     metrics,
     audit,
@@ -113,6 +115,7 @@ export async function startGateway({
     : () => undefined;
   main.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     // Malformed HTTP: a fixed answer, never the parser's message; the process keeps serving.
+    logger.debug({ code: err.code }, 'client connection error');
     if (socket.writable && !socket.destroyed) {
       const status = err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);

@@ -5,7 +5,7 @@ import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
-import { isRefusal, REFUSALS, type Refusal, refuse } from '../errors.js';
+import { isRefusal, REFUSALS, type Refusal, refusalBody, refuse } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
@@ -16,6 +16,7 @@ import { filterListResult, isFilteredList } from '../policy/filter.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter } from '../proxy/sse.js';
+import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
 import { readBody } from './body.js';
@@ -85,6 +86,7 @@ export interface PipelineDeps {
   /** Seals and opens legacy session ids. */
   readonly sessions: SessionSealer;
   readonly sessionMaxAgeSec: number;
+  readonly concurrency: Concurrency;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
   readonly audit: AuditStream;
@@ -165,6 +167,19 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (isRefusal(session))
       return refuseRequest(res, session, received, { route, origin: received.origin, identity });
     const authenticated: Authenticated = { ...received, identity, session };
+    // 7. Concurrency caps (per replica): a slot per request in flight, and per GET stream.
+    const slot = deps.concurrency.request(identity.key);
+    const streamSlot =
+      slot !== undefined && received.httpMethod === 'GET' ? deps.concurrency.stream(identity.key) : null;
+    if (slot === undefined || streamSlot === undefined) {
+      slot?.();
+      const refusal = refuse('concurrency_limited', { headers: { 'retry-after': '1' } });
+      return refuseRequest(res, refusal, received, { route, origin: received.origin, identity });
+    }
+    res.once('close', () => {
+      slot();
+      streamSlot?.();
+    });
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
@@ -294,6 +309,20 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const contentType = answer.headers['content-type'];
     const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
+    const declared = Number(answer.headers['content-length'] ?? 0);
+    // A POST answered with a stream takes a stream slot too; an answer known to be too large never starts.
+    const postStream = sse && ctx.httpMethod === 'POST' ? deps.concurrency.stream(ctx.identity.key) : null;
+    if (postStream === undefined || declared > deps.maxResponseBytes) {
+      const refusal =
+        postStream === undefined
+          ? refuse('concurrency_limited', { headers: { 'retry-after': '1' } })
+          : refuse('response_too_large');
+      if (!clientGone)
+        refuseRequest(res, refusal, ctx, { route, origin: ctx.origin, identity: ctx.identity, body });
+      discard(answer.body);
+      return;
+    }
+    if (postStream !== null) res.once('close', postStream);
     if (sse) {
       metrics.activeStreams.inc({ route: route.path });
       const stream: OpenStream = { req, res, route: route.path };
@@ -352,22 +381,35 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     // `pipe` rather than `stream.pipeline`: pipeline allocates and aborts an AbortController per
     // call (a DOMException with a stack), a measurable share of the gateway's CPU per request.
+    // The response-size cap, counted as it flows: a stream that grows past it is cut, with a
+    // JSON-RPC error event where the answer is SSE.
+    let cut = false;
     answer.body.once('error', (err) => {
+      if (cut) return; // destroyed on purpose by the size cap, which answered already
       if (!clientGone)
         logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
       res.destroy();
     });
-    if (list !== undefined && sse) {
-      answer.body
-        .pipe(createSseRewriter((data) => filterListAnswer(data, list, route, ctx.identity)))
-        .pipe(res);
-    } else if (ctx.httpMethod === 'GET' && sse) {
-      // A legacy GET stream can replay (Last-Event-ID) the answer to an earlier list request,
-      // whose id the gateway no longer knows: list results are recognised by their shape.
-      answer.body
-        .pipe(createSseRewriter((data) => filterListAnswer(data, ANY_LIST, route, ctx.identity)))
-        .pipe(res);
-    } else answer.body.pipe(res);
+    // List results are filtered on the way (SSE event by event); everything else flows as it came.
+    const rewriteWith =
+      list !== undefined && sse ? list : ctx.httpMethod === 'GET' && sse ? ANY_LIST : undefined;
+    // A legacy GET stream can replay (Last-Event-ID) the answer to an earlier list request whose
+    // id the gateway no longer knows: there list results are recognised by their shape (ANY_LIST).
+    const source =
+      rewriteWith === undefined
+        ? answer.body
+        : answer.body.pipe(
+            createSseRewriter((data) => filterListAnswer(data, rewriteWith, route, ctx.identity)),
+          );
+    relay(source, res, deps.maxResponseBytes, () => {
+      // Past the response-size cap: an SSE stream ends with a JSON-RPC error event; a JSON answer
+      // cannot carry one after it started, so its connection is cut.
+      cut = true;
+      metrics.refusals.inc({ route: route.path, reason: 'response_too_large' });
+      discard(answer.body);
+      if (sse) res.end(`\nevent: message\ndata: ${refusalBody(refuse('response_too_large'))}\n\n`);
+      else res.destroy();
+    });
   }
 
   function openSession(
@@ -443,6 +485,38 @@ function rateLimited(
     headers: { 'retry-after': String(verdict.retryAfterSec), ...limitHeaders },
     data: { limit: rule?.limit, per: rule?.per, retryAfterSec: verdict.retryAfterSec },
   });
+}
+
+/**
+ * `pipe` with a byte cap, checked before each chunk is written. `stream.pipeline` is avoided on
+ * purpose: it allocates and aborts an AbortController per call (a DOMException with a stack),
+ * which measured as a third of the gateway's CPU per request.
+ */
+function relay(source: Readable, res: ServerResponse, cap: number, onOverflow: () => void): void {
+  let relayed = 0;
+  const onData = (chunk: Buffer | string) => {
+    relayed += chunk.length;
+    if (relayed > cap) {
+      source.off('data', onData);
+      res.off('drain', onDrain);
+      onOverflow();
+      return;
+    }
+    if (!res.write(chunk)) source.pause();
+  };
+  const onDrain = () => source.resume();
+  source.on('data', onData);
+  res.on('drain', onDrain);
+  source.once('end', () => {
+    res.off('drain', onDrain);
+    if (!res.writableEnded) res.end();
+  });
+}
+
+/** Drops an upstream body the gateway will not relay; undici reports the abort as an error event. */
+function discard(body: Readable): void {
+  body.once('error', () => undefined);
+  body.destroy();
 }
 
 /** Matches any answer by the shape of its result (see `filterListAnswer`). */

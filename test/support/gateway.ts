@@ -63,7 +63,7 @@ identities:
 routes:
 ${routes}`;
   const config = parseConfig(yaml, { env: opts.env ?? {} });
-  const gateway = await startGateway({ config, logger: pino({ level: 'silent' }) });
+  const gateway = await startGateway({ config, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
   return {
     ...gateway,
     async close() {
