@@ -85,6 +85,8 @@ export function createRedisLimiter(
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     lazyConnect: false,
+    // Concurrent requests share one write and one read per event-loop turn.
+    enableAutoPipelining: true,
     ...(config.tlsCA ? { tls: { ca: readFileSync(config.tlsCA) } } : {}),
   };
   let client: Client;

@@ -1,0 +1,75 @@
+// npm run bench:ratelimit: the same tools/call load at the gateway without rate limits and with a
+// rule checked in Redis on every call (a redis-server this script starts), to show what the shared
+// limiter costs. Target: ≥ 0.88 of the no-limiter throughput.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compare, report, start, stopAll } from './harness.mjs';
+
+const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-rl-'));
+const port = await new Promise((resolve) => {
+  const probe = createServer().listen(0, '127.0.0.1', () => {
+    const { port: free } = probe.address();
+    probe.close(() => resolve(free));
+  });
+});
+const redis = spawn(
+  'redis-server',
+  ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
+  {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  },
+);
+await new Promise((resolve, reject) => {
+  let out = '';
+  redis.stdout.on('data', (chunk) => {
+    out += chunk;
+    if (out.includes('Ready to accept connections')) resolve();
+  });
+  redis.once('exit', (code) =>
+    reject(new Error(`redis-server exited ${code} (apt-get install -y redis-server)`)),
+  );
+});
+
+function policy(name, upstream, limits) {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }
+log: { level: warn }
+${limits ? `redis: { url: "redis://127.0.0.1:${port}", commandTimeoutMs: 50 }` : ''}
+identities:
+  anonymous: { scopes: [notes:read] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream}
+    authentication: { methods: [anonymous] }
+    tools: { list_notes: notes:read }
+${limits ? '    rateLimits: [{ per: identity, limit: 1000000000/hour }, { per: client, limit: 1000000000/hour }]\n    failMode: closed' : ''}
+`,
+  );
+  return file;
+}
+
+const upstream = await start('upstream');
+const targets = [
+  await start('policy', [policy('no-limiter', upstream.url, false)]),
+  await start('policy', [policy('redis-limiter', upstream.url, true)]),
+];
+targets[0].kind = 'no-limiter';
+targets[1].kind = 'redis-limiter';
+try {
+  const s = await compare(targets);
+  report(s, [
+    `redis limiter ÷ none: ${(s['redis-limiter'].rps / s['no-limiter'].rps).toFixed(3)} (target ≥ 0.88)`,
+  ]);
+} finally {
+  stopAll([upstream, ...targets]);
+  redis.kill('SIGKILL');
+  rmSync(dir, { recursive: true, force: true });
+}
