@@ -35,28 +35,34 @@ export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): M
       return { allowed, retryAfterSec };
     },
     consumeAll(charges, now = Date.now()) {
-      const results = charges.map((charge) => ({
-        charge,
-        result: gcra(tats.get(charge.key), charge.rate, now),
-      }));
+      // A working copy per key, so a key charged twice in one call counts twice.
+      const working = new Map<string, GcraState | undefined>();
+      const results = charges.map((charge) => {
+        const before = working.has(charge.key) ? working.get(charge.key) : tats.get(charge.key);
+        const result = gcra(before, charge.rate, now);
+        if (result.allowed) working.set(charge.key, result.tat);
+        return { charge, before, result };
+      });
       const allowed = results.every(({ result }) => result.allowed);
       if (allowed) {
-        for (const { charge, result } of results) {
-          if (tats.size >= maxKeys && !tats.has(charge.key)) makeRoom(now);
-          tats.set(charge.key, result.tat);
+        for (const [key, tat] of working) {
+          if (tat === undefined) continue;
+          if (tats.size >= maxKeys && !tats.has(key)) makeRoom(now);
+          tats.set(key, tat);
         }
       }
-      // Refused: nothing was written, so each counter's headroom is what it was.
-      const rooms = results.map(({ charge, result }) =>
-        result.allowed
-          ? headroom(allowed ? result.tat : (tats.get(charge.key) ?? result.tat), charge.rate, now)
-          : undefined,
-      );
+      // Refused: nothing was written; each counter reports how it stands (0 where it refused).
+      const rooms = results.map(({ charge, before, result }) => {
+        const state = allowed ? result.tat : before;
+        return state === undefined
+          ? { remaining: charge.rate.burst ?? charge.rate.limit, resetSec: 0 }
+          : headroom(state, charge.rate, now);
+      });
       return {
         allowed,
         retryAfterSec: Math.max(0, ...results.map(({ result }) => result.retryAfterSec)),
-        remaining: rooms.map((room) => room?.remaining ?? 0),
-        resetSec: results.map(({ result }, i) => rooms[i]?.resetSec ?? result.retryAfterSec),
+        remaining: results.map(({ result }, i) => (result.allowed ? (rooms[i]?.remaining ?? 0) : 0)),
+        resetSec: rooms.map((room) => room.resetSec),
       };
     },
     consume(key, rate, now = Date.now()) {

@@ -19,36 +19,53 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local write = tonumber(ARGV[1]) == 1
 local n = #KEYS
-local nexts, tols, intervals = {}, {}, {}
+-- Working state per distinct key: a key charged twice in one call counts twice.
+local state = {}
+local function current(key)
+  if state[key] == nil then
+    local ahead = 0
+    local stored = redis.call('GET', key)
+    if stored then
+      local comma = string.find(stored, ',')
+      local at = tonumber(string.sub(stored, 1, comma - 1))
+      ahead = math.max(tonumber(string.sub(stored, comma + 1)) - (now - at), 0)
+    end
+    state[key] = ahead
+  end
+  return state[key]
+end
+local before, after = {}, {}
 local allowed, retry = 1, 0
 for i = 1, n do
   local interval = tonumber(ARGV[2 * i])
   local tol = tonumber(ARGV[2 * i + 1])
-  local ahead = 0
-  local state = redis.call('GET', KEYS[i])
-  if state then
-    local comma = string.find(state, ',')
-    local at = tonumber(string.sub(state, 1, comma - 1))
-    ahead = math.max(tonumber(string.sub(state, comma + 1)) - (now - at), 0)
-  end
+  local ahead = current(KEYS[i])
+  before[i] = ahead
   local nxt = ahead + interval
-  intervals[i], tols[i] = interval, tol
   if nxt <= tol + 0.000001 then
-    nexts[i] = nxt
+    state[KEYS[i]] = nxt
+    after[i] = nxt
   else
     allowed = 0
-    nexts[i] = ahead
+    after[i] = ahead
     retry = math.max(retry, nxt - tol)
   end
 end
 local out = { allowed, math.ceil(retry) }
+local written = {}
 for i = 1, n do
-  local ahead = nexts[i]
-  if allowed == 1 and write then
-    redis.call('SET', KEYS[i], now .. ',' .. string.format('%.6f', ahead), 'PX', math.ceil(ahead) + 1000)
+  local interval = tonumber(ARGV[2 * i])
+  local tol = tonumber(ARGV[2 * i + 1])
+  -- Refused: nothing is written and each counter reports how it stands.
+  local ahead = after[i]
+  if allowed == 0 then ahead = before[i] end
+  if allowed == 1 and write and not written[KEYS[i]] then
+    written[KEYS[i]] = true
+    local final = state[KEYS[i]]
+    redis.call('SET', KEYS[i], now .. ',' .. string.format('%.17g', final), 'PX', math.ceil(final) + 1000)
   end
-  local remaining = 0
-  if allowed == 1 then remaining = math.floor((tols[i] - ahead + 0.000001) / intervals[i]) end
+  local remaining = math.max(0, math.floor((tol - ahead + 0.000001) / interval))
+  if allowed == 0 and before[i] + interval > tol + 0.000001 then remaining = 0 end
   out[#out + 1] = remaining
   out[#out + 1] = math.ceil(ahead)
 end
