@@ -144,9 +144,14 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     const received: Received = { ...arrived, route, httpMethod: guarded.method, origin: guarded.origin };
 
-    // 4. Authenticate. An address over its failure budget is refused before any credential is checked.
-    const damping = await deps.limiter.peek(`auth:${received.clientAddress}`, deps.authFailureRate);
-    if (!damping.allowed) {
+    // 4. Authenticate. An address over its failure budget is refused before any credential it
+    // presents is checked. Damping guards guessable header credentials; a request without one
+    // guesses nothing and costs no limiter call.
+    const guessing = req.headers.authorization !== undefined || req.headers['x-api-key'] !== undefined;
+    const damping = guessing
+      ? await deps.limiter.peek(`auth:${received.clientAddress}`, deps.authFailureRate)
+      : undefined;
+    if (damping !== undefined && !damping.allowed) {
       const refusal = refuse('too_many_failures', {
         headers: { 'retry-after': String(damping.retryAfterSec) },
       });
