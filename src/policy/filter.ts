@@ -53,3 +53,52 @@ export function filterListResult(
   if (filtered.cacheScope === 'public') filtered.cacheScope = 'private';
   return filtered;
 }
+
+/** Matches any answer by the shape of its result (see `filterListAnswer`). */
+export const ANY_LIST: ReadonlyMap<string | number, string> = new Map();
+
+/**
+ * `text` with every answer to a list request filtered — a single JSON-RPC answer or a batch of
+ * them; `undefined` when it holds no such answer (it then goes out as it came).
+ */
+export function filterListAnswer(
+  text: string,
+  lists: ReadonlyMap<string | number, string>,
+  policy: CompiledPolicy,
+  identity: Identity,
+): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined;
+    throw err;
+  }
+  let changed = false;
+  const filterOne = (message: unknown): unknown => {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+    const answer = message as Record<string, unknown>;
+    const method =
+      lists === ANY_LIST
+        ? listMethodByShape(answer.result)
+        : typeof answer.id === 'string' || typeof answer.id === 'number'
+          ? lists.get(answer.id)
+          : undefined;
+    if (method === undefined || !('result' in answer)) return message;
+    changed = true;
+    return { ...answer, result: filterListResult(method, answer.result, policy, identity) };
+  };
+  const filtered = Array.isArray(value) ? value.map(filterOne) : filterOne(value);
+  return changed ? JSON.stringify(filtered) : undefined;
+}
+
+/** The list method whose result this looks like: filtering by shape can only remove items. */
+function listMethodByShape(result: unknown): string | undefined {
+  if (typeof result !== 'object' || result === null) return undefined;
+  const fields = result as Record<string, unknown>;
+  if (Array.isArray(fields.tools)) return 'tools/list';
+  if (Array.isArray(fields.resources)) return 'resources/list';
+  if (Array.isArray(fields.resourceTemplates)) return 'resources/templates/list';
+  if (Array.isArray(fields.prompts)) return 'prompts/list';
+  return undefined;
+}

@@ -12,8 +12,9 @@ import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import type { Decision } from '../policy/decide.js';
-import { filterListResult, isFilteredList } from '../policy/filter.js';
+import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import { discard, relay } from '../proxy/relay.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter } from '../proxy/sse.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
@@ -376,7 +377,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         return;
       }
       // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
-      const relayed = filterListAnswer(text, list, route, ctx.identity) ?? text;
+      const relayed = filterListAnswer(text, list, route.policy, ctx.identity) ?? text;
       headers['content-length'] = Buffer.byteLength(relayed);
       res.writeHead(answer.status, headers);
       res.end(relayed);
@@ -404,7 +405,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       rewriteWith === undefined
         ? answer.body
         : answer.body.pipe(
-            createSseRewriter((data) => filterListAnswer(data, rewriteWith, route, ctx.identity)),
+            createSseRewriter((data) => filterListAnswer(data, rewriteWith, route.policy, ctx.identity)),
           );
     relay(source, res, deps.maxResponseBytes, () => {
       // Past the response-size cap: an SSE stream ends with a JSON-RPC error event; a JSON answer
@@ -492,41 +493,6 @@ function rateLimited(
   });
 }
 
-/**
- * `pipe` with a byte cap, checked before each chunk is written. `stream.pipeline` is avoided on
- * purpose: it allocates and aborts an AbortController per call (a DOMException with a stack),
- * which measured as a third of the gateway's CPU per request.
- */
-function relay(source: Readable, res: ServerResponse, cap: number, onOverflow: () => void): void {
-  let relayed = 0;
-  const onData = (chunk: Buffer | string) => {
-    relayed += chunk.length;
-    if (relayed > cap) {
-      source.off('data', onData);
-      res.off('drain', onDrain);
-      onOverflow();
-      return;
-    }
-    if (!res.write(chunk)) source.pause();
-  };
-  const onDrain = () => source.resume();
-  source.on('data', onData);
-  res.on('drain', onDrain);
-  source.once('end', () => {
-    res.off('drain', onDrain);
-    if (!res.writableEnded) res.end();
-  });
-}
-
-/** Drops an upstream body the gateway will not relay; undici reports the abort as an error event. */
-function discard(body: Readable): void {
-  body.once('error', () => undefined);
-  body.destroy();
-}
-
-/** Matches any answer by the shape of its result (see `filterListAnswer`). */
-const ANY_LIST: ReadonlyMap<string | number, string> = new Map();
-
 /** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */
 function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | undefined {
   let lists: Map<string | number, string> | undefined;
@@ -537,52 +503,6 @@ function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | 
     }
   }
   return lists;
-}
-
-/**
- * `text` with every answer to a list request filtered — a single JSON-RPC answer or a batch of
- * them; `undefined` when it holds no such answer (it then goes out as it came).
- */
-function filterListAnswer(
-  text: string,
-  lists: ReadonlyMap<string | number, string>,
-  route: CompiledRoute,
-  identity: Identity,
-): string | undefined {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
-    throw err;
-  }
-  let changed = false;
-  const filterOne = (message: unknown): unknown => {
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
-    const answer = message as Record<string, unknown>;
-    const method =
-      lists === ANY_LIST
-        ? listMethodByShape(answer.result)
-        : typeof answer.id === 'string' || typeof answer.id === 'number'
-          ? lists.get(answer.id)
-          : undefined;
-    if (method === undefined || !('result' in answer)) return message;
-    changed = true;
-    return { ...answer, result: filterListResult(method, answer.result, route.policy, identity) };
-  };
-  const filtered = Array.isArray(value) ? value.map(filterOne) : filterOne(value);
-  return changed ? JSON.stringify(filtered) : undefined;
-}
-
-/** The list method whose result this looks like: filtering by shape can only remove items. */
-function listMethodByShape(result: unknown): string | undefined {
-  if (typeof result !== 'object' || result === null) return undefined;
-  const fields = result as Record<string, unknown>;
-  if (Array.isArray(fields.tools)) return 'tools/list';
-  if (Array.isArray(fields.resources)) return 'resources/list';
-  if (Array.isArray(fields.resourceTemplates)) return 'resources/templates/list';
-  if (Array.isArray(fields.prompts)) return 'prompts/list';
-  return undefined;
 }
 
 function isJson(contentType: string | string[] | undefined): boolean {
