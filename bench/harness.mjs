@@ -3,6 +3,8 @@
 //   BENCH_ROUNDS (default 5), BENCH_DURATION seconds per run (default 5), BENCH_CONNECTIONS (default 32)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import autocannon from 'autocannon';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -132,4 +134,30 @@ export function report(summary, lines) {
 export function stopAll(participants) {
   // SIGTERM lets a profiled participant write its profile.
   for (const p of participants) p.child.kill('SIGTERM');
+}
+
+/**
+ * Writes a gateway policy for a participant: loopback listeners, audit to a file in `dir`, one
+ * anonymous route `/mcp` to `upstream` whose extra YAML lines are `route`; `top` adds sections.
+ */
+export function writePolicy(dir, name, { upstream, route, top = '' }) {
+  const file = join(dir, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }
+log: { level: warn }
+${top}
+identities:
+  anonymous: { scopes: [notes:read] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream}
+    authentication: { methods: [anonymous] }
+${route}
+`,
+  );
+  return file;
 }

@@ -1,10 +1,10 @@
 // npm run bench:policy: the same tools/call load at a gateway whose route lists 5 tools and at one
 // listing 200 (exact names and glob patterns), to show that policy size costs nothing per request:
 // tables are compiled once, a call is a map lookup (or a pattern walk for unlisted names).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compare, report, start, stopAll } from './harness.mjs';
+import { compare, report, start, stopAll, writePolicy } from './harness.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-policy-'));
 
@@ -16,25 +16,7 @@ function policy(name, upstream, toolCount) {
       i % 10 === 0 ? `      "group${i}_*": [notes:read, scope${i}]` : `      tool_${i}: scope${i % 17}`,
     );
   }
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-audit: { destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }
-log: { level: warn }
-identities:
-  anonymous: { scopes: [notes:read] }
-routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    upstream: ${upstream}
-    authentication: { methods: [anonymous] }
-    tools:
-${tools.join('\n')}
-`,
-  );
-  return file;
+  return writePolicy(dir, name, { upstream, route: `    tools:\n${tools.join('\n')}` });
 }
 
 const upstream = await start('upstream');

@@ -4,11 +4,11 @@
 // that a CPU-starved 2-core box measures the Redis path, not the fallback (failMode: closed would
 // otherwise answer 503s).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { compare, report, start, stopAll } from './harness.mjs';
+import { compare, report, start, stopAll, writePolicy } from './harness.mjs';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-rl-'));
 const port = await new Promise((resolve) => {
@@ -36,26 +36,15 @@ await new Promise((resolve, reject) => {
 });
 
 function policy(name, upstream, limits) {
-  const file = join(dir, `${name}.yaml`);
-  writeFileSync(
-    file,
-    `listen: { host: 127.0.0.1, port: 0 }
-admin: { host: 127.0.0.1, port: 0 }
-audit: { destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }
-log: { level: warn }
-${limits ? `redis: { url: "redis://127.0.0.1:${port}", commandTimeoutMs: 1000 }` : ''}
-identities:
-  anonymous: { scopes: [notes:read] }
-routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    upstream: ${upstream}
-    authentication: { methods: [anonymous] }
-    tools: { list_notes: notes:read }
-${limits ? '    rateLimits: [{ per: identity, limit: 1000000000/hour }, { per: client, limit: 1000000000/hour }]\n    failMode: closed' : ''}
-`,
-  );
-  return file;
+  return writePolicy(dir, name, {
+    upstream,
+    top: limits ? `redis: { url: "redis://127.0.0.1:${port}", commandTimeoutMs: 1000 }` : '',
+    route: `    tools: { list_notes: notes:read }${
+      limits
+        ? '\n    rateLimits: [{ per: identity, limit: 1000000000/hour }, { per: client, limit: 1000000000/hour }]\n    failMode: closed'
+        : ''
+    }`,
+  });
 }
 
 const upstream = await start('upstream');
