@@ -167,13 +167,15 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
       return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
     }
-    // 8. Sessions (legacy protocol): the id must open, be this route's and this identity's, and not
-    // be older than sessions.maxAgeSec — else 404 and nothing is forwarded.
+    // Sessions (DESIGN.md step 8, legacy protocol), opened here because parsing needs the version
+    // they seal: the id must open, be this route's and this identity's, and not be older than
+    // sessions.maxAgeSec — else 404 and nothing is forwarded.
     const session = openSession(req.headers, route.path, identity.key);
     if (isRefusal(session))
       return refuseRequest(res, session, received, { route, origin: received.origin, identity });
     const authenticated: Authenticated = { ...received, identity, session };
-    // 7. Concurrency caps (per replica): a slot per request in flight, and per GET stream.
+    // Concurrency caps (step 7, per replica), taken before the body is read so a flood of slow
+    // bodies cannot exceed them: a slot per request in flight, and per GET stream.
     const slot = deps.concurrency.request(identity.key);
     const streamSlot =
       slot !== undefined && received.httpMethod === 'GET' ? deps.concurrency.stream(identity.key) : null;
