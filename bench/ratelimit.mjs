@@ -4,7 +4,7 @@
 // that a CPU-starved 2-core box measures the Redis path, not the fallback (failMode: closed would
 // otherwise answer 503s).
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -35,10 +35,16 @@ await new Promise((resolve, reject) => {
   );
 });
 
-function policy(name, upstream, limits) {
+/** redis-server's own user+system CPU seconds so far (Linux /proc), the part of the cost the gateway's figure omits. */
+function redisCpuSeconds() {
+  const fields = readFileSync(`/proc/${redis.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+function policy(name, upstream, limits, shared = limits) {
   return writePolicy(dir, name, {
     upstream,
-    top: limits ? `redis: { url: "redis://127.0.0.1:${port}", commandTimeoutMs: 1000 }` : '',
+    top: shared ? `redis: { url: "redis://127.0.0.1:${port}", commandTimeoutMs: 1000 }` : '',
     route: `    tools: { list_notes: notes:read }${
       limits
         ? '\n    rateLimits: [{ per: identity, limit: 1000000000/hour }, { per: client, limit: 1000000000/hour }]\n    failMode: closed'
@@ -51,13 +57,17 @@ const upstream = await start('upstream');
 const targets = [
   await start('policy', [policy('no-limiter', upstream.url, false)]),
   await start('policy', [policy('redis-limiter', upstream.url, true)]),
+  await start('policy', [policy('memory-limiter', upstream.url, true, false)]),
 ];
+targets[2].kind = 'memory-limiter';
 targets[0].kind = 'no-limiter';
 targets[1].kind = 'redis-limiter';
 try {
   const s = await compare(targets);
   report(s, [
     `redis limiter ÷ none: ${(s['redis-limiter'].rps / s['no-limiter'].rps).toFixed(3)} (target ≥ 0.88)`,
+    `in-process limiter ÷ none: ${(s['memory-limiter'].rps / s['no-limiter'].rps).toFixed(3)}`,
+    `redis-server CPU over the whole run: ${redisCpuSeconds().toFixed(1)} s`,
   ]);
 } finally {
   stopAll([upstream, ...targets]);

@@ -8,19 +8,25 @@ import type { MemoryLimiter } from './memory.js';
 /**
  * GCRA for every charged key in one atomic script and one round trip (DESIGN.md step 7). State per
  * key is "at,ahead" (see gcra.ts: the TAT as a small offset from when it was written keeps the
- * arithmetic exact). Time is Redis's own (`TIME`), so replicas with skewed clocks agree. If any key
- * refuses, nothing is written. Keys share the `{route}` hash tag: one Cluster slot.
+ * arithmetic exact). Time is Redis's own (`TIME`), so replicas with skewed clocks agree. Keys share
+ * the `{route}` hash tag: one Cluster slot.
  *
- * ARGV: write (1: charge, 0: only look), then per key: interval ms, tolerance ms.
- * Returns: allowed (0/1), retry-after ms, then per key: remaining, reset ms.
+ * One call evaluates a batch of limiter calls — every call made in the same event-loop turn for
+ * the same slot — in order, each all-or-nothing as if it ran alone: a refused call writes nothing,
+ * a later call sees what an earlier one charged. Batching is what keeps the shared limiter cheap:
+ * one script run and one reply parse for many requests, on both sides.
+ *
+ * ARGV: number of calls, then per call: write (1: charge, 0: only look) and its number of keys,
+ * then per key in KEYS order: interval ms, tolerance ms.
+ * Returns per call: allowed (0/1), retry-after ms, then per key: remaining, reset ms.
  */
 const SCRIPT = `
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local write = tonumber(ARGV[1]) == 1
-local n = #KEYS
--- Working state per distinct key: a key charged twice in one call counts twice.
-local state = {}
+local eps = 0.000001
+local calls = tonumber(ARGV[1])
+-- Working state per distinct key across the whole batch; written once at the end.
+local state, dirty = {}, {}
 local function current(key)
   if state[key] == nil then
     local ahead = 0
@@ -34,45 +40,72 @@ local function current(key)
   end
   return state[key]
 end
-local before, after = {}, {}
-local allowed, retry = 1, 0
-for i = 1, n do
-  local interval = tonumber(ARGV[2 * i])
-  local tol = tonumber(ARGV[2 * i + 1])
-  local ahead = current(KEYS[i])
-  before[i] = ahead
-  local nxt = ahead + interval
-  if nxt <= tol + 0.000001 then
-    state[KEYS[i]] = nxt
-    after[i] = nxt
-  else
-    allowed = 0
-    after[i] = ahead
-    retry = math.max(retry, nxt - tol)
+local out = {}
+local k = 0
+local a = 1 + 2 * calls
+for c = 1, calls do
+  local write = tonumber(ARGV[2 * c]) == 1
+  local n = tonumber(ARGV[2 * c + 1])
+  -- A key charged twice in one call (a batch of two requests) counts twice.
+  local trial, before, after = {}, {}, {}
+  local allowed, retry = 1, 0
+  for i = 1, n do
+    local key = KEYS[k + i]
+    local interval = tonumber(ARGV[a + 2 * i - 1])
+    local tol = tonumber(ARGV[a + 2 * i])
+    local ahead = trial[key] or current(key)
+    before[i] = ahead
+    local nxt = ahead + interval
+    if nxt <= tol + eps then
+      trial[key] = nxt
+      after[i] = nxt
+    else
+      allowed = 0
+      after[i] = ahead
+      retry = math.max(retry, nxt - tol)
+    end
   end
+  if allowed == 1 and write then
+    for key, ahead in pairs(trial) do
+      state[key] = ahead
+      dirty[key] = true
+    end
+  end
+  out[#out + 1] = allowed
+  out[#out + 1] = math.ceil(retry)
+  for i = 1, n do
+    local interval = tonumber(ARGV[a + 2 * i - 1])
+    local tol = tonumber(ARGV[a + 2 * i])
+    -- Refused: each counter reports how it stands.
+    local ahead = after[i]
+    if allowed == 0 then ahead = before[i] end
+    local remaining = math.max(0, math.floor((tol - ahead + eps) / interval))
+    if allowed == 0 and before[i] + interval > tol + eps then remaining = 0 end
+    out[#out + 1] = remaining
+    out[#out + 1] = math.ceil(ahead)
+  end
+  k = k + n
+  a = a + 2 * n
 end
-local out = { allowed, math.ceil(retry) }
-local written = {}
-for i = 1, n do
-  local interval = tonumber(ARGV[2 * i])
-  local tol = tonumber(ARGV[2 * i + 1])
-  -- Refused: nothing is written and each counter reports how it stands.
-  local ahead = after[i]
-  if allowed == 0 then ahead = before[i] end
-  if allowed == 1 and write and not written[KEYS[i]] then
-    written[KEYS[i]] = true
-    local final = state[KEYS[i]]
-    redis.call('SET', KEYS[i], now .. ',' .. string.format('%.17g', final), 'PX', math.ceil(final) + 1000)
-  end
-  local remaining = math.max(0, math.floor((tol - ahead + 0.000001) / interval))
-  if allowed == 0 and before[i] + interval > tol + 0.000001 then remaining = 0 end
-  out[#out + 1] = remaining
-  out[#out + 1] = math.ceil(ahead)
+for key in pairs(dirty) do
+  local final = state[key]
+  redis.call('SET', key, now .. ',' .. string.format('%.17g', final), 'PX', math.ceil(final) + 1000)
 end
 return out
 `;
 
+/** At most this many limiter calls in one script run, so one run stays short for Redis. */
+const MAX_BATCH = 64;
+
 type Client = Redis | Cluster;
+
+/** One limiter call waiting for its turn's script run. */
+interface Pending {
+  readonly charges: readonly Charge[];
+  readonly write: boolean;
+  readonly resolve: (decision: MultiDecision) => void;
+  readonly reject: (err: unknown) => void;
+}
 type GcraCommand = (numKeys: number, ...args: (string | number)[]) => Promise<number[]>;
 
 export interface RedisLimiter extends Limiter {
@@ -134,23 +167,74 @@ export function createRedisLimiter(
   });
   const gcra = (client as unknown as { portcullisGcra: GcraCommand }).portcullisGcra.bind(client);
 
-  async function run(charges: readonly Charge[], write: boolean): Promise<MultiDecision> {
-    const args: number[] = [write ? 1 : 0];
-    for (const { rate } of charges) args.push(...intervalAndTolerance(rate));
-    const out = await gcra(charges.length, ...charges.map((c) => c.key), ...args);
-    const [allowed = 0, retryMs = 0] = out;
-    const remaining: number[] = [];
-    const resetSec: number[] = [];
-    for (let i = 0; i < charges.length; i++) {
-      remaining.push(out[2 + 2 * i] ?? 0);
-      resetSec.push(Math.ceil((out[3 + 2 * i] ?? 0) / 1000));
+  /** Limiter calls waiting for this turn's script run, by Cluster slot group. */
+  const waiting = new Map<string, Pending[]>();
+  let flushScheduled = false;
+
+  function run(charges: readonly Charge[], write: boolean): Promise<MultiDecision> {
+    const first = charges[0];
+    if (first === undefined)
+      return Promise.resolve({ allowed: true, retryAfterSec: 0, remaining: [], resetSec: [] });
+    return new Promise((resolve, reject) => {
+      // One server takes any keys together; a Cluster only keys of one slot.
+      const group = config.cluster ? slotGroup(first.key) : '';
+      const queue = waiting.get(group);
+      const call = { charges, write, resolve, reject };
+      if (queue === undefined) waiting.set(group, [call]);
+      else queue.push(call);
+      if (!flushScheduled) {
+        flushScheduled = true;
+        // After this turn's I/O callbacks: every request read in the same turn shares one run.
+        setImmediate(flush);
+      }
+    });
+  }
+
+  function flush(): void {
+    flushScheduled = false;
+    for (const queue of waiting.values()) {
+      for (let i = 0; i < queue.length; i += MAX_BATCH) void send(queue.slice(i, i + MAX_BATCH));
     }
-    return {
-      allowed: allowed === 1,
-      retryAfterSec: allowed === 1 ? 0 : Math.max(1, Math.ceil(retryMs / 1000)),
-      remaining,
-      resetSec,
-    };
+    waiting.clear();
+  }
+
+  async function send(batch: readonly Pending[]): Promise<void> {
+    const keys: string[] = [];
+    const head: number[] = [batch.length];
+    const rates: number[] = [];
+    for (const { charges, write } of batch) {
+      head.push(write ? 1 : 0, charges.length);
+      for (const { key, rate } of charges) {
+        keys.push(key);
+        const interval = rate.periodMs / rate.limit;
+        rates.push(interval, interval * (rate.burst ?? rate.limit));
+      }
+    }
+    let out: number[];
+    try {
+      out = await gcra(keys.length, ...keys, ...head, ...rates);
+    } catch (err) {
+      for (const call of batch) call.reject(err);
+      return;
+    }
+    let at = 0;
+    for (const { charges, resolve } of batch) {
+      const allowed = out[at] === 1;
+      const retryMs = out[at + 1] ?? 0;
+      const remaining: number[] = [];
+      const resetSec: number[] = [];
+      for (let i = 0; i < charges.length; i++) {
+        remaining.push(out[at + 2 + 2 * i] ?? 0);
+        resetSec.push(Math.ceil((out[at + 3 + 2 * i] ?? 0) / 1000));
+      }
+      at += 2 + 2 * charges.length;
+      resolve({
+        allowed,
+        retryAfterSec: allowed ? 0 : Math.max(1, Math.ceil(retryMs / 1000)),
+        remaining,
+        resetSec,
+      });
+    }
   }
 
   /** Redis, or — when it is down or slow — the in-process fallback, counted. */
@@ -196,9 +280,17 @@ function toDecision(result: MultiDecision): Decision {
   return { allowed: result.allowed, retryAfterSec: result.retryAfterSec };
 }
 
-function intervalAndTolerance(rate: Rate): [number, number] {
-  const interval = rate.periodMs / rate.limit;
-  return [interval, interval * (rate.burst ?? rate.limit)];
+/**
+ * What Redis Cluster hashes a key by: the text inside its first non-empty `{…}`, else the whole
+ * key. Calls whose keys hash alike can share a script run.
+ */
+export function slotGroup(key: string): string {
+  const open = key.indexOf('{');
+  if (open !== -1) {
+    const close = key.indexOf('}', open + 1);
+    if (close > open + 1) return key.slice(open + 1, close);
+  }
+  return key;
 }
 
 function hostPort(node: string): { host: string; port: number } {

@@ -10,7 +10,7 @@ import pino from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Charge, type Decision, parseRate, type Rate } from '../../../src/ratelimit/limiter.js';
 import { createMemoryLimiter } from '../../../src/ratelimit/memory.js';
-import { createRedisLimiter, type RedisLimiter } from '../../../src/ratelimit/redis.js';
+import { createRedisLimiter, type RedisLimiter, slotGroup } from '../../../src/ratelimit/redis.js';
 import { type RedisServer, startRedis } from '../../support/redis.js';
 
 let redis: RedisServer;
@@ -194,6 +194,66 @@ describe('createRedisLimiter: consumeAll', () => {
     expect((await limiter.consume(key, rate)).allowed).toBe(false);
   });
 });
+
+describe('createRedisLimiter: calls made in one turn share one script run', () => {
+  it('each call is decided alone and in order: a refused call charges nothing for the ones after it', async () => {
+    const shared: Charge = { key: fresh('shared'), rate: parseRate('3/hour') };
+    const spent: Charge = { key: fresh('spent'), rate: parseRate('1/hour') };
+    expect((await limiter.consume(spent.key, spent.rate)).allowed).toBe(true);
+    const runsBefore = await scriptRuns();
+    // Issued in the same turn: one run. The second is refused by `spent`, so `shared` is charged
+    // by the first and third only, and the fourth — one more than `shared` allows — is refused.
+    const [first, second, third, fourth, fifth] = await Promise.all([
+      limiter.consumeAll([shared]),
+      limiter.consumeAll([shared, spent]),
+      limiter.consumeAll([shared]),
+      limiter.consumeAll([shared, shared]),
+      limiter.peek(shared.key, shared.rate),
+    ]);
+    expect([first, second, third, fourth].map((d) => d.allowed)).toEqual([true, false, true, false]);
+    // A refused call reports each counter as it stands, exactly as the in-process limiter does.
+    const memory = createMemoryLimiter();
+    memory.consume(spent.key, spent.rate);
+    const inProcess = [[shared], [shared, spent], [shared], [shared, shared]].map((c) =>
+      memory.consumeAll(c),
+    );
+    expect([first, second, third, fourth].map((d) => d.remaining)).toEqual(inProcess.map((d) => d.remaining));
+    expect(second.remaining).toEqual([2, 0]);
+    expect(fourth.remaining).toEqual([1, 0]);
+    expect(fifth).toEqual({ allowed: true, retryAfterSec: 0 });
+    expect((await scriptRuns()) - runsBefore, 'five calls in one turn are one script run').toBe(1);
+    expect((await limiter.consume(shared.key, shared.rate)).allowed).toBe(true);
+    expect((await limiter.consume(shared.key, shared.rate)).allowed).toBe(false);
+  });
+
+  it('more calls than one run takes are split and still allow exactly the burst', async () => {
+    const rate = parseRate('100/hour');
+    const key = fresh('many');
+    const decisions = await Promise.all(
+      Array.from({ length: 250 }, () => limiter.consumeAll([{ key, rate }])),
+    );
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(100);
+    expect(decisions.slice(100).every((d) => !d.allowed && d.retryAfterSec === 36)).toBe(true);
+  });
+});
+
+describe('slotGroup', () => {
+  it('groups keys as Redis Cluster hashes them: the first non-empty {tag}, else the whole key', () => {
+    expect(slotGroup('pc:rl:{/mcp}:0:alice')).toBe('/mcp');
+    expect(slotGroup('pc:rl:{/mcp}:1:{x}')).toBe('/mcp');
+    expect(slotGroup('auth:203.0.113.8')).toBe('auth:203.0.113.8');
+    expect(slotGroup('a{}b{c}')).toBe('a{}b{c}');
+    expect(slotGroup('a{b')).toBe('a{b');
+  });
+});
+
+/** How many EVALSHA and EVAL commands the server has run (`INFO commandstats`). */
+async function scriptRuns(): Promise<number> {
+  const stats = await admin.info('commandstats');
+  let runs = 0;
+  for (const match of stats.matchAll(/^cmdstat_eval(?:sha)?:calls=(\d+)/gm)) runs += Number(match[1]);
+  return runs;
+}
 
 describe('createRedisLimiter: same answers as createMemoryLimiter', () => {
   const rate = fc
