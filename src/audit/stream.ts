@@ -1,45 +1,97 @@
+import type { Logger } from 'pino';
 import pino from 'pino';
 import type { AuditDecision } from '../errors.js';
+import { type Chain, type ChainHead, createChain, GENESIS, readChainHead } from './chain.js';
 
 /**
- * One audit record per JSON-RPC request and per refusal (minimal here; the observability issue
- * adds arguments, outcome and the HMAC chain). Never carries a credential.
+ * One audit record per JSON-RPC request and per refusal (DESIGN.md step 10; the schema is in
+ * README). Never carries a credential: identities are named by key, subject, API key id or
+ * certificate fingerprint. Keys are always in this order; JSON.stringify drops undefined ones.
  */
 export interface AuditRecord {
   readonly time: string;
   readonly requestId: string;
   readonly route: string | null;
+  /** SHA-256 of the sealed session id the client holds (legacy protocol), hex, first 32 digits. */
+  readonly session: string | undefined;
   readonly clientAddress: string;
-  readonly identity: string | null;
+  readonly identity: AuditIdentity | null;
+  /** A refused authentication: the method that failed and why (never the credential). */
+  readonly authentication: { readonly method: string; readonly why: string } | undefined;
   readonly httpMethod: string;
   readonly method: string | null;
   readonly id: string | number | undefined;
   readonly tool: string | undefined;
+  readonly resource: string | undefined;
+  readonly prompt: string | undefined;
+  /** Per `audit.arguments`: absent (`omit`), HMACs, redacted or in full. */
+  readonly arguments: unknown;
   readonly decision: 'allow' | 'shadow-deny' | AuditDecision;
   readonly reason: string | undefined;
   /** The policy entry that decided (`tools.write_file`, `default: deny`, `method-table`). */
   readonly rule: string | undefined;
   readonly missingScopes: readonly string[] | undefined;
-  readonly upstreamStatus: number | null;
   readonly status: number;
+  readonly upstreamStatus: number | null;
+  /** What the answer said at the MCP level; absent when no answer to this request was seen. */
+  readonly outcome: { readonly isError: boolean; readonly errorCode?: number } | undefined;
   readonly durationMs: number;
+}
+
+export interface AuditIdentity {
+  readonly key: string;
+  readonly subject: string;
+  readonly methods: readonly string[];
+  readonly keyId?: string;
+  readonly issuer?: string;
+  /** SHA-256 fingerprint of the client certificate. */
+  readonly certificateSha256?: string;
 }
 
 export interface AuditStream {
   write(record: AuditRecord): void;
-  /** Flushes what is buffered; called on shutdown. */
+  /** The chain's last record, when records are chained. */
+  head(): ChainHead | undefined;
+  /** Reopens the file (after logrotate moved it; SIGUSR2); the chain continues. */
+  reopen(): void;
+  /** Writes what is buffered; called on shutdown. */
   close(): Promise<void>;
 }
 
+export interface AuditStreamOptions {
+  /** `stdout` or a file path (appended; created with its directory). */
+  readonly destination: string;
+  /** With a key, records are chained (`seq`, `mac`), continuing from the file's last record. */
+  readonly chainKey?: string | undefined;
+  readonly logger: Logger;
+}
+
 /** `stdout` or an appended file, written asynchronously (SonicBoom); flushed on close. */
-export function createAuditStream(destination: string): AuditStream {
+export function createAuditStream({ destination, chainKey, logger }: AuditStreamOptions): AuditStream {
   const toStdout = destination === 'stdout';
+  let chain: Chain | undefined;
+  if (chainKey !== undefined) {
+    let start: ChainHead | undefined = toStdout ? GENESIS : readChainHead(destination);
+    if (start === undefined) {
+      logger.warn(
+        { destination },
+        'the audit file does not end with a chained record (a crash mid-write, or records written without a chainKey): a new chain starts at seq 1',
+      );
+      start = GENESIS;
+    }
+    chain = createChain(chainKey, start);
+    logger.info({ auditChain: chainHeadText(start), destination }, 'audit chain continues from this head');
+  }
   const dest = toStdout
     ? pino.destination({ dest: 1, sync: false, minLength: 0 })
     : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
   return {
     write(record) {
-      dest.write(`${JSON.stringify(record)}\n`);
+      dest.write(chain === undefined ? `${JSON.stringify(record)}\n` : chain.seal(record));
+    },
+    head: () => chain?.head(),
+    reopen() {
+      if (!toStdout) dest.reopen();
     },
     close() {
       return new Promise((resolve) => {
@@ -55,4 +107,9 @@ export function createAuditStream(destination: string): AuditStream {
       });
     },
   };
+}
+
+/** `SEQ:MAC`, as the operational log prints it and `audit verify --after` reads it. */
+export function chainHeadText(head: ChainHead): string {
+  return `${head.seq}:${head.mac}`;
 }

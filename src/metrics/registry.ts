@@ -48,7 +48,15 @@ export interface Metrics {
   readonly decisions: Counter<'route' | 'decision'>;
   readonly reloads: Counter<'result'>;
   readonly redisErrors: Counter<'kind'>;
+  readonly toolCalls: Counter<'route' | 'tool' | 'decision' | 'outcome'>;
+  readonly upstreamDuration: Histogram<'route'>;
+  readonly upstreamErrors: Counter<'route' | 'kind'>;
+  readonly failOpen: Counter<'route'>;
+  readonly policyInfo: Gauge<'hash'>;
+  readonly certificateExpiry: Gauge<'certificate' | 'subject'>;
 }
+
+const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 export function createMetrics(version: string): Metrics {
   const registry = new Registry();
@@ -72,7 +80,44 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_request_duration_seconds',
       help: 'Time from request received to response finished (SSE streams excluded)',
       labelNames: ['route'],
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    upstreamDuration: new Histogram({
+      name: 'portcullis_upstream_duration_seconds',
+      help: 'Time from forwarding a request to the upstream answering with its status and headers',
+      labelNames: ['route'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    upstreamErrors: new Counter({
+      name: 'portcullis_upstream_errors_total',
+      help: 'Upstream failures, by route and kind (unreachable, timeout, bad_answer, stream_ended, too_large)',
+      labelNames: ['route', 'kind'],
+      registers: [registry],
+    }),
+    toolCalls: new Counter({
+      name: 'portcullis_tool_calls_total',
+      help: 'tools/call requests, by route, tool (the policy entry that matched, else other), decision and MCP outcome (ok, tool_error, rpc_error, none)',
+      labelNames: ['route', 'tool', 'decision', 'outcome'],
+      registers: [registry],
+    }),
+    failOpen: new Counter({
+      name: 'portcullis_ratelimit_fail_open_total',
+      help: 'Requests on failMode: open routes let through on the in-process fallback because Redis did not answer',
+      labelNames: ['route'],
+      registers: [registry],
+    }),
+    policyInfo: new Gauge({
+      name: 'portcullis_policy_info',
+      help: 'The policy in force: 1, labelled with the SHA-256 of the file (first 16 hex digits)',
+      labelNames: ['hash'],
+      registers: [registry],
+    }),
+    certificateExpiry: new Gauge({
+      name: 'portcullis_certificate_expiry_timestamp_seconds',
+      help: 'When a certificate expires (Unix time): the serving certificate and each client CA',
+      labelNames: ['certificate', 'subject'],
       registers: [registry],
     }),
     refusals: new Counter({

@@ -8,19 +8,23 @@ import {
 import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
 import pino, { type Logger } from 'pino';
-import { createAuditStream } from '../audit/stream.js';
+import { createArgumentsView } from '../audit/arguments.js';
+import { chainHeadText, createAuditStream } from '../audit/stream.js';
 import { ConfigError, formatProblem, parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { hash, watchConfigFile } from '../config/watch.js';
+import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
 import { createConcurrency } from '../ratelimit/concurrency.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter } from '../ratelimit/redis.js';
+import { createTracing } from '../tracing/tracer.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
+import { createOutcomeRecorder } from './outcome.js';
 import { createPipeline, type GatewayState } from './pipeline.js';
 import { createRouter, type Router } from './router.js';
 import { readTlsMaterial, type TlsMaterial, watchTlsFiles } from './tls-files.js';
@@ -31,6 +35,8 @@ export interface Gateway {
   /** Base URL of the admin listener. */
   readonly adminUrl: string;
   readonly metrics: Metrics;
+  /** Reopens the audit file (logrotate moved it; SIGUSR2); the chain continues. */
+  reopenAudit(): void;
   /** Re-reads the policy file: validated completely, then swapped atomically, or refused. */
   reload(): Promise<ReloadResult>;
   /**
@@ -59,7 +65,34 @@ export async function startGateway({
   configSource,
 }: GatewayOptions): Promise<Gateway> {
   const metrics = createMetrics(VERSION);
-  const audit = createAuditStream(config.audit.destination);
+  const audit = createAuditStream({
+    destination: config.audit.destination,
+    chainKey: config.audit.chainKey,
+    logger,
+  });
+  // The chain head goes to the operational log every minute: a truncated audit tail shows against it.
+  const logChainHead = () => {
+    const head = audit.head();
+    if (head !== undefined) logger.info({ auditChain: chainHeadText(head) }, 'audit chain head');
+  };
+  const chainHeadTimer = setInterval(logChainHead, 60_000);
+  chainHeadTimer.unref();
+  const tracing = config.tracing ? createTracing(config.tracing, VERSION) : undefined;
+  const recordOutcome = createOutcomeRecorder({
+    audit,
+    metrics,
+    argumentsView: createArgumentsView(config.audit.arguments, {
+      redactKeys: config.audit.redactKeys,
+      key: config.audit.chainKey,
+    }),
+    logger,
+    logRequests: config.log.requests,
+  });
+  const setPolicyInfo = (text: string) => {
+    metrics.policyInfo.reset();
+    metrics.policyInfo.set({ hash: hash(text).slice(0, 16) }, 1);
+  };
+  setPolicyInfo(configSource ?? JSON.stringify(config));
   let router: Router = createRouter(config);
   let active = config;
   const state: GatewayState = { draining: false, streams: new Set() };
@@ -91,9 +124,10 @@ export async function startGateway({
     concurrency: createConcurrency(config.limits),
     proto,
     metrics,
-    audit,
+    recordOutcome,
     logger,
     state,
+    tracing,
   });
 
   const { limits } = config;
@@ -106,10 +140,14 @@ export async function startGateway({
   const main: Server = config.tls
     ? createHttpsServer({ ...serverOptions, ...tlsOptions(config.tls) }, handler)
     : createHttpServer(serverOptions, handler);
+  if (config.tls) recordCertificateExpiry(metrics, readTlsMaterial(config.tls));
   const stopWatchingTls = config.tls
     ? watchTlsFiles(
         config.tls,
-        (material) => (main as HttpsServer).setSecureContext({ ...tlsOptions(config.tls!, material) }),
+        (material) => {
+          (main as HttpsServer).setSecureContext({ ...tlsOptions(config.tls!, material) });
+          recordCertificateExpiry(metrics, material);
+        },
         logger,
       )
     : () => undefined;
@@ -173,6 +211,7 @@ export async function startGateway({
     active = next;
     source = text;
     metrics.reloads.inc({ result: 'applied' });
+    setPolicyInfo(text);
     logger.info({ routes: router.routes.map((r) => r.path) }, 'policy reloaded');
     await revalidateStreams();
     // The old pools finish what they carry, then close.
@@ -235,13 +274,18 @@ export async function startGateway({
     await stopped;
     await router.close();
     await redis?.close();
+    clearInterval(chainHeadTimer);
     await audit.close();
+    logChainHead();
+    await tracing
+      ?.shutdown()
+      .catch((err: unknown) => logger.warn({ err }, 'exporting the last spans failed'));
     admin.closeAllConnections();
     await new Promise<void>((resolve) => admin.close(() => resolve()));
     logger.info('portcullis stopped');
   }
 
-  return { url, adminUrl, metrics, reload, close };
+  return { url, adminUrl, metrics, reopenAudit: () => audit.reopen(), reload, close };
 }
 
 /** What may change while running; listeners, TLS paths, limits, Redis, audit and the rest need a restart. */
@@ -253,8 +297,25 @@ export function createLogger(config: Config): Logger {
     {
       level: config.log.level,
       base: { service: 'portcullis' },
+      // Belt and braces: no log call passes a credential or a secret config value, and should one
+      // ever do, these paths are masked.
       redact: {
-        paths: ['req.headers.authorization', 'req.headers["x-api-key"]', 'headers.authorization'],
+        paths: [
+          'req.headers.authorization',
+          'req.headers["x-api-key"]',
+          'req.headers.cookie',
+          'req.headers["proxy-authorization"]',
+          'headers.authorization',
+          'headers["x-api-key"]',
+          'headers.cookie',
+          'headers["proxy-authorization"]',
+          'upstreamHeaders',
+          '*.upstreamHeaders',
+          'chainKey',
+          '*.chainKey',
+          'sessions.keys',
+          'redis.url',
+        ],
         censor: '[redacted]',
       },
     },

@@ -1,9 +1,13 @@
-import type { AuditRecord, AuditStream } from '../audit/stream.js';
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { AnswerOutcome } from '../audit/answer-outcome.js';
+import type { AuditIdentity, AuditRecord, AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
 import type { AuditDecision, RefusalReason } from '../errors.js';
 import type { ParsedBody, RpcMessage } from '../jsonrpc/parse.js';
 import { type Metrics, methodLabel } from '../metrics/registry.js';
 import type { Decision } from '../policy/decide.js';
+import type { RequestSpan } from '../tracing/tracer.js';
 
 /** Everything known about a finished request: what the audit record and the metrics say. */
 export interface Outcome {
@@ -14,6 +18,10 @@ export interface Outcome {
   /** The matched route's path; `null` when no route matched. */
   readonly route: string | null;
   readonly identity: Identity | null;
+  /** A refused authentication: the method that failed and why. */
+  readonly authFailure?: { readonly method: string; readonly why: string } | undefined;
+  /** The sealed session id the client sent, or the one the gateway issued with this answer. */
+  readonly session?: string | undefined;
   readonly body: ParsedBody | undefined;
   /** The policy's decision for each message of `body`, when it got that far. */
   readonly decisions?: readonly Decision[] | undefined;
@@ -21,66 +29,217 @@ export interface Outcome {
   readonly upstreamStatus: number | null;
   readonly decision: 'allow' | AuditDecision;
   readonly reason?: RefusalReason;
+  /** What the answer's responses said, by id; absent when the answer was not read. */
+  readonly answers?: readonly AnswerOutcome[] | undefined;
   /** An SSE stream: its duration is the stream's life, kept out of the latency histogram. */
   readonly sse?: boolean;
+  /** The request's trace span, ended here. */
+  readonly span?: RequestSpan | undefined;
 }
 
 export type RecordOutcome = (outcome: Outcome) => void;
 
-/** One audit record per JSON-RPC message (one for the HTTP request when there is none), and the metrics. */
-export function createOutcomeRecorder(audit: AuditStream, metrics: Metrics): RecordOutcome {
+export interface OutcomeDeps {
+  readonly audit: AuditStream;
+  readonly metrics: Metrics;
+  /** `audit.arguments` applied to a request's arguments. */
+  readonly argumentsView: (args: unknown) => unknown;
+  readonly logger: Logger;
+  /** `log.requests`: one operational log line per request. */
+  readonly logRequests: boolean;
+}
+
+/**
+ * One audit record per JSON-RPC message (one for the HTTP request when there is none), the
+ * metrics, and — with `log.requests` — a log line.
+ */
+export function createOutcomeRecorder({
+  audit,
+  metrics,
+  argumentsView,
+  logger,
+  logRequests,
+}: OutcomeDeps): RecordOutcome {
   return (outcome) => {
     const durationMs = Math.round((performance.now() - outcome.startedAt) * 1000) / 1000;
     const time = new Date().toISOString();
+    const shared = sharedFields(outcome, time, durationMs);
     const messages = outcome.body?.messages;
+    const route = outcome.route ?? 'none';
     if (messages === undefined || messages.length === 0)
-      audit.write(auditRecord(outcome, time, durationMs, undefined, undefined));
+      audit.write(recordFor(shared, outcome, argumentsView, undefined));
     else
       messages.forEach((message, i) => {
-        audit.write(auditRecord(outcome, time, durationMs, message, outcome.decisions?.[i]));
+        const decision = outcome.decisions?.[i];
+        const record = recordFor(shared, outcome, argumentsView, message, decision);
+        audit.write(record);
+        if (record.tool !== undefined) {
+          metrics.toolCalls.inc({
+            route,
+            tool: toolLabel(decision),
+            decision: record.decision,
+            outcome: outcomeLabel(record.outcome),
+          });
+        }
       });
 
-    const route = outcome.route ?? 'none';
     outcome.decisions?.forEach((decision) => {
       const label =
         decision.effect === 'allow' ? 'allow' : outcome.decision === 'allow' ? 'shadow-deny' : 'deny';
       metrics.decisions.inc({ route, decision: label });
     });
-    metrics.requests.inc({ route, method: methodOf(outcome), status: outcome.status });
+    const method = methodOf(outcome);
+    metrics.requests.inc({ route, method, status: outcome.status });
+    if (outcome.span !== undefined) endSpan(outcome.span, outcome, method);
     if (outcome.reason !== undefined) metrics.refusals.inc({ route, reason: outcome.reason });
     else if (!outcome.sse) metrics.requestDuration.observe({ route }, durationMs / 1000);
+    if (logRequests) {
+      logger.info(
+        {
+          requestId: outcome.requestId,
+          route: outcome.route,
+          method,
+          status: outcome.status,
+          decision: outcome.decision,
+          reason: outcome.reason,
+          identity: outcome.identity?.key,
+          durationMs,
+        },
+        'request',
+      );
+    }
   };
 }
 
-/** One record, always built with the same keys in the same order (JSON.stringify drops the undefined ones). */
-function auditRecord(
-  outcome: Outcome,
-  time: string,
-  durationMs: number,
-  message: RpcMessage | undefined,
-  decision: Decision | undefined,
-): AuditRecord {
-  const request = message !== undefined && message.kind !== 'response' ? message : undefined;
-  const tool = request?.method === 'tools/call' ? request.params?.name : undefined;
+type Shared = Pick<
+  AuditRecord,
+  | 'time'
+  | 'requestId'
+  | 'route'
+  | 'session'
+  | 'clientAddress'
+  | 'identity'
+  | 'authentication'
+  | 'httpMethod'
+  | 'status'
+  | 'upstreamStatus'
+  | 'durationMs'
+>;
+
+/** What every record of one HTTP request shares, computed once. */
+function sharedFields(outcome: Outcome, time: string, durationMs: number): Shared {
   return {
     time,
     requestId: outcome.requestId,
     route: outcome.route,
+    session: outcome.session === undefined ? undefined : sessionHash(outcome.session),
     clientAddress: outcome.clientAddress,
-    identity: outcome.identity?.key ?? null,
+    identity: outcome.identity === null ? null : auditIdentity(outcome.identity),
+    authentication: outcome.authFailure,
     httpMethod: outcome.httpMethod,
-    method: request?.method ?? null,
-    id: message?.kind === 'notification' ? undefined : message?.id,
-    tool: typeof tool === 'string' ? tool : undefined,
+    status: outcome.status,
+    upstreamStatus: outcome.upstreamStatus,
+    durationMs,
+  };
+}
+
+/** One record, always with the same keys in the same order (JSON.stringify drops the undefined ones). */
+function recordFor(
+  shared: Shared,
+  outcome: Outcome,
+  argumentsView: (args: unknown) => unknown,
+  message: RpcMessage | undefined,
+  decision?: Decision,
+): AuditRecord {
+  const request = message !== undefined && message.kind !== 'response' ? message : undefined;
+  const params = request?.params;
+  const method = request?.method;
+  const id = message?.kind === 'notification' ? undefined : message?.id;
+  const answer = message?.kind === 'request' ? outcome.answers?.find((a) => a.id === message.id) : undefined;
+  const name = typeof params?.name === 'string' ? params.name : undefined;
+  return {
+    time: shared.time,
+    requestId: shared.requestId,
+    route: shared.route,
+    session: shared.session,
+    clientAddress: shared.clientAddress,
+    identity: shared.identity,
+    authentication: shared.authentication,
+    httpMethod: shared.httpMethod,
+    method: method ?? null,
+    id,
+    tool: method === 'tools/call' ? name : undefined,
+    resource: method?.startsWith('resources/') && typeof params?.uri === 'string' ? params.uri : undefined,
+    prompt: method === 'prompts/get' ? name : undefined,
+    arguments:
+      (method === 'tools/call' || method === 'prompts/get') && params?.arguments !== undefined
+        ? argumentsView(params.arguments)
+        : undefined,
     // Forwarded although the policy denies it: shadow mode.
     decision: outcome.decision === 'allow' && decision?.effect === 'deny' ? 'shadow-deny' : outcome.decision,
     reason: outcome.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
     rule: decision?.rule,
     missingScopes: decision?.missing.length ? decision.missing : undefined,
-    upstreamStatus: outcome.upstreamStatus,
-    status: outcome.status,
-    durationMs,
+    status: shared.status,
+    upstreamStatus: shared.upstreamStatus,
+    outcome:
+      answer === undefined
+        ? undefined
+        : answer.errorCode === undefined
+          ? { isError: answer.isError }
+          : { isError: answer.isError, errorCode: answer.errorCode },
+    durationMs: shared.durationMs,
   };
+}
+
+/** The span's attributes: route, method, tool, decision and the identity's subject. */
+function endSpan(span: RequestSpan, outcome: Outcome, method: string): void {
+  const first = outcome.body?.messages[0];
+  const tool = first?.kind === 'request' && first.method === 'tools/call' ? first.params?.name : undefined;
+  span.setAttributes({
+    'http.request.method': outcome.httpMethod,
+    'portcullis.route': outcome.route ?? 'none',
+    'portcullis.request_id': outcome.requestId,
+    'mcp.method.name': method,
+    ...(typeof tool === 'string' ? { 'gen_ai.tool.name': tool } : {}),
+    'portcullis.decision': outcome.decision,
+    ...(outcome.reason === undefined ? {} : { 'portcullis.reason': outcome.reason }),
+    ...(outcome.identity === null ? {} : { 'enduser.id': outcome.identity.subject }),
+    ...(outcome.upstreamStatus === null ? {} : { 'portcullis.upstream_status': outcome.upstreamStatus }),
+  });
+  span.end(outcome.status, `${method} ${outcome.route ?? 'unrouted'}`);
+}
+
+function auditIdentity(identity: Identity): AuditIdentity {
+  return {
+    key: identity.key,
+    subject: identity.subject,
+    methods: identity.methods,
+    ...(identity.keyId === undefined ? {} : { keyId: identity.keyId }),
+    ...(identity.issuer === undefined ? {} : { issuer: identity.issuer }),
+    ...(identity.certificate === undefined ? {} : { certificateSha256: identity.certificate.fingerprint256 }),
+  };
+}
+
+/** A session is named by a hash of the sealed id, which is a bearer secret for its identity. */
+function sessionHash(sealed: string): string {
+  return createHash('sha256').update(sealed).digest('hex').slice(0, 32);
+}
+
+/**
+ * The bounded `tool` label: the policy entry that matched a `tools/call` — an exact name or a
+ * pattern from the policy file — and `other` for names only the default rule covers, so a flood of
+ * invented names adds no series.
+ */
+function toolLabel(decision: Decision | undefined): string {
+  const rule = decision?.rule;
+  return rule?.startsWith('tools.') ? rule.slice('tools.'.length) : 'other';
+}
+
+function outcomeLabel(outcome: AuditRecord['outcome']): string {
+  if (outcome === undefined) return 'none';
+  if (outcome.errorCode !== undefined) return 'rpc_error';
+  return outcome.isError ? 'tool_error' : 'ok';
 }
 
 /** The bounded `method` label: the JSON-RPC method, `batch`, or the HTTP method for GET/DELETE. */

@@ -3,7 +3,11 @@ import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { AuditStream } from '../audit/stream.js';
+import {
+  type AnswerScanner,
+  createJsonAnswerScanner,
+  createSseAnswerScanner,
+} from '../audit/answer-outcome.js';
 import type { Identity } from '../auth/identity.js';
 import { isRefusal, REFUSALS, type Refusal, refusalBody, refuse } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
@@ -20,10 +24,11 @@ import { createSseRewriter } from '../proxy/sse.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
+import type { RequestSpan, Tracing } from '../tracing/tracer.js';
 import { readBody } from './body.js';
 import type { ClientAddress } from './client-address.js';
 import { guardRequest } from './guard.js';
-import { createOutcomeRecorder } from './outcome.js';
+import type { Outcome, RecordOutcome } from './outcome.js';
 import { corsHeaders, sendMetadata, sendPreflight, sendRefusal } from './respond.js';
 import type { CompiledRoute, Router } from './router.js';
 
@@ -38,6 +43,8 @@ interface Arrived {
   /** The `X-Forwarded-For` chain received from a trusted proxy. */
   readonly forwardedFor: string | undefined;
   readonly httpMethod: string;
+  /** The request's trace span, when tracing is on. */
+  readonly span: RequestSpan | undefined;
 }
 /** Routed and guarded (DESIGN.md steps 2–3). */
 interface Received extends Arrived {
@@ -90,15 +97,17 @@ export interface PipelineDeps {
   readonly concurrency: Concurrency;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
-  readonly audit: AuditStream;
+  /** Writes the audit records and counts the metrics of a finished request. */
+  readonly recordOutcome: RecordOutcome;
   readonly logger: Logger;
   readonly state: GatewayState;
+  /** OpenTelemetry, when `tracing` is configured. */
+  readonly tracing?: Tracing | undefined;
 }
 
 /** Composes the request pipeline in DESIGN.md order; read `handle` top to bottom. */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { metrics, logger, state } = deps;
-  const recordOutcome = createOutcomeRecorder(deps.audit, metrics);
+  const { metrics, logger, state, recordOutcome } = deps;
 
   return (req, res) => {
     const client = deps.clientAddress(req);
@@ -109,6 +118,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       peer: client.peer,
       forwardedFor: client.forwardedFor,
       httpMethod: req.method ?? 'UNKNOWN',
+      span: deps.tracing?.start(req.headers, req.method ?? 'UNKNOWN'),
     };
     handle(req, res, arrived).catch((err: unknown) => {
       // Not a refusal but a bug: keep the stack, answer 500, count it.
@@ -124,8 +134,10 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const route = router.match(req.url);
     if (route === undefined) {
       const metadata = router.metadata(req.url);
-      if (metadata !== undefined && (req.method === 'GET' || req.method === 'HEAD'))
+      if (metadata !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
+        arrived.span?.end(200, 'protected resource metadata');
         return sendMetadata(res, metadata);
+      }
       return refuseRequest(res, refuse('not_found'), arrived);
     }
     if (state.draining) {
@@ -140,6 +152,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       return refuseRequest(res, guarded, arrived, { route, close: guarded.reason === 'bad_framing' });
     }
     if (guarded.kind === 'preflight') {
+      arrived.span?.end(204, `OPTIONS ${route.path}`);
       sendPreflight(res, guarded.origin, req.headers['access-control-request-headers']);
       return;
     }
@@ -165,7 +178,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (identity.refusal.reason === 'invalid_credential')
         await deps.limiter.consume(`auth:${received.clientAddress}`, deps.authFailureRate);
       metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
-      return refuseRequest(res, identity.refusal, received, { route, origin: received.origin });
+      return refuseRequest(res, identity.refusal, received, {
+        route,
+        origin: received.origin,
+        authFailure: { method: identity.method, why: identity.why },
+      });
     }
     // Sessions (DESIGN.md step 8, legacy protocol), opened here because parsing needs the version
     // they seal: the id must open, be this route's and this identity's, and not be older than
@@ -236,6 +253,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           decisions: authorization.decisions,
         });
       }
+      // Let through on the per-replica fallback: counted, so a Redis outage shows on a dashboard.
+      if (verdict.degraded && verdict.allowed) metrics.failOpen.inc({ route: route.path });
       limitHeaders = rateLimitHeaders(charges, verdict.remaining, verdict.resetSec);
       if (!verdict.allowed) {
         const refusal = rateLimited(
@@ -285,34 +304,52 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (!streaming.body.readableEnded) streaming.body.destroy();
       streaming.done();
     });
+    const upstreamHeaders = upstreamRequestHeaders(req.headers, route.upstreamHeaders, {
+      peer: ctx.peer,
+      ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
+      proto: deps.proto,
+      ...(ctx.session === undefined ? {} : { sessionId: ctx.session.upstreamId }),
+    });
+    // The upstream's trace continues the gateway's span.
+    ctx.span?.inject(upstreamHeaders);
+    const forwardedAt = performance.now();
     const answer = await route.forwarder.forward({
       method: ctx.httpMethod,
-      headers: upstreamRequestHeaders(req.headers, route.upstreamHeaders, {
-        peer: ctx.peer,
-        ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
-        proto: deps.proto,
-        ...(ctx.session === undefined ? {} : { sessionId: ctx.session.upstreamId }),
-      }),
+      headers: upstreamHeaders,
       ...(body ? { body: body.forward } : {}),
       signal: cancel,
     });
+    // The sealed id the client holds: the one it sent, or the one this answer issues.
+    let session = ctx.session === undefined ? undefined : (req.headers['mcp-session-id'] as string);
     if (isRefusal(answer)) {
+      metrics.upstreamErrors.inc({
+        route: route.path,
+        kind: UPSTREAM_ERROR_KIND[answer.reason] ?? answer.reason,
+      });
       if (clientGone) return; // nobody left to answer
-      return refuseRequest(res, answer, ctx, { route, origin: ctx.origin, identity: ctx.identity, body });
+      return refuseRequest(res, answer, ctx, {
+        route,
+        origin: ctx.origin,
+        identity: ctx.identity,
+        body,
+        session,
+      });
     }
+    metrics.upstreamDuration.observe({ route: route.path }, (performance.now() - forwardedAt) / 1000);
     const headers = clientResponseHeaders(answer.headers);
     headers['x-request-id'] = ctx.requestId;
     if (limitHeaders !== undefined) Object.assign(headers, limitHeaders);
     const upstreamSession = answer.headers['mcp-session-id'];
     if (typeof upstreamSession === 'string') {
       // The client only ever sees the sealed id: route, identity and version bound to it.
-      headers['mcp-session-id'] = deps.sessions.seal({
+      session = deps.sessions.seal({
         upstreamId: upstreamSession,
         route: route.path,
         identity: ctx.identity.key,
         version: ctx.session?.version ?? negotiatedVersion(parsed),
         issuedAt: Math.floor(Date.now() / 1000),
       });
+      headers['mcp-session-id'] = session;
     }
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const contentType = answer.headers['content-type'];
@@ -326,7 +363,14 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           ? refuse('concurrency_limited', { headers: { 'retry-after': '1' } })
           : refuse('response_too_large');
       if (!clientGone)
-        refuseRequest(res, refusal, ctx, { route, origin: ctx.origin, identity: ctx.identity, body });
+        refuseRequest(res, refusal, ctx, {
+          route,
+          origin: ctx.origin,
+          identity: ctx.identity,
+          body,
+          session,
+        });
+      if (postStream !== undefined) metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
       discard(answer.body);
       return;
     }
@@ -347,6 +391,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         if (expiry !== undefined) clearTimeout(expiry);
       });
     }
+    // What the answer says at the MCP level (isError, a JSON-RPC error), read as it is relayed.
+    const scanner = answerScanner(parsed, answer.status, sse, contentType);
     streaming = {
       body: answer.body,
       done: () => {
@@ -359,6 +405,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           status: res.statusCode,
           upstreamStatus: answer.status,
           decision: 'allow',
+          session,
+          answers: scanner?.end(),
           sse,
         });
       },
@@ -375,11 +423,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
             origin: ctx.origin,
             identity: ctx.identity,
             body,
+            session,
           });
         return;
       }
       // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
       const relayed = filterListAnswer(text, list, route.policy, ctx.identity) ?? text;
+      scanner?.write(Buffer.from(relayed));
       headers['content-length'] = Buffer.byteLength(relayed);
       res.writeHead(answer.status, headers);
       res.end(relayed);
@@ -394,8 +444,10 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     let cut = false;
     answer.body.once('error', (err) => {
       if (cut) return; // destroyed on purpose by the size cap, which answered already
-      if (!clientGone)
+      if (!clientGone) {
+        metrics.upstreamErrors.inc({ route: route.path, kind: 'stream_ended' });
         logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
+      }
       res.destroy();
     });
     // List results are filtered on the way (SSE event by event); everything else flows as it came.
@@ -409,11 +461,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         : answer.body.pipe(
             createSseRewriter((data) => filterListAnswer(data, rewriteWith, route.policy, ctx.identity)),
           );
-    relay(source, res, deps.maxResponseBytes, () => {
+    relay(source, res, deps.maxResponseBytes, scanner, () => {
       // Past the response-size cap: an SSE stream ends with a JSON-RPC error event; a JSON answer
       // cannot carry one after it started, so its connection is cut.
       cut = true;
       metrics.refusals.inc({ route: route.path, reason: 'response_too_large' });
+      metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
       discard(answer.body);
       if (sse) res.end(`\nevent: message\ndata: ${refusalBody(refuse('response_too_large'))}\n\n`);
       else res.destroy();
@@ -449,6 +502,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       readonly body?: ParsedBody | undefined;
       readonly decisions?: readonly Decision[];
       readonly close?: boolean;
+      readonly session?: string | undefined;
+      readonly authFailure?: Outcome['authFailure'];
     } = {},
   ): void {
     const { body } = opts;
@@ -467,6 +522,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       upstreamStatus: null,
       decision: spec.decision,
       reason: refusal.reason,
+      authFailure: opts.authFailure,
+      session: opts.session,
     });
   }
 }
@@ -493,6 +550,29 @@ function rateLimited(
     headers: { 'retry-after': String(verdict.retryAfterSec), ...limitHeaders },
     data: { limit: rule?.limit, per: rule?.per, retryAfterSec: verdict.retryAfterSec },
   });
+}
+
+/** Upstream failures as `portcullis_upstream_errors_total` names them. */
+const UPSTREAM_ERROR_KIND: Partial<Record<string, string>> = {
+  upstream_unreachable: 'unreachable',
+  upstream_timeout: 'timeout',
+  upstream_rejected: 'bad_answer',
+};
+
+/**
+ * A scanner for the MCP-level outcome of an answer to requests (not to notifications, nor a GET
+ * stream): SSE event by event, or one JSON text.
+ */
+function answerScanner(
+  parsed: Authorized | undefined,
+  status: number,
+  sse: boolean,
+  contentType: string | string[] | undefined,
+): AnswerScanner | undefined {
+  if (parsed === undefined || status !== 200) return undefined;
+  if (!parsed.body.messages.some((m) => m.kind === 'request')) return undefined;
+  if (sse) return createSseAnswerScanner();
+  return isJson(contentType) ? createJsonAnswerScanner() : undefined;
 }
 
 /** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */

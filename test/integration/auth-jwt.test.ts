@@ -238,7 +238,7 @@ describe('valid tokens, end to end with the SDK clients', () => {
       expect(records).toContainEqual(
         expect.objectContaining({
           route: '/modern/mcp',
-          identity: `jwt:${IDP}|v2-${alg}`,
+          identity: expect.objectContaining({ key: `jwt:${IDP}|v2-${alg}` }),
           method: 'tools/call',
           tool: 'echo',
           decision: 'allow',
@@ -288,7 +288,11 @@ describe('valid tokens, end to end with the SDK clients', () => {
       );
       expectNoCredentialUpstream(received);
       expect(await gateway.auditRecords()).toContainEqual(
-        expect.objectContaining({ route: '/legacy/mcp', identity: `jwt:${IDP}|v1-${alg}`, tool: 'echo' }),
+        expect.objectContaining({
+          route: '/legacy/mcp',
+          identity: expect.objectContaining({ key: `jwt:${IDP}|v1-${alg}` }),
+          tool: 'echo',
+        }),
       );
     },
   );
@@ -296,7 +300,10 @@ describe('valid tokens, end to end with the SDK clients', () => {
   it('accepts a token from an issuer configured with static keys', async () => {
     await expectAccepted(await signJwt(staticKey, claims(RESOURCE.modern, { iss: STATIC, sub: 'static' })));
     expect(await gateway.auditRecords()).toContainEqual(
-      expect.objectContaining({ identity: `jwt:${STATIC}|static`, status: 200 }),
+      expect.objectContaining({
+        identity: expect.objectContaining({ key: `jwt:${STATIC}|static` }),
+        status: 200,
+      }),
     );
   });
 
@@ -515,14 +522,22 @@ describe('require: any with [jwt, anonymous]', () => {
   it('serves a request without a credential as anonymous', async () => {
     await expectAccepted(undefined, '/open/mcp');
     expect(await gateway.auditRecords()).toContainEqual(
-      expect.objectContaining({ route: '/open/mcp', identity: 'anonymous', status: 200 }),
+      expect.objectContaining({
+        route: '/open/mcp',
+        identity: expect.objectContaining({ key: 'anonymous' }),
+        status: 200,
+      }),
     );
   });
 
   it('accepts a valid token as that identity, not as anonymous', async () => {
     await expectAccepted(await signJwt(ec, claims(RESOURCE.open, { sub: 'open-user' })), '/open/mcp');
     expect(await gateway.auditRecords()).toContainEqual(
-      expect.objectContaining({ route: '/open/mcp', identity: `jwt:${IDP}|open-user`, status: 200 }),
+      expect.objectContaining({
+        route: '/open/mcp',
+        identity: expect.objectContaining({ key: `jwt:${IDP}|open-user` }),
+        status: 200,
+      }),
     );
   });
 

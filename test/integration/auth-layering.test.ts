@@ -160,7 +160,7 @@ routes:
     const records = await gateway.auditRecords();
     expect(records).toContainEqual(
       expect.objectContaining({
-        identity: `mtls:reporting+jwt:${IDP}|alice`,
+        identity: expect.objectContaining({ key: `mtls:reporting+jwt:${IDP}|alice` }),
         tool: 'echo',
         decision: 'allow',
       }),

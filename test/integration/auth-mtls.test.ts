@@ -267,7 +267,7 @@ ${route('/mcp', upstream.url, 'mtls')}`,
   it('serves a client whose certificate chains to the client CA and names an identity', async () => {
     const answer = await callEcho(gateway.url, '/mcp', { client: ops });
     expectEchoed(answer);
-    expect((await auditOf(gateway, answer)).identity).toBe('mtls:ops-agent');
+    expect((await auditOf(gateway, answer)).identity).toMatchObject({ key: 'mtls:ops-agent' });
   });
 
   it.each([
@@ -306,7 +306,11 @@ ${route('/mcp', upstream.url, 'mtls')}`,
     const received = upstream.requests.slice(before);
     expect(received.map((r) => r.headers['mcp-method'])).toEqual(expect.arrayContaining(['tools/call']));
     const records = (await gateway.auditRecords()).filter((r) => r.method === 'tools/call');
-    expect(records.at(-1)).toMatchObject({ identity: 'mtls:reporting', tool: 'echo', decision: 'allow' });
+    expect(records.at(-1)).toMatchObject({
+      identity: expect.objectContaining({ key: 'mtls:reporting' }),
+      tool: 'echo',
+      decision: 'allow',
+    });
   });
 
   it('leaves the SDK v2 client without a certificate unable to connect', async () => {
@@ -343,7 +347,7 @@ ${route('/mcp', upstream.url, 'mtls, apiKey')}${route('/both', upstream.url, 'mt
   it('lets an API-key client without a certificate through on the same port', async () => {
     const answer = await callEcho(gateway.url, '/mcp', { headers: { 'x-api-key': apiKey.key } });
     expectEchoed(answer);
-    expect((await auditOf(gateway, answer)).identity).toBe('apiKey:ci-bot');
+    expect((await auditOf(gateway, answer)).identity).toMatchObject({ key: 'apiKey:ci-bot' });
   });
 
   it('answers 401 missing_credential to a client with neither certificate nor key', async () => {
@@ -364,7 +368,7 @@ ${route('/mcp', upstream.url, 'mtls, apiKey')}${route('/both', upstream.url, 'mt
       expectEchoed(answer);
       const record = await auditOf(gateway, answer);
       expect(record).toMatchObject({
-        identity: `mtls:${name}`,
+        identity: expect.objectContaining({ key: `mtls:${name}` }),
         route: '/mcp',
         decision: 'allow',
         status: 200,
@@ -421,7 +425,9 @@ ${route('/mcp', upstream.url, 'mtls, apiKey')}${route('/both', upstream.url, 'mt
         headers: { authorization: `Bearer ${apiKey.key}` },
       });
       expectEchoed(answer);
-      expect((await auditOf(gateway, answer)).identity).toBe('mtls:ops-agent+apiKey:ci-bot');
+      expect((await auditOf(gateway, answer)).identity).toMatchObject({
+        key: 'mtls:ops-agent+apiKey:ci-bot',
+      });
     });
 
     it.each([
@@ -546,7 +552,7 @@ ${route('/mcp', upstream.url, 'mtls')}`,
 
     const answer = await callEcho(gateway.url, '/mcp', { client: newcomer });
     expectEchoed(answer);
-    expect((await auditOf(gateway, answer)).identity).toBe('mtls:ops-agent');
+    expect((await auditOf(gateway, answer)).identity).toMatchObject({ key: 'mtls:ops-agent' });
 
     const old = await rawRequest(gateway.url, ops);
     expect(

@@ -299,7 +299,7 @@ describe('tools/call by scope', () => {
       expect(await auditFor(requestId)).toEqual([
         expect.objectContaining({
           route: '/mcp',
-          identity: `apiKey:${as}`,
+          identity: expect.objectContaining({ key: `apiKey:${as}` }),
           method: 'tools/call',
           id: 21,
           tool: 'add',
@@ -791,7 +791,7 @@ describe('shadow mode', () => {
 
     const records = (await gateway.auditRecords()).filter((r) => r.route === '/shadow/mcp');
     expect(records.find((r) => r.id === 'sh-1')).toMatchObject({
-      identity: 'apiKey:reader',
+      identity: expect.objectContaining({ key: 'apiKey:reader' }),
       tool: 'add',
       decision: 'shadow-deny',
       reason: 'insufficient_scope',

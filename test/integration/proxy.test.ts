@@ -75,7 +75,7 @@ describe.each(['json', 'sse', 'auto'] as const)(
           method: 'tools/call',
           tool: 'echo',
           decision: 'allow',
-          identity: 'anonymous',
+          identity: expect.objectContaining({ key: 'anonymous' }),
           upstreamStatus: 200,
         }),
       );

@@ -1,0 +1,153 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+
+/**
+ * Tamper evidence for the audit trail (DESIGN.md step 10). Each record carries `seq` (1, 2, …) and
+ * `mac` = HMAC-SHA-256(chainKey, previous mac ‖ the record's own JSON without its mac), so an edited,
+ * deleted, reordered or inserted record breaks the chain at that point, and nobody without the key
+ * can forge a chain. The MAC covers the exact bytes written — the line up to `,"mac":` — so a
+ * verifier never re-serializes anything. The first record's previous mac is the empty string.
+ */
+export interface ChainHead {
+  readonly seq: number;
+  readonly mac: string;
+}
+
+export const GENESIS: ChainHead = { seq: 0, mac: '' };
+
+const MAC_FIELD = ',"mac":"';
+
+function macOf(key: string, previous: string, body: string): string {
+  return createHmac('sha256', key).update(previous).update(body).digest('hex');
+}
+
+/** Appends records to a chain that starts after `head`. */
+export interface Chain {
+  /** `record` (a JSON object without `seq`/`mac`) as its chained line, newline included. */
+  seal(record: object): string;
+  head(): ChainHead;
+}
+
+export function createChain(key: string, head: ChainHead = GENESIS): Chain {
+  let { seq, mac } = head;
+  return {
+    seal(record) {
+      seq++;
+      // `seq` first, so it reads first and a verifier finds it without parsing the rest.
+      const body = JSON.stringify({ seq, ...record });
+      mac = macOf(key, mac, body);
+      return `${body.slice(0, -1)}${MAC_FIELD}${mac}"}\n`;
+    },
+    head: () => ({ seq, mac }),
+  };
+}
+
+/** A line split into the bytes its MAC covers and the MAC; undefined when it has no MAC. */
+function splitLine(line: string): { body: string; mac: string } | undefined {
+  const at = line.lastIndexOf(MAC_FIELD);
+  if (at === -1 || !line.endsWith('"}')) return undefined;
+  const mac = line.slice(at + MAC_FIELD.length, -2);
+  if (!/^[0-9a-f]{64}$/.test(mac)) return undefined;
+  return { body: `${line.slice(0, at)}}`, mac };
+}
+
+function seqOf(body: string): number | undefined {
+  try {
+    const seq = (JSON.parse(body) as { seq?: unknown }).seq;
+    return typeof seq === 'number' && Number.isSafeInteger(seq) && seq > 0 ? seq : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Where a chain is broken: the line (1-based), the `seq` it claims if any, and why. */
+export interface BrokenLink {
+  readonly line: number;
+  readonly seq: number | undefined;
+  readonly why: string;
+}
+
+export interface Verification {
+  /** Records checked and found linked. */
+  readonly records: number;
+  readonly head: ChainHead;
+  readonly broken?: BrokenLink;
+}
+
+/**
+ * Checks a file's lines in order against `key`. A file that starts mid-chain (the rotated
+ * continuation of another) is checked from `after` — the head of the file before it.
+ */
+export function verifyChain(lines: Iterable<string>, key: string, after: ChainHead = GENESIS): Verification {
+  let head = after;
+  let number = 0;
+  let records = 0;
+  for (const line of lines) {
+    number++;
+    if (line === '') continue;
+    const split = splitLine(line);
+    const seq = split === undefined ? undefined : seqOf(split.body);
+    const broken = (why: string): Verification => ({ records, head, broken: { line: number, seq, why } });
+    if (split === undefined) return broken('not a chained record (no mac)');
+    if (seq === undefined) return broken('no valid seq');
+    if (seq !== head.seq + 1) {
+      return broken(
+        seq <= head.seq
+          ? `seq ${seq} after ${head.seq}: a record repeated or reordered`
+          : `seq ${seq} after ${head.seq}: ${seq - head.seq - 1} record(s) missing${head.seq === 0 ? ' (a rotated file? pass --after SEQ:MAC of the file before)' : ''}`,
+      );
+    }
+    const expected = Buffer.from(macOf(key, head.mac, split.body), 'hex');
+    if (!timingSafeEqual(expected, Buffer.from(split.mac, 'hex')))
+      return broken('mac does not match: the record was changed, or the chain was made with another key');
+    head = { seq, mac: split.mac };
+    records++;
+  }
+  return { records, head };
+}
+
+/**
+ * The head of the chain a file ends with, read from its end without reading it whole; GENESIS for
+ * a missing or empty file, undefined when its last line is not a chained record (a crash mid-write
+ * or records written without a key — the caller says so and starts a new chain).
+ */
+export function readChainHead(path: string): ChainHead | undefined {
+  let size: number;
+  try {
+    size = statSync(path).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return GENESIS;
+    throw err;
+  }
+  if (size === 0) return GENESIS;
+  const fd = openSync(path, 'r');
+  try {
+    // Read backwards in blocks until the last complete line is in hand.
+    const block = 65_536;
+    let tail = Buffer.alloc(0);
+    let position = size;
+    for (;;) {
+      const length = Math.min(block, position);
+      position -= length;
+      const chunk = Buffer.alloc(length);
+      readSync(fd, chunk, 0, length, position);
+      tail = Buffer.concat([chunk, tail]);
+      const text = tail.toString('utf8').replace(/\n+$/, '');
+      const newline = text.lastIndexOf('\n');
+      if (newline !== -1 || position === 0) {
+        const last = text.slice(newline + 1);
+        const split = splitLine(last);
+        const seq = split === undefined ? undefined : seqOf(split.body);
+        return split === undefined || seq === undefined ? undefined : { seq, mac: split.mac };
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `SEQ:MAC` as `--after` takes it and the operational log prints it. */
+export function parseHead(text: string): ChainHead | undefined {
+  const match = /^(\d+):([0-9a-f]{64})$/.exec(text);
+  return match === null ? undefined : { seq: Number(match[1]), mac: match[2] as string };
+}
