@@ -74,36 +74,55 @@ export interface Verification {
   readonly broken?: BrokenLink;
 }
 
+/** Checks lines one at a time, so a file of any size is verified as it is read. */
+export interface Verifier {
+  /** The next line; a broken link stops the check (later lines are not looked at). */
+  check(line: string): void;
+  result(): Verification;
+}
+
 /**
  * Checks a file's lines in order against `key`. A file that starts mid-chain (the rotated
  * continuation of another) is checked from `after` — the head of the file before it.
  */
-export function verifyChain(lines: Iterable<string>, key: string, after: ChainHead = GENESIS): Verification {
+export function createVerifier(key: string, after: ChainHead = GENESIS): Verifier {
   let head = after;
   let number = 0;
   let records = 0;
-  for (const line of lines) {
-    number++;
-    if (line === '') continue;
-    const split = splitLine(line);
-    const seq = split === undefined ? undefined : seqOf(split.body);
-    const broken = (why: string): Verification => ({ records, head, broken: { line: number, seq, why } });
-    if (split === undefined) return broken('not a chained record (no mac)');
-    if (seq === undefined) return broken('no valid seq');
-    if (seq !== head.seq + 1) {
-      return broken(
-        seq <= head.seq
-          ? `seq ${seq} after ${head.seq}: a record repeated or reordered`
-          : `seq ${seq} after ${head.seq}: ${seq - head.seq - 1} record(s) missing${head.seq === 0 ? ' (a rotated file? pass --after SEQ:MAC of the file before)' : ''}`,
-      );
-    }
-    const expected = Buffer.from(macOf(key, head.mac, split.body), 'hex');
-    if (!timingSafeEqual(expected, Buffer.from(split.mac, 'hex')))
-      return broken('mac does not match: the record was changed, or the chain was made with another key');
-    head = { seq, mac: split.mac };
-    records++;
-  }
-  return { records, head };
+  let broken: BrokenLink | undefined;
+  return {
+    check(line) {
+      if (broken !== undefined) return;
+      number++;
+      if (line === '') return;
+      const split = splitLine(line);
+      const seq = split === undefined ? undefined : seqOf(split.body);
+      const fail = (why: string) => {
+        broken = { line: number, seq, why };
+      };
+      if (split === undefined) return fail('not a chained record (no mac)');
+      if (seq === undefined) return fail('no valid seq');
+      if (seq !== head.seq + 1) {
+        return fail(
+          seq <= head.seq
+            ? `seq ${seq} after ${head.seq}: a record repeated or reordered`
+            : `seq ${seq} after ${head.seq}: ${seq - head.seq - 1} record(s) missing${head.seq === 0 ? ' (a rotated file? pass --after SEQ:MAC of the file before)' : ''}`,
+        );
+      }
+      const expected = Buffer.from(macOf(key, head.mac, split.body), 'hex');
+      if (!timingSafeEqual(expected, Buffer.from(split.mac, 'hex')))
+        return fail('mac does not match: the record was changed, or the chain was made with another key');
+      head = { seq, mac: split.mac };
+      records++;
+    },
+    result: () => ({ records, head, ...(broken === undefined ? {} : { broken }) }),
+  };
+}
+
+export function verifyChain(lines: Iterable<string>, key: string, after: ChainHead = GENESIS): Verification {
+  const verifier = createVerifier(key, after);
+  for (const line of lines) verifier.check(line);
+  return verifier.result();
 }
 
 /**

@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { runAudit } from './audit.js';
 import { runCheck } from './check.js';
 import { runDemo } from './demo.js';
 import { runExplain } from './explain.js';
@@ -18,6 +19,8 @@ Commands:
                            what the policy decides for one call, and why
   test --config F TESTS    expected decisions from a YAML file; exit 1 on a mismatch
   schema                   print the policy file's JSON Schema
+  audit verify FILE [--key-env VAR] [--after SEQ:MAC]
+                           check an audit file's HMAC chain; exit 1 at the first broken link
 `;
 
 const commands: Record<string, (args: string[]) => Promise<number>> = {
@@ -28,6 +31,7 @@ const commands: Record<string, (args: string[]) => Promise<number>> = {
   explain: runExplain,
   test: runPolicyTests,
   schema: runSchema,
+  audit: runAudit,
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -9,6 +9,8 @@ import { type Gateway, startGateway } from '../../src/server/gateway.js';
 export interface TestGateway extends Gateway {
   /** Audit records written so far (the audit file, flushed and parsed). */
   auditRecords(): Promise<Record<string, unknown>[]>;
+  /** The audit file's path. */
+  readonly auditFile: string;
 }
 
 export interface TestRoute {
@@ -35,10 +37,16 @@ export async function startTestGateway(opts: {
    * Replaces `routes`/`top`.
    */
   policy?: string;
+  /** More of the `audit:` section, e.g. `chainKey: "…", arguments: hash`. */
+  audit?: string;
+  /** The audit file to use (to continue one across restarts); default a new temp file. */
+  auditFile?: string;
+  /** Where the operational log goes (every level from `info`), to search it; default nowhere. */
+  log?: NodeJS.WritableStream;
 }): Promise<TestGateway> {
   const port = opts.port ?? 0;
   const dir = mkdtempSync(join(tmpdir(), 'portcullis-test-'));
-  const auditFile = join(dir, 'audit.jsonl');
+  const auditFile = opts.auditFile ?? join(dir, 'audit.jsonl');
   const routes = (opts.routes ?? [])
     .map(
       (r) => `  - route: ${r.route ?? '/mcp'}
@@ -50,7 +58,7 @@ ${r.extra?.includes('default:') ? '' : '    default: allow\n'}${r.extra ?? ''}`,
     .join('\n');
   const head = `listen: { host: 127.0.0.1, port: ${port} }
 admin: { host: 127.0.0.1, port: 0 }
-audit: { destination: ${JSON.stringify(auditFile)} }
+audit: { destination: ${JSON.stringify(auditFile)}${opts.audit === undefined ? '' : `, ${opts.audit}`} }
 `;
   const own = opts.policy ?? opts.top ?? '';
   const yaml =
@@ -63,9 +71,14 @@ identities:
 routes:
 ${routes}`;
   const config = parseConfig(yaml, { env: opts.env ?? {} });
-  const gateway = await startGateway({ config, logger: pino({ level: process.env.TEST_LOG ?? 'silent' }) });
+  const logger =
+    opts.log === undefined
+      ? pino({ level: process.env.TEST_LOG ?? 'silent' })
+      : pino({ level: 'info' }, opts.log);
+  const gateway = await startGateway({ config, logger });
   return {
     ...gateway,
+    auditFile,
     async close() {
       await gateway.close();
       rmSync(dir, { recursive: true, force: true });
