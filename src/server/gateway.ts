@@ -7,7 +7,7 @@ import {
 } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
-import pino, { type Logger } from 'pino';
+import pino, { type Logger, type LoggerOptions } from 'pino';
 import { createArgumentsView } from '../audit/arguments.js';
 import { chainHeadText, createAuditStream } from '../audit/stream.js';
 import { ConfigError, formatProblem, parseConfig } from '../config/load.js';
@@ -293,34 +293,36 @@ const LIVE_FIELDS: ReadonlySet<string> = new Set(['routes', 'identities']);
 
 export function createLogger(config: Config): Logger {
   // The operational log goes to stderr so that stdout can carry the audit stream alone.
-  return pino(
-    {
-      level: config.log.level,
-      base: { service: 'portcullis' },
-      // Belt and braces: no log call passes a credential or a secret config value, and should one
-      // ever do, these paths are masked.
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers["x-api-key"]',
-          'req.headers.cookie',
-          'req.headers["proxy-authorization"]',
-          'headers.authorization',
-          'headers["x-api-key"]',
-          'headers.cookie',
-          'headers["proxy-authorization"]',
-          'upstreamHeaders',
-          '*.upstreamHeaders',
-          'chainKey',
-          '*.chainKey',
-          'sessions.keys',
-          'redis.url',
-        ],
-        censor: '[redacted]',
-      },
+  return pino(loggerOptions(config), pino.destination({ dest: 2, sync: false }));
+}
+
+/** The operational log's level, base fields and redaction (tests log through the same). */
+export function loggerOptions(config: Config): LoggerOptions {
+  return {
+    level: config.log.level,
+    base: { service: 'portcullis' },
+    // Belt and braces: no log call passes a credential or a secret config value, and should one
+    // ever do, these paths are masked.
+    redact: {
+      paths: [
+        'req.headers.authorization',
+        'req.headers["x-api-key"]',
+        'req.headers.cookie',
+        'req.headers["proxy-authorization"]',
+        'headers.authorization',
+        'headers["x-api-key"]',
+        'headers.cookie',
+        'headers["proxy-authorization"]',
+        'upstreamHeaders',
+        '*.upstreamHeaders',
+        'chainKey',
+        '*.chainKey',
+        'sessions.keys',
+        'redis.url',
+      ],
+      censor: '[redacted]',
     },
-    pino.destination({ dest: 2, sync: false }),
-  );
+  };
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
