@@ -340,7 +340,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     headers['x-request-id'] = ctx.requestId;
     if (limitHeaders !== undefined) Object.assign(headers, limitHeaders);
     const upstreamSession = answer.headers['mcp-session-id'];
-    if (typeof upstreamSession === 'string') {
+    if (typeof upstreamSession === 'string' && upstreamSession === ctx.session?.upstreamId) {
+      // The session the client is in: it keeps the id it holds (stable for the client and the
+      // audit trail; sessions.maxAgeSec counts from when it was opened).
+      headers['mcp-session-id'] = session as string;
+    } else if (typeof upstreamSession === 'string') {
       // The client only ever sees the sealed id: route, identity and version bound to it.
       session = deps.sessions.seal({
         upstreamId: upstreamSession,

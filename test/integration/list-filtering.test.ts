@@ -111,7 +111,7 @@ describe('through the SDK v2 client (modern, JSON answers)', () => {
       await client.close();
     }
     // The fixture serves every name the expectations mention.
-    expect(direct.tools.tools.map((t) => t.name)).toEqual(['echo', 'add', 'slow_progress']);
+    expect(direct.tools.tools.map((t) => t.name)).toEqual(['echo', 'add', 'fail', 'slow_progress']);
   });
 
   it.each(CALLERS)('shows %s only the tools, resources and prompts its scopes allow', async (as) => {
@@ -139,7 +139,7 @@ describe('through the SDK v2 client (modern, JSON answers)', () => {
   it('shows what the policy does not list under default: allow, and hides listed entries the caller may not use', async () => {
     const client = await connectV2Client(`${gateway.url}/open/mcp`, auth('reader'));
     try {
-      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['echo', 'slow_progress']);
+      expect((await client.listTools()).tools.map((t) => t.name)).toEqual(['echo', 'fail', 'slow_progress']);
       expect((await client.listPrompts()).prompts.map((p) => p.name)).toEqual(['explain']);
       expect((await client.listResources()).resources.map((r) => r.uri)).toEqual(['fixture://greeting']);
     } finally {
