@@ -138,15 +138,17 @@ export function stopAll(participants) {
 
 /**
  * Writes a gateway policy for a participant: loopback listeners, audit to a file in `dir`, one
- * anonymous route `/mcp` to `upstream` whose extra YAML lines are `route`; `top` adds sections.
+ * anonymous route `/mcp` to `upstream` whose extra YAML lines are `route`; `top` adds sections;
+ * `audit` replaces the audit section (a flow mapping).
  */
-export function writePolicy(dir, name, { upstream, route, top = '' }) {
+export function writePolicy(dir, name, { upstream, route, top = '', audit = '' }) {
   const file = join(dir, `${name}.yaml`);
+  const auditSection = audit || `{ destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }`;
   writeFileSync(
     file,
     `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
-audit: { destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }
+audit: ${auditSection}
 log: { level: warn }
 ${top}
 identities:

@@ -1,5 +1,6 @@
 // One benchmark participant per process, so that each one's CPU time can be measured alone:
 //   node bench/servers.mjs upstream
+//   node bench/servers.mjs otlp-sink                      (accepts OTLP/HTTP exports, drops them)
 //   node bench/servers.mjs bare <upstream-url>      (undici pass-through: read body, forward, pipe back)
 //   node bench/servers.mjs http-proxy <upstream-url>
 //   node bench/servers.mjs gateway <upstream-url>          (anonymous route)
@@ -31,7 +32,15 @@ process.on('message', (message) => {
   if (message === 'cpu') process.send({ cpu: process.cpuUsage() });
 });
 
-if (kind === 'upstream') {
+if (kind === 'otlp-sink') {
+  // Stands in for an OpenTelemetry collector: accepts OTLP/HTTP exports and drops them.
+  ready(
+    createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    }),
+  );
+} else if (kind === 'upstream') {
   // A minimal MCP-shaped upstream: reads the body, answers one JSON-RPC result.
   ready(
     createServer((req, res) => {

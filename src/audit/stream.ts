@@ -49,6 +49,8 @@ export interface AuditIdentity {
 }
 
 export interface AuditStream {
+  /** False for `destination: none`: callers need not build records at all. */
+  readonly enabled: boolean;
   write(record: AuditRecord): void;
   /** The chain's last record, when records are chained. */
   head(): ChainHead | undefined;
@@ -59,7 +61,7 @@ export interface AuditStream {
 }
 
 export interface AuditStreamOptions {
-  /** `stdout` or a file path (appended; created with its directory). */
+  /** `stdout`, a file path (appended; created with its directory), or `none`. */
   readonly destination: string;
   /** With a key, records are chained (`seq`, `mac`), continuing from the file's last record. */
   readonly chainKey?: string | undefined;
@@ -68,6 +70,16 @@ export interface AuditStreamOptions {
 
 /** `stdout` or an appended file, written asynchronously (SonicBoom); flushed on close. */
 export function createAuditStream({ destination, chainKey, logger }: AuditStreamOptions): AuditStream {
+  if (destination === 'none') {
+    logger.warn('audit.destination is none: no audit records are written (benchmarks and experiments only)');
+    return {
+      enabled: false,
+      write: () => undefined,
+      head: () => undefined,
+      reopen: () => undefined,
+      close: async () => undefined,
+    };
+  }
   const toStdout = destination === 'stdout';
   let chain: Chain | undefined;
   if (chainKey !== undefined) {
@@ -86,6 +98,7 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     ? pino.destination({ dest: 1, sync: false, minLength: 0 })
     : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
   return {
+    enabled: true,
     write(record) {
       dest.write(chain === undefined ? `${JSON.stringify(record)}\n` : chain.seal(record));
     },

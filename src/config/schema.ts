@@ -103,7 +103,7 @@ const sessionsSchema = z.strictObject({
 });
 
 const auditSchema = z.strictObject({
-  /** `stdout` or a file path (appended). Default `stdout`. */
+  /** `stdout`, a file path (appended), or `none` (no audit: benchmarks only). Default `stdout`. */
   destination: z.string().min(1).default('stdout'),
   /** How tool arguments appear in audit records. Default `omit`. */
   arguments: z.enum(['omit', 'hash', 'redact', 'full']).default('omit'),
