@@ -20,7 +20,6 @@ import { createConcurrency } from '../ratelimit/concurrency.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter } from '../ratelimit/redis.js';
-import { createTracing } from '../tracing/tracer.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
@@ -77,7 +76,10 @@ export async function startGateway({
   };
   const chainHeadTimer = setInterval(logChainHead, 60_000);
   chainHeadTimer.unref();
-  const tracing = config.tracing ? createTracing(config.tracing, VERSION) : undefined;
+  // Loaded only when configured: a gateway without tracing carries no OpenTelemetry code.
+  const tracing = config.tracing
+    ? (await import('../tracing/tracer.js')).createTracing(config.tracing, VERSION)
+    : undefined;
   const recordOutcome = createOutcomeRecorder({
     audit,
     metrics,
