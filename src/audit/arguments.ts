@@ -7,7 +7,8 @@ const REDACTED = '[redacted]';
 /**
  * How a request's arguments appear in its audit record (`audit.arguments`):
  * - `omit`: not at all;
- * - `hash`: each top-level argument as `hmac-sha256:<hex>` of its JSON under the chain key — which
+ * - `hash`: each top-level argument as `hmac-sha256:<hex>` of its JSON under a key derived from the
+ *   chain key (`argumentsKey`) — which
  *   keys were passed, and a way to confirm a suspected value, without storing it (a bare SHA-256 of
  *   a short value is reversible by trying them all);
  * - `redact`: in full, except values whose key matches `redactKeys` (case-insensitive) at any depth;
@@ -23,9 +24,11 @@ export function createArgumentsView(
     case 'full':
       return (args) => args;
     case 'hash': {
-      const key = opts.key;
       // The schema refuses `hash` without `chainKey`.
-      if (key === undefined) throw new Error('audit.arguments: hash needs audit.chainKey');
+      if (opts.key === undefined) throw new Error('audit.arguments: hash needs audit.chainKey');
+      // A key of its own, derived from the chain key: were they the same, a client could send an
+      // argument shaped like a first record and find a valid chain MAC for it in the file.
+      const key = argumentsKey(opts.key);
       const mac = (value: unknown) =>
         `hmac-sha256:${createHmac('sha256', key)
           .update(JSON.stringify(value) ?? 'undefined')
@@ -51,6 +54,11 @@ export function createArgumentsView(
       return redact;
     }
   }
+}
+
+/** The key argument hashes are made with: HMAC(chainKey, a fixed label), never the chain key itself. */
+export function argumentsKey(chainKey: string): Buffer {
+  return createHmac('sha256', chainKey).update('portcullis audit arguments v1').digest();
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

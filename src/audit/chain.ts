@@ -131,14 +131,26 @@ export function verifyChain(lines: Iterable<string>, key: string, after: ChainHe
  * or records written without a key — the caller says so and starts a new chain).
  */
 export function readChainHead(path: string): ChainHead | undefined {
+  return readTail(path).head;
+}
+
+/**
+ * Whether the file ends in the middle of a line (a crash mid-write): appending must start on a
+ * new line, or the next record is glued onto the torn one.
+ */
+export function endsMidLine(path: string): boolean {
+  return readTail(path).midLine;
+}
+
+function readTail(path: string): { head: ChainHead | undefined; midLine: boolean } {
   let size: number;
   try {
     size = statSync(path).size;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return GENESIS;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { head: GENESIS, midLine: false };
     throw err;
   }
-  if (size === 0) return GENESIS;
+  if (size === 0) return { head: GENESIS, midLine: false };
   const fd = openSync(path, 'r');
   try {
     // Read backwards in blocks until the last complete line is in hand.
@@ -157,7 +169,10 @@ export function readChainHead(path: string): ChainHead | undefined {
         const last = text.slice(newline + 1);
         const split = splitLine(last);
         const seq = split === undefined ? undefined : seqOf(split.body);
-        return split === undefined || seq === undefined ? undefined : { seq, mac: split.mac };
+        return {
+          head: split === undefined || seq === undefined ? undefined : { seq, mac: split.mac },
+          midLine: tail[tail.length - 1] !== 0x0a,
+        };
       }
     }
   } finally {
@@ -168,5 +183,8 @@ export function readChainHead(path: string): ChainHead | undefined {
 /** `SEQ:MAC` as `--after` takes it and the operational log prints it. */
 export function parseHead(text: string): ChainHead | undefined {
   const match = /^(\d+):([0-9a-f]{64})$/.exec(text);
-  return match === null ? undefined : { seq: Number(match[1]), mac: match[2] as string };
+  const seq = Number(match?.[1]);
+  return match === null || !Number.isSafeInteger(seq) || seq < 1
+    ? undefined
+    : { seq, mac: match[2] as string };
 }

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { AuditDecision } from '../errors.js';
-import { type Chain, type ChainHead, createChain, GENESIS, readChainHead } from './chain.js';
+import { type Chain, type ChainHead, createChain, endsMidLine, GENESIS, readChainHead } from './chain.js';
 
 /**
  * One audit record per JSON-RPC request and per refusal (DESIGN.md step 10; the schema is in
@@ -97,6 +97,8 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
   const dest = toStdout
     ? pino.destination({ dest: 1, sync: false, minLength: 0 })
     : pino.destination({ dest: destination, sync: false, append: true, mkdir: true, minLength: 0 });
+  // A file torn by a crash mid-write: the next record starts on a line of its own.
+  if (!toStdout && endsMidLine(destination)) dest.write('\n');
   return {
     enabled: true,
     write(record) {

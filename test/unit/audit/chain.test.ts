@@ -1,0 +1,492 @@
+/**
+ * The audit HMAC chain (src/audit/chain.ts) against its contract: a chain `createChain` writes
+ * verifies, each line's MAC is HMAC-SHA-256(key, previous mac ‖ the line without its mac) as
+ * computed here independently, and every single tampering — an edited character, a deleted,
+ * swapped, duplicated or inserted record, a whole chain made with another key — is reported at the
+ * first broken line, with the records before it counted as verified (also as a property over random
+ * records and mutations). A rotated file verifies only from the previous file's head. `readChainHead`
+ * finds the last head from a file's end (missing, empty, truncated mid-write, last line larger than
+ * its 64 KiB read block) and `parseHead` takes `SEQ:<64 hex>` only.
+ */
+import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ChainHead,
+  createChain,
+  createVerifier,
+  GENESIS,
+  parseHead,
+  readChainHead,
+  verifyChain,
+} from '../../../src/audit/chain.js';
+
+const KEY = 'unit-test-chain-key-0123456789';
+const OTHER_KEY = 'someone-elses-key-9876543210';
+
+/** The chained lines (no newline) of `records`, from `head`. */
+function seal(records: readonly object[], key = KEY, head?: ChainHead): string[] {
+  const chain = createChain(key, head);
+  return records.map((record) => {
+    const line = chain.seal(record);
+    expect(line.endsWith('\n')).toBe(true);
+    expect(line.indexOf('\n')).toBe(line.length - 1);
+    return line.slice(0, -1);
+  });
+}
+
+/** Records shaped like audit records, with distinct values. */
+function sample(n: number): Record<string, unknown>[] {
+  return Array.from({ length: n }, (_, i) => ({
+    time: `2026-01-01T00:00:${String(i).padStart(2, '0')}.000Z`,
+    requestId: `req-${i}`,
+    method: 'tools/call',
+    tool: i % 2 === 0 ? 'echo' : 'add',
+    arguments: { text: `value number ${i}` },
+    decision: 'allow',
+    status: 200,
+  }));
+}
+
+/** The head a line carries, read by JSON.parse (independently of the module). */
+function headOf(line: string): ChainHead {
+  const { seq, mac } = JSON.parse(line) as { seq: number; mac: string };
+  return { seq, mac };
+}
+
+const hmac = (key: string, data: string) => createHmac('sha256', key).update(data).digest('hex');
+
+describe('createChain and verifyChain: an untouched chain', () => {
+  it('writes seq first and mac last, each mac the HMAC of the previous mac and the line without it', () => {
+    const records = sample(5);
+    const lines = seal(records);
+    let previous = '';
+    lines.forEach((line, i) => {
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      const keys = Object.keys(parsed);
+      expect(keys[0]).toBe('seq');
+      expect(keys.at(-1)).toBe('mac');
+      expect(parsed.seq).toBe(i + 1);
+      const { mac, ...withoutMac } = parsed;
+      expect(withoutMac).toEqual({ seq: i + 1, ...records[i] });
+      // The covered bytes: exactly what JSON.stringify writes for the record with its seq.
+      const body = JSON.stringify({ seq: i + 1, ...records[i] });
+      expect(line).toBe(`${body.slice(0, -1)},"mac":"${mac as string}"}`);
+      expect(mac).toBe(hmac(KEY, previous + body));
+      previous = mac as string;
+    });
+  });
+
+  it('verifies, counting every record, and ends at the last line’s head', () => {
+    const lines = seal(sample(6));
+    const result = verifyChain(lines, KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.records).toBe(6);
+    expect(result.head).toEqual(headOf(lines[5]!));
+  });
+
+  it('skips empty lines (the one after the last newline of a file)', () => {
+    const lines = seal(sample(3));
+    const result = verifyChain(`${lines.join('\n')}\n`.split('\n'), KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.records).toBe(3);
+  });
+
+  it('verifies an empty file as zero records at GENESIS', () => {
+    expect(verifyChain([], KEY)).toEqual({ records: 0, head: GENESIS });
+  });
+
+  it('is not confused by values and keys that look like the mac field or the line end', () => {
+    const records = [
+      { note: ',"mac":"', other: '"}' },
+      { mac: 'a value named mac', text: `,"mac":"${'0'.repeat(64)}"}` },
+      { ',"mac":"': 'key', nested: { mac: 'x"}' } },
+    ];
+    const lines = seal(records);
+    const result = verifyChain(lines, KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.records).toBe(3);
+    // Each line's real mac is the last one, as JSON.parse reads it.
+    expect(result.head).toEqual(headOf(lines[2]!));
+  });
+
+  it('continues a chain from a given head exactly as one long chain would', () => {
+    const records = sample(7);
+    const whole = seal(records);
+    const first = seal(records.slice(0, 4));
+    const rest = seal(records.slice(4), KEY, headOf(first[3]!));
+    expect([...first, ...rest]).toEqual(whole);
+  });
+});
+
+describe('verifyChain: each tampering breaks the chain at its line', () => {
+  const lines = seal(sample(6));
+  const headAfter = (n: number) => (n === 0 ? GENESIS : headOf(lines[n - 1]!));
+
+  it('an edited record: one character of a value changed', () => {
+    const edited = [...lines];
+    expect(edited[2]).toContain('"value number 2"');
+    edited[2] = edited[2]!.replace('"value number 2"', '"value number 3"');
+    const result = verifyChain(edited, KEY);
+    expect(result.broken).toEqual({ line: 3, seq: 3, why: expect.stringMatching(/mac does not match/) });
+    expect(result.records).toBe(2);
+    expect(result.head).toEqual(headAfter(2));
+  });
+
+  it('an edited record: its seq changed to look like its neighbour', () => {
+    const edited = [...lines];
+    edited[3] = edited[3]!.replace('{"seq":4,', '{"seq":5,');
+    const result = verifyChain(edited, KEY);
+    expect(result.broken).toMatchObject({ line: 4, seq: 5 });
+    expect(result.records).toBe(3);
+  });
+
+  it('an edited mac', () => {
+    const edited = [...lines];
+    const line = edited[1]!;
+    const last = line.at(-3) === '0' ? '1' : '0';
+    edited[1] = `${line.slice(0, -3)}${last}"}`;
+    const result = verifyChain(edited, KEY);
+    expect(result.broken).toEqual({ line: 2, seq: 2, why: expect.stringMatching(/mac does not match/) });
+    expect(result.records).toBe(1);
+  });
+
+  it('a deleted record', () => {
+    const deleted = lines.filter((_, i) => i !== 2);
+    const result = verifyChain(deleted, KEY);
+    expect(result.broken).toEqual({ line: 3, seq: 4, why: expect.stringMatching(/1 record\(s\) missing/) });
+    expect(result.records).toBe(2);
+    expect(result.head).toEqual(headAfter(2));
+  });
+
+  it('the first record deleted', () => {
+    const result = verifyChain(lines.slice(1), KEY);
+    expect(result.broken).toMatchObject({ line: 1, seq: 2 });
+    expect(result.records).toBe(0);
+    expect(result.head).toEqual(GENESIS);
+  });
+
+  it('two records swapped (adjacent and apart)', () => {
+    const adjacent = [...lines];
+    [adjacent[2], adjacent[3]] = [adjacent[3]!, adjacent[2]!];
+    const a = verifyChain(adjacent, KEY);
+    expect(a.broken).toEqual({ line: 3, seq: 4, why: expect.any(String) });
+    expect(a.records).toBe(2);
+
+    const apart = [...lines];
+    [apart[1], apart[4]] = [apart[4]!, apart[1]!];
+    const b = verifyChain(apart, KEY);
+    expect(b.broken).toEqual({ line: 2, seq: 5, why: expect.any(String) });
+    expect(b.records).toBe(1);
+    expect(b.head).toEqual(headAfter(1));
+  });
+
+  it('a duplicated record', () => {
+    const duplicated = [...lines.slice(0, 3), lines[2]!, ...lines.slice(3)];
+    const result = verifyChain(duplicated, KEY);
+    expect(result.broken).toEqual({
+      line: 4,
+      seq: 3,
+      why: expect.stringMatching(/repeated or reordered/),
+    });
+    expect(result.records).toBe(3);
+    expect(result.head).toEqual(headAfter(3));
+  });
+
+  it('an inserted forged record (right seq and previous mac, but MACed without the key)', () => {
+    const forged = seal(
+      [{ method: 'tools/call', tool: 'delete_everything', decision: 'allow' }],
+      OTHER_KEY,
+      headAfter(2),
+    )[0]!;
+    expect(headOf(forged).seq).toBe(3);
+    const inserted = [...lines.slice(0, 2), forged, ...lines.slice(2)];
+    const result = verifyChain(inserted, KEY);
+    expect(result.broken).toEqual({ line: 3, seq: 3, why: expect.stringMatching(/mac does not match/) });
+    expect(result.records).toBe(2);
+  });
+
+  it('an inserted forged record followed by the later records renumbered and re-MACed without the key', () => {
+    const tail = seal([{ tool: 'delete_everything' }, ...sample(6).slice(2)], OTHER_KEY, headAfter(2));
+    const result = verifyChain([...lines.slice(0, 2), ...tail], KEY);
+    expect(result.broken).toMatchObject({ line: 3, seq: 3 });
+    expect(result.records).toBe(2);
+  });
+
+  it('a line that is not a chained record', () => {
+    const inserted = [...lines.slice(0, 4), JSON.stringify({ seq: 5, tool: 'echo' }), ...lines.slice(4)];
+    const result = verifyChain(inserted, KEY);
+    expect(result.broken).toEqual({ line: 5, seq: undefined, why: expect.stringMatching(/no mac/) });
+    expect(result.records).toBe(4);
+  });
+
+  it('a chain forged entirely with another key: broken at line 1, nothing verified', () => {
+    const forged = seal(sample(6), OTHER_KEY);
+    // Well-formed under its own key…
+    expect(verifyChain(forged, OTHER_KEY).broken).toBeUndefined();
+    // …but not under the real one.
+    const result = verifyChain(forged, KEY);
+    expect(result.broken).toEqual({ line: 1, seq: 1, why: expect.stringMatching(/another key/) });
+    expect(result.records).toBe(0);
+    expect(result.head).toEqual(GENESIS);
+  });
+
+  it('a deleted last record is not a broken link (the operational log’s head shows it)', () => {
+    const result = verifyChain(lines.slice(0, -1), KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.records).toBe(5);
+    expect(result.head).toEqual(headAfter(5));
+  });
+});
+
+describe('createVerifier', () => {
+  it('checks line by line and ignores everything after the first broken link', () => {
+    const lines = seal(sample(5));
+    const verifier = createVerifier(KEY);
+    verifier.check(lines[0]!);
+    verifier.check(lines[1]!);
+    expect(verifier.result()).toEqual({ records: 2, head: headOf(lines[1]!) });
+    verifier.check(lines[3]!); // lines[2] skipped
+    const broken = verifier.result();
+    expect(broken.broken).toMatchObject({ line: 3, seq: 4 });
+    verifier.check(lines[2]!);
+    verifier.check(lines[3]!);
+    expect(verifier.result()).toEqual(broken);
+  });
+});
+
+describe('a rotated file (the continuation of another)', () => {
+  const lines = seal(sample(8));
+  const before = lines.slice(0, 5);
+  const after = lines.slice(5);
+
+  it('fails from GENESIS, naming the missing records and --after', () => {
+    const result = verifyChain(after, KEY);
+    expect(result.broken).toEqual({
+      line: 1,
+      seq: 6,
+      why: expect.stringMatching(/5 record\(s\) missing.*--after/),
+    });
+    expect(result.records).toBe(0);
+  });
+
+  it('passes from the previous file’s head, as verifying that file reports it', () => {
+    const previous = verifyChain(before, KEY);
+    expect(previous.broken).toBeUndefined();
+    const result = verifyChain(after, KEY, previous.head);
+    expect(result.broken).toBeUndefined();
+    expect(result.records).toBe(3);
+    expect(result.head).toEqual(headOf(lines[7]!));
+    // …and from the head as `--after` reads it.
+    const text = `${previous.head.seq}:${previous.head.mac}`;
+    expect(verifyChain(after, KEY, parseHead(text)).broken).toBeUndefined();
+  });
+
+  it('fails from any other head: an earlier one, or the right seq with another mac', () => {
+    expect(verifyChain(after, KEY, headOf(before[3]!)).broken).toMatchObject({ line: 1, seq: 6 });
+    const wrongMac = { seq: 5, mac: headOf(before[3]!).mac };
+    expect(verifyChain(after, KEY, wrongMac).broken).toMatchObject({
+      line: 1,
+      seq: 6,
+      why: expect.stringMatching(/mac does not match/),
+    });
+  });
+});
+
+describe('readChainHead', () => {
+  let dir: string;
+  let n = 0;
+  const file = (content: string | Buffer) => {
+    const path = join(dir, `audit-${n++}.jsonl`);
+    writeFileSync(path, content);
+    return path;
+  };
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-chain-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('is GENESIS for a missing file and for an empty one', () => {
+    expect(readChainHead(join(dir, 'no-such-file.jsonl'))).toEqual(GENESIS);
+    expect(readChainHead(file(''))).toEqual(GENESIS);
+  });
+
+  it('is the last record’s head for a normal file, with or without trailing newlines', () => {
+    const lines = seal(sample(4));
+    const expected = headOf(lines[3]!);
+    expect(readChainHead(file(`${lines.join('\n')}\n`))).toEqual(expected);
+    expect(readChainHead(file(lines.join('\n')))).toEqual(expected);
+    expect(readChainHead(file(`${lines.join('\n')}\n\n\n`))).toEqual(expected);
+    expect(readChainHead(file(`${lines[0]}\n`))).toEqual(headOf(lines[0]!));
+  });
+
+  it('is undefined when the last line was cut anywhere mid-write', () => {
+    const lines = seal(sample(4));
+    const complete = `${lines.slice(0, 3).join('\n')}\n`;
+    const last = lines[3]!;
+    for (let cut = 1; cut < last.length; cut++) {
+      const head = readChainHead(file(complete + last.slice(0, cut)));
+      if (head !== undefined)
+        throw new Error(`a cut after ${cut} characters read as a head: ${last.slice(0, cut)}`);
+    }
+    // The same cuts as the only line of the file.
+    for (let cut = 1; cut < last.length; cut += 7)
+      expect(readChainHead(file(last.slice(0, cut)))).toBeUndefined();
+  });
+
+  it('is undefined when the file ends with records written without a key', () => {
+    const lines = seal(sample(2));
+    expect(readChainHead(file(`${lines.join('\n')}\n${JSON.stringify(sample(1)[0])}\n`))).toBeUndefined();
+  });
+
+  describe('a last line larger than the 64 KiB read block', () => {
+    const BLOCK = 65_536;
+    /** A file of two small records then one whose line (newline included) is `bytes` long. */
+    function withLastLine(bytes: number, unit: string, pad: number) {
+      const chain = createChain(KEY);
+      const small = chain.seal(sample(1)[0]!) + chain.seal(sample(2)[1]!);
+      const probe = createChain(KEY, chain.head()).seal({ big: '', pad: '' });
+      const unitBytes = Buffer.byteLength(unit);
+      const count = Math.floor((bytes - Buffer.byteLength(probe) - pad) / unitBytes);
+      const big = chain.seal({
+        big: unit.repeat(count),
+        pad: 'x'.repeat(bytes - Buffer.byteLength(probe) - count * unitBytes),
+      });
+      expect(Buffer.byteLength(big)).toBe(bytes);
+      return { text: small + big, head: chain.head() };
+    }
+
+    it.each([BLOCK - 1, BLOCK, BLOCK + 1, BLOCK + 2, 2 * BLOCK - 1, 2 * BLOCK, 2 * BLOCK + 1, 300_000])(
+      'ASCII, last line of %i bytes',
+      (bytes) => {
+        const { text, head } = withLastLine(bytes, 'a', 0);
+        expect(readChainHead(file(text))).toEqual(head);
+      },
+    );
+
+    it.each([0, 1, 2])('multi-byte characters split by the block boundary (padding %i)', (pad) => {
+      for (const bytes of [BLOCK + 10, 2 * BLOCK + 10, 200_001]) {
+        const { text, head } = withLastLine(bytes + pad, '€', pad);
+        expect(readChainHead(file(text))).toEqual(head);
+      }
+    });
+
+    it('a single line larger than a block (no line before it)', () => {
+      const chain = createChain(KEY);
+      const text = chain.seal({ big: 'z'.repeat(3 * BLOCK) });
+      expect(readChainHead(file(text))).toEqual(chain.head());
+      expect(readChainHead(file(`${text}\n`))).toEqual(chain.head());
+    });
+
+    it('a large last line cut mid-write is still undefined', () => {
+      const { text } = withLastLine(2 * BLOCK + 5, 'a', 0);
+      expect(readChainHead(file(text.slice(0, -2)))).toBeUndefined();
+      expect(readChainHead(file(text.slice(0, -BLOCK)))).toBeUndefined();
+    });
+  });
+});
+
+describe('parseHead', () => {
+  const hex = 'c0ffee'.repeat(10).concat('abcd');
+
+  it('reads SEQ:<64 lowercase hex>', () => {
+    expect(hex).toHaveLength(64);
+    expect(parseHead(`12:${hex}`)).toEqual({ seq: 12, mac: hex });
+    expect(parseHead(`1:${'0'.repeat(64)}`)).toEqual({ seq: 1, mac: '0'.repeat(64) });
+    const lines = seal(sample(3));
+    const head = headOf(lines[2]!);
+    expect(parseHead(`${head.seq}:${head.mac}`)).toEqual(head);
+  });
+
+  it.each([
+    '',
+    '12',
+    '12:',
+    `:${hex}`,
+    `-1:${hex}`,
+    `+1:${hex}`,
+    `1.5:${hex}`,
+    `1e3:${hex}`,
+    `0x1:${hex}`,
+    `12:${hex.slice(1)}`,
+    `12:${hex}0`,
+    `12:${'g'.repeat(64)}`,
+    `12:${hex.slice(2)}zz`,
+    ` 12:${hex}`,
+    `12:${hex} `,
+    `12:${hex}\n`,
+    `12 :${hex}`,
+    `12:${hex}:13`,
+    `12;${hex}`,
+    `0:${hex}`,
+    `9007199254740993:${hex}`,
+  ])('refuses %j', (text) => {
+    expect(parseHead(text)).toBeUndefined();
+  });
+});
+
+describe('property: any single-record mutation is detected at the mutated position', () => {
+  const key = fc.string({ maxLength: 8 }).filter((k) => k !== 'seq');
+  const recordArb = fc.dictionary(key, fc.jsonValue({ maxDepth: 2 }), { maxKeys: 5 });
+  // Printable ASCII without newline: an edit never splits a line.
+  const printable = fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c));
+
+  it('edit (one character anywhere), delete (not the last), swap, duplicate', () => {
+    fc.assert(
+      fc.property(
+        fc.array(recordArb, { minLength: 2, maxLength: 10 }),
+        fc.constantFrom('edit', 'delete', 'swap', 'duplicate'),
+        fc.nat(),
+        fc.nat(),
+        printable,
+        (records, kind, r1, r2, char) => {
+          const lines = seal(records);
+          const clean = verifyChain(lines, KEY);
+          expect(clean.broken).toBeUndefined();
+          expect(clean.records).toBe(records.length);
+
+          const n = lines.length;
+          const mutated = [...lines];
+          let at: number; // 0-based index of the first line that differs
+          switch (kind) {
+            case 'edit': {
+              at = r1 % n;
+              const line = lines[at]!;
+              const p = r2 % line.length;
+              const replacement = char === line[p] ? (char === 'x' ? 'y' : 'x') : char;
+              mutated[at] = line.slice(0, p) + replacement + line.slice(p + 1);
+              break;
+            }
+            case 'delete':
+              at = r1 % (n - 1);
+              mutated.splice(at, 1);
+              break;
+            case 'swap': {
+              const a = r1 % n;
+              const b = (a + 1 + (r2 % (n - 1))) % n;
+              at = Math.min(a, b);
+              [mutated[a], mutated[b]] = [mutated[b]!, mutated[a]!];
+              break;
+            }
+            default:
+              at = r1 % n;
+              mutated.splice(at + 1, 0, lines[at]!);
+              at += 1;
+          }
+          const result = verifyChain(mutated, KEY);
+          expect(result.broken).toBeDefined();
+          expect(result.broken!.line).toBeLessThanOrEqual(at + 1);
+          // Nothing before the mutation is wrong, so the first broken line is exactly it.
+          expect(result.broken!.line).toBe(at + 1);
+          expect(result.broken!.why).not.toBe('');
+          expect(result.records).toBe(at);
+          expect(result.head).toEqual(at === 0 ? GENESIS : headOf(lines[at - 1]!));
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+});
