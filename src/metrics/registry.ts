@@ -60,7 +60,8 @@ const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
 
 export function createMetrics(version: string): Metrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'portcullis_process_' });
+  // Node's defaults as portcullis_process_* and portcullis_nodejs_*.
+  collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });
   const buildInfo = new Gauge({
     name: 'portcullis_build_info',
     help: 'Build information; always 1',
@@ -78,7 +79,7 @@ export function createMetrics(version: string): Metrics {
     }),
     requestDuration: new Histogram({
       name: 'portcullis_request_duration_seconds',
-      help: 'Time from request received to response finished (SSE streams excluded)',
+      help: 'Time from request received to response finished, for requests the gateway did not refuse (SSE streams excluded)',
       labelNames: ['route'],
       buckets: DURATION_BUCKETS,
       registers: [registry],

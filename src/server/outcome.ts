@@ -233,7 +233,10 @@ function sessionHash(sealed: string): string {
  */
 function toolLabel(decision: Decision | undefined): string {
   const rule = decision?.rule;
-  return rule?.startsWith('tools.') ? rule.slice('tools.'.length) : 'other';
+  if (rule?.startsWith('tools.') !== true) return 'other';
+  const entry = rule.slice('tools.'.length);
+  // The rule quotes names with unusual characters (`tools."read_*"`); the label is the name itself.
+  return entry.startsWith('"') ? (JSON.parse(entry) as string) : entry;
 }
 
 function outcomeLabel(outcome: AuditRecord['outcome']): string {

@@ -332,6 +332,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         origin: ctx.origin,
         identity: ctx.identity,
         body,
+        decisions: parsed?.decisions,
         session,
       });
     }
@@ -372,6 +373,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           origin: ctx.origin,
           identity: ctx.identity,
           body,
+          decisions: parsed?.decisions,
           session,
         });
       if (postStream !== undefined) metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
@@ -427,6 +429,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
             origin: ctx.origin,
             identity: ctx.identity,
             body,
+            decisions: parsed?.decisions,
             session,
           });
         return;
@@ -504,7 +507,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       readonly origin?: string | undefined;
       readonly identity?: Identity;
       readonly body?: ParsedBody | undefined;
-      readonly decisions?: readonly Decision[];
+      readonly decisions?: readonly Decision[] | undefined;
       readonly close?: boolean;
       readonly session?: string | undefined;
       readonly authFailure?: Outcome['authFailure'];

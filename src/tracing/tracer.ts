@@ -62,7 +62,13 @@ export function createTracing(config: NonNullable<Config['tracing']>, version: s
       const context = trace.setSpan(parent, span);
       return {
         setAttributes: (attributes) => span.setAttributes(attributes),
-        inject: (out) => propagator.inject(context, out, defaultTextMapSetter),
+        inject(out) {
+          // The caller's headers are replaced, never merged: a `tracestate` left from a malformed
+          // `traceparent` must not ride along with the new trace (W3C Trace Context).
+          delete out.traceparent;
+          delete out.tracestate;
+          propagator.inject(context, out, defaultTextMapSetter);
+        },
         end(status, finalName) {
           span.updateName(finalName);
           span.setAttribute('http.response.status_code', status);
