@@ -92,7 +92,7 @@ describe.each(['json', 'sse'] as const)('SDK v2 server, modern protocol, %s answ
     const client = await connectV2Client(peer.url, { headers: { Authorization: 'Bearer test-token' } });
     try {
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'slow_progress']);
+      expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'fail', 'slow_progress']);
       expect(firstText(await client.callTool({ name: 'echo', arguments: { text: 'hello' } }))).toBe('hello');
       expect(firstText(await client.callTool({ name: 'add', arguments: { a: 2, b: 3 } }))).toBe('5');
       const read = await client.readResource({ uri: FIXTURE_RESOURCE_URI });

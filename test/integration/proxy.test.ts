@@ -49,7 +49,7 @@ describe.each(['json', 'sse', 'auto'] as const)(
       try {
         expect(client.getNegotiatedProtocolVersion()).toBe(MODERN);
         const { tools } = await client.listTools();
-        expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'slow_progress']);
+        expect(tools.map((t) => t.name).sort()).toEqual(['add', 'echo', 'fail', 'slow_progress']);
         expect(firstText(await client.callTool({ name: 'echo', arguments: { text: 'héllo' } }))).toBe(
           'héllo',
         );
