@@ -84,8 +84,8 @@ ${routes}`;
       rmSync(dir, { recursive: true, force: true });
     },
     async auditRecords() {
-      // The audit destination is buffered: give it a moment to reach the file.
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      // The audit destination gathers records for up to 100 ms: give it time to reach the file.
+      await new Promise((resolve) => setTimeout(resolve, 250));
       let text = '';
       try {
         text = readFileSync(auditFile, 'utf8');
