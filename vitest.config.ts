@@ -2,7 +2,8 @@ import { defineConfig } from 'vitest/config';
 
 /**
  * Two projects: `unit-integration` runs on every Node version CI tests (20 and 24);
- * `once` holds the slow whole-system checks (conformance suite) that CI runs a single time.
+ * `once` holds the slow whole-system checks (conformance suite, the container runtime stage, the
+ * Helm chart) that CI runs a single time.
  */
 export default defineConfig({
   test: {
@@ -19,7 +20,11 @@ export default defineConfig({
       },
       {
         extends: true,
-        test: { name: 'once', include: ['test/conformance/**/*.test.ts'], testTimeout: 600_000 },
+        test: {
+          name: 'once',
+          include: ['test/conformance/**/*.test.ts', 'test/deploy/**/*.test.ts'],
+          testTimeout: 600_000,
+        },
       },
     ],
   },
