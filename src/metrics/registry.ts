@@ -133,12 +133,16 @@ export function createMetrics(version: string): Metrics {
       labelNames: ['kind'],
       registers: [registry],
     }),
-    reloads: new Counter({
-      name: 'portcullis_policy_reloads_total',
-      help: 'Policy reloads by result (applied, invalid, refused)',
-      labelNames: ['result'],
-      registers: [registry],
-    }),
+    reloads: zeroed(
+      new Counter({
+        name: 'portcullis_policy_reloads_total',
+        help: 'Policy reloads by result (applied, invalid, refused)',
+        labelNames: ['result'],
+        registers: [registry],
+      }),
+      'result',
+      ['applied', 'invalid', 'refused'],
+    ),
     decisions: new Counter({
       name: 'portcullis_policy_decisions_total',
       help: 'Policy decisions per JSON-RPC message, by route and decision (allow, deny, shadow-deny)',
@@ -158,4 +162,13 @@ export function createMetrics(version: string): Metrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * Creates a counter's series at 0: `increase()` cannot see a series' first step when it appears
+ * already at 1, so an alert on the first failed reload would never fire.
+ */
+function zeroed<L extends string>(counter: Counter<L>, label: L, values: readonly string[]): Counter<L> {
+  for (const value of values) counter.inc({ [label]: value } as Partial<Record<L, string>>, 0);
+  return counter;
 }

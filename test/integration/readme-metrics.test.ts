@@ -14,10 +14,12 @@ const section = README.slice(README.indexOf('## Metrics'), README.indexOf('## Co
 
 let gateway: TestGateway;
 let exported: Set<string>;
+let scrape: string;
 
 beforeAll(async () => {
   gateway = await startTestGateway({ routes: [{ upstream: 'http://127.0.0.1:9/mcp' }] });
-  exported = new Set(parsePrometheusText(await metricsText(gateway)).keys());
+  scrape = await metricsText(gateway);
+  exported = new Set(parsePrometheusText(scrape).keys());
 });
 afterAll(async () => {
   await gateway?.close();
@@ -48,5 +50,10 @@ describe('README metrics', () => {
     const covered = (name: string) =>
       listed.some((entry) => (entry.endsWith('*') ? name.startsWith(entry.slice(0, -1)) : name === entry));
     expect([...exported].filter((name) => !covered(name))).toEqual([]);
+  });
+
+  it('a fresh gateway exports every reload result at 0, so an alert sees the first failure', () => {
+    for (const result of ['applied', 'invalid', 'refused'])
+      expect(scrape).toContain(`portcullis_policy_reloads_total{result="${result}"} 0`);
   });
 });
