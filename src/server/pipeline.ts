@@ -321,12 +321,24 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     });
     // The sealed id the client holds: the one it sent, or the one this answer issues.
     let session = ctx.session === undefined ? undefined : (req.headers['mcp-session-id'] as string);
+    // A client that left before its answer began is still audited: status 499 (nothing was sent).
+    const recordGone = (upstreamStatus: number | null) =>
+      recordOutcome({
+        ...ctx,
+        route: route.path,
+        body,
+        decisions: parsed?.decisions,
+        status: 499,
+        upstreamStatus,
+        decision: 'allow',
+        session,
+      });
     if (isRefusal(answer)) {
       metrics.upstreamErrors.inc({
         route: route.path,
         kind: UPSTREAM_ERROR_KIND[answer.reason] ?? answer.reason,
       });
-      if (clientGone) return; // nobody left to answer
+      if (clientGone) return recordGone(null); // nobody left to answer
       return refuseRequest(res, answer, ctx, {
         route,
         origin: ctx.origin,
@@ -367,7 +379,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         postStream === undefined
           ? refuse('concurrency_limited', { headers: { 'retry-after': '1' } })
           : refuse('response_too_large');
-      if (!clientGone)
+      if (clientGone) recordGone(answer.status);
+      else
         refuseRequest(res, refusal, ctx, {
           route,
           origin: ctx.origin,
@@ -422,8 +435,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     if (list !== undefined && !sse && answer.status === 200 && isJson(contentType)) {
       const text = await readAnswer(answer.body, deps.maxResponseBytes);
       if (text === undefined) {
-        // Never relay a list unfiltered: an answer too large to read whole is refused.
-        if (!clientGone)
+        // Never relay a list unfiltered: an answer too large to read whole is refused — and
+        // recorded once, as the refusal (or the client's leaving), not again when the stream closes.
+        streaming = undefined;
+        if (clientGone) recordGone(answer.status);
+        else
           refuseRequest(res, refuse('response_too_large'), ctx, {
             route,
             origin: ctx.origin,

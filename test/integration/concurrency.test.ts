@@ -47,7 +47,7 @@ describe('concurrency and size caps', () => {
           );
           return;
         }
-        if (method === 'huge' || method === 'unsized') {
+        if (method === 'huge' || method === 'unsized' || method === 'tools/list') {
           const answer = JSON.stringify({ jsonrpc: '2.0', id, result: { blob: 'z'.repeat(5000) } });
           const length = method === 'huge' ? { 'content-length': String(Buffer.byteLength(answer)) } : {};
           res.writeHead(200, { 'content-type': 'application/json', ...length }).end(answer);
@@ -146,5 +146,32 @@ routes:
     });
     // A JSON answer of unknown length that grows past the cap cannot carry an error: it is cut.
     await expect(post('unsized', 7).then((a) => a.text())).rejects.toThrow();
+  });
+
+  it('refuses a list answer too large to filter, auditing it once', async () => {
+    const list = await post('tools/list', 8);
+    expect(list.status).toBe(502);
+    const requestId = list.headers.get('x-request-id');
+    await list.text();
+    await new Promise((r) => setTimeout(r, 100));
+    const records = (await gateway.auditRecords()).filter((r) => r.requestId === requestId);
+    expect(records).toEqual([expect.objectContaining({ reason: 'response_too_large', status: 502 })]);
+  });
+
+  it('audits a call whose client left before the answer: once, status 499', async () => {
+    const controller = new AbortController();
+    const call = fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: HEADERS,
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'gone-1', method: 'slow' }),
+      signal: controller.signal,
+    }).catch(() => undefined);
+    while (release.length < 1) await new Promise((r) => setTimeout(r, 20));
+    controller.abort();
+    await call;
+    await new Promise((r) => setTimeout(r, 100));
+    for (const done of release.splice(0)) done();
+    const records = (await gateway.auditRecords()).filter((r) => r.id === 'gone-1');
+    expect(records).toEqual([expect.objectContaining({ method: 'slow', decision: 'allow', status: 499 })]);
   });
 });
