@@ -185,7 +185,7 @@ describe.each(Object.keys(VALUE_SETS))('value set %s', (set) => {
 
   it('probes the admin port, pauses before the drain and waits for it', () => {
     const deployment = one(set, 'Deployment');
-    const pod = (deployment.spec?.template as { spec: Record<string, unknown> }).spec as {
+    const pod = templateOf(deployment).spec as {
       terminationGracePeriodSeconds: number;
       containers: {
         ports: { name: string; containerPort: number }[];
@@ -222,6 +222,18 @@ describe.each(Object.keys(VALUE_SETS))('value set %s', (set) => {
     expect(out).toMatch(/route/i);
   });
 });
+
+interface PodTemplate {
+  metadata: { annotations?: Record<string, string> };
+  spec: Record<string, unknown> & { containers: unknown[] };
+}
+
+/** A Deployment's pod template; every rendered Deployment has one. */
+function templateOf(deployment: Manifest | undefined): PodTemplate {
+  const template = deployment?.spec?.template;
+  if (template === undefined) throw new Error('no Deployment with a pod template');
+  return template as PodTemplate;
+}
 
 /** tsc's complaints about the manifests as typed model objects: '' when every field is known. */
 function unknownFields(manifests: readonly Manifest[], name: string): string {
@@ -263,9 +275,8 @@ describe('the schema checks themselves', () => {
     const typo = render(['--set', 'securityContext.readOnlyRootFilesystm=true']);
     expect(unknownFields(typo, 'typo')).toContain('readOnlyRootFilesystm');
     const wrong = render([]).find((m) => m.kind === 'Deployment') as Manifest;
-    const container = ((
-      wrong.spec?.template as { spec: { containers: { ports: { containerPort: unknown }[] }[] } }
-    ).spec.containers[0]?.ports[1] ?? {}) as { containerPort: unknown };
+    const containers = templateOf(wrong).spec.containers as { ports: { containerPort: unknown }[] }[];
+    const container = (containers[0]?.ports[1] ?? {}) as { containerPort: unknown };
     container.containerPort = 'admin';
     expect(() => new Deployment(wrong as never).validate()).toThrow(/containerPort/);
   });
@@ -350,15 +361,10 @@ describe('the production example', () => {
 describe('rollout on a policy change', () => {
   it('adds a checksum of the policy to the pod only when asked, and it follows the policy', () => {
     const checksum = (extra: string[]) =>
-      one('x', 'Deployment') &&
-      (
-        render(['--set', 'rolloutOnConfigChange=true', ...extra]).find((m) => m.kind === 'Deployment')?.spec
-          ?.template as { metadata: { annotations: Record<string, string> } }
-      ).metadata.annotations['checksum/config'];
-    rendered.set('x', render([]));
-    const plain = (
-      one('x', 'Deployment').spec?.template as { metadata: { annotations?: Record<string, string> } }
-    ).metadata.annotations;
+      templateOf(
+        render(['--set', 'rolloutOnConfigChange=true', ...extra]).find((m) => m.kind === 'Deployment'),
+      ).metadata.annotations?.['checksum/config'];
+    const plain = templateOf(render([]).find((m) => m.kind === 'Deployment')).metadata.annotations;
     expect(plain?.['checksum/config']).toBeUndefined();
     const a = checksum([]);
     const b = checksum(['--set', 'config.log.level=debug']);
