@@ -1,3 +1,5 @@
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { AuditDecision } from '../errors.js';
@@ -81,6 +83,11 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     };
   }
   const toStdout = destination === 'stdout';
+  // A file that cannot be opened fails the start, loudly: a gateway must not run without its audit.
+  if (!toStdout) {
+    mkdirSync(dirname(destination), { recursive: true });
+    closeSync(openSync(destination, 'a'));
+  }
   let chain: Chain | undefined;
   if (chainKey !== undefined) {
     let start: ChainHead | undefined = toStdout ? GENESIS : readChainHead(destination);
@@ -106,8 +113,15 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
         minLength: BUFFER_BYTES,
       });
   let ready = false;
+  let closed = false;
   dest.once('ready', () => {
     ready = true;
+  });
+  // A destination that cannot be opened or written (no such directory, a full disk, a failed
+  // reopen) is logged and retried by the next write — never an unhandled 'error' that would take
+  // the gateway down with it.
+  dest.on('error', (err: NodeJS.ErrnoException) => {
+    logger.error({ code: err.code, destination }, 'audit destination failed');
   });
   const flushTimer = setInterval(() => {
     if (ready) dest.flush();
@@ -131,9 +145,15 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     },
     head: () => chain?.head(),
     reopen() {
-      if (!toStdout) dest.reopen();
+      if (toStdout || closed) return;
+      try {
+        dest.reopen();
+      } catch (err) {
+        logger.error({ err, destination }, 'audit file could not be reopened; still writing to the old one');
+      }
     },
     close() {
+      closed = true;
       clearInterval(flushTimer);
       process.off('exit', flushOnExit);
       return new Promise((resolve) => {

@@ -22,6 +22,9 @@ export interface ParsedBody {
   readonly forward: string;
 }
 
+/** The most messages a 2025-03-26 batch may carry. */
+export const MAX_BATCH_MESSAGES = 256;
+
 /**
  * Strict JSON-RPC 2.0 parse of a POST body. Duplicate keys and numbers that would change on
  * re-serialization are refused, so what policy reads is exactly what the upstream will read.
@@ -45,6 +48,9 @@ export function parseJsonRpc(text: string, opts: { readonly allowBatch: boolean 
   const items: unknown[] = Array.isArray(value) ? value : [value];
   if (Array.isArray(value) && (!opts.allowBatch || items.length === 0))
     return refuse('invalid_request', { ids: idsOf(value), batch });
+  // Per-message work (policy, limiter keys, audit records) must stay bounded per request; the
+  // refusal is one error object, not one per id of a huge batch.
+  if (items.length > MAX_BATCH_MESSAGES) return refuse('invalid_request');
   const messages: RpcMessage[] = [];
   for (const item of items) {
     const message = classify(item);

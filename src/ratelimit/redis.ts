@@ -94,8 +94,9 @@ end
 return out
 `;
 
-/** At most this many limiter calls in one script run, so one run stays short for Redis. */
+/** At most this many limiter calls, and keys, in one script run: one run stays short for Redis. */
 const MAX_BATCH = 64;
+const MAX_KEYS = 2_048;
 
 type Client = Redis | Cluster;
 
@@ -193,7 +194,19 @@ export function createRedisLimiter(
   function flush(): void {
     flushScheduled = false;
     for (const queue of waiting.values()) {
-      for (let i = 0; i < queue.length; i += MAX_BATCH) void send(queue.slice(i, i + MAX_BATCH));
+      // Runs of at most MAX_BATCH calls and MAX_KEYS keys (one call with more keys runs alone).
+      let run: Pending[] = [];
+      let keys = 0;
+      for (const call of queue) {
+        if (run.length > 0 && (run.length === MAX_BATCH || keys + call.charges.length > MAX_KEYS)) {
+          void send(run);
+          run = [];
+          keys = 0;
+        }
+        run.push(call);
+        keys += call.charges.length;
+      }
+      if (run.length > 0) void send(run);
     }
     waiting.clear();
   }

@@ -64,14 +64,17 @@ export function createOutcomeRecorder({
     const durationMs = Math.round((performance.now() - outcome.startedAt) * 1000) / 1000;
     const time = new Date().toISOString();
     const shared = sharedFields(outcome, time, durationMs);
+    // Answers by id, built once: a batch of n requests must not cost n² lookups.
+    const answers = new Map<unknown, AnswerOutcome>();
+    for (const answer of outcome.answers ?? []) if (!answers.has(answer.id)) answers.set(answer.id, answer);
     const messages = outcome.body?.messages;
     const route = outcome.route ?? 'none';
     if (messages === undefined || messages.length === 0)
-      audit.write(recordFor(shared, outcome, argumentsView, undefined));
+      audit.write(recordFor(shared, outcome, argumentsView, answers, undefined));
     else
       messages.forEach((message, i) => {
         const decision = outcome.decisions?.[i];
-        const record = recordFor(shared, outcome, argumentsView, message, decision);
+        const record = recordFor(shared, outcome, argumentsView, answers, message, decision);
         audit.write(record);
         if (record.tool !== undefined) {
           metrics.toolCalls.inc({
@@ -148,6 +151,7 @@ function recordFor(
   shared: Shared,
   outcome: Outcome,
   argumentsView: (args: unknown) => unknown,
+  answers: ReadonlyMap<unknown, AnswerOutcome>,
   message: RpcMessage | undefined,
   decision?: Decision,
 ): AuditRecord {
@@ -155,7 +159,7 @@ function recordFor(
   const params = request?.params;
   const method = request?.method;
   const id = message?.kind === 'notification' ? undefined : message?.id;
-  const answer = message?.kind === 'request' ? outcome.answers?.find((a) => a.id === message.id) : undefined;
+  const answer = message?.kind === 'request' ? answers.get(message.id) : undefined;
   const name = typeof params?.name === 'string' ? params.name : undefined;
   return {
     time: shared.time,

@@ -45,6 +45,8 @@ interface Arrived {
   readonly httpMethod: string;
   /** The request's trace span, when tracing is on. */
   readonly span: RequestSpan | undefined;
+  /** Set once the request's outcome is recorded: one audit record, one span end, whatever races. */
+  readonly recorded: { done: boolean };
 }
 /** Routed and guarded (DESIGN.md steps 2–3). */
 interface Received extends Arrived {
@@ -107,7 +109,13 @@ export interface PipelineDeps {
 
 /** Composes the request pipeline in DESIGN.md order; read `handle` top to bottom. */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { metrics, logger, state, recordOutcome } = deps;
+  const { metrics, logger, state } = deps;
+  /** Records a request's outcome the first time only (a client leaving can race an answer). */
+  const recordOutcome = (outcome: Outcome & { readonly recorded: { done: boolean } }): void => {
+    if (outcome.recorded.done) return;
+    outcome.recorded.done = true;
+    deps.recordOutcome(outcome);
+  };
 
   return (req, res) => {
     const client = deps.clientAddress(req);
@@ -119,6 +127,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       forwardedFor: client.forwardedFor,
       httpMethod: req.method ?? 'UNKNOWN',
       span: deps.tracing?.start(req.headers, req.method ?? 'UNKNOWN'),
+      recorded: { done: false },
     };
     handle(req, res, arrived).catch((err: unknown) => {
       // Not a refusal but a bug: keep the stack, answer 500, count it.
@@ -290,6 +299,23 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   ): Promise<void> {
     const { route } = ctx;
     const body = parsed?.body;
+    // The sealed id the client holds: the one it sent, or the one this answer issues.
+    let session = ctx.session === undefined ? undefined : (req.headers['mcp-session-id'] as string);
+    // A client that left before its answer began is still audited: status 499 (nothing was sent).
+    const recordGone = (upstreamStatus: number | null) =>
+      recordOutcome({
+        ...ctx,
+        route: route.path,
+        body,
+        decisions: parsed?.decisions,
+        status: 499,
+        upstreamStatus,
+        decision: 'allow',
+        session,
+      });
+    // The client may have left while the limiter or the body was awaited: its 'close' has passed,
+    // so nothing below would notice. Such a call is not forwarded.
+    if (res.destroyed || req.socket.destroyed) return recordGone(null);
     // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
     // An EventEmitter is undici's cheaper alternative to an AbortSignal on the hot path.
     const cancel = new EventEmitter();
@@ -319,20 +345,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       ...(body ? { body: body.forward } : {}),
       signal: cancel,
     });
-    // The sealed id the client holds: the one it sent, or the one this answer issues.
-    let session = ctx.session === undefined ? undefined : (req.headers['mcp-session-id'] as string);
-    // A client that left before its answer began is still audited: status 499 (nothing was sent).
-    const recordGone = (upstreamStatus: number | null) =>
-      recordOutcome({
-        ...ctx,
-        route: route.path,
-        body,
-        decisions: parsed?.decisions,
-        status: 499,
-        upstreamStatus,
-        decision: 'allow',
-        session,
-      });
     if (isRefusal(answer)) {
       metrics.upstreamErrors.inc({
         route: route.path,
@@ -388,6 +400,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
           body,
           decisions: parsed?.decisions,
           session,
+          upstreamStatus: answer.status,
         });
       if (postStream !== undefined) metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
       discard(answer.body);
@@ -412,43 +425,42 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     // What the answer says at the MCP level (isError, a JSON-RPC error), read as it is relayed.
     const scanner = answerScanner(parsed, answer.status, sse, contentType);
-    streaming = {
-      body: answer.body,
-      done: () => {
-        if (sse) metrics.activeStreams.dec({ route: route.path });
-        recordOutcome({
-          ...ctx,
-          route: route.path,
-          body,
-          decisions: parsed?.decisions,
-          status: res.statusCode,
-          upstreamStatus: answer.status,
-          decision: 'allow',
-          session,
-          answers: scanner?.end(),
-          sse,
-        });
-      },
-    };
+    const answered = () =>
+      recordOutcome({
+        ...ctx,
+        route: route.path,
+        body,
+        decisions: parsed?.decisions,
+        status: res.statusCode,
+        upstreamStatus: answer.status,
+        decision: 'allow',
+        session,
+        answers: scanner?.end(),
+        sse,
+      });
     // A list answer is filtered to what the caller may use (JSON read whole; SSE event by event).
     const list = parsed === undefined ? undefined : listRequestsOf(parsed);
     if (list !== undefined && !sse && answer.status === 200 && isJson(contentType)) {
-      const text = await readAnswer(answer.body, deps.maxResponseBytes);
+      let text: string | undefined;
+      try {
+        text = await readAnswer(answer.body, deps.maxResponseBytes);
+      } catch (err) {
+        // The client left and its upstream request was aborted mid-answer.
+        if (clientGone) return recordGone(answer.status);
+        throw err;
+      }
+      if (clientGone) return recordGone(answer.status);
       if (text === undefined) {
-        // Never relay a list unfiltered: an answer too large to read whole is refused — and
-        // recorded once, as the refusal (or the client's leaving), not again when the stream closes.
-        streaming = undefined;
-        if (clientGone) recordGone(answer.status);
-        else
-          refuseRequest(res, refuse('response_too_large'), ctx, {
-            route,
-            origin: ctx.origin,
-            identity: ctx.identity,
-            body,
-            decisions: parsed?.decisions,
-            session,
-          });
-        return;
+        // Never relay a list unfiltered: an answer too large to read whole is refused.
+        return refuseRequest(res, refuse('response_too_large'), ctx, {
+          route,
+          origin: ctx.origin,
+          identity: ctx.identity,
+          body,
+          decisions: parsed?.decisions,
+          session,
+          upstreamStatus: answer.status,
+        });
       }
       // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
       const relayed = filterListAnswer(text, list, route.policy, ctx.identity) ?? text;
@@ -456,8 +468,16 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       headers['content-length'] = Buffer.byteLength(relayed);
       res.writeHead(answer.status, headers);
       res.end(relayed);
+      answered();
       return;
     }
+    streaming = {
+      body: answer.body,
+      done: () => {
+        if (sse) metrics.activeStreams.dec({ route: route.path });
+        answered();
+      },
+    };
     res.writeHead(answer.status, headers);
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     // `pipe` rather than `stream.pipeline`: pipeline allocates and aborts an AbortController per
@@ -527,6 +547,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       readonly close?: boolean;
       readonly session?: string | undefined;
       readonly authFailure?: Outcome['authFailure'];
+      /** The upstream's status when it answered and the gateway refused to relay the answer. */
+      readonly upstreamStatus?: number;
     } = {},
   ): void {
     const { body } = opts;
@@ -542,7 +564,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       body,
       decisions: opts.decisions,
       status: spec.status,
-      upstreamStatus: null,
+      upstreamStatus: opts.upstreamStatus ?? null,
       decision: spec.decision,
       reason: refusal.reason,
       authFailure: opts.authFailure,

@@ -411,3 +411,25 @@ describe('settings that cannot be correct with several replicas are refused', ()
     expect(template(['--set', 'tls.enabled=true'])).toContain('tls.existingSecret');
   });
 });
+
+describe('exposure', () => {
+  it('never exposes the admin port with the gateway: it has its own ClusterIP Service', () => {
+    const services = render(['--set', 'service.type=LoadBalancer']).filter((m) => m.kind === 'Service');
+    const gateway = services.find((s) => s.metadata.name === 'rel-portcullis');
+    const admin = services.find((s) => s.metadata.name === 'rel-portcullis-admin');
+    expect(gateway?.spec).toMatchObject({ type: 'LoadBalancer', ports: [{ name: 'gateway' }] });
+    expect(gateway?.spec?.ports).toHaveLength(1);
+    expect(admin?.spec).toMatchObject({ type: 'ClusterIP', ports: [{ name: 'admin', port: 9090 }] });
+    const monitor = one('values-production', 'ServiceMonitor').spec as { selector: { matchLabels: object } };
+    expect(monitor.selector.matchLabels).toMatchObject({ 'app.kubernetes.io/component': 'admin' });
+  });
+
+  it('refuses clusters without the native preStop sleep, and a zero-second pause', () => {
+    expect(helmError(['template', 'rel', CHART, '--kube-version', '1.29.9'])).toMatch(
+      /kubeVersion|compatible/i,
+    );
+    expect(helmError(['template', 'rel', CHART, ...KUBE, '--set', 'preStopSleepSeconds=0'])).toContain(
+      'preStopSleepSeconds',
+    );
+  });
+});

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isRefusal, type Refusal, refusalBody } from '../../../src/errors.js';
-import { type ParsedBody, parseJsonRpc } from '../../../src/jsonrpc/parse.js';
+import { MAX_BATCH_MESSAGES, type ParsedBody, parseJsonRpc } from '../../../src/jsonrpc/parse.js';
 import { checkStrictJson, numberSurvives } from '../../../src/jsonrpc/strict-json.js';
 
 const single = { allowBatch: false } as const;
@@ -415,5 +415,19 @@ describe('parseJsonRpc: what is forwarded', () => {
       '{ "jsonrpc" : "2.0", "id" : 1, "method" : "tools\\/call", "params" : { "a" : 1.0 } }',
     );
     expect(body.forward).toBe('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"a":1}}');
+  });
+});
+
+describe('parseJsonRpc: batch size', () => {
+  const pings = (n: number) =>
+    JSON.stringify(Array.from({ length: n }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' })));
+
+  it(`accepts a batch of ${MAX_BATCH_MESSAGES} messages and refuses one more, with one error object`, () => {
+    const largest = parseJsonRpc(pings(MAX_BATCH_MESSAGES), batches);
+    expect(isRefusal(largest)).toBe(false);
+    expect((largest as ParsedBody).messages).toHaveLength(MAX_BATCH_MESSAGES);
+    const over = refused(pings(MAX_BATCH_MESSAGES + 1), batches);
+    expect(over.reason).toBe('invalid_request');
+    expect(JSON.parse(refusalBody(over))).toMatchObject({ id: null, error: { code: -32600 } });
   });
 });

@@ -237,6 +237,21 @@ describe('createRedisLimiter: calls made in one turn share one script run', () =
   });
 });
 
+describe('createRedisLimiter: a call with thousands of keys', () => {
+  it('runs alone, and the calls beside it in the same turn are answered by Redis as usual', async () => {
+    const rate = parseRate('10/hour');
+    const many: Charge[] = Array.from({ length: 3_000 }, (_, i) => ({ key: fresh(`many${i}`), rate }));
+    const small: Charge = { key: fresh('beside'), rate };
+    const runsBefore = await scriptRuns();
+    const [big, beside] = await Promise.all([limiter.consumeAll(many), limiter.consumeAll([small])]);
+    expect(big.allowed).toBe(true);
+    expect(big.degraded).toBeUndefined();
+    expect(beside).toMatchObject({ allowed: true, remaining: [9] });
+    expect(beside.degraded).toBeUndefined();
+    expect((await scriptRuns()) - runsBefore).toBe(2);
+  });
+});
+
 describe('slotGroup', () => {
   it('groups keys as Redis Cluster hashes them: the first non-empty {tag}, else the whole key', () => {
     expect(slotGroup('pc:rl:{/mcp}:0:alice')).toBe('/mcp');
