@@ -74,6 +74,8 @@ export interface Verification {
   readonly records: number;
   readonly head: ChainHead;
   readonly broken?: BrokenLink;
+  /** Lines torn by a crash that the chain continues past (their record was never chained). */
+  readonly skipped: readonly number[];
 }
 
 /** Checks lines one at a time, so a file of any size is verified as it is read. */
@@ -92,6 +94,9 @@ export function createVerifier(key: string, after: ChainHead = GENESIS): Verifie
   let number = 0;
   let records = 0;
   let broken: BrokenLink | undefined;
+  /** A line that is no record, waiting to see whether the chain continues past it. */
+  let torn: BrokenLink | undefined;
+  const skipped: number[] = [];
   return {
     check(line) {
       if (broken !== undefined) return;
@@ -99,11 +104,21 @@ export function createVerifier(key: string, after: ChainHead = GENESIS): Verifie
       if (line === '') return;
       const split = splitLine(line);
       const seq = split === undefined ? undefined : seqOf(split.body);
+      // A pending torn line is the first broken link when the chain does not continue past it.
       const fail = (why: string) => {
-        broken = { line: number, seq, why };
+        broken = torn ?? { line: number, seq, why };
       };
-      if (split === undefined) return fail('not a chained record (no mac)');
-      if (seq === undefined) return fail('no valid seq');
+      if (split === undefined || seq === undefined) {
+        // Perhaps a line torn by a crash: acceptable only if the next record continues the chain
+        // from the record before it (so it was never part of the chain).
+        if (torn !== undefined) return fail('not a chained record');
+        torn = {
+          line: number,
+          seq,
+          why: split === undefined ? 'not a chained record (no mac)' : 'no valid seq',
+        };
+        return;
+      }
       if (seq !== head.seq + 1) {
         return fail(
           seq <= head.seq
@@ -114,10 +129,21 @@ export function createVerifier(key: string, after: ChainHead = GENESIS): Verifie
       const expected = Buffer.from(macOf(key, head.mac, split.body), 'hex');
       if (!timingSafeEqual(expected, Buffer.from(split.mac, 'hex')))
         return fail('mac does not match: the record was changed, or the chain was made with another key');
+      if (torn !== undefined) skipped.push(torn.line);
+      torn = undefined;
       head = { seq, mac: split.mac };
       records++;
     },
-    result: () => ({ records, head, ...(broken === undefined ? {} : { broken }) }),
+    result() {
+      // A torn last line is a broken link too: a crash the gateway never recovered from, or a file
+      // cut or edited there.
+      const last =
+        broken ??
+        (torn === undefined
+          ? undefined
+          : { ...torn, why: `${torn.why}; the last line, and no record continues the chain past it` });
+      return { records, head, skipped, ...(last === undefined ? {} : { broken: last }) };
+    },
   };
 }
 
@@ -155,32 +181,43 @@ function readTail(path: string): { head: ChainHead | undefined; midLine: boolean
   if (size === 0) return { head: GENESIS, midLine: false };
   const fd = openSync(path, 'r');
   try {
-    // Read backwards in blocks until the last complete line is in hand.
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    const midLine = last[0] !== 0x0a;
+    // Read backwards in blocks, line by line from the end, to the last chained record: a line torn
+    // by a crash is passed over, so the chain continues from the record before it (and `verify`
+    // accepts the torn line only because the next record continues that chain).
     const block = 65_536;
     let tail = Buffer.alloc(0);
     let position = size;
-    for (;;) {
+    while (position > 0 && size - position < MAX_TAIL_SCAN) {
       const length = Math.min(block, position);
       position -= length;
       const chunk = Buffer.alloc(length);
       readSync(fd, chunk, 0, length, position);
       tail = Buffer.concat([chunk, tail]);
-      const text = tail.toString('utf8').replace(/\n+$/, '');
-      const newline = text.lastIndexOf('\n');
-      if (newline !== -1 || position === 0) {
-        const last = text.slice(newline + 1);
-        const split = splitLine(last);
+      const lines = tail.toString('utf8').split('\n');
+      // The first piece may be the end of a line that starts in an earlier block.
+      const complete = position === 0 ? lines : lines.slice(1);
+      let passed = 0;
+      for (let i = complete.length - 1; i >= 0; i--) {
+        const line = complete[i] as string;
+        if (line === '') continue;
+        const split = splitLine(line);
         const seq = split === undefined ? undefined : seqOf(split.body);
-        return {
-          head: split === undefined || seq === undefined ? undefined : { seq, mac: split.mac },
-          midLine: tail[tail.length - 1] !== 0x0a,
-        };
+        if (split !== undefined && seq !== undefined) return { head: { seq, mac: split.mac }, midLine };
+        // One torn last line is passed over, as `verify` passes over one; more is no crash.
+        if (++passed > 1) return { head: undefined, midLine };
       }
     }
+    return { head: undefined, midLine };
   } finally {
     closeSync(fd);
   }
 }
+
+/** How far back from the end a restart looks for the last chained record. */
+const MAX_TAIL_SCAN = 4 * 1024 * 1024;
 
 /** `SEQ:MAC` as `--after` takes it and the operational log prints it. */
 export function parseHead(text: string): ChainHead | undefined {

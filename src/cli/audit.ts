@@ -54,8 +54,11 @@ export async function runAudit(args: string[]): Promise<number> {
     );
     return 1;
   }
+  const torn = result.skipped
+    .map((line) => `line ${line} is torn (a crash mid-write); the chain continues past it\n`)
+    .join('');
   process.stdout.write(
-    `OK: ${result.records} record(s) verified; chain head ${chainHeadText(result.head)}\n` +
+    `${torn}OK: ${result.records} record(s) verified; chain head ${chainHeadText(result.head)}\n` +
       'Compare the head with the last "audit chain head" line of the operational log: a later head there means records are missing from the end.\n',
   );
   return 0;

@@ -327,27 +327,26 @@ describe('a gateway restarted on a file whose last line was cut mid-write (a cra
     }
   });
 
-  it('says so and starts a new chain', () => {
-    expect(log.join('')).toContain('a new chain starts at seq 1');
+  it('continues the chain from the last whole record, past the torn line', () => {
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
     expect(lines.slice(0, 2)).toEqual(before);
-    expect(parse(lines.at(-1)!).seq).toBeGreaterThan(1);
-    // The CLI stops at the cut line.
+    // The torn line stays as it is; the next record starts on a line of its own and continues.
+    expect(lines[2]).toBe(partial);
+    expect(parse(lines[3]!).seq).toBe(3);
     const { code, stdout } = verify(file);
-    expect(code).toBe(1);
-    expect(stdout).toContain('BROKEN at line 3');
-    expect(stdout).toContain('2 record(s) before it verified');
+    expect(code).toBe(0);
+    expect(stdout).toContain('line 3 is torn');
+    expect(stdout).toMatch(/OK: \d+ record\(s\) verified/);
   });
 
-  // A torn last line stays as it is (the verifier reports it); the new chain starts on a line of its own.
-  it('leaves the cut line alone alone and writes the new chain, from seq 1, on lines of its own', () => {
+  it('a record deleted before the torn line is still found', () => {
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
-    expect(lines[2]).toBe(partial);
-    const fresh = lines.slice(3);
-    expect(parse(fresh[0]!).seq).toBe(1);
-    const newChain = join(dir, 'crashed-new-chain.jsonl');
-    writeFileSync(newChain, `${fresh.join('\n')}\n`);
-    expect(verify(newChain).code).toBe(0);
+    const tampered = join(dir, 'crashed-and-tampered.jsonl');
+    // An attacker removes record 2 and leaves a torn line, hoping it reads as a crash.
+    writeFileSync(tampered, `${[lines[0], lines[2], ...lines.slice(3)].join('\n')}\n`);
+    const { code, stdout } = verify(tampered);
+    expect(code).toBe(1);
+    expect(stdout).toContain('BROKEN at line 2');
   });
 });
 

@@ -96,7 +96,7 @@ describe('createChain and verifyChain: an untouched chain', () => {
   });
 
   it('verifies an empty file as zero records at GENESIS', () => {
-    expect(verifyChain([], KEY)).toEqual({ records: 0, head: GENESIS });
+    expect(verifyChain([], KEY)).toEqual({ records: 0, head: GENESIS, skipped: [] });
   });
 
   it('is not confused by values and keys that look like the mac field or the line end', () => {
@@ -216,11 +216,27 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     expect(result.records).toBe(2);
   });
 
-  it('a line that is not a chained record', () => {
-    const inserted = [...lines.slice(0, 4), JSON.stringify({ seq: 5, tool: 'echo' }), ...lines.slice(4)];
-    const result = verifyChain(inserted, KEY);
+  it('a line that is not a chained record, where the chain does not continue past it', () => {
+    // Inserted in place of record 5: record 6 chains from 5, not from 4.
+    const replaced = [...lines.slice(0, 4), JSON.stringify({ seq: 5, tool: 'echo' }), ...lines.slice(5)];
+    const result = verifyChain(replaced, KEY);
     expect(result.broken).toEqual({ line: 5, seq: undefined, why: expect.stringMatching(/no mac/) });
     expect(result.records).toBe(4);
+    // Two such lines in a row are no crash either.
+    const two = [...lines.slice(0, 4), 'torn {"seq":5', 'also torn', ...lines.slice(4)];
+    expect(verifyChain(two, KEY).broken).toMatchObject({ line: 5 });
+  });
+
+  it('a line torn by a crash that the chain continues past: skipped and named, not broken', () => {
+    // The gateway restarted after a crash mid-write and continued from the last whole record.
+    const torn = [...lines.slice(0, 4), lines[4]!.slice(0, 40), ...lines.slice(4)];
+    const result = verifyChain(torn, KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.skipped).toEqual([5]);
+    expect(result.records).toBe(6);
+    // A torn last line, with nothing continuing past it, is a broken link.
+    const tail = verifyChain([...lines.slice(0, 4), lines[4]!.slice(0, 40)], KEY);
+    expect(tail.broken).toMatchObject({ line: 5, why: expect.stringMatching(/last line/) });
   });
 
   it('a chain forged entirely with another key: broken at line 1, nothing verified', () => {
@@ -248,7 +264,7 @@ describe('createVerifier', () => {
     const verifier = createVerifier(KEY);
     verifier.check(lines[0]!);
     verifier.check(lines[1]!);
-    expect(verifier.result()).toEqual({ records: 2, head: headOf(lines[1]!) });
+    expect(verifier.result()).toEqual({ records: 2, head: headOf(lines[1]!), skipped: [] });
     verifier.check(lines[3]!); // lines[2] skipped
     const broken = verifier.result();
     expect(broken.broken).toMatchObject({ line: 3, seq: 4 });
@@ -323,23 +339,23 @@ describe('readChainHead', () => {
     expect(readChainHead(file(`${lines[0]}\n`))).toEqual(headOf(lines[0]!));
   });
 
-  it('is undefined when the last line was cut anywhere mid-write', () => {
+  it('is the record before a last line cut anywhere mid-write (the chain continues past it)', () => {
     const lines = seal(sample(4));
     const complete = `${lines.slice(0, 3).join('\n')}\n`;
     const last = lines[3]!;
     for (let cut = 1; cut < last.length; cut++) {
       const head = readChainHead(file(complete + last.slice(0, cut)));
-      if (head !== undefined)
-        throw new Error(`a cut after ${cut} characters read as a head: ${last.slice(0, cut)}`);
+      if (head?.seq !== 3) throw new Error(`a cut after ${cut} characters read as ${JSON.stringify(head)}`);
     }
     // The same cuts as the only line of the file.
     for (let cut = 1; cut < last.length; cut += 7)
       expect(readChainHead(file(last.slice(0, cut)))).toBeUndefined();
   });
 
-  it('is undefined when the file ends with records written without a key', () => {
+  it('is undefined when the file ends with records written without a key (more than one torn line)', () => {
     const lines = seal(sample(2));
-    expect(readChainHead(file(`${lines.join('\n')}\n${JSON.stringify(sample(1)[0])}\n`))).toBeUndefined();
+    const unchained = JSON.stringify(sample(1)[0]);
+    expect(readChainHead(file(`${lines.join('\n')}\n${unchained}\n${unchained}\n`))).toBeUndefined();
   });
 
   describe('a last line larger than the 64 KiB read block', () => {
@@ -381,10 +397,10 @@ describe('readChainHead', () => {
       expect(readChainHead(file(`${text}\n`))).toEqual(chain.head());
     });
 
-    it('a large last line cut mid-write is still undefined', () => {
+    it('a large last line cut mid-write: the head is the record before it', () => {
       const { text } = withLastLine(2 * BLOCK + 5, 'a', 0);
-      expect(readChainHead(file(text.slice(0, -2)))).toBeUndefined();
-      expect(readChainHead(file(text.slice(0, -BLOCK)))).toBeUndefined();
+      expect(readChainHead(file(text.slice(0, -2)))?.seq).toBe(2);
+      expect(readChainHead(file(text.slice(0, -BLOCK)))?.seq).toBe(2);
     });
   });
 });
