@@ -214,6 +214,21 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       slot();
       streamSlot?.();
     });
+    // The client may have left while its credential was checked: that 'close' is past, and the
+    // slots just taken would never be freed.
+    if (res.destroyed || req.socket.destroyed) {
+      slot();
+      streamSlot?.();
+      return recordOutcome({
+        ...authenticated,
+        route: route.path,
+        session: undefined,
+        body: undefined,
+        status: 499,
+        upstreamStatus: null,
+        decision: 'error',
+      });
+    }
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.

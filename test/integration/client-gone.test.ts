@@ -8,9 +8,11 @@ import { createServer, type Server } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApiKey } from '../../src/auth/api-key.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 
+const AGENT = newApiKey('pk_gone_');
 let redis: RedisServer;
 let upstream: Server;
 let upstreamCalls = 0;
@@ -38,15 +40,30 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp`;
   gateway = await startTestGateway({
-    top: `redis: { url: "${redis.url}", commandTimeoutMs: 1000 }`,
-    routes: [
-      {
-        route: '/limited',
-        upstream: url,
-        extra: '    rateLimits: [{ per: identity, limit: 100/second }]\n    failMode: open\n',
-      },
-      { route: '/open', upstream: url },
-    ],
+    policy: `redis: { url: "${redis.url}", commandTimeoutMs: 1000 }
+limits: { maxConcurrentPerIdentity: 1, drainTimeoutMs: 2000 }
+identities:
+  anonymous: { scopes: [] }
+  apiKeys: [{ id: agent, hash: "${AGENT.hash}", scopes: [] }]
+routes:
+  - route: /limited
+    resource: http://127.0.0.1/limited
+    upstream: ${url}
+    authentication: { methods: [anonymous] }
+    default: allow
+    rateLimits: [{ per: identity, limit: 100/second }]
+    failMode: open
+  - route: /open
+    resource: http://127.0.0.1/open
+    upstream: ${url}
+    authentication: { methods: [anonymous] }
+    default: allow
+  - route: /keyed
+    resource: http://127.0.0.1/keyed
+    upstream: ${url}
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
   });
   const deadline = Date.now() + 5_000;
   while (!(await fetch(`${gateway.adminUrl}/readyz`)).ok && Date.now() < deadline)
@@ -60,13 +77,13 @@ afterAll(async () => {
 });
 
 /** Sends a POST over a raw socket and closes it after `ms`, before any answer. */
-async function postThenLeave(path: string, body: object, ms: number): Promise<void> {
+async function postThenLeave(path: string, body: object, ms: number, header = ''): Promise<void> {
   const { port, hostname } = new URL(gateway.url);
   const text = JSON.stringify(body);
   const socket = connect(Number(port), hostname);
   await new Promise((resolve) => socket.once('connect', resolve));
   socket.write(
-    `POST ${path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
+    `POST ${path} HTTP/1.1\r\nhost: x\r\n${header}content-type: application/json\r\naccept: application/json, text/event-stream\r\ncontent-length: ${Buffer.byteLength(text)}\r\n\r\n${text}`,
   );
   await new Promise((resolve) => setTimeout(resolve, ms));
   socket.destroy();
@@ -107,5 +124,37 @@ describe('a client that leaves early', () => {
     ]);
     const internal = (await gateway.auditRecords()).filter((r) => r.reason === 'internal');
     expect(internal).toEqual([]);
+  });
+
+  it('while its credential is checked: the concurrency slot it took is freed', async () => {
+    const blocker = new Redis(redis.url);
+    // A request with a credential first asks Redis for its address's failure budget: stall it.
+    const stall = blocker.call('DEBUG', 'SLEEP', '0.4').catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await postThenLeave(
+      '/keyed',
+      { jsonrpc: '2.0', id: 'gone-auth', method: 'ping' },
+      100,
+      `x-api-key: ${AGENT.key}\r\n`,
+    );
+    await stall;
+    blocker.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    // maxConcurrentPerIdentity is 1: a leaked slot would refuse this call with 429.
+    const next = await fetch(`${gateway.url}/keyed`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'x-api-key': AGENT.key,
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 'after', method: 'ping' }),
+    });
+    const text = await next.text();
+    expect(next.status, text).toBe(200);
+    const records = (await gateway.auditRecords()).filter(
+      (r) => r.httpMethod === 'POST' && r.route === '/keyed' && r.status === 499,
+    );
+    expect(records).toHaveLength(1);
   });
 });
