@@ -345,6 +345,19 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (!streaming.body.readableEnded) streaming.body.destroy();
       streaming.done();
     });
+    /** Refuses after asking the upstream — or, with the client gone, records that it left. */
+    const refuseForwarded = (refusal: Refusal, upstreamStatus: number | null) => {
+      if (clientGone) return recordGone(upstreamStatus);
+      refuseRequest(res, refusal, ctx, {
+        route,
+        origin: ctx.origin,
+        identity: ctx.identity,
+        body,
+        decisions: parsed?.decisions,
+        session,
+        ...(upstreamStatus === null ? {} : { upstreamStatus }),
+      });
+    };
     const upstreamHeaders = upstreamRequestHeaders(req.headers, route.upstreamHeaders, {
       peer: ctx.peer,
       ...(ctx.forwardedFor === undefined ? {} : { forwardedFor: ctx.forwardedFor }),
@@ -365,15 +378,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         route: route.path,
         kind: UPSTREAM_ERROR_KIND[answer.reason] ?? answer.reason,
       });
-      if (clientGone) return recordGone(null); // nobody left to answer
-      return refuseRequest(res, answer, ctx, {
-        route,
-        origin: ctx.origin,
-        identity: ctx.identity,
-        body,
-        decisions: parsed?.decisions,
-        session,
-      });
+      return refuseForwarded(answer, null);
     }
     metrics.upstreamDuration.observe({ route: route.path }, (performance.now() - forwardedAt) / 1000);
     const headers = clientResponseHeaders(answer.headers);
@@ -406,17 +411,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         postStream === undefined
           ? refuse('concurrency_limited', { headers: { 'retry-after': '1' } })
           : refuse('response_too_large');
-      if (clientGone) recordGone(answer.status);
-      else
-        refuseRequest(res, refusal, ctx, {
-          route,
-          origin: ctx.origin,
-          identity: ctx.identity,
-          body,
-          decisions: parsed?.decisions,
-          session,
-          upstreamStatus: answer.status,
-        });
+      refuseForwarded(refusal, answer.status);
       if (postStream !== undefined) metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
       discard(answer.body);
       return;
@@ -467,15 +462,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (clientGone) return recordGone(answer.status);
       if (text === undefined) {
         // Never relay a list unfiltered: an answer too large to read whole is refused.
-        return refuseRequest(res, refuse('response_too_large'), ctx, {
-          route,
-          origin: ctx.origin,
-          identity: ctx.identity,
-          body,
-          decisions: parsed?.decisions,
-          session,
-          upstreamStatus: answer.status,
-        });
+        return refuseForwarded(refuse('response_too_large'), answer.status);
       }
       // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
       const relayed = filterListAnswer(text, list, route.policy, ctx.identity) ?? text;
