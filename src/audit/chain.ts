@@ -155,22 +155,18 @@ export function verifyChain(lines: Iterable<string>, key: string, after: ChainHe
 
 /**
  * The head of the chain a file ends with, read from its end without reading it whole; GENESIS for
- * a missing or empty file, undefined when its last line is not a chained record (a crash mid-write
- * or records written without a key — the caller says so and starts a new chain).
+ * a missing or empty file, undefined when no chained record ends it (passing over one torn last
+ * line): records written without a key — the caller says so and starts a new chain.
  */
 export function readChainHead(path: string): ChainHead | undefined {
   return readTail(path).head;
 }
 
 /**
- * Whether the file ends in the middle of a line (a crash mid-write): appending must start on a
- * new line, or the next record is glued onto the torn one.
+ * The file's chain head (as `readChainHead`), and whether it ends in the middle of a line (a crash
+ * mid-write: appending must start on a new line, or the next record is glued onto the torn one).
  */
-export function endsMidLine(path: string): boolean {
-  return readTail(path).midLine;
-}
-
-function readTail(path: string): { head: ChainHead | undefined; midLine: boolean } {
+export function readTail(path: string): { head: ChainHead | undefined; midLine: boolean } {
   let size: number;
   try {
     size = statSync(path).size;

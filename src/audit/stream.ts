@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { AuditDecision } from '../errors.js';
-import { type Chain, type ChainHead, createChain, endsMidLine, GENESIS, readChainHead } from './chain.js';
+import { type Chain, type ChainHead, createChain, GENESIS, readTail } from './chain.js';
 
 /**
  * One audit record per JSON-RPC request and per refusal (DESIGN.md step 10; the schema is in
@@ -88,9 +88,10 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     mkdirSync(dirname(destination), { recursive: true });
     closeSync(openSync(destination, 'a'));
   }
+  const tail = toStdout ? { head: GENESIS, midLine: false } : readTail(destination);
   let chain: Chain | undefined;
   if (chainKey !== undefined) {
-    let start: ChainHead | undefined = toStdout ? GENESIS : readChainHead(destination);
+    let start: ChainHead | undefined = tail.head;
     if (start === undefined) {
       logger.warn(
         { destination },
@@ -137,7 +138,7 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
   };
   process.once('exit', flushOnExit);
   // A file torn by a crash mid-write: the next record starts on a line of its own.
-  if (!toStdout && endsMidLine(destination)) dest.write('\n');
+  if (tail.midLine) dest.write('\n');
   return {
     enabled: true,
     write(record) {

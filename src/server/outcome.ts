@@ -39,6 +39,9 @@ export interface Outcome {
 
 export type RecordOutcome = (outcome: Outcome) => void;
 
+/** Shared by requests whose answer said nothing (never written to: there is nothing to add). */
+const NO_ANSWERS: Map<unknown, AnswerOutcome> = new Map();
+
 export interface OutcomeDeps {
   readonly audit: AuditStream;
   readonly metrics: Metrics;
@@ -65,7 +68,7 @@ export function createOutcomeRecorder({
     const time = new Date().toISOString();
     const shared = sharedFields(outcome, time, durationMs);
     // Answers by id, built once: a batch of n requests must not cost n² lookups.
-    const answers = new Map<unknown, AnswerOutcome>();
+    const answers = outcome.answers?.length ? new Map<unknown, AnswerOutcome>() : NO_ANSWERS;
     for (const answer of outcome.answers ?? []) if (!answers.has(answer.id)) answers.set(answer.id, answer);
     const messages = outcome.body?.messages;
     const route = outcome.route ?? 'none';
