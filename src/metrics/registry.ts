@@ -1,7 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** MCP methods that may appear as label values; anything else is `other` so a client cannot explode cardinality. */
-const KNOWN_METHODS: ReadonlySet<string> = new Set([
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'initialize',
   'ping',
   'tools/list',

@@ -23,6 +23,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { loadConfigFile } from '../../src/config/load.js';
+import { KNOWN_METHODS } from '../../src/metrics/registry.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 import { VERSION } from '../../src/version.js';
 import { connectV2Client, type Peer, startV2Server } from '../fixtures/peers.js';
@@ -82,39 +83,8 @@ const FAMILIES = {
   portcullis_build_info: 'gauge',
 } as const;
 
-/** Every MCP method name the method label may carry (src/metrics/registry.ts), and `other`. */
-const METHOD_LABELS = new Set([
-  'initialize',
-  'ping',
-  'tools/list',
-  'tools/call',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-  'resources/subscribe',
-  'resources/unsubscribe',
-  'prompts/list',
-  'prompts/get',
-  'completion/complete',
-  'logging/setLevel',
-  'server/discover',
-  'subscriptions/listen',
-  'tasks/get',
-  'tasks/list',
-  'tasks/result',
-  'tasks/cancel',
-  'notifications/initialized',
-  'notifications/cancelled',
-  'notifications/progress',
-  'notifications/roots/list_changed',
-  'GET',
-  'DELETE',
-  'OPTIONS',
-  'response',
-  'batch',
-  'none',
-  'other',
-]);
+/** Every MCP method name the method label may carry, and `other`. */
+const METHOD_LABELS = new Set([...KNOWN_METHODS, 'other']);
 
 describe('metrics through a real gateway and a real upstream', () => {
   let upstream: Peer;
