@@ -7,6 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
+import { MAX_BATCH_MESSAGES } from '../../src/jsonrpc/parse.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 
 const agent = newApiKey('pk_');
@@ -146,6 +147,23 @@ routes:
     });
     // A JSON answer of unknown length that grows past the cap cannot carry an error: it is cut.
     await expect(post('unsized', 7).then((a) => a.text())).rejects.toThrow();
+  });
+
+  it(`refuses a 2025-03-26 batch of more than ${MAX_BATCH_MESSAGES} messages with one error, forwarding nothing`, async () => {
+    const before = seen;
+    const answer = await fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: { ...HEADERS, 'mcp-protocol-version': '2025-03-26' },
+      body: JSON.stringify(
+        Array.from({ length: MAX_BATCH_MESSAGES + 1 }, (_, i) => ({ jsonrpc: '2.0', id: i, method: 'ping' })),
+      ),
+    });
+    expect(answer.status).toBe(400);
+    expect(await answer.json()).toMatchObject({
+      id: null,
+      error: { code: -32600, data: { reason: 'invalid_request' } },
+    });
+    expect(seen, 'the upstream must see nothing').toBe(before);
   });
 
   it('refuses a list answer too large to filter, auditing it once', async () => {
