@@ -12,7 +12,14 @@ describe('parseMediaType (RFC 9110 §8.3.1)', () => {
   it.each([
     ['application/json', 'application/json', []],
     ['application/json;charset=utf-8', 'application/json', [['charset', 'utf-8']]],
-    ['  application/json \t;  charset=utf-8 ; q=1  ', 'application/json', [['charset', 'utf-8'], ['q', '1']]],
+    [
+      '  application/json \t;  charset=utf-8 ; q=1  ',
+      'application/json',
+      [
+        ['charset', 'utf-8'],
+        ['q', '1'],
+      ],
+    ],
     ['application/json; charset="utf-8"', 'application/json', [['charset', 'utf-8']]],
     ['text/plain; x="a \\"b\\" c;d"', 'text/plain', [['x', 'a "b" c;d']]],
     ['text/plain;;x=1;', 'text/plain', [['x', '1']]],

@@ -157,7 +157,12 @@ describe('createSseRewriter: passing events through', () => {
   // WHATWG: at the end of the stream an incomplete event is discarded, not dispatched.
   it('discards an unterminated final event, never relaying its bytes', async () => {
     const seen: string[] = [];
-    for (const tail of ['data: partial €', `data: ${listAnswer}\n`, `data: ${listAnswer}\r`, `data: ${listAnswer}\r\n`]) {
+    for (const tail of [
+      'data: partial €',
+      `data: ${listAnswer}\n`,
+      `data: ${listAnswer}\r`,
+      `data: ${listAnswer}\r\n`,
+    ]) {
       seen.length = 0;
       const out = await through([`data: a\n\n${tail}`], (data) => {
         seen.push(data);
@@ -171,7 +176,11 @@ describe('createSseRewriter: passing events through', () => {
   // The issue's bypass: a lone CR as the very last byte completed the blank line, but the rewriter
   // waited for an LF that never came and flushed the event unfiltered.
   it('rewrites an event whose blank line is a lone CR at the very end of the stream', async () => {
-    for (const chunks of [[`data: ${listAnswer}\r\r`], [`data: ${listAnswer}\r`, '\r'], [`data: ${listAnswer}\n\r`]]) {
+    for (const chunks of [
+      [`data: ${listAnswer}\r\r`],
+      [`data: ${listAnswer}\r`, '\r'],
+      [`data: ${listAnswer}\n\r`],
+    ]) {
       const out = await through(chunks, rewriteList);
       expect(out.toString()).toBe(`data: ${filteredAnswer}\n\n`);
     }
@@ -357,7 +366,10 @@ describe('createSseRewriter: what it will not hold or cannot read', () => {
   }
 
   it('fails with too_large when one event outgrows the limit, having sent the events before it', async () => {
-    const { error, out } = await failure(['data: a\n\n', 'data: ', 'x'.repeat(600), 'y'.repeat(600)], untouched);
+    const { error, out } = await failure(
+      ['data: a\n\n', 'data: ', 'x'.repeat(600), 'y'.repeat(600)],
+      untouched,
+    );
     expect(error).toBeInstanceOf(UnreadableEventError);
     expect((error as UnreadableEventError).reason).toBe('too_large');
     expect(out).toBe('data: a\n\n');
