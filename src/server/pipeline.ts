@@ -17,11 +17,18 @@ import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import type { Decision } from '../policy/decide.js';
 import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
+import {
+  howToRead,
+  type ReadAnswer,
+  readAnswer,
+  unreadableRefusal,
+  upstreamErrorKind,
+} from '../proxy/answer-reading.js';
 import { BODY_FRAMING_HEADERS, clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
 import { type BodyKind, bodyKind } from '../proxy/media-type.js';
 import { discard, relay } from '../proxy/relay.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
-import { createSseRewriter, UnreadableEventError, type UnreadableReason } from '../proxy/sse.js';
+import { createSseRewriter, UnreadableEventError } from '../proxy/sse.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
@@ -699,38 +706,6 @@ function answerScanner(
   return kind === 'json' ? createJsonAnswerScanner() : undefined;
 }
 
-/**
- * How an answer the gateway must filter is read: a JSON body whole, an SSE stream event by event —
- * or refused, when it cannot be filtered: any 2xx but 200 (an answer to a request is 200), an
- * unknown media type on a 200, a `Content-Encoding` (the gateway asks for `identity`; bytes it
- * cannot decode it cannot filter). An error status with a body that is neither JSON nor SSE (an
- * HTML error page) carries no JSON-RPC answer a client would read: it goes as it came.
- */
-function howToRead(
-  status: number,
-  kind: BodyKind,
-  encoding: string | string[] | undefined,
-): 'read-json' | 'rewrite-sse' | 'relay' | 'refuse' {
-  if (
-    encoding !== undefined &&
-    !(typeof encoding === 'string' && encoding.trim().toLowerCase() === 'identity')
-  )
-    return 'refuse';
-  if (status >= 200 && status < 300 && status !== 200) return 'refuse';
-  if (kind === 'json') return 'read-json';
-  if (kind === 'sse') return 'rewrite-sse';
-  return status === 200 ? 'refuse' : 'relay';
-}
-
-/** The refusal for an answer the gateway had to read and could not. */
-function unreadableRefusal(reason: UnreadableReason): 'response_too_large' | 'upstream_rejected' {
-  return reason === 'too_large' ? 'response_too_large' : 'upstream_rejected';
-}
-
-function upstreamErrorKind(reason: UnreadableReason): string {
-  return reason === 'too_large' ? 'too_large' : 'bad_answer';
-}
-
 /** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */
 function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | undefined {
   let lists: Map<string | number, string> | undefined;
@@ -741,29 +716,6 @@ function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | 
     }
   }
   return lists;
-}
-
-/** An answer read whole: its text, or why it could not be read. */
-type ReadAnswer = string | { readonly unreadable: 'too_large' | 'not_json' };
-
-/** Reads an upstream answer whole, up to `limit` bytes; text that is not UTF-8 is not JSON. */
-async function readAnswer(body: Readable, limit: number): Promise<ReadAnswer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return { unreadable: 'too_large' };
-    }
-    chunks.push(chunk);
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
-  } catch (err) {
-    if (err instanceof TypeError) return { unreadable: 'not_json' };
-    throw err;
-  }
 }
 
 /** The version an `initialize` asked for (the session's version from then on), else the request's. */
