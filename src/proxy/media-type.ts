@@ -116,3 +116,17 @@ export function bodyKind(contentType: string | readonly string[] | undefined): B
   if (media.essence === 'text/event-stream') return 'sse';
   return 'other';
 }
+
+/**
+ * Whether an answer is a stream for the gateway's accounting (stream slots, the active-streams
+ * gauge): any `text/event-stream`, in any charset and even with a malformed `Content-Type`, so
+ * that no spelling lets a stream bypass the per-identity stream cap. Whether it can be *read* is
+ * {@link bodyKind}'s question.
+ */
+export function isEventStream(contentType: string | readonly string[] | undefined): boolean {
+  const values = typeof contentType === 'string' ? [contentType] : (contentType ?? []);
+  for (const value of values) {
+    if (value.trimStart().slice(0, 17).toLowerCase() === 'text/event-stream') return true;
+  }
+  return false;
+}

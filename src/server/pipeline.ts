@@ -25,7 +25,7 @@ import {
   upstreamErrorKind,
 } from '../proxy/answer-reading.js';
 import { BODY_FRAMING_HEADERS, clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
-import { type BodyKind, bodyKind } from '../proxy/media-type.js';
+import { type BodyKind, bodyKind, isEventStream } from '../proxy/media-type.js';
 import { discard, relay } from '../proxy/relay.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter, UnreadableEventError } from '../proxy/sse.js';
@@ -414,7 +414,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     metrics.upstreamDuration.observe({ route: route.path }, (performance.now() - forwardedAt) / 1000);
     const kind = bodyKind(answer.headers['content-type']);
-    const sse = kind === 'sse';
+    // A stream for accounting (slots, gauge) whatever its spelling; readable only when `kind` says so.
+    const sse = kind === 'sse' || isEventStream(answer.headers['content-type']);
     // What the gateway must read before relaying: answers to list requests (filtered to what the
     // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
     const list = parsed === undefined ? undefined : listRequestsOf(parsed);

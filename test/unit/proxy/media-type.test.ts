@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { bodyKind, parseMediaType } from '../../../src/proxy/media-type.js';
+import { bodyKind, isEventStream, parseMediaType } from '../../../src/proxy/media-type.js';
 
 describe('parseMediaType (RFC 9110 §8.3.1)', () => {
   it('lower-cases type and subtype and parameter names, keeping values', () => {
@@ -87,5 +87,22 @@ describe('bodyKind', () => {
   it('calls an absent or repeated Content-Type other', () => {
     expect(bodyKind(undefined)).toBe('other');
     expect(bodyKind(['application/json', 'application/json'])).toBe('other');
+  });
+});
+
+describe('isEventStream (stream accounting)', () => {
+  it.each([
+    ['text/event-stream', true],
+    ['Text/Event-Stream; charset=latin1', true],
+    [' text/event-stream, junk', true],
+    ['application/json', false],
+    ['text/event', false],
+  ] as const)('%j → %s', (value, expected) => {
+    expect(isEventStream(value)).toBe(expected);
+  });
+
+  it('counts a repeated header that names a stream, and no header as none', () => {
+    expect(isEventStream(['application/json', 'text/event-stream'])).toBe(true);
+    expect(isEventStream(undefined)).toBe(false);
   });
 });
