@@ -36,6 +36,13 @@ const SPACE = 0x20;
 const TAB = 0x09;
 /** Longer strings are never a key or id the scanner needs. */
 const MAX_TOKEN = 256;
+/**
+ * Responses remembered per answer. A request carries at most 256 messages (a 2025-03-26 batch),
+ * so more responses than this are the upstream's garbage: an SSE event with 300 000 of them must
+ * cost the audit nothing (spreading them into one array overflowed the call stack and killed the
+ * process).
+ */
+export const MAX_OUTCOMES = 1024;
 
 interface Draft {
   id: string | number | null | undefined;
@@ -70,7 +77,8 @@ export function createJsonAnswerScanner(): AnswerScanner {
 
   function finishScalar(): void {
     if (scalar === undefined) return;
-    const text = String.fromCharCode(...scalar);
+    // `scalar` holds at most MAX_TOKEN ASCII bytes; latin1 maps each byte to its own code point.
+    const text = Buffer.from(scalar).toString('latin1');
     scalar = undefined;
     assign(text === 'true' ? true : text === 'false' ? false : text === 'null' ? null : Number(text));
   }
@@ -195,7 +203,7 @@ export function createJsonAnswerScanner(): AnswerScanner {
           finishScalar();
           afterColon = false;
           if (depth === base && byte === CLOSE_OBJECT && draft !== undefined) {
-            if (draft.result || draft.error) {
+            if ((draft.result || draft.error) && done.length < MAX_OUTCOMES) {
               done.push({
                 id: draft.id,
                 isError: draft.error || draft.isError,
@@ -257,7 +265,13 @@ export function createSseAnswerScanner(): AnswerScanner {
   let hadData = false;
 
   function endEvent(): void {
-    if (event !== undefined) outcomes.push(...event.end());
+    if (event !== undefined) {
+      // One at a time: an event may hold any number of responses (never spread them as arguments).
+      for (const outcome of event.end()) {
+        if (outcomes.length >= MAX_OUTCOMES) break;
+        outcomes.push(outcome);
+      }
+    }
     event = undefined;
     hadData = false;
   }

@@ -212,6 +212,40 @@ const rateLimitRuleSchema = z.strictObject({
   burst: z.number().int().positive().optional(),
 });
 
+/**
+ * Headers a route may never forward from clients: credentials (the gateway checks them and never
+ * passes them on), hop-by-hop and framing headers (they belong to one connection or message), and
+ * the headers the gateway sets itself (forwarding chain, session id, `Accept-Encoding: identity`).
+ */
+const NEVER_FORWARDED: ReadonlySet<string> = new Set([
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'cookie',
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'host',
+  'content-length',
+  'expect',
+  'accept-encoding',
+  'mcp-session-id',
+  'forwarded',
+  'x-real-ip',
+]);
+
+const forwardableHeader = z
+  .string()
+  .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
+  .refine((name) => {
+    const lower = name.toLowerCase();
+    return !NEVER_FORWARDED.has(lower) && !lower.startsWith('x-forwarded-');
+  }, 'is a credential, hop-by-hop or gateway-owned header: never forwarded from clients');
+
 const routeSchema = z
   .strictObject({
     /** Exact path clients call, e.g. `/files/mcp`. */
@@ -245,6 +279,12 @@ const routeSchema = z
     upstreamHeaders: z
       .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'), z.string())
       .default({}),
+    /**
+     * Client request headers forwarded upstream beyond the built-in allow-list (MCP headers,
+     * `Accept`, `Content-Type`, `Last-Event-ID`, trace context, `User-Agent`). Credentials,
+     * hop-by-hop headers and the headers the gateway sets itself are refused at load.
+     */
+    forwardHeaders: z.array(forwardableHeader).default([]),
     authentication: z.strictObject({
       methods: z.array(authMethod).min(1),
       require: z.enum(['any', 'all']).default('any'),

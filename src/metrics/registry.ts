@@ -37,6 +37,19 @@ export function methodLabel(method: string): string {
   return KNOWN_METHODS.has(method) ? method : 'other';
 }
 
+/**
+ * Where an exception escaped the gateway's own code while it handled one exchange (the `where`
+ * label of `portcullis_internal_errors_total`, a closed set):
+ * - `request`: the request pipeline itself (answered 500, or the connection cut once answering began);
+ * - `stream`: an upstream body or answer-rewriting stream;
+ * - `relay`: copying the answer to the client (the audit's answer scanner included);
+ * - `close`: a handler run when the client's response closed (releases, stream bookkeeping);
+ * - `timer`: a timer of the exchange (stream expiry);
+ * - `outcome`: writing the exchange's audit record and metrics.
+ */
+export const INTERNAL_ERROR_SITES = ['request', 'stream', 'relay', 'close', 'timer', 'outcome'] as const;
+export type InternalErrorSite = (typeof INTERNAL_ERROR_SITES)[number];
+
 /** The gateway's instruments, on one registry served by the admin listener only. */
 export interface Metrics {
   readonly registry: Registry;
@@ -51,6 +64,7 @@ export interface Metrics {
   readonly toolCalls: Counter<'route' | 'tool' | 'decision' | 'outcome'>;
   readonly upstreamDuration: Histogram<'route'>;
   readonly upstreamErrors: Counter<'route' | 'kind'>;
+  readonly internalErrors: Counter<'where'>;
   readonly failOpen: Counter<'route'>;
   readonly policyInfo: Gauge<'hash'>;
   readonly certificateExpiry: Gauge<'certificate' | 'subject'>;
@@ -97,6 +111,16 @@ export function createMetrics(version: string): Metrics {
       labelNames: ['route', 'kind'],
       registers: [registry],
     }),
+    internalErrors: zeroed(
+      new Counter({
+        name: 'portcullis_internal_errors_total',
+        help: 'Exceptions in the gateway’s own code while handling a request, by where they were caught (request, stream, relay, close, timer, outcome); each ended its one request, never the process',
+        labelNames: ['where'],
+        registers: [registry],
+      }),
+      'where',
+      INTERNAL_ERROR_SITES,
+    ),
     toolCalls: new Counter({
       name: 'portcullis_tool_calls_total',
       help: 'tools/call requests, by route, tool (the policy entry that matched, else other), decision and MCP outcome (ok, tool_error, rpc_error, none)',

@@ -1,4 +1,5 @@
 import type { Identity } from '../auth/identity.js';
+import { exceedsDepth } from '../jsonrpc/json-depth.js';
 import type { CompiledPolicy, NameTable } from './compile.js';
 import { decodeResourceUri } from './decide.js';
 
@@ -57,39 +58,69 @@ export function filterListResult(
 /** Matches any answer by the shape of its result (see `filterListAnswer`). */
 export const ANY_LIST: ReadonlyMap<string | number, string> = new Map();
 
+/** An answer the gateway had to read and could not: the exchange is refused, never relayed as it came. */
+export interface UnreadableAnswer {
+  readonly unreadable: 'too_deep' | 'not_json';
+}
+
 /**
  * `text` with every answer to a list request filtered — a single JSON-RPC answer or a batch of
- * them; `undefined` when it holds no such answer (it then goes out as it came).
+ * them; `undefined` when it holds no list result (it then goes out as it came: an error answer,
+ * a notification, an empty priming event).
+ *
+ * Text that must be read and cannot be is {@link UnreadableAnswer}, never passed through: JSON
+ * nested deeper than `maxDepth` (checked before parsing, so nothing after recurses without a
+ * bound), and text `JSON.parse` refuses — a lenient client parser (one accepting `NaN`, or
+ * keeping the first of two `result` keys) could read a list in it the gateway never filtered.
+ * Whatever is relayed after filtering is the gateway's own serialization.
+ *
+ * A response is matched to its list request by id, and failing that by the shape of its result:
+ * some clients match ids loosely (the TypeScript SDK compares `Number(id)`), so an answer with
+ * id `"1"` to request `1` must not slip through unfiltered. Filtering by shape can only remove items.
  */
 export function filterListAnswer(
   text: string,
   lists: ReadonlyMap<string | number, string>,
   policy: CompiledPolicy,
   identity: Identity,
-): string | undefined {
+  maxDepth: number,
+): string | undefined | UnreadableAnswer {
+  if (isBlank(text)) return undefined;
+  if (exceedsDepth(text, maxDepth)) return TOO_DEEP;
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (err) {
-    if (err instanceof SyntaxError) return undefined;
+    if (err instanceof SyntaxError) return NOT_JSON;
     throw err;
   }
   let changed = false;
   const filterOne = (message: unknown): unknown => {
     if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
     const answer = message as Record<string, unknown>;
-    const method =
-      lists === ANY_LIST
-        ? listMethodByShape(answer.result)
-        : typeof answer.id === 'string' || typeof answer.id === 'number'
-          ? lists.get(answer.id)
-          : undefined;
-    if (method === undefined || !('result' in answer)) return message;
+    if (!('result' in answer)) return message;
+    const byId =
+      typeof answer.id === 'string' || typeof answer.id === 'number' ? lists.get(answer.id) : undefined;
+    const method = byId ?? listMethodByShape(answer.result);
+    if (method === undefined) return message;
     changed = true;
     return { ...answer, result: filterListResult(method, answer.result, policy, identity) };
   };
+  // `map` over a parsed array: linear, no spread of its elements.
   const filtered = Array.isArray(value) ? value.map(filterOne) : filterOne(value);
   return changed ? JSON.stringify(filtered) : undefined;
+}
+
+const TOO_DEEP: UnreadableAnswer = { unreadable: 'too_deep' };
+const NOT_JSON: UnreadableAnswer = { unreadable: 'not_json' };
+
+/** Only JSON whitespace (an SSE priming event carries empty data). */
+function isBlank(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code !== 0x20 && code !== 0x09 && code !== 0x0a && code !== 0x0d) return false;
+  }
+  return true;
 }
 
 /** The list method whose result this looks like: filtering by shape can only remove items. */

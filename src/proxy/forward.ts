@@ -26,8 +26,8 @@ export interface Forwarder {
 
 /**
  * One keep-alive pool per route's upstream (DESIGN.md step 9). Upstream failures become
- * refusals from the catalogue: unreachable → 502, slow → 504, and an upstream 401/403 → 502 so
- * its auth challenge never sends a client to another authorization server.
+ * refusals from the catalogue: unreachable → 502, slow → 504, and answers the gateway will not
+ * relay → 502 `upstream_rejected` (see {@link rejected}).
  */
 export function createForwarder(route: RouteConfig): Forwarder {
   const url = new URL(route.upstream);
@@ -63,7 +63,7 @@ export function createForwarder(route: RouteConfig): Forwarder {
       } catch (err) {
         return upstreamFailure(err);
       }
-      if (answer.statusCode === 401 || answer.statusCode === 403) {
+      if (rejected(answer.statusCode, answer.headers)) {
         answer.body.resume();
         return refuse('upstream_rejected');
       }
@@ -71,6 +71,30 @@ export function createForwarder(route: RouteConfig): Forwarder {
     },
     close: () => pool.close(),
   };
+}
+
+/**
+ * Upstream answers never relayed, whatever they carry:
+ * - 401/403: the upstream's auth challenge would send the client to another authorization server.
+ * - any 3xx: never followed, never relayed — a client following `Location` resends its
+ *   `X-API-Key` or token to a host the upstream chose (undici follows nothing by default).
+ * - an `Mcp-Session-Id` that is repeated or not 1*VCHAR (MCP transports: visible ASCII only):
+ *   the gateway seals one upstream id per session, and two (or a list joined into one value)
+ *   would leak raw ids or bind the session to an id the client cannot name.
+ */
+function rejected(status: number, headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
+  if (status === 401 || status === 403 || (status >= 300 && status < 400)) return true;
+  const session = headers['mcp-session-id'];
+  return session !== undefined && (typeof session !== 'string' || !isVisibleAscii(session));
+}
+
+function isVisibleAscii(value: string): boolean {
+  if (value.length === 0) return false;
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code < 0x21 || code > 0x7e) return false;
+  }
+  return true;
 }
 
 const TIMEOUT_CODES: ReadonlySet<string> = new Set([

@@ -1,30 +1,28 @@
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
 
 /**
- * Headers the gateway never passes upstream. Hop-by-hop headers belong to one connection; the
- * client's credentials are the gateway's to check and must never reach the upstream; client-sent
- * forwarding headers are replaced by the gateway's own; length and host are the new request's.
+ * Request headers passed upstream as the client sent them: an allow-list, because an upstream
+ * behind a proxy trusts what it is handed — `X-Remote-User`, `X-Client-Cert`, `X-Original-URL`,
+ * `X-HTTP-Method-Override`, `Forwarded` and cookies are identity, routing or credentials it
+ * would believe, and a deny-list can never name them all. MCP's own headers, content
+ * negotiation, stream resumption, trace context and `User-Agent` pass; a route adds more with
+ * `forwardHeaders`. `Mcp-Session-Id` is the gateway's (the unsealed upstream id), and
+ * `Accept-Encoding` is always `identity` so every answer stays readable (a compressed list
+ * could not be filtered).
  */
-const REQUEST_DROP: ReadonlySet<string> = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  'expect',
-  'host',
-  'content-length',
-  'authorization',
-  'x-api-key',
-  'cookie',
-  'forwarded',
-  'x-real-ip',
-]);
-/** Every client-sent `X-Forwarded-*` (`-client-cert`, `-user`, …): upstreams behind proxies trust them as identity. */
-const FORWARDED_PREFIX = 'x-forwarded-';
+const ALWAYS_FORWARDED: readonly string[] = [
+  'mcp-protocol-version',
+  'mcp-method',
+  'mcp-name',
+  'accept',
+  'content-type',
+  'last-event-id',
+  'traceparent',
+  'tracestate',
+  'user-agent',
+];
+/** `Mcp-Param-{Name}`: tool arguments a modern client mirrors into headers. */
+const PARAM_PREFIX = 'mcp-param-';
 
 /** Upstream answer headers not relayed: hop-by-hop ones, and the upstream's own auth challenge. */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
@@ -43,6 +41,23 @@ const RESPONSE_DROP: ReadonlySet<string> = new Set([
   'access-control-expose-headers',
 ]);
 
+/**
+ * Headers that describe the upstream's body bytes. When the gateway rewrites a body (a filtered
+ * list) they describe bytes the client never gets: a kept `Content-Length` made clients read a
+ * truncated answer (the official TypeScript SDK 1.32 sends one even on SSE). They are dropped on
+ * every rewrite; Node frames what is actually sent.
+ */
+export const BODY_FRAMING_HEADERS: readonly string[] = [
+  'content-length',
+  'content-md5',
+  'content-digest',
+  'repr-digest',
+  'digest',
+  'etag',
+  'content-range',
+  'accept-ranges',
+];
+
 export interface ForwardingContext {
   /** The connection's peer: the hop the gateway appends to `X-Forwarded-For`. */
   readonly peer: string;
@@ -53,31 +68,56 @@ export interface ForwardingContext {
   readonly sessionId?: string;
 }
 
-/** Builds the upstream request's headers; `extra` (the route's `upstreamHeaders`, lowercased) wins. */
+/** What a route forwards, computed once at load (headers are on the hot path). */
+export interface UpstreamHeaderPlan {
+  /** Lower-case names of the client headers passed on. */
+  readonly allowed: ReadonlySet<string>;
+  /** The route's `upstreamHeaders`, lower-cased names: added last, they win. */
+  readonly extra: Readonly<Record<string, string>>;
+  /** `X-Forwarded-Host`: the host (and port) of the route's public `resource` URL. */
+  readonly publicHost: string;
+}
+
+export function compileUpstreamHeaders(route: {
+  readonly resource: string;
+  readonly upstreamHeaders: Readonly<Record<string, string>>;
+  readonly forwardHeaders?: readonly string[] | undefined;
+}): UpstreamHeaderPlan {
+  const extra: Record<string, string> = {};
+  for (const [name, value] of Object.entries(route.upstreamHeaders)) extra[name.toLowerCase()] = value;
+  return {
+    allowed: new Set([...ALWAYS_FORWARDED, ...(route.forwardHeaders ?? []).map((n) => n.toLowerCase())]),
+    extra,
+    publicHost: new URL(route.resource).host,
+  };
+}
+
+/**
+ * The upstream request's headers: the allowed client headers (minus any the client named in
+ * `Connection`, which are hop-by-hop), the gateway's forwarding headers, then the route's
+ * `upstreamHeaders`.
+ */
 export function upstreamRequestHeaders(
   incoming: IncomingHttpHeaders,
-  extra: Readonly<Record<string, string>>,
+  plan: UpstreamHeaderPlan,
   ctx: ForwardingContext,
 ): Record<string, string> {
   const out: Record<string, string> = {};
   const connectionListed = listedInConnection(incoming.connection);
   for (const name in incoming) {
+    if (!plan.allowed.has(name) && !name.startsWith(PARAM_PREFIX)) continue;
     const value = incoming[name];
-    if (
-      value === undefined ||
-      REQUEST_DROP.has(name) ||
-      name.startsWith(FORWARDED_PREFIX) ||
-      connectionListed?.has(name)
-    )
-      continue;
+    if (value === undefined || connectionListed?.has(name)) continue;
     out[name] = Array.isArray(value) ? value.join(', ') : value;
   }
   out['x-forwarded-for'] = ctx.forwardedFor ? `${ctx.forwardedFor}, ${ctx.peer}` : ctx.peer;
   out['x-forwarded-proto'] = ctx.proto;
-  if (incoming.host !== undefined) out['x-forwarded-host'] = incoming.host;
-  if (ctx.sessionId === undefined) delete out['mcp-session-id'];
-  else out['mcp-session-id'] = ctx.sessionId;
-  for (const name in extra) out[name] = extra[name] as string;
+  // The route's public host, never the client's `Host`: an upstream building links or checking
+  // where it is served from must not be steered by whatever Host a client sent.
+  out['x-forwarded-host'] = plan.publicHost;
+  if (ctx.sessionId !== undefined) out['mcp-session-id'] = ctx.sessionId;
+  for (const name in plan.extra) out[name] = plan.extra[name] as string;
+  out['accept-encoding'] = 'identity';
   return out;
 }
 

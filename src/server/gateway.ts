@@ -121,6 +121,8 @@ export async function startGateway({
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
     maxResponseBytes: config.limits.maxResponseBytes,
+    // `limits.maxJsonDepth` (default 64) bounds upstream answers the gateway reads, as it bounds requests.
+    maxJsonDepth: (config.limits as { readonly maxJsonDepth?: number }).maxJsonDepth ?? 64,
     sessions: createSessionSealer(config.sessions.keys),
     sessionMaxAgeSec: config.sessions.maxAgeSec,
     concurrency: createConcurrency(config.limits),

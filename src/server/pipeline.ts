@@ -17,16 +17,25 @@ import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import type { Decision } from '../policy/decide.js';
 import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
-import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import {
+  howToRead,
+  type ReadAnswer,
+  readAnswer,
+  unreadableRefusal,
+  upstreamErrorKind,
+} from '../proxy/answer-reading.js';
+import { BODY_FRAMING_HEADERS, clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js';
+import { type BodyKind, bodyKind, isEventStream } from '../proxy/media-type.js';
 import { discard, relay } from '../proxy/relay.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
-import { createSseRewriter } from '../proxy/sse.js';
+import { createSseRewriter, UnreadableEventError } from '../proxy/sse.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
 import type { RequestSpan, Tracing } from '../tracing/tracer.js';
 import { readBody } from './body.js';
 import type { ClientAddress } from './client-address.js';
+import { type ContainedExchange, createContainment } from './contain.js';
 import { guardRequest } from './guard.js';
 import type { Outcome, RecordOutcome } from './outcome.js';
 import { corsHeaders, sendMetadata, sendPreflight, sendRefusal } from './respond.js';
@@ -93,6 +102,8 @@ export interface PipelineDeps {
   readonly maxBodyBytes: number;
   /** Largest answer the gateway reads whole (a filtered list result). */
   readonly maxResponseBytes: number;
+  /** Deepest JSON nesting read from an upstream answer the gateway must filter (`limits.maxJsonDepth`). */
+  readonly maxJsonDepth: number;
   /** Seals and opens legacy session ids. */
   readonly sessions: SessionSealer;
   readonly sessionMaxAgeSec: number;
@@ -110,11 +121,24 @@ export interface PipelineDeps {
 /** Composes the request pipeline in DESIGN.md order; read `handle` top to bottom. */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, state } = deps;
-  /** Records a request's outcome the first time only (a client leaving can race an answer). */
+  const contain = createContainment(logger, metrics);
+  /**
+   * Records a request's outcome the first time only (a client leaving can race an answer). It
+   * runs inside stream and `close` handlers: an exception in it (an audit or metrics bug) is
+   * logged and counted, never thrown into the event loop; the answer has gone out by then.
+   */
   const recordOutcome = (outcome: Outcome & { readonly recorded: { done: boolean } }): void => {
     if (outcome.recorded.done) return;
     outcome.recorded.done = true;
-    deps.recordOutcome(outcome);
+    try {
+      deps.recordOutcome(outcome);
+    } catch (err) {
+      metrics.internalErrors.inc({ where: 'outcome' });
+      logger.error(
+        { err, requestId: outcome.requestId, where: 'outcome' },
+        'internal error: outcome not recorded',
+      );
+    }
   };
 
   return (req, res) => {
@@ -131,7 +155,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     };
     handle(req, res, arrived).catch((err: unknown) => {
       // Not a refusal but a bug: keep the stack, answer 500, count it.
-      logger.error({ err, requestId: arrived.requestId }, 'request failed');
+      metrics.internalErrors.inc({ where: 'request' });
+      logger.error({ err, requestId: arrived.requestId, where: 'request' }, 'request failed');
       if (!res.headersSent) refuseRequest(res, refuse('internal'), arrived, { close: true });
       else res.destroy();
     });
@@ -210,10 +235,13 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const refusal = refuse('concurrency_limited', { headers: { 'retry-after': '1' } });
       return refuseRequest(res, refusal, received, { route, origin: received.origin, identity });
     }
-    res.once('close', () => {
-      slot();
-      streamSlot?.();
-    });
+    res.once(
+      'close',
+      contain.wrap('close', { requestId: received.requestId, res }, () => {
+        slot();
+        streamSlot?.();
+      }),
+    );
     // The client may have left while its credential was checked: that 'close' is past, and the
     // slots just taken would never be freed.
     if (res.destroyed || req.socket.destroyed) {
@@ -334,17 +362,21 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
     // An EventEmitter is undici's cheaper alternative to an AbortSignal on the hot path.
     const cancel = new EventEmitter();
+    const exchange: ContainedExchange = { requestId: ctx.requestId, res };
     let clientGone = false;
     let streaming: { readonly body: Readable; readonly done: () => void } | undefined;
-    res.once('close', () => {
-      if (!res.writableEnded) {
-        clientGone = true;
-        cancel.emit('abort');
-      }
-      if (streaming === undefined) return;
-      if (!streaming.body.readableEnded) streaming.body.destroy();
-      streaming.done();
-    });
+    res.once(
+      'close',
+      contain.wrap('close', exchange, () => {
+        if (!res.writableEnded) {
+          clientGone = true;
+          cancel.emit('abort');
+        }
+        if (streaming === undefined) return;
+        if (!streaming.body.readableEnded) streaming.body.destroy();
+        streaming.done();
+      }),
+    );
     /** Refuses after asking the upstream — or, with the client gone, records that it left. */
     const refuseForwarded = (refusal: Refusal, upstreamStatus: number | null) => {
       if (clientGone) return recordGone(upstreamStatus);
@@ -381,7 +413,24 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       return refuseForwarded(answer, null);
     }
     metrics.upstreamDuration.observe({ route: route.path }, (performance.now() - forwardedAt) / 1000);
+    const kind = bodyKind(answer.headers['content-type']);
+    // A stream for accounting (slots, gauge) whatever its spelling; readable only when `kind` says so.
+    const sse = kind === 'sse' || isEventStream(answer.headers['content-type']);
+    // What the gateway must read before relaying: answers to list requests (filtered to what the
+    // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
+    const list = parsed === undefined ? undefined : listRequestsOf(parsed);
+    const mustFilter = list !== undefined || ctx.httpMethod === 'GET';
+    const reading = mustFilter ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+    if (reading === 'refuse') {
+      // An answer that must be filtered and cannot be is never passed through.
+      metrics.upstreamErrors.inc({ route: route.path, kind: 'bad_answer' });
+      refuseForwarded(refuse('upstream_rejected'), answer.status);
+      discard(answer.body);
+      return;
+    }
     const headers = clientResponseHeaders(answer.headers);
+    // The body is rewritten: the upstream's length and digests describe bytes the client never gets.
+    if (reading !== 'relay') for (const name of BODY_FRAMING_HEADERS) delete headers[name];
     headers['x-request-id'] = ctx.requestId;
     if (limitHeaders !== undefined) Object.assign(headers, limitHeaders);
     const upstreamSession = answer.headers['mcp-session-id'];
@@ -401,8 +450,6 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       headers['mcp-session-id'] = session;
     }
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
-    const contentType = answer.headers['content-type'];
-    const sse = typeof contentType === 'string' && contentType.startsWith('text/event-stream');
     const declared = Number(answer.headers['content-length'] ?? 0);
     // A POST answered with a stream takes a stream slot too; an answer known to be too large never starts.
     const postStream = sse && ctx.httpMethod === 'POST' ? deps.concurrency.stream(ctx.identity.key) : null;
@@ -416,7 +463,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       discard(answer.body);
       return;
     }
-    if (postStream !== null) res.once('close', postStream);
+    if (postStream !== null) res.once('close', contain.wrap('close', exchange, postStream));
     if (sse) {
       metrics.activeStreams.inc({ route: route.path });
       const stream: OpenStream = { req, res, route: route.path };
@@ -425,16 +472,22 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const exp = ctx.identity.claims?.exp;
       const expiry =
         typeof exp === 'number'
-          ? setTimeout(() => res.destroy(), Math.max(0, exp * 1000 - Date.now()))
+          ? setTimeout(
+              contain.wrap('timer', exchange, () => res.destroy()),
+              Math.max(0, exp * 1000 - Date.now()),
+            )
           : undefined;
       expiry?.unref();
-      res.once('close', () => {
-        state.streams.delete(stream);
-        if (expiry !== undefined) clearTimeout(expiry);
-      });
+      res.once(
+        'close',
+        contain.wrap('close', exchange, () => {
+          state.streams.delete(stream);
+          if (expiry !== undefined) clearTimeout(expiry);
+        }),
+      );
     }
     // What the answer says at the MCP level (isError, a JSON-RPC error), read as it is relayed.
-    const scanner = answerScanner(parsed, answer.status, sse, contentType);
+    const scanner = answerScanner(parsed, answer.status, kind);
     const answered = () =>
       recordOutcome({
         ...ctx,
@@ -448,24 +501,27 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         answers: scanner?.end(),
         sse,
       });
-    // A list answer is filtered to what the caller may use (JSON read whole; SSE event by event).
-    const list = parsed === undefined ? undefined : listRequestsOf(parsed);
-    if (list !== undefined && !sse && answer.status === 200 && isJson(contentType)) {
-      let text: string | undefined;
+    if (reading === 'read-json') {
+      // A list answer in JSON is read whole and filtered (errors and anything not a list result pass).
+      let read: ReadAnswer;
       try {
-        text = await readAnswer(answer.body, deps.maxResponseBytes);
+        read = await readAnswer(answer.body, deps.maxResponseBytes);
       } catch (err) {
         // The client left and its upstream request was aborted mid-answer.
         if (clientGone) return recordGone(answer.status);
         throw err;
       }
       if (clientGone) return recordGone(answer.status);
-      if (text === undefined) {
-        // Never relay a list unfiltered: an answer too large to read whole is refused.
-        return refuseForwarded(refuse('response_too_large'), answer.status);
+      const filtered =
+        typeof read === 'string'
+          ? filterListAnswer(read, list ?? ANY_LIST, route.policy, ctx.identity, deps.maxJsonDepth)
+          : { unreadable: read.unreadable };
+      if (typeof filtered === 'object') {
+        // Never relay a list unfiltered: an answer too large, too deep or not JSON is refused.
+        metrics.upstreamErrors.inc({ route: route.path, kind: upstreamErrorKind(filtered.unreadable) });
+        return refuseForwarded(refuse(unreadableRefusal(filtered.unreadable)), answer.status);
       }
-      // Anything that is not the list's result (an error answer, text no parser reads) goes as it came.
-      const relayed = filterListAnswer(text, list, route.policy, ctx.identity) ?? text;
+      const relayed = filtered ?? (read as string);
       scanner?.write(Buffer.from(relayed));
       headers['content-length'] = Buffer.byteLength(relayed);
       res.writeHead(answer.status, headers);
@@ -481,41 +537,71 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       },
     };
     res.writeHead(answer.status, headers);
+    // An SSE answer's status and headers go out now, not with its first event: a stream may stay
+    // silent for minutes, and clients and proxies with a headers timeout give up on it.
+    if (sse) res.flushHeaders();
     // SSE and JSON alike stream through chunk by chunk as they arrive; nothing is buffered.
     // `pipe` rather than `stream.pipeline`: pipeline allocates and aborts an AbortController per
     // call (a DOMException with a stack), a measurable share of the gateway's CPU per request.
+    let cut = false;
+    /**
+     * Ends a stream the gateway will not relay further: an SSE answer with a JSON-RPC error event
+     * for the list requests it carries (its status went out long ago), a JSON answer by cutting
+     * its connection (it cannot carry an error after it started).
+     */
+    const endWith = (reason: 'response_too_large' | 'upstream_rejected') => {
+      cut = true;
+      metrics.refusals.inc({ route: route.path, reason });
+      metrics.upstreamErrors.inc({
+        route: route.path,
+        kind: reason === 'response_too_large' ? 'too_large' : 'bad_answer',
+      });
+      discard(answer.body);
+      if (!sse) return res.destroy();
+      const ids = list === undefined ? [] : Array.from(list.keys());
+      const refusal = refuse(reason, { ids, batch: parsed?.body.batch ?? false });
+      // The blank lines end whatever partial event was relayed before, so the error stands alone.
+      res.end(`\n\nevent: message\ndata: ${refusalBody(refusal)}\n\n`);
+    };
+    answer.body.once(
+      'error',
+      contain.wrap('stream', exchange, (err: Error) => {
+        if (cut) return; // destroyed on purpose by the gateway, which answered already
+        if (!clientGone) {
+          metrics.upstreamErrors.inc({ route: route.path, kind: 'stream_ended' });
+          logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
+        }
+        res.destroy();
+      }),
+    );
+    // List results are filtered event by event; everything else flows as it came. On a GET stream
+    // the gateway no longer knows the ids of earlier list requests: results are recognised by shape.
+    let source: Readable = answer.body;
+    if (reading === 'rewrite-sse') {
+      const rewriter = createSseRewriter(
+        (data) => filterListAnswer(data, list ?? ANY_LIST, route.policy, ctx.identity, deps.maxJsonDepth),
+        { maxEventLength: deps.maxResponseBytes },
+      );
+      rewriter.once(
+        'error',
+        contain.wrap('stream', exchange, (err: Error) => {
+          if (!(err instanceof UnreadableEventError)) return contain.fail('stream', exchange, err);
+          if (clientGone || cut) return;
+          endWith(unreadableRefusal(err.reason));
+        }),
+      );
+      source = answer.body.pipe(rewriter);
+    }
     // The response-size cap, counted as it flows: a stream that grows past it is cut, with a
     // JSON-RPC error event where the answer is SSE.
-    let cut = false;
-    answer.body.once('error', (err) => {
-      if (cut) return; // destroyed on purpose by the size cap, which answered already
-      if (!clientGone) {
-        metrics.upstreamErrors.inc({ route: route.path, kind: 'stream_ended' });
-        logger.warn({ requestId: ctx.requestId, code: errorCode(err) }, 'upstream stream ended early');
-      }
-      res.destroy();
-    });
-    // List results are filtered on the way (SSE event by event); everything else flows as it came.
-    const rewriteWith =
-      list !== undefined && sse ? list : ctx.httpMethod === 'GET' && sse ? ANY_LIST : undefined;
-    // A legacy GET stream can replay (Last-Event-ID) the answer to an earlier list request whose
-    // id the gateway no longer knows: there list results are recognised by their shape (ANY_LIST).
-    const source =
-      rewriteWith === undefined
-        ? answer.body
-        : answer.body.pipe(
-            createSseRewriter((data) => filterListAnswer(data, rewriteWith, route.policy, ctx.identity)),
-          );
-    relay(source, res, deps.maxResponseBytes, scanner, () => {
-      // Past the response-size cap: an SSE stream ends with a JSON-RPC error event; a JSON answer
-      // cannot carry one after it started, so its connection is cut.
-      cut = true;
-      metrics.refusals.inc({ route: route.path, reason: 'response_too_large' });
-      metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
-      discard(answer.body);
-      if (sse) res.end(`\nevent: message\ndata: ${refusalBody(refuse('response_too_large'))}\n\n`);
-      else res.destroy();
-    });
+    relay(
+      source,
+      res,
+      deps.maxResponseBytes,
+      scanner,
+      () => endWith('response_too_large'),
+      (fn) => contain.wrap('relay', exchange, fn),
+    );
   }
 
   function openSession(
@@ -613,13 +699,12 @@ const UPSTREAM_ERROR_KIND: Partial<Record<string, string>> = {
 function answerScanner(
   parsed: Authorized | undefined,
   status: number,
-  sse: boolean,
-  contentType: string | string[] | undefined,
+  kind: BodyKind,
 ): AnswerScanner | undefined {
   if (parsed === undefined || status !== 200) return undefined;
   if (!parsed.body.messages.some((m) => m.kind === 'request')) return undefined;
-  if (sse) return createSseAnswerScanner();
-  return isJson(contentType) ? createJsonAnswerScanner() : undefined;
+  if (kind === 'sse') return createSseAnswerScanner();
+  return kind === 'json' ? createJsonAnswerScanner() : undefined;
 }
 
 /** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */
@@ -632,30 +717,6 @@ function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | 
     }
   }
   return lists;
-}
-
-function isJson(contentType: string | string[] | undefined): boolean {
-  return typeof contentType === 'string' && contentType.toLowerCase().startsWith('application/json');
-}
-
-/** Reads an upstream answer whole, up to `limit` bytes; `undefined` beyond it or on invalid UTF-8. */
-async function readAnswer(body: Readable, limit: number): Promise<string | undefined> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of body as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > limit) {
-      body.destroy();
-      return undefined;
-    }
-    chunks.push(chunk);
-  }
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks, size));
-  } catch (err) {
-    if (err instanceof TypeError) return undefined;
-    throw err;
-  }
 }
 
 /** The version an `initialize` asked for (the session's version from then on), else the request's. */

@@ -6,6 +6,7 @@ import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { createForwarder, type Forwarder } from '../proxy/forward.js';
+import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
 
 /** A route with everything the hot path needs built once at load. */
@@ -13,8 +14,8 @@ export interface CompiledRoute {
   readonly config: RouteConfig;
   readonly path: string;
   readonly allowedOrigins: ReadonlySet<string>;
-  /** `upstreamHeaders` with lowercased names. */
-  readonly upstreamHeaders: Readonly<Record<string, string>>;
+  /** Which client headers go upstream, the route's `upstreamHeaders`, its public host. */
+  readonly upstreamHeaders: UpstreamHeaderPlan;
   readonly authenticate: Authenticate;
   readonly policy: CompiledPolicy;
   /** The charges a request makes against the route's `rateLimits`. */
@@ -68,9 +69,7 @@ function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers):
     path: route.route,
     // A page served from the route's own public origin is same-origin, never a rebinding attack.
     allowedOrigins: new Set([...route.allowedOrigins, new URL(route.resource).origin]),
-    upstreamHeaders: Object.fromEntries(
-      Object.entries(route.upstreamHeaders).map(([name, value]) => [name.toLowerCase(), value]),
-    ),
+    upstreamHeaders: compileUpstreamHeaders(route),
     authenticate: createAuthenticator(config, route, verifiers),
     policy: compilePolicy(route),
     rateLimits: compileRateLimits(route),

@@ -10,6 +10,7 @@ import {
   type AnswerScanner,
   createJsonAnswerScanner,
   createSseAnswerScanner,
+  MAX_OUTCOMES,
 } from '../../../src/audit/answer-outcome.js';
 
 type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -185,5 +186,25 @@ describe('createSseAnswerScanner', () => {
   it('an event cut off before its blank line still counts at the end of the stream', () => {
     const text = 'event: message\ndata: {"jsonrpc":"2.0","id":3,"result":{"isError":true}}\n';
     expect(feed(createSseAnswerScanner(), Buffer.from(text), [])).toEqual([{ id: 3, isError: true }]);
+  });
+
+  // The issue: `outcomes.push(...event.end())` overflowed the stack and killed the process.
+  it('survives one event holding 300 000 responses, remembering a bounded number of them', () => {
+    const response = '{"jsonrpc":"2.0","id":1,"result":{}}';
+    const data = `[${Array.from({ length: 300_000 }, () => response).join(',')}]`;
+    const scanner = createSseAnswerScanner();
+    scanner.write(Buffer.from(`data: ${data}\n\n`));
+    const outcomes = scanner.end();
+    expect(outcomes).toHaveLength(MAX_OUTCOMES);
+    expect(outcomes[0]).toEqual({ id: 1, isError: false });
+  });
+});
+
+describe('createJsonAnswerScanner bounds', () => {
+  it('remembers at most MAX_OUTCOMES responses of a huge batch answer', () => {
+    const response = '{"jsonrpc":"2.0","id":"x","error":{"code":-32601,"message":"no"}}';
+    const scanner = createJsonAnswerScanner();
+    scanner.write(Buffer.from(`[${Array.from({ length: 5000 }, () => response).join(',')}]`));
+    expect(scanner.end()).toHaveLength(MAX_OUTCOMES);
   });
 });

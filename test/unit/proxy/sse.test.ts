@@ -1,15 +1,16 @@
 import { once } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createSseRewriter } from '../../../src/proxy/sse.js';
+import { createSseRewriter, type RewriteResult, UnreadableEventError } from '../../../src/proxy/sse.js';
 
-type Rewrite = (data: string) => string | undefined;
+type Rewrite = (data: string) => RewriteResult;
+const OPTIONS = { maxEventLength: 16_000_000 };
 
 const untouched: Rewrite = () => undefined;
 
 /** Writes `chunks` through a rewriter as an upstream would, and returns the bytes the client gets. */
 async function through(chunks: readonly (string | Buffer)[], rewrite: Rewrite): Promise<Buffer> {
-  const rewriter = createSseRewriter(rewrite);
+  const rewriter = createSseRewriter(rewrite, OPTIONS);
   const out: Buffer[] = [];
   rewriter.on('data', (chunk: Buffer | string) => out.push(Buffer.from(chunk)));
   const ended = once(rewriter, 'end');
@@ -153,19 +154,58 @@ describe('createSseRewriter: passing events through', () => {
     expect(out.equals(bytes)).toBe(true);
   });
 
-  it('flushes trailing partial data at the end of the stream, untouched', async () => {
+  // WHATWG: at the end of the stream an incomplete event is discarded, not dispatched.
+  it('discards an unterminated final event, never relaying its bytes', async () => {
     const seen: string[] = [];
-    const stream = 'data: a\n\ndata: partial €';
-    const out = await through([stream], (data) => {
-      seen.push(data);
-      return undefined;
-    });
-    expect(out.toString()).toBe(stream);
-    expect(seen).toEqual(['a']);
+    for (const tail of [
+      'data: partial €',
+      `data: ${listAnswer}\n`,
+      `data: ${listAnswer}\r`,
+      `data: ${listAnswer}\r\n`,
+    ]) {
+      seen.length = 0;
+      const out = await through([`data: a\n\n${tail}`], (data) => {
+        seen.push(data);
+        return rewriteList(data);
+      });
+      expect(out.toString(), JSON.stringify(tail)).toBe('data: a\n\n');
+      expect(seen).toEqual(['a']);
+    }
+  });
+
+  // The issue's bypass: a lone CR as the very last byte completed the blank line, but the rewriter
+  // waited for an LF that never came and flushed the event unfiltered.
+  it('rewrites an event whose blank line is a lone CR at the very end of the stream', async () => {
+    for (const chunks of [
+      [`data: ${listAnswer}\r\r`],
+      [`data: ${listAnswer}\r`, '\r'],
+      [`data: ${listAnswer}\n\r`],
+    ]) {
+      const out = await through(chunks, rewriteList);
+      expect(out.toString()).toBe(`data: ${filteredAnswer}\n\n`);
+    }
+  });
+
+  it('sends a rewritten event as soon as a lone CR ends it, without waiting for a possible LF', async () => {
+    const rewriter = createSseRewriter(rewriteList, OPTIONS);
+    const out: string[] = [];
+    rewriter.on('data', (chunk: Buffer) => out.push(chunk.toString()));
+    rewriter.write(Buffer.from(`data: ${listAnswer}\r\r`));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(out.join('')).toBe(`data: ${filteredAnswer}\n\n`);
+    // The LF completing that CRLF belongs to the rewritten event: not a second blank line.
+    rewriter.end(Buffer.from('\ndata: next\n\n'));
+    await once(rewriter, 'end');
+    expect(out.join('')).toBe(`data: ${filteredAnswer}\n\ndata: next\n\n`);
+  });
+
+  it('strips a leading BOM from the first field name, as EventSource does', async () => {
+    const out = await through([`\uFEFFdata: ${listAnswer}\n\n`], rewriteList);
+    expect(out.toString()).toBe(`data: ${filteredAnswer}\n\n`);
   });
 
   it('sends each complete event on before the next one has arrived', async () => {
-    const rewriter = createSseRewriter(rewriteList);
+    const rewriter = createSseRewriter(rewriteList, OPTIONS);
     const out: string[] = [];
     rewriter.on('data', (chunk: Buffer) => out.push(chunk.toString()));
     const ended = once(rewriter, 'end');
@@ -185,7 +225,7 @@ describe('createSseRewriter: passing events through', () => {
       'retry: 500\n\n',
       `event: message\ndata: ${listAnswer}\n\n`,
       'data: 日本語\n\n',
-      'data: tail ✓',
+      `data: ${listAnswer}\r\r`,
     ];
     const expected = Buffer.from(
       [
@@ -195,7 +235,7 @@ describe('createSseRewriter: passing events through', () => {
         stream[3],
         `event: message\ndata: ${filteredAnswer}\n\n`,
         stream[5],
-        stream[6],
+        `data: ${filteredAnswer}\n\n`,
       ].join(''),
     );
     const bytes = Buffer.from(stream.join(''));
@@ -208,5 +248,157 @@ describe('createSseRewriter: passing events through', () => {
     );
     const byteByByte = await through(splitAt(bytes, [...bytes.keys()]), rewriteList);
     expect(byteByByte.toString()).toBe(expected.toString());
+  });
+});
+
+/**
+ * A reference WHATWG EventSource parser (HTML §9.2.6), written from the standard for this test:
+ * the data of every event it would dispatch, in order.
+ */
+function dispatched(bytes: Buffer): string[] {
+  let text = new TextDecoder('utf-8').decode(bytes); // replaces invalid sequences, strips one BOM
+  const events: string[] = [];
+  let buffer = '';
+  let i = 0;
+  while (i < text.length) {
+    let end = i;
+    while (end < text.length && text[end] !== '\r' && text[end] !== '\n') end++;
+    if (end === text.length) break; // an incomplete line at the end is discarded
+    const line = text.slice(i, end);
+    i = text[end] === '\r' && text[end + 1] === '\n' ? end + 2 : end + 1;
+    if (line === '') {
+      if (buffer !== '') events.push(buffer.endsWith('\n') ? buffer.slice(0, -1) : buffer);
+      buffer = '';
+      continue;
+    }
+    if (line.startsWith(':')) continue;
+    const colon = line.indexOf(':');
+    const field = colon === -1 ? line : line.slice(0, colon);
+    let value = colon === -1 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    if (field === 'data') buffer += `${value}\n`;
+  }
+  text = '';
+  return events;
+}
+
+/** Streams built from the pieces an upstream (or an attacker) might send, every line ending mixed. */
+const terminator = fc.constantFrom('\n', '\r', '\r\n');
+const sseLine = fc.oneof(
+  fc.constant('data'),
+  fc.constant('data:'),
+  fc.stringMatching(/^[a-z {}":,[\]\u00e9\u20ac]{0,12}$/).map((v) => `data: ${v}`),
+  fc.stringMatching(/^[a-z {}"]{0,8}$/).map((v) => `data:${v}`),
+  fc.constant(`data: ${listAnswer}`),
+  fc.constant(': comment'),
+  fc.constant('id: 7'),
+  fc.constant('event: message'),
+  fc.constant('retry: 10'),
+  fc.constant('dat: x'),
+  fc.constant('data : x'),
+  fc.constant(''),
+);
+const sseStream = fc
+  .tuple(
+    fc.boolean(),
+    fc.array(fc.tuple(sseLine, terminator), { maxLength: 14 }),
+    fc.oneof(fc.constant(''), fc.constant('data: unterminated'), fc.constant('data: x\r')),
+  )
+  .map(([bom, lines, tail]) => `${bom ? '\uFEFF' : ''}${lines.map(([l, t]) => l + t).join('')}${tail}`);
+
+/** A rewrite that visibly changes some events and keeps others: data that starts with `{` is replaced. */
+const mark: Rewrite = (data) => (data.startsWith('{') ? `R${data.length}` : undefined);
+const expectMarked = (data: string) => (data.startsWith('{') ? `R${data.length}` : data);
+
+describe('createSseRewriter against a reference EventSource parser', () => {
+  it('hands rewrite exactly the events an EventSource dispatches, in order', async () => {
+    await fc.assert(
+      fc.asyncProperty(sseStream, async (stream) => {
+        const seen: string[] = [];
+        await through([stream], (data) => {
+          seen.push(data);
+          return undefined;
+        });
+        expect(seen).toEqual(dispatched(Buffer.from(stream)));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('produces a stream whose dispatched events are the input’s, rewritten, whatever the chunking', async () => {
+    await fc.assert(
+      fc.asyncProperty(sseStream, fc.array(fc.nat(), { maxLength: 8 }), async (stream, offsets) => {
+        const bytes = Buffer.from(stream);
+        const whole = await through([bytes], mark);
+        const chunked = await through(splitAt(bytes, offsets), mark);
+        expect(chunked.toString()).toBe(whole.toString());
+        expect(dispatched(whole)).toEqual(dispatched(bytes).map(expectMarked));
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('relays untouched streams byte for byte, up to the last complete event', async () => {
+    await fc.assert(
+      fc.asyncProperty(sseStream, async (stream) => {
+        const out = (await through([stream], untouched)).toString();
+        expect(stream.startsWith(out)).toBe(true);
+        expect(dispatched(Buffer.from(out))).toEqual(dispatched(Buffer.from(stream)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('createSseRewriter: what it will not hold or cannot read', () => {
+  /** Feeds `chunks` and resolves with the error the stream failed with (or undefined) and what it sent. */
+  async function failure(chunks: readonly string[], rewrite: Rewrite, maxEventLength = 1000) {
+    const rewriter = createSseRewriter(rewrite, { maxEventLength });
+    const out: string[] = [];
+    rewriter.on('data', (chunk: Buffer) => out.push(chunk.toString()));
+    const settled = new Promise<Error | undefined>((resolve) => {
+      rewriter.once('error', resolve);
+      rewriter.once('end', () => resolve(undefined));
+    });
+    for (const chunk of chunks) rewriter.write(Buffer.from(chunk));
+    rewriter.end();
+    return { error: await settled, out: out.join('') };
+  }
+
+  it('fails with too_large when one event outgrows the limit, having sent the events before it', async () => {
+    const { error, out } = await failure(
+      ['data: a\n\n', 'data: ', 'x'.repeat(600), 'y'.repeat(600)],
+      untouched,
+    );
+    expect(error).toBeInstanceOf(UnreadableEventError);
+    expect((error as UnreadableEventError).reason).toBe('too_large');
+    expect(out).toBe('data: a\n\n');
+  });
+
+  it('fails with the reason rewrite gives for data it cannot read', async () => {
+    const { error, out } = await failure(['data: [[[\n\n'], () => ({ unreadable: 'too_deep' }));
+    expect((error as UnreadableEventError).reason).toBe('too_deep');
+    expect(out).toBe('');
+  });
+
+  it('turns an exception in rewrite into a stream error, never a throw into the writer', async () => {
+    const boom = new RangeError('Maximum call stack size exceeded');
+    const { error } = await failure(['data: x\n\n'], () => {
+      throw boom;
+    });
+    expect(error).toBe(boom);
+  });
+
+  it('scans a large event in many chunks in linear time', async () => {
+    const started = performance.now();
+    const chunk = 'x'.repeat(1024);
+    const chunks = ['data: ', ...Array.from({ length: 4096 }, () => chunk), '\n\n'];
+    const seen: number[] = [];
+    await through(chunks, (data) => {
+      seen.push(data.length);
+      return undefined;
+    });
+    expect(seen).toEqual([4096 * 1024]);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
