@@ -212,7 +212,7 @@ export function canonicalResourceUri(uri: string): string | undefined {
 /**
  * The canonical form of a resource URI that may be an RFC 6570 template (a `completion/complete`
  * resource reference, a `resources/templates/list` item): the same rules, except that each
- * `{…}` expression in the path, query or fragment is kept as written — it names a variable, not
+ * `{…}` expression (in the host, path, query or fragment) is kept as written — it names a variable, not
  * characters of the URI — and counts as an ordinary segment character. An expression must close,
  * must not nest, and holds only variable names, escapes and the RFC 6570 operators and modifiers.
  */
@@ -263,7 +263,7 @@ function canonicalize(uri: string, mode: Mode): string | undefined {
       if (c === 0x2f || c === 0x3f || c === 0x23) break;
       end++;
     }
-    const authority = authorityOf(uri.slice(i + 2, end), scheme, defaultPort);
+    const authority = authorityOf(uri.slice(i + 2, end), scheme, defaultPort, mode.template);
     if (authority === undefined) return undefined;
     wildHost = mode.pattern && authority.includes('*');
     out += `//${authority}`;
@@ -280,9 +280,19 @@ function canonicalize(uri: string, mode: Mode): string | undefined {
 }
 
 /** The canonical authority (host and port), or `undefined` when it is refused. */
-function authorityOf(authority: string, scheme: string, defaultPort: string | undefined): string | undefined {
+function authorityOf(
+  authority: string,
+  scheme: string,
+  defaultPort: string | undefined,
+  template: boolean,
+): string | undefined {
   if (authority.includes('@')) return undefined;
   let hostEnd = authority.length;
+  if (template && authority.includes('{')) {
+    // A templated host (`fixture://{name}`): kept as written, ASCII letters outside its
+    // expressions lower-cased for special schemes; no WHATWG parse can read an expression.
+    return templatedHost(authority, defaultPort !== undefined);
+  }
   if (authority.charCodeAt(0) === 0x5b) {
     hostEnd = authority.indexOf(']') + 1;
     if (hostEnd === 0) return undefined;
@@ -364,6 +374,44 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   const host = parsed.hostname;
   if (scheme !== 'file' && host === '') return undefined;
   return host;
+}
+
+/**
+ * A host holding RFC 6570 expressions (templates only): expressions as written, everything else
+ * an unreserved character, a sub-delimiter or an escape (upper-cased); letters lower-cased for
+ * special schemes. A port after a templated host is refused: rare, and not worth a second parser.
+ */
+function templatedHost(raw: string, special: boolean): string | undefined {
+  let out = '';
+  for (let k = 0; k < raw.length; k++) {
+    const c = raw.charCodeAt(k);
+    if (c === 0x7b) {
+      const close = expressionEnd(raw, k);
+      if (close === -1) return undefined;
+      out += raw.slice(k, close + 1);
+      k = close;
+      continue;
+    }
+    if (c === 0x25) {
+      const b = escapedByteAt(raw, k);
+      if (b < 0 || isRefusedEscape(b) || special) return undefined;
+      out += isUnreserved(b) ? String.fromCharCode(b) : escapeByte(b);
+      k += 2;
+      continue;
+    }
+    if (
+      c >= 0x80 ||
+      RAW[c] !== Raw.Keep ||
+      c === 0x3a ||
+      c === 0x40 ||
+      c === 0x2f ||
+      c === 0x3f ||
+      c === 0x23
+    )
+      return undefined;
+    out += special && c >= 0x41 && c <= 0x5a ? String.fromCharCode(c + 0x20) : raw[k];
+  }
+  return out;
 }
 
 /** Path, query and fragment from `start`, appended to `out`; `undefined` when refused. */

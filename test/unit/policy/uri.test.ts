@@ -159,6 +159,8 @@ describe('canonicalResourceTemplate', () => {
     ['FILE:///public/{name}', 'file:///public/{name}'],
     ['file://localhost/public/{a,b}{?q*}', 'file:///public/{a,b}{?q*}'],
     ['file:///public/{/seg}/x', 'file:///public/{/seg}/x'],
+    ['fixture://{name}', 'fixture://{name}'],
+    ['HTTPS://{Tenant}.Example.com/{+path}', 'https://{Tenant}.example.com/{+path}'],
   ])('keeps the expressions of %j: %j', (template, canonical) => {
     expect(canonicalResourceTemplate(template)).toBe(canonical);
   });
@@ -169,8 +171,6 @@ describe('canonicalResourceTemplate', () => {
     ['an empty expression', 'file:///public/{}'],
     ['a dot-segment around an expression', 'file:///public/../{name}'],
     ['a TAB inside an expression', 'file:///public/{na\tme}'],
-    // Only the path, query and fragment may hold expressions.
-    ['an expression as the host', 'fixture://{name}'],
   ])('refuses %s', (_, template) => {
     expect(canonicalResourceTemplate(template)).toBeUndefined();
   });
