@@ -116,6 +116,14 @@ function isRefusedEscape(b: number): boolean {
   return b < 0x20 || b === 0x7f || b === 0x25 || b === 0x2e || b === 0x2f || b === 0x5c;
 }
 
+function hasUpper(s: string): boolean {
+  for (let k = 0; k < s.length; k++) {
+    const c = s.charCodeAt(k);
+    if (c >= 0x41 && c <= 0x5a) return true;
+  }
+  return false;
+}
+
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
   if (c >= 0x41 && c <= 0x46) return c - 0x37;
@@ -193,10 +201,6 @@ interface Mode {
   readonly template: boolean;
 }
 
-interface Walk extends Mode {
-  readonly file: boolean;
-}
-
 const URI: Mode = { pattern: false, template: false };
 const PATTERN: Mode = { pattern: true, template: false };
 const TEMPLATE: Mode = { pattern: false, template: true };
@@ -247,7 +251,8 @@ function canonicalize(uri: string, mode: Mode): string | undefined {
     break;
   }
   if (i === 0 || uri.charCodeAt(i) !== 0x3a) return undefined;
-  const scheme = uri.slice(0, i).toLowerCase();
+  const written = uri.slice(0, i);
+  const scheme = hasUpper(written) ? written.toLowerCase() : written;
   const defaultPort = SPECIAL.get(scheme);
   const file = scheme === 'file';
   i++;
@@ -276,7 +281,7 @@ function canonicalize(uri: string, mode: Mode): string | undefined {
 
   // Path: `file:` and the special schemes always have a `/` first.
   if (defaultPort !== undefined && uri.charCodeAt(i) !== 0x2f && !(wildHost && i === uri.length)) out += '/';
-  return walk(uri, i, out, { ...mode, file });
+  return walk(uri, i, out, file, mode.template);
 }
 
 /** The canonical authority (host and port), or `undefined` when it is refused. */
@@ -302,7 +307,8 @@ function authorityOf(
   }
   let port = '';
   if (hostEnd < authority.length) {
-    if (authority.charCodeAt(hostEnd) !== 0x3a) return undefined;
+    // `file:` has no port, not even an empty one (WHATWG refuses `file://h:/`).
+    if (authority.charCodeAt(hostEnd) !== 0x3a || scheme === 'file') return undefined;
     const digits = authority.slice(hostEnd + 1);
     for (let k = 0; k < digits.length; k++) {
       const c = digits.charCodeAt(k);
@@ -313,7 +319,6 @@ function authorityOf(
       while (start < digits.length - 1 && digits.charCodeAt(start) === 0x30) start++;
       port = digits.slice(start);
       if (port.length > 5 || Number(port) > 65535) return undefined;
-      if (scheme === 'file') return undefined;
       if (port === defaultPort) port = '';
     }
   }
@@ -367,6 +372,7 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   if (!special && !literal) return decoded;
   if (decoded === '') return scheme === 'file' ? '' : undefined;
   if (!special && decoded.includes('%')) return undefined;
+  if (!literal && scheme !== 'file' && isPlainDomain(decoded)) return decoded;
   // The WHATWG host parser, on a host already free of `/ ? # @ \ :` and of controls: it can only
   // read this string as a host. `file` reads `localhost` as the empty host.
   const parsed = URL.parse(`${special ? scheme : 'http'}://${decoded}/`);
@@ -374,6 +380,34 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   const host = parsed.hostname;
   if (scheme !== 'file' && host === '') return undefined;
   return host;
+}
+
+/**
+ * A host the WHATWG parser would return unchanged, so it need not run (the common case, and
+ * the parser is the costliest step): lower-case letters, digits, `-` and `.`, no IDNA label
+ * (`xn--`), and a last label that is not a number (WHATWG reads `1.2.3.4`, `0x7f.1` as IPv4).
+ */
+function isPlainDomain(host: string): boolean {
+  let labelStart = 0;
+  for (let k = 0; k < host.length; k++) {
+    const c = host.charCodeAt(k);
+    if (c === 0x2e) labelStart = k + 1;
+    else if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c === 0x2d)) return false;
+  }
+  if (host.includes('xn--')) return false;
+  // The last label, a trailing dot aside: a letter other than a leading `0x` makes it a name.
+  let end = host.length;
+  if (host.charCodeAt(end - 1) === 0x2e) {
+    end--;
+    labelStart = host.lastIndexOf('.', end - 1) + 1;
+  }
+  const last = host.slice(labelStart, end);
+  if (last === '' || last.startsWith('0x')) return false;
+  for (let k = 0; k < last.length; k++) {
+    const c = last.charCodeAt(k);
+    if (c < 0x30 || c > 0x39) return true;
+  }
+  return false;
 }
 
 /**
@@ -415,7 +449,16 @@ function templatedHost(raw: string, special: boolean): string | undefined {
 }
 
 /** Path, query and fragment from `start`, appended to `out`; `undefined` when refused. */
-function walk(uri: string, start: number, out: string, opts: Walk): string | undefined {
+function walk(
+  uri: string,
+  start: number,
+  head: string,
+  file: boolean,
+  template: boolean,
+): string | undefined {
+  let out = head;
+  // `head` is the canonical scheme and authority; the URI as written when they are unchanged.
+  const sameHead = head.length === start && uri.startsWith(head);
   let part = Part.Path;
   /** Characters of the current segment, and how many of them are dots. */
   let length = 0;
@@ -439,7 +482,7 @@ function walk(uri: string, start: number, out: string, opts: Walk): string | und
       continue;
     }
     length++;
-    if (c === 0x7b && opts.template) {
+    if (c === 0x7b && template) {
       const close = expressionEnd(uri, i);
       if (close === -1) return undefined;
       i = close;
@@ -459,7 +502,7 @@ function walk(uri: string, start: number, out: string, opts: Walk): string | und
         if (bytes === 0) return undefined;
         width = 3 * bytes;
         replacement = uri.slice(i, i + width).toUpperCase();
-      } else if (isUnreserved(b) || (opts.file && part === Part.Path && isFilePathDelimiter(b))) {
+      } else if (isUnreserved(b) || (file && part === Part.Path && isFilePathDelimiter(b))) {
         replacement = String.fromCharCode(b);
       } else {
         replacement = escapeByte(b);
@@ -486,6 +529,8 @@ function walk(uri: string, start: number, out: string, opts: Walk): string | und
     run = i + 1;
   }
   if (length > 0 && length === dots && dots <= 2) return undefined;
+  // Nothing rewritten (the common case): the URI itself, no new string.
+  if (run === start && sameHead) return uri;
   return out + uri.slice(run);
 }
 

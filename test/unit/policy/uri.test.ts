@@ -360,6 +360,43 @@ describe('canonicalResourceUri: properties', () => {
     );
   });
 
+  it('writes a special host exactly as the WHATWG parser reads the client’s spelling', () => {
+    const unit = fc.constantFrom(
+      'a',
+      'B',
+      'x',
+      'X',
+      '0',
+      '1',
+      '9',
+      '.',
+      '-',
+      'é',
+      '%41',
+      '%2d',
+      'xn--',
+      ':',
+      '[',
+      ']',
+    );
+    fc.assert(
+      fc.property(
+        fc.string({ unit, maxLength: 10 }),
+        fc.constantFrom('http', 'https', 'ws', 'ftp', 'file'),
+        (host, scheme) => {
+          const uri = `${scheme}://${host}/p`;
+          const canonical = canonicalResourceUri(uri);
+          if (canonical === undefined) return;
+          const original = URL.parse(uri);
+          expect(original, 'accepted, so a WHATWG parser reads it').not.toBeNull();
+          expect(new URL(canonical).host).toBe(original?.host);
+          expect(new URL(canonical).href).toBe(canonical);
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
   it('takes time linear in the length of the URI', () => {
     const long = `file:///public/${'a/'.repeat(200_000)}x`;
     const hostile = `file:///public/${'%41'.repeat(200_000)}`;
