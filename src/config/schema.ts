@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { resourcePatternProblem } from '../policy/uri.js';
 
 /**
  * The policy file's one schema: it is the TypeScript type (`Config`), the validator, and the
@@ -315,6 +316,13 @@ const routeSchema = z
     }
     if (new Set(route.authentication.methods).size !== route.authentication.methods.length) {
       ctx.addIssue({ code: 'custom', path: ['authentication', 'methods'], message: 'lists a method twice' });
+    }
+    // Patterns match canonical URIs only: a non-canonical one would silently never match (a
+    // deny that denies nothing). Refused at load, naming the spelling to write.
+    for (const pattern of Object.keys(route.resources)) {
+      const problem = resourcePatternProblem(pattern);
+      if (problem !== undefined)
+        ctx.addIssue({ code: 'custom', path: ['resources', pattern], message: problem });
     }
   });
 

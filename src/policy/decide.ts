@@ -1,6 +1,7 @@
 import type { Identity } from '../auth/identity.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
 import type { CompiledPolicy, NameTable, Requirement } from './compile.js';
+import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
 
 export type DenyReason =
   | 'insufficient_scope'
@@ -19,8 +20,19 @@ export interface Decision {
   readonly required: readonly string[];
   readonly missing: readonly string[];
   readonly reason?: DenyReason;
-  /** The tool, resource or prompt the call names. */
+  /** The tool, resource or prompt the call names (a resource by its canonical URI). */
   readonly target?: string;
+  /**
+   * The resource URIs the message names whose canonical form differs from the client's spelling:
+   * the canonical URI the policy matched is what is forwarded (`canonical-body.ts`).
+   */
+  readonly rewrites?: readonly UriRewrite[];
+}
+
+/** One resource URI to replace before forwarding: where it sits under `params`, and its canonical form. */
+export interface UriRewrite {
+  readonly path: readonly (string | number)[];
+  readonly canonical: string;
 }
 
 /** Methods that need only an identity (DESIGN.md step 6, the method table). */
@@ -65,11 +77,11 @@ export function decide(
     case 'prompts/get':
       return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
     case 'resources/read':
-      return byUri(policy, params?.uri, identity);
+      return byUri(policy, params?.uri, identity, URI_PATH);
     case 'resources/subscribe':
     case 'resources/unsubscribe':
       // 2026-07-28 replaced these with subscriptions/listen: there they are unknown methods.
-      if (!modern) return byUri(policy, params?.uri, identity);
+      if (!modern) return byUri(policy, params?.uri, identity, URI_PATH);
       break;
     case 'completion/complete':
       return byReference(policy, params?.ref, identity);
@@ -92,17 +104,34 @@ function byName(
   return check(table.lookup(name) ?? fallback(policy), identity, name);
 }
 
-function byUri(policy: CompiledPolicy, uri: unknown, identity: Identity): Decision {
+const URI_PATH: readonly string[] = ['uri'];
+const REF_URI_PATH: readonly string[] = ['ref', 'uri'];
+
+/**
+ * A resource URI decided by its canonical form (`uri.ts`): patterns match it, the audit names it,
+ * and, when it differs from what the client wrote, `path` (under `params`) records where the
+ * canonical URI replaces it before forwarding.
+ */
+function byUri(
+  policy: CompiledPolicy,
+  uri: unknown,
+  identity: Identity,
+  path: readonly (string | number)[],
+  canonicalize: (uri: string) => string | undefined = canonicalResourceUri,
+): Decision {
   if (typeof uri !== 'string') return deny('invalid_request', 'params.uri must be a string');
-  const decoded = decodeResourceUri(uri);
-  if (decoded === undefined) return deny('bad_uri', 'resource URI', uri);
-  return check(policy.resources.lookup(decoded) ?? fallback(policy), identity, decoded);
+  const canonical = canonicalize(uri);
+  // The target of a refused URI is left out: it may hold controls, and it names nothing.
+  if (canonical === undefined) return deny('bad_uri', 'resource URI');
+  const decision = check(policy.resources.lookup(canonical) ?? fallback(policy), identity, canonical);
+  return canonical === uri ? decision : { ...decision, rewrites: [{ path, canonical }] };
 }
 
 function byReference(policy: CompiledPolicy, ref: unknown, identity: Identity): Decision {
   const { type, name, uri } = (typeof ref === 'object' && ref !== null ? ref : {}) as Record<string, unknown>;
   if (type === 'ref/prompt') return byName(policy.prompts, name, identity, policy, 'invalid_request');
-  if (type === 'ref/resource') return byUri(policy, uri, identity);
+  // A resource reference may be a URI template (`file:///{path}`): its expressions stay as written.
+  if (type === 'ref/resource') return byUri(policy, uri, identity, REF_URI_PATH, canonicalResourceTemplate);
   return deny('invalid_request', 'params.ref must name a prompt or a resource');
 }
 
@@ -114,13 +143,21 @@ function byListen(policy: CompiledPolicy, notifications: unknown, identity: Iden
       : undefined;
   if (uris === undefined) return ALLOW_IDENTITY;
   if (!Array.isArray(uris)) return deny('invalid_request', 'resourceSubscriptions must be a list');
-  let allowed: Decision = ALLOW_IDENTITY;
-  for (const uri of uris) {
-    const decision = byUri(policy, uri, identity);
-    if (decision.effect === 'deny') return decision;
-    allowed = decision;
+  // Every URI is decided (the first denial is the answer) and every canonical form kept: shadow
+  // mode forwards a denied listen, and it too must carry the URIs policy matched.
+  let decided: Decision = ALLOW_IDENTITY;
+  let rewrites: UriRewrite[] | undefined;
+  for (let i = 0; i < uris.length; i++) {
+    const decision = byUri(policy, uris[i], identity, ['notifications', 'resourceSubscriptions', i]);
+    if (decision.reason === 'bad_uri' || decision.reason === 'invalid_request') return decision;
+    if (decision.rewrites !== undefined) {
+      rewrites ??= [];
+      for (const rewrite of decision.rewrites) rewrites.push(rewrite);
+    }
+    if (decided.effect === 'allow') decided = decision;
   }
-  return allowed;
+  if (rewrites === undefined) return decided;
+  return { ...decided, rewrites };
 }
 
 /** The requirement for a name no table lists: the route's `default`. */
@@ -162,26 +199,4 @@ function deny(reason: DenyReason, rule: string, target?: string): Decision {
     reason,
     ...(target === undefined ? {} : { target }),
   };
-}
-
-const ENCODED_SEPARATOR = /%(2e|2f|5c)/i;
-
-/**
- * A resource URI as policy matches it: percent-decoded, with no way to step outside a pattern.
- * Refused (undefined): an encoded `.`, `/` or `\`, a raw `\`, malformed escapes, and dot-segments.
- */
-export function decodeResourceUri(uri: string): string | undefined {
-  if (ENCODED_SEPARATOR.test(uri) || uri.includes('\\')) return undefined;
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(uri);
-  } catch (err) {
-    if (err instanceof URIError) return undefined;
-    throw err;
-  }
-  // The path alone: a query or fragment would hide `..?x` from the segment check.
-  const path = decoded.replace(/^[a-z][a-z0-9+.-]*:(\/\/[^/]*)?/i, '').replace(/[?#][\s\S]*$/, '');
-  for (const segment of path.split('/')) if (segment === '.' || segment === '..') return undefined;
-  if (decoded.includes('\0')) return undefined;
-  return decoded;
 }

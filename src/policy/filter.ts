@@ -1,22 +1,38 @@
 import type { Identity } from '../auth/identity.js';
 import { exceedsDepth } from '../jsonrpc/json-depth.js';
 import type { CompiledPolicy, NameTable } from './compile.js';
-import { decodeResourceUri } from './decide.js';
+import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
 
 /** The list methods whose results are filtered, and where each keeps its items and their names. */
 const LISTS: ReadonlyMap<
   string,
-  { readonly field: string; readonly key: string; readonly table: keyof Tables; readonly uri: boolean }
+  {
+    readonly field: string;
+    readonly key: string;
+    readonly table: keyof Tables;
+    /** How the name is canonicalized before matching (`uri.ts`); `undefined` hides the item. */
+    readonly canonical: (name: string) => string | undefined;
+  }
 > = new Map([
-  ['tools/list', { field: 'tools', key: 'name', table: 'tools', uri: false }],
-  ['prompts/list', { field: 'prompts', key: 'name', table: 'prompts', uri: false }],
-  ['resources/list', { field: 'resources', key: 'uri', table: 'resources', uri: true }],
-  // A template is matched as written (`file:///public/{name}` against `file:///public/**`).
+  ['tools/list', { field: 'tools', key: 'name', table: 'tools', canonical: asWritten }],
+  ['prompts/list', { field: 'prompts', key: 'name', table: 'prompts', canonical: asWritten }],
+  ['resources/list', { field: 'resources', key: 'uri', table: 'resources', canonical: canonicalResourceUri }],
+  // A template is matched by its canonical form, expressions as written (`file:///public/{name}`
+  // against `file:///public/**`): `FILE:///secret/{name}` is no way around a deny pattern.
   [
     'resources/templates/list',
-    { field: 'resourceTemplates', key: 'uriTemplate', table: 'resources', uri: false },
+    {
+      field: 'resourceTemplates',
+      key: 'uriTemplate',
+      table: 'resources',
+      canonical: canonicalResourceTemplate,
+    },
   ],
 ]);
+
+function asWritten(name: string): string {
+  return name;
+}
 
 type Tables = Pick<CompiledPolicy, 'tools' | 'prompts' | 'resources'>;
 
@@ -44,7 +60,7 @@ export function filterListResult(
     const name =
       typeof item === 'object' && item !== null ? (item as Record<string, unknown>)[list.key] : undefined;
     if (typeof name !== 'string') return false;
-    const key = list.uri ? decodeResourceUri(name) : name;
+    const key = list.canonical(name);
     if (key === undefined) return false;
     const requirement = table.lookup(key);
     if (requirement === undefined) return policy.defaultEffect === 'allow';

@@ -15,6 +15,7 @@ import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
+import { mirrorCanonicalName, withCanonicalUris } from '../policy/canonical-body.js';
 import type { Decision } from '../policy/decide.js';
 import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
 import {
@@ -268,7 +269,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         close: text.reason === 'body_too_large',
       });
     }
-    const request = parseMcpRequest(text, req.headers, session?.version);
+    let request = parseMcpRequest(text, req.headers, session?.version);
     if ('refusal' in request) {
       return refuseRequest(res, request.refusal, authenticated, { ...refusalContext, body: request.body });
     }
@@ -277,6 +278,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       modern: isModern(request.version),
       resourceMetadata: route.resourceMetadata,
     });
+    // The canonical resource URIs policy matched are what is forwarded and audited, never the client's spelling.
+    request = withCanonicalUris(request, authorization.decisions);
     if (authorization.refusal !== undefined) {
       return refuseRequest(res, authorization.refusal, authenticated, {
         ...refusalContext,
@@ -396,6 +399,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       proto: deps.proto,
       ...(ctx.session === undefined ? {} : { sessionId: ctx.session.upstreamId }),
     });
+    if (parsed !== undefined) mirrorCanonicalName(upstreamHeaders, parsed.body, parsed.decisions);
     // The upstream's trace continues the gateway's span.
     ctx.span?.inject(upstreamHeaders);
     const forwardedAt = performance.now();

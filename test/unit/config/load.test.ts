@@ -43,6 +43,14 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('refuses a resources pattern that is not canonical, naming the spelling to write', () => {
+    const text = `${minimal}    resources:\n      "FILE://localhost/secret/**": a\n      "file:///public/../x/**": b\n      "file:///ok/**": c\n`;
+    expect(problemsOf(text)).toEqual([
+      'portcullis.yaml:9:37 routes[0].resources.FILE://localhost/secret/**: is not in canonical form, so it would never match; write "file:///secret/**"',
+      'portcullis.yaml:10:33 routes[0].resources.file:///public/../x/**: is not a resource URI the gateway accepts (no scheme, a dot-segment or empty segment, a control, space or backslash, a refused escape, userinfo, or a bad host or port), so it could never match',
+    ]);
+  });
+
   it('reports a required field that is missing at its parent', () => {
     const text = minimal.replace('    upstream: http://127.0.0.1:3000/mcp\n', '');
     expect(problemsOf(text)).toEqual(['portcullis.yaml:4:5 routes[0].upstream: is required']);

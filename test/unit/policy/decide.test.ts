@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { Identity } from '../../../src/auth/identity.js';
 import type { RpcMessage, RpcParams } from '../../../src/jsonrpc/parse.js';
 import { type CompiledPolicy, compileTable } from '../../../src/policy/compile.js';
-import { decide, decodeResourceUri } from '../../../src/policy/decide.js';
+import { decide } from '../../../src/policy/decide.js';
 
 type Table = Record<string, string | string[]>;
 
@@ -258,15 +258,37 @@ describe('decide: resources by decoded URI', () => {
     });
   });
 
-  it('reports the decoded URI as the target', () => {
+  it('reports the canonical URI as the target and records where it replaces the client’s spelling', () => {
     const decision = decide(
       policy,
-      request('resources/read', { uri: 'file:///public/a%20b.txt' }),
+      request('resources/read', { uri: 'FILE://localhost/public/%7e%61%20b.txt' }),
       reader,
       LEGACY,
     );
-    expect(decision).toMatchObject({ effect: 'allow', target: 'file:///public/a b.txt' });
+    expect(decision).toMatchObject({
+      effect: 'allow',
+      target: 'file:///public/~a%20b.txt',
+      rewrites: [{ path: ['uri'], canonical: 'file:///public/~a%20b.txt' }],
+    });
   });
+
+  it('records no rewrite when the client wrote the canonical URI', () => {
+    const decision = decide(policy, request('resources/read', { uri: 'file:///public/a' }), reader, LEGACY);
+    expect(decision.effect).toBe('allow');
+    expect(decision).not.toHaveProperty('rewrites');
+  });
+
+  it.each(['FILE:///secret/a', 'file:/secret/a', 'file:secret/a', 'file://localhost/secret/a'])(
+    'denies %s by the file:///secret/** pattern under default: allow',
+    (uri) => {
+      const open = makePolicy({ resources: { 'file:///secret/**': 'files:admin' } }, 'allow');
+      expect(decide(open, request('resources/read', { uri }), reader, LEGACY)).toMatchObject({
+        effect: 'deny',
+        rule: 'resources."file:///secret/**"',
+        target: 'file:///secret/a',
+      });
+    },
+  );
 
   it('refuses a URI with a dot-segment as bad_uri, not as a scope problem', () => {
     const decision = decide(
@@ -275,11 +297,9 @@ describe('decide: resources by decoded URI', () => {
       identity('files:read', 'files:admin'),
       LEGACY,
     );
-    expect(decision).toMatchObject({
-      effect: 'deny',
-      reason: 'bad_uri',
-      target: 'file:///public/../secret/key',
-    });
+    expect(decision).toMatchObject({ effect: 'deny', reason: 'bad_uri' });
+    // A refused URI is no target: it may hold controls, and it names nothing.
+    expect(decision).not.toHaveProperty('target');
   });
 
   it('refuses a .. that ends at a query instead of matching it under a pattern', () => {
@@ -355,7 +375,7 @@ describe('decide: completion/complete by its ref', () => {
     });
   });
 
-  it('checks a ref/resource by the decoded URI', () => {
+  it('checks a ref/resource by its canonical URI, template expressions as written', () => {
     const call = (uri: string) => request('completion/complete', { ref: { type: 'ref/resource', uri } });
     expect(decide(policy, call('file:///public/{path}'), reader, MODERN)).toMatchObject({
       effect: 'allow',
@@ -363,6 +383,11 @@ describe('decide: completion/complete by its ref', () => {
     });
     expect(decide(policy, call('file:///secret/{path}'), reader, MODERN).effect).toBe('deny');
     expect(decide(policy, call('file:///public/%2E%2E/secret'), reader, MODERN).reason).toBe('bad_uri');
+    expect(decide(policy, call('FILE:///public/{+path}'), reader, MODERN)).toMatchObject({
+      effect: 'allow',
+      target: 'file:///public/{+path}',
+      rewrites: [{ path: ['ref', 'uri'], canonical: 'file:///public/{+path}' }],
+    });
   });
 
   it.each([
@@ -422,6 +447,22 @@ describe('decide: subscriptions/listen', () => {
         MODERN,
       ),
     ).toMatchObject({ effect: 'deny', rule: 'default: deny', target: 'file:///other' });
+  });
+
+  it('records the canonical form of every subscribed URI, by its index', () => {
+    const decision = decide(
+      policy,
+      listen({ resourceSubscriptions: ['FILE:///public/a', 'file:///public/b', 'file:/public/c'] }),
+      reader,
+      MODERN,
+    );
+    expect(decision).toMatchObject({
+      effect: 'allow',
+      rewrites: [
+        { path: ['notifications', 'resourceSubscriptions', 0], canonical: 'file:///public/a' },
+        { path: ['notifications', 'resourceSubscriptions', 2], canonical: 'file:///public/c' },
+      ],
+    });
   });
 
   it('refuses a subscribed URI with a dot-segment as bad_uri', () => {
@@ -512,83 +553,6 @@ describe('decide: methods outside the table', () => {
     const open = makePolicy({}, 'allow');
     expect(decide(open, request('tasks/get'), reader, LEGACY).reason).toBe('method_denied');
     expect(decide(open, request('tasks/get'), reader, MODERN).reason).toBe('method_not_found');
-  });
-});
-
-describe('decodeResourceUri', () => {
-  it.each([
-    ['file:///public/a.txt', 'file:///public/a.txt'],
-    ['file:///public/a%20b.txt', 'file:///public/a b.txt'],
-    ['file:///public/r%C3%A9sum%C3%A9', 'file:///public/résumé'],
-    ['file:///public/%41%62', 'file:///public/Ab'],
-    ['file:///public/%25', 'file:///public/%'],
-    ['file:///public/%3Fq', 'file:///public/?q'],
-    ['file:///public/.hidden', 'file:///public/.hidden'],
-    ['file:///public/.../a', 'file:///public/.../a'],
-    ['file:///public/a..b', 'file:///public/a..b'],
-    ['https://docs.example.com/guide', 'https://docs.example.com/guide'],
-    ['db://prod/tables/users?limit=1', 'db://prod/tables/users?limit=1'],
-    ['notes:todo', 'notes:todo'],
-  ])('decodes %j to %j', (uri, decoded) => {
-    expect(decodeResourceUri(uri)).toBe(decoded);
-  });
-
-  it.each([
-    ['a .. segment', 'file:///public/../secret'],
-    ['a trailing .. segment', 'file:///public/..'],
-    ['a . segment', 'file:///public/./a'],
-    ['a trailing . segment', 'file:///public/.'],
-    ['a .. right after the authority', 'https://example.com/../x'],
-    ['a .. in an opaque path', 'notes:../secret'],
-    ['a relative ..', '../secret'],
-    ['a bare ..', '..'],
-    ['an encoded . (lower case)', 'file:///public/%2e%2e/secret'],
-    ['an encoded . (upper case)', 'file:///public/%2E%2E/secret'],
-    ['one encoded . in a name', 'file:///public/a%2etxt'],
-    ['an encoded / (lower case)', 'file:///public%2fsecret'],
-    ['an encoded / (upper case)', 'file:///public%2Fsecret'],
-    ['an encoded \\ (lower case)', 'file:///public/%5c..%5csecret'],
-    ['an encoded \\ (upper case)', 'file:///public%5Csecret'],
-    ['a raw backslash', 'file:///public\\..\\secret'],
-    ['a raw backslash alone', 'file:///public/a\\b'],
-    ['a lone %', 'file:///public/100%'],
-    ['a non-hex escape', 'file:///public/%zz'],
-    ['a truncated escape', 'file:///public/%4'],
-    ['an escape that is not UTF-8', 'file:///public/%e9'],
-    ['a truncated UTF-8 sequence', 'file:///public/%C3'],
-    ['an encoded NUL', 'file:///public/a%00.txt'],
-    ['a raw NUL', 'file:///public/a\0.txt'],
-  ])('refuses a URI with %s', (_, uri) => {
-    expect(decodeResourceUri(uri)).toBeUndefined();
-  });
-
-  // RFC 3986 §3.3: the path ends at `?` or `#`, so `/public/..?x` has the dot-segment `..`, and a
-  // URL-normalizing upstream reads `file:///public/..?x` as `file:///?x`, outside `file:///public/**`.
-  it.each([
-    ['a query', 'file:///public/..?x'],
-    ['a fragment', 'file:///public/..#x'],
-    ['a query after a . segment', 'https://example.com/public/.?x'],
-  ])('refuses a dot-segment that ends at %s', (_, uri) => {
-    expect(decodeResourceUri(uri)).toBeUndefined();
-  });
-
-  it('never returns a URI with a dot-segment, a backslash or a NUL, and otherwise decodes', () => {
-    // `?` and `#` are left out: the tests above pin the dot-segment that ends at a query or fragment.
-    const unit = fc.constantFrom('a', '.', '/', '%', '2', 'e', 'E', 'f', '5', 'c', '\\', '0', ':');
-    fc.assert(
-      fc.property(fc.string({ unit, maxLength: 16 }), (tail) => {
-        const uri = `file:///${tail}`;
-        const decoded = decodeResourceUri(uri);
-        if (decoded === undefined) return;
-        expect(decoded).toBe(decodeURIComponent(uri));
-        const path = decoded.slice('file://'.length).split(/[?#]/)[0] ?? '';
-        expect(path.split('/')).not.toContain('..');
-        expect(path.split('/')).not.toContain('.');
-        expect(decoded).not.toContain('\\');
-        expect(decoded).not.toContain('\0');
-      }),
-      { numRuns: 500 },
-    );
   });
 });
 
