@@ -77,6 +77,13 @@ export const REFUSALS = {
   },
   limiter_unavailable: { status: 503, rpc: -32094, decision: 'error', message: 'Rate limiter unavailable' },
   draining: { status: 503, rpc: -32094, decision: 'error', message: 'Gateway is shutting down' },
+  /** The issuer's JWKS could not be read: the token was never judged, so this is not a 401. */
+  idp_unavailable: {
+    status: 503,
+    rpc: -31094,
+    decision: 'error',
+    message: 'Identity provider unavailable',
+  },
   upstream_unreachable: { status: 502, rpc: -32095, decision: 'error', message: 'Upstream unreachable' },
   upstream_rejected: {
     status: 502,

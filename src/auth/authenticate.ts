@@ -75,7 +75,21 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
         if (presented.jwt === undefined) return undefined;
         return verifiers.jwt
           .verify(presented.jwt, route.resource, presented.certificate?.thumbprint)
-          .then((result) => ('failure' in result ? invalid('jwt', result.failure) : result));
+          .then((result) => {
+            if (!('failure' in result)) return result;
+            // The issuer's JWKS could not be read: the token was never judged. 503, not 401 (a
+            // client would throw away a good token), and not the caller's failure to damp.
+            if (result.failure === 'jwks_unavailable') {
+              return {
+                refusal: refuse('idp_unavailable', {
+                  headers: { 'retry-after': String(result.retryAfterSec) },
+                }),
+                method: 'jwt',
+                why: result.failure,
+              };
+            }
+            return invalid('jwt', result.failure);
+          });
       }
       case 'mtls': {
         if (presented.certificate === null) return undefined;

@@ -29,7 +29,27 @@ export type JwtFailure =
   | 'certificate_binding'
   | 'jwks_unavailable';
 
-export type JwtResult = Identity | { readonly failure: JwtFailure };
+/**
+ * A refused token, or — `jwks_unavailable` — a token that could not be checked because its issuer's
+ * JWKS could not be read: the identity provider's fault, not the caller's (503, not 401).
+ */
+export type JwtResult =
+  | Identity
+  | { readonly failure: Exclude<JwtFailure, 'jwks_unavailable'> }
+  | {
+      readonly failure: 'jwks_unavailable';
+      readonly issuer: string;
+      /** When a JWKS fetch will next be attempted, in whole seconds (≥ 1). */
+      readonly retryAfterSec: number;
+    };
+
+/** How a JWKS fetch failed: a bounded label for the metric and the log. */
+export type JwksErrorKind = 'unreachable' | 'timeout' | 'status' | 'invalid';
+
+/** Told about each JWKS fetch that failed (never a token: the fetch carries none). */
+export interface JwksObserver {
+  onJwksError(issuer: string, kind: JwksErrorKind, detail: { readonly status?: number }): void;
+}
 
 export interface JwtVerifier {
   /**
@@ -54,34 +74,62 @@ interface CachedToken {
 
 interface IssuerState {
   readonly config: IssuerConfig;
-  readonly keys: JWTVerifyGetKey & {
-    readonly fresh?: boolean;
-    readonly reloading?: boolean;
-    reload?: () => Promise<void>;
-  };
+  /** jose's resolver; a remote one says whether its key set is still within `jwksCacheMaxAgeSec`. */
+  readonly keys: JWTVerifyGetKey & { readonly fresh?: boolean };
+  /** The JWKS fetches of a remote issuer, with their failure backoff. */
+  readonly fetcher: JwksFetcher | undefined;
 }
 
 const MAX_CACHED_TOKENS = 10_000;
+/** jose's own default, written down: a hanging JWKS endpoint holds a verification this long. */
+const JWKS_TIMEOUT_MS = 5_000;
+/** After a failed JWKS fetch, no other is tried for this long (at most `jwksCooldownMs`). */
+const JWKS_FAILURE_BACKOFF_MS = 5_000;
+/** A JWKS larger than this is not a key set but a fault (or an attack on our memory). */
+const MAX_JWKS_BYTES = 1_048_576;
 
 /**
- * JWT verification with `jose.jwtVerify` (DESIGN.md step 4). Tokens that verified are cached by
- * the SHA-256 of the token until `exp`, so a client reusing its token costs a hash and a map
- * lookup; the certificate binding is still checked on every request. An entry is dropped when its
- * key leaves the issuer's JWKS (seen when the JWKS is refetched, which a stale set triggers in the
- * background), and all are dropped on reload.
+ * JWT verification with `jose.jwtVerify` (DESIGN.md step 4).
+ *
+ * Revocation bound: a remote JWKS is re-read once it is older than `jwksCacheMaxAgeSec`, so a key
+ * the issuer removes stops verifying within that time. Tokens that verified are cached by the
+ * SHA-256 of the token until `exp` — but an entry is only used while its issuer's key set is
+ * within that same age, and is dropped when a refetched set no longer holds its `kid`: the cache
+ * never stretches the bound. The certificate binding is checked on every request; all entries
+ * are dropped on reload.
+ *
+ * IdP faults: a JWKS that cannot be read (unreachable, not 200, timeout, not a key set) is
+ * `jwks_unavailable` — the caller's token was never judged — and further fetches wait out a
+ * short backoff, so an outage does not turn each request into a request to the IdP.
  */
-export function createJwtVerifier(issuers: readonly IssuerConfig[]): JwtVerifier {
+export function createJwtVerifier(
+  issuers: readonly IssuerConfig[],
+  observer: JwksObserver = { onJwksError: () => undefined },
+): JwtVerifier {
   const cache = new Map<string, CachedToken>();
   const states = new Map<string, IssuerState>();
 
   for (const config of issuers) {
-    const keys = config.jwksUri
-      ? createRemoteJWKSet(new URL(config.jwksUri), {
-          cooldownDuration: config.jwksCooldownMs,
-          [customFetch]: watchingFetch((kids) => dropTokensWithoutKey(config.issuer, kids)),
-        })
-      : createLocalJWKSet({ keys: (config.keys ?? []) as never });
-    states.set(config.issuer, { config, keys });
+    if (config.jwksUri === undefined) {
+      states.set(config.issuer, {
+        config,
+        keys: createLocalJWKSet({ keys: (config.keys ?? []) as never }),
+        fetcher: undefined,
+      });
+      continue;
+    }
+    const fetcher = new JwksFetcher(
+      config,
+      (kids) => dropTokensWithoutKey(config.issuer, kids),
+      (kind, detail) => observer.onJwksError(config.issuer, kind, detail),
+    );
+    const keys = createRemoteJWKSet(new URL(config.jwksUri), {
+      cooldownDuration: config.jwksCooldownMs,
+      cacheMaxAge: config.jwksCacheMaxAgeSec * 1000,
+      timeoutDuration: JWKS_TIMEOUT_MS,
+      [customFetch]: fetcher.fetch,
+    });
+    states.set(config.issuer, { config, keys, fetcher });
   }
 
   function dropTokensWithoutKey(issuer: string, kids: ReadonlySet<string>): void {
@@ -94,18 +142,15 @@ export function createJwtVerifier(issuers: readonly IssuerConfig[]): JwtVerifier
     const now = Date.now();
     const hash = createHash('sha256').update(token).digest('base64url');
     const cached = cache.get(hash);
-    if (cached !== undefined && cached.audience === audience) {
-      if (now < cached.until) {
-        const state = states.get(cached.issuer);
-        // A stale key set is refetched in the background; the fetch hook drops tokens whose key left.
-        if (state?.keys.fresh === false && !state.keys.reloading) {
-          // Best effort: a failed refresh leaves the old set, and the next uncached token reports it.
-          state.keys.reload?.().catch(() => undefined);
-        }
+    if (cached !== undefined && cached.audience === audience && now < cached.until) {
+      // Only while the key set that vouched for it is within jwksCacheMaxAgeSec; past that the
+      // token is verified again below, which re-reads the JWKS first (or fails as the IdP's fault).
+      if (states.get(cached.issuer)?.keys.fresh !== false) {
         return bindingHolds(cached.boundThumbprint, thumbprint)
           ? cached.identity
           : { failure: 'certificate_binding' };
       }
+    } else if (cached !== undefined && now >= cached.until) {
       cache.delete(hash);
     }
 
@@ -132,7 +177,13 @@ export function createJwtVerifier(issuers: readonly IssuerConfig[]): JwtVerifier
         requiredClaims: ['exp'],
       }));
     } catch (err) {
-      return { failure: joseFailure(err) };
+      const failure = joseFailure(err);
+      if (failure !== 'jwks_unavailable') return { failure };
+      return {
+        failure,
+        issuer: config.issuer,
+        retryAfterSec: state.fetcher?.retryAfterSec() ?? 1,
+      };
     }
     // A token "issued" in the future would outlive any lifetime bound: refuse it outright.
     if (typeof payload.iat === 'number' && payload.iat > now / 1000 + config.clockToleranceSec) {
@@ -202,48 +253,114 @@ function scopesOf(payload: JWTPayload, scopeClaim: string | undefined): Readonly
   return new Set();
 }
 
-/** Translates jose's errors where they enter; anything else is a bug and is rethrown. */
+/**
+ * Translates jose's errors where they enter, by class (never by message text); anything else is a
+ * bug and is rethrown. Whether the IdP failed is decided by where the error came from: our own
+ * fetch ({@link JwksUnavailable}), jose's timeout, or a key set jose could not use.
+ */
 function joseFailure(err: unknown): JwtFailure {
+  if (err instanceof JwksUnavailable) return 'jwks_unavailable';
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'jwks_unavailable';
   if (err instanceof errors.JWTExpired) return 'expired';
   if (err instanceof errors.JWTClaimValidationFailed) return 'claims';
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys)
     return 'unknown_key';
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return 'jwks_unavailable';
-  // jose raises its generic error only around fetching the JWKS (a non-200 answer, a body that is
-  // not JSON): the identity provider is failing, not the client.
-  if (err instanceof errors.JOSEError && err.code === 'ERR_JOSE_GENERIC') return 'jwks_unavailable';
   if (err instanceof errors.JOSEError) return 'bad_signature';
-  // A JWKS endpoint that cannot be reached surfaces as undici's fetch TypeError.
-  if (err instanceof TypeError && err.message === 'fetch failed') return 'jwks_unavailable';
   throw err;
 }
 
+/** A JWKS fetch that failed: the identity provider's fault, raised by {@link JwksFetcher}. */
+export class JwksUnavailable extends Error {
+  override readonly name = 'JwksUnavailable';
+  constructor(
+    readonly kind: JwksErrorKind | 'backoff',
+    options?: { cause?: unknown },
+  ) {
+    super(`JWKS unavailable (${kind})`, options);
+  }
+}
+
 /**
- * The JWKS fetch jose performs, observed: each JWKS fetched successfully reports its key ids, so
- * cached tokens signed by a key that was removed stop working.
+ * The JWKS fetch jose performs, owned by us so that an IdP fault is told apart from a bad token by
+ * type: every failure becomes a {@link JwksUnavailable}; only a 200 answer holding a JSON key set
+ * reaches jose. A set that arrives reports its key ids, so cached tokens whose key left stop
+ * working. After a failure, fetches fail at once until the backoff has passed.
  */
-function watchingFetch(onKeys: (kids: ReadonlySet<string>) => void): FetchImplementation {
-  return async (url, options) => {
-    const response = await fetch(url, options);
-    if (response.ok) {
-      response
-        .clone()
-        .json()
-        .then(
-          (body: unknown) => {
-            const keys = (body as { keys?: unknown } | null)?.keys;
-            if (!Array.isArray(keys)) return;
-            onKeys(
-              new Set(
-                keys
-                  .map((k) => (k as { kid?: unknown }).kid)
-                  .filter((k): k is string => typeof k === 'string'),
-              ),
-            );
-          },
-          () => undefined, // jose reports a malformed JWKS itself
-        );
+class JwksFetcher {
+  private retryAt = 0;
+  private readonly backoffMs: number;
+
+  constructor(
+    config: IssuerConfig,
+    private readonly onKeys: (kids: ReadonlySet<string>) => void,
+    private readonly onError: (kind: JwksErrorKind, detail: { readonly status?: number }) => void,
+  ) {
+    this.backoffMs = Math.min(config.jwksCooldownMs, JWKS_FAILURE_BACKOFF_MS);
+  }
+
+  /** Whole seconds until the next fetch may be tried, at least 1 (for `Retry-After`). */
+  retryAfterSec(): number {
+    return Math.max(1, Math.ceil((this.retryAt - Date.now()) / 1000));
+  }
+
+  readonly fetch: FetchImplementation = async (url, options) => {
+    if (Date.now() < this.retryAt) throw new JwksUnavailable('backoff');
+    let text: string | undefined;
+    try {
+      const response = await fetch(url, options);
+      if (response.status !== 200) {
+        await response.body?.cancel();
+        throw this.fail('status', { status: response.status });
+      }
+      text = await readLimited(response, MAX_JWKS_BYTES);
+    } catch (err) {
+      if (err instanceof JwksUnavailable) throw err;
+      // fetch reports a network failure as a TypeError and an abort as the signal's reason.
+      if (options.signal.aborted) throw this.fail('timeout', {}, err);
+      if (err instanceof TypeError) throw this.fail('unreachable', {}, err);
+      throw err;
     }
-    return response;
+    if (text === undefined) throw this.fail('invalid', {});
+    let body: unknown;
+    try {
+      body = JSON.parse(text);
+    } catch (err) {
+      if (err instanceof SyntaxError) throw this.fail('invalid', {}, err);
+      throw err;
+    }
+    const keys = (body as { keys?: unknown } | null)?.keys;
+    if (
+      !Array.isArray(keys) ||
+      !keys.every((k) => typeof k === 'object' && k !== null && !Array.isArray(k))
+    ) {
+      throw this.fail('invalid', {});
+    }
+    this.retryAt = 0;
+    this.onKeys(
+      new Set(
+        keys.map((k) => (k as { kid?: unknown }).kid).filter((k): k is string => typeof k === 'string'),
+      ),
+    );
+    return new Response(text, { status: 200, headers: { 'content-type': 'application/json' } });
   };
+
+  private fail(kind: JwksErrorKind, detail: { readonly status?: number }, cause?: unknown): JwksUnavailable {
+    this.retryAt = Date.now() + this.backoffMs;
+    this.onError(kind, detail);
+    return new JwksUnavailable(kind, { cause });
+  }
+}
+
+/** The body as text; `undefined` beyond `limit` bytes; a `TypeError` if the stream breaks. */
+async function readLimited(response: Response, limit: number): Promise<string | undefined> {
+  if (response.body === null) return '';
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for await (const chunk of response.body) {
+    size += chunk.byteLength;
+    // Leaving the loop cancels the stream (the iterator's return()).
+    if (size > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, size).toString('utf8');
 }

@@ -10,6 +10,10 @@ export interface ClientCertificate {
   /** The certificate chained to `tls.clientCA`. */
   readonly verified: boolean;
   readonly subject: string;
+  /**
+   * Every common name of the subject. Node gives a repeated attribute (`CN=a, CN=b` or
+   * `CN=a+CN=b`) as an array; a subject with more than one is ambiguous and never matches `cn`.
+   */
   readonly cn: readonly string[];
   readonly dns: readonly string[];
   readonly uris: readonly string[];
@@ -70,6 +74,16 @@ export function parseSubjectAltName(text: string): [string, string][] {
 
 export type MtlsResult = Identity | 'no_identity';
 
+/**
+ * The subject's common name when it has exactly one. With two (`CN=agent-ops, CN=intern`) which
+ * one the CA meant to vouch for is unknowable — a CA that copies a requested CN next to its own
+ * would otherwise hand out `agent-ops` — so an ambiguous subject matches no `cn` entry at all.
+ * SAN DNS and URI entries are lists by design and are unaffected.
+ */
+function onlyCommonName(cert: ClientCertificate): string | undefined {
+  return cert.cn.length === 1 ? cert.cn[0] : undefined;
+}
+
 /** Maps a verified client certificate to the first `identities.mtls` entry it matches. */
 export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientCertificate) => MtlsResult {
   const compiled = entries.map((entry) => ({
@@ -93,7 +107,7 @@ export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientC
     for (const { entry, dns, identity } of compiled) {
       const { cn, uri } = entry.match;
       if (
-        (cn !== undefined && cert.cn.includes(cn)) ||
+        (cn !== undefined && onlyCommonName(cert) === cn) ||
         (dns !== undefined && cert.dns.some((name) => name.toLowerCase() === dns)) ||
         (uri !== undefined && cert.uris.includes(uri))
       ) {

@@ -1,3 +1,4 @@
+import { challengeScopes } from '../auth/challenge.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { loadFromArgs } from './config-arg.js';
 
@@ -24,6 +25,8 @@ function describeRoute(route: RouteConfig): string[] {
     `  resource        ${route.resource}`,
     `  authentication  ${auth.methods.join(', ')} (require ${auth.require})`,
     `  mode            ${route.mode}, default ${route.default}`,
+    `  authorization   ${route.authorizationServers.length > 0 ? route.authorizationServers.join(', ') : 'none (no OAuth metadata, no resource_metadata)'}`,
+    `  challenge scope ${challengeScopes(route).join(' ') || '(none)'}${route.challengeScopes === undefined ? ' (default: single-scope entries)' : ''}`,
   ];
   const sections: [string, Readonly<Record<string, string | readonly string[]>>][] = [
     ['methods', route.methods],
@@ -67,6 +70,10 @@ function warnings(config: Config): string[] {
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')
       out.push(`routes[${i}] allows names the policy does not list (default: allow)`);
+    if (route.authentication.methods.includes('jwt') && route.authorizationServers.length === 0)
+      out.push(
+        `routes[${i}] accepts JWTs but names no authorizationServers: OAuth clients cannot discover where to get a token`,
+      );
   });
   config.identities.jwt.forEach((issuer, i) => {
     plain(`identities.jwt[${i}].issuer`, issuer.issuer);

@@ -173,6 +173,13 @@ const jwtIssuerSchema = z
     maxTokenLifetimeSec: z.number().int().positive().optional(),
     /** Minimum time between JWKS refetches on an unknown `kid`. Default 30 s. */
     jwksCooldownMs: z.number().int().nonnegative().default(30_000),
+    /**
+     * Longest time a fetched JWKS is trusted before it is read again, in seconds. Default 300. It
+     * bounds how long a key removed from the issuer's JWKS (and every token it signed, cached or
+     * not) keeps verifying — and how long a JWKS outage goes unnoticed: past it, tokens of this
+     * issuer are refused 503 `idp_unavailable` until the JWKS answers again.
+     */
+    jwksCacheMaxAgeSec: z.number().int().positive().default(300),
     /** Claim holding scopes. Default: `scope`, then `scp`. */
     scopeClaim: z.string().min(1).optional(),
     subjectClaim: z.string().min(1).default('sub'),
@@ -290,7 +297,17 @@ const routeSchema = z
       methods: z.array(authMethod).min(1),
       require: z.enum(['any', 'all']).default('any'),
     }),
+    /**
+     * OAuth authorization servers for RFC 9728 metadata. Empty (default): the route serves no
+     * metadata and its challenges carry no `resource_metadata` (a client would otherwise try OAuth
+     * discovery and dynamic registration against a server that does not exist).
+     */
     authorizationServers: z.array(httpUrl).default([]),
+    /**
+     * Scopes a 401 challenge names (`scope="…"`), i.e. what an OAuth client asks for first.
+     * Default: every scope that a single-scope `tools`, `resources` or `prompts` entry names.
+     */
+    challengeScopes: z.array(scopeName).optional(),
     allowedOrigins: z
       .array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be an origin like https://app.example.com'))
       .default([]),

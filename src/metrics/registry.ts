@@ -61,6 +61,7 @@ export interface Metrics {
   readonly decisions: Counter<'route' | 'decision'>;
   readonly reloads: Counter<'result'>;
   readonly redisErrors: Counter<'kind'>;
+  readonly idpErrors: Counter<'issuer' | 'kind'>;
   readonly toolCalls: Counter<'route' | 'tool' | 'decision' | 'outcome'>;
   readonly upstreamDuration: Histogram<'route'>;
   readonly upstreamErrors: Counter<'route' | 'kind'>;
@@ -155,6 +156,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_redis_errors_total',
       help: 'Limiter calls Redis did not answer (kind: timeout, unavailable); each was answered by the in-process fallback, or refused on failMode: closed routes',
       labelNames: ['kind'],
+      registers: [registry],
+    }),
+    idpErrors: new Counter({
+      name: 'portcullis_idp_errors_total',
+      help: 'JWKS fetches that failed, by issuer (as configured) and kind (unreachable, timeout, status, invalid); while they fail, callers of that issuer get 503 idp_unavailable',
+      labelNames: ['issuer', 'kind'],
       registers: [registry],
     }),
     reloads: zeroed(

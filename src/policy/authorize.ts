@@ -1,3 +1,4 @@
+import { stepUpChallenge } from '../auth/challenge.js';
 import type { Identity } from '../auth/identity.js';
 import { type Refusal, type RefusalReason, refuse } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
@@ -15,41 +16,45 @@ export interface Authorization {
  * DESIGN.md step 6 for a whole request: every message decided; a batch with any denied element is
  * refused whole, one error per id. In `shadow` mode scope and method denials are not enforced —
  * they are recorded (as `shadow-deny`) and the request forwarded.
+ *
+ * The refusal depends on the policy alone — never on whether the upstream has the tool — and
+ * only `insufficient_scope` carries a step-up challenge: a call no scope can grant is refused
+ * `method_denied` without one (a challenge there would send an OAuth client round for nothing).
+ * `resourceMetadata` is the route's RFC 9728 URL, absent when it has no authorization server.
  */
 export function authorize(
   policy: CompiledPolicy,
   body: ParsedBody,
   identity: Identity,
-  opts: { readonly modern: boolean; readonly resourceMetadata: string },
+  opts: { readonly modern: boolean; readonly resourceMetadata: string | undefined },
 ): Authorization {
   const decisions = body.messages.map((message) => decide(policy, message, identity, opts.modern));
-  // Shadow mode forwards what policy would deny — never malformed input (a traversing URI, a
-  // non-string name): those are refused in every mode.
+  // Which denial answers, in order: malformed input (a traversing URI, a non-string name) — refused
+  // in every mode, shadow included; then a denial no scope could lift; then missing scopes.
   const denied =
     decisions.find(
       (d) => d.effect === 'deny' && (d.reason === 'bad_uri' || d.reason === 'invalid_request'),
-    ) ?? (policy.mode === 'shadow' ? undefined : decisions.find((d) => d.effect === 'deny'));
+    ) ??
+    (policy.mode === 'shadow'
+      ? undefined
+      : (decisions.find((d) => d.effect === 'deny' && d.reason !== 'insufficient_scope') ??
+        decisions.find((d) => d.effect === 'deny')));
   if (denied === undefined) return { decisions };
   const ids = body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
-  return { decisions, refusal: refusalFor(denied, ids, body.batch, opts.resourceMetadata) };
-}
-
-function refusalFor(
-  denied: Decision,
-  ids: (string | number)[],
-  batch: boolean,
-  resourceMetadata: string,
-): Refusal {
   const reason: RefusalReason = denied.reason ?? 'insufficient_scope';
-  if (reason !== 'insufficient_scope' && reason !== 'method_denied') return refuse(reason, { ids, batch });
-  // RFC 6750 §3.1: the scopes the call needs, so an MCP client can step up.
-  const scope = denied.required.length > 0 ? `, scope="${denied.required.join(' ')}"` : '';
-  return refuse(reason, {
+  if (reason !== 'insufficient_scope')
+    return { decisions, refusal: refuse(reason, { ids, batch: body.batch }) };
+  // RFC 6750 §3.1: every scope the request needs (each message of a batch: one step-up serves all)…
+  const required = new Set<string>();
+  for (const decision of decisions) for (const scope of decision.required) required.add(scope);
+  const refusal = refuse(reason, {
     ids,
-    batch,
+    batch: body.batch,
     headers: {
-      'www-authenticate': `Bearer error="insufficient_scope"${scope}, resource_metadata="${resourceMetadata}"`,
+      // …with those the token holds, so a client that replaces its scopes keeps them.
+      'www-authenticate': stepUpChallenge([...required], identity.scopes, opts.resourceMetadata),
     },
     data: { requiredScopes: [...denied.required] },
   });
+  return { decisions, refusal };
 }

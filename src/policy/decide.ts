@@ -168,13 +168,14 @@ function fallback(policy: CompiledPolicy): Requirement | null {
 const DEFAULT_ALLOW: Requirement = Object.freeze({ scopes: [], rule: 'default: allow' });
 
 function check(requirement: Requirement | null, identity: Identity, target: string): Decision {
+  // Unlisted under `default: deny`: no scope could grant it, so it is not a scope problem.
   if (requirement === null)
     return {
       effect: 'deny',
       rule: 'default: deny',
       required: [],
       missing: [],
-      reason: 'insufficient_scope',
+      reason: 'method_denied',
       target,
     };
   const missing = requirement.scopes.filter((scope) => !identity.scopes.has(scope));

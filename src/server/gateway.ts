@@ -10,6 +10,7 @@ import { basename } from 'node:path';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { createArgumentsView } from '../audit/arguments.js';
 import { chainHeadText, createAuditStream } from '../audit/stream.js';
+import type { JwksObserver } from '../auth/jwt.js';
 import { ConfigError, formatProblem, parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { hash, watchConfigFile } from '../config/watch.js';
@@ -95,7 +96,14 @@ export async function startGateway({
     metrics.policyInfo.set({ hash: hash(text).slice(0, 16) }, 1);
   };
   setPolicyInfo(configSource ?? JSON.stringify(config));
-  let router: Router = createRouter(config);
+  // A JWKS fetch that failed: logged at warn (the issuer and how, never a token) and counted.
+  const jwks: JwksObserver = {
+    onJwksError(issuer, kind, detail) {
+      metrics.idpErrors.inc({ issuer, kind });
+      logger.warn({ issuer, kind, ...detail }, 'JWKS fetch failed: tokens of this issuer cannot be verified');
+    },
+  };
+  let router: Router = createRouter(config, jwks);
   let active = config;
   const state: GatewayState = { draining: false, streams: new Set() };
   // One replica counts alone; with Redis every replica shares the counters (and falls back to
@@ -211,7 +219,7 @@ export async function startGateway({
       return 'refused';
     }
     const previous = router;
-    router = createRouter(next);
+    router = createRouter(next, jwks);
     active = next;
     source = text;
     metrics.reloads.inc({ result: 'applied' });

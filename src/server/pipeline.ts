@@ -209,10 +209,14 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const attempt = route.authenticate(req);
     const identity = attempt instanceof Promise ? await attempt : attempt;
     if ('refusal' in identity) {
-      // Only a presented credential that failed is a guess; a missing one is how clients discover auth.
+      // Only a presented credential that failed is a guess; a missing one is how clients discover
+      // auth, and one the IdP could not check (idp_unavailable) was never judged: neither counts
+      // toward damping (an IdP outage must not lock real users out with 429).
       if (identity.refusal.reason === 'invalid_credential')
         await deps.limiter.consume(`auth:${received.clientAddress}`, deps.authFailureRate);
-      metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
+      // The IdP's outage is counted as such (portcullis_idp_errors_total), not as the caller's failure.
+      if (identity.refusal.reason !== 'idp_unavailable')
+        metrics.authFailures.inc({ route: route.path, method: identity.method, reason: identity.why });
       return refuseRequest(res, identity.refusal, received, {
         route,
         origin: received.origin,

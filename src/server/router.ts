@@ -1,7 +1,7 @@
 import { createApiKeyVerifier } from '../auth/api-key.js';
 import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
 import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '../auth/challenge.js';
-import { createJwtVerifier, type JwtVerifier } from '../auth/jwt.js';
+import { createJwtVerifier, type JwksObserver, type JwtVerifier } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
@@ -20,8 +20,8 @@ export interface CompiledRoute {
   readonly policy: CompiledPolicy;
   /** The charges a request makes against the route's `rateLimits`. */
   readonly rateLimits: ReturnType<typeof compileRateLimits>;
-  /** `resource_metadata="…"` for this route's challenges. */
-  readonly resourceMetadata: string;
+  /** The RFC 9728 URL its challenges name; `undefined` when the route has no authorization server. */
+  readonly resourceMetadata: string | undefined;
   readonly forwarder: Forwarder;
 }
 
@@ -35,15 +35,17 @@ export interface Router {
   close(): Promise<void>;
 }
 
-export function createRouter(config: Config): Router {
+/** `jwks` hears of every JWKS fetch that failed (the gateway logs and counts them). */
+export function createRouter(config: Config, jwks?: JwksObserver): Router {
   const verifiers: Verifiers = {
     apiKey: createApiKeyVerifier(config.identities.apiKeys),
-    jwt: createJwtVerifier(config.identities.jwt),
+    jwt: createJwtVerifier(config.identities.jwt, jwks),
     mtls: createMtlsMatcher(config.identities.mtls),
   };
   const routes = config.routes.map((route) => compileRoute(config, route, verifiers));
   const byPath = new Map(routes.map((route) => [route.path, route]));
   const documents = new Map<string, string>();
+  // Only routes naming an authorization server have a document (resourceMetadataPaths is empty otherwise).
   for (const route of config.routes) {
     const document = JSON.stringify(resourceMetadata(route));
     for (const path of resourceMetadataPaths(route)) documents.set(path, document);

@@ -25,8 +25,10 @@ import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
 /** The main route's public resource, deliberately on another host and path than the gateway's route. */
 const RESOURCE = 'https://mcp.example.com/files/mcp';
 const RESOURCE_METADATA = 'https://mcp.example.com/.well-known/oauth-protected-resource/files/mcp';
-const MISSING_CHALLENGE = `Bearer resource_metadata="${RESOURCE_METADATA}"`;
-const INVALID_CHALLENGE = `Bearer error="invalid_token", resource_metadata="${RESOURCE_METADATA}"`;
+/** The default `challengeScopes`: every scope a single-scope tools/resources/prompts entry names. */
+const CHALLENGE_SCOPES = 'notes:admin notes:prompt notes:read';
+const MISSING_CHALLENGE = `Bearer scope="${CHALLENGE_SCOPES}", resource_metadata="${RESOURCE_METADATA}"`;
+const INVALID_CHALLENGE = `Bearer error="invalid_token", scope="${CHALLENGE_SCOPES}", resource_metadata="${RESOURCE_METADATA}"`;
 const ALL_SCOPES = '[notes:read, notes:write, notes:admin, notes:prompt, tasks:read]';
 
 /** The main route's policy tables: they also decide the metadata's `scopes_supported`. */
@@ -413,7 +415,8 @@ ${ROUTE_TABLES}
       for (const credential of [{ authorization: `Bearer ${good.key}` }, { 'x-api-key': good.key }]) {
         const answer = await callEcho(jwtUrl, credential);
         expect(answer.headers.get('www-authenticate')).toBe(
-          'Bearer error="invalid_token", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/jwt/mcp"',
+          // No authorizationServers on this route: no resource_metadata to send clients nowhere.
+          `Bearer error="invalid_token", scope="${CHALLENGE_SCOPES}"`,
         );
         await expectRpcError(answer, 401, 'invalid_credential', -32091);
       }
@@ -462,14 +465,14 @@ ${ROUTE_TABLES}
       expect(((await document.json()) as { resource: string }).resource).toBe(RESOURCE);
     });
 
-    it('lists no authorization servers and no scopes for a route whose policy names none', async () => {
-      const answer = await fetch(`${gateway.url}/.well-known/oauth-protected-resource/jwt/mcp`);
-      expect(await answer.json()).toEqual({
-        resource: 'http://127.0.0.1/jwt/mcp',
-        authorization_servers: [],
-        scopes_supported: expected.scopes_supported,
-        bearer_methods_supported: ['header'],
-      });
+    it('serves no document for a route without authorizationServers, and its challenges name none', async () => {
+      for (const route of ['jwt', 'v1', 'open']) {
+        const answer = await fetch(`${gateway.url}/.well-known/oauth-protected-resource/${route}/mcp`);
+        expect(answer.status, route).toBe(404);
+      }
+      const challenge = (await callEcho(v1Url)).headers.get('www-authenticate');
+      expect(challenge).toBe(`Bearer scope="${CHALLENGE_SCOPES}"`);
+      expectUpstreamSawNothing();
     });
 
     it.each([

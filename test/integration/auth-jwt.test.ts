@@ -162,6 +162,20 @@ function metadataUrl(resource: string): string {
   return `${PUBLIC}${WELL_KNOWN}${new URL(resource).pathname}`;
 }
 
+/**
+ * The 401 challenge each route answers with: `error` when a credential was refused, its default
+ * `challengeScopes` (single-scope entries: the modern route's `echo` and resources), and
+ * `resource_metadata` only where the route names an authorization server (not `/open/mcp`).
+ */
+function challengeOf(reason: 'invalid_credential' | 'missing_credential', resource: string): string {
+  const params = [
+    ...(reason === 'invalid_credential' ? ['error="invalid_token"'] : []),
+    ...(resource === RESOURCE.modern ? ['scope="files:read"'] : []),
+    ...(resource === RESOURCE.open ? [] : [`resource_metadata="${metadataUrl(resource)}"`]),
+  ];
+  return params.length === 0 ? 'Bearer' : `Bearer ${params.join(', ')}`;
+}
+
 /** The answer to a refused request, and the upstreams untouched. */
 async function expectRefused(
   answer: Response,
@@ -169,11 +183,7 @@ async function expectRefused(
   resource: string = RESOURCE.modern,
 ): Promise<void> {
   expect(answer.status).toBe(401);
-  expect(answer.headers.get('www-authenticate')).toBe(
-    reason === 'invalid_credential'
-      ? `Bearer error="invalid_token", resource_metadata="${metadataUrl(resource)}"`
-      : `Bearer resource_metadata="${metadataUrl(resource)}"`,
-  );
+  expect(answer.headers.get('www-authenticate')).toBe(challengeOf(reason, resource));
   expect(await answer.json()).toMatchObject({
     jsonrpc: '2.0',
     id: null,

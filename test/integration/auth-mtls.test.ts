@@ -82,6 +82,10 @@ let cnAsDns: Pem; // CN web.tools.svc, no SAN: a CN is not a DNS name
 let dnsAsCn: Pem; // SAN DNS agent-ops, another CN: a DNS name is not a CN
 let foreign: Pem; // CN agent-ops, from a CA the gateway does not trust
 let expired: Pem; // CN agent-ops, from the client CA, expired yesterday
+let twoCns: Pem; // CN=agent-ops, CN=intern: two CNs, ambiguous
+let twoCnsReversed: Pem; // CN=intern, CN=agent-ops
+let multiValuedCn: Pem; // CN=agent-ops+CN=intern: one multi-valued RDN
+let twoCnsWithDns: Pem; // two CNs, and SAN DNS web.tools.svc: matched by the SAN
 let apiKey: { key: string; hash: string };
 let upstream: Peer;
 const dirs: string[] = [];
@@ -113,6 +117,17 @@ beforeAll(async () => {
       client: true,
       notBefore: new Date(now - 2 * DAY_MS),
       notAfter: new Date(now - DAY_MS),
+    }),
+  ]);
+  [twoCns, twoCnsReversed, multiValuedCn, twoCnsWithDns] = await Promise.all([
+    clientCA.issue({ cn: 'agent-ops', subject: 'CN=agent-ops, CN=intern', client: true }),
+    clientCA.issue({ cn: 'agent-ops', subject: 'CN=intern, CN=agent-ops', client: true }),
+    clientCA.issue({ cn: 'agent-ops', subject: 'CN=agent-ops+CN=intern', client: true }),
+    clientCA.issue({
+      cn: 'agent-ops',
+      subject: 'CN=agent-ops, CN=intern',
+      dns: ['web.tools.svc'],
+      client: true,
     }),
   ]);
   apiKey = newApiKey('pk_test_');
@@ -174,10 +189,9 @@ function expectUnauthorized(
   expect(answer.status).toBe(401);
   expect(answer.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32091, data: { reason } } });
   const challenge = answer.headers.get('www-authenticate') ?? '';
-  expect(challenge).toMatch(/^Bearer /);
-  expect(challenge).toContain(
-    'resource_metadata="https://mcp.example.test/.well-known/oauth-protected-resource/',
-  );
+  expect(challenge).toMatch(/^Bearer( |$)/);
+  // These routes name no authorization server: no metadata for an OAuth client to chase.
+  expect(challenge).not.toContain('resource_metadata');
   if (reason === 'invalid_credential') expect(challenge).toContain('error="invalid_token"');
   else expect(challenge).not.toContain('error=');
 }
@@ -403,11 +417,14 @@ ${route('/mcp', upstream.url, 'mtls, apiKey')}${route('/both', upstream.url, 'mt
     ['names no identities.mtls entry', 'stranger'],
     ['has the configured DNS name only as its CN', 'cnAsDns'],
     ['has the configured CN only as a SAN DNS name', 'dnsAsCn'],
+    ['has the configured CN beside a second CN (two RDNs)', 'twoCns'],
+    ['has the configured CN after a second CN', 'twoCnsReversed'],
+    ['has the configured CN in a multi-valued RDN with a second CN', 'multiValuedCn'],
   ] as const)(
     'refuses a valid certificate that %s with 401 invalid_credential, never falling through to the API key',
     async (_, which) => {
       const before = seenUpstream();
-      const client = { stranger, cnAsDns, dnsAsCn }[which];
+      const client = { stranger, cnAsDns, dnsAsCn, twoCns, twoCnsReversed, multiValuedCn }[which];
       expectUnauthorized(await callEcho(gateway.url, '/mcp', { client }), 'invalid_credential');
       // `require: any`: the certificate was presented first, so it decides; a key beside it changes nothing.
       expectUnauthorized(
@@ -417,6 +434,15 @@ ${route('/mcp', upstream.url, 'mtls, apiKey')}${route('/both', upstream.url, 'mt
       expect(seenUpstream()).toBe(before);
     },
   );
+
+  it('matches a certificate with two CNs by its SAN DNS name, and keeps serving the single-CN certificate', async () => {
+    const bySan = await callEcho(gateway.url, '/mcp', { client: twoCnsWithDns });
+    expectEchoed(bySan);
+    expect((await auditOf(gateway, bySan)).identity).toMatchObject({ key: 'mtls:web' });
+    const single = await callEcho(gateway.url, '/mcp', { client: ops });
+    expectEchoed(single);
+    expect((await auditOf(gateway, single)).identity).toMatchObject({ key: 'mtls:ops-agent' });
+  });
 
   describe('require: all with [mtls, apiKey]', () => {
     it('serves a client presenting both, as one identity naming each', async () => {

@@ -34,10 +34,14 @@ const SCOPES: Record<Caller, string> = {
   admin: '[notes:read, notes:write, notes:prompt, notes:admin, tasks:read]',
 };
 
-/** `slow_progress` is deliberately unlisted: under `default: deny` nobody may call it. */
+/**
+ * `slow_progress` is deliberately unlisted: under `default: deny` nobody may call it. `subtract`
+ * is listed with `add`'s scopes but the upstream has no such tool.
+ */
 const TABLES = `    tools:
       echo: notes:read
       add: [notes:read, notes:write]
+      subtract: [notes:read, notes:write]
     resources: { "fixture://**": notes:read }
     prompts: { explain: notes:prompt }
 `;
@@ -162,15 +166,24 @@ interface Refused {
   readonly code: number;
   readonly id?: string | number | null;
   /**
-   * The `insufficient_scope` challenge: its `scope` parameter (`''` when it has none); the
-   * required scopes are then also `data.requiredScopes`. Omitted: no `WWW-Authenticate` at all.
+   * The `insufficient_scope` challenge: the required scopes (also `data.requiredScopes`) and the
+   * caller whose held scopes follow them. Omitted: no `WWW-Authenticate` at all.
    */
-  readonly challenge?: { readonly route: string; readonly scopes: readonly string[] };
+  readonly challenge?: { readonly scopes: readonly string[]; readonly as: Caller };
 }
 
-function challengeOf(route: string, scopes: readonly string[]): string {
-  const scope = scopes.length > 0 ? `, scope="${scopes.join(' ')}"` : '';
-  return `Bearer error="insufficient_scope"${scope}, resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource${route}"`;
+/**
+ * The step-up challenge: the scopes needed, then those the caller already holds (so a client that
+ * replaces its scope set keeps them). These routes name no authorization server: no
+ * `resource_metadata`.
+ */
+function challengeOf(scopes: readonly string[], as: Caller): string {
+  const held = SCOPES[as]
+    .slice(1, -1)
+    .split(', ')
+    .filter((scope) => !scopes.includes(scope))
+    .sort();
+  return `Bearer error="insufficient_scope", scope="${[...scopes, ...held].join(' ')}"`;
 }
 
 /** Sends, and expects the refusal `expected` with nothing reaching the upstream. */
@@ -193,8 +206,8 @@ async function expectRefused(
     expect(answer.headers.get('www-authenticate')).toBeNull();
     expect(body.error?.data?.requiredScopes).toBeUndefined();
   } else {
-    const { route, scopes } = expected.challenge;
-    expect(answer.headers.get('www-authenticate')).toBe(challengeOf(route, scopes));
+    const { scopes, as } = expected.challenge;
+    expect(answer.headers.get('www-authenticate')).toBe(challengeOf(scopes, as));
     expect(body.error?.data?.requiredScopes).toEqual(scopes);
   }
   expect(upstream.requests.length, 'the upstream must see nothing').toBe(before);
@@ -278,7 +291,7 @@ describe('tools/call by scope', () => {
         reason: 'insufficient_scope',
         code: -32092,
         id: 'e-1',
-        challenge: { route: '/mcp', scopes: ['notes:read'] },
+        challenge: { scopes: ['notes:read'], as: 'prompter' },
       });
       expect(body.error?.message).toBe('Insufficient scope');
     },
@@ -294,7 +307,7 @@ describe('tools/call by scope', () => {
         reason: 'insufficient_scope',
         code: -32092,
         id: 21,
-        challenge: { route: '/mcp', scopes: ['notes:read', 'notes:write'] },
+        challenge: { scopes: ['notes:read', 'notes:write'], as: as },
       });
       expect(await auditFor(requestId)).toEqual([
         expect.objectContaining({
@@ -318,17 +331,44 @@ describe('tools/call by scope', () => {
 
   it('denies a tool the policy does not list under default: deny, whatever the caller holds', async () => {
     for (const name of ['slow_progress', 'delete_everything']) {
-      // No scope would help: the challenge names none and requiredScopes is empty.
+      // No scope would help: 403 method_denied with no step-up challenge and no requiredScopes.
       const { requestId } = await expectRefused(() => send(toolCall('admin', name)), {
         status: 403,
-        reason: 'insufficient_scope',
+        reason: 'method_denied',
         code: -32092,
-        challenge: { route: '/mcp', scopes: [] },
       });
       const [record] = await auditFor(requestId);
       expect(record).toMatchObject({ tool: name, decision: 'deny', rule: 'default: deny' });
     }
   });
+
+  it.each(GENERATIONS)(
+    'answers a denied call the same whether or not the upstream has the tool (%s)',
+    async (generation) => {
+      /** Status, headers and body of a refusal, with what differs per request (ids, time) blanked. */
+      const answerOf = async (as: Caller, name: string) => {
+        const before = upstream.requests.length;
+        const answer = await send(toolCall(as, name, { generation, id: 'same' }));
+        expect(upstream.requests.length, 'the upstream must see nothing').toBe(before);
+        const headers = Object.fromEntries(
+          [...answer.headers].filter(([header]) => header !== 'x-request-id' && header !== 'date'),
+        );
+        return { status: answer.status, headers, body: await answer.text() };
+      };
+      // Unlisted under default: deny — slow_progress exists upstream, delete_everything does not.
+      const unlisted = await answerOf('admin', 'slow_progress');
+      expect(unlisted.status).toBe(403);
+      expect(unlisted.headers['www-authenticate']).toBeUndefined();
+      expect(await answerOf('admin', 'delete_everything')).toEqual(unlisted);
+      // Listed with scopes the caller lacks — add exists upstream, subtract does not.
+      const lacking = await answerOf('reader', 'add');
+      expect(lacking.status).toBe(403);
+      expect(lacking.headers['www-authenticate']).toContain('insufficient_scope');
+      expect(await answerOf('reader', 'subtract')).toEqual(lacking);
+      // And the process kept serving.
+      expect(firstText((await expectForwarded(toolCall('writer', 'add', { generation }))).result)).toBe('5');
+    },
+  );
 
   it('forwards a tool the policy does not list under default: allow, and still enforces listed ones', async () => {
     const echo = await expectForwarded(toolCall('reader', 'echo', { route: '/open/mcp' }));
@@ -340,7 +380,7 @@ describe('tools/call by scope', () => {
       status: 403,
       reason: 'insufficient_scope',
       code: -32092,
-      challenge: { route: '/open/mcp', scopes: ['notes:read', 'notes:write'] },
+      challenge: { scopes: ['notes:read', 'notes:write'], as: 'reader' },
     });
   });
 
@@ -365,9 +405,8 @@ describe('tools/call by scope', () => {
   )('never lets a name variant match the allowed entry (%s, %s)', async (generation, _what, name) => {
     await expectRefused(() => send(toolCall('admin', name, { generation })), {
       status: 403,
-      reason: 'insufficient_scope',
+      reason: 'method_denied',
       code: -32092,
-      challenge: { route: '/mcp', scopes: [] },
     });
   });
 
@@ -382,7 +421,7 @@ describe('tools/call by scope', () => {
       reason: 'insufficient_scope',
       code: -32092,
       id: null,
-      challenge: { route: '/mcp', scopes: ['notes:read', 'notes:write'] },
+      challenge: { scopes: ['notes:read', 'notes:write'], as: 'reader' },
     });
   });
 
@@ -443,7 +482,7 @@ describe('batches (2025-03-26)', () => {
     const before = upstream.requests.length;
     const answer = await postTo('/mcp', batchHeaders('reader'), batch);
     expect(answer.status).toBe(403);
-    expect(answer.headers.get('www-authenticate')).toBe(challengeOf('/mcp', ['notes:read', 'notes:write']));
+    expect(answer.headers.get('www-authenticate')).toBe(challengeOf(['notes:read', 'notes:write'], 'reader'));
     const error = {
       code: -32092,
       data: { reason: 'insufficient_scope', requiredScopes: ['notes:read', 'notes:write'] },
@@ -573,7 +612,6 @@ describe('methods outside the table', () => {
           status: 403,
           reason: 'method_denied',
           code: -32092,
-          challenge: { route, scopes: [] },
         },
       );
     }
@@ -632,7 +670,7 @@ describe('methods outside the table', () => {
           status: 403,
           reason: 'insufficient_scope',
           code: -32092,
-          challenge: { route: '/tasks/mcp', scopes: ['tasks:read'] },
+          challenge: { scopes: ['tasks:read'], as: 'reader' },
         },
       );
       const [record] = await auditFor(requestId);
@@ -643,7 +681,7 @@ describe('methods outside the table', () => {
   it('keeps other methods refused on a route that lists only tasks/get', async () => {
     await expectRefused(
       () => send({ as: 'tasker', method: 'tasks/list', generation: 'legacy', route: '/tasks/mcp' }),
-      { status: 403, reason: 'method_denied', code: -32092, challenge: { route: '/tasks/mcp', scopes: [] } },
+      { status: 403, reason: 'method_denied', code: -32092 },
     );
   });
 });
@@ -674,14 +712,13 @@ describe('completion/complete', () => {
           status: 403,
           reason: 'insufficient_scope',
           code: -32092,
-          challenge: { route: '/mcp', scopes: ['notes:prompt'] },
+          challenge: { scopes: ['notes:prompt'], as: 'reader' },
         },
       );
       await expectRefused(() => send(complete('admin', { type: 'ref/prompt', name: 'secret' }, generation)), {
         status: 403,
-        reason: 'insufficient_scope',
+        reason: 'method_denied',
         code: -32092,
-        challenge: { route: '/mcp', scopes: [] },
       });
     },
   );
@@ -695,7 +732,7 @@ describe('completion/complete', () => {
         status: 403,
         reason: 'insufficient_scope',
         code: -32092,
-        challenge: { route: '/mcp', scopes: ['notes:read'] },
+        challenge: { scopes: ['notes:read'], as: 'prompter' },
       },
     );
     await expectRefused(
@@ -747,7 +784,7 @@ describe('resources/read', () => {
       status: 403,
       reason: 'insufficient_scope',
       code: -32092,
-      challenge: { route: '/mcp', scopes: ['notes:read'] },
+      challenge: { scopes: ['notes:read'], as: 'prompter' },
     });
     const [record] = await auditFor(requestId);
     expect(record).toMatchObject({ rule: 'resources."fixture://**"', missingScopes: ['notes:read'] });

@@ -83,19 +83,20 @@ describe('portcullis demo', () => {
     }
   });
 
-  it('refuses a call without the key, pointing at its protected-resource metadata', async () => {
+  it('refuses a call without the key with a challenge naming the scopes to ask for, and no metadata (no authorization server)', async () => {
     const answer = await fetch(endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
       body: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
     });
     expect(answer.status).toBe(401);
-    const challenge = answer.headers.get('www-authenticate') ?? '';
-    const metadataUrl = /resource_metadata="([^"]+)"/.exec(challenge)?.[1];
-    expect(metadataUrl).toBe(
+    // An API-key route: a resource_metadata here would send OAuth clients looking for a server
+    // that does not exist.
+    expect(answer.headers.get('www-authenticate')).toBe('Bearer scope="notes:read notes:write"');
+    const metadata = await fetch(
       endpoint.replace('/notes/mcp', '/.well-known/oauth-protected-resource/notes/mcp'),
     );
-    expect(await (await fetch(metadataUrl!)).json()).toMatchObject({ resource: endpoint });
+    expect(metadata.status).toBe(404);
   });
 
   it('stops on SIGTERM with exit code 0', async () => {

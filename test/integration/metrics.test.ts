@@ -227,7 +227,11 @@ routes:
     ).toBe(2);
     expect(
       moved(before, after, 'portcullis_refusals_total', { route: '/mcp', reason: 'insufficient_scope' }),
-    ).toBe(2);
+    ).toBe(1);
+    // The name `default: deny` refuses: no scope could grant it.
+    expect(
+      moved(before, after, 'portcullis_refusals_total', { route: '/mcp', reason: 'method_denied' }),
+    ).toBe(1);
     // The latency histogram holds the answered requests (refusals are counted as refusals);
     // the upstream histogram holds the three forwarded ones.
     const duration = 'portcullis_request_duration_seconds';

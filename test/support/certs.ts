@@ -60,6 +60,11 @@ export async function createTestCA(name = 'Portcullis Test CA'): Promise<TestCA>
 /** What {@link issueCertificate} puts in a leaf certificate; validity defaults to the CA's (now ± a day). */
 export interface LeafOptions {
   readonly cn: string;
+  /**
+   * The whole subject as an RFC 4514 string, replacing `CN=<cn>`: e.g. `CN=a, CN=b` (two RDNs)
+   * or `CN=a+CN=b` (one multi-valued RDN), for subjects a CA should never have signed.
+   */
+  readonly subject?: string;
   readonly dns?: readonly string[];
   readonly ips?: readonly string[];
   readonly uris?: readonly string[];
@@ -86,7 +91,7 @@ export async function issueCertificate(ca: Pem, opts: LeafOptions): Promise<Pem>
   ];
   const leaf = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
-    subject: `CN=${opts.cn}`,
+    subject: opts.subject ?? `CN=${opts.cn}`,
     issuer: caCert.subject,
     notBefore: opts.notBefore ?? new Date(now - 60_000),
     notAfter: opts.notAfter ?? new Date(now + 86_400_000),

@@ -86,6 +86,12 @@ export interface JwksServer {
   /** `false`: every fetch is answered 503 (the identity provider is down); `true` again to recover. */
   setAvailable(available: boolean): void;
   /**
+   * How fetches fail from now on: `none` (served), an HTTP status (`503`, `500`…), `hang` (never
+   * answered: headers never sent), `invalid-json` (200 with a body that is not JSON),
+   * `not-a-key-set` (200 with JSON that is no JWKS). Each is still counted in {@link fetches}.
+   */
+  setFault(fault: JwksFault): void;
+  /**
    * Resolves on the next fetch answered with a key set (the fetch an action is expected to cause);
    * rejects if none comes within `timeoutMs`.
    */
@@ -93,10 +99,12 @@ export interface JwksServer {
   close(): Promise<void>;
 }
 
+export type JwksFault = 'none' | number | 'hang' | 'invalid-json' | 'not-a-key-set';
+
 export async function startJwksServer(initial: readonly SigningKey[] = []): Promise<JwksServer> {
   const keys = new Map<string, JWK>(initial.map((k) => [k.kid, k.publicJwk]));
   let fetches = 0;
-  let available = true;
+  let fault: JwksFault = 'none';
   let waiting: Array<() => void> = [];
   const server = createServer((req, res) => {
     if (req.url !== '/jwks.json') {
@@ -104,8 +112,14 @@ export async function startJwksServer(initial: readonly SigningKey[] = []): Prom
       return;
     }
     fetches++;
-    if (!available) {
-      res.writeHead(503, { 'content-type': 'text/plain' }).end('unavailable');
+    if (fault === 'hang') return; // closed by close() (closeAllConnections)
+    if (typeof fault === 'number') {
+      res.writeHead(fault, { 'content-type': 'text/plain' }).end('unavailable');
+      return;
+    }
+    if (fault === 'invalid-json' || fault === 'not-a-key-set') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(fault === 'invalid-json' ? '{"keys": [' : '{"keys": "none"}');
       return;
     }
     const body = JSON.stringify({ keys: [...keys.values()] });
@@ -134,7 +148,10 @@ export async function startJwksServer(initial: readonly SigningKey[] = []): Prom
       keys.delete(kid);
     },
     setAvailable(value) {
-      available = value;
+      fault = value ? 'none' : 503;
+    },
+    setFault(value) {
+      fault = value;
     },
     nextFetch: (timeoutMs = 2000) =>
       new Promise<void>((resolve, reject) => {

@@ -27,6 +27,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   insufficient_scope: { status: 403, rpc: -32092 },
   method_denied: { status: 403, rpc: -32092 },
   session_not_found: { status: 404, rpc: -32001 },
+  idp_unavailable: { status: 503, rpc: -31094 },
   rate_limited: { status: 429, rpc: -32093 },
   too_many_failures: { status: 429, rpc: -32093 },
   concurrency_limited: { status: 429, rpc: -32093 },
@@ -61,7 +62,9 @@ describe('REFUSALS', () => {
   it('uses only reused JSON-RPC/MCP codes or the gateway’s own range -32090…-32099', () => {
     for (const reason of rpcReasons) {
       const code = REFUSALS[reason].rpc as number;
-      expect(REUSED_CODES.has(code) || (code >= -32099 && code <= -32090), `${reason}: ${code}`).toBe(true);
+      // -31091…-31099: the gateway's range after issue 13 (idp_unavailable is already there).
+      const own = (code >= -32099 && code <= -32090) || (code >= -31099 && code <= -31091);
+      expect(REUSED_CODES.has(code) || own, `${reason}: ${code}`).toBe(true);
     }
   });
 

@@ -1,11 +1,11 @@
 /**
  * The JWT verifier on its own, against a real JWKS endpoint: the identity and scopes it derives
  * from claims, the verified-token cache, and how the cache learns that a key left the JWKS.
- * Only `Date` is faked (to make the key set stale without waiting jose's ten minutes); sockets,
+ * Only `Date` is faked (to make the key set stale without waiting `jwksCacheMaxAgeSec`); sockets,
  * timers and crypto are real.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createJwtVerifier, type JwtResult } from '../../../src/auth/jwt.js';
+import { createJwtVerifier, type JwksErrorKind, type JwtResult } from '../../../src/auth/jwt.js';
 import { configSchema } from '../../../src/config/schema.js';
 import {
   createSigningKey,
@@ -18,8 +18,8 @@ import {
 
 const ISSUER = 'https://idp.example.com/';
 const AUDIENCE = 'https://mcp.example.com/files/mcp';
-/** jose's default `cacheMaxAge`: a key set older than this is stale. */
-const JWKS_MAX_AGE_MS = 10 * 60_000;
+/** `jwksCacheMaxAgeSec`'s default: a key set older than this is read again. */
+const JWKS_MAX_AGE_MS = 300_000;
 
 /** Issuer entries exactly as the policy loader produces them (defaults applied). */
 function issuers(...entries: Record<string, unknown>[]) {
@@ -152,29 +152,30 @@ describe('the verified-token cache', () => {
   const remote = (extra: Record<string, unknown> = {}) =>
     createJwtVerifier(issuers({ issuer: ISSUER, jwksUri: jwks.url, clockToleranceSec: 5, ...extra }));
 
-  it('serves a verified token from the cache while the JWKS is stale and down, until exp; an unseen token is refused', async () => {
+  it('past jwksCacheMaxAgeSec re-reads the JWKS before serving a cached token: while it is down the token is jwks_unavailable, then served again', async () => {
     const start = Date.now();
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(start);
-    const verifier = remote();
-    const exp = nowSec() + 3600;
-    const cachedToken = await signJwt(rsa, claims({ exp }));
+    const verifier = remote({ jwksCooldownMs: 0 });
+    const cachedToken = await signJwt(rsa, claims({ exp: nowSec() + 3600 }));
     expect(await verifier.verify(cachedToken, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
-    const fetched = jwks.fetches;
-    expect(fetched).toBeGreaterThan(0);
 
-    // The identity provider goes down and the key set goes stale.
+    // The identity provider goes down. Within the age bound nothing is fetched and the token is served…
     jwks.setAvailable(false);
-    vi.setSystemTime(start + JWKS_MAX_AGE_MS + 60_000);
+    vi.setSystemTime(start + JWKS_MAX_AGE_MS - 1000);
+    const fetched = jwks.fetches;
     expect(await verifier.verify(cachedToken, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
-    // A token never seen before, signed by the very same key, needs the key set and cannot be verified now.
-    const fresh = await signJwt(rsa, claims({ exp, jti: 'new' }));
-    expect(await verifier.verify(fresh, AUDIENCE, undefined)).toMatchObject({ failure: expect.any(String) });
+    expect(jwks.fetches).toBe(fetched);
+    // …past it, the set must be read again first: the IdP's fault, not the token's.
+    vi.setSystemTime(start + JWKS_MAX_AGE_MS + 1000);
+    expect(await verifier.verify(cachedToken, AUDIENCE, undefined)).toMatchObject({
+      failure: 'jwks_unavailable',
+      issuer: ISSUER,
+    });
+    expect(jwks.fetches).toBe(fetched + 1);
 
-    // Past `exp` plus the clock tolerance the cached entry is dead.
     jwks.setAvailable(true);
-    vi.setSystemTime((exp + 6) * 1000);
-    expect(await verifier.verify(cachedToken, AUDIENCE, undefined)).toEqual({ failure: 'expired' });
+    expect(await verifier.verify(cachedToken, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
   });
 
   it('answers a cached token without fetching the JWKS again', async () => {
@@ -201,30 +202,28 @@ describe('the verified-token cache', () => {
     expect(await verifier.verify(token, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
   });
 
-  it('drops a cached token once a background refresh of the stale JWKS shows its key is gone', async () => {
-    const start = Date.now();
-    vi.useFakeTimers({ toFake: ['Date'] });
-    vi.setSystemTime(start);
-    const verifier = remote();
-    const old = await signJwt(rsa, claims({ exp: nowSec() + 3600 }));
-    expect(await verifier.verify(old, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
+  it.each([60, 300])(
+    'stops a token whose key was removed within jwksCacheMaxAgeSec (%i s), cached or not',
+    async (maxAgeSec) => {
+      const start = Date.now();
+      vi.useFakeTimers({ toFake: ['Date'] });
+      vi.setSystemTime(start);
+      const verifier = remote({ jwksCacheMaxAgeSec: maxAgeSec });
+      const cached = await signJwt(rsa, claims({ exp: nowSec() + 3600 }));
+      const unseen = await signJwt(rsa, claims({ exp: nowSec() + 3600, jti: 'unseen' }));
+      expect(await verifier.verify(cached, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
 
-    // Rotation at the identity provider: the RSA key is withdrawn.
-    jwks.remove(rsa.kid);
-    vi.setSystemTime(start + JWKS_MAX_AGE_MS + 60_000);
-    const refreshed = jwks.nextFetch();
-    const fetched = jwks.fetches;
-    // The stale set is refreshed in the background; this request is still answered from the cache.
-    expect(await verifier.verify(old, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
-    await refreshed;
-    expect(jwks.fetches).toBe(fetched + 1);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-    expect(await verifier.verify(old, AUDIENCE, undefined)).toEqual({ failure: 'unknown_key' });
-    // Tokens signed by a key still published are unaffected.
-    expect(await verifier.verify(await signJwt(ec, claims()), AUDIENCE, undefined)).toMatchObject({
-      subject: 'alice',
-    });
-  });
+      // Revocation at the identity provider: the RSA key is withdrawn.
+      jwks.remove(rsa.kid);
+      vi.setSystemTime(start + maxAgeSec * 1000 + 1);
+      expect(await verifier.verify(cached, AUDIENCE, undefined)).toEqual({ failure: 'unknown_key' });
+      expect(await verifier.verify(unseen, AUDIENCE, undefined)).toEqual({ failure: 'unknown_key' });
+      // Tokens signed by a key still published are unaffected.
+      expect(await verifier.verify(await signJwt(ec, claims()), AUDIENCE, undefined)).toMatchObject({
+        subject: 'alice',
+      });
+    },
+  );
 
   it('drops a cached token when a refetch for an unknown kid shows its key is gone', async () => {
     const verifier = remote({ jwksCooldownMs: 0 });
@@ -249,36 +248,113 @@ describe('the verified-token cache', () => {
     vi.useFakeTimers({ toFake: ['Date'] });
     vi.setSystemTime(start);
     const verifier = remote();
-    const token = await signJwt(ec, claims({ exp: nowSec() + 3600 }));
+    const token = await signJwt(ec, claims({ iat: nowSec(), exp: nowSec() + 3600 }));
     await verifier.verify(token, AUDIENCE, undefined);
-    jwks.setAvailable(false);
-    vi.setSystemTime(start + JWKS_MAX_AGE_MS + 60_000);
+    // A minute earlier the token's `iat` is in the future: only the cache still answers it.
+    vi.setSystemTime(start - 60_000);
     expect(await verifier.verify(token, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
     verifier.flush();
-    // Now it must be verified again, which needs the (unreachable) key set.
-    expect(await verifier.verify(token, AUDIENCE, undefined)).toMatchObject({ failure: expect.any(String) });
+    expect(await verifier.verify(token, AUDIENCE, undefined)).toEqual({ failure: 'claims' });
   });
 });
 
 describe('an unreachable identity provider', () => {
-  it('reports a JWKS endpoint that is down as jwks_unavailable', async () => {
+  /** A verifier whose JWKS failures are recorded as the gateway's observer hears them. */
+  function observed(jwksUri: string, extra: Record<string, unknown> = {}) {
+    const seen: { issuer: string; kind: JwksErrorKind; status?: number }[] = [];
+    const verifier = createJwtVerifier(issuers({ issuer: ISSUER, jwksUri, ...extra }), {
+      onJwksError: (issuer, kind, detail) => seen.push({ issuer, kind, ...detail }),
+    });
+    return { verifier, seen };
+  }
+
+  it('reports a JWKS endpoint that is down as jwks_unavailable (unreachable), with a Retry-After', async () => {
     const jwks = await startJwksServer([rsa]);
     const url = jwks.url;
     await jwks.close();
-    const verifier = createJwtVerifier(issuers({ issuer: ISSUER, jwksUri: url }));
+    const { verifier, seen } = observed(url);
     expect(await verifier.verify(await signJwt(rsa, claims()), AUDIENCE, undefined)).toEqual({
       failure: 'jwks_unavailable',
+      issuer: ISSUER,
+      retryAfterSec: 5,
     });
+    expect(seen).toEqual([{ issuer: ISSUER, kind: 'unreachable' }]);
   });
 
-  it('reports a JWKS endpoint answering 503 as jwks_unavailable, not as a bad signature', async () => {
+  it.each([
+    [503, 'status'],
+    [500, 'status'],
+    [302, 'status'],
+    ['invalid-json', 'invalid'],
+    ['not-a-key-set', 'invalid'],
+  ] as const)(
+    'reports a JWKS endpoint answering %s as jwks_unavailable (%s), not as a bad token',
+    async (fault, kind) => {
+      const jwks = await startJwksServer([rsa]);
+      try {
+        jwks.setFault(fault);
+        const { verifier, seen } = observed(jwks.url);
+        expect(await verifier.verify(await signJwt(rsa, claims()), AUDIENCE, undefined)).toMatchObject({
+          failure: 'jwks_unavailable',
+        });
+        expect(seen).toEqual([
+          { issuer: ISSUER, kind, ...(typeof fault === 'number' ? { status: fault } : {}) },
+        ]);
+      } finally {
+        await jwks.close();
+      }
+    },
+  );
+
+  it('after a failed fetch, does not ask the IdP again until the backoff has passed', async () => {
     const jwks = await startJwksServer([rsa]);
     try {
       jwks.setAvailable(false);
-      const verifier = createJwtVerifier(issuers({ issuer: ISSUER, jwksUri: jwks.url }));
-      expect(await verifier.verify(await signJwt(rsa, claims()), AUDIENCE, undefined)).toEqual({
+      const { verifier, seen } = observed(jwks.url, { jwksCooldownMs: 1000 });
+      const token = await signJwt(rsa, claims());
+      expect(await verifier.verify(token, AUDIENCE, undefined)).toMatchObject({
         failure: 'jwks_unavailable',
       });
+      jwks.setAvailable(true);
+      for (let i = 0; i < 20; i++) {
+        expect(await verifier.verify(token, AUDIENCE, undefined)).toEqual({
+          failure: 'jwks_unavailable',
+          issuer: ISSUER,
+          retryAfterSec: 1,
+        });
+      }
+      expect(jwks.fetches, 'one fetch for 21 verifications').toBe(1);
+      expect(seen).toHaveLength(1);
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      expect(await verifier.verify(token, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
+    } finally {
+      await jwks.close();
+    }
+  });
+
+  it('still judges tokens that need no fetch while the IdP is down: bad ones are never jwks_unavailable', async () => {
+    const jwks = await startJwksServer([rsa]);
+    try {
+      const { verifier } = observed(jwks.url);
+      const good = await signJwt(rsa, claims());
+      expect(await verifier.verify(good, AUDIENCE, undefined)).toMatchObject({ subject: 'alice' });
+      jwks.setAvailable(false);
+      const [header, payload] = good.split('.') as [string, string, string];
+      const forged = await signJwt(await createSigningKey('RS256', rsa.kid), claims({ sub: 'mallory' }));
+      expect(await verifier.verify(forged, AUDIENCE, undefined)).toEqual({ failure: 'bad_signature' });
+      expect(await verifier.verify(`${header}.${payload}.AAAA`, AUDIENCE, undefined)).toEqual({
+        failure: 'bad_signature',
+      });
+      expect(await verifier.verify('not.a.jwt', AUDIENCE, undefined)).toEqual({ failure: 'malformed' });
+      const now = nowSec();
+      expect(
+        await verifier.verify(
+          await signJwt(rsa, claims({ iat: now - 600, exp: now - 60 })),
+          AUDIENCE,
+          undefined,
+        ),
+      ).toEqual({ failure: 'expired' });
+      expect(jwks.fetches).toBe(1);
     } finally {
       await jwks.close();
     }

@@ -220,8 +220,19 @@ describe('createMtlsMatcher', () => {
       { uris: ['spiffe://prod/agent/reporting/x'] },
     ],
     ['differs from the configured CN in case', { cn: ['Agent-Ops'] }],
+    ['has the configured CN next to another CN', { cn: ['agent-ops', 'intern'] }],
+    ['has the configured CN after another CN', { cn: ['intern', 'agent-ops'] }],
+    ['has the configured CN twice', { cn: ['agent-ops', 'agent-ops'] }],
   ] as const)('finds no identity for a certificate that %s', (_, names) => {
     expect(match(cert(names))).toBe('no_identity');
+  });
+
+  it('refuses an ambiguous subject only for cn matching: its SAN DNS and URI names still match', () => {
+    const twoCns = ['agent-ops', 'intern'];
+    expect(match(cert({ cn: twoCns, dns: ['web.tools.svc'] }))).toMatchObject({ key: 'mtls:web' });
+    expect(match(cert({ cn: twoCns, uris: ['spiffe://prod/agent/reporting'] }))).toMatchObject({
+      key: 'mtls:reporting',
+    });
   });
 
   it('finds no identity when no entries are configured', () => {

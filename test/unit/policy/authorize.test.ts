@@ -61,14 +61,14 @@ describe('authorize: a single message', () => {
     ]);
   });
 
-  it('refuses a missing scope with a 403 challenge naming every required scope', () => {
+  it('refuses a missing scope with a 403 challenge naming every required scope, then those the caller holds', () => {
     const result = authorize(enforce, body(call('req-9', 'delete_file')), reader, legacy);
     expect(result.refusal).toEqual({
       kind: 'refusal',
       reason: 'insufficient_scope',
       ids: ['req-9'],
       headers: {
-        'www-authenticate': `Bearer error="insufficient_scope", scope="files:write files:admin", resource_metadata="${METADATA}"`,
+        'www-authenticate': `Bearer error="insufficient_scope", scope="files:write files:admin files:read", resource_metadata="${METADATA}"`,
       },
       data: { requiredScopes: ['files:write', 'files:admin'] },
     });
@@ -84,24 +84,55 @@ describe('authorize: a single message', () => {
     });
   });
 
-  it('answers a name no entry lists (default deny) with the challenge and no scope to ask for', () => {
+  it('answers a name no entry lists (default deny) 403 method_denied, with no step-up challenge', () => {
     const result = authorize(enforce, body(call(2, 'format_disk')), reader, modern);
-    expect(result.refusal).toMatchObject({
-      reason: 'insufficient_scope',
-      ids: [2],
-      headers: { 'www-authenticate': `Bearer error="insufficient_scope", resource_metadata="${METADATA}"` },
-      data: { requiredScopes: [] },
+    expect(result.refusal).toEqual({ kind: 'refusal', reason: 'method_denied', ids: [2] });
+    expect(JSON.parse(refusalBody(result.refusal!)).error.data).toEqual({ reason: 'method_denied' });
+  });
+
+  it('answers a method outside the table on the legacy protocol 403 method_denied, with no challenge', () => {
+    const result = authorize(enforce, body({ jsonrpc: '2.0', id: 3, method: 'tasks/get' }), reader, legacy);
+    expect(result.refusal).toEqual({ kind: 'refusal', reason: 'method_denied', ids: [3] });
+    expect(REFUSALS.method_denied.status).toBe(403);
+  });
+
+  it('repeats only the scope tokens a caller holds that RFC 6750 allows in the header, at most 64', () => {
+    const odd: Identity = {
+      ...reader,
+      scopes: new Set(['files:read', 'has"quote', 'back\\slash', 'new\nline', 'x'.repeat(129), 'ok:scope']),
+    };
+    const result = authorize(enforce, body(call(1, 'write_file')), odd, legacy);
+    expect(result.refusal?.headers?.['www-authenticate']).toBe(
+      `Bearer error="insufficient_scope", scope="files:write files:read ok:scope", resource_metadata="${METADATA}"`,
+    );
+    const many: Identity = {
+      ...reader,
+      scopes: new Set(Array.from({ length: 500 }, (_, i) => `s${String(i).padStart(3, '0')}`)),
+    };
+    const header = authorize(enforce, body(call(1, 'write_file')), many, legacy).refusal?.headers?.[
+      'www-authenticate'
+    ];
+    expect(/scope="([^"]*)"/.exec(header ?? '')?.[1]?.split(' ')).toHaveLength(65);
+  });
+
+  it('leaves resource_metadata out of the step-up challenge of a route without authorization servers', () => {
+    const result = authorize(enforce, body(call(1, 'write_file')), reader, {
+      modern: false,
+      resourceMetadata: undefined,
+    });
+    expect(result.refusal?.headers).toEqual({
+      'www-authenticate': 'Bearer error="insufficient_scope", scope="files:write files:read"',
     });
   });
 
-  it('answers a method outside the table on the legacy protocol with a 403 method_denied challenge', () => {
-    const result = authorize(enforce, body({ jsonrpc: '2.0', id: 3, method: 'tasks/get' }), reader, legacy);
-    expect(result.refusal).toMatchObject({
+  it('answers a batch holding a call no scope can grant method_denied, not with a step-up', () => {
+    const batch = [call(1, 'write_file'), call(2, 'format_disk')];
+    expect(authorize(enforce, body(batch), reader, legacy).refusal).toEqual({
+      kind: 'refusal',
       reason: 'method_denied',
-      ids: [3],
-      headers: { 'www-authenticate': `Bearer error="insufficient_scope", resource_metadata="${METADATA}"` },
+      ids: [1, 2],
+      batch: true,
     });
-    expect(REFUSALS.method_denied.status).toBe(403);
   });
 
   it.each([
@@ -143,8 +174,9 @@ describe('authorize: a batch (2025-03-26)', () => {
       reason: 'insufficient_scope',
       ids: [1, 'two', 3],
       batch: true,
+      // Every scope the batch needs (one step-up serves all of it), then those the caller holds.
       headers: {
-        'www-authenticate': `Bearer error="insufficient_scope", scope="files:write", resource_metadata="${METADATA}"`,
+        'www-authenticate': `Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="${METADATA}"`,
       },
       data: { requiredScopes: ['files:write'] },
     });

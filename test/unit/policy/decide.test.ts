@@ -142,14 +142,14 @@ describe('decide: tools/call by params.name', () => {
     });
   });
 
-  it('denies a tool no entry lists under default deny, even to a caller with every scope', () => {
+  it('denies a tool no entry lists under default deny as method_denied (no scope grants it), even to a caller with every scope', () => {
     const everything = identity('files:read', 'files:write', 'files:admin', 'tasks:admin');
     expect(decide(policy, request('tools/call', { name: 'format_disk' }), everything, LEGACY)).toEqual({
       effect: 'deny',
       rule: 'default: deny',
       required: [],
       missing: [],
-      reason: 'insufficient_scope',
+      reason: 'method_denied',
       target: 'format_disk',
     });
   });
