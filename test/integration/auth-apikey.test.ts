@@ -310,7 +310,7 @@ ${ROUTE_TABLES}
       for (const credential of [{ authorization: `Bearer ${key}` }, { 'x-api-key': key }]) {
         const answer = await callEcho(v2Url, credential);
         expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -327,7 +327,7 @@ ${ROUTE_TABLES}
         const challenge = answer.headers.get('www-authenticate');
         expect(challenge, method).toBe(MISSING_CHALLENGE);
         expect(challenge).not.toContain('error=');
-        await expectRpcError(answer, 401, 'missing_credential', -32091);
+        await expectRpcError(answer, 401, 'missing_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -335,7 +335,7 @@ ${ROUTE_TABLES}
     it('refuses two credentials at once (Authorization and X-API-Key, both valid) with 401', async () => {
       const answer = await callEcho(v2Url, { authorization: `Bearer ${good.key}`, 'x-api-key': future.key });
       expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-      await expectRpcError(answer, 401, 'invalid_credential', -32091);
+      await expectRpcError(answer, 401, 'invalid_credential', -31091);
       expectUpstreamSawNothing();
     });
 
@@ -353,7 +353,7 @@ ${ROUTE_TABLES}
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toBe(INVALID_CHALLENGE);
       expect(JSON.parse(answer.body)).toMatchObject({
-        error: { code: -32091, data: { reason: 'invalid_credential' } },
+        error: { code: -31091, data: { reason: 'invalid_credential' } },
       });
       expectUpstreamSawNothing();
     });
@@ -369,7 +369,7 @@ ${ROUTE_TABLES}
     ])('refuses an Authorization header that is not one Bearer value (%s) with 401', async (_, value) => {
       const answer = await callEcho(v2Url, { authorization: value });
       expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-      await expectRpcError(answer, 401, 'invalid_credential', -32091);
+      await expectRpcError(answer, 401, 'invalid_credential', -31091);
       expectUpstreamSawNothing();
     });
 
@@ -397,7 +397,7 @@ ${ROUTE_TABLES}
       ]) {
         const answer = await callEcho(openUrl, credential);
         expect(answer.headers.get('www-authenticate')).toContain('error="invalid_token"');
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
       const keyed = await callEcho(openUrl, { 'x-api-key': good.key });
@@ -415,7 +415,7 @@ ${ROUTE_TABLES}
         expect(answer.headers.get('www-authenticate')).toBe(
           'Bearer error="invalid_token", resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/jwt/mcp"',
         );
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -531,7 +531,7 @@ ${ROUTE_TABLES}`,
     const retryAfter = Number(answer.headers.get('retry-after'));
     expect(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${retryAfter}`).toBe(true);
     expect(answer.headers.get('www-authenticate')).toBeNull();
-    const body = await expectRpcError(answer, 429, 'too_many_failures', -32093);
+    const body = await expectRpcError(answer, 429, 'too_many_failures', -31093);
     expect(body.error.message).toBe('Too many failed authentication attempts');
     return retryAfter;
   }

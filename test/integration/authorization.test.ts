@@ -276,7 +276,7 @@ describe('tools/call by scope', () => {
       const body = await expectRefused(() => send(toolCall('prompter', 'echo', { generation, id: 'e-1' })), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         id: 'e-1',
         challenge: { route: '/mcp', scopes: ['notes:read'] },
       });
@@ -292,7 +292,7 @@ describe('tools/call by scope', () => {
       const { requestId } = await expectRefused(() => send(toolCall(as, 'add', { id: 21 })), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         id: 21,
         challenge: { route: '/mcp', scopes: ['notes:read', 'notes:write'] },
       });
@@ -322,7 +322,7 @@ describe('tools/call by scope', () => {
       const { requestId } = await expectRefused(() => send(toolCall('admin', name)), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         challenge: { route: '/mcp', scopes: [] },
       });
       const [record] = await auditFor(requestId);
@@ -339,7 +339,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('reader', 'add', { route: '/open/mcp' })), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       challenge: { route: '/open/mcp', scopes: ['notes:read', 'notes:write'] },
     });
   });
@@ -366,7 +366,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('admin', name, { generation })), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       challenge: { route: '/mcp', scopes: [] },
     });
   });
@@ -380,7 +380,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('reader', 'add', { generation: 'legacy' }), body), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       id: null,
       challenge: { route: '/mcp', scopes: ['notes:read', 'notes:write'] },
     });
@@ -445,7 +445,7 @@ describe('batches (2025-03-26)', () => {
     expect(answer.status).toBe(403);
     expect(answer.headers.get('www-authenticate')).toBe(challengeOf('/mcp', ['notes:read', 'notes:write']));
     const error = {
-      code: -32092,
+      code: -31092,
       data: { reason: 'insufficient_scope', requiredScopes: ['notes:read', 'notes:write'] },
     };
     const errors = (await answer.json()) as RpcAnswer[];
@@ -572,7 +572,7 @@ describe('methods outside the table', () => {
         {
           status: 403,
           reason: 'method_denied',
-          code: -32092,
+          code: -31092,
           challenge: { route, scopes: [] },
         },
       );
@@ -631,7 +631,7 @@ describe('methods outside the table', () => {
         {
           status: 403,
           reason: 'insufficient_scope',
-          code: -32092,
+          code: -31092,
           challenge: { route: '/tasks/mcp', scopes: ['tasks:read'] },
         },
       );
@@ -643,7 +643,7 @@ describe('methods outside the table', () => {
   it('keeps other methods refused on a route that lists only tasks/get', async () => {
     await expectRefused(
       () => send({ as: 'tasker', method: 'tasks/list', generation: 'legacy', route: '/tasks/mcp' }),
-      { status: 403, reason: 'method_denied', code: -32092, challenge: { route: '/tasks/mcp', scopes: [] } },
+      { status: 403, reason: 'method_denied', code: -31092, challenge: { route: '/tasks/mcp', scopes: [] } },
     );
   });
 });
@@ -673,14 +673,14 @@ describe('completion/complete', () => {
         {
           status: 403,
           reason: 'insufficient_scope',
-          code: -32092,
+          code: -31092,
           challenge: { route: '/mcp', scopes: ['notes:prompt'] },
         },
       );
       await expectRefused(() => send(complete('admin', { type: 'ref/prompt', name: 'secret' }, generation)), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         challenge: { route: '/mcp', scopes: [] },
       });
     },
@@ -694,7 +694,7 @@ describe('completion/complete', () => {
       {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         challenge: { route: '/mcp', scopes: ['notes:read'] },
       },
     );
@@ -746,7 +746,7 @@ describe('resources/read', () => {
     const { requestId } = await expectRefused(() => send(read('prompter', FIXTURE_RESOURCE_URI)), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       challenge: { route: '/mcp', scopes: ['notes:read'] },
     });
     const [record] = await auditFor(requestId);
