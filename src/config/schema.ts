@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { namesTaskMethods, TASKS_IN_METHODS } from './task-methods.js';
 
 /**
  * The policy file's one schema: it is the TypeScript type (`Config`), the validator, and the
@@ -258,6 +259,10 @@ const routeSchema = z
     tools: nameToScopes.default({}),
     resources: nameToScopes.default({}),
     prompts: nameToScopes.default({}),
+    /**
+     * Methods beyond the method table, by name or glob. Naming a `tasks/` method (or a pattern that
+     * can match one) is a load error: task ids are not bound to identities (`task-methods.ts`).
+     */
     methods: nameToScopes.default({}),
     rateLimits: z.array(rateLimitRuleSchema).min(1).optional(),
     failMode: z.enum(['open', 'closed']).optional(),
@@ -275,6 +280,10 @@ const routeSchema = z
     }
     if (new Set(route.authentication.methods).size !== route.authentication.methods.length) {
       ctx.addIssue({ code: 'custom', path: ['authentication', 'methods'], message: 'lists a method twice' });
+    }
+    for (const name of Object.keys(route.methods)) {
+      if (namesTaskMethods(name))
+        ctx.addIssue({ code: 'custom', path: ['methods', name], message: TASKS_IN_METHODS });
     }
   });
 

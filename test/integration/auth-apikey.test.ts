@@ -27,7 +27,7 @@ const RESOURCE = 'https://mcp.example.com/files/mcp';
 const RESOURCE_METADATA = 'https://mcp.example.com/.well-known/oauth-protected-resource/files/mcp';
 const MISSING_CHALLENGE = `Bearer resource_metadata="${RESOURCE_METADATA}"`;
 const INVALID_CHALLENGE = `Bearer error="invalid_token", resource_metadata="${RESOURCE_METADATA}"`;
-const ALL_SCOPES = '[notes:read, notes:write, notes:admin, notes:prompt, tasks:read]';
+const ALL_SCOPES = '[notes:read, notes:write, notes:admin, notes:prompt, notes:export]';
 
 /** The main route's policy tables: they also decide the metadata's `scopes_supported`. */
 const ROUTE_TABLES = `    tools:
@@ -36,7 +36,7 @@ const ROUTE_TABLES = `    tools:
       slow_progress: notes:admin
     resources: { "fixture://**": notes:read }
     prompts: { explain: notes:prompt }
-    methods: { "tasks/get": tasks:read }
+    methods: { "notes/export": notes:export }
 `;
 
 const good = newApiKey('pk_test_');
@@ -439,7 +439,7 @@ ${ROUTE_TABLES}
     const expected = {
       resource: RESOURCE,
       authorization_servers: ['https://idp.example.com/', 'https://idp2.example.com/'],
-      scopes_supported: ['notes:admin', 'notes:prompt', 'notes:read', 'notes:write', 'tasks:read'],
+      scopes_supported: ['notes:admin', 'notes:export', 'notes:prompt', 'notes:read', 'notes:write'],
       bearer_methods_supported: ['header'],
     };
 

@@ -21,7 +21,7 @@ const KEYS = {
   /** Holds `notes:write` but not `notes:read`: half of `add`'s requirement. */
   scribe: newApiKey('pk_test_'),
   prompter: newApiKey('pk_test_'),
-  tasker: newApiKey('pk_test_'),
+  exporter: newApiKey('pk_test_'),
   admin: newApiKey('pk_test_'),
 } as const;
 type Caller = keyof typeof KEYS;
@@ -30,8 +30,8 @@ const SCOPES: Record<Caller, string> = {
   writer: '[notes:read, notes:write]',
   scribe: '[notes:write]',
   prompter: '[notes:prompt]',
-  tasker: '[tasks:read]',
-  admin: '[notes:read, notes:write, notes:prompt, notes:admin, tasks:read]',
+  exporter: '[notes:export]',
+  admin: '[notes:read, notes:write, notes:prompt, notes:admin, notes:export]',
 };
 
 /** `slow_progress` is deliberately unlisted: under `default: deny` nobody may call it. */
@@ -65,7 +65,7 @@ ${Object.entries(KEYS)
   .join('\n')}
 routes:
 ${route('/mcp', TABLES)}
-${route('/tasks/mcp', `${TABLES}    methods: { "tasks/get": tasks:read }\n`)}
+${route('/vendor/mcp', `${TABLES}    methods: { "notes/export": notes:export }\n`)}
 ${route('/open/mcp', '    default: allow\n    tools: { add: [notes:read, notes:write] }\n')}
 ${route('/shadow/mcp', `    mode: shadow\n${TABLES}`)}`,
   });
@@ -597,17 +597,16 @@ describe('methods outside the table', () => {
   });
 
   it.each(GENERATIONS)(
-    'forwards tasks/get where the route’s methods list it, to a caller with its scope (%s)',
+    'forwards notes/export where the route’s methods list it, to a caller with its scope (%s)',
     async (generation) => {
-      // SEP-2663: a modern tasks/get mirrors params.taskId in Mcp-Name. This upstream has no tasks.
+      // A vendor method (tasks/* may not be listed: a load error). This upstream does not know it.
       const answer = await expectForwarded(
         {
-          as: 'tasker',
-          method: 'tasks/get',
-          params: { taskId: 't-1' },
+          as: 'exporter',
+          method: 'notes/export',
+          params: {},
           generation,
-          route: '/tasks/mcp',
-          mcpName: 't-1',
+          route: '/vendor/mcp',
         },
         undefined,
         generation === 'modern' ? 404 : 200,
@@ -617,33 +616,33 @@ describe('methods outside the table', () => {
   );
 
   it.each(GENERATIONS)(
-    'refuses a listed tasks/get to a caller without its scope with 403 insufficient_scope (%s)',
+    'refuses a listed notes/export to a caller without its scope with 403 insufficient_scope (%s)',
     async (generation) => {
       const { requestId } = await expectRefused(
         () =>
           send({
             as: 'reader',
-            method: 'tasks/get',
-            params: { taskId: 't-1' },
+            method: 'notes/export',
+            params: {},
             generation,
-            route: '/tasks/mcp',
+            route: '/vendor/mcp',
           }),
         {
           status: 403,
           reason: 'insufficient_scope',
           code: -31092,
-          challenge: { route: '/tasks/mcp', scopes: ['tasks:read'] },
+          challenge: { route: '/vendor/mcp', scopes: ['notes:export'] },
         },
       );
       const [record] = await auditFor(requestId);
-      expect(record).toMatchObject({ rule: 'methods.tasks/get', missingScopes: ['tasks:read'] });
+      expect(record).toMatchObject({ rule: 'methods.notes/export', missingScopes: ['notes:export'] });
     },
   );
 
-  it('keeps other methods refused on a route that lists only tasks/get', async () => {
+  it('keeps other methods refused on a route that lists only notes/export', async () => {
     await expectRefused(
-      () => send({ as: 'tasker', method: 'tasks/list', generation: 'legacy', route: '/tasks/mcp' }),
-      { status: 403, reason: 'method_denied', code: -31092, challenge: { route: '/tasks/mcp', scopes: [] } },
+      () => send({ as: 'exporter', method: 'tasks/list', generation: 'legacy', route: '/vendor/mcp' }),
+      { status: 403, reason: 'method_denied', code: -31092, challenge: { route: '/vendor/mcp', scopes: [] } },
     );
   });
 });
