@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ArgumentsMode, createArgumentsView, TOO_DEEP } from '../../../src/audit/arguments.js';
-import { verifyChain } from '../../../src/audit/chain.js';
+import { verifyText } from '../../../src/audit/chain.js';
 import { createAuditStream } from '../../../src/audit/stream.js';
 import type { Identity } from '../../../src/auth/identity.js';
 import { createMetrics } from '../../../src/metrics/registry.js';
@@ -75,9 +75,11 @@ async function record(view: (args: unknown) => unknown, args: unknown): Promise<
   });
   recordOutcome(deniedCall(args));
   await audit.close();
-  const lines = readFileSync(file, 'utf8').split('\n');
-  expect(verifyChain(lines, KEY).broken).toBeUndefined();
-  const written = lines.filter(Boolean);
+  const text = readFileSync(file, 'utf8');
+  const verified = verifyText(text, KEY);
+  expect(verified.broken).toBeUndefined();
+  expect(verified.records).toBe(1);
+  const written = text.split('\n').filter(Boolean);
   expect(written).toHaveLength(1);
   return JSON.parse(written[0] as string) as Record<string, unknown>;
 }
