@@ -2,6 +2,12 @@
  * The one catalogue of refusals (DESIGN.md, "Refusals"). Each entry owns its HTTP status, its
  * JSON-RPC code and the audit decision it produces, so a new refusal cannot be added without
  * deciding all three. README's error table is tested against this object.
+ *
+ * JSON-RPC codes: the gateway's own are -31091…-31099. JSON-RPC reserves -32768…-32000 and the
+ * 2026-07-28 MCP specification reserves -32020…-32099 ("implementations MUST NOT emit any code
+ * from this sub-range that is not defined by this specification"), so a code from those ranges
+ * appears here only where its meaning is the standard one (-32700, -32600…-32603, -32020, -32021,
+ * -32042, and -32001 for an unknown session, the SDKs' convention). Clients match `data.reason`.
  */
 export type AuditDecision = 'deny' | 'rate-limited' | 'error';
 
@@ -57,26 +63,26 @@ export const REFUSALS = {
   invalid_params: { status: 400, rpc: -32602, decision: 'deny', message: 'Invalid params' },
   method_not_found: { status: 404, rpc: -32601, decision: 'deny', message: 'Method not found' },
   origin_not_allowed: { status: 403, rpc: -32600, decision: 'deny', message: 'Origin not allowed' },
-  missing_credential: { status: 401, rpc: -32091, decision: 'deny', message: 'Authentication required' },
-  invalid_credential: { status: 401, rpc: -32091, decision: 'deny', message: 'Invalid credential' },
-  insufficient_scope: { status: 403, rpc: -32092, decision: 'deny', message: 'Insufficient scope' },
-  method_denied: { status: 403, rpc: -32092, decision: 'deny', message: 'Method not permitted' },
+  missing_credential: { status: 401, rpc: -31091, decision: 'deny', message: 'Authentication required' },
+  invalid_credential: { status: 401, rpc: -31091, decision: 'deny', message: 'Invalid credential' },
+  insufficient_scope: { status: 403, rpc: -31092, decision: 'deny', message: 'Insufficient scope' },
+  method_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Method not permitted' },
   session_not_found: { status: 404, rpc: -32001, decision: 'deny', message: 'Session not found' },
-  rate_limited: { status: 429, rpc: -32093, decision: 'rate-limited', message: 'Rate limit exceeded' },
+  rate_limited: { status: 429, rpc: -31093, decision: 'rate-limited', message: 'Rate limit exceeded' },
   too_many_failures: {
     status: 429,
-    rpc: -32093,
+    rpc: -31093,
     decision: 'rate-limited',
     message: 'Too many failed authentication attempts',
   },
   concurrency_limited: {
     status: 429,
-    rpc: -32093,
+    rpc: -31093,
     decision: 'rate-limited',
     message: 'Too many concurrent requests',
   },
-  limiter_unavailable: { status: 503, rpc: -32094, decision: 'error', message: 'Rate limiter unavailable' },
-  draining: { status: 503, rpc: -32094, decision: 'error', message: 'Gateway is shutting down' },
+  limiter_unavailable: { status: 503, rpc: -31094, decision: 'error', message: 'Rate limiter unavailable' },
+  draining: { status: 503, rpc: -31094, decision: 'error', message: 'Gateway is shutting down' },
   /** The issuer's JWKS could not be read: the token was never judged, so this is not a 401. */
   idp_unavailable: {
     status: 503,
@@ -84,15 +90,15 @@ export const REFUSALS = {
     decision: 'error',
     message: 'Identity provider unavailable',
   },
-  upstream_unreachable: { status: 502, rpc: -32095, decision: 'error', message: 'Upstream unreachable' },
+  upstream_unreachable: { status: 502, rpc: -31095, decision: 'error', message: 'Upstream unreachable' },
   upstream_rejected: {
     status: 502,
-    rpc: -32095,
+    rpc: -31095,
     decision: 'error',
     message: 'Upstream refused the gateway',
   },
-  upstream_timeout: { status: 504, rpc: -32096, decision: 'error', message: 'Upstream timed out' },
-  response_too_large: { status: 502, rpc: -32097, decision: 'error', message: 'Upstream response too large' },
+  upstream_timeout: { status: 504, rpc: -31096, decision: 'error', message: 'Upstream timed out' },
+  response_too_large: { status: 502, rpc: -31097, decision: 'error', message: 'Upstream response too large' },
   internal: { status: 500, rpc: -32603, decision: 'error', message: 'Internal error' },
 } as const satisfies Record<string, RefusalSpec>;
 

@@ -3,7 +3,15 @@ import { dirname } from 'node:path';
 import type { Logger } from 'pino';
 import pino from 'pino';
 import type { AuditDecision } from '../errors.js';
-import { type Chain, type ChainHead, createChain, GENESIS, readTail } from './chain.js';
+import {
+  type Chain,
+  type ChainHead,
+  createChain,
+  GENESIS,
+  readTail,
+  type Tail,
+  tornLineRecord,
+} from './chain.js';
 
 /**
  * One audit record per JSON-RPC request and per refusal (DESIGN.md step 10; the schema is in
@@ -88,7 +96,7 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     mkdirSync(dirname(destination), { recursive: true });
     closeSync(openSync(destination, 'a'));
   }
-  const tail = toStdout ? { head: GENESIS, midLine: false } : readTail(destination);
+  const tail: Tail = toStdout ? { head: GENESIS, midLine: false, torn: undefined } : readTail(destination);
   let chain: Chain | undefined;
   if (chainKey !== undefined) {
     let start: ChainHead | undefined = tail.head;
@@ -137,8 +145,17 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
     }
   };
   process.once('exit', flushOnExit);
-  // A file torn by a crash mid-write: the next record starts on a line of its own.
-  if (tail.midLine) dest.write('\n');
+  // A file torn by a crash mid-write: the next record starts on a line of its own. A torn last line
+  // is declared, in the same write, by a chained record naming its length and SHA-256: that is the
+  // only way `audit verify` accepts a complete line without a chain link (chain.ts), so a line
+  // inserted by someone without the key can never pass for a torn one.
+  if (chain !== undefined && tail.torn !== undefined) {
+    logger.warn(
+      { destination, tornBytes: tail.torn.bytes },
+      'the audit file ends with a line torn by a crash: it is ended and declared in the next record',
+    );
+    dest.write(`\n${chain.seal(tornLineRecord(tail.torn))}`);
+  } else if (tail.midLine) dest.write('\n');
   return {
     enabled: true,
     write(record) {

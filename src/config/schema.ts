@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { resourcePatternProblem } from '../policy/uri.js';
+import { namesTaskMethods, TASKS_IN_METHODS } from './task-methods.js';
 
 /**
  * The policy file's one schema: it is the TypeScript type (`Config`), the validator, and the
@@ -316,6 +317,10 @@ const routeSchema = z
     tools: nameToScopes.default({}),
     resources: nameToScopes.default({}),
     prompts: nameToScopes.default({}),
+    /**
+     * Methods beyond the method table, by name or glob. Naming a `tasks/` method (or a pattern that
+     * can match one) is a load error: task ids are not bound to identities (`task-methods.ts`).
+     */
     methods: nameToScopes.default({}),
     rateLimits: z.array(rateLimitRuleSchema).min(1).optional(),
     failMode: z.enum(['open', 'closed']).optional(),
@@ -340,6 +345,10 @@ const routeSchema = z
       const problem = resourcePatternProblem(pattern);
       if (problem !== undefined)
         ctx.addIssue({ code: 'custom', path: ['resources', pattern], message: problem });
+    }
+    for (const name of Object.keys(route.methods)) {
+      if (namesTaskMethods(name))
+        ctx.addIssue({ code: 'custom', path: ['methods', name], message: TASKS_IN_METHODS });
     }
   });
 

@@ -63,6 +63,9 @@ export function createOutcomeRecorder({
   logger,
   logRequests,
 }: OutcomeDeps): RecordOutcome {
+  const viewArguments = guardedView(argumentsView, logger, () =>
+    metrics.internalErrors.inc({ where: 'outcome' }),
+  );
   return (outcome) => {
     const durationMs = Math.round((performance.now() - outcome.startedAt) * 1000) / 1000;
     const time = new Date().toISOString();
@@ -73,11 +76,11 @@ export function createOutcomeRecorder({
     const messages = outcome.body?.messages;
     const route = outcome.route ?? 'none';
     if (messages === undefined || messages.length === 0)
-      audit.write(recordFor(shared, outcome, argumentsView, answers, undefined));
+      audit.write(recordFor(shared, outcome, viewArguments, answers, undefined));
     else
       messages.forEach((message, i) => {
         const decision = outcome.decisions?.[i];
-        const record = recordFor(shared, outcome, argumentsView, answers, message, decision);
+        const record = recordFor(shared, outcome, viewArguments, answers, message, decision);
         audit.write(record);
         if (record.tool !== undefined) {
           metrics.toolCalls.inc({
@@ -113,6 +116,33 @@ export function createOutcomeRecorder({
         },
         'request',
       );
+    }
+  };
+}
+
+/** What a record's `arguments` says when the view failed: the record is written all the same. */
+export const ARGUMENTS_UNAVAILABLE = '[unavailable]';
+
+/**
+ * `argumentsView` that never keeps a record from being written. The view walks client data
+ * without recursion and within a depth bound (`audit/arguments.ts`), so it should not throw; if a
+ * bug makes it throw anyway, the record — who was refused what, and why — matters more than its
+ * arguments: it is written with `[unavailable]` and the bug is logged with its stack. (The
+ * recorder runs in the exchange's `close` listener: an exception there once took the process
+ * down and lost the record of a denied call.)
+ */
+function guardedView(
+  view: (args: unknown) => unknown,
+  logger: Logger,
+  count: () => void,
+): (args: unknown) => unknown {
+  return (args) => {
+    try {
+      return view(args);
+    } catch (err) {
+      logger.error({ err }, 'audit arguments view failed (a bug); the record is written without them');
+      count();
+      return ARGUMENTS_UNAVAILABLE;
     }
   };
 }

@@ -8,7 +8,7 @@
  * last head. `arguments: hash` keeps every argument value out of the file. A missing key: exit 2.
  */
 import { spawnSync } from 'node:child_process';
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -203,6 +203,50 @@ describe('a file written by one gateway', () => {
     expect(stdout).toContain('repeated or reordered');
   });
 
+  // What `verify` used to accept as "a torn line": a record without a chain link between two real
+  // ones. Only an unterminated last line may be torn (src/audit/chain.ts).
+  const FORGED = JSON.stringify({
+    time: '2026-01-01T00:00:00.000Z',
+    method: 'tools/call',
+    tool: 'admin_reset',
+    decision: 'allow',
+    status: 200,
+  });
+
+  it('a forged, unchained record inserted between two genuine ones: exit 1, naming it', () => {
+    const path = copy('inserted.jsonl', (l) => [...l.slice(0, target), FORGED, ...l.slice(target)]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain(`BROKEN at line ${target + 1}: not a chained record (no mac)`);
+    expect(stdout).toContain(`${target} record(s) before it verified`);
+    expect(stdout).not.toContain('is torn');
+  });
+
+  it('a forged record with a seq and a made-up mac inserted: exit 1, naming it with its seq', () => {
+    const fake = `${JSON.stringify({ seq: target + 1, tool: 'admin_reset' }).slice(0, -1)},"mac":"${'0'.repeat(64)}"}`;
+    const path = copy('inserted-with-mac.jsonl', (l) => [...l.slice(0, target), fake, ...l.slice(target)]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain(`BROKEN at line ${target + 1} (seq ${target + 1}): mac does not match`);
+  });
+
+  it('a forged line appended at the end with a newline: exit 1, naming it', () => {
+    const path = copy('appended.jsonl', (l) => [...l, FORGED]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain(`BROKEN at line ${lines.length + 1}: not a chained record`);
+    expect(stdout).toContain(`${lines.length} record(s) before it verified`);
+  });
+
+  it('an unterminated last line: exit 0, every record verified, the line named as torn', () => {
+    const path = join(dir, 'unterminated.jsonl');
+    writeFileSync(path, `${lines.join('\n')}\n${lines[0]!.slice(0, 33)}`);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`line ${lines.length + 1}, the last, is torn and has no newline`);
+    expect(stdout).toContain(`OK: ${lines.length} record(s) verified; chain head ${headText(lines.at(-1)!)}`);
+  });
+
   it('an edited file re-MACed from scratch with another key: exit 1 at line 1', () => {
     const chain = createChain(OTHER_KEY);
     const path = copy('forged.jsonl', (l) =>
@@ -330,13 +374,55 @@ describe('a gateway restarted on a file whose last line was cut mid-write (a cra
   it('continues the chain from the last whole record, past the torn line', () => {
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
     expect(lines.slice(0, 2)).toEqual(before);
-    // The torn line stays as it is; the next record starts on a line of its own and continues.
+    // The torn line stays as it is; the gateway ended it, and its next record declares it.
     expect(lines[2]).toBe(partial);
-    expect(parse(lines[3]!).seq).toBe(3);
+    expect(parse(lines[3]!)).toMatchObject({
+      seq: 3,
+      event: 'torn-line',
+      torn: { bytes: partial.length, sha256: createHash('sha256').update(partial).digest('hex') },
+    });
+    expect(parse(lines[4]!).seq).toBe(4);
+    expect(log.join('')).toContain('torn by a crash');
     const { code, stdout } = verify(file);
     expect(code).toBe(0);
-    expect(stdout).toContain('line 3 is torn');
-    expect(stdout).toMatch(/OK: \d+ record\(s\) verified/);
+    expect(stdout).toContain('line 3 is torn (a crash mid-write); the gateway ended it at restart');
+    expect(stdout).toContain(
+      `OK: ${lines.length - 1} record(s) verified; chain head ${headText(lines.at(-1)!)}`,
+    );
+  });
+
+  /** A copy of the crashed-and-restarted file with `edit` applied to its lines. */
+  const tampered = (name: string, edit: (lines: string[]) => string[]) => {
+    const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+    const path = join(dir, name);
+    writeFileSync(path, `${edit(lines).join('\n')}\n`);
+    return path;
+  };
+  const FORGED = JSON.stringify({ tool: 'admin_reset', decision: 'allow' });
+
+  it.each([
+    ['right after the genuine torn line', 3, 4],
+    ['right before the genuine torn line', 2, 3],
+    ['between the records after the restart', 5, 6],
+  ])('a forged line inserted %s: exit 1, naming it', (_, at, line) => {
+    const path = tampered(`crashed-inserted-${at}.jsonl`, (l) => [...l.slice(0, at), FORGED, ...l.slice(at)]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain(`BROKEN at line ${line}: not a chained record`);
+  });
+
+  it('the torn line removed: exit 1 at the record that declares it', () => {
+    const path = tampered('crashed-torn-removed.jsonl', (l) => [...l.slice(0, 2), ...l.slice(3)]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain('BROKEN at line 3 (seq 3): declares a torn line before it, and there is none');
+  });
+
+  it('the torn line replaced by a forged one: exit 1 at it', () => {
+    const path = tampered('crashed-torn-replaced.jsonl', (l) => [...l.slice(0, 2), FORGED, ...l.slice(3)]);
+    const { code, stdout } = verify(path);
+    expect(code).toBe(1);
+    expect(stdout).toContain('BROKEN at line 3: not a chained record');
   });
 
   it('a record deleted before the torn line is still found', () => {

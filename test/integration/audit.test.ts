@@ -280,6 +280,56 @@ describe('refusals: one record each, and the upstream saw nothing', () => {
   });
 });
 
+// A recursive argument view overflowed the stack inside the exchange's close listener: the
+// process died, and the denied call left no record. The view is now iterative and depth-bounded.
+describe('a denied call with arguments nested 3000 deep (audit.arguments: redact)', () => {
+  const DEPTH = 3_000;
+  /** Built as text: the client's bytes, not a value JSON.stringify would have to walk. */
+  const body = (id: number) =>
+    `{"jsonrpc":"2.0","id":${id},"method":"tools/call","params":{"name":"add","_meta":${JSON.stringify(META)},` +
+    `"arguments":{"password":"${ARGUMENT_SECRET}","deep":${'['.repeat(DEPTH)}{"password":"${ARGUMENT_SECRET}"}${']'.repeat(DEPTH)}}}}`;
+
+  it('leaves its record, the upstream sees nothing, and the gateway keeps serving', async () => {
+    const before = upstreamCalls(json);
+    const answer = await fetch(`${gateway.url}/json/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': MODERN,
+        'mcp-method': 'tools/call',
+        'mcp-name': 'add',
+        'x-api-key': READER.key,
+      },
+      body: body(30),
+    });
+    const requestId = answer.headers.get('x-request-id') ?? '';
+    await answer.text();
+    expect(upstreamCalls(json)).toBe(before);
+    const record = await recordOf(requestId);
+    expect(record).toMatchObject({
+      identity: { key: 'apiKey:reader' },
+      decision: 'deny',
+      status: answer.status,
+    });
+    expect(JSON.stringify(record)).not.toContain(ARGUMENT_SECRET);
+    if (answer.status === 403) {
+      // Parsed and denied by policy: the record shows the arguments to the view's bound.
+      expect(record).toMatchObject({ tool: 'add', reason: 'insufficient_scope', rule: 'tools.add' });
+      expect(JSON.stringify(record.arguments)).toContain('"[too deep]"');
+      expect((record.arguments as { password: string }).password).toBe('[redacted]');
+    } else {
+      // With a request depth limit (`limits.maxJsonDepth`) the parser refuses it first.
+      expect(answer.status).toBe(400);
+      expect(record).toMatchObject({ reason: 'too_deep' });
+    }
+    // The same process answers the next call.
+    const next = await call('/json/mcp', toolCall(31, 'echo', { text: 'still here' }), { key: READER.key });
+    expect(next.status).toBe(200);
+    expect(next.text).toContain('still here');
+  });
+});
+
 describe('sessions (legacy protocol)', () => {
   it('names the session by a hash of the sealed id, the same for every call in it', async () => {
     const client = await connectV1Client(`${gateway.url}/legacy/mcp`, {

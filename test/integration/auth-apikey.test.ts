@@ -29,7 +29,7 @@ const RESOURCE_METADATA = 'https://mcp.example.com/.well-known/oauth-protected-r
 const CHALLENGE_SCOPES = 'notes:admin notes:prompt notes:read';
 const MISSING_CHALLENGE = `Bearer scope="${CHALLENGE_SCOPES}", resource_metadata="${RESOURCE_METADATA}"`;
 const INVALID_CHALLENGE = `Bearer error="invalid_token", scope="${CHALLENGE_SCOPES}", resource_metadata="${RESOURCE_METADATA}"`;
-const ALL_SCOPES = '[notes:read, notes:write, notes:admin, notes:prompt, tasks:read]';
+const ALL_SCOPES = '[notes:read, notes:write, notes:admin, notes:prompt, notes:export]';
 
 /** The main route's policy tables: they also decide the metadata's `scopes_supported`. */
 const ROUTE_TABLES = `    tools:
@@ -38,7 +38,7 @@ const ROUTE_TABLES = `    tools:
       slow_progress: notes:admin
     resources: { "fixture://**": notes:read }
     prompts: { explain: notes:prompt }
-    methods: { "tasks/get": tasks:read }
+    methods: { "notes/export": notes:export }
 `;
 
 const good = newApiKey('pk_test_');
@@ -312,7 +312,7 @@ ${ROUTE_TABLES}
       for (const credential of [{ authorization: `Bearer ${key}` }, { 'x-api-key': key }]) {
         const answer = await callEcho(v2Url, credential);
         expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -329,7 +329,7 @@ ${ROUTE_TABLES}
         const challenge = answer.headers.get('www-authenticate');
         expect(challenge, method).toBe(MISSING_CHALLENGE);
         expect(challenge).not.toContain('error=');
-        await expectRpcError(answer, 401, 'missing_credential', -32091);
+        await expectRpcError(answer, 401, 'missing_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -337,7 +337,7 @@ ${ROUTE_TABLES}
     it('refuses two credentials at once (Authorization and X-API-Key, both valid) with 401', async () => {
       const answer = await callEcho(v2Url, { authorization: `Bearer ${good.key}`, 'x-api-key': future.key });
       expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-      await expectRpcError(answer, 401, 'invalid_credential', -32091);
+      await expectRpcError(answer, 401, 'invalid_credential', -31091);
       expectUpstreamSawNothing();
     });
 
@@ -355,7 +355,7 @@ ${ROUTE_TABLES}
       expect(answer.status).toBe(401);
       expect(answer.headers['www-authenticate']).toBe(INVALID_CHALLENGE);
       expect(JSON.parse(answer.body)).toMatchObject({
-        error: { code: -32091, data: { reason: 'invalid_credential' } },
+        error: { code: -31091, data: { reason: 'invalid_credential' } },
       });
       expectUpstreamSawNothing();
     });
@@ -371,7 +371,7 @@ ${ROUTE_TABLES}
     ])('refuses an Authorization header that is not one Bearer value (%s) with 401', async (_, value) => {
       const answer = await callEcho(v2Url, { authorization: value });
       expect(answer.headers.get('www-authenticate')).toBe(INVALID_CHALLENGE);
-      await expectRpcError(answer, 401, 'invalid_credential', -32091);
+      await expectRpcError(answer, 401, 'invalid_credential', -31091);
       expectUpstreamSawNothing();
     });
 
@@ -399,7 +399,7 @@ ${ROUTE_TABLES}
       ]) {
         const answer = await callEcho(openUrl, credential);
         expect(answer.headers.get('www-authenticate')).toContain('error="invalid_token"');
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
       const keyed = await callEcho(openUrl, { 'x-api-key': good.key });
@@ -418,7 +418,7 @@ ${ROUTE_TABLES}
           // No authorizationServers on this route: no resource_metadata to send clients nowhere.
           `Bearer error="invalid_token", scope="${CHALLENGE_SCOPES}"`,
         );
-        await expectRpcError(answer, 401, 'invalid_credential', -32091);
+        await expectRpcError(answer, 401, 'invalid_credential', -31091);
       }
       expectUpstreamSawNothing();
     });
@@ -442,7 +442,7 @@ ${ROUTE_TABLES}
     const expected = {
       resource: RESOURCE,
       authorization_servers: ['https://idp.example.com/', 'https://idp2.example.com/'],
-      scopes_supported: ['notes:admin', 'notes:prompt', 'notes:read', 'notes:write', 'tasks:read'],
+      scopes_supported: ['notes:admin', 'notes:export', 'notes:prompt', 'notes:read', 'notes:write'],
       bearer_methods_supported: ['header'],
     };
 
@@ -534,7 +534,7 @@ ${ROUTE_TABLES}`,
     const retryAfter = Number(answer.headers.get('retry-after'));
     expect(Number.isInteger(retryAfter) && retryAfter >= 1, `Retry-After ${retryAfter}`).toBe(true);
     expect(answer.headers.get('www-authenticate')).toBeNull();
-    const body = await expectRpcError(answer, 429, 'too_many_failures', -32093);
+    const body = await expectRpcError(answer, 429, 'too_many_failures', -31093);
     expect(body.error.message).toBe('Too many failed authentication attempts');
     return retryAfter;
   }

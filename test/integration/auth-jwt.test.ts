@@ -187,7 +187,7 @@ async function expectRefused(
   expect(await answer.json()).toMatchObject({
     jsonrpc: '2.0',
     id: null,
-    error: { code: -32091, data: { reason } },
+    error: { code: -31091, data: { reason } },
   });
   expect(v2.requests.length, 'the upstream must see nothing').toBe(seen.v2);
   expect(v1.requests.length, 'the upstream must see nothing').toBe(seen.v1);

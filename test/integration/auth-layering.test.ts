@@ -126,7 +126,7 @@ routes:
   async function expectRefused(answer: Awaited<ReturnType<typeof call>>, reason: string): Promise<void> {
     expect(answer.status).toBe(401);
     // Authentication runs before the body is read: the id cannot be known yet (DESIGN.md).
-    expect(await answer.json()).toMatchObject({ id: null, error: { code: -32091, data: { reason } } });
+    expect(await answer.json()).toMatchObject({ id: null, error: { code: -31091, data: { reason } } });
   }
 
   it('require all: the SDK client with its certificate and a token gets one identity naming both', async () => {

@@ -187,7 +187,7 @@ function expectUnauthorized(
   reason: 'invalid_credential' | 'missing_credential',
 ): void {
   expect(answer.status).toBe(401);
-  expect(answer.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -32091, data: { reason } } });
+  expect(answer.body).toMatchObject({ jsonrpc: '2.0', id: null, error: { code: -31091, data: { reason } } });
   const challenge = answer.headers.get('www-authenticate') ?? '';
   expect(challenge).toMatch(/^Bearer( |$)/);
   // These routes name no authorization server: no metadata for an OAuth client to chase.

@@ -21,7 +21,7 @@ const KEYS = {
   /** Holds `notes:write` but not `notes:read`: half of `add`'s requirement. */
   scribe: newApiKey('pk_test_'),
   prompter: newApiKey('pk_test_'),
-  tasker: newApiKey('pk_test_'),
+  exporter: newApiKey('pk_test_'),
   admin: newApiKey('pk_test_'),
 } as const;
 type Caller = keyof typeof KEYS;
@@ -30,8 +30,8 @@ const SCOPES: Record<Caller, string> = {
   writer: '[notes:read, notes:write]',
   scribe: '[notes:write]',
   prompter: '[notes:prompt]',
-  tasker: '[tasks:read]',
-  admin: '[notes:read, notes:write, notes:prompt, notes:admin, tasks:read]',
+  exporter: '[notes:export]',
+  admin: '[notes:read, notes:write, notes:prompt, notes:admin, notes:export]',
 };
 
 /**
@@ -69,7 +69,7 @@ ${Object.entries(KEYS)
   .join('\n')}
 routes:
 ${route('/mcp', TABLES)}
-${route('/tasks/mcp', `${TABLES}    methods: { "tasks/get": tasks:read }\n`)}
+${route('/vendor/mcp', `${TABLES}    methods: { "notes/export": notes:export }\n`)}
 ${route('/open/mcp', '    default: allow\n    tools: { add: [notes:read, notes:write] }\n')}
 ${route('/shadow/mcp', `    mode: shadow\n${TABLES}`)}`,
   });
@@ -289,7 +289,7 @@ describe('tools/call by scope', () => {
       const body = await expectRefused(() => send(toolCall('prompter', 'echo', { generation, id: 'e-1' })), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         id: 'e-1',
         challenge: { scopes: ['notes:read'], as: 'prompter' },
       });
@@ -305,7 +305,7 @@ describe('tools/call by scope', () => {
       const { requestId } = await expectRefused(() => send(toolCall(as, 'add', { id: 21 })), {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         id: 21,
         challenge: { scopes: ['notes:read', 'notes:write'], as: as },
       });
@@ -335,7 +335,7 @@ describe('tools/call by scope', () => {
       const { requestId } = await expectRefused(() => send(toolCall('admin', name)), {
         status: 403,
         reason: 'method_denied',
-        code: -32092,
+        code: -31092,
       });
       const [record] = await auditFor(requestId);
       expect(record).toMatchObject({ tool: name, decision: 'deny', rule: 'default: deny' });
@@ -379,7 +379,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('reader', 'add', { route: '/open/mcp' })), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       challenge: { scopes: ['notes:read', 'notes:write'], as: 'reader' },
     });
   });
@@ -406,7 +406,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('admin', name, { generation })), {
       status: 403,
       reason: 'method_denied',
-      code: -32092,
+      code: -31092,
     });
   });
 
@@ -419,7 +419,7 @@ describe('tools/call by scope', () => {
     await expectRefused(() => send(toolCall('reader', 'add', { generation: 'legacy' }), body), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       id: null,
       challenge: { scopes: ['notes:read', 'notes:write'], as: 'reader' },
     });
@@ -484,7 +484,7 @@ describe('batches (2025-03-26)', () => {
     expect(answer.status).toBe(403);
     expect(answer.headers.get('www-authenticate')).toBe(challengeOf(['notes:read', 'notes:write'], 'reader'));
     const error = {
-      code: -32092,
+      code: -31092,
       data: { reason: 'insufficient_scope', requiredScopes: ['notes:read', 'notes:write'] },
     };
     const errors = (await answer.json()) as RpcAnswer[];
@@ -611,7 +611,7 @@ describe('methods outside the table', () => {
         {
           status: 403,
           reason: 'method_denied',
-          code: -32092,
+          code: -31092,
         },
       );
     }
@@ -635,17 +635,16 @@ describe('methods outside the table', () => {
   });
 
   it.each(GENERATIONS)(
-    'forwards tasks/get where the route’s methods list it, to a caller with its scope (%s)',
+    'forwards notes/export where the route’s methods list it, to a caller with its scope (%s)',
     async (generation) => {
-      // SEP-2663: a modern tasks/get mirrors params.taskId in Mcp-Name. This upstream has no tasks.
+      // A vendor method (tasks/* may not be listed: a load error). This upstream does not know it.
       const answer = await expectForwarded(
         {
-          as: 'tasker',
-          method: 'tasks/get',
-          params: { taskId: 't-1' },
+          as: 'exporter',
+          method: 'notes/export',
+          params: {},
           generation,
-          route: '/tasks/mcp',
-          mcpName: 't-1',
+          route: '/vendor/mcp',
         },
         undefined,
         generation === 'modern' ? 404 : 200,
@@ -655,33 +654,33 @@ describe('methods outside the table', () => {
   );
 
   it.each(GENERATIONS)(
-    'refuses a listed tasks/get to a caller without its scope with 403 insufficient_scope (%s)',
+    'refuses a listed notes/export to a caller without its scope with 403 insufficient_scope (%s)',
     async (generation) => {
       const { requestId } = await expectRefused(
         () =>
           send({
             as: 'reader',
-            method: 'tasks/get',
-            params: { taskId: 't-1' },
+            method: 'notes/export',
+            params: {},
             generation,
-            route: '/tasks/mcp',
+            route: '/vendor/mcp',
           }),
         {
           status: 403,
           reason: 'insufficient_scope',
-          code: -32092,
-          challenge: { scopes: ['tasks:read'], as: 'reader' },
+          code: -31092,
+          challenge: { scopes: ['notes:export'], as: 'reader' },
         },
       );
       const [record] = await auditFor(requestId);
-      expect(record).toMatchObject({ rule: 'methods.tasks/get', missingScopes: ['tasks:read'] });
+      expect(record).toMatchObject({ rule: 'methods.notes/export', missingScopes: ['notes:export'] });
     },
   );
 
-  it('keeps other methods refused on a route that lists only tasks/get', async () => {
+  it('keeps other methods refused on a route that lists only notes/export', async () => {
     await expectRefused(
-      () => send({ as: 'tasker', method: 'tasks/list', generation: 'legacy', route: '/tasks/mcp' }),
-      { status: 403, reason: 'method_denied', code: -32092 },
+      () => send({ as: 'exporter', method: 'tasks/list', generation: 'legacy', route: '/vendor/mcp' }),
+      { status: 403, reason: 'method_denied', code: -31092 },
     );
   });
 });
@@ -711,14 +710,14 @@ describe('completion/complete', () => {
         {
           status: 403,
           reason: 'insufficient_scope',
-          code: -32092,
+          code: -31092,
           challenge: { scopes: ['notes:prompt'], as: 'reader' },
         },
       );
       await expectRefused(() => send(complete('admin', { type: 'ref/prompt', name: 'secret' }, generation)), {
         status: 403,
         reason: 'method_denied',
-        code: -32092,
+        code: -31092,
       });
     },
   );
@@ -731,7 +730,7 @@ describe('completion/complete', () => {
       {
         status: 403,
         reason: 'insufficient_scope',
-        code: -32092,
+        code: -31092,
         challenge: { scopes: ['notes:read'], as: 'prompter' },
       },
     );
@@ -783,7 +782,7 @@ describe('resources/read', () => {
     const { requestId } = await expectRefused(() => send(read('prompter', FIXTURE_RESOURCE_URI)), {
       status: 403,
       reason: 'insufficient_scope',
-      code: -32092,
+      code: -31092,
       challenge: { scopes: ['notes:read'], as: 'prompter' },
     });
     const [record] = await auditFor(requestId);

@@ -97,7 +97,7 @@ routes:
     const third = await post('slow', 3);
     expect(third.status).toBe(429);
     expect(await third.json()).toMatchObject({
-      error: { code: -32093, data: { reason: 'concurrency_limited' } },
+      error: { code: -31093, data: { reason: 'concurrency_limited' } },
     });
     expect(seen, 'the upstream must see nothing').toBe(before);
     for (const done of release.splice(0)) done();
@@ -143,7 +143,7 @@ routes:
     expect(huge.status).toBe(502);
     expect(await huge.json()).toMatchObject({
       id: 5,
-      error: { code: -32097, data: { reason: 'response_too_large' } },
+      error: { code: -31097, data: { reason: 'response_too_large' } },
     });
     // A JSON answer of unknown length that grows past the cap cannot carry an error: it is cut.
     await expect(post('unsized', 7).then((a) => a.text())).rejects.toThrow();

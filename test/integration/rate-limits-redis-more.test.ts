@@ -276,7 +276,7 @@ ${route('/open/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'ope
       } else {
         expect(answer.status, JSON.stringify(body)).toBe(503);
         expect(answer.headers.get('retry-after')).toBe('1');
-        expect(body).toMatchObject({ error: { code: -32094, data: { reason: 'limiter_unavailable' } } });
+        expect(body).toMatchObject({ error: { code: -31094, data: { reason: 'limiter_unavailable' } } });
       }
     }
 

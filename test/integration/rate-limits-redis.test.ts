@@ -86,7 +86,7 @@ routes:
     const closed = await call(one.url, '/closed/mcp', 100);
     expect(closed.status).toBe(503);
     expect(await closed.json()).toMatchObject({
-      error: { code: -32094, data: { reason: 'limiter_unavailable' } },
+      error: { code: -31094, data: { reason: 'limiter_unavailable' } },
     });
     expect(performance.now() - started).toBeLessThan(2_000);
     // Counting in process per replica: the open route still serves.

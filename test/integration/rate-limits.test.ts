@@ -79,7 +79,7 @@ routes:
     expect(refused.headers.get('ratelimit')).toMatch(/^"r1";r=0;t=\d+$/);
     expect(await refused.json()).toMatchObject({
       id: 3,
-      error: { code: -32093, data: { reason: 'rate_limited', limit: '2/hour', per: 'identity+tool' } },
+      error: { code: -31093, data: { reason: 'rate_limited', limit: '2/hour', per: 'identity+tool' } },
     });
     expect(calls(), 'the upstream must see nothing').toBe(before);
   });

@@ -163,7 +163,7 @@ describe('routing and guard', () => {
         body: toolCall('echo'),
       });
       expect(answer.headers.get('www-authenticate')).toContain('invalid_token');
-      await expectRefused(answer, 401, 'invalid_credential', -32091);
+      await expectRefused(answer, 401, 'invalid_credential', -31091);
     }
   });
 });

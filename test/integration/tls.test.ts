@@ -100,7 +100,7 @@ describe('TLS', () => {
     expect(answer.status).toBe(502);
     expect(await answer.json()).toMatchObject({
       id: 1,
-      error: { code: -32095, data: { reason: 'upstream_unreachable' } },
+      error: { code: -31095, data: { reason: 'upstream_unreachable' } },
     });
     expect(seen.length).toBe(before);
   });

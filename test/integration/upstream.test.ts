@@ -73,7 +73,7 @@ describe('upstream failures', () => {
 
   it('answers 502 upstream_unreachable when nothing listens upstream', async () => {
     const answer = await fetch(`${downGateway.url}/mcp`, { method: 'POST', headers: HEADERS, body: PING });
-    await expectUpstreamError(answer, 502, 'upstream_unreachable', -32095);
+    await expectUpstreamError(answer, 502, 'upstream_unreachable', -31095);
   });
 
   it('answers 504 upstream_timeout when the upstream is slower than headersMs', async () => {
@@ -82,7 +82,7 @@ describe('upstream failures', () => {
     });
     const started = performance.now();
     const answer = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: HEADERS, body: PING });
-    await expectUpstreamError(answer, 504, 'upstream_timeout', -32096);
+    await expectUpstreamError(answer, 504, 'upstream_timeout', -31096);
     expect(performance.now() - started).toBeLessThan(1_500);
   });
 
@@ -94,7 +94,7 @@ describe('upstream failures', () => {
     });
     const answer = await fetch(`${gateway.url}/mcp`, { method: 'POST', headers: HEADERS, body: PING });
     expect(answer.headers.get('www-authenticate')).toBeNull();
-    await expectUpstreamError(answer, 502, 'upstream_rejected', -32095);
+    await expectUpstreamError(answer, 502, 'upstream_rejected', -31095);
   });
 
   it('passes upstream 4xx/5xx answers other than 401/403 through unchanged', async () => {

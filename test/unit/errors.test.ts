@@ -22,26 +22,36 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   invalid_params: { status: 400, rpc: -32602 },
   method_not_found: { status: 404, rpc: -32601 },
   origin_not_allowed: { status: 403, rpc: -32600 },
-  missing_credential: { status: 401, rpc: -32091 },
-  invalid_credential: { status: 401, rpc: -32091 },
-  insufficient_scope: { status: 403, rpc: -32092 },
-  method_denied: { status: 403, rpc: -32092 },
+  missing_credential: { status: 401, rpc: -31091 },
+  invalid_credential: { status: 401, rpc: -31091 },
+  insufficient_scope: { status: 403, rpc: -31092 },
+  method_denied: { status: 403, rpc: -31092 },
   session_not_found: { status: 404, rpc: -32001 },
   idp_unavailable: { status: 503, rpc: -31094 },
-  rate_limited: { status: 429, rpc: -32093 },
-  too_many_failures: { status: 429, rpc: -32093 },
-  concurrency_limited: { status: 429, rpc: -32093 },
-  limiter_unavailable: { status: 503, rpc: -32094 },
-  draining: { status: 503, rpc: -32094 },
-  upstream_unreachable: { status: 502, rpc: -32095 },
-  upstream_rejected: { status: 502, rpc: -32095 },
-  upstream_timeout: { status: 504, rpc: -32096 },
-  response_too_large: { status: 502, rpc: -32097 },
+  rate_limited: { status: 429, rpc: -31093 },
+  too_many_failures: { status: 429, rpc: -31093 },
+  concurrency_limited: { status: 429, rpc: -31093 },
+  limiter_unavailable: { status: 503, rpc: -31094 },
+  draining: { status: 503, rpc: -31094 },
+  upstream_unreachable: { status: 502, rpc: -31095 },
+  upstream_rejected: { status: 502, rpc: -31095 },
+  upstream_timeout: { status: 504, rpc: -31096 },
+  response_too_large: { status: 502, rpc: -31097 },
   internal: { status: 500, rpc: -32603 },
 };
 
-/** Codes DESIGN.md reuses on purpose; every other code is the gateway's own, in -32090…-32099. */
-const REUSED_CODES = new Set([-32700, -32600, -32601, -32602, -32603, -32020, -32001]);
+/**
+ * Codes from the reserved ranges that DESIGN.md ("Refusals") reuses because the meaning is theirs:
+ * JSON-RPC's own, MCP's header mismatch (-32020), missing client capability (-32021), URL
+ * elicitation required (-32042), and the SDKs' session-not-found (-32001). Every other code the
+ * gateway emits is its own, in -31091…-31099.
+ */
+const REUSED_CODES = new Set([-32700, -32600, -32601, -32602, -32603, -32020, -32021, -32042, -32001]);
+
+/** JSON-RPC 2.0 reserves -32768…-32000 (the 2026-07-28 MCP specification claims -32020…-32099 of it). */
+const JSON_RPC_RESERVED = { min: -32768, max: -32000 };
+/** The gateway's own codes (DESIGN.md, "Refusals"). */
+const GATEWAY_OWN = { min: -31099, max: -31091 };
 
 const reasons = Object.keys(REFUSALS) as RefusalReason[];
 const rpcReasons = reasons.filter((reason) => REFUSALS[reason].rpc !== null);
@@ -59,12 +69,32 @@ describe('REFUSALS', () => {
     },
   );
 
-  it('uses only reused JSON-RPC/MCP codes or the gateway’s own range -32090…-32099', () => {
+  it('emits no code from the reserved range -32768…-32000 other than those DESIGN.md reuses', () => {
     for (const reason of rpcReasons) {
       const code = REFUSALS[reason].rpc as number;
-      // -31091…-31099: the gateway's range after issue 13 (idp_unavailable is already there).
-      const own = (code >= -32099 && code <= -32090) || (code >= -31099 && code <= -31091);
+      const reserved = code >= JSON_RPC_RESERVED.min && code <= JSON_RPC_RESERVED.max;
+      expect(!reserved || REUSED_CODES.has(code), `${reason}: ${code} is reserved`).toBe(true);
+    }
+  });
+
+  it('emits the reserved codes it reuses, or its own -31091…-31099, nothing else', () => {
+    for (const reason of rpcReasons) {
+      const code = REFUSALS[reason].rpc as number;
+      const own = code >= GATEWAY_OWN.min && code <= GATEWAY_OWN.max;
       expect(REUSED_CODES.has(code) || own, `${reason}: ${code}`).toBe(true);
+    }
+  });
+
+  it('emits in refusal bodies only the codes the catalogue allows (as a client sees them)', () => {
+    for (const reason of rpcReasons) {
+      const body = JSON.parse(refusalBody(refuse(reason, { ids: [1, 2], batch: true }))) as {
+        error: { code: number; data: { reason: string } };
+      }[];
+      for (const { error } of body) {
+        const reserved = error.code >= JSON_RPC_RESERVED.min && error.code <= JSON_RPC_RESERVED.max;
+        expect(!reserved || REUSED_CODES.has(error.code), `${reason}: ${error.code}`).toBe(true);
+        expect(error.data.reason).toBe(reason);
+      }
     }
   });
 
@@ -141,7 +171,7 @@ describe('refusalBody', () => {
     for (const error of body) {
       expect(error).toMatchObject({
         jsonrpc: '2.0',
-        error: { code: -32092, data: { reason: 'method_denied' } },
+        error: { code: -31092, data: { reason: 'method_denied' } },
       });
     }
   });

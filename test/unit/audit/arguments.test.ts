@@ -6,8 +6,9 @@
  * node:crypto — so a suspected value can be confirmed but the value itself is never stored.
  */
 import { createHmac } from 'node:crypto';
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createArgumentsView } from '../../../src/audit/arguments.js';
+import { createArgumentsView, jsonText, MAX_VIEW_DEPTH, TOO_DEEP } from '../../../src/audit/arguments.js';
 import { verifyChain } from '../../../src/audit/chain.js';
 
 const KEY = 'arguments-test-chain-key-0123';
@@ -161,5 +162,108 @@ describe('hash', () => {
     const mac = audited.smuggled.slice('hmac-sha256:'.length);
     const line = `${JSON.stringify(forged).slice(0, -1)},"mac":"${mac}"}`;
     expect(verifyChain([line], KEY).broken).toBeDefined();
+  });
+});
+
+/** `{"a":{"a":…{"leaf":1}}}` with `depth` objects, built without recursion. */
+function nested(depth: number, key = 'a'): Record<string, unknown> {
+  let value: Record<string, unknown> = { leaf: 1, password: 'deep-secret' };
+  for (let i = 1; i < depth; i++) value = { [key]: value };
+  return value;
+}
+
+/** How many containers deep `value` goes, counted without recursion. */
+function depthOf(value: unknown): number {
+  let depth = 0;
+  let level: unknown[] = [value];
+  while (level.length > 0) {
+    const next: unknown[] = [];
+    for (const v of level)
+      if (typeof v === 'object' && v !== null) for (const c of Object.values(v)) next.push(c);
+    if (level.some((v) => typeof v === 'object' && v !== null)) depth++;
+    level = next;
+  }
+  return depth;
+}
+
+// Arguments nested as deep as a 4 MB body allows: the attacker's choice. A recursive walk threw
+// RangeError inside the exchange's close listener — the process died and the record was lost.
+describe('arguments nested beyond any sensible depth', () => {
+  const DEPTHS = [3_000, 200_000];
+
+  it.each(DEPTHS)(
+    'redact shows %i levels to the bound, then [too deep], and the record serializes',
+    (depth) => {
+      const view = createArgumentsView('redact', { redactKeys: ['password'] });
+      const shown = view({ password: 'top-secret', deep: nested(depth) });
+      const text = JSON.stringify(shown);
+      expect(text).toContain(`"${TOO_DEEP}"`);
+      expect(text).not.toContain('top-secret');
+      expect(depthOf(shown)).toBe(MAX_VIEW_DEPTH);
+    },
+  );
+
+  it.each(DEPTHS)(
+    'full shows %i levels to the bound, then [too deep], and the record serializes',
+    (depth) => {
+      const view = createArgumentsView('full', { redactKeys: [] });
+      const args = [nested(depth, 'x')];
+      const shown = view(args);
+      expect(JSON.stringify(shown)).toContain(`"${TOO_DEEP}"`);
+      expect(depthOf(shown)).toBe(MAX_VIEW_DEPTH);
+      // The client's value itself is left as it was.
+      expect(depthOf(args)).toBe(depth + 1);
+    },
+  );
+
+  it.each(DEPTHS)('hash hashes all %i levels: the HMAC of exactly the JSON the client sent', (depth) => {
+    const view = createArgumentsView('hash', { redactKeys: [], key: KEY });
+    const deep = nested(depth);
+    // The expected JSON text built by hand, without JSON.stringify (which would overflow here).
+    const text = `${'{"a":'.repeat(depth - 1)}{"leaf":1,"password":"deep-secret"}${'}'.repeat(depth - 1)}`;
+    const expected = `hmac-sha256:${createHmac('sha256', derived(KEY)).update(text).digest('hex')}`;
+    expect((view({ deep }) as { deep: string }).deep).toBe(expected);
+    expect(jsonText(deep)).toBe(text);
+  });
+
+  it('keeps arguments exactly at the bound whole, in every mode that shows them', () => {
+    const atBound = nested(MAX_VIEW_DEPTH);
+    for (const mode of ['full', 'redact'] as const) {
+      const shown = createArgumentsView(mode, { redactKeys: [] })(atBound);
+      expect(JSON.stringify(shown), mode).not.toContain(TOO_DEEP);
+      expect(depthOf(shown), mode).toBe(MAX_VIEW_DEPTH);
+    }
+    expect(createArgumentsView('full', { redactKeys: [] })(atBound)).toBe(atBound);
+  });
+
+  it('keeps an argument named __proto__ as a plain member', () => {
+    const args = JSON.parse('{"__proto__":{"password":"p"},"x":1}') as unknown;
+    const shown = createArgumentsView('redact', { redactKeys: ['password'] })(args) as Record<
+      string,
+      unknown
+    >;
+    expect(JSON.stringify(shown)).toBe('{"__proto__":{"password":"[redacted]"},"x":1}');
+    expect(Object.getPrototypeOf(shown)).toBe(Object.prototype);
+  });
+});
+
+describe('jsonText', () => {
+  it('writes what JSON.stringify writes for any JSON value', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        expect(jsonText(value)).toBe(JSON.stringify(value));
+      }),
+      { numRuns: 2_000, seed: 2 },
+    );
+  });
+
+  it('matches JSON.stringify on values without a JSON form', () => {
+    for (const value of [
+      undefined,
+      [undefined, () => 1],
+      { a: undefined, b: 1, c: Symbol('s') },
+      { a: undefined },
+    ])
+      expect(jsonText(value)).toBe(JSON.stringify(value));
   });
 });

@@ -4,11 +4,14 @@
  * computed here independently, and every single tampering — an edited character, a deleted,
  * swapped, duplicated or inserted record, a whole chain made with another key — is reported at the
  * first broken line, with the records before it counted as verified (also as a property over random
- * records and mutations). A rotated file verifies only from the previous file's head. `readChainHead`
+ * records and mutations). Only an unterminated last line may be torn: a torn line a restart ended is
+ * accepted only when the next record declares it (length and SHA-256, under the MAC), and any other
+ * complete line without a chain link — inserted anywhere, also next to a genuine torn line or at the
+ * end — is named as the broken link. A rotated file verifies only from the previous file's head. `readChainHead`
  * finds the last head from a file's end (missing, empty, truncated mid-write, last line larger than
  * its 64 KiB read block) and `parseHead` takes `SEQ:<64 hex>` only.
  */
-import { createHmac } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +24,10 @@ import {
   GENESIS,
   parseHead,
   readChainHead,
+  readTail,
+  tornLineRecord,
   verifyChain,
+  verifyText,
 } from '../../../src/audit/chain.js';
 
 const KEY = 'unit-test-chain-key-0123456789';
@@ -88,11 +94,21 @@ describe('createChain and verifyChain: an untouched chain', () => {
     expect(result.head).toEqual(headOf(lines[5]!));
   });
 
-  it('skips empty lines (the one after the last newline of a file)', () => {
+  it('reads a file’s text: the newline after the last line ends it, it starts no line', () => {
     const lines = seal(sample(3));
-    const result = verifyChain(`${lines.join('\n')}\n`.split('\n'), KEY);
+    const result = verifyText(`${lines.join('\n')}\n`, KEY);
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(3);
+    expect(result.tornTail).toBeUndefined();
+  });
+
+  it('an empty line is a line without a chain link: broken there', () => {
+    const lines = seal(sample(3));
+    expect(verifyText(`${lines[0]}\n\n${lines[1]}\n${lines[2]}\n`, KEY).broken).toMatchObject({
+      line: 2,
+      why: expect.stringMatching(/empty line/),
+    });
+    expect(verifyText(`${lines.join('\n')}\n\n`, KEY).broken).toMatchObject({ line: 4 });
   });
 
   it('verifies an empty file as zero records at GENESIS', () => {
@@ -227,16 +243,27 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     expect(verifyChain(two, KEY).broken).toMatchObject({ line: 5 });
   });
 
-  it('a line torn by a crash that the chain continues past: skipped and named, not broken', () => {
-    // The gateway restarted after a crash mid-write and continued from the last whole record.
-    const torn = [...lines.slice(0, 4), lines[4]!.slice(0, 40), ...lines.slice(4)];
-    const result = verifyChain(torn, KEY);
+  it('a complete line without a chain link that the chain continues past, undeclared: broken there', () => {
+    // What `verify` used to accept as "torn": a line inserted between records 4 and 5.
+    const inserted = [...lines.slice(0, 4), lines[4]!.slice(0, 40), ...lines.slice(4)];
+    const result = verifyChain(inserted, KEY);
+    expect(result.broken).toMatchObject({ line: 5, why: expect.stringMatching(/does not declare it torn/) });
+    expect(result.records).toBe(4);
+    // A forged record that is valid JSON with a seq and a plausible mac, inserted the same way.
+    const forged = `${JSON.stringify({ seq: 5, tool: 'echo' }).slice(0, -1)},"mac":"${'a'.repeat(64)}"}`;
+    const withForged = verifyChain([...lines.slice(0, 4), forged, ...lines.slice(4)], KEY);
+    expect(withForged.broken).toMatchObject({ line: 5, seq: 5 });
+  });
+
+  it('an unterminated last line is torn: named, not broken, and not counted', () => {
+    const text = `${lines.slice(0, 4).join('\n')}\n${lines[4]!.slice(0, 40)}`;
+    const result = verifyText(text, KEY);
     expect(result.broken).toBeUndefined();
-    expect(result.skipped).toEqual([5]);
-    expect(result.records).toBe(6);
-    // A torn last line, with nothing continuing past it, is a broken link.
-    const tail = verifyChain([...lines.slice(0, 4), lines[4]!.slice(0, 40)], KEY);
-    expect(tail.broken).toMatchObject({ line: 5, why: expect.stringMatching(/last line/) });
+    expect(result.tornTail).toBe(5);
+    expect(result.records).toBe(4);
+    expect(result.head).toEqual(headAfter(4));
+    // The same line with a newline is complete: broken.
+    expect(verifyText(`${text}\n`, KEY).broken).toMatchObject({ line: 5 });
   });
 
   it('a chain forged entirely with another key: broken at line 1, nothing verified', () => {
@@ -255,6 +282,136 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(5);
     expect(result.head).toEqual(headAfter(5));
+  });
+});
+
+// The rule writer and verifier share (chain.ts): only an unterminated last line may be torn; at a
+// restart the gateway ends it and declares it — length and SHA-256 — in the next chained record.
+// Every other complete line without a chain link is a broken link, named.
+describe('a crash, a restart, and lines inserted by someone without the key', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-torn-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  /**
+   * A file as the gateway leaves it: two records, a third cut mid-write (the crash), then what a
+   * restart appends — read with `readTail` as the writer does, a newline and the declaring record
+   * in one write — and two more records. Lines: r1, r2, torn, declaration, r4, r5.
+   */
+  function crashedAndRestarted(): { lines: string[]; torn: string } {
+    const path = join(dir, `crash-${Math.random().toString(36).slice(2)}.jsonl`);
+    const before = createChain(KEY);
+    const whole = before.seal(sample(1)[0]!) + before.seal(sample(2)[1]!);
+    const torn = before.seal(sample(3)[2]!).slice(0, 57);
+    writeFileSync(path, whole + torn);
+    const tail = readTail(path);
+    expect(tail.midLine).toBe(true);
+    expect(tail.torn).toEqual({
+      bytes: Buffer.byteLength(torn),
+      sha256: createHash('sha256').update(torn).digest('hex'),
+    });
+    const after = createChain(KEY, tail.head);
+    const appended = `\n${after.seal(tornLineRecord(tail.torn!))}${after.seal(sample(4)[3]!)}${after.seal(sample(5)[4]!)}`;
+    const text = whole + torn + appended;
+    expect(text.endsWith('\n')).toBe(true);
+    return { lines: text.slice(0, -1).split('\n'), torn };
+  }
+
+  const check = (lines: readonly string[]) => verifyText(`${lines.join('\n')}\n`, KEY);
+  const FORGED = `${JSON.stringify({ seq: 3, tool: 'admin_reset', decision: 'allow' }).slice(0, -1)},"mac":"${'f'.repeat(64)}"}`;
+  const insert = (lines: readonly string[], at: number, line = FORGED) => [
+    ...lines.slice(0, at),
+    line,
+    ...lines.slice(at),
+  ];
+
+  it('the genuine file verifies: the torn line is named as declared, every record counted', () => {
+    const { lines } = crashedAndRestarted();
+    expect(lines).toHaveLength(6);
+    expect(JSON.parse(lines[3]!)).toMatchObject({ seq: 3, event: 'torn-line', torn: { bytes: 57 } });
+    const result = check(lines);
+    expect(result.broken).toBeUndefined();
+    expect(result.skipped).toEqual([3]);
+    expect(result.records).toBe(5);
+    expect(result.head).toEqual(headOf(lines[5]!));
+  });
+
+  it.each([
+    ['between two records before the crash', 1, 2],
+    ['right before the torn line', 2, 3],
+    ['right after the torn line (before its declaration)', 3, 4],
+    ['right after the declaration', 4, 5],
+    ['between the records after the restart', 5, 6],
+    ['at the end, with a newline', 6, 7],
+  ])('a forged line inserted %s: broken, naming it', (_, at, line) => {
+    const { lines } = crashedAndRestarted();
+    const result = check(insert(lines, at));
+    expect(result.broken).toMatchObject({ line });
+  });
+
+  it('a copy of the torn line inserted next to it: broken at the copy', () => {
+    const { lines, torn } = crashedAndRestarted();
+    expect(check(insert(lines, 3, torn)).broken).toMatchObject({ line: 4 });
+  });
+
+  it('the torn line removed: broken at the record that declares it', () => {
+    const { lines } = crashedAndRestarted();
+    const result = check([...lines.slice(0, 2), ...lines.slice(3)]);
+    expect(result.broken).toMatchObject({
+      line: 3,
+      seq: 3,
+      why: expect.stringMatching(/a line was removed/),
+    });
+  });
+
+  it('the torn line edited or replaced: broken at it', () => {
+    const { lines, torn } = crashedAndRestarted();
+    const edited = [...lines];
+    edited[2] = `${torn.slice(0, -1)}${torn.endsWith('x') ? 'y' : 'x'}`;
+    expect(check(edited).broken).toMatchObject({ line: 3 });
+    edited[2] = FORGED;
+    expect(check(edited).broken).toMatchObject({ line: 3 });
+  });
+
+  it('a declaration forged without the key: broken', () => {
+    const { lines } = crashedAndRestarted();
+    // The attacker's own line, declared by a record sealed under another key.
+    const forgedHead = { seq: 2, mac: headOf(lines[1]!).mac };
+    const declaration = seal(
+      [
+        tornLineRecord({
+          bytes: Buffer.byteLength(FORGED),
+          sha256: createHash('sha256').update(FORGED).digest('hex'),
+        }),
+      ],
+      OTHER_KEY,
+      forgedHead,
+    )[0]!;
+    const result = check([...lines.slice(0, 2), FORGED, declaration, ...lines.slice(2)]);
+    expect(result.broken).toMatchObject({ line: 3 });
+  });
+
+  it('an unterminated last line after the restart is torn again: named, not broken', () => {
+    const { lines } = crashedAndRestarted();
+    const result = verifyText(`${lines.join('\n')}\n${lines[5]!.slice(0, 30)}`, KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.tornTail).toBe(7);
+    expect(result.skipped).toEqual([3]);
+  });
+
+  it('property: any line inserted anywhere is named exactly', () => {
+    const { lines, torn } = crashedAndRestarted();
+    const noNewline = fc
+      .string({ maxLength: 80 })
+      .filter((l) => !l.includes('\n') && !l.includes('\r') && l !== torn);
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: lines.length }), noNewline, (at, line) => {
+        expect(check(insert(lines, at, line)).broken?.line).toBe(at + 1);
+      }),
+      { numRuns: 1_000, seed: 11 },
+    );
   });
 });
 
@@ -347,9 +504,9 @@ describe('readChainHead', () => {
       const head = readChainHead(file(complete + last.slice(0, cut)));
       if (head?.seq !== 3) throw new Error(`a cut after ${cut} characters read as ${JSON.stringify(head)}`);
     }
-    // The same cuts as the only line of the file.
+    // The same cuts as the only line of the file: a fresh chain.
     for (let cut = 1; cut < last.length; cut += 7)
-      expect(readChainHead(file(last.slice(0, cut)))).toBeUndefined();
+      expect(readChainHead(file(last.slice(0, cut)))).toEqual(GENESIS);
   });
 
   it('is undefined when the file ends with records written without a key (more than one torn line)', () => {

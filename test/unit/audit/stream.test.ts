@@ -1,12 +1,18 @@
 /**
  * The audit stream's failure behaviour: a destination that cannot be opened fails the start (a
- * gateway must not run without its audit); SIGUSR2 after shutdown is harmless.
+ * gateway must not run without its audit); SIGUSR2 after shutdown is harmless. Restarting on a file
+ * a crash left torn: the torn line is ended and declared by the next record, so the file verifies —
+ * and nothing else at the end of a file is ever declared (a line appended with a newline stays a
+ * broken link).
  */
+
+import { createHash } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createChain, verifyText } from '../../../src/audit/chain.js';
 import { createAuditStream } from '../../../src/audit/stream.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-stream-'));
@@ -30,5 +36,57 @@ describe('createAuditStream', () => {
     await stream.close();
     expect(readFileSync(file, 'utf8')).toBe('{"requestId":"r1"}\n');
     expect(() => stream.reopen()).not.toThrow();
+  });
+});
+
+describe('createAuditStream on a file a crash left behind', () => {
+  const KEY = 'stream-test-chain-key-000000001';
+  let n = 0;
+  /** Starts a stream on `content`, writes one record, closes; the file's text. */
+  async function restartOn(content: string): Promise<string> {
+    const file = join(dir, `restart-${n++}.jsonl`);
+    writeFileSync(file, content);
+    const stream = createAuditStream({ destination: file, chainKey: KEY, logger });
+    stream.write({ requestId: 'after-restart' } as never);
+    await stream.close();
+    return readFileSync(file, 'utf8');
+  }
+  const chain = createChain(KEY);
+  const records = chain.seal({ requestId: 'r1' }) + chain.seal({ requestId: 'r2' });
+  const cut = chain.seal({ requestId: 'r3-cut-by-a-crash' }).slice(0, 30);
+
+  it('ends a torn last line and declares it in the next record: the file verifies', async () => {
+    const text = await restartOn(records + cut);
+    const lines = text.split('\n');
+    expect(lines[2]).toBe(cut);
+    expect(JSON.parse(lines[3]!)).toMatchObject({
+      seq: 3,
+      event: 'torn-line',
+      torn: { bytes: 30, sha256: createHash('sha256').update(cut).digest('hex') },
+    });
+    expect(JSON.parse(lines[4]!)).toMatchObject({ seq: 4, requestId: 'after-restart' });
+    const result = verifyText(text, KEY);
+    expect(result.broken).toBeUndefined();
+    expect(result.skipped).toEqual([3]);
+    expect(result.records).toBe(4);
+  });
+
+  it('a torn first line: a fresh chain that declares it', async () => {
+    const text = await restartOn(cut);
+    expect(JSON.parse(text.split('\n')[1]!)).toMatchObject({ seq: 1, event: 'torn-line' });
+    expect(verifyText(text, KEY)).toMatchObject({ records: 2, skipped: [1] });
+  });
+
+  it('a last record cut only before its newline: ended, nothing declared', async () => {
+    const text = await restartOn(records.slice(0, -1));
+    expect(text).not.toContain('torn-line');
+    expect(verifyText(text, KEY)).toMatchObject({ records: 3, skipped: [] });
+  });
+
+  it('never declares a complete line: one appended with a newline stays a broken link', async () => {
+    const forged = '{"seq":3,"tool":"admin_reset","decision":"allow"}';
+    const text = await restartOn(`${records}${forged}\n`);
+    expect(text).not.toContain('torn-line');
+    expect(verifyText(text, KEY).broken).toMatchObject({ line: 3 });
   });
 });

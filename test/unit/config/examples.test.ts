@@ -31,7 +31,7 @@ describe('config/ examples', () => {
     expect(text).toContain('route /files/mcp');
     expect(text).toContain('upstream        http://files-mcp.tools.svc:8080/mcp');
     expect(text).toMatch(/delete_file\s+→ files:write \+ files:admin/);
-    expect(text).toMatch(/tasks\/get\s+→ files:read/);
+    expect(text).toMatch(/files\/reindex\s+→ files:admin/);
     expect(text).toContain('warning: routes[0].upstream uses plain http off loopback');
     expect(text).not.toContain(ENV.FILES_UPSTREAM_TOKEN);
   });

@@ -77,7 +77,7 @@ describe('authorize: a single message', () => {
       jsonrpc: '2.0',
       id: 'req-9',
       error: {
-        code: -32092,
+        code: -31092,
         message: 'Insufficient scope',
         data: { requiredScopes: ['files:write', 'files:admin'], reason: 'insufficient_scope' },
       },
@@ -182,7 +182,7 @@ describe('authorize: a batch (2025-03-26)', () => {
     });
     const errors = JSON.parse(refusalBody(result.refusal!));
     expect(errors.map((e: { id: unknown }) => e.id)).toEqual([1, 'two', 3]);
-    expect(errors.every((e: { error: { code: number } }) => e.error.code === -32092)).toBe(true);
+    expect(errors.every((e: { error: { code: number } }) => e.error.code === -31092)).toBe(true);
   });
 
   it('refuses a batch whole with batch: true even when the denial carries no challenge', () => {

@@ -175,7 +175,7 @@ routes:
       delete_file: [files:write, files:admin]
     resources: { "file:///public/**": files:read }
     prompts: { summarize: files:read }
-    methods: { "tasks/get": files:read }
+    methods: { "files/reindex": files:read }
   - route: /defaults/mcp
     resource: https://mcp.example.com/defaults/mcp
     upstream: http://127.0.0.1:8080/mcp
@@ -193,7 +193,7 @@ routes:
     expect(policy.tools.lookup('list_dirs')?.rule).toBe('tools."list_*"');
     expect(policy.resources.lookup('file:///public/a/b')?.rule).toBe('resources."file:///public/**"');
     expect(policy.prompts.lookup('summarize')?.scopes).toEqual(['files:read']);
-    expect(policy.methods.lookup('tasks/get')?.rule).toBe('methods.tasks/get');
+    expect(policy.methods.lookup('files/reindex')?.rule).toBe('methods.files/reindex');
     // Sections are separate: a tool name is not a prompt.
     expect(policy.prompts.lookup('read_file')).toBeUndefined();
   });
@@ -203,6 +203,6 @@ routes:
     expect(policy.mode).toBe('enforce');
     expect(policy.defaultEffect).toBe('deny');
     expect(policy.tools.lookup('read_file')).toBeUndefined();
-    expect(policy.methods.lookup('tasks/get')).toBeUndefined();
+    expect(policy.methods.lookup('files/reindex')).toBeUndefined();
   });
 });
