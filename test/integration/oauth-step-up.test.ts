@@ -147,7 +147,7 @@ describe('step-up with the official SDK v2 client', () => {
     );
     expect(await answer.json()).toMatchObject({
       id: 7,
-      error: { code: -32092, data: { reason: 'insufficient_scope', requiredScopes: ['math:admin'] } },
+      error: { code: -31092, data: { reason: 'insufficient_scope', requiredScopes: ['math:admin'] } },
     });
   });
 
