@@ -120,6 +120,7 @@ export async function startGateway({
     limiter,
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
+    maxJsonDepth: config.limits.maxJsonDepth,
     maxResponseBytes: config.limits.maxResponseBytes,
     sessions: createSessionSealer(config.sessions.keys),
     sessionMaxAgeSec: config.sessions.maxAgeSec,
