@@ -411,12 +411,15 @@ describe('parseJsonRpc: what is forwarded', () => {
 
   it('forwards a batch that parses to the same array', () => {
     fc.assert(
-      fc.property(fc.uniqueArray(request, { minLength: 1, maxLength: 4, selector: (m) => String(m.id) }), (messages) => {
-        const text = JSON.stringify(messages);
-        const body = parsed(text, batches);
-        expect(body.messages).toHaveLength(messages.length);
-        expect(JSON.parse(body.forward)).toEqual(JSON.parse(text));
-      }),
+      fc.property(
+        fc.uniqueArray(request, { minLength: 1, maxLength: 4, selector: (m) => String(m.id) }),
+        (messages) => {
+          const text = JSON.stringify(messages);
+          const body = parsed(text, batches);
+          expect(body.messages).toHaveLength(messages.length);
+          expect(JSON.parse(body.forward)).toEqual(JSON.parse(text));
+        },
+      ),
     );
   });
 
