@@ -78,8 +78,8 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
   let duplicate = false;
   let unsafe = false;
   let folded = false;
-  /** One entry per open container: the keys seen so far (fold → key) for objects, null for arrays. */
-  const frames: (Map<string, string> | null)[] = [];
+  /** One entry per open container: the keys seen so far for objects, null for arrays. */
+  const frames: (KeySet | null)[] = [];
   let topDone = false;
   // String state.
   let inKey = false;
@@ -106,7 +106,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
 
   const open = (object: boolean) => {
     if (frames.length >= maxDepth) return fail('too_deep');
-    frames.push(object ? new Map() : null);
+    frames.push(object ? { pairs: [], index: undefined } : null);
     state = object ? S_KEY_OR_CLOSE : S_VALUE_OR_CLOSE;
   };
 
@@ -120,11 +120,9 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
   const keyEnded = () => {
     const frame = frames[frames.length - 1];
     if (frame) {
-      const fold = foldKey(key);
-      const earlier = frame.get(fold);
-      if (earlier === undefined) frame.set(fold, key);
-      else if (earlier === key) duplicate = true;
-      else folded = true;
+      const seen = sawKey(frame, key);
+      if (seen === 'exact') duplicate = true;
+      else if (seen === 'folded') folded = true;
     }
     key = '';
     state = S_COLON;
@@ -148,7 +146,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
     else if (c === 0x2d || (c >= 0x30 && c <= 0x39)) {
       state = S_NUMBER;
       numberState = c === 0x2d ? N_MINUS : c === 0x30 ? N_ZERO : N_INT;
-      token = piece[i] as string;
+      token = c === 0x2d ? '-' : (piece[i] as string);
     } else if (c === 0x74 || c === 0x66 || c === 0x6e) {
       state = S_LITERAL;
       literal = LITERALS[c === 0x74 ? 0 : c === 0x66 ? 1 : 2];
@@ -245,12 +243,12 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
           break;
         }
         case S_NUMBER: {
-          const c = piece.charCodeAt(i);
-          if (numberStep(c)) {
-            // The token is kept only up to just past the cap: enough to know it is too long.
-            if (token.length <= MAX_NUMBER_LENGTH) token += piece[i];
-            i++;
-          } else numberEnded(); // `c` is read again in the state the number left
+          const start = i;
+          while (i < n && numberStep(piece.charCodeAt(i))) i++;
+          // The token is kept only up to just past the cap: enough to know it is too long.
+          if (token.length <= MAX_NUMBER_LENGTH)
+            token += piece.slice(start, Math.min(i, start + MAX_NUMBER_LENGTH + 1));
+          if (i < n) numberEnded(); // the character that ended it is read again in the next state
           break;
         }
         case S_LITERAL: {
@@ -312,6 +310,46 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
   return { write, end };
 }
 
+/**
+ * The keys of one open object, by their case fold. Most objects have a handful of keys: a flat
+ * array searched linearly costs less than a Map per object; past {@link SMALL_OBJECT} keys a Map
+ * keeps the search O(1), so the scan stays linear however many keys an object has.
+ */
+interface KeySet {
+  /** fold, key, fold, key, … */
+  readonly pairs: string[];
+  index: Map<string, string> | undefined;
+}
+
+const SMALL_OBJECT = 8;
+
+/** Records `key` in `frame`; says whether it, or another key with its fold, was there before. */
+function sawKey(frame: KeySet, key: string): 'exact' | 'folded' | undefined {
+  const fold = foldKey(key);
+  let earlier: string | undefined;
+  if (frame.index !== undefined) {
+    earlier = frame.index.get(fold);
+    if (earlier === undefined) frame.index.set(fold, key);
+  } else {
+    const { pairs } = frame;
+    for (let i = 0; i < pairs.length; i += 2) {
+      if (pairs[i] === fold) {
+        earlier = pairs[i + 1];
+        break;
+      }
+    }
+    if (earlier === undefined) {
+      pairs.push(fold, key);
+      if (pairs.length > SMALL_OBJECT * 2) {
+        frame.index = new Map();
+        for (let i = 0; i < pairs.length; i += 2) frame.index.set(pairs[i] as string, pairs[i + 1] as string);
+      }
+    }
+  }
+  if (earlier === undefined) return undefined;
+  return earlier === key ? 'exact' : 'folded';
+}
+
 /** Scans a whole text at once (tests, and callers that hold the text already). */
 export function checkStrictJson(
   text: string,
@@ -359,18 +397,41 @@ function hexValue(c: number): number {
  * regex here let a 50 KB number stall the process for 2 s.
  */
 export function numberSurvives(token: string): boolean {
-  const value = Number(token);
-  if (!Number.isFinite(value)) return false;
+  // One pass: significant digits (from the first non-zero one) and the exponent, when short.
+  let significant = 0;
   let integer = true;
+  let exponent = 0;
+  let exponentSign = 1;
+  let exponentDigits = 0;
+  let inExponent = false;
   for (let i = 0; i < token.length; i++) {
     const c = token.charCodeAt(i);
-    if (c === 0x2e || c === 0x65 || c === 0x45) {
+    if (inExponent) {
+      if (c === 0x2d) exponentSign = -1;
+      else if (c !== 0x2b) {
+        exponent = exponent * 10 + (c - 0x30);
+        exponentDigits++;
+      }
+    } else if (c === 0x2e) integer = false;
+    else if (c === 0x65 || c === 0x45) {
       integer = false;
-      break;
-    }
+      inExponent = true;
+    } else if (c >= 0x30 && c <= 0x39 && (significant > 0 || c !== 0x30)) significant++;
   }
   // An integer beyond 2^53 may already be rounded, and int64 parsers upstream read it exactly.
-  if (integer) return Number.isSafeInteger(value) || value === 0;
+  if (integer) return significant <= 15 || Number.isSafeInteger(Number(token));
+  // Fast path: a decimal of at most 15 significant digits well inside the normal range always
+  // survives (DBL_DIG: distinct 15-digit decimals are distinct doubles, so the shortest spelling
+  // of that double is the same number).
+  if (
+    significant <= 15 &&
+    exponentDigits <= 3 &&
+    exponent * exponentSign >= -250 &&
+    exponent * exponentSign <= 250
+  )
+    return true;
+  const value = Number(token);
+  if (!Number.isFinite(value)) return false;
   return canonicalDecimal(token) === canonicalDecimal(String(value));
 }
 
