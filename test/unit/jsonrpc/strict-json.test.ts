@@ -232,6 +232,63 @@ describe('numbers', () => {
   });
 });
 
+/** The reference: value and spelling compared as decimals (sign, digits, exponent), the slow way. */
+function survivesByReference(token: string): boolean {
+  const value = Number(token);
+  if (!Number.isFinite(value)) return false;
+  if (!/[.eE]/.test(token)) return Number.isSafeInteger(value) || value === 0;
+  const canonical = (t: string) => {
+    const [, sign = '', int = '', frac = '', exp = '0'] =
+      /^(-?)(\d*)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(t) ?? [];
+    const digits = (int + frac).replace(/^0+/, '');
+    if (digits === '') return '0';
+    const trimmed = digits.replace(/0+$/, '');
+    return `${sign}${trimmed}e${Number(exp) - frac.length + digits.length - trimmed.length}`;
+  };
+  return canonical(token) === canonical(String(value));
+}
+
+describe('numberSurvives agrees with the reference on any JSON number token', () => {
+  const digits = (min: number, max: number) =>
+    fc.string({ unit: fc.constantFrom(...'0123456789'), minLength: min, maxLength: max });
+  const token = fc
+    .tuple(
+      fc.boolean(),
+      fc.oneof(
+        fc.constant('0'),
+        fc.tuple(fc.constantFrom(...'123456789'), digits(0, 22)).map(([a, b]) => a + b),
+      ),
+      fc.option(digits(1, 22)),
+      fc.option(
+        fc.tuple(fc.constantFrom('e', 'E'), fc.constantFrom('', '+', '-'), fc.integer({ min: 0, max: 400 })),
+      ),
+    )
+    .map(
+      ([negative, int, frac, exp]) =>
+        `${negative ? '-' : ''}${int}${frac === null ? '' : `.${frac}`}${exp === null ? '' : `${exp[0]}${exp[1]}${exp[2]}`}`,
+    );
+
+  it('for generated tokens of every shape, short and long, tiny and huge', () => {
+    fc.assert(
+      fc.property(token, (t) => {
+        expect(numberSurvives(t)).toBe(survivesByReference(t));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('for the spelling JavaScript gives any double, and that spelling padded', () => {
+    fc.assert(
+      fc.property(fc.double({ noNaN: true, noDefaultInfinity: true }), (d) => {
+        const t = JSON.stringify(d);
+        expect(numberSurvives(t)).toBe(survivesByReference(t));
+        const padded = t.includes('e') || t.includes('.') ? t.replace(/(e|$)/, '000$1') : `${t}.000`;
+        expect(numberSurvives(padded)).toBe(survivesByReference(padded));
+      }),
+    );
+  });
+});
+
 describe('keys equal after case folding', () => {
   it.each([
     ['Method beside method', '{"method":"tools/call","Method":"admin"}'],
