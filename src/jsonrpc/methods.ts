@@ -16,14 +16,25 @@ export function isNotificationMethod(method: string): boolean {
   return method.startsWith(NOTIFICATION_PREFIX);
 }
 
+/** Where a method's `Mcp-Name` header comes from. */
+export interface MirroredName {
+  /** The `params` field the header mirrors. */
+  readonly field: 'name' | 'uri' | 'taskId';
+  /** Required on the modern protocol (the 2026-07-28 core); otherwise checked only when sent. */
+  readonly required: boolean;
+}
+
 /**
- * Methods whose `Mcp-Name` header mirrors a body field (2026-07-28, "Standard Request Headers"),
- * and which `params` field that is.
+ * Methods whose `Mcp-Name` header mirrors a body field: 2026-07-28 "Standard Request Headers", and
+ * the task methods of the tasks extension (SEP-2663), which the gateway does not serve itself.
  */
-export const MIRRORED_NAME_FIELD: ReadonlyMap<string, 'name' | 'uri'> = new Map([
-  ['tools/call', 'name'],
-  ['resources/read', 'uri'],
-  ['prompts/get', 'name'],
+export const MIRRORED_NAME: ReadonlyMap<string, MirroredName> = new Map([
+  ['tools/call', { field: 'name', required: true }],
+  ['resources/read', { field: 'uri', required: true }],
+  ['prompts/get', { field: 'name', required: true }],
+  ['tasks/get', { field: 'taskId', required: false }],
+  ['tasks/update', { field: 'taskId', required: false }],
+  ['tasks/cancel', { field: 'taskId', required: false }],
 ]);
 
 /** The members of a JSON-RPC 2.0 message. */

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Refusal, refuse } from '../errors.js';
-import { MIRRORED_NAME_FIELD } from './methods.js';
+import { MIRRORED_NAME } from './methods.js';
 import type { RpcMessage } from './parse.js';
 import { PROTOCOL_VERSION_META } from './protocol-version.js';
 
@@ -53,12 +53,12 @@ export function checkMirroredHeaders(
     if (required && message.kind === 'request') return refuse('header_mismatch', { ids });
   } else if (single(methodHeader) !== message.method) return refuse('header_mismatch', { ids });
 
-  const field = MIRRORED_NAME_FIELD.get(message.method);
+  const mirrored = MIRRORED_NAME.get(message.method);
   const nameHeader = headers['mcp-name'];
-  if (field === undefined) {
+  if (mirrored === undefined) {
     if (nameHeader !== undefined) return refuse('header_mismatch', { ids });
-  } else if (nameHeader !== undefined || required) {
-    const expected = message.params?.[field];
+  } else if (nameHeader !== undefined || (required && mirrored.required)) {
+    const expected = message.params?.[mirrored.field];
     const name = decodeHeaderValue(single(nameHeader));
     if (typeof expected !== 'string' || name !== expected) return refuse('header_mismatch', { ids });
   }

@@ -124,7 +124,7 @@ describe('class 3: long numbers', () => {
     const started = performance.now();
     const health = await fetch(`${gateway.adminUrl}/healthz`);
     expect(health.status).toBe(200);
-    expect(performance.now() - started).toBeLessThan(500);
+    expect(performance.now() - started).toBeLessThan(1500);
     for (const answer of await Promise.all(flood)) expect(answer.status).toBe(400);
   });
 });

