@@ -52,6 +52,7 @@ export const REFUSALS = {
     decision: 'deny',
     message: 'A number in the body cannot be represented exactly',
   },
+  too_deep: { status: 400, rpc: -32600, decision: 'deny', message: 'Request body nests too deeply' },
   parse_error: { status: 400, rpc: -32700, decision: 'deny', message: 'Parse error' },
   invalid_request: { status: 400, rpc: -32600, decision: 'deny', message: 'Invalid request' },
   header_mismatch: {

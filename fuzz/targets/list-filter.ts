@@ -23,7 +23,9 @@ import { POLICIES, READER } from './uri.js';
 
 /** The code under test, one line. */
 const filterAnswer = (text: string, lists: ReadonlyMap<string | number, string>, policy: CompiledPolicy) =>
-  filterListAnswer(text, lists, policy, READER);
+  filterListAnswer(text, lists, policy, READER, MAX_DEPTH);
+/** `limits.maxJsonDepth`'s default: deeper answers are refused as unreadable (fail closed). */
+const MAX_DEPTH = 64;
 
 const FIELD_METHOD = new Map(Object.entries(LIST_FIELDS).map(([method, field]) => [field, method]));
 const KEY_OF: Readonly<Record<string, string>> = {
@@ -164,7 +166,10 @@ function listAnswerIn(message: unknown, lists: ReadonlyMap<string | number, stri
 
 function check(input: FilterInput, clock: Clock): Verdict {
   const policy = POLICIES[input.defaultEffect];
-  const out = clock.time(() => filterAnswer(input.text, input.lists, policy));
+  const filtered = clock.time(() => filterAnswer(input.text, input.lists, policy));
+  // An answer the filter cannot read is refused by the gateway (502 / an error event): nothing leaks.
+  if (typeof filtered === 'object') return undefined;
+  const out = filtered;
   let before: unknown;
   try {
     before = JSON.parse(input.text);

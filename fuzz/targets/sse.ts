@@ -1,6 +1,6 @@
 import type { Transform } from 'node:stream';
 import { ANY_LIST, filterListAnswer } from '../../src/policy/filter.js';
-import { createSseRewriter } from '../../src/proxy/sse.js';
+import { createSseRewriter, type RewriteResult, UnreadableEventError } from '../../src/proxy/sse.js';
 import { deepText, style, word, write } from '../gen/json.js';
 import { answer, id } from '../gen/mcp.js';
 import { type Clock, shown, type Target, type Verdict } from '../harness.js';
@@ -9,9 +9,10 @@ import type { Prng } from '../prng.js';
 import { POLICIES, READER } from './uri.js';
 
 /** The code under test, one line: a stream that hands each event's data to `rewrite`. */
-const rewriter = (rewrite: (data: string) => string | undefined): Transform => createSseRewriter(rewrite);
+const rewriter = (rewrite: (data: string) => RewriteResult): Transform =>
+  createSseRewriter(rewrite, { maxEventLength: 1 << 20 });
 /** What the gateway rewrites with: the list filter, by shape (as for a GET stream). */
-const filter = (data: string) => filterListAnswer(data, ANY_LIST, POLICIES.deny, READER);
+const filter = (data: string) => filterListAnswer(data, ANY_LIST, POLICIES.deny, READER, 64);
 
 interface SseInput {
   readonly bytes: Buffer;
@@ -102,7 +103,12 @@ function chunk(bytes: Buffer, cuts: readonly number[]): Buffer[] {
   return chunks;
 }
 
-async function run(chunks: readonly Buffer[], seen: string[]): Promise<Buffer> {
+/**
+ * The rewriter's output for one chunking. An event the filter cannot read ends the stream with
+ * `UnreadableEventError` (the gateway then sends an error event): the output up to it is returned
+ * and `refused` set.
+ */
+async function run(chunks: readonly Buffer[], seen: string[], refused?: { at: number }): Promise<Buffer> {
   const stream = rewriter((data) => {
     seen.push(data);
     return filter(data);
@@ -111,10 +117,17 @@ async function run(chunks: readonly Buffer[], seen: string[]): Promise<Buffer> {
   const ended = new Promise<void>((resolve, reject) => {
     stream.on('data', (c: Buffer | string) => out.push(typeof c === 'string' ? Buffer.from(c) : c));
     stream.on('end', resolve);
-    stream.on('error', reject);
+    stream.on('error', (err: unknown) => {
+      if (!(err instanceof UnreadableEventError)) return reject(err);
+      if (refused !== undefined) refused.at = seen.length - 1;
+      resolve();
+    });
   });
-  for (const c of chunks) stream.write(c);
-  stream.end();
+  for (const c of chunks) {
+    if (stream.destroyed) break;
+    stream.write(c);
+  }
+  if (!stream.destroyed) stream.end();
   await ended;
   return Buffer.concat(out);
 }
@@ -129,25 +142,29 @@ async function check(input: SseInput, clock: Clock): Promise<Verdict> {
   const { bytes } = input;
   const expected = dispatchedData(bytes);
   const seen: string[] = [];
-  const whole = await clock.timeAsync(() => run([bytes], seen));
-  const at = sameList(seen, expected);
+  const refused = { at: -1 };
+  const whole = await clock.timeAsync(() => run([bytes], seen, refused));
+  // A refused event ends the stream: the events seen are then a prefix of what an EventSource dispatches.
+  const at = sameList(seen, refused.at === -1 ? expected : expected.slice(0, seen.length));
   if (at !== -1)
     return `rewriter-events-differ-from-EventSource: event ${at}: rewriter saw ${seen.length} events (${shown(seen[at] ?? '<none>', 160)}), an EventSource dispatches ${expected.length} (${shown(expected[at] ?? '<none>', 160)})`;
   // What a client dispatches from the output must be filtered already: the filter changes nothing.
   for (const data of dispatchedData(whole)) {
-    let again: string | undefined;
+    let again: RewriteResult;
     try {
       again = filter(data);
     } catch {
       return `client-dispatches-an-event-the-filter-cannot-read: ${shown(data, 200)}`;
     }
+    if (typeof again === 'object')
+      return `client-dispatches-an-event-the-filter-cannot-read: ${shown(data, 200)}`;
     if (again !== undefined && again !== data)
       return `client-dispatches-an-unfiltered-event: ${shown(data, 200)}`;
   }
   for (const cuts of input.cuts) {
     const chunks = chunk(bytes, cuts);
     const seenChunked: string[] = [];
-    const out = await clock.timeAsync(() => run(chunks, seenChunked));
+    const out = await clock.timeAsync(() => run(chunks, seenChunked, { at: -1 }));
     if (!out.equals(whole))
       return `output-depends-on-chunking: ${chunks.length} chunks at ${JSON.stringify(cuts.slice(0, 20))}: ${shown(out.toString('latin1'), 200)} vs ${shown(whole.toString('latin1'), 200)}`;
     if (sameList(seenChunked, seen) !== -1)

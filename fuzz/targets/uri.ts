@@ -1,15 +1,15 @@
 import type { Identity } from '../../src/auth/identity.js';
 import type { RpcMessage } from '../../src/jsonrpc/parse.js';
 import { type CompiledPolicy, compileTable } from '../../src/policy/compile.js';
-import { decide, decodeResourceUri } from '../../src/policy/decide.js';
+import { decide } from '../../src/policy/decide.js';
+import { canonicalResourceUri } from '../../src/policy/uri.js';
 import { type Clock, shown, type Target, type Verdict } from '../harness.js';
 import type { Prng } from '../prng.js';
 
 /**
- * The canonicalizer under test: the URI policy matches, or undefined when refused. One line, so
- * it can point at `src/policy/uri.ts` when that lands.
+ * The canonicalizer under test (`src/policy/uri.ts`): the URI policy matches, or undefined when refused.
  */
-export const canonicalize = (uri: string): string | undefined => decodeResourceUri(uri);
+export const canonicalize = (uri: string): string | undefined => canonicalResourceUri(uri);
 
 /** The policy the oracle reasons about: allow zones and, under them, deny zones. */
 export const RESOURCES = {

@@ -70,6 +70,13 @@ const limitsSchema = z.strictObject({
   maxConcurrentTotal: z.number().int().positive().default(4096),
   /** Largest upstream answer relayed, in bytes. Default 64 MiB. */
   maxResponseBytes: z.number().int().positive().default(67_108_864),
+  /**
+   * Deepest nesting of arrays and objects in a request body; deeper → 400 `too_deep`, decided by a
+   * linear scan before anything recursive reads the body. Default 64 (MCP messages nest a handful
+   * of levels; tool arguments rarely a dozen). At most 1000: recursive code downstream (the
+   * upstream's decoder, JSON.stringify) must stay far from its stack limit.
+   */
+  maxJsonDepth: z.number().int().min(8).max(1000).default(64),
 });
 
 const redisSchema = z

@@ -1,52 +1,65 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Refusal, refuse } from '../errors.js';
+import { MIRRORED_NAME } from './methods.js';
 import type { RpcMessage } from './parse.js';
 import { PROTOCOL_VERSION_META } from './protocol-version.js';
-
-/** Methods whose `Mcp-Name` header mirrors a body field (2026-07-28, "Standard Request Headers"). */
-const NAME_FIELD: ReadonlyMap<string, 'name' | 'uri'> = new Map([
-  ['tools/call', 'name'],
-  ['resources/read', 'uri'],
-  ['prompts/get', 'name'],
-]);
 
 /** The sentinel form: anything between the markers is base64, and a malformed payload is refused. */
 const SENTINEL_START = '=?base64?';
 const SENTINEL_END = '?=';
+// Both linear: one character class, anchored, no nested or adjacent overlapping quantifiers.
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 /** RFC 9110 field-value characters: visible ASCII, space, tab. */
 const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
 
 /**
- * Modern protocol: the body's `_meta` protocol version must be present (else -32602), and
- * `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` must be present and equal to the body, so
- * an intermediary or upstream that routes by header can never run something other than what
- * policy decided from the body. `Mcp-Param-*` are the upstream's to validate (DESIGN.md).
+ * Mirrored headers against one message's body, so an intermediary or upstream that routes by
+ * header can never run something other than what policy decided from the body.
+ *
+ * Whatever the generation, a header that is sent must agree: `Mcp-Method` with the method,
+ * `Mcp-Name` with the field its method mirrors (a method that mirrors none has nothing to agree
+ * with), and the body's `_meta` protocol version with the request's version. On the modern
+ * protocol (`required`) the body's `_meta` protocol version must be present (else -32602, checked
+ * first) and so must `Mcp-Method` on requests and `Mcp-Name` where the method mirrors one.
+ * `Mcp-Param-*` are the upstream's to validate (DESIGN.md).
  */
 export function checkMirroredHeaders(
   message: RpcMessage,
   headers: IncomingHttpHeaders,
-  headerVersion: string,
+  version: string,
+  opts: { readonly required: boolean } = { required: true },
 ): Refusal | undefined {
-  if (message.kind === 'response') return refuse('invalid_request', { ids: [message.id] });
+  const { required } = opts;
+  if (message.kind === 'response') {
+    // Modern clients must not send responses; a legacy answer mirrors no method or name.
+    if (required) return refuse('invalid_request', { ids: [message.id] });
+    if (headers['mcp-method'] !== undefined || headers['mcp-name'] !== undefined)
+      return refuse('header_mismatch', { ids: [message.id] });
+    return undefined;
+  }
   const ids = message.kind === 'request' ? [message.id] : [];
   const meta = message.params?._meta;
   const bodyVersion =
     typeof meta === 'object' && meta !== null
       ? (meta as Record<string, unknown>)[PROTOCOL_VERSION_META]
       : undefined;
-  if (message.kind === 'request' && typeof bodyVersion !== 'string') return refuse('invalid_params', { ids });
-  if (bodyVersion !== undefined && bodyVersion !== headerVersion) return refuse('header_mismatch', { ids });
+  if (required && message.kind === 'request' && typeof bodyVersion !== 'string')
+    return refuse('invalid_params', { ids });
+  if (bodyVersion !== undefined && bodyVersion !== version) return refuse('header_mismatch', { ids });
 
-  const method = single(headers['mcp-method']);
-  // Notification POSTs have no header requirements in 2026-07-28; a header that is sent must still match.
-  if (method === undefined ? message.kind === 'request' : method !== message.method) {
-    return refuse('header_mismatch', { ids });
-  }
-  const field = NAME_FIELD.get(message.method);
-  if (field !== undefined) {
-    const expected = message.params?.[field];
-    const name = decodeHeaderValue(single(headers['mcp-name']));
+  const methodHeader = headers['mcp-method'];
+  if (methodHeader === undefined) {
+    // Notification POSTs have no header requirements in 2026-07-28.
+    if (required && message.kind === 'request') return refuse('header_mismatch', { ids });
+  } else if (single(methodHeader) !== message.method) return refuse('header_mismatch', { ids });
+
+  const mirrored = MIRRORED_NAME.get(message.method);
+  const nameHeader = headers['mcp-name'];
+  if (mirrored === undefined) {
+    if (nameHeader !== undefined) return refuse('header_mismatch', { ids });
+  } else if (nameHeader !== undefined || (required && mirrored.required)) {
+    const expected = message.params?.[mirrored.field];
+    const name = decodeHeaderValue(single(nameHeader));
     if (typeof expected !== 'string' || name !== expected) return refuse('header_mismatch', { ids });
   }
   return undefined;

@@ -21,3 +21,14 @@ export const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
 export function isModern(version: string): boolean {
   return !LEGACY_VERSIONS.has(version);
 }
+
+/** Whether `value` is shaped like a protocol version: `YYYY-MM-DD`, ASCII digits. */
+export function isVersionToken(value: string): boolean {
+  if (value.length !== 10 || value.charCodeAt(4) !== 0x2d || value.charCodeAt(7) !== 0x2d) return false;
+  for (let i = 0; i < 10; i++) {
+    if (i === 4 || i === 7) continue;
+    const c = value.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}

@@ -128,9 +128,8 @@ export async function startGateway({
     limiter,
     authFailureRate: parseRate(config.authFailures.limit),
     maxBodyBytes: config.limits.maxBodyBytes,
+    maxJsonDepth: config.limits.maxJsonDepth,
     maxResponseBytes: config.limits.maxResponseBytes,
-    // `limits.maxJsonDepth` (default 64) bounds upstream answers the gateway reads, as it bounds requests.
-    maxJsonDepth: (config.limits as { readonly maxJsonDepth?: number }).maxJsonDepth ?? 64,
     sessions: createSessionSealer(config.sessions.keys),
     sessionMaxAgeSec: config.sessions.maxAgeSec,
     concurrency: createConcurrency(config.limits),

@@ -13,6 +13,7 @@ import { isRefusal, REFUSALS, type Refusal, refusalBody, refuse } from '../error
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
+import { createStrictJsonScanner } from '../jsonrpc/strict-json.js';
 import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import { mirrorCanonicalName, withCanonicalUris } from '../policy/canonical-body.js';
@@ -101,10 +102,10 @@ export interface PipelineDeps {
   readonly limiter: Limiter;
   readonly authFailureRate: Rate;
   readonly maxBodyBytes: number;
+  /** Deepest JSON nesting of a request body, and of an upstream answer the gateway must filter (`limits.maxJsonDepth`). */
+  readonly maxJsonDepth: number;
   /** Largest answer the gateway reads whole (a filtered list result). */
   readonly maxResponseBytes: number;
-  /** Deepest JSON nesting read from an upstream answer the gateway must filter (`limits.maxJsonDepth`). */
-  readonly maxJsonDepth: number;
   /** Seals and opens legacy session ids. */
   readonly sessions: SessionSealer;
   readonly sessionMaxAgeSec: number;
@@ -266,7 +267,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
     const refusalContext = { route, origin: received.origin, identity };
-    const text = await readBody(req, deps.maxBodyBytes);
+    // The strict-JSON scan (depth, keys, numbers) runs on each chunk as it arrives.
+    const text = await readBody(
+      req,
+      deps.maxBodyBytes,
+      createStrictJsonScanner({ maxDepth: deps.maxJsonDepth }),
+    );
     if (isRefusal(text)) {
       return refuseRequest(res, text, authenticated, {
         ...refusalContext,

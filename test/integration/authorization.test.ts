@@ -410,19 +410,24 @@ describe('tools/call by scope', () => {
     });
   });
 
-  it('refuses a denied call sent as a notification, with no id to answer', async () => {
-    const body = JSON.stringify({
-      jsonrpc: '2.0',
-      method: 'tools/call',
-      params: { name: 'add', arguments: { a: 1, b: 2 } },
-    });
-    await expectRefused(() => send(toolCall('reader', 'add', { generation: 'legacy' }), body), {
-      status: 403,
-      reason: 'insufficient_scope',
-      code: -31092,
-      id: null,
-      challenge: { scopes: ['notes:read', 'notes:write'], as: 'reader' },
-    });
+  it('refuses a call sent without an id as invalid_request, whether or not the caller may make it', async () => {
+    // tools/call is no notification: without an id it would run upstream unanswered and uncounted.
+    for (const [as, name] of [
+      ['reader', 'add'],
+      ['writer', 'add'],
+    ] as const) {
+      const body = JSON.stringify({
+        jsonrpc: '2.0',
+        method: 'tools/call',
+        params: { name, arguments: { a: 1, b: 2 } },
+      });
+      await expectRefused(() => send(toolCall(as, name, { generation: 'legacy' }), body), {
+        status: 400,
+        reason: 'invalid_request',
+        code: -32600,
+        id: null,
+      });
+    }
   });
 
   const WRONG_NAMES: readonly (readonly [string, unknown])[] = [

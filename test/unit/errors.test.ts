@@ -16,6 +16,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   credential_in_query: { status: 400, rpc: -32600 },
   bad_uri: { status: 400, rpc: -32600 },
   unsafe_number: { status: 400, rpc: -32600 },
+  too_deep: { status: 400, rpc: -32600 },
   parse_error: { status: 400, rpc: -32700 },
   invalid_request: { status: 400, rpc: -32600 },
   header_mismatch: { status: 400, rpc: -32020 },

@@ -1,19 +1,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { isRefusal, type Refusal, refusalBody } from '../../../src/errors.js';
+import { foldKey } from '../../../src/jsonrpc/case-fold.js';
 import { MAX_BATCH_MESSAGES, type ParsedBody, parseJsonRpc } from '../../../src/jsonrpc/parse.js';
-import { checkStrictJson, numberSurvives } from '../../../src/jsonrpc/strict-json.js';
+import { checkStrictJson, numberSurvives, type ScannedText } from '../../../src/jsonrpc/strict-json.js';
 
 const single = { allowBatch: false } as const;
 const batches = { allowBatch: true } as const;
 
-function refused(text: string, opts: { allowBatch: boolean } = single): Refusal {
+function refused(text: string | ScannedText, opts: { allowBatch: boolean } = single): Refusal {
   const result = parseJsonRpc(text, opts);
   if (!isRefusal(result)) throw new Error(`expected a refusal for ${text}`);
   return result;
 }
 
-function parsed(text: string, opts: { allowBatch: boolean } = single): ParsedBody {
+function parsed(text: string | ScannedText, opts: { allowBatch: boolean } = single): ParsedBody {
   const result = parseJsonRpc(text, opts);
   if (isRefusal(result)) throw new Error(`expected ${text} to parse, got ${result.reason}`);
   return result;
@@ -34,7 +35,17 @@ const survivingNumber = fc.oneof(
     .filter((d) => !Number.isInteger(d) || Number.isSafeInteger(d) || Math.abs(d) >= 1e21),
 );
 
-/** JSON values with unique keys (any Unicode, escapes included) and numbers that survive. */
+/** An object whose keys (any Unicode, escapes included) are distinct even after case folding. */
+function objectOf(value: fc.Arbitrary<unknown>): fc.Arbitrary<Record<string, unknown>> {
+  return fc
+    .uniqueArray(fc.tuple(fc.string({ unit: 'binary' }), value), {
+      maxLength: 5,
+      selector: ([key]) => foldKey(key),
+    })
+    .map((entries) => Object.fromEntries(entries));
+}
+
+/** JSON values with unique keys and numbers that survive. */
 const { json: strictJsonValue } = fc.letrec<{ json: unknown }>((tie) => ({
   json: fc.oneof(
     { depthSize: 'small', maxDepth: 4 },
@@ -43,11 +54,11 @@ const { json: strictJsonValue } = fc.letrec<{ json: unknown }>((tie) => ({
     survivingNumber,
     fc.string({ unit: 'binary' }),
     fc.array(tie('json'), { maxLength: 5 }),
-    fc.dictionary(fc.string({ unit: 'binary' }), tie('json'), { maxKeys: 5 }),
+    objectOf(tie('json')),
   ),
 }));
 
-const jsonObject = fc.dictionary(fc.string({ unit: 'binary' }), strictJsonValue, { maxKeys: 5 });
+const jsonObject = objectOf(strictJsonValue);
 const rpcId = fc.oneof(fc.string(), fc.maxSafeInteger());
 
 describe('checkStrictJson: duplicate keys', () => {
@@ -77,7 +88,6 @@ describe('checkStrictJson: duplicate keys', () => {
     ['a string value that contains a duplicate-key object', '{"a":"{\\"a\\":1,\\"a\\":2}"}'],
     ['a string value that looks like a key and colon', '{"a":"\\",\\"a\\":","b":1}'],
     ['a string ending in an escaped backslash', '{"a":"\\\\","b":"\\\\\\"","c":1}'],
-    ['keys that differ only by case', '{"a":1,"A":2}'],
     ['keys that differ only by Unicode normalization', '{"é":1,"e\\u0301":2}'],
     ['an empty object followed by more keys', '{"a":{},"b":[],"c":{}}'],
   ])('accepts %s', (_, text) => {
@@ -401,12 +411,15 @@ describe('parseJsonRpc: what is forwarded', () => {
 
   it('forwards a batch that parses to the same array', () => {
     fc.assert(
-      fc.property(fc.array(request, { minLength: 1, maxLength: 4 }), (messages) => {
-        const text = JSON.stringify(messages);
-        const body = parsed(text, batches);
-        expect(body.messages).toHaveLength(messages.length);
-        expect(JSON.parse(body.forward)).toEqual(JSON.parse(text));
-      }),
+      fc.property(
+        fc.uniqueArray(request, { minLength: 1, maxLength: 4, selector: (m) => String(m.id) }),
+        (messages) => {
+          const text = JSON.stringify(messages);
+          const body = parsed(text, batches);
+          expect(body.messages).toHaveLength(messages.length);
+          expect(JSON.parse(body.forward)).toEqual(JSON.parse(text));
+        },
+      ),
     );
   });
 
@@ -429,5 +442,172 @@ describe('parseJsonRpc: batch size', () => {
     const over = refused(pings(MAX_BATCH_MESSAGES + 1), batches);
     expect(over.reason).toBe('invalid_request');
     expect(JSON.parse(refusalBody(over))).toMatchObject({ id: null, error: { code: -32600 } });
+  });
+});
+
+describe('parseJsonRpc: nesting depth', () => {
+  const deepCall = (depth: number) =>
+    `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"a":${'['.repeat(depth)}${']'.repeat(depth)}}}}`;
+
+  it('refuses a body nesting deeper than maxDepth as too_deep with a null id, before parsing it', () => {
+    // Three levels are the envelope, params and arguments.
+    expect(isRefusal(parseJsonRpc(deepCall(61), { allowBatch: false, maxDepth: 64 }))).toBe(false);
+    const refusal = refused(deepCall(62));
+    expect(refusal.reason).toBe('too_deep');
+    expect(answer(refusal)).toMatchObject({
+      id: null,
+      error: { code: -32600, data: { reason: 'too_deep' } },
+    });
+  });
+
+  it('refuses 5000- and 100000-deep requests as too_deep, never a crash', () => {
+    for (const depth of [5000, 100_000]) expect(refused(deepCall(depth)).reason).toBe('too_deep');
+  });
+
+  it('takes the verdict of a scan made as the body arrived', () => {
+    const text = '{"jsonrpc":"2.0","id":1,"method":"ping"}';
+    expect(refused({ text, problem: 'too_deep' }).reason).toBe('too_deep');
+    expect(parsed({ text, problem: undefined }).messages).toHaveLength(1);
+  });
+});
+
+describe('parseJsonRpc: keys a case-insensitive decoder reads as one', () => {
+  it.each([
+    [
+      'Method beside method',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","Method":"admin_reset","params":{"name":"echo"}}',
+    ],
+    [
+      'NAME beside name',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","NAME":"admin_reset"}}',
+    ],
+    [
+      'paramſ beside params',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"param\\u017f":{"name":"admin_reset"}}',
+    ],
+    [
+      'two spellings of an argument',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"path":"/a","Path":"/etc"}}}',
+    ],
+    [
+      'arguments beside ARGUMENTS',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{},"ARGUMENTS":{"x":1}}}',
+    ],
+  ])('refuses %s as invalid_request, answering the id', (_, text) => {
+    const refusal = refused(text);
+    expect(refusal.reason).toBe('invalid_request');
+    expect(refusal.ids).toEqual([1]);
+  });
+
+  it.each([
+    [
+      'a "response" carrying Method (Go would run it as a request)',
+      '{"jsonrpc":"2.0","id":1,"Method":"tools/call","params":{"name":"admin_reset"},"result":{}}',
+    ],
+    [
+      'PARAMS instead of params',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","PARAMS":{"name":"admin_reset"}}',
+    ],
+    ['Jsonrpc instead of jsonrpc', '{"jsonrpc":"2.0","Jsonrpc":"2.0","id":1,"method":"ping"}'],
+    [
+      'Arguments instead of arguments',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Arguments":{"path":"/etc"}}}',
+    ],
+    [
+      'Name instead of name',
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"Name":"admin_reset"}}',
+    ],
+    ['ſ-spelled _meta', '{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{},"_META":{}}}'],
+  ])('refuses a member spelled in another case, alone: %s', (_, text) => {
+    expect(refused(text).reason).toBe('invalid_request');
+  });
+
+  it('keeps an exact duplicate a parse_error', () => {
+    expect(refused('{"jsonrpc":"2.0","id":1,"method":"a","method":"b"}').reason).toBe('parse_error');
+  });
+
+  it('accepts case variants of keys the gateway does not interpret, in different objects', () => {
+    const body = parsed(
+      '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{"Path":"/a","items":[{"path":1},{"PATH":2}]}}}',
+    );
+    expect(body.messages).toHaveLength(1);
+  });
+});
+
+describe('parseJsonRpc: request methods without an id', () => {
+  it.each(['tools/call', 'tools/list', 'initialize', 'ping', 'resources/read', 'x/unknown'])(
+    'refuses %s without an id as invalid_request',
+    (method) => {
+      const refusal = refused(`{"jsonrpc":"2.0","method":"${method}","params":{"name":"echo"}}`);
+      expect(refusal.reason).toBe('invalid_request');
+      expect(answer(refusal)).toMatchObject({ id: null, error: { code: -32600 } });
+    },
+  );
+
+  it('accepts any notifications/* method without an id as a notification', () => {
+    for (const method of ['notifications/initialized', 'notifications/cancelled', 'notifications/x/y']) {
+      expect(parsed(`{"jsonrpc":"2.0","method":"${method}"}`).messages[0]).toMatchObject({
+        kind: 'notification',
+      });
+    }
+  });
+
+  it('refuses a batch holding an id-less tools/call, answering the other ids', () => {
+    const refusal = refused(
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","method":"tools/call","params":{"name":"x"}}]',
+      batches,
+    );
+    expect(refusal.reason).toBe('invalid_request');
+    expect(refusal.ids).toEqual([1]);
+  });
+});
+
+describe('parseJsonRpc: ids repeated in a batch', () => {
+  it.each([
+    [
+      'two requests with one id',
+      '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1,"method":"ping"}]',
+    ],
+    [
+      'one id as a number and as a string',
+      '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":"1","method":"ping"}]',
+    ],
+    [
+      'one id spelled 1 and 1.0',
+      '[{"jsonrpc":"2.0","id":1,"method":"tools/list"},{"jsonrpc":"2.0","id":1.0,"method":"ping"}]',
+    ],
+    [
+      'two responses with one id',
+      '[{"jsonrpc":"2.0","id":"s1","result":{}},{"jsonrpc":"2.0","id":"s1","result":{}}]',
+    ],
+  ])('refuses %s as invalid_request with one error and a null id', (_, text) => {
+    const refusal = refused(text, batches);
+    expect(refusal.reason).toBe('invalid_request');
+    expect(answer(refusal)).toMatchObject({ id: null, error: { code: -32600 } });
+  });
+
+  it('accepts a request and a response sharing an id (the client and the server number apart)', () => {
+    const body = parsed(
+      '[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":1,"result":{}},{"jsonrpc":"2.0","method":"notifications/x"}]',
+      batches,
+    );
+    expect(body.messages).toHaveLength(3);
+  });
+
+  it('refuses every batch with a repeated request id and accepts every batch without', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.oneof(fc.integer({ min: 0, max: 5 }), fc.constantFrom('0', '1', 'a')), {
+          minLength: 1,
+          maxLength: 8,
+        }),
+        (ids) => {
+          const text = JSON.stringify(ids.map((id) => ({ jsonrpc: '2.0', id, method: 'ping' })));
+          const repeated = new Set(ids.map(String)).size < ids.length;
+          const result = parseJsonRpc(text, batches);
+          expect(isRefusal(result)).toBe(repeated);
+        },
+      ),
+    );
   });
 });

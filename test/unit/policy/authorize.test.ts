@@ -149,11 +149,10 @@ describe('authorize: a single message', () => {
     expect(JSON.parse(refusalBody(result.refusal!)).error.data).toEqual({ reason });
   });
 
-  it('refuses a denied notification with no id to answer', () => {
-    const notification = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'write_file' } };
-    const result = authorize(enforce, body(notification), reader, legacy);
-    expect(result.refusal).toMatchObject({ reason: 'insufficient_scope', ids: [] });
-    expect(JSON.parse(refusalBody(result.refusal!)).id).toBeNull();
+  it('never sees a request method without an id: the parse stage refuses it (issue 13)', () => {
+    const idless = { jsonrpc: '2.0', method: 'tools/call', params: { name: 'write_file' } };
+    const parsed = parseJsonRpc(JSON.stringify(idless), { allowBatch: true });
+    expect(isRefusal(parsed) && parsed.reason).toBe('invalid_request');
   });
 });
 
