@@ -164,7 +164,20 @@ async function check(input: SseInput, clock: Clock): Promise<Verdict> {
   for (const cuts of input.cuts) {
     const chunks = chunk(bytes, cuts);
     const seenChunked: string[] = [];
-    const out = await clock.timeAsync(() => run(chunks, seenChunked, { at: -1 }));
+    const refusedChunked = { at: -1 };
+    const out = await clock.timeAsync(() => run(chunks, seenChunked, refusedChunked));
+    if ((refusedChunked.at === -1) !== (refused.at === -1))
+      return `refusal-depends-on-chunking: ${chunks.length} chunks at ${JSON.stringify(cuts.slice(0, 20))}`;
+    if (refused.at !== -1) {
+      // A refused stream ends at the unreadable event: how much of what preceded it went out
+      // depends on where the chunks fell, but nothing unfiltered may be in it.
+      for (const data of dispatchedData(out)) {
+        const again = filter(data);
+        if (typeof again === 'object' || (again !== undefined && again !== data))
+          return `client-dispatches-an-unfiltered-event: ${shown(data, 200)}`;
+      }
+      continue;
+    }
     if (!out.equals(whole))
       return `output-depends-on-chunking: ${chunks.length} chunks at ${JSON.stringify(cuts.slice(0, 20))}: ${shown(out.toString('latin1'), 200)} vs ${shown(whole.toString('latin1'), 200)}`;
     if (sameList(seenChunked, seen) !== -1)

@@ -1,4 +1,5 @@
 import type { Identity } from '../auth/identity.js';
+import { foldKey } from '../jsonrpc/case-fold.js';
 import { exceedsDepth } from '../jsonrpc/json-depth.js';
 import type { CompiledPolicy, NameTable } from './compile.js';
 import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
@@ -57,9 +58,10 @@ export function filterListResult(
   if (!Array.isArray(items)) return result;
   const table: NameTable = policy[list.table];
   const kept = items.filter((item) => {
-    const name =
-      typeof item === 'object' && item !== null ? (item as Record<string, unknown>)[list.key] : undefined;
-    if (typeof name !== 'string') return false;
+    if (typeof item !== 'object' || item === null) return false;
+    const name = (item as Record<string, unknown>)[list.key];
+    // `{"name":"echo","NAME":"admin_reset"}`: a case-insensitive client decoder reads the other one.
+    if (typeof name !== 'string' || hasCaseVariant(item as Record<string, unknown>, list.key)) return false;
     const key = list.canonical(name);
     if (key === undefined) return false;
     const requirement = table.lookup(key);
@@ -76,7 +78,7 @@ export const ANY_LIST: ReadonlyMap<string | number, string> = new Map();
 
 /** An answer the gateway had to read and could not: the exchange is refused, never relayed as it came. */
 export interface UnreadableAnswer {
-  readonly unreadable: 'too_deep' | 'not_json';
+  readonly unreadable: 'too_deep' | 'not_json' | 'ambiguous';
 }
 
 /**
@@ -111,24 +113,50 @@ export function filterListAnswer(
     throw err;
   }
   let changed = false;
+  let ambiguous = false;
   const filterOne = (message: unknown): unknown => {
     if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
     const answer = message as Record<string, unknown>;
+    // `Result`, `TOOLS`, `reſources`: a case-insensitive client decoder (Go's encoding/json) reads
+    // them as the fields the filter looks at, so an answer spelling one so cannot be filtered.
+    if (hasCaseVariant(answer, 'result')) ambiguous = true;
     if (!('result' in answer)) return message;
+    const result = answer.result;
+    if (typeof result === 'object' && result !== null && LIST_FIELDS.some((f) => hasCaseVariant(result, f)))
+      ambiguous = true;
     const byId =
       typeof answer.id === 'string' || typeof answer.id === 'number' ? lists.get(answer.id) : undefined;
-    const method = byId ?? listMethodByShape(answer.result);
+    const method = byId ?? listMethodByShape(result);
     if (method === undefined) return message;
     changed = true;
-    return { ...answer, result: filterListResult(method, answer.result, policy, identity) };
+    // Every list field the result carries is filtered, not only the one its method names: a
+    // client reading `prompts` from a `tools/list` answer must not find a hidden prompt there.
+    let filtered = filterListResult(method, result, policy, identity);
+    if (typeof result !== 'object' || result === null) return { ...answer, result: filtered };
+    for (const [other, list] of LISTS) {
+      if (other !== method && Array.isArray((result as Record<string, unknown>)[list.field]))
+        filtered = filterListResult(other, filtered, policy, identity);
+    }
+    return { ...answer, result: filtered };
   };
   // `map` over a parsed array: linear, no spread of its elements.
   const filtered = Array.isArray(value) ? value.map(filterOne) : filterOne(value);
+  if (ambiguous) return AMBIGUOUS;
   return changed ? JSON.stringify(filtered) : undefined;
+}
+
+const LIST_FIELDS: readonly string[] = [...LISTS.values()].map((list) => list.field);
+
+/** Whether `object` has a key other than `key` that equals it after Unicode simple case folding. */
+function hasCaseVariant(object: object, key: string): boolean {
+  const folded = foldKey(key);
+  for (const name in object) if (name !== key && foldKey(name) === folded) return true;
+  return false;
 }
 
 const TOO_DEEP: UnreadableAnswer = { unreadable: 'too_deep' };
 const NOT_JSON: UnreadableAnswer = { unreadable: 'not_json' };
+const AMBIGUOUS: UnreadableAnswer = { unreadable: 'ambiguous' };
 
 /** Only JSON whitespace (an SSE priming event carries empty data). */
 function isBlank(text: string): boolean {

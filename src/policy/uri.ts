@@ -22,7 +22,9 @@
  *   becomes `/`. Other schemes keep their authority's case (`fixture://Greeting` is not
  *   `fixture://greeting`); an IPv6 literal in any scheme is serialized as WHATWG does.
  * - **`file:`**: `file:/x`, `file:x`, `file://localhost/x` (any case) and `file://` with an empty
- *   host all become `file:///x`; another host is kept, lower-cased; a port is refused.
+ *   host all become `file:///x`; any other host and any port are refused: a server that reads a
+ *   file URI's path and ignores its host (Python's `urlparse(…).path`) would read
+ *   `file://evil/secret/a` as `/secret/a`, past a `file:///secret/**` deny pattern.
  * - **Userinfo** (`user@host`) is refused: credentials do not belong in a policy key or an audit
  *   record, and `https://trusted@evil/` reads as the wrong host to a human. A port must be
  *   digits below 65536; leading zeros and an empty port are dropped.
@@ -330,7 +332,7 @@ function authorityOf(
 /**
  * The canonical host. Special schemes and IPv6 literals: what the WHATWG host parser makes of it
  * (escapes of unreserved characters decoded first, any other escape refused). Other schemes: the
- * host as written, escapes normalized, non-ASCII escaped.
+ * host as written; an escape or non-ASCII in it is refused (two readings of one host).
  */
 function hostOf(raw: string, scheme: string, special: boolean): string | undefined {
   // Only unreserved characters, sub-delimiters, escapes, non-ASCII — and `[ ] :` in an IPv6 literal.
@@ -342,8 +344,11 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
     if (c === 0x25) {
       const b = escapedByteAt(raw, k);
       if (b < 0 || isRefusedEscape(b)) return undefined;
-      if (isUnreserved(b) || !special) {
-        decoded += raw.slice(run, k) + (isUnreserved(b) ? String.fromCharCode(b) : escapeByte(b));
+      // Other schemes' hosts are opaque to WHATWG (`notes://tea%6D` stays as written) while RFC 3986
+      // decodes `%6D`: two readings of one host, so an escape there is refused rather than chosen.
+      if (!special) return undefined;
+      if (isUnreserved(b)) {
+        decoded += raw.slice(run, k) + String.fromCharCode(b);
         run = k + 3;
         k += 2;
         continue;
@@ -364,6 +369,8 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
       if (cp > 0xffff) k++;
       continue; // non-ASCII: the WHATWG parser applies IDNA, below
     }
+    // Other schemes: WHATWG escapes a non-ASCII host (opaque), and an escape there is refused above.
+    if (!special) return undefined;
     decoded += raw.slice(run, k) + escapeCodePoint(cp);
     if (cp > 0xffff) k++;
     run = k + 1;
@@ -379,6 +386,8 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   if (parsed === null) return undefined;
   const host = parsed.hostname;
   if (scheme !== 'file' && host === '') return undefined;
+  // A file URI names a file on the server itself: only the empty host (and `localhost`, read as it).
+  if (scheme === 'file' && host !== '') return undefined;
   return host;
 }
 

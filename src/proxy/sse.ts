@@ -5,7 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
  * Why an SSE event that had to be read could not be: its data nests deeper than
  * `limits.maxJsonDepth`, is not JSON, or the event grew past the size the gateway holds.
  */
-export type UnreadableReason = 'too_deep' | 'too_large' | 'not_json';
+export type UnreadableReason = 'too_deep' | 'too_large' | 'not_json' | 'ambiguous';
 
 /** What `rewrite` may answer for an event's data: new data, `undefined` (send it as it came), or a refusal to read it. */
 export type RewriteResult = string | undefined | { readonly unreadable: UnreadableReason };

@@ -33,7 +33,6 @@ describe('canonicalResourceUri: the spellings of issue 13', () => {
     ['file://', 'file:///'],
     ['file://localhost', 'file:///'],
     ['file:?q', 'file:///?q'],
-    ['file://Server/share/a', 'file://server/share/a'],
     ['file:C:/x', 'file:///C:/x'],
     // Hosts: case-folded for special schemes only, by the WHATWG host parser.
     ['https://Docs.Example.COM/Guide', 'https://docs.example.com/Guide'],
@@ -140,6 +139,8 @@ describe('canonicalResourceUri: the spellings of issue 13', () => {
     ['userinfo', 'https://user@example.com/x'],
     ['userinfo that looks like a host', 'https://trusted.example.com@evil.example/x'],
     ['a port on file:', 'file://localhost:80/x'],
+    ['a host on file: other than localhost (a path-only reader ignores it)', 'file://evil/public/secret/k'],
+    ['a UNC-style file: host', 'file://Server/share/a'],
     ['a port that is not a number', 'http://example.com:8o/x'],
     ['a port too large', 'http://example.com:65536/x'],
     ['http without a host', 'http:///x'],
