@@ -139,6 +139,8 @@ async function soak() {
   let redisUp = false;
   /** Redis has answered the gateway since its last start: a call on the closed route was allowed. */
   let redisAnswered = false;
+  /** When Redis last started (a request sent before it cannot prove the gateway reconnected). */
+  let redisStartedAt = 0;
   const startRedis = async () => {
     redis = spawn(
       'redis-server',
@@ -156,6 +158,7 @@ async function soak() {
     });
     redisUp = true;
     redisAnswered = false;
+    redisStartedAt = Date.now();
   };
   const stopRedis = async () => {
     redisUp = false;
@@ -229,24 +232,36 @@ routes:
     });
   const BIG = body('echo', { text: 'x'.repeat(3.5 * 2 ** 20) });
 
+  const startedAt = Date.now();
+  const elapsed = () => ((Date.now() - startedAt) / 1_000).toFixed(1);
   const counts = new Map();
   const count = (what) => counts.set(what, (counts.get(what) ?? 0) + 1);
   let spurious = 0;
+  const spuriousAt = [];
   let requests = 0;
-  const record = async (answer, kind) => {
+  const record = async (answer, kind, sentAt, healthyAtSend) => {
     requests++;
     const text = await answer.text();
     if (answer.status === 503 && text.includes('limiter_unavailable')) {
-      if (redisHealthy()) spurious++;
+      // Spurious: Redis was healthy (connected and answering) from before the request was sent
+      // until its refusal came back.
+      const healthy = healthyAtSend && redisHealthy();
+      if (healthy) {
+        spurious++;
+        spuriousAt.push(Number(elapsed()));
+      }
       count(
-        `${kind} 503 limiter_unavailable${redisHealthy() ? ' (redis healthy: SPURIOUS)' : ' (redis down or reconnecting)'}`,
+        `${kind} 503 limiter_unavailable${healthy ? ' (redis healthy: SPURIOUS)' : ' (redis down or reconnecting)'}`,
       );
       return;
     }
-    if (answer.status === 200 && redisUp) redisAnswered = true;
+    // An allowed call on the closed route sent after Redis started proves the gateway reconnected.
+    if (answer.status === 200 && redisUp && sentAt >= redisStartedAt) redisAnswered = true;
     count(`${kind} ${answer.status}`);
   };
   const call = async (name, payload, kind, signal) => {
+    const sentAt = Date.now();
+    const healthyAtSend = redisHealthy();
     try {
       const answer = await fetch(url, {
         method: 'POST',
@@ -254,7 +269,7 @@ routes:
         body: payload,
         ...(signal ? { signal } : {}),
       });
-      await record(answer, kind);
+      await record(answer, kind, sentAt, healthyAtSend);
     } catch (err) {
       count(`${kind} ${signal?.aborted ? 'dropped by client' : `error ${err.cause?.code ?? err.name}`}`);
     }
@@ -337,8 +352,6 @@ routes:
       faults.push(`upstream restarted at ${elapsed()} s`);
     })(),
   );
-  const startedAt = Date.now();
-  const elapsed = () => ((Date.now() - startedAt) / 1_000).toFixed(1);
   // Gateway stall and RSS, sampled every 5 s.
   const samples = [];
   const sampler = setInterval(() => {
@@ -363,6 +376,7 @@ routes:
     requests,
     ratePerSec: Math.round(requests / durationSec),
     spuriousRefusals: spurious,
+    spuriousAtSec: spuriousAt,
     worstStallMs: Math.max(...samples.map((s) => s.maxStallMs)),
     worstP99StallMs: Math.max(...samples.map((s) => s.p99StallMs)),
     redisErrors: samples.at(-1)?.redisErrors ?? {},
@@ -379,6 +393,7 @@ routes:
       `worst event-loop stall: ${summary.worstStallMs.toFixed(1)} ms (worst 5 s p99: ${summary.worstP99StallMs.toFixed(1)} ms)`,
     );
     console.log(`RSS (MiB) over time: ${summary.rssMiB.map((s) => `${s.atSec}s=${s.rss}`).join(' ')}`);
+    if (spurious > 0) console.log(`  spurious refusals at (s): ${spuriousAt.join(', ')}`);
     console.log(`faults: ${faults.join('; ')}`);
     console.log(
       `gateway's Redis errors by kind (timeouts and outage fallbacks): ${JSON.stringify(summary.redisErrors)}`,
