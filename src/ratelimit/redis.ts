@@ -301,26 +301,43 @@ export class RedisTimeoutError extends Error {
   }
 }
 
+/** How often a timeout window is restarted because our own loop ate it (bounds the wait to 3 × ms). */
+const MAX_WINDOW_RESTARTS = 2;
+
 /**
  * `reply`, or a {@link RedisTimeoutError} when Redis has not answered within `ms`. The timeout must
  * measure Redis, not the gateway: Node runs expired timers *before* the poll phase that reads
  * sockets, so after an event-loop stall longer than `ms` (a large body parsed, a GC pause) a plain
  * timer fires while Redis's reply already sits unread in the socket — a spurious 503
- * `limiter_unavailable` on every `failMode: closed` route, counted as a Redis error. Here the
- * expired timer defers its verdict by one `setImmediate`, which runs after the next poll phase has
- * read whatever arrived: a reply that has arrived is never a timeout. A Redis that really is slow
- * or stalled still times out, one loop turn later.
+ * `limiter_unavailable` on every `failMode: closed` route, counted as a Redis error. Two rules:
+ * - the verdict waits one `setImmediate`, which runs after the next poll phase has read whatever
+ *   arrived: a reply that has arrived is never a timeout;
+ * - a timer that fires late by more than half its window means our loop was stalled for most of
+ *   it, and whatever starved us (a saturated host) may have starved Redis's answer too: the window
+ *   starts again, at most {@link MAX_WINDOW_RESTARTS} times.
+ * A Redis that really is slow or stalled still times out: its timer fires on time.
  */
 export function replyWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let settled = false;
-    const timer = setTimeout(() => {
+    let restarts = 0;
+    let due = performance.now() + ms;
+    const expire = () => {
+      if (settled) return;
+      const late = performance.now() - due;
+      if (late > ms / 2 && restarts < MAX_WINDOW_RESTARTS) {
+        restarts++;
+        due = performance.now() + ms;
+        timer = setTimeout(expire, ms);
+        return;
+      }
       setImmediate(() => {
         if (settled) return;
         settled = true;
         reject(new RedisTimeoutError());
       });
-    }, ms);
+    };
+    let timer = setTimeout(expire, ms);
     reply.then(
       (value) => {
         if (settled) return;

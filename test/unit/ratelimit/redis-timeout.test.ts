@@ -114,6 +114,31 @@ describe('replyWithin', () => {
     await expect(raced).resolves.toBe('OK');
   });
 
+  it('a window our stall ate starts again: a reply just after a long stall is not a timeout', async () => {
+    let answer: (value: string) => void = () => undefined;
+    const reply = new Promise<string>((resolve) => {
+      answer = resolve;
+    });
+    const raced = replyWithin(reply, 20);
+    // Whatever starved us starved the reply too: it comes 5 ms after the loop is back.
+    setTimeout(() => {
+      stall(100);
+      setTimeout(() => answer('OK'), 5);
+    }, 0);
+    await expect(raced).resolves.toBe('OK');
+  });
+
+  it('restarts are bounded: a reply that never comes times out even while the loop keeps stalling', async () => {
+    const started = performance.now();
+    const stalls = setInterval(() => stall(30), 5);
+    try {
+      await expect(replyWithin(new Promise(() => undefined), 20)).rejects.toBeInstanceOf(RedisTimeoutError);
+    } finally {
+      clearInterval(stalls);
+    }
+    expect(performance.now() - started).toBeLessThan(1_000);
+  });
+
   it('passes errors through unchanged', async () => {
     const err = new Error('Connection is closed.');
     await expect(replyWithin(Promise.reject(err), 10)).rejects.toBe(err);
