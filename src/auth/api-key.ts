@@ -34,6 +34,7 @@ export function createApiKeyVerifier(
         methods: Object.freeze(['apiKey'] as const),
         scopes: new Set(entry.scopes),
         keyId: entry.id,
+        ...(entry.expires === undefined ? {} : { expiresAt: expiryOf(entry.expires) }),
       }),
     });
   }

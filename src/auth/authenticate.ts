@@ -179,5 +179,13 @@ function combine(identities: readonly Identity[]): Identity {
     ...(jwt?.issuer === undefined ? {} : { issuer: jwt.issuer }),
     ...(jwt?.claims === undefined ? {} : { claims: jwt.claims }),
     ...(mtls?.certificate === undefined ? {} : { certificate: mtls.certificate }),
+    // The combined credential stops authenticating when its first part does.
+    ...expiryOf(identities),
   });
+}
+
+function expiryOf(identities: readonly Identity[]): { expiresAt?: number } {
+  let first = Number.POSITIVE_INFINITY;
+  for (const identity of identities) first = Math.min(first, identity.expiresAt ?? first);
+  return Number.isFinite(first) ? { expiresAt: first } : {};
 }

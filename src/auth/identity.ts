@@ -17,4 +17,10 @@ export interface Identity {
     readonly fingerprint256: string;
   };
   readonly claims?: Readonly<Record<string, unknown>>;
+  /**
+   * Epoch ms from which the credential no longer authenticates (JWT `exp` plus the issuer's clock
+   * tolerance, an API key's `expires`); absent when it never expires. Every open answer of this
+   * identity is closed then (proxy/stream-lifetime.ts).
+   */
+  readonly expiresAt?: number;
 }

@@ -207,6 +207,7 @@ export function createJwtVerifier(
       scopes: scopesOf(payload, config.scopeClaim),
       issuer: config.issuer,
       claims: Object.freeze({ ...payload }),
+      expiresAt: (payload.exp as number) * 1000 + config.clockToleranceSec * 1000,
     });
     if (cache.size >= MAX_CACHED_TOKENS) {
       // Bounded: drop the oldest entry (Map keeps insertion order).

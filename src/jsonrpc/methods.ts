@@ -59,3 +59,9 @@ export const POLICY_PARAMS: ReadonlySet<string> = new Set([
   'notifications',
   '_meta',
 ]);
+
+/**
+ * Methods whose answer is a long-lived stream and so takes a stream slot like a GET stream
+ * (DESIGN.md step 8). Other SSE answers to POSTs are bounded by the in-flight slot they hold.
+ */
+export const STREAM_METHODS: ReadonlySet<string> = new Set(['subscriptions/listen']);

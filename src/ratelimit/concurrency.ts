@@ -1,7 +1,11 @@
+import { STREAM_METHODS } from '../jsonrpc/methods.js';
+import type { RpcMessage } from '../jsonrpc/parse.js';
+
 /**
- * Concurrency caps, per replica (DESIGN.md step 7): requests in flight per identity and in total,
- * and open SSE streams per identity. A slot is taken when a request is admitted and given back
- * exactly once, when its answer ends — however it ends.
+ * Concurrency caps, per replica (DESIGN.md step 8): requests in flight per identity and in total,
+ * and open streams (GET streams and `subscriptions/listen` answers) per identity. Every slot is
+ * taken before anything is forwarded — never after the upstream ran the call — and given back
+ * exactly once, when its answer ends, however it ends.
  */
 export interface ConcurrencyLimits {
   readonly maxConcurrentPerIdentity: number;
@@ -54,4 +58,11 @@ export function createConcurrency(limits: ConcurrencyLimits): Concurrency {
       return take(streams, identity, limits.maxStreamsPerIdentity, () => undefined);
     },
   };
+}
+
+/** Whether a body holds a request whose answer is a long-lived stream. */
+export function opensStream(messages: readonly RpcMessage[]): boolean {
+  for (const message of messages)
+    if (message.kind === 'request' && STREAM_METHODS.has(message.method)) return true;
+  return false;
 }

@@ -1,10 +1,6 @@
 import { expired, type GcraState, gcra, headroom } from './gcra.js';
 import type { Decision, Limiter, MultiDecision, Rate } from './limiter.js';
 
-/**
- * The in-process limiter (one replica, or the fallback while Redis is down). Keys whose TAT has
- * passed carry no information and are pruned, so memory follows the keys active in the last period.
- */
 /** The in-process limiter answers synchronously. */
 export interface MemoryLimiter extends Limiter {
   peek(key: string, rate: Rate, now?: number): Decision;
@@ -12,22 +8,51 @@ export interface MemoryLimiter extends Limiter {
   consumeAll(charges: Parameters<Limiter['consumeAll']>[0], now?: number): MultiDecision;
 }
 
-export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): MemoryLimiter {
+/** At most one sweep for decayed keys per this many ms: a full table must not cost O(n) per request. */
+const SWEEP_INTERVAL_MS = 1_000;
+
+/**
+ * The in-process limiter (one replica, or the fallback while Redis is down). Memory is bounded by
+ * `maxKeys` (default 100 000), and a **live limit is never forgotten**: only state that has fully
+ * decayed (its TAT has passed, so it carries no information) is ever dropped. Forgetting live
+ * state instead — evicting the oldest key — would let a caller reset its own limit by minting
+ * fresh keys (new tool names, new addresses) until its own key was pushed out.
+ *
+ * When the table is full of live keys, a charge to a key it does not hold yet cannot be recorded:
+ * the decision is then marked `degraded`, exactly as when Redis cannot answer, so the route's
+ * `failMode` decides (closed → 503 `limiter_unavailable`; open → let through and counted).
+ * Keys already held keep being counted exactly.
+ */
+export function createMemoryLimiter(
+  opts: {
+    readonly maxKeys?: number;
+    /** Called (at most once per sweep interval) when a new key finds the table full of live keys. */
+    readonly onFull?: () => void;
+  } = {},
+): MemoryLimiter {
   const maxKeys = opts.maxKeys ?? 100_000;
   const tats = new Map<string, GcraState>();
-  let prunedAt = Number.NEGATIVE_INFINITY;
-  /** Makes room for one key: expired keys go first (at most one sweep a second), then the oldest. */
-  const makeRoom = (now: number) => {
-    if (now - prunedAt >= 1_000) {
-      prunedAt = now;
+  let sweptAt = Number.NEGATIVE_INFINITY;
+  let reportedAt = Number.NEGATIVE_INFINITY;
+  /** Whether a new key fits: decayed keys are swept out first (at most once a second). */
+  const roomFor = (now: number): boolean => {
+    if (tats.size < maxKeys) return true;
+    if (now - sweptAt >= SWEEP_INTERVAL_MS || now < sweptAt) {
+      sweptAt = now;
       for (const [key, tat] of tats) if (expired(tat, now)) tats.delete(key);
     }
-    // Still full of live keys (a flood of distinct addresses): forget the oldest rather than grow.
-    while (tats.size >= maxKeys) {
-      const oldest = tats.keys().next().value;
-      if (oldest === undefined) break;
-      tats.delete(oldest);
+    if (tats.size < maxKeys) return true;
+    if (now - reportedAt >= SWEEP_INTERVAL_MS || now < reportedAt) {
+      reportedAt = now;
+      opts.onFull?.();
     }
+    return false;
+  };
+  /** Writes a key's new state; `false` when it is new and there is no room (nothing written). */
+  const store = (key: string, tat: GcraState, now: number): boolean => {
+    if (!tats.has(key) && !roomFor(now)) return false;
+    tats.set(key, tat);
+    return true;
   };
   return {
     peek(key, rate, now = Date.now()) {
@@ -44,11 +69,12 @@ export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): M
         return { charge, before, result };
       });
       const allowed = results.every(({ result }) => result.allowed);
+      let degraded = false;
       if (allowed) {
+        // Every key that fits is charged even when one does not: under `failMode: open` the call
+        // goes through, and the caller's existing counters must still count it.
         for (const [key, tat] of working) {
-          if (tat === undefined) continue;
-          if (tats.size >= maxKeys && !tats.has(key)) makeRoom(now);
-          tats.set(key, tat);
+          if (tat !== undefined && !store(key, tat, now)) degraded = true;
         }
       }
       // Refused: nothing was written; each counter reports how it stands (0 where it refused).
@@ -60,17 +86,16 @@ export function createMemoryLimiter(opts: { readonly maxKeys?: number } = {}): M
       });
       return {
         allowed,
-        retryAfterSec: Math.max(0, ...results.map(({ result }) => result.retryAfterSec)),
+        retryAfterSec: results.reduce((most, { result }) => Math.max(most, result.retryAfterSec), 0),
         remaining: results.map(({ result }, i) => (result.allowed ? (rooms[i]?.remaining ?? 0) : 0)),
         resetSec: rooms.map((room) => room.resetSec),
+        ...(degraded ? { degraded } : {}),
       };
     },
     consume(key, rate, now = Date.now()) {
       const result = gcra(tats.get(key), rate, now);
-      if (result.allowed) {
-        if (tats.size >= maxKeys && !tats.has(key)) makeRoom(now);
-        tats.set(key, result.tat);
-      }
+      if (result.allowed && !store(key, result.tat, now))
+        return { allowed: true, retryAfterSec: 0, degraded: true };
       return { allowed: result.allowed, retryAfterSec: result.retryAfterSec };
     },
   };

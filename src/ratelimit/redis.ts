@@ -130,14 +130,18 @@ export function createRedisLimiter(
   },
 ): RedisLimiter {
   const options: RedisOptions = {
-    commandTimeout: config.commandTimeoutMs,
+    // No `commandTimeout`: ioredis's fires in the timers phase, before the poll phase reads a reply
+    // already in the socket, so any event-loop stall longer than the timeout turned healthy replies
+    // into timeouts. The gateway's own (replyWithin) waits for that poll phase first.
     connectTimeout: Math.max(1_000, config.commandTimeoutMs * 10),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     lazyConnect: false,
-    // Concurrent requests share one write and one read per event-loop turn.
-    enableAutoPipelining: true,
+    // Off: the limiter batches every call of a turn into one script run itself (flush), and
+    // autopipelining would hold that write back one more setImmediate — so a stall of our own loop
+    // before the write would be timed as Redis's. Without it the command is written when sent.
+    enableAutoPipelining: false,
     ...(config.tlsCA ? { tls: { ca: readFileSync(config.tlsCA) } } : {}),
   };
   let client: Client;
@@ -225,7 +229,7 @@ export function createRedisLimiter(
     }
     let out: number[];
     try {
-      out = await gcra(keys.length, ...keys, ...head, ...rates);
+      out = await replyWithin(gcra(keys.length, ...keys, ...head, ...rates), config.commandTimeoutMs);
     } catch (err) {
       for (const call of batch) call.reject(err);
       return;
@@ -261,7 +265,7 @@ export function createRedisLimiter(
       // ioredis itself): answer from the fallback, marked so a `failMode: closed` route refuses.
       if (!(err instanceof Error)) throw err;
       healthy = false;
-      deps.onError(/timed out/i.test(err.message) ? 'timeout' : 'unavailable');
+      deps.onError(err instanceof RedisTimeoutError ? 'timeout' : 'unavailable');
       return { ...local(), degraded: true };
     }
   }
@@ -287,6 +291,68 @@ export function createRedisLimiter(
       client.disconnect();
     },
   };
+}
+
+/** Redis did not answer within `redis.commandTimeoutMs` (measured as described in {@link replyWithin}). */
+export class RedisTimeoutError extends Error {
+  constructor() {
+    super('redis command timed out');
+    this.name = 'RedisTimeoutError';
+  }
+}
+
+/** How often a timeout window is restarted because our own loop ate it (bounds the wait to 3 × ms). */
+const MAX_WINDOW_RESTARTS = 2;
+
+/**
+ * `reply`, or a {@link RedisTimeoutError} when Redis has not answered within `ms`. The timeout must
+ * measure Redis, not the gateway: Node runs expired timers *before* the poll phase that reads
+ * sockets, so after an event-loop stall longer than `ms` (a large body parsed, a GC pause) a plain
+ * timer fires while Redis's reply already sits unread in the socket — a spurious 503
+ * `limiter_unavailable` on every `failMode: closed` route, counted as a Redis error. Two rules:
+ * - the verdict waits one `setImmediate`, which runs after the next poll phase has read whatever
+ *   arrived: a reply that has arrived is never a timeout;
+ * - a timer that fires late by more than half its window means our loop was stalled for most of
+ *   it, and whatever starved us (a saturated host) may have starved Redis's answer too: the window
+ *   starts again, at most {@link MAX_WINDOW_RESTARTS} times.
+ * A Redis that really is slow or stalled still times out: its timer fires on time.
+ */
+export function replyWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    let restarts = 0;
+    let due = performance.now() + ms;
+    const expire = () => {
+      if (settled) return;
+      const late = performance.now() - due;
+      if (late > ms / 2 && restarts < MAX_WINDOW_RESTARTS) {
+        restarts++;
+        due = performance.now() + ms;
+        timer = setTimeout(expire, ms);
+        return;
+      }
+      setImmediate(() => {
+        if (settled) return;
+        settled = true;
+        reject(new RedisTimeoutError());
+      });
+    };
+    let timer = setTimeout(expire, ms);
+    reply.then(
+      (value) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(value);
+      },
+      (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(err);
+      },
+    );
+  });
 }
 
 function toDecision(result: MultiDecision): Decision {

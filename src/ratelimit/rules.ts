@@ -26,10 +26,11 @@ export interface RuleCharge extends Charge {
 }
 
 /**
- * A route's `rateLimits`, compiled once (DESIGN.md step 7). A rule counts each JSON-RPC request —
+ * A route's `rateLimits`, compiled once (DESIGN.md step 8). A rule counts each JSON-RPC request —
  * not notifications, answers or GET streams — that passed authorization, once; `tools` narrows it
  * to `tools/call` of matching names. Keys carry the `{route}` hash tag, the rule index and the
- * `per` value, so one Redis script touches one Cluster slot.
+ * `per` value, so one Redis script touches one Cluster slot; see {@link rateLimitKey} for why
+ * every part is escaped.
  */
 export function compileRateLimits(
   route: RouteConfig,
@@ -49,7 +50,7 @@ export function compileRateLimits(
       ...(table ? { tools: (name: string) => table.lookup(name) !== undefined } : {}),
     };
   });
-  const tag = `{${route.route}}`;
+  const tag = `pc:rl|{${keyPart(route.route)}}|`;
   return (messages, who) => {
     const charges: RuleCharge[] = [];
     if (rules.length === 0) return charges;
@@ -61,16 +62,8 @@ export function compileRateLimits(
           : undefined;
       for (const rule of rules) {
         if (rule.tools !== undefined && (tool === undefined || !rule.tools(tool))) continue;
-        const per =
-          rule.per === 'identity'
-            ? who.identity
-            : rule.per === 'identity+tool'
-              ? `${who.identity}|${tool ?? message.method}`
-              : rule.per === 'client'
-                ? who.client
-                : '';
         charges.push({
-          key: `pc:rl:${tag}:${rule.index}:${per}`,
+          key: rateLimitKey(tag, rule, who, tool, message.method),
           rate: rule.rate,
           rule: { index: rule.index, per: rule.per, limit: rule.limit, rate: rule.rate },
         });
@@ -78,6 +71,71 @@ export function compileRateLimits(
     }
     return charges;
   };
+}
+
+/**
+ * The Redis (and in-process) key of one rule's counter: `pc:rl|{route}|index|per|parts…`, every
+ * variable part escaped by {@link keyPart}. Identity keys, tool names and client addresses are
+ * the caller's to choose in part (a JWT `sub`, a tool name, a trusted proxy's `X-Forwarded-For`):
+ * joined raw, `alice|x` + tool `y` and `alice` + tool `x|y` would share one counter, and a tool
+ * named like a method would share the method's. Escaped, no part holds a separator or a brace,
+ * so distinct (rule, identity, tool, client) tuples never share a key and the `{route}` hash tag
+ * is exactly the route (one Cluster slot per route).
+ */
+export function rateLimitKey(
+  tag: string,
+  rule: Pick<CompiledRule, 'index' | 'per'>,
+  who: { readonly identity: string; readonly client: string },
+  tool: string | undefined,
+  method: string,
+): string {
+  const head = `${tag}${rule.index}|`;
+  switch (rule.per) {
+    case 'identity':
+      return `${head}i|${keyPart(who.identity)}`;
+    case 'identity+tool':
+      // `t` names a tool, `m` a method (requests other than tools/call): never the same counter.
+      return tool === undefined
+        ? `${head}im|${keyPart(who.identity)}|${keyPart(method)}`
+        : `${head}it|${keyPart(who.identity)}|${keyPart(tool)}`;
+    case 'client':
+      return `${head}c|${keyPart(who.client)}`;
+    case 'route':
+      return `${head}r`;
+  }
+}
+
+/** Characters kept as they are in a key part; everything else is escaped. */
+const PLAIN = /^[A-Za-z0-9._~:/@+-]*$/;
+
+/**
+ * An injective, ASCII-only spelling of `part`: characters outside {@link PLAIN} (the separator `|`,
+ * braces, `%`, any non-ASCII) become `%` + four hex digits of their UTF-16 code unit. Code units,
+ * not UTF-8: a lone surrogate (valid in a JSON string) would turn into U+FFFD on its way to Redis,
+ * and two different names would meet in one key. Linear; the common all-plain part is returned as is.
+ */
+export function keyPart(part: string): string {
+  if (PLAIN.test(part)) return part;
+  let out = '';
+  for (let i = 0; i < part.length; i++) {
+    const unit = part.charCodeAt(i);
+    out += isPlain(unit) ? String.fromCharCode(unit) : `%${unit.toString(16).padStart(4, '0')}`;
+  }
+  return out;
+}
+
+function isPlain(unit: number): boolean {
+  return (
+    (unit >= 0x30 && unit <= 0x3a) || // 0-9 :
+    (unit >= 0x40 && unit <= 0x5a) || // @ A-Z
+    (unit >= 0x61 && unit <= 0x7a) || // a-z
+    unit === 0x2b || // +
+    unit === 0x2d || // -
+    unit === 0x2e || // .
+    unit === 0x2f || // /
+    unit === 0x5f || // _
+    unit === 0x7e // ~
+  );
 }
 
 /**

@@ -17,6 +17,7 @@ import { hash, watchConfigFile } from '../config/watch.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
+import { createAnswerLifetimes } from '../proxy/stream-lifetime.js';
 import { createConcurrency } from '../ratelimit/concurrency.js';
 import { parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
@@ -105,10 +106,38 @@ export async function startGateway({
   };
   let router: Router = createRouter(config, jwks);
   let active = config;
-  const state: GatewayState = { draining: false, streams: new Set() };
+  const state: GatewayState = { draining: false };
+  // Every admitted exchange is held to its caller's credential: closed at expiry, and at a reload
+  // that revokes it (one mechanism for SSE GET, SSE POST and chunked JSON answers).
+  const lifetimes = createAnswerLifetimes({
+    current: (answer) => router.match(answer.route) === answer.policy,
+    reauthenticate: async (answer) => {
+      const route = router.match(answer.route);
+      if (route === undefined) return undefined;
+      const outcome = await route.authenticate(answer.req);
+      if (!('refusal' in outcome)) return outcome;
+      // The issuer's JWKS is down: the token could not be judged, not found bad. The answer keeps
+      // its identity (and its expiry timer); a revocation shows at the next reload or at `exp`.
+      return outcome.refusal.reason === 'idp_unavailable' ? answer.identity : undefined;
+    },
+    onClose: (answer, why) => {
+      logger.info({ route: answer.route, why }, 'closing an answer whose caller no longer authenticates');
+    },
+    onError: (err, answer) => {
+      logger.error({ err, route: answer.route }, 're-authenticating an open answer failed');
+    },
+  });
   // One replica counts alone; with Redis every replica shares the counters (and falls back to
   // counting in process, per route `failMode`, while Redis is down).
-  const memory = createMemoryLimiter();
+  let fullLoggedAt = Number.NEGATIVE_INFINITY;
+  const memory = createMemoryLimiter({
+    // Full of live limits: new keys follow `failMode` rather than old ones being forgotten.
+    onFull: () => {
+      if (Date.now() - fullLoggedAt < 60_000) return;
+      fullLoggedAt = Date.now();
+      logger.warn('in-process limiter full of live keys: new keys follow the route failMode');
+    },
+  });
   const redis = config.redis
     ? createRedisLimiter(config.redis, {
         fallback: memory,
@@ -138,6 +167,7 @@ export async function startGateway({
     recordOutcome,
     logger,
     state,
+    lifetimes,
     tracing,
   });
 
@@ -187,7 +217,8 @@ export async function startGateway({
    * Hot reload (DESIGN.md, the policy file): the new file is validated completely before it can
    * replace the running one; only `routes` and `identities` change live — any other change is
    * refused, naming the field. Requests in flight finish under the router they started with;
-   * open SSE streams whose caller no longer authenticates under the new policy are closed.
+   * open answers (SSE streams, chunked JSON, calls in flight) whose caller no longer
+   * authenticates under the new policy are closed.
    */
   let source = configSource;
   const reloadFrom = async (text: string): Promise<ReloadResult> => {
@@ -224,24 +255,13 @@ export async function startGateway({
     metrics.reloads.inc({ result: 'applied' });
     setPolicyInfo(text);
     logger.info({ routes: router.routes.map((r) => r.path) }, 'policy reloaded');
-    await revalidateStreams();
+    await lifetimes.revalidate();
     // The old pools finish what they carry, then close.
     previous
       .close()
       .catch((err: unknown) => logger.warn({ err }, 'closing the previous upstream pools failed'));
     return 'applied';
   };
-
-  async function revalidateStreams(): Promise<void> {
-    for (const stream of [...state.streams]) {
-      const route = router.match(stream.route);
-      const outcome = route === undefined ? undefined : await route.authenticate(stream.req);
-      if (outcome === undefined || 'refusal' in outcome) {
-        logger.info({ route: stream.route }, 'closing a stream whose caller no longer authenticates');
-        stream.res.destroy();
-      }
-    }
-  }
 
   const reload = async (): Promise<ReloadResult> => {
     if (configPath === undefined) return 'unchanged';
@@ -283,6 +303,7 @@ export async function startGateway({
       main.closeAllConnections();
     }
     await stopped;
+    lifetimes.close();
     await router.close();
     await redis?.close();
     clearInterval(chainHeadTimer);

@@ -31,7 +31,8 @@ import { type BodyKind, bodyKind, isEventStream } from '../proxy/media-type.js';
 import { discard, relay } from '../proxy/relay.js';
 import type { SessionClaims, SessionSealer } from '../proxy/sessions.js';
 import { createSseRewriter, UnreadableEventError } from '../proxy/sse.js';
-import type { Concurrency } from '../ratelimit/concurrency.js';
+import type { AnswerLifetimes } from '../proxy/stream-lifetime.js';
+import { type Concurrency, opensStream } from '../ratelimit/concurrency.js';
 import type { Limiter, MultiDecision, Rate } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
 import type { RequestSpan, Tracing } from '../tracing/tracer.js';
@@ -81,18 +82,10 @@ interface Authorized extends Parsed {
   readonly decisions: readonly Decision[];
 }
 
-/** An open SSE stream, kept so a policy reload can re-check whether its caller still authenticates. */
-export interface OpenStream {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly route: string;
-}
-
 /** Shared, process-wide state the pipeline reads. */
 export interface GatewayState {
   /** Set on SIGTERM: new requests on open connections are answered 503 `draining`. */
   draining: boolean;
-  readonly streams: Set<OpenStream>;
 }
 
 export interface PipelineDeps {
@@ -110,6 +103,8 @@ export interface PipelineDeps {
   readonly sessions: SessionSealer;
   readonly sessionMaxAgeSec: number;
   readonly concurrency: Concurrency;
+  /** Holds every admitted exchange to its credential: closed at expiry or when a reload revokes it. */
+  readonly lifetimes: AnswerLifetimes;
   readonly proto: 'http' | 'https';
   readonly metrics: Metrics;
   /** Writes the audit records and counts the metrics of a finished request. */
@@ -263,6 +258,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         decision: 'error',
       });
     }
+    deps.lifetimes.hold({ req, res, route: route.path, policy: route, identity });
     if (authenticated.httpMethod !== 'POST') return forward(req, res, authenticated, undefined);
 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
@@ -296,6 +292,21 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
         body: request.body,
         decisions: authorization.decisions,
       });
+    }
+    // A `subscriptions/listen` answer is a stream: its stream slot is reserved here, before anything
+    // is forwarded (never after the upstream ran the call), and before any rate token is charged.
+    if (opensStream(request.body.messages)) {
+      const listenSlot = deps.concurrency.stream(identity.key);
+      if (listenSlot === undefined) {
+        const refusal = refuse('concurrency_limited', { headers: { 'retry-after': '1' } });
+        return refuseRequest(res, refusal, authenticated, {
+          ...refusalContext,
+          body: request.body,
+          decisions: authorization.decisions,
+        });
+      }
+      res.once('close', contain.wrap('close', { requestId: received.requestId, res }, listenSlot));
+      if (res.destroyed) listenSlot(); // its 'close' may be past: give the slot back now
     }
     // 7. Rate limits: every rule the request matches, charged together; a refusal charges nothing.
     const charges = route.rateLimits(request.body.messages, {
@@ -465,41 +476,15 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     }
     if (ctx.origin !== undefined) Object.assign(headers, corsHeaders(ctx.origin));
     const declared = Number(answer.headers['content-length'] ?? 0);
-    // A POST answered with a stream takes a stream slot too; an answer known to be too large never starts.
-    const postStream = sse && ctx.httpMethod === 'POST' ? deps.concurrency.stream(ctx.identity.key) : null;
-    if (postStream === undefined || declared > deps.maxResponseBytes) {
-      const refusal =
-        postStream === undefined
-          ? refuse('concurrency_limited', { headers: { 'retry-after': '1' } })
-          : refuse('response_too_large');
-      refuseForwarded(refusal, answer.status);
-      if (postStream !== undefined) metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
+    // An answer known to be too large never starts. (Admission — slots, streams, rates — was
+    // decided before forwarding: nothing is refused here for admission reasons.)
+    if (declared > deps.maxResponseBytes) {
+      refuseForwarded(refuse('response_too_large'), answer.status);
+      metrics.upstreamErrors.inc({ route: route.path, kind: 'too_large' });
       discard(answer.body);
       return;
     }
-    if (postStream !== null) res.once('close', contain.wrap('close', exchange, postStream));
-    if (sse) {
-      metrics.activeStreams.inc({ route: route.path });
-      const stream: OpenStream = { req, res, route: route.path };
-      state.streams.add(stream);
-      // A JWT-authenticated stream ends when its token does.
-      const exp = ctx.identity.claims?.exp;
-      const expiry =
-        typeof exp === 'number'
-          ? setTimeout(
-              contain.wrap('timer', exchange, () => res.destroy()),
-              Math.max(0, exp * 1000 - Date.now()),
-            )
-          : undefined;
-      expiry?.unref();
-      res.once(
-        'close',
-        contain.wrap('close', exchange, () => {
-          state.streams.delete(stream);
-          if (expiry !== undefined) clearTimeout(expiry);
-        }),
-      );
-    }
+    if (sse) metrics.activeStreams.inc({ route: route.path });
     // What the answer says at the MCP level (isError, a JSON-RPC error), read as it is relayed.
     const scanner = answerScanner(parsed, answer.status, kind);
     const answered = () =>

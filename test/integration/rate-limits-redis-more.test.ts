@@ -140,7 +140,7 @@ ${route(
       cluster.servers.map(async (server) => {
         const client = new Redis(server.port, '127.0.0.1');
         try {
-          return await client.keys('pc:rl:{/c/mcp}:*');
+          return await client.keys('pc:rl|{/c/mcp}|*');
         } finally {
           client.disconnect();
         }

@@ -79,25 +79,46 @@ describe('createMemoryLimiter: pruning and bound', () => {
     expect(limiter.consume('new', perMinute, 1_000).allowed).toBe(false);
   });
 
-  it('when full of live keys, forgets the oldest rather than grow', () => {
+  it('when full of live keys, forgets none of them: a new key is not recorded and the answer is degraded', () => {
     const limiter = createMemoryLimiter({ maxKeys: 3 });
     for (const key of ['k1', 'k2', 'k3']) expect(limiter.consume(key, perMinute, 0).allowed).toBe(true);
-    expect(limiter.consume('k4', perMinute, 1).allowed).toBe(true);
-    // k1 was the oldest: forgotten, so it may act again; the others are still limited.
-    expect(limiter.peek('k1', perMinute, 2).allowed).toBe(true);
-    for (const key of ['k2', 'k3', 'k4']) expect(limiter.peek(key, perMinute, 2).allowed, key).toBe(false);
+    expect(limiter.consume('k4', perMinute, 1)).toEqual({ allowed: true, retryAfterSec: 0, degraded: true });
+    // Every live key is still limited; k4 was never recorded.
+    for (const key of ['k1', 'k2', 'k3']) expect(limiter.peek(key, perMinute, 2).allowed, key).toBe(false);
+    expect(limiter.peek('k4', perMinute, 2).allowed).toBe(true);
   });
 
-  it('remembers at most maxKeys keys however many distinct keys arrive', () => {
+  it('a caller cannot reset its own limit by minting keys (the attack on insertion-order eviction)', () => {
     const maxKeys = 50;
     const limiter = createMemoryLimiter({ maxKeys });
-    const keys = Array.from({ length: 2_000 }, (_, i) => `203.0.${Math.floor(i / 256)}.${i % 256}`);
-    for (const key of keys) expect(limiter.consume(key, perMinute, 0).allowed).toBe(true);
-    const remembered = keys.filter((key) => !limiter.peek(key, perMinute, 0).allowed);
-    expect(remembered.length).toBeLessThanOrEqual(maxKeys);
-    // The most recent keys are the ones remembered.
-    expect(remembered.length).toBeGreaterThanOrEqual(maxKeys - 1);
-    expect(remembered).toEqual(keys.slice(-remembered.length));
+    expect(limiter.consume('victim-of-itself', perMinute, 0).allowed).toBe(true);
+    expect(limiter.consume('victim-of-itself', perMinute, 0).allowed).toBe(false);
+    let degraded = 0;
+    for (let i = 0; i < 2_000; i++) {
+      if (limiter.consume(`minted-${i}`, perMinute, 1 + i).degraded === true) degraded++;
+    }
+    // Its own limit survived the flood; the flood beyond the bound was reported, not recorded.
+    expect(limiter.consume('victim-of-itself', perMinute, 2_001).allowed).toBe(false);
+    expect(degraded).toBe(2_000 - (maxKeys - 1));
+  });
+
+  it('frees room as state decays: once the TAT has passed, new keys are recorded again', () => {
+    const limiter = createMemoryLimiter({ maxKeys: 2 });
+    expect(limiter.consume('a', perSecond, 0).allowed).toBe(true); // TAT 250 ms
+    expect(limiter.consume('b', perSecond, 0).allowed).toBe(true);
+    expect(limiter.consume('c', perSecond, 100).degraded).toBe(true);
+    // Decayed at 250 ms, swept at most once a second: by 1.1 s both are gone and `c` fits.
+    expect(limiter.consume('c', perSecond, 1_100)).toEqual({ allowed: true, retryAfterSec: 0 });
+  });
+
+  it('reports a full table through onFull, at most once per second', () => {
+    let full = 0;
+    const limiter = createMemoryLimiter({ maxKeys: 1, onFull: () => full++ });
+    limiter.consume('a', perMinute, 0);
+    for (let i = 0; i < 100; i++) limiter.consume(`x${i}`, perMinute, i);
+    expect(full).toBe(1);
+    limiter.consume('y', perMinute, 1_500);
+    expect(full).toBe(2);
   });
 
   it('keeps a key it refuses: a refused event never evicts anything', () => {
@@ -109,24 +130,33 @@ describe('createMemoryLimiter: pruning and bound', () => {
     expect(limiter.peek('b', perMinute, 2).allowed).toBe(false);
   });
 
-  it('re-consuming a remembered key at the bound keeps its count', () => {
+  it('re-consuming a remembered key at the bound keeps its count, undegraded', () => {
     const limiter = createMemoryLimiter({ maxKeys: 2 });
     const rate = parseRate('3/minute');
     expect(limiter.consume('a', rate, 0).allowed).toBe(true);
     expect(limiter.consume('b', rate, 0).allowed).toBe(true);
-    // Full: consuming `a` again may evict `a` itself, but its count is carried into the new entry.
-    expect(limiter.consume('a', rate, 0).allowed).toBe(true);
+    expect(limiter.consume('a', rate, 0)).toEqual({ allowed: true, retryAfterSec: 0 });
     expect(limiter.consume('a', rate, 0).allowed).toBe(true);
     expect(limiter.consume('a', rate, 0).allowed).toBe(false);
+  });
+
+  it('consumeAll at the bound: charges the keys it holds, marks the call degraded for the one it cannot', () => {
+    const limiter = createMemoryLimiter({ maxKeys: 1 });
+    const own = { key: 'identity', rate: parseRate('3/minute') };
+    expect(limiter.consumeAll([own], 0).degraded).toBeUndefined();
+    const verdict = limiter.consumeAll([own, { key: 'identity+new-tool', rate: perMinute }], 1);
+    expect(verdict).toMatchObject({ allowed: true, degraded: true });
+    // The identity's own counter was charged by the degraded call too.
+    expect(limiter.consumeAll([own], 2).allowed).toBe(true);
+    expect(limiter.consumeAll([own], 3).allowed).toBe(false);
   });
 
   it('defaults to a bound of 100 000 keys', () => {
     const limiter = createMemoryLimiter();
     for (let i = 0; i < 100_000; i++) limiter.consume(`k${i}`, perMinute, 0);
+    expect(limiter.consume('one-more', perMinute, 0).degraded).toBe(true);
     expect(limiter.peek('k0', perMinute, 0).allowed).toBe(false);
-    limiter.consume('one-more', perMinute, 0);
-    expect(limiter.peek('k0', perMinute, 0).allowed).toBe(true);
-    expect(limiter.peek('k1', perMinute, 0).allowed).toBe(false);
+    expect(limiter.peek('k99999', perMinute, 0).allowed).toBe(false);
   });
 });
 
