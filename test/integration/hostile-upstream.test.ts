@@ -293,6 +293,13 @@ describe('class 6: answers never relayed', () => {
       (id: number) => gzipSync(listResult(id)),
     ],
     ['text that is not JSON', 200, { 'content-type': 'application/json' }, () => `${listResult(1)}, NaN`],
+    // A case-insensitive client decoder (Go's encoding/json) reads `Tools` as `tools`.
+    [
+      'a list field spelled in another case',
+      200,
+      { 'content-type': 'application/json' },
+      () => listResult(1).replace('"tools"', '"Tools"'),
+    ],
   ] as const)(
     'refuses a tools/list answer with %s (502, never passed through)',
     async (_, status, headers, body) => {

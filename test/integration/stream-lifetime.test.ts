@@ -58,6 +58,7 @@ ${
     resource: ${RESOURCE}
     upstream: http://127.0.0.1:${(upstream.address() as AddressInfo).port}/mcp
     authentication: { methods: [apiKey${opts.jwt ? ', jwt' : ''}] }
+    forwardHeaders: [X-Test-Tag]        # the upstream names each answer by it
     tools: { slow: t, echo: t }
 `;
 

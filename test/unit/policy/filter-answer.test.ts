@@ -48,6 +48,50 @@ describe('filterListAnswer', () => {
     ]);
   });
 
+  // Go's encoding/json (and any case-insensitive decoder) reads `Result` as `result`, `Tools` as
+  // `tools`, `reſources` as `resources`: such an answer cannot be filtered, so it is refused.
+  it.each([
+    ['a result key in another case', { jsonrpc: '2.0', id: 1, Result: TOOLS }],
+    ['both spellings of result', { jsonrpc: '2.0', id: 1, result: FILTERED, RESULT: TOOLS }],
+    ['a list field in another case', { jsonrpc: '2.0', id: 1, result: { Tools: TOOLS.tools } }],
+    ['a list field folded from U+017F', { jsonrpc: '2.0', id: 2, result: { reſources: [{ uri: 'x:y' }] } }],
+    ['both spellings of a list field', { jsonrpc: '2.0', id: 1, result: { tools: [], TOOLS: TOOLS.tools } }],
+  ])('refuses an answer spelling %s', (_what, answer) => {
+    expect(filter(JSON.stringify(answer))).toEqual({ unreadable: 'ambiguous' });
+  });
+
+  it('hides a list item carrying its name key twice in different cases', () => {
+    const answer = {
+      jsonrpc: '2.0',
+      id: 1,
+      result: { tools: [{ name: 'echo' }, { name: 'echo', NAME: 'drop_database' }] },
+    };
+    expect(JSON.parse(filter(JSON.stringify(answer)) as string)).toEqual({
+      jsonrpc: '2.0',
+      id: 1,
+      result: FILTERED,
+    });
+  });
+
+  it('filters every list field a result carries, not only the one its method names', () => {
+    const withPrompts: CompiledPolicy = {
+      ...policy,
+      prompts: compileTable('prompts', { greet: 'notes:read', admin_prompt: 'db:admin' }),
+    };
+    const answer = {
+      jsonrpc: '2.0',
+      id: 7,
+      result: { tools: TOOLS.tools, prompts: [{ name: 'greet' }, { name: 'admin_prompt' }] },
+    };
+    for (const ids of [lists, ANY_LIST, new Map([[7, 'tools/list']])]) {
+      const out = filterListAnswer(JSON.stringify(answer), ids, withPrompts, reader, 64);
+      expect(JSON.parse(out as string).result).toEqual({
+        tools: FILTERED.tools,
+        prompts: [{ name: 'greet' }],
+      });
+    }
+  });
+
   it('leaves errors, notifications and blank priming data alone', () => {
     expect(filter('{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"x"}}')).toBeUndefined();
     expect(filter('{"jsonrpc":"2.0","method":"notifications/message","params":{}}')).toBeUndefined();
