@@ -115,7 +115,8 @@ export function createJsonBuilder(): JsonBuilder {
   const endValue = (): void => {
     const frame = frames[frames.length - 1];
     if (frame === undefined || frame.intText === undefined) return;
-    (frame.ints ??= []).push([frame.intIndex, frame.intText]);
+    if (frame.ints === undefined) frame.ints = [];
+    frame.ints.push([frame.intIndex, frame.intText]);
     frame.intText = undefined;
   };
 

@@ -45,7 +45,10 @@ export interface ParseOptions {
  * A large body comes already built (`BuiltJson`, value and forwarded text made chunk by chunk as it
  * arrived): then no O(body) work is left here but the classification of its few messages.
  */
-export function parseJsonRpc(body: string | ScannedText | BuiltJson, opts: ParseOptions): ParsedBody | Refusal {
+export function parseJsonRpc(
+  body: string | ScannedText | BuiltJson,
+  opts: ParseOptions,
+): ParsedBody | Refusal {
   const built = typeof body === 'string' || !('forward' in body) ? undefined : body;
   const problem =
     typeof body === 'string'
