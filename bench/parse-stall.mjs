@@ -12,6 +12,12 @@ const dist = process.argv[2] ?? new URL('../dist', import.meta.url).pathname;
 const { parseJsonRpc } = await import(pathToFileURL(`${dist}/jsonrpc/parse.js`).href);
 const strict = await import(pathToFileURL(`${dist}/jsonrpc/strict-json.js`).href);
 const incremental = typeof strict.createStrictJsonScanner === 'function';
+let builderModule;
+try {
+  builderModule = await import(pathToFileURL(`${dist}/jsonrpc/json-builder.js`).href);
+} catch {
+  builderModule = undefined; // a build from before the value was built as the body arrived
+}
 
 const SIZE = 3.5 * 1024 * 1024;
 const CHUNK = 64 * 1024;
@@ -63,18 +69,20 @@ for (const [name, text] of Object.entries(BODIES)) {
   const bytes = Buffer.from(text);
   const chunkMax = { wall: [], cpu: [] };
   const last = { wall: [], cpu: [] };
+  const encode = { wall: [], cpu: [] };
   for (let run = 0; run < RUNS; run++) {
     let parsed;
     if (incremental) {
       const decoder = new TextDecoder('utf-8', { fatal: true });
-      const scanner = strict.createStrictJsonScanner({ maxDepth: 64 });
+      const builder = builderModule?.createJsonBuilder();
+      const scanner = strict.createStrictJsonScanner(builder ? { maxDepth: 64, builder } : { maxDepth: 64 });
       const pieces = [];
       let wall = 0;
       let cpu = 0;
       for (let at = 0; at < bytes.length; at += CHUNK) {
         const m = mark();
         const piece = decoder.decode(bytes.subarray(at, at + CHUNK), { stream: true });
-        pieces.push(piece);
+        if (!builder) pieces.push(piece);
         scanner.write(piece);
         const took = since(m);
         wall = Math.max(wall, took.wall);
@@ -83,10 +91,23 @@ for (const [name, text] of Object.entries(BODIES)) {
       chunkMax.wall.push(wall);
       chunkMax.cpu.push(cpu);
       const m = mark();
-      parsed = parseJsonRpc({ text: pieces.join(''), problem: scanner.end() }, { allowBatch: false });
+      const problem = scanner.end();
+      parsed = parseJsonRpc(
+        builder
+          ? { problem, value: builder.value, forward: builder.forward }
+          : { text: pieces.join(''), problem },
+        { allowBatch: false },
+      );
       const took = since(m);
       last.wall.push(took.wall);
       last.cpu.push(took.cpu);
+      if (parsed.forward !== JSON.stringify(JSON.parse(text))) throw new Error(`${name}: forward differs`);
+      // What sending it costs later (outside the parse stage): the forwarded text as UTF-8 bytes.
+      const s = mark();
+      Buffer.from(parsed.forward);
+      const sent = since(s);
+      encode.wall.push(sent.wall);
+      encode.cpu.push(sent.cpu);
     } else {
       // The old path: the whole body decoded at the end, then parsed and checked in one block.
       const m = mark();
@@ -99,7 +120,7 @@ for (const [name, text] of Object.entries(BODIES)) {
     if (parsed.kind === 'refusal') throw new Error(`${name}: refused ${parsed.reason}`);
   }
   const parts = incremental
-    ? `longest chunk ${fmt(chunkMax.wall, chunkMax.cpu)}, final block ${fmt(last.wall, last.cpu)}`
+    ? `longest chunk ${fmt(chunkMax.wall, chunkMax.cpu)}, final block ${fmt(last.wall, last.cpu)}, then UTF-8 of forward ${fmt(encode.wall, encode.cpu)}`
     : `one block ${fmt(last.wall, last.cpu)}`;
   console.log(`${name.padEnd(26)} ${parts}`);
 }

@@ -1,9 +1,11 @@
 import type { IncomingHttpHeaders } from 'node:http';
+import { isDeepStrictEqual } from 'node:util';
 import { isRefusal } from '../../src/errors.js';
+import { createJsonBuilder } from '../../src/jsonrpc/json-builder.js';
 import { decodeHeaderValue } from '../../src/jsonrpc/mirrored-headers.js';
-import { parseJsonRpc } from '../../src/jsonrpc/parse.js';
+import { DEFAULT_MAX_JSON_DEPTH, parseJsonRpc } from '../../src/jsonrpc/parse.js';
 import { parseMcpRequest } from '../../src/jsonrpc/request.js';
-import { checkStrictJson } from '../../src/jsonrpc/strict-json.js';
+import { type BuiltJson, checkStrictJson, createStrictJsonScanner } from '../../src/jsonrpc/strict-json.js';
 import {
   breakFraming,
   caseVariant,
@@ -25,7 +27,24 @@ import { readJson } from '../oracles/json-reference.js';
 import type { Prng } from '../prng.js';
 
 /** The code under test, one line each: point these at a new signature when it lands. */
-const parse = (text: string, allowBatch: boolean) => parseJsonRpc(text, { allowBatch });
+const parse = (text: string, allowBatch: boolean) => {
+  // A large body is built as it arrives (json-builder.ts); a small one is parsed natively. Both must
+  // give one answer: the built one is what the oracle checks, the native one must equal it.
+  const fromChunks = parseJsonRpc(builtInPieces(text), { allowBatch });
+  if (!isDeepStrictEqual(fromChunks, parseJsonRpc(text, { allowBatch })))
+    throw new Error('the body built in pieces and the native parse disagree');
+  return fromChunks;
+};
+
+/** `text` scanned and built in pieces cut at places that depend on its length. */
+function builtInPieces(text: string): BuiltJson {
+  const builder = createJsonBuilder();
+  const scanner = createStrictJsonScanner({ maxDepth: DEFAULT_MAX_JSON_DEPTH, builder });
+  const step = 1 + (text.length % 7) + Math.floor(text.length / 5);
+  for (let at = 0; at < text.length; at += step) scanner.write(text.slice(at, at + step));
+  const problem = scanner.end();
+  return { problem, value: builder.value, forward: builder.forward };
+}
 const parseRequest = (text: string, headers: IncomingHttpHeaders, session?: string) =>
   parseMcpRequest(text, headers, session);
 const strictProblem = (text: string) => checkStrictJson(text);

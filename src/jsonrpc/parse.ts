@@ -1,7 +1,7 @@
 import { type Refusal, type RpcId, refuse } from '../errors.js';
 import { foldKey } from './case-fold.js';
 import { ENVELOPE_MEMBERS, isNotificationMethod, POLICY_PARAMS } from './methods.js';
-import { checkStrictJson, type ScannedText } from './strict-json.js';
+import { type BuiltJson, checkStrictJson, type ScannedText } from './strict-json.js';
 
 /** A JSON-RPC 2.0 message as the gateway reasons about it: classified, never re-read from bytes. */
 export type RpcMessage =
@@ -41,23 +41,32 @@ export interface ParseOptions {
  * come with the body, scanned as it arrived): nothing recursive touches a text that is not JSON or
  * nests too deep. Duplicate keys, keys equal after case folding and numbers that would change on
  * re-serialization are refused, so what policy reads is exactly what the upstream will read.
+ *
+ * A large body comes already built (`BuiltJson`, value and forwarded text made chunk by chunk as it
+ * arrived): then no O(body) work is left here but the classification of its few messages.
  */
-export function parseJsonRpc(body: string | ScannedText, opts: ParseOptions): ParsedBody | Refusal {
-  const text = typeof body === 'string' ? body : body.text;
+export function parseJsonRpc(
+  body: string | ScannedText | BuiltJson,
+  opts: ParseOptions,
+): ParsedBody | Refusal {
+  const built = typeof body === 'string' || !('forward' in body) ? undefined : body;
   const problem =
     typeof body === 'string'
-      ? checkStrictJson(text, { maxDepth: opts.maxDepth ?? DEFAULT_MAX_JSON_DEPTH })
+      ? checkStrictJson(body, { maxDepth: opts.maxDepth ?? DEFAULT_MAX_JSON_DEPTH })
       : body.problem;
   // Not JSON, or too deep to parse safely: refused before JSON.parse, with no id (none is known).
   if (problem === 'syntax') return refuse('parse_error');
   if (problem === 'too_deep') return refuse('too_deep');
   let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    // The scanner accepts what JSON.parse accepts (a property test holds them together).
-    if (err instanceof SyntaxError) return refuse('parse_error');
-    throw err;
+  if (built !== undefined) value = built.value;
+  else {
+    try {
+      value = JSON.parse(typeof body === 'string' ? body : (body as ScannedText).text);
+    } catch (err) {
+      // The scanner accepts what JSON.parse accepts (a property test holds them together).
+      if (err instanceof SyntaxError) return refuse('parse_error');
+      throw err;
+    }
   }
   // An empty array is no batch: JSON-RPC answers it with a single error object.
   const batch = Array.isArray(value) && value.length > 0;
@@ -82,7 +91,9 @@ export function parseJsonRpc(body: string | ScannedText, opts: ParseOptions): Pa
   // Answers are matched to requests by id: two requests (or two answers) with one id would make
   // that ambiguous — a list answer filtered for one and relayed for the other. One error, no id.
   if (batch && hasRepeatedId(messages)) return refuse('invalid_request');
-  return { messages, batch, forward: JSON.stringify(value) };
+  // The built text is JSON.stringify(value), made as the body arrived (a property test holds them
+  // together under any chunking).
+  return { messages, batch, forward: built === undefined ? JSON.stringify(value) : built.forward };
 }
 
 function classify(item: unknown): RpcMessage | undefined {

@@ -3,7 +3,7 @@ import { isRefusal, type Refusal, refuse } from '../errors.js';
 import { checkMirroredHeaders } from './mirrored-headers.js';
 import { type ParsedBody, parseJsonRpc } from './parse.js';
 import { BATCH_VERSION, DEFAULT_VERSION, isModern, isVersionToken } from './protocol-version.js';
-import type { ScannedText } from './strict-json.js';
+import type { BuiltJson, ScannedText } from './strict-json.js';
 
 export interface McpRequest {
   readonly body: ParsedBody;
@@ -18,7 +18,7 @@ export interface McpRequest {
  * name each message.
  */
 export function parseMcpRequest(
-  text: string | ScannedText,
+  text: string | ScannedText | BuiltJson,
   headers: IncomingHttpHeaders,
   sessionVersion?: string,
   opts: { readonly maxDepth?: number } = {},

@@ -18,6 +18,7 @@
  * stack up to `maxDepth`, one number token up to its cap). It never throws on any input.
  */
 import { foldKey } from './case-fold.js';
+import type { JsonBuilder } from './json-builder.js';
 
 export type StrictJsonProblem = 'syntax' | 'too_deep' | 'duplicate_key' | 'unsafe_number' | 'folded_key';
 
@@ -35,6 +36,17 @@ export const MAX_NUMBER_LENGTH = 40;
 export interface ScannedText {
   readonly text: string;
   readonly problem: StrictJsonProblem | undefined;
+}
+
+/**
+ * A body scanned and built as it arrived (`json-builder.ts`): its value and its re-serialized text,
+ * with the scanner's verdict. Neither is meaningful when the verdict is `syntax` or `too_deep`;
+ * `forward` only when there is no problem at all.
+ */
+export interface BuiltJson {
+  readonly problem: StrictJsonProblem | undefined;
+  readonly value: unknown;
+  readonly forward: string;
 }
 
 export interface StrictJsonScanner {
@@ -70,9 +82,16 @@ const N_EXPONENT = 7;
 
 const LITERALS = ['true', 'false', 'null'] as const;
 
-/** A new scanner; `maxDepth` is the deepest nesting of arrays and objects allowed. */
-export function createStrictJsonScanner(opts: { readonly maxDepth: number }): StrictJsonScanner {
-  const { maxDepth } = opts;
+/**
+ * A new scanner; `maxDepth` is the deepest nesting of arrays and objects allowed. With a `builder`,
+ * every token the scan accepts is handed to it as it is read (strings decoded, numbers whole).
+ */
+export function createStrictJsonScanner(opts: {
+  readonly maxDepth: number;
+  readonly builder?: JsonBuilder;
+}): StrictJsonScanner {
+  const { maxDepth, builder } = opts;
+  const building = builder !== undefined;
   let state = S_VALUE;
   let fatal: 'syntax' | 'too_deep' | undefined;
   let duplicate = false;
@@ -83,6 +102,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
   let topDone = false;
   // String state.
   let inKey = false;
+  /** The decoded characters of the string being read: keys always, values only when building. */
   let key = '';
   let unicodeDigits = 0;
   let unicodeValue = 0;
@@ -108,12 +128,14 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
     if (frames.length >= maxDepth) return fail('too_deep');
     frames.push(object ? { pairs: [], index: undefined } : null);
     state = object ? S_KEY_OR_CLOSE : S_VALUE_OR_CLOSE;
+    builder?.open(object);
   };
 
   const close = (object: boolean) => {
     const frame = frames[frames.length - 1];
     if (frame === undefined || (frame !== null) !== object) return fail('syntax');
     frames.pop();
+    builder?.close();
     valueEnded();
   };
 
@@ -124,6 +146,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
       if (seen === 'exact') duplicate = true;
       else if (seen === 'folded') folded = true;
     }
+    builder?.key(key);
     key = '';
     state = S_COLON;
   };
@@ -132,6 +155,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
     if (numberState === N_MINUS || numberState === N_POINT || numberState === N_E || numberState === N_E_SIGN)
       return fail('syntax');
     if (token.length > MAX_NUMBER_LENGTH || !numberSurvives(token)) unsafe = true;
+    builder?.number(token);
     token = '';
     valueEnded();
   };
@@ -206,12 +230,18 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
             if (c === 0x22 || c === 0x5c || c < 0x20) break;
             i++;
           }
-          if (inKey && i > start) key += piece.slice(start, i);
+          if ((inKey || building) && i > start) key += piece.slice(start, i);
           if (i === n) break;
           i++;
           if (c === 0x22) {
             if (inKey) keyEnded();
-            else valueEnded();
+            else {
+              if (building) {
+                builder.string(key);
+                key = '';
+              }
+              valueEnded();
+            }
           } else if (c === 0x5c) state = S_ESCAPE;
           else fail('syntax'); // a raw control character
           break;
@@ -220,7 +250,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
           const c = piece.charCodeAt(i++);
           const simple = escaped(c);
           if (simple !== undefined) {
-            if (inKey) key += simple;
+            if (inKey || building) key += simple;
             state = S_STRING;
           } else if (c === 0x75) {
             state = S_UNICODE;
@@ -237,7 +267,7 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
           }
           unicodeValue = unicodeValue * 16 + h;
           if (++unicodeDigits === 4) {
-            if (inKey) key += String.fromCharCode(unicodeValue);
+            if (inKey || building) key += String.fromCharCode(unicodeValue);
             state = S_STRING;
           }
           break;
@@ -245,15 +275,20 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
         case S_NUMBER: {
           const start = i;
           while (i < n && numberStep(piece.charCodeAt(i))) i++;
-          // The token is kept only up to just past the cap: enough to know it is too long.
-          if (token.length <= MAX_NUMBER_LENGTH)
+          // The token is kept only up to just past the cap (enough to know it is too long), unless
+          // it is built: the value of a refused number may still be an id a refusal answers.
+          if (building) token += piece.slice(start, i);
+          else if (token.length <= MAX_NUMBER_LENGTH)
             token += piece.slice(start, Math.min(i, start + MAX_NUMBER_LENGTH + 1));
           if (i < n) numberEnded(); // the character that ended it is read again in the next state
           break;
         }
         case S_LITERAL: {
           if (piece.charCodeAt(i++) !== literal.charCodeAt(literalAt++)) fail('syntax');
-          else if (literalAt === literal.length) valueEnded();
+          else if (literalAt === literal.length) {
+            builder?.literal(literal === 'true' ? 0 : literal === 'false' ? 1 : 2);
+            valueEnded();
+          }
           break;
         }
         default: {
@@ -293,6 +328,15 @@ export function createStrictJsonScanner(opts: { readonly maxDepth: number }): St
           }
         }
       }
+    }
+    if (building && state !== S_FAILED) {
+      // A string value still open: what was decoded of it so far goes to the builder now, so the
+      // chunk's work is done with the chunk.
+      if (!inKey && (state === S_STRING || state === S_ESCAPE || state === S_UNICODE)) {
+        builder.stringPiece(key);
+        key = '';
+      }
+      builder.endChunk();
     }
   };
 

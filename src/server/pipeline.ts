@@ -13,7 +13,6 @@ import { isRefusal, REFUSALS, type Refusal, refusalBody, refuse } from '../error
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
-import { createStrictJsonScanner } from '../jsonrpc/strict-json.js';
 import type { Metrics } from '../metrics/registry.js';
 import { authorize } from '../policy/authorize.js';
 import { mirrorCanonicalName, withCanonicalUris } from '../policy/canonical-body.js';
@@ -264,11 +263,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     // 5. Parse: the forwarded body is the parsed message re-serialized; modern headers checked.
     const refusalContext = { route, origin: received.origin, identity };
     // The strict-JSON scan (depth, keys, numbers) runs on each chunk as it arrives.
-    const text = await readBody(
-      req,
-      deps.maxBodyBytes,
-      createStrictJsonScanner({ maxDepth: deps.maxJsonDepth }),
-    );
+    const text = await readBody(req, deps.maxBodyBytes, deps.maxJsonDepth);
     if (isRefusal(text)) {
       return refuseRequest(res, text, authenticated, {
         ...refusalContext,

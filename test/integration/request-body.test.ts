@@ -264,3 +264,46 @@ describe('class 10: mirrored headers whatever MCP-Protocol-Version says', () => 
     expect(upstream.requests.length).toBe(before + 1);
   });
 });
+
+describe('class 18: a large body is parsed as it arrives, and forwarded exactly as JSON.stringify writes it', () => {
+  /** ~300 KB of arguments with the keys and values the built text must order and spell as V8 does. */
+  const large = echoWith(
+    `{"rows":[${Array.from({ length: 3000 }, (_, i) => `{"b":${i},"10":"\\ud800 ${'é'.repeat(40)}","__proto__":{"x":-0},"2":1E2,"a":"\\ud83d\\ude00"}`).join(',')}],"7":true}`,
+    'large',
+  );
+  const expected = JSON.stringify(JSON.parse(large));
+
+  it.each([
+    ['with a Content-Length', () => large],
+    [
+      'chunked, without a Content-Length',
+      () => {
+        const bytes = new TextEncoder().encode(large);
+        return new ReadableStream<Uint8Array>({
+          start(controller) {
+            // Cuts inside multi-byte characters and escapes, as a network may.
+            for (let at = 0; at < bytes.length; at += 7919) controller.enqueue(bytes.subarray(at, at + 7919));
+            controller.close();
+          },
+        });
+      },
+    ],
+  ])('forwards a 300 KB call sent %s', async (_, body) => {
+    const answer = await fetch(url, {
+      method: 'POST',
+      headers: modernHeaders(),
+      body: body(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(answer.status).toBe(200);
+    const seen = upstream.requests.at(-1)?.body as { id?: unknown };
+    expect(seen.id).toBe('large');
+    // The upstream parsed what the gateway sent: the same value (`__proto__` an own key, lone
+    // surrogates, -0 as 0). The fixture records the parsed body, not its bytes: the exact text
+    // (key order, spelling) is proven by json-builder.test.ts and the jsonrpc-parse fuzz target.
+    expect(JSON.stringify(seen)).toBe(expected);
+    // And the gateway kept serving.
+    const next = await fetch(url, { method: 'POST', headers: modernHeaders(), body: echoWith('1', 'after') });
+    expect(next.status).toBe(200);
+  });
+});
