@@ -259,7 +259,8 @@ function check(input: JsonRpcInput, clock: { time<T>(f: () => T): T }): Verdict 
     );
     if (accepted) return `parseMcpRequest: ${accepted}`;
     const version = input.headers['mcp-protocol-version'];
-    if (typeof version === 'string' && !/^\d{4}-\d{2}-\d{2}$/.test(version))
+    // One version is a non-empty RFC 9110 token of at most 32 characters (an unknown one is forwarded).
+    if (typeof version === 'string' && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,32}$/.test(version))
       return 'accepted-malformed-version-header: an empty or malformed MCP-Protocol-Version must be refused (class 10)';
     const method = input.headers['mcp-method'];
     const name = input.headers['mcp-name'];

@@ -22,13 +22,25 @@ export function isModern(version: string): boolean {
   return !LEGACY_VERSIONS.has(version);
 }
 
-/** Whether `value` is shaped like a protocol version: `YYYY-MM-DD`, ASCII digits. */
+/** The longest version header read as one version; longer is malformed. */
+const MAX_VERSION_LENGTH = 32;
+
+/**
+ * Whether `value` can name one protocol version: a non-empty RFC 9110 token (no space, comma,
+ * quote or control — so never a list of versions nor two headers joined) of at most 32
+ * characters. Versions are dates (`2025-11-25`), but an unknown one (`v999.0.0`, a conformance
+ * probe) is a version the gateway does not know — treated as modern and left for the upstream to
+ * refuse with its supported versions — not a malformed header.
+ */
 export function isVersionToken(value: string): boolean {
-  if (value.length !== 10 || value.charCodeAt(4) !== 0x2d || value.charCodeAt(7) !== 0x2d) return false;
-  for (let i = 0; i < 10; i++) {
-    if (i === 4 || i === 7) continue;
-    const c = value.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return false;
-  }
+  if (value.length === 0 || value.length > MAX_VERSION_LENGTH) return false;
+  for (let i = 0; i < value.length; i++) if (!isTchar(value.charCodeAt(i))) return false;
   return true;
 }
+
+/** RFC 9110 §5.6.2 tchar: ALPHA, DIGIT and ``!#$%&'*+-.^_`|~``. */
+function isTchar(c: number): boolean {
+  if ((c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a)) return true;
+  return TCHAR_SYMBOLS.includes(String.fromCharCode(c));
+}
+const TCHAR_SYMBOLS = "!#$%&'*+-.^_`|~";

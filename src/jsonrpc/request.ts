@@ -24,8 +24,8 @@ export function parseMcpRequest(
   opts: { readonly maxDepth?: number } = {},
 ): McpRequest | { readonly refusal: Refusal; readonly body?: ParsedBody } {
   const header = headers['mcp-protocol-version'];
-  // A version header that is sent must be one version (YYYY-MM-DD): an empty or malformed one is
-  // not "absent" — a component that reads it differently could route by another version.
+  // A version header that is sent must name one version (an RFC 9110 token): an empty or
+  // malformed one is not "absent" — a component that reads it differently could route by another.
   const malformed = header !== undefined && (typeof header !== 'string' || !isVersionToken(header));
   // The header, else the version sealed in the session, else the spec's default.
   const version = typeof header === 'string' && !malformed ? header : (sessionVersion ?? DEFAULT_VERSION);

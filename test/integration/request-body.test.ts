@@ -233,7 +233,8 @@ describe('class 10: mirrored headers whatever MCP-Protocol-Version says', () => 
 
   it.each([
     ['empty', ''],
-    ['malformed', 'latest'],
+    ['malformed (a list of versions)', '2025-11-25, 2026-07-28'],
+    ['malformed (a space)', '2026-07-28 x'],
   ])('refuses an %s MCP-Protocol-Version with -32020', async (_, value) => {
     await expectRefused(legacyCall('echo'), headers(value), {
       status: 400,

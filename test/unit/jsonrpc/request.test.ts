@@ -26,15 +26,28 @@ function reasonOf(text: string, headers: IncomingHttpHeaders, sessionVersion?: s
 describe('parseMcpRequest: the MCP-Protocol-Version header', () => {
   it.each([
     ['empty', ''],
-    ['a word', 'latest'],
-    ['a date with a suffix', '2025-06-18x'],
     ['two versions (a repeated header, joined)', '2025-06-18, 2026-07-28'],
+    ['quoted', '"2025-06-18"'],
+    ['longer than 32 characters', `2025-06-18${'x'.repeat(23)}`],
     ['non-ASCII digits', '２０２５-06-18'],
     ['surrounded by spaces', ' 2025-06-18'],
   ])('refuses a header that is %s as header_mismatch, answering the id', (_, value) => {
     const result = parseMcpRequest(call('echo'), { 'mcp-protocol-version': value });
     expect('refusal' in result && result.refusal).toMatchObject({ reason: 'header_mismatch', ids: [7] });
   });
+
+  // An unknown version is the upstream's to refuse (with the versions it supports): the
+  // conformance suite probes exactly this with `v999.0.0`.
+  it.each(['v999.0.0', 'latest', '2025-06-18x'])(
+    'reads the token %s as an unknown (modern) version, held to the modern checks',
+    (value) => {
+      const headers = { 'mcp-protocol-version': value, 'mcp-method': 'tools/call', 'mcp-name': 'echo' };
+      expect((parseMcpRequest(call('echo', value), headers) as McpRequest).version).toBe(value);
+      // Modern rules apply: the body must carry the same version.
+      expect(reasonOf(call('echo'), headers)).toBe('invalid_params');
+      expect(reasonOf(call('echo', MODERN), headers)).toBe('header_mismatch');
+    },
+  );
 
   it('refuses an empty header even when the body claims the modern protocol (no skipped check)', () => {
     expect(reasonOf(call('echo', MODERN), { 'mcp-protocol-version': '' })).toBe('header_mismatch');
