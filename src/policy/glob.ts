@@ -35,13 +35,22 @@ export function compileGlob(pattern: string): Glob {
   const first = pattern.indexOf('*');
   const last = pattern.lastIndexOf('*');
   if (first === -1) return { test: (name) => name === pattern };
-  const prefix = pattern.slice(0, first);
-  const suffix = pattern.slice(last + 1);
+  const prefix = codesOf(pattern.slice(0, first));
+  const suffix = codesOf(pattern.slice(last + 1));
   const fixed = prefix.length + suffix.length;
   // The literal ends are necessary in every case: checking them first rejects most names in
-  // O(length of the pattern) before anything reads the name's middle.
-  const ends = (name: string): boolean =>
-    name.length >= fixed && name.startsWith(prefix) && name.endsWith(suffix);
+  // O(length of the pattern) before anything reads the name's middle. Compared code by code:
+  // on names of tool-name length this is as fast as the regular expression was, where
+  // `startsWith` and `endsWith` cost a builtin call each.
+  const ends = (name: string): boolean => {
+    const length = name.length;
+    if (length < fixed) return false;
+    for (let i = 0; i < prefix.length; i++) if (name.charCodeAt(i) !== prefix[i]) return false;
+    for (let i = 1; i <= suffix.length; i++) {
+      if (name.charCodeAt(length - i) !== suffix[suffix.length - i]) return false;
+    }
+    return true;
+  };
 
   if (/[\uD800-\uDFFF]/.test(pattern)) {
     // Surrogates in the pattern: step by code point so that a pair in the name is one
@@ -67,6 +76,13 @@ export function compileGlob(pattern: string): Glob {
   return {
     test: (name) => ends(name) && automaton.run(name, prefix.length, name.length - suffix.length, false),
   };
+}
+
+/** The UTF-16 code units of `text` (not its code points: the comparison is unit by unit). */
+function codesOf(text: string): Uint16Array {
+  const codes = new Uint16Array(text.length);
+  for (let i = 0; i < text.length; i++) codes[i] = text.charCodeAt(i);
+  return codes;
 }
 
 /** Literal characters and wildcards; a run of stars is one token (`**` if it holds two). */
