@@ -61,15 +61,64 @@ function describe(peer: PeerCertificate, verified: boolean): ClientCertificate {
 /**
  * Node writes SAN entries as `DNS:a, URI:spiffe://x`, quoting a value that contains a comma or a
  * quote as a JSON string; parse both forms rather than split on commas.
+ *
+ * A hand-written scanner, one pass left to right: the certificate is the peer's, and an
+ * unanchored global regular expression rescanned the text from every position (20 KB of
+ * malformed text took over a second). Reading stops at the first text that is not an entry —
+ * it never resynchronizes inside a malformed value, where it could read a forged `URI:` that
+ * Node did not write as an entry — and a quoted value that is not a JSON string ends it too.
  */
 export function parseSubjectAltName(text: string): [string, string][] {
   const out: [string, string][] = [];
-  const entry = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/g;
-  for (const match of text.matchAll(entry)) {
-    const [, type = '', raw = ''] = match;
-    out.push([type, raw.startsWith('"') ? (JSON.parse(raw) as string) : raw]);
+  let at = 0;
+  while (at < text.length) {
+    // The type: letters and spaces (`DNS`, `URI`, `IP Address`), then a colon.
+    const typeStart = at;
+    while (at < text.length && isTypeChar(text.charCodeAt(at))) at++;
+    if (at === typeStart || text.charCodeAt(at) !== COLON) break;
+    const type = text.slice(typeStart, at++);
+    let value: string;
+    if (text.charCodeAt(at) === QUOTE) {
+      // A JSON string: up to the first quote that no backslash escapes.
+      const start = at++;
+      while (at < text.length && text.charCodeAt(at) !== QUOTE)
+        at += text.charCodeAt(at) === BACKSLASH ? 2 : 1;
+      if (at >= text.length) break;
+      at++;
+      const parsed = parseJsonString(text.slice(start, at));
+      if (parsed === undefined) break;
+      value = parsed;
+    } else {
+      const comma = text.indexOf(',', at);
+      const end = comma === -1 ? text.length : comma;
+      value = text.slice(at, end);
+      at = end;
+    }
+    // An entry ends the text or is followed by exactly ", ".
+    if (at < text.length && (text.charCodeAt(at) !== COMMA || text.charCodeAt(at + 1) !== SPACE)) break;
+    out.push([type, value]);
+    at += 2;
   }
   return out;
+}
+
+const COLON = 0x3a;
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const COMMA = 0x2c;
+const SPACE = 0x20;
+
+function isTypeChar(code: number): boolean {
+  return code === SPACE || (code >= 0x41 && code <= 0x5a) || (code >= 0x61 && code <= 0x7a);
+}
+
+function parseJsonString(quoted: string): string | undefined {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch (err) {
+    if (err instanceof SyntaxError) return undefined; // not Node's quoting: not an entry
+    throw err;
+  }
 }
 
 export type MtlsResult = Identity | 'no_identity';

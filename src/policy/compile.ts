@@ -1,4 +1,5 @@
 import type { RouteConfig } from '../config/schema.js';
+import { compileGlob, type Glob } from './glob.js';
 
 /** What one name requires: all of `scopes`, because of `rule` (as written in the policy file). */
 export interface Requirement {
@@ -16,7 +17,7 @@ export interface NameTable {
 export type Section = 'tools' | 'resources' | 'prompts' | 'methods';
 
 interface Pattern {
-  readonly regex: RegExp;
+  readonly glob: Glob;
   /** Characters before the first wildcard: the longest literal prefix wins. */
   readonly prefixLength: number;
   readonly requirement: Requirement;
@@ -24,9 +25,9 @@ interface Pattern {
 
 /**
  * Compiles one table once, at load: exact names go into a map; glob patterns (`*` any characters
- * but `/`, `**` any characters) into regular expressions ordered so that the longest literal
- * prefix wins (ties: the one written first). Exact names always win over patterns. Nothing is
- * built per request.
+ * but `/`, `**` any characters) into linear-time matchers (`./glob.ts`: no regular
+ * expression ever sees a name) ordered so that the longest literal prefix wins (ties: the one
+ * written first). Exact names always win over patterns. Nothing is built per request.
  */
 export function compileTable(
   section: Section,
@@ -41,7 +42,7 @@ export function compileTable(
     };
     const wildcard = name.indexOf('*');
     if (wildcard === -1) exact.set(name, requirement);
-    else patterns.push({ regex: globToRegExp(name), prefixLength: wildcard, requirement });
+    else patterns.push({ glob: compileGlob(name), prefixLength: wildcard, requirement });
   }
   // Stable sort: equal prefixes keep the order of the file.
   patterns.sort((a, b) => b.prefixLength - a.prefixLength);
@@ -49,24 +50,10 @@ export function compileTable(
     lookup(name) {
       const found = exact.get(name);
       if (found !== undefined) return found;
-      for (const pattern of patterns) if (pattern.regex.test(name)) return pattern.requirement;
+      for (const pattern of patterns) if (pattern.glob.test(name)) return pattern.requirement;
       return undefined;
     },
   };
-}
-
-function globToRegExp(glob: string): RegExp {
-  let source = '^';
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i] as string;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        source += '[\\s\\S]*';
-        i++;
-      } else source += '[^/]*';
-    } else source += c.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`${source}$`, 'u');
 }
 
 /** A route's policy, compiled. */
