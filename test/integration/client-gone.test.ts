@@ -93,6 +93,8 @@ describe('a client that leaves early', () => {
   it('while the limiter is deciding: not forwarded, audited once as 499, nothing held', async () => {
     const before = upstreamCalls;
     const blocker = new Redis(redis.url);
+    // Connected first: a connection still opening would start the stall after the call went through.
+    await blocker.ping();
     // Redis stalls for 400 ms: the limiter's answer comes after the client has gone.
     const stall = blocker.call('DEBUG', 'SLEEP', '0.4').catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 30));
@@ -128,6 +130,7 @@ describe('a client that leaves early', () => {
 
   it('while its credential is checked: the concurrency slot it took is freed', async () => {
     const blocker = new Redis(redis.url);
+    await blocker.ping();
     // A request with a credential first asks Redis for its address's failure budget: stall it.
     const stall = blocker.call('DEBUG', 'SLEEP', '0.4').catch(() => undefined);
     await new Promise((resolve) => setTimeout(resolve, 30));
