@@ -62,7 +62,9 @@ export function zoneOf(url: URL): 'allow' | 'deny' | 'other' {
     return 'other';
   }
   if (url.protocol === 'https:') {
-    if (url.hostname === 'internal.example.com') return 'deny';
+    // The deny pattern `https://internal.example.com/**` names one origin: the default port. Another
+    // port is another origin (another server), matched by its own patterns, as RFC 3986 reads it.
+    if (url.hostname === 'internal.example.com' && url.port === '') return 'deny';
     if (
       url.hostname === 'docs.example.com' &&
       url.port === '' &&

@@ -78,7 +78,7 @@ export function createJsonAnswerScanner(): AnswerScanner {
   function finishScalar(): void {
     if (scalar === undefined) return;
     // `scalar` holds at most MAX_TOKEN ASCII bytes; latin1 maps each byte to its own code point.
-    const text = Buffer.from(scalar).toString('latin1');
+    const text = asciiText(scalar) ?? Buffer.from(scalar).toString('latin1');
     scalar = undefined;
     assign(text === 'true' ? true : text === 'false' ? false : text === 'null' ? null : Number(text));
   }
@@ -109,7 +109,7 @@ export function createJsonAnswerScanner(): AnswerScanner {
       afterColon = false;
       return;
     }
-    const raw = Buffer.from(bytes).toString('utf8');
+    const raw = asciiText(bytes) ?? Buffer.from(bytes).toString('utf8');
     let text: string | undefined = raw;
     if (raw.includes('\\')) {
       try {
@@ -344,3 +344,13 @@ export function createSseAnswerScanner(): AnswerScanner {
 }
 
 const NEWLINE = Buffer.from('\n');
+
+/**
+ * The text of a short token when every byte is ASCII, without a Buffer per token (keys and ids
+ * are nearly always ASCII: a Buffer each was most of the scanner's cost); else undefined.
+ * Tokens hold at most MAX_TOKEN bytes, so the argument list stays small.
+ */
+function asciiText(bytes: readonly number[]): string | undefined {
+  for (const b of bytes) if (b >= 0x80) return undefined;
+  return String.fromCharCode.apply(null, bytes as number[]);
+}
