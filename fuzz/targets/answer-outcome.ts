@@ -133,7 +133,6 @@ function scanTimed(make: () => AnswerScanner, chunks: readonly Buffer[], clock: 
   return clock.time(() => scanner.end());
 }
 
-
 function show(outcomes: readonly AnswerOutcome[]): string {
   return shown(JSON.stringify(outcomes.slice(0, 8)), 300);
 }
