@@ -61,6 +61,18 @@ export const POLICY_PARAMS: ReadonlySet<string> = new Set([
 ]);
 
 /**
+ * The objects nested in `params` that policy reads, and the members it reads there. A member
+ * spelled in another case is read by a case-insensitive decoder upstream as the member itself —
+ * `"ResourceSubscriptions"` would subscribe to resources policy never checked — so it is refused
+ * like a variant of a `params` member. A new field policy reads belongs here.
+ */
+export const POLICY_NESTED: ReadonlyMap<string, ReadonlySet<string>> = new Map([
+  ['notifications', new Set(['resourceSubscriptions'])],
+  ['ref', new Set(['type', 'name', 'uri'])],
+  ['_meta', new Set(['io.modelcontextprotocol/protocolVersion'])],
+]);
+
+/**
  * Methods whose answer is a long-lived stream and so takes a stream slot like a GET stream
  * (DESIGN.md step 8). Other SSE answers to POSTs are bounded by the in-flight slot they hold.
  */

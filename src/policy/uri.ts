@@ -49,11 +49,13 @@
  * - an empty path segment (`//` inside the path): `file:////secret` and `file:///a//b` name what
  *   `file:///secret` and `file:///a/b` name to a file system, and would slip past a deny pattern;
  * - malformed escapes, userinfo, a bad port, a special scheme without a host, a host WHATWG
- *   refuses.
+ *   refuses;
+ * - a segment that is `.` or `..` before a `;` (`..;x`: Java servers and Python's `urlparse`
+ *   read the part before a path parameter as the segment), and a host ending in a dot (DNS's
+ *   fully qualified spelling of the same name).
  *
  * Limits, said plainly: a host is matched as WHATWG writes it, never resolved — DNS aliases are
- *   other names, so host-based deny patterns are only as strong as DNS. A `;` path parameter
- *   (`..;x`, read as `..` by some Java servers) is an ordinary character here.
+ *   other names, so host-based deny patterns are only as strong as DNS.
  *
  * Linear in the URI's length: one pass, no regular expression, no recursion.
  */
@@ -379,6 +381,8 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   if (!special && !literal) return decoded;
   if (decoded === '') return scheme === 'file' ? '' : undefined;
   if (!special && decoded.includes('%')) return undefined;
+  // `example.com.` is `example.com` to DNS (fully qualified), yet another string to a pattern: refused.
+  if (!literal && decoded.endsWith('.')) return undefined;
   if (!literal && scheme !== 'file' && isPlainDomain(decoded)) return decoded;
   // The WHATWG host parser, on a host already free of `/ ? # @ \ :` and of controls: it can only
   // read this string as a host. `file` reads `localhost` as the empty host.
@@ -388,6 +392,8 @@ function hostOf(raw: string, scheme: string, special: boolean): string | undefin
   if (scheme !== 'file' && host === '') return undefined;
   // A file URI names a file on the server itself: only the empty host (and `localhost`, read as it).
   if (scheme === 'file' && host !== '') return undefined;
+  // IDNA can make a trailing dot (`example.com。`): as above, DNS's name for the same host.
+  if (host.endsWith('.')) return undefined;
   return host;
 }
 
@@ -491,6 +497,9 @@ function walk(
       continue;
     }
     length++;
+    // `..;x` and `.;x`: Java servers and Python's `urlparse` (http, https) read what precedes a
+    // `;` path parameter as the segment — a dot-segment in disguise.
+    if (c === 0x3b && dots > 0 && dots === length - 1 && dots <= 2) return undefined;
     if (c === 0x7b && template) {
       const close = expressionEnd(uri, i);
       if (close === -1) return undefined;
@@ -504,6 +513,8 @@ function walk(
     if (c === 0x25) {
       const b = escapedByteAt(uri, i);
       if (b < 0 || isRefusedEscape(b)) return undefined;
+      // `..%3B`: a `file:` path decodes it to `..;`, refused above in every spelling.
+      if (b === 0x3b && dots > 0 && dots === length - 1 && dots <= 2) return undefined;
       let replacement: string;
       let width = 3;
       if (b >= 0x80) {

@@ -143,6 +143,40 @@ describe('class 4: keys equal after case folding (SDK upstream)', () => {
   });
 });
 
+describe('class 4: members policy reads, spelled in another case inside params', () => {
+  // Alone (no exact twin to collide with), a variant would be read by a case-insensitive decoder
+  // upstream as the member policy never saw: "ResourceSubscriptions" subscribes unchecked.
+  const listen = (notifications: string) =>
+    `{"jsonrpc":"2.0","id":9,"method":"subscriptions/listen","params":{"notifications":${notifications},"_meta":${JSON.stringify(META)}}}`;
+  const complete = (ref: string) =>
+    `{"jsonrpc":"2.0","id":9,"method":"completion/complete","params":{"ref":${ref},"argument":{"name":"a","value":"b"},"_meta":${JSON.stringify(META)}}}`;
+  it.each([
+    [
+      'ResourceSubscriptions',
+      listen('{"ResourceSubscriptions":["file:///secret/a"]}'),
+      'subscriptions/listen',
+    ],
+    [
+      'resourceſubscriptions (U+017F)',
+      listen('{"resource\u017fubscriptions":["file:///secret/a"]}'),
+      'subscriptions/listen',
+    ],
+    [
+      'a completion ref URI as URI',
+      complete('{"type":"ref/resource","URI":"file:///secret/a"}'),
+      'completion/complete',
+    ],
+    ['a completion ref type as TYPE', complete('{"TYPE":"ref/prompt","name":"p"}'), 'completion/complete'],
+  ])('refuses %s with 400 invalid_request, the upstream untouched', async (_, body, method) => {
+    await expectRefused(body, headers(MODERN, { 'mcp-method': method }), {
+      status: 400,
+      code: -32600,
+      reason: 'invalid_request',
+      id: 9,
+    });
+  });
+});
+
 describe('class 5: ids repeated in a 2025-03-26 batch', () => {
   it.each([
     ['one id twice', [1, 1]],
