@@ -77,3 +77,26 @@ function single(text: string): string | undefined {
   if (cp === undefined) return undefined;
   return text.length === (cp > 0xffff ? 2 : 1) ? text : undefined;
 }
+
+/**
+ * Whether `object` has an own key that is none of `names` yet folds to one of them: a member a
+ * case-insensitive decoder reads as one of `names` although the gateway never read it so.
+ */
+export function hasCaseVariant(object: object, names: ReadonlySet<string>): boolean {
+  const folded = foldedNames(names);
+  for (const key in object) {
+    if (Object.hasOwn(object, key) && !names.has(key) && folded.has(foldKey(key))) return true;
+  }
+  return false;
+}
+
+/** The folded spellings of a name set, computed once per set (the sets are module constants). */
+const FOLDED = new WeakMap<ReadonlySet<string>, ReadonlySet<string>>();
+function foldedNames(names: ReadonlySet<string>): ReadonlySet<string> {
+  let folded = FOLDED.get(names);
+  if (folded === undefined) {
+    folded = new Set([...names].map(foldKey));
+    FOLDED.set(names, folded);
+  }
+  return folded;
+}

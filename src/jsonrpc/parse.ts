@@ -1,5 +1,5 @@
 import { type Refusal, type RpcId, refuse } from '../errors.js';
-import { foldKey } from './case-fold.js';
+import { hasCaseVariant } from './case-fold.js';
 import { ENVELOPE_MEMBERS, isNotificationMethod, POLICY_NESTED, POLICY_PARAMS } from './methods.js';
 import { type BuiltJson, checkStrictJson, type ScannedText } from './strict-json.js';
 
@@ -101,7 +101,7 @@ function classify(item: unknown): RpcMessage | undefined {
   // A member spelled in another case ("Method", "PARAMS", "paramſ") is read by case-insensitive
   // decoders upstream (Go's encoding/json) as the member itself, even where the exact one is absent:
   // a "response" carrying "Method" would run as a request there.
-  if (hasVariantOf(item, ENVELOPE_MEMBERS)) return undefined;
+  if (hasCaseVariant(item, ENVELOPE_MEMBERS)) return undefined;
   const { id, method, params } = item;
   if (params !== undefined && (!isPlainObject(params) || hasPolicyVariant(params))) return undefined;
   const hasId = id !== undefined;
@@ -120,31 +120,14 @@ function classify(item: unknown): RpcMessage | undefined {
   return { kind: 'response', id };
 }
 
-/** Whether `object` has a key that folds to one of `names` without being it. */
-function hasVariantOf(object: Record<string, unknown>, names: ReadonlySet<string>): boolean {
-  const folded = FOLDED.get(names) ?? foldedNames(names);
-  for (const key of Object.keys(object)) {
-    if (!names.has(key) && folded.has(foldKey(key))) return true;
-  }
-  return false;
-}
-
 /** Whether `params`, or an object in it that policy reads, has a variant of a member policy reads. */
 function hasPolicyVariant(params: Record<string, unknown>): boolean {
-  if (hasVariantOf(params, POLICY_PARAMS)) return true;
+  if (hasCaseVariant(params, POLICY_PARAMS)) return true;
   for (const [member, names] of POLICY_NESTED) {
     const nested = params[member];
-    if (isPlainObject(nested) && hasVariantOf(nested, names)) return true;
+    if (isPlainObject(nested) && hasCaseVariant(nested, names)) return true;
   }
   return false;
-}
-
-/** The folded spellings of each name set, computed once (`resourceSubscriptions` has capitals). */
-const FOLDED = new Map<ReadonlySet<string>, ReadonlySet<string>>();
-function foldedNames(names: ReadonlySet<string>): ReadonlySet<string> {
-  const folded = new Set([...names].map(foldKey));
-  FOLDED.set(names, folded);
-  return folded;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Identity } from '../auth/identity.js';
-import { foldKey } from '../jsonrpc/case-fold.js';
+import { hasCaseVariant } from '../jsonrpc/case-fold.js';
 import { exceedsDepth } from '../jsonrpc/json-depth.js';
 import type { CompiledPolicy, NameTable } from './compile.js';
 import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
@@ -31,6 +31,11 @@ const LISTS: ReadonlyMap<
   ],
 ]);
 
+/** Each list's item-name key as a set, for the case-variant check. */
+const NAME_KEYS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
+  [...LISTS.values()].map((list) => [list.key, new Set([list.key])]),
+);
+
 function asWritten(name: string): string {
   return name;
 }
@@ -57,11 +62,12 @@ export function filterListResult(
   const items = (result as Record<string, unknown>)[list.field];
   if (!Array.isArray(items)) return result;
   const table: NameTable = policy[list.table];
+  const nameKey = NAME_KEYS.get(list.key) as ReadonlySet<string>;
   const kept = items.filter((item) => {
     if (typeof item !== 'object' || item === null) return false;
     const name = (item as Record<string, unknown>)[list.key];
     // `{"name":"echo","NAME":"admin_reset"}`: a case-insensitive client decoder reads the other one.
-    if (typeof name !== 'string' || hasCaseVariant(item as Record<string, unknown>, list.key)) return false;
+    if (typeof name !== 'string' || hasCaseVariant(item, nameKey)) return false;
     const key = list.canonical(name);
     if (key === undefined) return false;
     const requirement = table.lookup(key);
@@ -119,10 +125,10 @@ export function filterListAnswer(
     const answer = message as Record<string, unknown>;
     // `Result`, `TOOLS`, `reſources`: a case-insensitive client decoder (Go's encoding/json) reads
     // them as the fields the filter looks at, so an answer spelling one so cannot be filtered.
-    if (hasCaseVariant(answer, 'result')) ambiguous = true;
+    if (hasCaseVariant(answer, RESULT)) ambiguous = true;
     if (!('result' in answer)) return message;
     const result = answer.result;
-    if (typeof result === 'object' && result !== null && LIST_FIELDS.some((f) => hasCaseVariant(result, f)))
+    if (typeof result === 'object' && result !== null && hasCaseVariant(result, LIST_FIELDS))
       ambiguous = true;
     const byId =
       typeof answer.id === 'string' || typeof answer.id === 'number' ? lists.get(answer.id) : undefined;
@@ -145,14 +151,8 @@ export function filterListAnswer(
   return changed ? JSON.stringify(filtered) : undefined;
 }
 
-const LIST_FIELDS: readonly string[] = [...LISTS.values()].map((list) => list.field);
-
-/** Whether `object` has a key other than `key` that equals it after Unicode simple case folding. */
-function hasCaseVariant(object: object, key: string): boolean {
-  const folded = foldKey(key);
-  for (const name in object) if (name !== key && foldKey(name) === folded) return true;
-  return false;
-}
+const RESULT: ReadonlySet<string> = new Set(['result']);
+const LIST_FIELDS: ReadonlySet<string> = new Set([...LISTS.values()].map((list) => list.field));
 
 const TOO_DEEP: UnreadableAnswer = { unreadable: 'too_deep' };
 const NOT_JSON: UnreadableAnswer = { unreadable: 'not_json' };
