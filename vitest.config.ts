@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 /**
- * Two projects: `unit-integration` runs on every Node version CI tests (20 and 24);
+ * Two projects: `unit-integration` runs on every Node version CI tests (22 and 26);
  * `once` holds the slow whole-system checks (conformance suite, the container runtime stage, the
  * Helm chart) that CI runs a single time.
  */

