@@ -2,15 +2,13 @@
  * README's metrics table and example alerts name only metrics a running gateway exports, and the
  * table lists every family the gateway exports: checked against a real `/metrics` scrape.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { parsePrometheusText } from '../support/prometheus.js';
+import { readmeSection } from '../support/readme.js';
 import { metricsText } from '../support/wire.js';
 
-const README = readFileSync(join(import.meta.dirname, '../../README.md'), 'utf8');
-const section = README.slice(README.indexOf('## Metrics'), README.indexOf('## Conformance'));
+const section = readmeSection('### Metrics');
 
 let gateway: TestGateway;
 let exported: Set<string>;
