@@ -112,7 +112,12 @@ export function readmeCommands(programs: readonly string[], text: string = readm
       }
       return;
     }
-    for (const span of raw.matchAll(/`([^`]+)`/g)) take(span[1] as string, line);
+    // An inline span is a command when it has words after the program's name; a quoted span is a
+    // string (`"portcullis audit arguments v1"`, an HMAC label), not a command.
+    for (const span of raw.matchAll(/`([^`]+)`/g)) {
+      const code = span[1] as string;
+      if (!code.startsWith('"') && /\S\s+\S/.test(code)) take(code, line);
+    }
   });
   return found;
 }
