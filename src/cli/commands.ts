@@ -3,8 +3,10 @@ const USAGE = `Usage: portcullis <command> [options]
 Commands:
   start  --config FILE     run the gateway
   check  --config FILE     validate a policy file; print routes, upstreams, methods, tools and scopes
-  demo                     start a demo MCP server and the gateway in front of it (npm start)
-  keys new [--prefix P]    a new API key and the sha256 line for the policy
+  demo [--port P] [--admin-port A]
+                           start a demo MCP server and the gateway in front of it (npm start)
+  keys new [--prefix P] [--id ID]
+                           a new API key and the sha256 line for the policy
   explain --config F --route R (--tool T|--resource U|--prompt P|--method M) (--scopes a,b|--key-stdin|--token-stdin)
                            what the policy decides for one call, and why
   test --config F TESTS    expected decisions from a YAML file; exit 1 on a mismatch
