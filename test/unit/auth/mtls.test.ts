@@ -222,7 +222,7 @@ describe('createMtlsMatcher', () => {
   ] as const)('matches by %s and builds the mtls identity', (_, names, name, scopes) => {
     const certificate = cert(names);
     const identity = match(certificate);
-    if (identity === 'no_identity') throw new Error('expected an identity');
+    if ('failure' in identity) throw new Error('expected an identity');
     expect(identity).toMatchObject({ key: `mtls:${name}`, subject: name, methods: ['mtls'] });
     expect([...identity.scopes].sort()).toEqual([...scopes].sort());
     expect(identity.certificate).toEqual({
@@ -235,8 +235,8 @@ describe('createMtlsMatcher', () => {
 
   it('compares DNS names case-insensitively (RFC 5280), CN and URI exactly', () => {
     expect(match(cert({ dns: ['Web.Tools.SVC'] }))).toMatchObject({ key: 'mtls:web' });
-    expect(match(cert({ cn: ['Agent-Ops'] }))).toBe('no_identity');
-    expect(match(cert({ uris: ['SPIFFE://prod/agent/reporting'] }))).toBe('no_identity');
+    expect(match(cert({ cn: ['Agent-Ops'] }))).toEqual({ failure: 'no_identity' });
+    expect(match(cert({ uris: ['SPIFFE://prod/agent/reporting'] }))).toEqual({ failure: 'no_identity' });
   });
 
   it('takes the first entry, in policy order, that a certificate matches', () => {
@@ -260,7 +260,7 @@ describe('createMtlsMatcher', () => {
     ['has the configured CN after another CN', { cn: ['intern', 'agent-ops'] }],
     ['has the configured CN twice', { cn: ['agent-ops', 'agent-ops'] }],
   ] as const)('finds no identity for a certificate that %s', (_, names) => {
-    expect(match(cert(names))).toBe('no_identity');
+    expect(match(cert(names))).toEqual({ failure: 'no_identity' });
   });
 
   it('refuses an ambiguous subject only for cn matching: its SAN DNS and URI names still match', () => {
@@ -272,6 +272,6 @@ describe('createMtlsMatcher', () => {
   });
 
   it('finds no identity when no entries are configured', () => {
-    expect(createMtlsMatcher([])(cert({ cn: ['agent-ops'] }))).toBe('no_identity');
+    expect(createMtlsMatcher([])(cert({ cn: ['agent-ops'] }))).toEqual({ failure: 'no_identity' });
   });
 });
