@@ -14,7 +14,7 @@ import {
   parseSubjectAltName,
 } from '../../../src/auth/mtls.js';
 import type { Config } from '../../../src/config/schema.js';
-import { createTestCA, type TestCA } from '../../support/certs.js';
+import { createTestCA, type TestCA, tlsSocket } from '../../support/certs.js';
 
 type MtlsEntry = Config['identities']['mtls'][number];
 
@@ -125,20 +125,6 @@ describe('parseSubjectAltName', () => {
 });
 
 describe('clientCertificateOf', () => {
-  /** A TLS socket as far as `clientCertificateOf` reads it, counting calls to `getPeerCertificate`. */
-  function tlsSocket(peer: Partial<PeerCertificate>, authorized: boolean) {
-    const socket = {
-      encrypted: true as const,
-      authorized,
-      calls: 0,
-      getPeerCertificate() {
-        socket.calls++;
-        return peer;
-      },
-    };
-    return socket;
-  }
-
   it('is null for a plain TCP socket and for a TLS socket without a client certificate', () => {
     expect(clientCertificateOf({ encrypted: undefined })).toBeNull();
     expect(clientCertificateOf(null)).toBeNull();
