@@ -51,7 +51,7 @@ let verifiers: Verifiers;
 let signing: SigningKey;
 let otherKey: SigningKey;
 /** Sockets presenting certificates: ops-agent (matches), nobody (matches no entry), unverified. */
-const sockets: Record<'ops' | 'nobody' | 'unverified', object> = {} as never;
+let sockets: Record<'ops' | 'nobody' | 'unverified', object>;
 /** A JWT for each route audience, and the variants that fail. */
 let jwtFor: (path: string, extra?: Record<string, unknown>, key?: SigningKey) => Promise<string>;
 
@@ -88,9 +88,11 @@ ${Object.entries(ROUTES)
     mtls: createMtlsMatcher(config.identities.mtls),
   };
   const ca = await createTestCA();
-  sockets.ops = tlsSocketWith(await ca.issue({ cn: 'agent-ops', client: true }), true);
-  sockets.nobody = tlsSocketWith(await ca.issue({ cn: 'intern', client: true }), true);
-  sockets.unverified = tlsSocketWith(await ca.issue({ cn: 'agent-ops', client: true }), false);
+  sockets = {
+    ops: tlsSocketWith(await ca.issue({ cn: 'agent-ops', client: true }), true),
+    nobody: tlsSocketWith(await ca.issue({ cn: 'intern', client: true }), true),
+    unverified: tlsSocketWith(await ca.issue({ cn: 'agent-ops', client: true }), false),
+  };
   jwtFor = (path, extra = {}, key = signing) =>
     signJwt(key, {
       iss: ISSUER,
@@ -107,7 +109,7 @@ ${Object.entries(ROUTES)
 interface Presenting {
   /** Header name/value pairs, as sent (repeats kept). */
   readonly headers?: readonly (readonly [string, string])[];
-  readonly cert?: keyof typeof sockets;
+  readonly cert?: 'ops' | 'nobody' | 'unverified';
 }
 
 /** A request as far as the authenticator reads it: headers (raw and parsed) and the socket. */
