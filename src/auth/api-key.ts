@@ -1,5 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
+import type { ApiKeyFailure, Failed } from './failures.js';
 import type { Identity } from './identity.js';
 
 type ApiKeyEntry = Config['identities']['apiKeys'][number];
@@ -11,7 +12,10 @@ interface CompiledKey {
   readonly expiresAt: number;
 }
 
-export type ApiKeyResult = Identity | 'unknown' | 'expired';
+export type ApiKeyResult = Identity | Failed<ApiKeyFailure>;
+
+const UNKNOWN: Failed<'unknown'> = Object.freeze({ failure: 'unknown' });
+const EXPIRED: Failed<'expired'> = Object.freeze({ failure: 'expired' });
 
 /**
  * API keys are configured only as SHA-256 hashes. A presented key is hashed, found by a map
@@ -41,8 +45,8 @@ export function createApiKeyVerifier(
   return (presented, now = Date.now()) => {
     const digest = createHash('sha256').update(presented, 'utf8').digest();
     const found = byHash.get(digest.toString('hex'));
-    if (found === undefined || !timingSafeEqual(found.digest, digest)) return 'unknown';
-    if (now >= found.expiresAt) return 'expired';
+    if (found === undefined || !timingSafeEqual(found.digest, digest)) return UNKNOWN;
+    if (now >= found.expiresAt) return EXPIRED;
     return found.identity;
   };
 }

@@ -1,19 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthMethod, Config, RouteConfig } from '../config/schema.js';
-import { type Refusal, refuse } from '../errors.js';
 import { createAnonymousIdentity } from './anonymous.js';
 import type { ApiKeyResult } from './api-key.js';
 import { challenge } from './challenge.js';
+import { type AuthFailure, authFailure, type CredentialsFailure, type Failed } from './failures.js';
 import type { Identity } from './identity.js';
 import type { JwtVerifier } from './jwt.js';
 import { type ClientCertificate, clientCertificateOf, type MtlsResult } from './mtls.js';
 
-/** Why authentication failed, for the metrics label and the audit record; never the credential. */
-export type AuthFailure = {
-  readonly refusal: Refusal;
-  readonly method: AuthMethod | 'none';
-  readonly why: string;
-};
+export type { AuthFailure } from './failures.js';
 
 export type Authenticate = (req: IncomingMessage) => Identity | AuthFailure | Promise<Identity | AuthFailure>;
 
@@ -48,17 +43,15 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
     methods.includes('anonymous') && config.identities.anonymous
       ? createAnonymousIdentity(config.identities.anonymous.scopes)
       : undefined;
-  const deny = challenge(route);
-  const missing = (method: AuthMethod | 'none', why: string): AuthFailure => ({
-    refusal: refuse('missing_credential', { headers: deny.missing }),
-    method,
-    why,
-  });
-  const invalid = (method: AuthMethod | 'none', why: string): AuthFailure => ({
-    refusal: refuse('invalid_credential', { headers: deny.invalid }),
-    method,
-    why,
-  });
+  const challenges = challenge(route);
+  // A refusal per failure the request as a whole can have, built once.
+  const refused = (method: AuthMethod | 'none', failure: CredentialsFailure | 'unverified_certificate') =>
+    authFailure(method, { failure }, challenges);
+  const twoCredentials = refused('none', 'two_credentials');
+  const notBearer = refused('none', 'not_bearer');
+  const notAccepted = refused('none', 'method_not_accepted');
+  const noCredential = refused('none', 'no_credential');
+  const unverified = refused('mtls', 'unverified_certificate');
 
   /** One method against what was presented: an identity, a failure, or `undefined` if it was not presented. */
   function attempt(
@@ -69,32 +62,18 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
       case 'apiKey': {
         if (presented.apiKey === undefined) return undefined;
         const result = verifiers.apiKey(presented.apiKey);
-        return typeof result === 'string' ? invalid('apiKey', result) : result;
+        return 'failure' in result ? authFailure('apiKey', result, challenges) : result;
       }
       case 'jwt': {
         if (presented.jwt === undefined) return undefined;
         return verifiers.jwt
           .verify(presented.jwt, route.resource, presented.certificate?.thumbprint)
-          .then((result) => {
-            if (!('failure' in result)) return result;
-            // The issuer's JWKS could not be read: the token was never judged. 503, not 401 (a
-            // client would throw away a good token), and not the caller's failure to damp.
-            if (result.failure === 'jwks_unavailable') {
-              return {
-                refusal: refuse('idp_unavailable', {
-                  headers: { 'retry-after': String(result.retryAfterSec) },
-                }),
-                method: 'jwt',
-                why: result.failure,
-              };
-            }
-            return invalid('jwt', result.failure);
-          });
+          .then((result) => ('failure' in result ? authFailure('jwt', result, challenges) : result));
       }
       case 'mtls': {
         if (presented.certificate === null) return undefined;
         const result = verifiers.mtls(presented.certificate);
-        return result === 'no_identity' ? invalid('mtls', result) : result;
+        return 'failure' in result ? authFailure('mtls', result, challenges) : result;
       }
       case 'anonymous':
         return undefined;
@@ -103,10 +82,9 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
 
   return (req) => {
     const presented = readCredentials(req);
-    if ('why' in presented) return invalid('none', presented.why);
+    if ('failure' in presented) return presented.failure === 'two_credentials' ? twoCredentials : notBearer;
     // A certificate that is presented but does not chain to the client CA is refused on any route.
-    if (presented.certificate !== null && !presented.certificate.verified)
-      return invalid('mtls', 'unverified_certificate');
+    if (presented.certificate !== null && !presented.certificate.verified) return unverified;
 
     if (require === 'all') return all(presented);
     for (const method of methods) {
@@ -114,9 +92,8 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
       if (outcome !== undefined) return outcome;
     }
     // A header credential no listed method takes is still a credential: never anonymous.
-    if (presented.jwt !== undefined || presented.apiKey !== undefined)
-      return invalid('none', 'method_not_accepted');
-    return anonymous ?? missing('none', 'no_credential');
+    if (presented.jwt !== undefined || presented.apiKey !== undefined) return notAccepted;
+    return anonymous ?? noCredential;
   };
 
   async function all(presented: Presented): Promise<Identity | AuthFailure> {
@@ -125,12 +102,12 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
       (presented.jwt !== undefined && !methods.includes('jwt')) ||
       (presented.apiKey !== undefined && !methods.includes('apiKey'))
     ) {
-      return invalid('none', 'method_not_accepted');
+      return notAccepted;
     }
     const identities: Identity[] = [];
     for (const method of methods) {
       const outcome = await attempt(method, presented);
-      if (outcome === undefined) return missing(method, 'not_presented');
+      if (outcome === undefined) return authFailure(method, { failure: 'not_presented' }, challenges);
       if ('refusal' in outcome) return outcome;
       identities.push(outcome);
     }
@@ -139,9 +116,7 @@ export function createAuthenticator(config: Config, route: RouteConfig, verifier
 }
 
 /** Credentials from headers and the connection; two header credentials at once is a refusal. */
-function readCredentials(
-  req: IncomingMessage,
-): Presented | { readonly method: 'none'; readonly why: string } {
+function readCredentials(req: IncomingMessage): Presented | Failed<'two_credentials' | 'not_bearer'> {
   const certificate = clientCertificateOf(req.socket);
   // Node keeps only the first of repeated Authorization headers in `req.headers`: count the raw
   // ones, so a second credential can never hide behind the first.
@@ -151,13 +126,13 @@ function readCredentials(
     const name = raw[i] as string;
     if ((name.length === 13 || name.length === 9) && CREDENTIAL_HEADERS.has(name.toLowerCase())) count++;
   }
-  if (count > 1) return { method: 'none', why: 'two_credentials' };
+  if (count > 1) return { failure: 'two_credentials' };
   const apiKeyHeader = req.headers['x-api-key'];
   if (typeof apiKeyHeader === 'string') return { apiKey: apiKeyHeader, certificate };
   const authorization = req.headers.authorization;
   if (authorization === undefined) return { certificate };
   const bearer = BEARER.exec(authorization)?.[1];
-  if (bearer === undefined) return { method: 'none', why: 'not_bearer' };
+  if (bearer === undefined) return { failure: 'not_bearer' };
   return JWT_SHAPE.test(bearer) ? { jwt: bearer, certificate } : { apiKey: bearer, certificate };
 }
 

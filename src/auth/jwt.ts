@@ -12,22 +12,10 @@ import {
   jwtVerify,
 } from 'jose';
 import type { Config } from '../config/schema.js';
+import type { Failed, JwtFailure } from './failures.js';
 import type { Identity } from './identity.js';
 
 type IssuerConfig = Config['identities']['jwt'][number];
-
-/** Why a token was refused: a stable label for logs and metrics, never the token. */
-export type JwtFailure =
-  | 'malformed'
-  | 'unknown_issuer'
-  | 'bad_signature'
-  | 'expired'
-  | 'claims'
-  | 'lifetime'
-  | 'no_subject'
-  | 'unknown_key'
-  | 'certificate_binding'
-  | 'jwks_unavailable';
 
 /**
  * A refused token, or — `jwks_unavailable` — a token that could not be checked because its issuer's
@@ -35,13 +23,12 @@ export type JwtFailure =
  */
 export type JwtResult =
   | Identity
-  | { readonly failure: Exclude<JwtFailure, 'jwks_unavailable'> }
-  | {
-      readonly failure: 'jwks_unavailable';
+  | Failed<Exclude<JwtFailure, 'jwks_unavailable'>>
+  | (Failed<'jwks_unavailable'> & {
       readonly issuer: string;
       /** When a JWKS fetch will next be attempted, in whole seconds (≥ 1). */
       readonly retryAfterSec: number;
-    };
+    });
 
 /** How a JWKS fetch failed: a bounded label for the metric and the log. */
 export type JwksErrorKind = 'unreachable' | 'timeout' | 'status' | 'invalid';
@@ -58,8 +45,6 @@ export interface JwtVerifier {
    * for RFC 8705 certificate-bound tokens.
    */
   verify(token: string, audience: string, certificateThumbprint: string | undefined): Promise<JwtResult>;
-  /** Forgets every verified token (policy reload). */
-  flush(): void;
 }
 
 interface CachedToken {
@@ -95,8 +80,8 @@ const MAX_JWKS_BYTES = 1_048_576;
  * the issuer removes stops verifying within that time. Tokens that verified are cached by the
  * SHA-256 of the token until `exp` — but an entry is only used while its issuer's key set is
  * within that same age, and is dropped when a refetched set no longer holds its `kid`: the cache
- * never stretches the bound. The certificate binding is checked on every request; all entries
- * are dropped on reload.
+ * never stretches the bound. The certificate binding is checked on every request. A reload builds
+ * a new verifier (server/router.ts), so no verified token outlives the policy that accepted it.
  *
  * IdP faults: a JWKS that cannot be read (unreachable, not 200, timeout, not a key set) is
  * `jwks_unavailable` — the caller's token was never judged — and further fetches wait out a
@@ -225,7 +210,7 @@ export function createJwtVerifier(
     return bindingHolds(bound, thumbprint) ? identity : { failure: 'certificate_binding' };
   }
 
-  return { verify, flush: () => cache.clear() };
+  return { verify };
 }
 
 /** RFC 8705: a token with `cnf["x5t#S256"]` is only good on a connection with that certificate. */

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { PeerCertificate, TLSSocket } from 'node:tls';
 import type { Config } from '../config/schema.js';
+import type { Failed, MtlsFailure } from './failures.js';
 import type { Identity } from './identity.js';
 
 type MtlsEntry = Config['identities']['mtls'][number];
@@ -121,7 +122,9 @@ function parseJsonString(quoted: string): string | undefined {
   }
 }
 
-export type MtlsResult = Identity | 'no_identity';
+export type MtlsResult = Identity | Failed<Extract<MtlsFailure, 'no_identity'>>;
+
+const NO_IDENTITY: Failed<'no_identity'> = Object.freeze({ failure: 'no_identity' });
 
 /**
  * The subject's common name when it has exactly one. With two (`CN=agent-ops, CN=intern`) which
@@ -163,6 +166,6 @@ export function createMtlsMatcher(entries: readonly MtlsEntry[]): (cert: ClientC
         return identity(cert);
       }
     }
-    return 'no_identity';
+    return NO_IDENTITY;
   };
 }

@@ -89,7 +89,7 @@ async function identityFrom(
   const secret = (await readStdin()).trim();
   if (values['key-stdin']) {
     const result = createApiKeyVerifier(config.identities.apiKeys)(secret);
-    return result;
+    return 'failure' in result ? result.failure : result;
   }
   const result = await createJwtVerifier(config.identities.jwt).verify(secret, resource, undefined);
   return 'failure' in result ? result.failure : result;

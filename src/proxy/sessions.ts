@@ -58,19 +58,30 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
       for (const key of keys) {
         const decipher = createDecipheriv('aes-256-gcm', key, iv);
         decipher.setAuthTag(tag);
-        let plaintext: string;
+        const head = decipher.update(body);
+        let tail: Buffer;
         try {
-          plaintext = Buffer.concat([decipher.update(body), decipher.final()]).toString('utf8');
+          tail = decipher.final();
         } catch (err) {
-          // Authentication failed under this key: try the next one (rotation), never a bug.
-          if (err instanceof Error && /unable to authenticate/i.test(err.message)) continue;
+          // Sealed under another key (rotation), or forged: try the next key.
+          if (isTagMismatch(err)) continue;
           throw err;
         }
-        return claimsOf(plaintext);
+        return claimsOf(Buffer.concat([head, tail]).toString('utf8'));
       }
       return undefined;
     },
   };
+}
+
+/**
+ * Whether `final()` failed because the GCM tag did not verify. Node reports that as a plain Error
+ * with no `code` (OpenSSL queues no error for a tag mismatch); everything else `final()` can throw
+ * carries one — misuse of the decipher `ERR_CRYPTO_*`, an OpenSSL fault `ERR_OSSL_*` — and is a
+ * bug to rethrow. Decided by that structure, never by the message's text.
+ */
+function isTagMismatch(err: unknown): boolean {
+  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
 }
 
 function claimsOf(plaintext: string): SessionClaims | undefined {

@@ -36,6 +36,12 @@ export interface MultiDecision extends Decision {
   readonly resetSec: readonly number[];
 }
 
+/**
+ * A shared store that cannot answer is not an error here: the call resolves from the in-process
+ * fallback, marked `degraded`, and the route's `failMode` decides. A call rejects only on a fault
+ * of the gateway's own (ratelimit/redis-failures.ts `RedisLimiterBroken`: the script failed or
+ * answered an unexpected shape) — the caller answers 500 `internal` and lets nothing through.
+ */
 export interface Limiter {
   /** Whether one more event under `key` would be allowed now; consumes nothing. */
   peek(key: string, rate: Rate, now?: number): MaybePromise<Decision>;

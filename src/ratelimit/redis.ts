@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
 import type { Charge, Decision, Limiter, MultiDecision, Rate } from './limiter.js';
 import type { MemoryLimiter } from './memory.js';
+import { classifyRedisFailure, RedisLimiterBroken, RedisTimeoutError } from './redis-failures.js';
 
 /**
  * GCRA for every charged key in one atomic script and one round trip (DESIGN.md step 7). State per
@@ -93,6 +95,8 @@ for key in pairs(dirty) do
 end
 return out
 `;
+/** EVALSHA names the script by this; computed once. */
+const SCRIPT_SHA = createHash('sha1').update(SCRIPT).digest('hex');
 
 /** At most this many limiter calls, and keys, in one script run: one run stays short for Redis. */
 const MAX_BATCH = 64;
@@ -107,7 +111,6 @@ interface Pending {
   readonly resolve: (decision: MultiDecision) => void;
   readonly reject: (err: unknown) => void;
 }
-type GcraCommand = (numKeys: number, ...args: (string | number)[]) => Promise<number[]>;
 
 export interface RedisLimiter extends Limiter {
   /** Whether the last command reached Redis (for /readyz). */
@@ -116,10 +119,13 @@ export interface RedisLimiter extends Limiter {
 }
 
 /**
- * The shared limiter: Redis standalone, Sentinel or Cluster. A Redis that is down or slower than
- * `commandTimeoutMs` never piles requests up: the offline queue is off and every command times
- * out; the caller's `fallback` (the in-process limiter, per replica) answers instead and the
- * failure is counted. Reconnection is ioredis's own, with a capped backoff.
+ * The shared limiter: Redis standalone, Sentinel or Cluster. A Redis that is down, slower than
+ * `commandTimeoutMs`, or answering that it cannot serve now (redis-failures.ts) never piles
+ * requests up: the offline queue is off and every command times out; the caller's `fallback` (the
+ * in-process limiter, per replica) answers instead, marked `degraded` so the route's `failMode`
+ * decides, and the failure is counted. A script that fails or answers an unexpected shape is a
+ * bug, not an outage: the call rejects with {@link RedisLimiterBroken} and nothing is allowed.
+ * Reconnection is ioredis's own, with a capped backoff.
  */
 export function createRedisLimiter(
   config: NonNullable<Config['redis']>,
@@ -164,7 +170,6 @@ export function createRedisLimiter(
   } else {
     client = new Redis(config.url as string, options);
   }
-  client.defineCommand('portcullisGcra', { lua: SCRIPT });
   let healthy = false;
   client.on('ready', () => {
     healthy = true;
@@ -174,7 +179,20 @@ export function createRedisLimiter(
     healthy = false;
     deps.logger.warn({ code: (err as NodeJS.ErrnoException).code ?? err.name }, 'redis limiter error');
   });
-  const gcra = (client as unknown as { portcullisGcra: GcraCommand }).portcullisGcra.bind(client);
+
+  /**
+   * One script run. EVALSHA first (the script is not sent each time); when the server's script
+   * cache has lost it (a restart, a failover to a replica that never ran it, SCRIPT FLUSH), EVAL
+   * loads and runs it — once: EVAL cannot answer NOSCRIPT, so this never loops.
+   */
+  async function gcra(keys: readonly string[], args: readonly number[]): Promise<unknown> {
+    try {
+      return await client.evalsha(SCRIPT_SHA, keys.length, ...keys, ...args);
+    } catch (err) {
+      if (classifyRedisFailure(err) !== 'noscript') throw err;
+      return client.eval(SCRIPT, keys.length, ...keys, ...args);
+    }
+  }
 
   /** Limiter calls waiting for this turn's script run, by Cluster slot group. */
   const waiting = new Map<string, Pending[]>();
@@ -231,9 +249,10 @@ export function createRedisLimiter(
         rates.push(interval, interval * (rate.burst ?? rate.limit));
       }
     }
-    let out: number[];
+    let out: readonly number[];
     try {
-      out = await replyWithin(gcra(keys.length, ...keys, ...head, ...rates), config.commandTimeoutMs);
+      const reply = await replyWithin(gcra(keys, [...head, ...rates]), config.commandTimeoutMs);
+      out = checkedReply(reply, batch);
     } catch (err) {
       for (const call of batch) call.reject(err);
       return;
@@ -258,18 +277,25 @@ export function createRedisLimiter(
     }
   }
 
-  /** Redis, or — when it is down or slow — the in-process fallback, counted. */
+  /**
+   * Redis, or — when the store fails (redis-failures.ts) — the in-process fallback, counted. A
+   * broken script is rethrown: the caller answers 500, never the fallback's "allowed".
+   */
   async function guarded<T extends Decision>(redis: () => Promise<T>, local: () => T): Promise<T> {
     try {
       const result = await redis();
       healthy = true;
       return result;
     } catch (err) {
-      // Not a bug but the store failing (down, slow, NOSCRIPT after a failover is retried by
-      // ioredis itself): answer from the fallback, marked so a `failMode: closed` route refuses.
-      if (!(err instanceof Error)) throw err;
+      const failure = classifyRedisFailure(err);
+      if (failure === 'broken' || failure === 'noscript') {
+        // `noscript` cannot reach here (gcra retries it with EVAL); were it to, it is ours to fix.
+        throw err instanceof RedisLimiterBroken ? err : new RedisLimiterBroken('script', { cause: err });
+      }
+      // The store failing (away, slow, refusing for now): answer from the fallback, marked so a
+      // `failMode: closed` route refuses.
       healthy = false;
-      deps.onError(err instanceof RedisTimeoutError ? 'timeout' : 'unavailable');
+      deps.onError(failure === 'timeout' ? 'timeout' : 'unavailable');
       return { ...local(), degraded: true };
     }
   }
@@ -295,14 +321,6 @@ export function createRedisLimiter(
       client.disconnect();
     },
   };
-}
-
-/** Redis did not answer within `redis.commandTimeoutMs` (measured as described in {@link replyWithin}). */
-export class RedisTimeoutError extends Error {
-  constructor() {
-    super('redis command timed out');
-    this.name = 'RedisTimeoutError';
-  }
 }
 
 /** How often a timeout window is restarted because our own loop ate it (bounds the wait to 3 × ms). */
@@ -357,6 +375,31 @@ export function replyWithin<T>(reply: Promise<T>, ms: number): Promise<T> {
       },
     );
   });
+}
+
+/**
+ * The script's reply, checked before it is read: a flat array of non-negative integers, exactly
+ * `2 + 2 × keys` per call, `allowed` 0 or 1. Anything else means the script or the server is not
+ * what this code was written for — read blindly, a missing `allowed` would count as refused but a
+ * shifted one could count as allowed — so it is {@link RedisLimiterBroken}, never a decision.
+ */
+export function checkedReply(
+  reply: unknown,
+  batch: readonly { readonly charges: readonly unknown[] }[],
+): number[] {
+  let expected = 0;
+  for (const { charges } of batch) expected += 2 + 2 * charges.length;
+  if (!Array.isArray(reply) || reply.length !== expected) throw new RedisLimiterBroken('reply');
+  for (const value of reply) {
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0)
+      throw new RedisLimiterBroken('reply');
+  }
+  let at = 0;
+  for (const { charges } of batch) {
+    if (reply[at] !== 0 && reply[at] !== 1) throw new RedisLimiterBroken('reply');
+    at += 2 + 2 * charges.length;
+  }
+  return reply as number[];
 }
 
 function toDecision(result: MultiDecision): Decision {

@@ -1,9 +1,11 @@
 /**
  * The Redis limiter through the gateway, against real redis-servers started here: a three-node
  * Redis Cluster enforces the same limits (every rule of a request in one slot); a `SCRIPT FLUSH`
- * between calls is recovered from (ioredis re-sends the script on NOSCRIPT) with exact counts; a
- * Redis stalled by `DEBUG SLEEP` costs each call about `commandTimeoutMs`, `failMode: open`
- * serving and `closed` answering 503; and a refusal answers as the in-process limiter's does.
+ * between calls is recovered from (on NOSCRIPT the limiter sends the script with EVAL, once) with
+ * exact counts; a Redis stalled by `DEBUG SLEEP` costs each call about `commandTimeoutMs`,
+ * `failMode: open` serving and `closed` answering 503; a script that fails in Redis is 500
+ * `internal` even on a `failMode: open` route (a bug never lets traffic through unlimited); and a
+ * refusal answers as the in-process limiter's does.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +211,61 @@ ${route('/f/mcp', upstream.url, '[{ per: identity, limit: 10/hour }]', 'closed')
     const denied = await call(gateway.url, '/f/mcp', 99);
     expect(denied.status).toBe(429);
     await denied.text();
+  });
+});
+
+describe('the rate-limit script failing in Redis', () => {
+  let redis: RedisServer;
+  let admin: Redis;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    admin = new Redis(redis.url);
+    gateway = await startTestGateway({
+      policy: `redis: { url: "${redis.url}", commandTimeoutMs: 1000 }
+${identities()}routes:
+${route('/s/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open')}`,
+    });
+    await ready(gateway);
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    admin?.disconnect();
+    await redis?.stop();
+  });
+
+  it('is 500 internal on a failMode: open route, counted; the upstream sees nothing; never the fallback', async () => {
+    const warm = await call(gateway.url, '/s/mcp', 1);
+    expect(warm.status).toBe(200);
+    await warm.text();
+    // The counter the call charges now holds a list: the script's GET fails with WRONGTYPE.
+    const keys = await admin.keys('pc:rl|*');
+    expect(keys).toHaveLength(1);
+    await admin.del(keys[0] as string);
+    await admin.lpush(keys[0] as string, 'planted');
+    const before = await metricsText(gateway);
+    const seen = upstream.requests.length;
+
+    const broken = await call(gateway.url, '/s/mcp', 2);
+    expect(broken.status).toBe(500);
+    expect(await broken.json()).toMatchObject({
+      jsonrpc: '2.0',
+      error: { code: -32603, data: { reason: 'internal' } },
+    });
+    expect(upstream.requests.length, 'nothing forwarded').toBe(seen);
+    const after = await metricsText(gateway);
+    const moved = (name: string, labels: Record<string, string>) =>
+      counterValue(after, name, labels) - counterValue(before, name, labels);
+    expect(moved('portcullis_internal_errors_total', { where: 'request' })).toBe(1);
+    // Not an outage: no Redis error counted, nothing let through on the fallback.
+    expect(moved('portcullis_redis_errors_total', {})).toBe(0);
+    expect(moved('portcullis_ratelimit_fail_open_total', {})).toBe(0);
+
+    await admin.del(keys[0] as string);
+    const healed = await call(gateway.url, '/s/mcp', 3);
+    expect(healed.status).toBe(200);
+    await healed.text();
   });
 });
 

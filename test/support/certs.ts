@@ -3,7 +3,8 @@
  * WebCrypto (`@peculiar/x509`). Nothing is copied from fixtures on disk.
  */
 import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
+import { webcrypto, X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 
 // Node's WebCrypto is the standard `Crypto`; its type lives in node:crypto, not the DOM lib.
@@ -112,4 +113,41 @@ export async function issueCertificate(ca: Pem, opts: LeafOptions): Promise<Pem>
     ],
   });
   return { cert: leaf.toString('pem'), key: await exportKey(leafKeys.privateKey) };
+}
+
+/**
+ * A TLS socket as far as `clientCertificateOf` (src/auth/mtls.ts) reads it — `encrypted`,
+ * `authorized`, `getPeerCertificate()` — counting calls to `getPeerCertificate`. For unit tests
+ * of what is read from a handshake without making one.
+ */
+export function tlsSocket(peer: Partial<PeerCertificate>, authorized: boolean) {
+  const socket = {
+    encrypted: true as const,
+    authorized,
+    calls: 0,
+    getPeerCertificate() {
+      socket.calls++;
+      return peer;
+    },
+  };
+  return socket;
+}
+
+/** {@link tlsSocket} presenting a real certificate (PEM) as Node describes it; `authorized`: it chained to the client CA. */
+export function tlsSocketWith(leaf: Pem, authorized: boolean) {
+  const certificate = new X509Certificate(leaf.cert);
+  const subject: Record<string, string> = {};
+  for (const line of certificate.subject.split('\n')) {
+    const eq = line.indexOf('=');
+    if (eq > 0) subject[line.slice(0, eq)] = line.slice(eq + 1);
+  }
+  return tlsSocket(
+    {
+      raw: certificate.raw,
+      subject: subject as unknown as PeerCertificate['subject'],
+      subjectaltname: certificate.subjectAltName ?? '',
+      fingerprint256: certificate.fingerprint256,
+    },
+    authorized,
+  );
 }

@@ -70,6 +70,30 @@ export interface RedisCluster {
 
 const execFileAsync = promisify(execFile);
 
+/** A redis-server with cluster mode on and no slots yet; its files under `dir`. */
+export async function startClusterNode(
+  dir: string,
+  name: string,
+): Promise<RedisServer & { readonly bus: number }> {
+  // The bus port is chosen too: the default (port + 10000) may be past 65535.
+  const bus = await freePort();
+  const server = await startRedis({
+    args: [
+      '--cluster-enabled',
+      'yes',
+      '--cluster-config-file',
+      join(dir, `${name}.conf`),
+      '--cluster-port',
+      String(bus),
+      '--cluster-node-timeout',
+      '5000',
+      '--dir',
+      dir,
+    ],
+  });
+  return Object.assign(server, { bus });
+}
+
 /**
  * A Redis Cluster of `size` masters (no replicas) on free loopback ports, made with
  * `redis-cli --cluster create`; resolves once every node reports `cluster_state:ok`.
@@ -82,26 +106,7 @@ export async function startRedisCluster(size = 3): Promise<RedisCluster> {
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (let i = 0; i < size; i++) {
-      // The bus port is chosen too: the default (port + 10000) may be past 65535.
-      const bus = await freePort();
-      servers.push(
-        await startRedis({
-          args: [
-            '--cluster-enabled',
-            'yes',
-            '--cluster-config-file',
-            join(dir, `nodes-${i}.conf`),
-            '--cluster-port',
-            String(bus),
-            '--cluster-node-timeout',
-            '5000',
-            '--dir',
-            dir,
-          ],
-        }),
-      );
-    }
+    for (let i = 0; i < size; i++) servers.push(await startClusterNode(dir, `nodes-${i}`));
     const nodes = servers.map((s) => `127.0.0.1:${s.port}`);
     await execFileAsync(
       'redis-cli',
@@ -121,5 +126,14 @@ export async function startRedisCluster(size = 3): Promise<RedisCluster> {
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** Waits until a Redis limiter reports its connection ready (its first command would reach Redis). */
+export async function untilHealthy(limiter: { healthy(): boolean }, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!limiter.healthy()) {
+    if (Date.now() > deadline) throw new Error('the Redis limiter never connected');
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }

@@ -21,7 +21,7 @@ function entry(id: string, key: string, extra: Partial<ApiKeyEntry> = {}): ApiKe
 }
 
 function identityOf(result: ReturnType<ReturnType<typeof createApiKeyVerifier>>): Identity {
-  if (typeof result === 'string') throw new Error(`expected an identity, got ${result}`);
+  if ('failure' in result) throw new Error(`expected an identity, got ${result.failure}`);
   return result;
 }
 
@@ -72,8 +72,8 @@ describe('createApiKeyVerifier', () => {
   });
 
   it('answers unknown for a key that is not configured, or for nothing configured', () => {
-    expect(createApiKeyVerifier([entry('ci-bot', a.key)])(b.key)).toBe('unknown');
-    expect(createApiKeyVerifier([])(a.key)).toBe('unknown');
+    expect(createApiKeyVerifier([entry('ci-bot', a.key)])(b.key)).toEqual({ failure: 'unknown' });
+    expect(createApiKeyVerifier([])(a.key)).toEqual({ failure: 'unknown' });
   });
 
   it('answers unknown for near misses of a configured key', () => {
@@ -89,7 +89,7 @@ describe('createApiKeyVerifier', () => {
       a.hash.slice('sha256:'.length),
       `Bearer ${a.key}`,
     ]) {
-      expect(verify(near), JSON.stringify(near)).toBe('unknown');
+      expect(verify(near), JSON.stringify(near)).toEqual({ failure: 'unknown' });
     }
   });
 
@@ -98,7 +98,8 @@ describe('createApiKeyVerifier', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'binary', maxLength: 80 }), (presented) => {
         fc.pre(presented !== a.key && presented !== b.key);
-        return verify(presented) === 'unknown';
+        const result = verify(presented);
+        return 'failure' in result && result.failure === 'unknown';
       }),
       { numRuns: 300 },
     );
@@ -108,7 +109,7 @@ describe('createApiKeyVerifier', () => {
     const key = 'clé-🔑-ключ';
     const verify = createApiKeyVerifier([entry('unicode', key)]);
     expect(identityOf(verify(key)).keyId).toBe('unicode');
-    expect(verify(key.normalize('NFD'))).toBe('unknown');
+    expect(verify(key.normalize('NFD'))).toEqual({ failure: 'unknown' });
   });
 
   it('accepts both keys of a rotation (two entries sharing an id), each with its own scopes', () => {
@@ -143,14 +144,14 @@ describe('createApiKeyVerifier', () => {
     it('refuses a found key whose constant-time confirmation fails', () => {
       const verify = createApiKeyVerifier([entry('ci-bot', a.key)]);
       timingSafeEqual.mockReturnValueOnce(false);
-      expect(verify(a.key)).toBe('unknown');
+      expect(verify(a.key)).toEqual({ failure: 'unknown' });
       expect(identityOf(verify(a.key)).keyId).toBe('ci-bot');
     });
 
     it('confirms an expired key before saying it expired', () => {
       const verify = createApiKeyVerifier([entry('old', a.key, { expires: '2020-01-01' })]);
       timingSafeEqual.mockClear();
-      expect(verify(a.key)).toBe('expired');
+      expect(verify(a.key)).toEqual({ failure: 'expired' });
       expect(timingSafeEqual).toHaveBeenCalledTimes(1);
     });
   });
@@ -161,8 +162,8 @@ describe('createApiKeyVerifier', () => {
     it('treats a bare date as 00:00Z of that day: valid until the millisecond before', () => {
       const verify = createApiKeyVerifier([entry('k', a.key, { expires: '2030-01-01' })]);
       expect(identityOf(verify(a.key, midnight - 1)).keyId).toBe('k');
-      expect(verify(a.key, midnight)).toBe('expired');
-      expect(verify(a.key, midnight + 1)).toBe('expired');
+      expect(verify(a.key, midnight)).toEqual({ failure: 'expired' });
+      expect(verify(a.key, midnight + 1)).toEqual({ failure: 'expired' });
     });
 
     it.each([
@@ -175,7 +176,7 @@ describe('createApiKeyVerifier', () => {
     ])('expires at the instant an RFC 3339 time names (%s)', (expires) => {
       const verify = createApiKeyVerifier([entry('k', a.key, { expires })]);
       expect(identityOf(verify(a.key, midnight - 1)).keyId).toBe('k');
-      expect(verify(a.key, midnight)).toBe('expired');
+      expect(verify(a.key, midnight)).toEqual({ failure: 'expired' });
     });
 
     it('never expires a key without expires', () => {
@@ -188,7 +189,7 @@ describe('createApiKeyVerifier', () => {
         entry('past', a.key, { expires: '2000-01-01' }),
         entry('future', b.key, { expires: '2999-01-01' }),
       ]);
-      expect(verify(a.key)).toBe('expired');
+      expect(verify(a.key)).toEqual({ failure: 'expired' });
       expect(identityOf(verify(b.key)).keyId).toBe('future');
     });
 
@@ -197,13 +198,13 @@ describe('createApiKeyVerifier', () => {
         entry('rotating', a.key, { expires: '2030-01-01' }),
         entry('rotating', b.key),
       ]);
-      expect(verify(a.key, midnight)).toBe('expired');
+      expect(verify(a.key, midnight)).toEqual({ failure: 'expired' });
       expect(identityOf(verify(b.key, midnight)).key).toBe('apiKey:rotating');
     });
 
     it('says unknown, not expired, for an unknown key at any time', () => {
       const verify = createApiKeyVerifier([entry('k', a.key, { expires: '2000-01-01' })]);
-      expect(verify(b.key, midnight)).toBe('unknown');
+      expect(verify(b.key, midnight)).toEqual({ failure: 'unknown' });
     });
   });
 });

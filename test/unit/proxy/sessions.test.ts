@@ -30,6 +30,16 @@ describe('createSessionSealer', () => {
     expect(createSessionSealer([key(2)]).open(sealedByOld)).toBeUndefined();
   });
 
+  it('an id with any byte of its IV, ciphertext or tag changed does not open (the GCM tag refuses it)', () => {
+    const sealer = createSessionSealer([key(1)]);
+    const bytes = Buffer.from(sealer.seal(claims), 'base64url');
+    for (let i = 1; i < bytes.length; i++) {
+      const forged = Buffer.from(bytes);
+      forged[i] = (forged[i] as number) ^ 0x01;
+      expect(sealer.open(forged.toString('base64url')), `byte ${i}`).toBeUndefined();
+    }
+  });
+
   it('uses a random key per process when none is configured', () => {
     const one = createSessionSealer(undefined);
     const two = createSessionSealer(undefined);

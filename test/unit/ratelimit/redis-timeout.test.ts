@@ -9,13 +9,9 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRate } from '../../../src/ratelimit/limiter.js';
 import { createMemoryLimiter } from '../../../src/ratelimit/memory.js';
-import {
-  createRedisLimiter,
-  type RedisLimiter,
-  RedisTimeoutError,
-  replyWithin,
-} from '../../../src/ratelimit/redis.js';
-import { type RedisServer, startRedis } from '../../support/redis.js';
+import { createRedisLimiter, type RedisLimiter, replyWithin } from '../../../src/ratelimit/redis.js';
+import { RedisTimeoutError } from '../../../src/ratelimit/redis-failures.js';
+import { type RedisServer, startRedis, untilHealthy } from '../../support/redis.js';
 
 const TIMEOUT_MS = 50;
 const rate = parseRate('100000/hour');
@@ -46,11 +42,7 @@ beforeAll(async () => {
     { fallback: createMemoryLimiter(), logger: pino({ level: 'silent' }), onError: (k) => errors.push(k) },
   );
   admin = new Redis(redis.url);
-  const deadline = Date.now() + 5_000;
-  while (!limiter.healthy()) {
-    if (Date.now() > deadline) throw new Error('the Redis limiter never connected');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await untilHealthy(limiter);
 });
 afterAll(async () => {
   await limiter?.close();

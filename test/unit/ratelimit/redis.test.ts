@@ -11,7 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Charge, type Decision, parseRate, type Rate } from '../../../src/ratelimit/limiter.js';
 import { createMemoryLimiter } from '../../../src/ratelimit/memory.js';
 import { createRedisLimiter, type RedisLimiter, slotGroup } from '../../../src/ratelimit/redis.js';
-import { type RedisServer, startRedis } from '../../support/redis.js';
+import { type RedisServer, startRedis, untilHealthy } from '../../support/redis.js';
 
 let redis: RedisServer;
 let limiter: RedisLimiter;
@@ -28,11 +28,7 @@ beforeAll(async () => {
     { fallback: createMemoryLimiter(), logger: pino({ level: 'silent' }), onError: (k) => errors.push(k) },
   );
   admin = new Redis(redis.url);
-  const deadline = Date.now() + 5_000;
-  while (!limiter.healthy()) {
-    if (Date.now() > deadline) throw new Error('the Redis limiter never connected');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await untilHealthy(limiter);
 });
 afterAll(async () => {
   await limiter?.close();
