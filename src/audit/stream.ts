@@ -59,7 +59,10 @@ export interface AuditIdentity {
 }
 
 export interface AuditStream {
-  /** False for `destination: none`: callers need not build records at all. */
+  /**
+   * Whether records are written: false exactly for `destination: none`, where `write` discards
+   * them — the finish step reads it to build no record at all (nor view any arguments).
+   */
   readonly enabled: boolean;
   write(record: AuditRecord): void;
   /** The chain's last record, when records are chained. */
