@@ -22,8 +22,6 @@ import { createOutcomeRecorder } from './outcome.js';
 import { createPipeline } from './pipeline.js';
 import { createRouter, type Router } from './router.js';
 
-export type { ReloadResult } from '../config/reload.js';
-
 export interface Gateway {
   /** Base URL of the main listener, e.g. `http://127.0.0.1:8443`. */
   readonly url: string;
