@@ -280,13 +280,6 @@ function sameTorn(a: TornLine, b: TornLine): boolean {
   return a.bytes === b.bytes && a.sha256 === b.sha256;
 }
 
-/** Complete lines of a file, in order (`lines` without newlines; every element newline-terminated). */
-export function verifyChain(lines: Iterable<string>, key: string, after: ChainHead = GENESIS): Verification {
-  const verifier = createVerifier(key, after);
-  for (const line of lines) verifier.check(line);
-  return verifier.result();
-}
-
 /** A whole file's content: lines split at `\n`; a last piece without one is unterminated. */
 export function verifyText(text: string | Buffer, key: string, after: ChainHead = GENESIS): Verification {
   const verifier = createVerifier(key, after);
@@ -323,18 +316,13 @@ export async function verifyFile(
   return verifier.result();
 }
 
-/**
- * The head of the chain a file ends with, read from its end without reading it whole; GENESIS for
- * a missing or empty file, undefined when no chained record ends it (passing over one line that is
- * no record): records written without a key — the caller says so and starts a new chain.
- */
-export function readChainHead(path: string): ChainHead | undefined {
-  return readTail(path).head;
-}
-
 /** What a restart needs to know about the end of its audit file. */
 export interface Tail {
-  /** The chain's last record (as `readChainHead`). */
+  /**
+   * The chain's last record: GENESIS for a missing or empty file, undefined when no chained record
+   * ends it (passing over one line that is no record) — records written without a key: the caller
+   * says so and starts a new chain.
+   */
   readonly head: ChainHead | undefined;
   /** The file does not end with a newline: appending must start on a new line. */
   readonly midLine: boolean;

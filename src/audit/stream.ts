@@ -59,7 +59,10 @@ export interface AuditIdentity {
 }
 
 export interface AuditStream {
-  /** False for `destination: none`: callers need not build records at all. */
+  /**
+   * Whether records are written: false exactly for `destination: none`, where `write` discards
+   * them — the finish step reads it to build no record at all (nor view any arguments).
+   */
   readonly enabled: boolean;
   write(record: AuditRecord): void;
   /** The chain's last record, when records are chained. */
@@ -192,6 +195,26 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
 /** Records are written when this much is gathered, or every FLUSH_MS, whichever comes first. */
 const BUFFER_BYTES = 8_192;
 const FLUSH_MS = 100;
+
+/**
+ * The chain head to the operational log every `everyMs` (default a minute), and once more at
+ * `stop` — call it after the stream is closed, so the last line names the last record. A truncated
+ * audit tail shows against the last head logged.
+ */
+export function logChainHeads(audit: AuditStream, logger: Logger, everyMs = 60_000): { stop(): void } {
+  const log = () => {
+    const head = audit.head();
+    if (head !== undefined) logger.info({ auditChain: chainHeadText(head) }, 'audit chain head');
+  };
+  const timer = setInterval(log, everyMs);
+  timer.unref();
+  return {
+    stop() {
+      clearInterval(timer);
+      log();
+    },
+  };
+}
 
 /** `SEQ:MAC`, as the operational log prints it and `audit verify --after` reads it. */
 export function chainHeadText(head: ChainHead): string {

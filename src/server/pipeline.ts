@@ -81,12 +81,6 @@ interface Authorized extends Parsed {
   readonly decisions: readonly Decision[];
 }
 
-/** Shared, process-wide state the pipeline reads. */
-export interface GatewayState {
-  /** Set on SIGTERM: new requests on open connections are answered 503 `draining`. */
-  draining: boolean;
-}
-
 export interface PipelineDeps {
   readonly router: () => Router;
   readonly clientAddress: (req: IncomingMessage) => ClientAddress;
@@ -109,14 +103,15 @@ export interface PipelineDeps {
   /** Writes the audit records and counts the metrics of a finished request. */
   readonly recordOutcome: RecordOutcome;
   readonly logger: Logger;
-  readonly state: GatewayState;
+  /** True once SIGTERM started the drain: new requests on open connections are answered 503 `draining`. */
+  readonly isDraining: () => boolean;
   /** OpenTelemetry, when `tracing` is configured. */
   readonly tracing?: Tracing | undefined;
 }
 
 /** Composes the request pipeline in DESIGN.md order; read `handle` top to bottom. */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { metrics, logger, state } = deps;
+  const { metrics, logger } = deps;
   const contain = createContainment(logger, metrics);
   /**
    * Records a request's outcome the first time only (a client leaving can race an answer). It
@@ -170,7 +165,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       }
       return refuseRequest(res, refuse('not_found'), arrived);
     }
-    if (state.draining) {
+    if (deps.isDraining()) {
       return refuseRequest(res, refuse('draining', { headers: { 'retry-after': '1' } }), arrived, {
         route,
         close: true,

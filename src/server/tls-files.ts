@@ -1,92 +1,87 @@
-import { createHash } from 'node:crypto';
-import { type FSWatcher, readFileSync, watch } from 'node:fs';
-import { dirname } from 'node:path';
+import { readFileSync } from 'node:fs';
+import type { ServerOptions as HttpsOptions, Server as HttpsServer } from 'node:https';
 import type { Logger } from 'pino';
+import type { FileWatch } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
 
+type TlsConfig = NonNullable<Config['tls']>;
+
+/** The main listener's certificate, key and client CA, as read from their files. */
 export interface TlsMaterial {
   readonly cert: Buffer;
   readonly key: Buffer;
   readonly ca?: Buffer;
 }
 
+/** The files in the order `materialOf` reads them back. */
+function tlsPaths(tls: TlsConfig): string[] {
+  return [tls.cert, tls.key, ...(tls.clientCA === undefined ? [] : [tls.clientCA])];
+}
+
+function materialOf([cert, key, ca]: readonly Buffer[]): TlsMaterial {
+  if (cert === undefined || key === undefined) throw new TypeError('a certificate and a key are required');
+  return { cert, key, ...(ca === undefined ? {} : { ca }) };
+}
+
 /** Reads the listener's certificate, key and client CA as configured. */
-export function readTlsMaterial(tls: NonNullable<Config['tls']>): TlsMaterial {
+export function readTlsMaterial(tls: TlsConfig): TlsMaterial {
+  return materialOf(tlsPaths(tls).map((path) => readFileSync(path)));
+}
+
+/**
+ * The main listener's TLS: 1.2 minimum. With a client CA, certificates are requested; `required`
+ * refuses the handshake without a valid one, `optional` lets token clients share the port and
+ * leaves an unverified certificate for authentication to refuse (401).
+ */
+export function tlsOptions(tls: TlsConfig, material: TlsMaterial): HttpsOptions {
   return {
-    cert: readFileSync(tls.cert),
-    key: readFileSync(tls.key),
-    ...(tls.clientCA === undefined ? {} : { ca: readFileSync(tls.clientCA) }),
+    cert: material.cert,
+    key: material.key,
+    minVersion: 'TLSv1.2',
+    ...(material.ca === undefined
+      ? {}
+      : {
+          ca: material.ca,
+          requestCert: true,
+          rejectUnauthorized: (tls.clientCertificate ?? 'required') === 'required',
+        }),
   };
 }
 
 /**
- * Re-reads the TLS files when they change on disk (cert-manager rotation) and hands the new
- * material to `apply` — which swaps the server's secure context: open connections keep theirs, new
- * handshakes get the new one, nothing restarts. Directories are watched, not files, because
- * Kubernetes replaces a mounted Secret by swapping a symlink; a slow poll backs the watcher up.
- * A half-written or mismatched pair is logged and the old material kept.
+ * Re-reads the TLS files when they change on disk (cert-manager rotation) and swaps the server's
+ * secure context: open connections keep theirs, new handshakes get the new one, nothing restarts.
+ * `onApplied` hears each material put in force. A half-written or mismatched pair is logged and
+ * the old material kept until the files agree.
  */
-export function watchTlsFiles(
-  tls: NonNullable<Config['tls']>,
-  apply: (material: TlsMaterial) => void,
-  logger: Logger,
-  pollMs = 10_000,
-): () => void {
-  let current = fingerprint(readTlsMaterial(tls));
-  let timer: NodeJS.Timeout | undefined;
-  const check = () => {
-    timer = undefined;
-    let material: TlsMaterial;
-    try {
-      material = readTlsMaterial(tls);
-    } catch (err) {
-      logger.warn(
-        { code: (err as NodeJS.ErrnoException).code },
-        'tls files unreadable; keeping the current certificate',
-      );
-      return;
-    }
-    const next = fingerprint(material);
-    if (next === current) return;
-    try {
-      apply(material);
-      current = next;
+export function followTlsFiles(deps: {
+  readonly watch: FileWatch;
+  readonly settings: TlsConfig;
+  readonly server: HttpsServer;
+  readonly current: TlsMaterial;
+  readonly onApplied: (material: TlsMaterial) => void;
+  readonly logger: Logger;
+}): void {
+  const { settings: tls, server, current, logger } = deps;
+  deps.watch.add({
+    name: 'tls',
+    paths: tlsPaths(tls),
+    current: [current.cert, current.key, ...(current.ca === undefined ? [] : [current.ca])],
+    onChange: (contents) => {
+      const material = materialOf(contents);
+      try {
+        server.setSecureContext(tlsOptions(tls, material));
+        deps.onApplied(material);
+      } catch (err) {
+        // A new certificate without its new key (or the reverse) is refused until both are in place.
+        logger.warn(
+          { err: (err as Error).message },
+          'tls files do not form a valid pair yet; keeping the current certificate',
+        );
+        return false;
+      }
       logger.info('tls certificate, key or client CA reloaded');
-    } catch (err) {
-      // A new certificate without its new key (or the reverse) is refused until both are in place.
-      logger.warn(
-        { err: (err as Error).message },
-        'tls files do not form a valid pair yet; keeping the current certificate',
-      );
-    }
-  };
-  const soon = () => {
-    if (timer === undefined) timer = setTimeout(check, 200);
-  };
-  const files = [tls.cert, tls.key, ...(tls.clientCA === undefined ? [] : [tls.clientCA])];
-  const watchers: FSWatcher[] = [];
-  for (const dir of new Set(files.map((file) => dirname(file)))) {
-    try {
-      watchers.push(watch(dir, { persistent: false }, soon));
-    } catch (err) {
-      logger.warn(
-        { dir, code: (err as NodeJS.ErrnoException).code },
-        'cannot watch tls directory; polling only',
-      );
-    }
-  }
-  const poll = setInterval(check, pollMs);
-  poll.unref();
-  return () => {
-    clearInterval(poll);
-    if (timer !== undefined) clearTimeout(timer);
-    for (const watcher of watchers) watcher.close();
-  };
-}
-
-function fingerprint(material: TlsMaterial): string {
-  const hash = createHash('sha256');
-  for (const part of [material.cert, material.key, material.ca ?? Buffer.alloc(0)])
-    hash.update(part).update('\0');
-  return hash.digest('hex');
+      return true;
+    },
+  });
 }

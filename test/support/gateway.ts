@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { parseConfig } from '../../src/config/load.js';
-import { type Gateway, loggerOptions, startGateway } from '../../src/server/gateway.js';
+import { createLogger } from '../../src/logger.js';
+import { type Gateway, startGateway } from '../../src/server/gateway.js';
 
 export interface TestGateway extends Gateway {
   /** Audit records written so far (the audit file, flushed and parsed). */
@@ -74,7 +75,7 @@ ${routes}`;
   const logger =
     opts.log === undefined
       ? pino({ level: process.env.TEST_LOG ?? 'silent' })
-      : pino({ ...loggerOptions(config), level: 'info' }, opts.log);
+      : createLogger('info', opts.log);
   const gateway = await startGateway({ config, logger });
   return {
     ...gateway,

@@ -7,7 +7,7 @@
  * records and mutations). Only an unterminated last line may be torn: a torn line a restart ended is
  * accepted only when the next record declares it (length and SHA-256, under the MAC), and any other
  * complete line without a chain link — inserted anywhere, also next to a genuine torn line or at the
- * end — is named as the broken link. A rotated file verifies only from the previous file's head. `readChainHead`
+ * end — is named as the broken link. A rotated file verifies only from the previous file's head. `readTail`
  * finds the last head from a file's end (missing, empty, truncated mid-write, last line larger than
  * its 64 KiB read block) and `parseHead` takes `SEQ:<64 hex>` only.
  */
@@ -23,10 +23,8 @@ import {
   createVerifier,
   GENESIS,
   parseHead,
-  readChainHead,
   readTail,
   tornLineRecord,
-  verifyChain,
   verifyText,
 } from '../../../src/audit/chain.js';
 
@@ -63,9 +61,16 @@ function headOf(line: string): ChainHead {
   return { seq, mac };
 }
 
+/** Complete lines (each ended by a newline), verified as `audit verify` reads a file. */
+const verifyLines = (lines: readonly string[], key: string, after?: ChainHead) =>
+  verifyText(lines.map((line) => `${line}\n`).join(''), key, after);
+
+/** The head a restart continues the chain from. */
+const headAt = (path: string) => readTail(path).head;
+
 const hmac = (key: string, data: string) => createHmac('sha256', key).update(data).digest('hex');
 
-describe('createChain and verifyChain: an untouched chain', () => {
+describe('createChain and the verifier: an untouched chain', () => {
   it('writes seq first and mac last, each mac the HMAC of the previous mac and the line without it', () => {
     const records = sample(5);
     const lines = seal(records);
@@ -88,7 +93,7 @@ describe('createChain and verifyChain: an untouched chain', () => {
 
   it('verifies, counting every record, and ends at the last line’s head', () => {
     const lines = seal(sample(6));
-    const result = verifyChain(lines, KEY);
+    const result = verifyLines(lines, KEY);
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(6);
     expect(result.head).toEqual(headOf(lines[5]!));
@@ -112,7 +117,7 @@ describe('createChain and verifyChain: an untouched chain', () => {
   });
 
   it('verifies an empty file as zero records at GENESIS', () => {
-    expect(verifyChain([], KEY)).toEqual({ records: 0, head: GENESIS, skipped: [] });
+    expect(verifyLines([], KEY)).toEqual({ records: 0, head: GENESIS, skipped: [] });
   });
 
   it('is not confused by values and keys that look like the mac field or the line end', () => {
@@ -122,7 +127,7 @@ describe('createChain and verifyChain: an untouched chain', () => {
       { ',"mac":"': 'key', nested: { mac: 'x"}' } },
     ];
     const lines = seal(records);
-    const result = verifyChain(lines, KEY);
+    const result = verifyLines(lines, KEY);
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(3);
     // Each line's real mac is the last one, as JSON.parse reads it.
@@ -138,7 +143,7 @@ describe('createChain and verifyChain: an untouched chain', () => {
   });
 });
 
-describe('verifyChain: each tampering breaks the chain at its line', () => {
+describe('the verifier: each tampering breaks the chain at its line', () => {
   const lines = seal(sample(6));
   const headAfter = (n: number) => (n === 0 ? GENESIS : headOf(lines[n - 1]!));
 
@@ -146,7 +151,7 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     const edited = [...lines];
     expect(edited[2]).toContain('"value number 2"');
     edited[2] = edited[2]!.replace('"value number 2"', '"value number 3"');
-    const result = verifyChain(edited, KEY);
+    const result = verifyLines(edited, KEY);
     expect(result.broken).toEqual({ line: 3, seq: 3, why: expect.stringMatching(/mac does not match/) });
     expect(result.records).toBe(2);
     expect(result.head).toEqual(headAfter(2));
@@ -155,7 +160,7 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
   it('an edited record: its seq changed to look like its neighbour', () => {
     const edited = [...lines];
     edited[3] = edited[3]!.replace('{"seq":4,', '{"seq":5,');
-    const result = verifyChain(edited, KEY);
+    const result = verifyLines(edited, KEY);
     expect(result.broken).toMatchObject({ line: 4, seq: 5 });
     expect(result.records).toBe(3);
   });
@@ -165,21 +170,21 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     const line = edited[1]!;
     const last = line.at(-3) === '0' ? '1' : '0';
     edited[1] = `${line.slice(0, -3)}${last}"}`;
-    const result = verifyChain(edited, KEY);
+    const result = verifyLines(edited, KEY);
     expect(result.broken).toEqual({ line: 2, seq: 2, why: expect.stringMatching(/mac does not match/) });
     expect(result.records).toBe(1);
   });
 
   it('a deleted record', () => {
     const deleted = lines.filter((_, i) => i !== 2);
-    const result = verifyChain(deleted, KEY);
+    const result = verifyLines(deleted, KEY);
     expect(result.broken).toEqual({ line: 3, seq: 4, why: expect.stringMatching(/1 record\(s\) missing/) });
     expect(result.records).toBe(2);
     expect(result.head).toEqual(headAfter(2));
   });
 
   it('the first record deleted', () => {
-    const result = verifyChain(lines.slice(1), KEY);
+    const result = verifyLines(lines.slice(1), KEY);
     expect(result.broken).toMatchObject({ line: 1, seq: 2 });
     expect(result.records).toBe(0);
     expect(result.head).toEqual(GENESIS);
@@ -188,13 +193,13 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
   it('two records swapped (adjacent and apart)', () => {
     const adjacent = [...lines];
     [adjacent[2], adjacent[3]] = [adjacent[3]!, adjacent[2]!];
-    const a = verifyChain(adjacent, KEY);
+    const a = verifyLines(adjacent, KEY);
     expect(a.broken).toEqual({ line: 3, seq: 4, why: expect.any(String) });
     expect(a.records).toBe(2);
 
     const apart = [...lines];
     [apart[1], apart[4]] = [apart[4]!, apart[1]!];
-    const b = verifyChain(apart, KEY);
+    const b = verifyLines(apart, KEY);
     expect(b.broken).toEqual({ line: 2, seq: 5, why: expect.any(String) });
     expect(b.records).toBe(1);
     expect(b.head).toEqual(headAfter(1));
@@ -202,7 +207,7 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
 
   it('a duplicated record', () => {
     const duplicated = [...lines.slice(0, 3), lines[2]!, ...lines.slice(3)];
-    const result = verifyChain(duplicated, KEY);
+    const result = verifyLines(duplicated, KEY);
     expect(result.broken).toEqual({
       line: 4,
       seq: 3,
@@ -220,14 +225,14 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
     )[0]!;
     expect(headOf(forged).seq).toBe(3);
     const inserted = [...lines.slice(0, 2), forged, ...lines.slice(2)];
-    const result = verifyChain(inserted, KEY);
+    const result = verifyLines(inserted, KEY);
     expect(result.broken).toEqual({ line: 3, seq: 3, why: expect.stringMatching(/mac does not match/) });
     expect(result.records).toBe(2);
   });
 
   it('an inserted forged record followed by the later records renumbered and re-MACed without the key', () => {
     const tail = seal([{ tool: 'delete_everything' }, ...sample(6).slice(2)], OTHER_KEY, headAfter(2));
-    const result = verifyChain([...lines.slice(0, 2), ...tail], KEY);
+    const result = verifyLines([...lines.slice(0, 2), ...tail], KEY);
     expect(result.broken).toMatchObject({ line: 3, seq: 3 });
     expect(result.records).toBe(2);
   });
@@ -235,23 +240,23 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
   it('a line that is not a chained record, where the chain does not continue past it', () => {
     // Inserted in place of record 5: record 6 chains from 5, not from 4.
     const replaced = [...lines.slice(0, 4), JSON.stringify({ seq: 5, tool: 'echo' }), ...lines.slice(5)];
-    const result = verifyChain(replaced, KEY);
+    const result = verifyLines(replaced, KEY);
     expect(result.broken).toEqual({ line: 5, seq: undefined, why: expect.stringMatching(/no mac/) });
     expect(result.records).toBe(4);
     // Two such lines in a row are no crash either.
     const two = [...lines.slice(0, 4), 'torn {"seq":5', 'also torn', ...lines.slice(4)];
-    expect(verifyChain(two, KEY).broken).toMatchObject({ line: 5 });
+    expect(verifyLines(two, KEY).broken).toMatchObject({ line: 5 });
   });
 
   it('a complete line without a chain link that the chain continues past, undeclared: broken there', () => {
     // What `verify` used to accept as "torn": a line inserted between records 4 and 5.
     const inserted = [...lines.slice(0, 4), lines[4]!.slice(0, 40), ...lines.slice(4)];
-    const result = verifyChain(inserted, KEY);
+    const result = verifyLines(inserted, KEY);
     expect(result.broken).toMatchObject({ line: 5, why: expect.stringMatching(/does not declare it torn/) });
     expect(result.records).toBe(4);
     // A forged record that is valid JSON with a seq and a plausible mac, inserted the same way.
     const forged = `${JSON.stringify({ seq: 5, tool: 'echo' }).slice(0, -1)},"mac":"${'a'.repeat(64)}"}`;
-    const withForged = verifyChain([...lines.slice(0, 4), forged, ...lines.slice(4)], KEY);
+    const withForged = verifyLines([...lines.slice(0, 4), forged, ...lines.slice(4)], KEY);
     expect(withForged.broken).toMatchObject({ line: 5, seq: 5 });
   });
 
@@ -269,16 +274,16 @@ describe('verifyChain: each tampering breaks the chain at its line', () => {
   it('a chain forged entirely with another key: broken at line 1, nothing verified', () => {
     const forged = seal(sample(6), OTHER_KEY);
     // Well-formed under its own key…
-    expect(verifyChain(forged, OTHER_KEY).broken).toBeUndefined();
+    expect(verifyLines(forged, OTHER_KEY).broken).toBeUndefined();
     // …but not under the real one.
-    const result = verifyChain(forged, KEY);
+    const result = verifyLines(forged, KEY);
     expect(result.broken).toEqual({ line: 1, seq: 1, why: expect.stringMatching(/another key/) });
     expect(result.records).toBe(0);
     expect(result.head).toEqual(GENESIS);
   });
 
   it('a deleted last record is not a broken link (the operational log’s head shows it)', () => {
-    const result = verifyChain(lines.slice(0, -1), KEY);
+    const result = verifyLines(lines.slice(0, -1), KEY);
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(5);
     expect(result.head).toEqual(headAfter(5));
@@ -437,7 +442,7 @@ describe('a rotated file (the continuation of another)', () => {
   const after = lines.slice(5);
 
   it('fails from GENESIS, naming the missing records and --after', () => {
-    const result = verifyChain(after, KEY);
+    const result = verifyLines(after, KEY);
     expect(result.broken).toEqual({
       line: 1,
       seq: 6,
@@ -447,21 +452,21 @@ describe('a rotated file (the continuation of another)', () => {
   });
 
   it('passes from the previous file’s head, as verifying that file reports it', () => {
-    const previous = verifyChain(before, KEY);
+    const previous = verifyLines(before, KEY);
     expect(previous.broken).toBeUndefined();
-    const result = verifyChain(after, KEY, previous.head);
+    const result = verifyLines(after, KEY, previous.head);
     expect(result.broken).toBeUndefined();
     expect(result.records).toBe(3);
     expect(result.head).toEqual(headOf(lines[7]!));
     // …and from the head as `--after` reads it.
     const text = `${previous.head.seq}:${previous.head.mac}`;
-    expect(verifyChain(after, KEY, parseHead(text)).broken).toBeUndefined();
+    expect(verifyLines(after, KEY, parseHead(text)).broken).toBeUndefined();
   });
 
   it('fails from any other head: an earlier one, or the right seq with another mac', () => {
-    expect(verifyChain(after, KEY, headOf(before[3]!)).broken).toMatchObject({ line: 1, seq: 6 });
+    expect(verifyLines(after, KEY, headOf(before[3]!)).broken).toMatchObject({ line: 1, seq: 6 });
     const wrongMac = { seq: 5, mac: headOf(before[3]!).mac };
-    expect(verifyChain(after, KEY, wrongMac).broken).toMatchObject({
+    expect(verifyLines(after, KEY, wrongMac).broken).toMatchObject({
       line: 1,
       seq: 6,
       why: expect.stringMatching(/mac does not match/),
@@ -469,7 +474,7 @@ describe('a rotated file (the continuation of another)', () => {
   });
 });
 
-describe('readChainHead', () => {
+describe('readTail: the chain head a restart continues from', () => {
   let dir: string;
   let n = 0;
   const file = (content: string | Buffer) => {
@@ -483,17 +488,17 @@ describe('readChainHead', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('is GENESIS for a missing file and for an empty one', () => {
-    expect(readChainHead(join(dir, 'no-such-file.jsonl'))).toEqual(GENESIS);
-    expect(readChainHead(file(''))).toEqual(GENESIS);
+    expect(headAt(join(dir, 'no-such-file.jsonl'))).toEqual(GENESIS);
+    expect(headAt(file(''))).toEqual(GENESIS);
   });
 
   it('is the last record’s head for a normal file, with or without trailing newlines', () => {
     const lines = seal(sample(4));
     const expected = headOf(lines[3]!);
-    expect(readChainHead(file(`${lines.join('\n')}\n`))).toEqual(expected);
-    expect(readChainHead(file(lines.join('\n')))).toEqual(expected);
-    expect(readChainHead(file(`${lines.join('\n')}\n\n\n`))).toEqual(expected);
-    expect(readChainHead(file(`${lines[0]}\n`))).toEqual(headOf(lines[0]!));
+    expect(headAt(file(`${lines.join('\n')}\n`))).toEqual(expected);
+    expect(headAt(file(lines.join('\n')))).toEqual(expected);
+    expect(headAt(file(`${lines.join('\n')}\n\n\n`))).toEqual(expected);
+    expect(headAt(file(`${lines[0]}\n`))).toEqual(headOf(lines[0]!));
   });
 
   it('is the record before a last line cut anywhere mid-write (the chain continues past it)', () => {
@@ -501,18 +506,17 @@ describe('readChainHead', () => {
     const complete = `${lines.slice(0, 3).join('\n')}\n`;
     const last = lines[3]!;
     for (let cut = 1; cut < last.length; cut++) {
-      const head = readChainHead(file(complete + last.slice(0, cut)));
+      const head = headAt(file(complete + last.slice(0, cut)));
       if (head?.seq !== 3) throw new Error(`a cut after ${cut} characters read as ${JSON.stringify(head)}`);
     }
     // The same cuts as the only line of the file: a fresh chain.
-    for (let cut = 1; cut < last.length; cut += 7)
-      expect(readChainHead(file(last.slice(0, cut)))).toEqual(GENESIS);
+    for (let cut = 1; cut < last.length; cut += 7) expect(headAt(file(last.slice(0, cut)))).toEqual(GENESIS);
   });
 
   it('is undefined when the file ends with records written without a key (more than one torn line)', () => {
     const lines = seal(sample(2));
     const unchained = JSON.stringify(sample(1)[0]);
-    expect(readChainHead(file(`${lines.join('\n')}\n${unchained}\n${unchained}\n`))).toBeUndefined();
+    expect(headAt(file(`${lines.join('\n')}\n${unchained}\n${unchained}\n`))).toBeUndefined();
   });
 
   describe('a last line larger than the 64 KiB read block', () => {
@@ -536,28 +540,28 @@ describe('readChainHead', () => {
       'ASCII, last line of %i bytes',
       (bytes) => {
         const { text, head } = withLastLine(bytes, 'a', 0);
-        expect(readChainHead(file(text))).toEqual(head);
+        expect(headAt(file(text))).toEqual(head);
       },
     );
 
     it.each([0, 1, 2])('multi-byte characters split by the block boundary (padding %i)', (pad) => {
       for (const bytes of [BLOCK + 10, 2 * BLOCK + 10, 200_001]) {
         const { text, head } = withLastLine(bytes + pad, '€', pad);
-        expect(readChainHead(file(text))).toEqual(head);
+        expect(headAt(file(text))).toEqual(head);
       }
     });
 
     it('a single line larger than a block (no line before it)', () => {
       const chain = createChain(KEY);
       const text = chain.seal({ big: 'z'.repeat(3 * BLOCK) });
-      expect(readChainHead(file(text))).toEqual(chain.head());
-      expect(readChainHead(file(`${text}\n`))).toEqual(chain.head());
+      expect(headAt(file(text))).toEqual(chain.head());
+      expect(headAt(file(`${text}\n`))).toEqual(chain.head());
     });
 
     it('a large last line cut mid-write: the head is the record before it', () => {
       const { text } = withLastLine(2 * BLOCK + 5, 'a', 0);
-      expect(readChainHead(file(text.slice(0, -2)))?.seq).toBe(2);
-      expect(readChainHead(file(text.slice(0, -BLOCK)))?.seq).toBe(2);
+      expect(headAt(file(text.slice(0, -2)))?.seq).toBe(2);
+      expect(headAt(file(text.slice(0, -BLOCK)))?.seq).toBe(2);
     });
   });
 });
@@ -617,7 +621,7 @@ describe('property: any single-record mutation is detected at the mutated positi
         printable,
         (records, kind, r1, r2, char) => {
           const lines = seal(records);
-          const clean = verifyChain(lines, KEY);
+          const clean = verifyLines(lines, KEY);
           expect(clean.broken).toBeUndefined();
           expect(clean.records).toBe(records.length);
 
@@ -649,7 +653,7 @@ describe('property: any single-record mutation is detected at the mutated positi
               mutated.splice(at + 1, 0, lines[at]!);
               at += 1;
           }
-          const result = verifyChain(mutated, KEY);
+          const result = verifyLines(mutated, KEY);
           expect(result.broken).toBeDefined();
           expect(result.broken!.line).toBeLessThanOrEqual(at + 1);
           // Nothing before the mutation is wrong, so the first broken line is exactly it.

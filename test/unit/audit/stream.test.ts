@@ -28,6 +28,15 @@ describe('createAuditStream', () => {
     );
   });
 
+  it('is enabled for a file and for stdout, and not for `none`', async () => {
+    const file = join(dir, 'enabled.jsonl');
+    const toFile = createAuditStream({ destination: file, logger });
+    const toStdout = createAuditStream({ destination: 'stdout', logger });
+    const none = createAuditStream({ destination: 'none', logger });
+    expect([toFile.enabled, toStdout.enabled, none.enabled]).toEqual([true, true, false]);
+    await Promise.all([toFile.close(), toStdout.close(), none.close()]);
+  });
+
   it('writes what it holds on close, and ignores a reopen after it', async () => {
     const file = join(dir, 'audit.jsonl');
     const stream = createAuditStream({ destination: file, logger });
