@@ -20,7 +20,8 @@ import {
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, header } from '../support/inspect.js';
-import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
+import { sleep } from '../support/wait.js';
+import { counterValue, META, MODERN, metricsText, modernHeaders } from '../support/wire.js';
 
 /** The main route's public resource, deliberately on another host and path than the gateway's route. */
 const RESOURCE = 'https://mcp.example.com/files/mcp';
@@ -49,16 +50,6 @@ const expiredInstant = newApiKey();
 const future = newApiKey();
 /** Hashed like the others but never configured. */
 const unknown = newApiKey('pk_test_');
-
-function modernHeaders(method: string, name?: string): Record<string, string> {
-  return {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': MODERN,
-    'mcp-method': method,
-    ...(name === undefined ? {} : { 'mcp-name': name }),
-  };
-}
 
 function echoCall(id: number | string = 1): string {
   return JSON.stringify({
@@ -145,8 +136,6 @@ function expectNoClientCredential(requests: readonly RecordedRequest[]): void {
     for (const key of [good.key, rotatedOld.key, rotatedNew.key, future.key]) expect(all).not.toContain(key);
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('API keys through a real gateway', () => {
   let v2: Peer;

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../../src/auth/api-key.js';
+import { CLI } from '../../support/gateway-process.js';
 
-const CLI = join(import.meta.dirname, '../../../dist/cli/main.js');
 const run = (args: string[], input?: string) =>
   new Promise<{ code: number; stdout: string }>((resolve) => {
     const child = execFile(process.execPath, [CLI, ...args], (err, stdout) =>
