@@ -1,15 +1,12 @@
 /** The gateway's own answers (refusals, CORS preflights, RFC 9728 metadata), read off a real socket. */
-import { Agent, createServer, type IncomingHttpHeaders, request, type ServerResponse } from 'node:http';
+import { Agent, createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { refuse } from '../../../src/errors.js';
 import { corsHeaders, sendMetadata, sendPreflight, sendRefusal } from '../../../src/server/respond.js';
+import { type RawAnswer, rawRequest } from '../../support/raw-http.js';
 
-interface Answer {
-  readonly status: number;
-  readonly headers: IncomingHttpHeaders;
-  readonly body: string;
-}
+type Answer = RawAnswer;
 
 /** Serves one request with `write` on a loopback server and returns what the client received. */
 async function answerOf(write: (res: ServerResponse) => void): Promise<Answer> {
@@ -19,22 +16,7 @@ async function answerOf(write: (res: ServerResponse) => void): Promise<Answer> {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   try {
     const { port } = server.address() as AddressInfo;
-    return await new Promise<Answer>((resolve, reject) => {
-      const req = request({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent });
-      req.on('error', reject);
-      req.on('response', (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-          }),
-        );
-      });
-      req.end();
-    });
+    return await rawRequest({ host: '127.0.0.1', port, path: '/mcp', method: 'POST', agent });
   } finally {
     agent.destroy();
     server.closeAllConnections();
