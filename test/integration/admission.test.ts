@@ -11,7 +11,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { connectV1Client, startV1Server, type V1Peer, v1TransportOf } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { modernCall, toolCall } from '../support/modern-call.js';
-import { META, MODERN } from '../support/wire.js';
+import { META, modernHeaders } from '../support/wire.js';
 
 const agent = newApiKey('pk_');
 const LEGACY = '2025-11-25';
@@ -179,13 +179,7 @@ routes:
     fetch(`${gateway.url}/mcp`, {
       method: 'POST',
       signal,
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': MODERN,
-        'mcp-method': 'subscriptions/listen',
-        authorization: `Bearer ${agent.key}`,
-      },
+      headers: { ...modernHeaders('subscriptions/listen'), authorization: `Bearer ${agent.key}` },
       body: JSON.stringify({
         jsonrpc: '2.0',
         id: 7,

@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -17,10 +17,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChain } from '../../src/audit/chain.js';
 import { connectV2Client, FIXTURE_PROMPT_NAME, type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { CLI, ensureBuilt } from '../support/gateway-process.js';
 import { firstText } from '../support/inspect.js';
+import { sleep } from '../support/wait.js';
 
-const ROOT = join(import.meta.dirname, '../..');
-const CLI = join(ROOT, 'dist/cli/main.js');
 const KEY = 'integration-chain-key-0123456789';
 const OTHER_KEY = 'an-attackers-own-key-9876543210';
 const KEY_ENV = 'PORTCULLIS_TEST_AUDIT_CHAIN_KEY';
@@ -44,22 +44,6 @@ function verify(file: string, extra: readonly string[] = [], key: string | null 
   });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
-
-/** The CLI is run from dist: build it when it is missing or older than the sources it runs. */
-function ensureBuilt(): void {
-  const sources = ['src/cli/main.ts', 'src/cli/audit.ts', 'src/audit/chain.ts', 'src/audit/stream.ts'];
-  const built = join(ROOT, 'dist/cli/audit.js');
-  const stale =
-    !existsSync(CLI) ||
-    !existsSync(built) ||
-    sources.some((s) => statSync(join(ROOT, s)).mtimeMs > statSync(built).mtimeMs);
-  if (stale) {
-    const result = spawnSync('npm', ['run', 'build'], { cwd: ROOT, encoding: 'utf8' });
-    if (result.status !== 0) throw new Error(`npm run build failed:\n${result.stdout}\n${result.stderr}`);
-  }
-}
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** The file's lines once at least `count` are there and nothing more has arrived for a while. */
 async function settledLines(file: string, count: number): Promise<string[]> {
@@ -95,7 +79,11 @@ let upstream: Peer;
 let dir: string;
 
 beforeAll(async () => {
-  ensureBuilt();
+  // The CLI is run from dist: build it when it is missing or older than the sources it runs.
+  ensureBuilt(
+    ['src/cli/main.ts', 'src/cli/audit.ts', 'src/audit/chain.ts', 'src/audit/stream.ts'],
+    'dist/cli/audit.js',
+  );
   upstream = await startV2Server({ response: 'json' });
   dir = mkdtempSync(join(tmpdir(), 'portcullis-audit-chain-'));
 });

@@ -5,7 +5,7 @@
  * — so a truncated tail would show against the log. `audit verify` accepts the old file alone and
  * the new one from the old one's head.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -14,16 +14,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/gateway.js';
-import { META, MODERN } from '../support/wire.js';
+import { CLI, type GatewayProcess, startGatewayProcess } from '../support/gateway-process.js';
+import { postModern } from '../support/modern-call.js';
 
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
 const KEY = 'rotation-test-chain-key-000111';
 
 let upstream: Server;
-let child: ChildProcess;
+let gateway: GatewayProcess;
 let dir: string;
 let base: string;
-let stderr = '';
 
 beforeAll(async () => {
   upstream = createServer((req, res) => {
@@ -50,37 +49,18 @@ routes:
     authentication: { methods: [anonymous] }
 `,
   );
-  child = spawn(process.execPath, [CLI, 'start', '--config', config], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, AUDIT_CHAIN_KEY: KEY },
-  });
-  child.stderr?.setEncoding('utf8');
-  child.stderr?.on('data', (chunk: string) => {
-    stderr += chunk;
-  });
+  gateway = await startGatewayProcess(config, { ...process.env, AUDIT_CHAIN_KEY: KEY });
   base = `http://127.0.0.1:${port}/mcp`;
-  for (let i = 0; i < 100 && !stderr.includes('portcullis listening'); i++)
-    await new Promise((r) => setTimeout(r, 50));
-  expect(stderr).toContain('portcullis listening');
 });
 
 afterAll(async () => {
-  if (child.exitCode === null) child.kill('SIGKILL');
+  gateway?.kill();
   await new Promise((resolve) => upstream.close(resolve));
   rmSync(dir, { recursive: true, force: true });
 });
 
 async function ping(id: number): Promise<void> {
-  const answer = await fetch(base, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'ping',
-    },
-    body: JSON.stringify({ jsonrpc: '2.0', id, method: 'ping', params: { _meta: META } }),
-  });
+  const answer = await postModern(base, { method: 'ping', id });
   expect(answer.status).toBe(200);
   await answer.text();
 }
@@ -114,12 +94,12 @@ describe('audit file rotation by SIGUSR2', () => {
     // Records are written asynchronously: wait until both are on disk before moving the file.
     for (let i = 0; i < 40 && records(current).length < 2; i++) await new Promise((r) => setTimeout(r, 25));
     renameSync(current, rotated);
-    child.kill('SIGUSR2');
+    gateway.child.kill('SIGUSR2');
     await new Promise((r) => setTimeout(r, 200));
     await ping(3);
     await ping(4);
-    child.kill('SIGTERM');
-    const [code] = (await once(child, 'exit')) as [number];
+    gateway.child.kill('SIGTERM');
+    const [code] = (await once(gateway.child, 'exit')) as [number];
     expect(code).toBe(0);
 
     const old = records(rotated);
@@ -133,7 +113,7 @@ describe('audit file rotation by SIGUSR2', () => {
       [4, 4],
     ]);
     // The last head in the operational log is the last record's.
-    const heads = [...stderr.matchAll(/"auditChain":"(\d+:[0-9a-f]*)"/g)].map((m) => m[1]);
+    const heads = [...gateway.stderr.matchAll(/"auditChain":"(\d+:[0-9a-f]*)"/g)].map((m) => m[1]);
     expect(heads.at(-1)).toBe(`4:${fresh[1]?.mac}`);
 
     expect(verify(rotated).code).toBe(0);

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { connectV1Client, type Peer, startV1Server, startV2Server } from '../fixtures/peers.js';
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
-import { META, MODERN } from '../support/wire.js';
+import { META, MODERN, modernHeaders } from '../support/wire.js';
 
 const READER = newApiKey('pk_audit_');
 const WRITER = newApiKey('pk_audit_');
@@ -293,14 +293,7 @@ describe('a denied call with arguments nested 3000 deep (audit.arguments: redact
     const before = upstreamCalls(json);
     const answer = await fetch(`${gateway.url}/json/mcp`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': MODERN,
-        'mcp-method': 'tools/call',
-        'mcp-name': 'add',
-        'x-api-key': READER.key,
-      },
+      headers: { ...modernHeaders('tools/call', 'add'), 'x-api-key': READER.key },
       body: body(30),
     });
     const requestId = answer.headers.get('x-request-id') ?? '';

@@ -6,7 +6,6 @@
  * trusted proxy); and the RFC 9728 metadata documents.
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { request as httpRequest } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import {
@@ -20,7 +19,9 @@ import {
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, header } from '../support/inspect.js';
-import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
+import { type RawAnswer, rawRequest } from '../support/raw-http.js';
+import { sleep } from '../support/wait.js';
+import { counterValue, META, MODERN, metricsText, modernHeaders } from '../support/wire.js';
 
 /** The main route's public resource, deliberately on another host and path than the gateway's route. */
 const RESOURCE = 'https://mcp.example.com/files/mcp';
@@ -49,16 +50,6 @@ const expiredInstant = newApiKey();
 const future = newApiKey();
 /** Hashed like the others but never configured. */
 const unknown = newApiKey('pk_test_');
-
-function modernHeaders(method: string, name?: string): Record<string, string> {
-  return {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': MODERN,
-    'mcp-method': method,
-    ...(name === undefined ? {} : { 'mcp-name': name }),
-  };
-}
 
 function echoCall(id: number | string = 1): string {
   return JSON.stringify({
@@ -98,41 +89,18 @@ function postRaw(
   url: string,
   headers: ReadonlyArray<readonly [string, string | string[]]>,
   body: string,
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST' });
-    for (const [name, value] of headers) req.setHeader(name, value);
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString('utf8'),
-        }),
-      );
-    });
-    req.end(body);
-  });
+): Promise<RawAnswer> {
+  const { hostname, port, pathname, search } = new URL(url);
+  return rawRequest(
+    { host: hostname, port, path: `${pathname}${search}`, method: 'POST' },
+    { headers, body },
+  );
 }
 
 /** A GET of `path` exactly as written (no dot-segment resolution), to the origin of `base`. */
-function getRaw(base: string, path: string): Promise<{ status: number; body: string }> {
+function getRaw(base: string, path: string): Promise<RawAnswer> {
   const { hostname, port } = new URL(base);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: hostname, port, path, method: 'GET' });
-    req.on('error', reject);
-    req.on('response', (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }),
-      );
-    });
-    req.end();
-  });
+  return rawRequest({ host: hostname, port, path, method: 'GET' });
 }
 
 function expectNoClientCredential(requests: readonly RecordedRequest[]): void {
@@ -145,8 +113,6 @@ function expectNoClientCredential(requests: readonly RecordedRequest[]): void {
     for (const key of [good.key, rotatedOld.key, rotatedNew.key, future.key]) expect(all).not.toContain(key);
   }
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('API keys through a real gateway', () => {
   let v2: Peer;

@@ -25,7 +25,7 @@ import {
   startJwksServer,
   unsignedJwt,
 } from '../support/jwks.js';
-import { META, MODERN } from '../support/wire.js';
+import { META, MODERN, modernHeaders } from '../support/wire.js';
 
 const IDP = 'https://idp.example.com/';
 const ROTATING = 'https://rotating.example.com/';
@@ -123,13 +123,10 @@ function claims(aud: string | string[] = RESOURCE.modern, extra: Record<string, 
   return { iss: IDP, aud, sub: 'alice', scope: 'files:read', iat: now, exp: now + 600, ...extra };
 }
 
-function modernHeaders(token: string | undefined): Record<string, string> {
+/** The headers of a modern `tools/call echo`, with `token` as its bearer credential. */
+function echoHeaders(token: string | undefined): Record<string, string> {
   return {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': MODERN,
-    'mcp-method': 'tools/call',
-    'mcp-name': 'echo',
+    ...modernHeaders('tools/call', 'echo'),
     ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
   };
 }
@@ -138,7 +135,7 @@ function modernHeaders(token: string | undefined): Record<string, string> {
 function callEcho(token: string | undefined, route = '/modern/mcp'): Promise<Response> {
   return fetch(`${gateway.url}${route}`, {
     method: 'POST',
-    headers: modernHeaders(token),
+    headers: echoHeaders(token),
     body: JSON.stringify({
       jsonrpc: '2.0',
       id: 1,
@@ -490,7 +487,7 @@ describe('no credential, and the resource metadata', () => {
     const answer = await fetch(`${gateway.url}/modern/mcp`, {
       method: 'POST',
       headers: {
-        ...modernHeaders(undefined),
+        ...echoHeaders(undefined),
         authorization: `Basic ${Buffer.from('a:b').toString('base64')}`,
       },
       body: '{}',

@@ -21,15 +21,9 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { createTestCA, issueCertificate, type Pem, type TestCA } from '../support/certs.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { META, MODERN } from '../support/wire.js';
+import { META, MODERN, modernHeaders } from '../support/wire.js';
 
-const HEADERS = {
-  'content-type': 'application/json',
-  accept: 'application/json, text/event-stream',
-  'mcp-protocol-version': MODERN,
-  'mcp-method': 'tools/call',
-  'mcp-name': 'echo',
-};
+const HEADERS = modernHeaders('tools/call', 'echo');
 const ECHO = JSON.stringify({
   jsonrpc: '2.0',
   id: 1,

@@ -4,13 +4,11 @@
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectV1Client, connectV2Client } from '../fixtures/peers.js';
 import { freePort } from '../support/gateway.js';
-
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+import { CLI } from '../support/gateway-process.js';
 
 describe('portcullis demo', () => {
   let child: ChildProcess;

@@ -18,7 +18,9 @@ import {
   signJwt,
   startJwksServer,
 } from '../support/jwks.js';
-import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
+import { postModern } from '../support/modern-call.js';
+import { sleep } from '../support/wait.js';
+import { counterValue, metricsText } from '../support/wire.js';
 
 const RESOURCE = 'https://mcp.example.com/mcp';
 const FLAKY = 'https://flaky.example.com/';
@@ -93,31 +95,14 @@ afterAll(async () => {
   await Promise.all([upstream?.close(), flaky?.close(), slow?.close(), rotating?.close()]);
 });
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
 function tokenOf(key: SigningKey, iss: string, sub = 'alice'): Promise<string> {
   const now = nowSec();
   return signJwt(key, { iss, aud: RESOURCE, sub, scope: 'files:read', iat: now, exp: now + 600 });
 }
 
 function callEcho(token: string): Promise<Response> {
-  return fetch(`${gateway.url}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': 'echo',
-      authorization: `Bearer ${token}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 1,
-      method: 'tools/call',
-      params: { name: 'echo', arguments: { text: 'hi' }, _meta: META },
-    }),
-  });
+  const params = { name: 'echo', arguments: { text: 'hi' } };
+  return postModern(`${gateway.url}/mcp`, { method: 'tools/call', params, key: token });
 }
 
 async function expectServed(token: string): Promise<void> {

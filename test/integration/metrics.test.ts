@@ -19,16 +19,14 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as x509 from '@peculiar/x509';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { loadConfigFile } from '../../src/config/load.js';
 import { KNOWN_METHODS } from '../../src/metrics/registry.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import { VERSION } from '../../src/version.js';
 import { connectV2Client, type Peer, startV2Server } from '../fixtures/peers.js';
 import { createTestCA, type TestCA } from '../support/certs.js';
-import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { freePort, startTestGateway, startWatchedGateway, type TestGateway } from '../support/gateway.js';
 import { firstText } from '../support/inspect.js';
 import { modernCall, toolCall } from '../support/modern-call.js';
 import { Exposition } from '../support/prometheus.js';
@@ -577,13 +575,7 @@ routes:
     dir = mkdtempSync(join(tmpdir(), 'portcullis-metrics-reload-'));
     file = join(dir, 'portcullis.yaml');
     writeFileSync(file, policy('echo: t'));
-    const loaded = loadConfigFile(file);
-    gateway = await startGateway({
-      config: loaded.config,
-      configPath: file,
-      configSource: loaded.source,
-      logger: pino({ level: 'silent' }),
-    });
+    gateway = await startWatchedGateway(file);
   });
   afterAll(async () => {
     await gateway?.close();

@@ -11,7 +11,6 @@ import {
   FIXTURE_RESOURCE_TEXT,
   FIXTURE_RESOURCE_URI,
   type Peer,
-  type RecordedRequest,
   SLOW_PROGRESS_STEPS,
   startV1Server,
   startV2Server,
@@ -19,14 +18,8 @@ import {
   v1TransportOf,
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { firstText, header, timeProgress } from '../support/inspect.js';
-
-const MODERN = '2026-07-28';
-
-function rpcMethod(request: RecordedRequest): unknown {
-  const body = request.body as { method?: unknown } | undefined;
-  return body?.method;
-}
+import { firstText, header, rpcMethod, timeProgress } from '../support/inspect.js';
+import { MODERN } from '../support/wire.js';
 
 describe.each(['json', 'sse', 'auto'] as const)(
   'modern protocol: SDK v2 client → gateway → SDK v2 server (%s)',

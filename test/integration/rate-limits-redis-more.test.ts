@@ -12,29 +12,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { postModern } from '../support/modern-call.js';
 import { type RedisCluster, type RedisServer, startRedis, startRedisCluster } from '../support/redis.js';
-import { counterValue, META, MODERN, metricsText } from '../support/wire.js';
+import { untilStatus } from '../support/wait.js';
+import { counterValue, metricsText } from '../support/wire.js';
 
 const agent = newApiKey('pk_');
 
 function call(base: string, route: string, id: number, tool = 'echo'): Promise<Response> {
-  return fetch(`${base}${route}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': tool,
-      authorization: `Bearer ${agent.key}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method: 'tools/call',
-      params: { name: tool, arguments: { text: 'x', a: 1, b: 2 }, _meta: META },
-    }),
-  });
+  const params = { name: tool, arguments: { text: 'x', a: 1, b: 2 } };
+  return postModern(`${base}${route}`, { method: 'tools/call', params, id, key: agent.key });
 }
 
 /** Status and the `RateLimit` header's remaining count of each answer; bodies read. */
@@ -339,15 +326,10 @@ ${route('/open/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'ope
 
     expect(await sleeping).toBe('OK');
     // Redis answers again: the closed route serves, the gateway is ready, and it never fell over.
-    const deadline = Date.now() + 5_000;
-    let status = 0;
-    while (Date.now() < deadline) {
-      const answer = await call(gateway.url, '/closed/mcp', 40);
-      status = answer.status;
-      await answer.text();
-      if (status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const status = await untilStatus(() => call(gateway.url, '/closed/mcp', 40), 200, {
+      timeoutMs: 5_000,
+      everyMs: 100,
+    });
     expect(status).toBe(200);
     expect((await fetch(`${gateway.adminUrl}/readyz`)).status).toBe(200);
     expect((await fetch(`${gateway.adminUrl}/healthz`)).status).toBe(200);

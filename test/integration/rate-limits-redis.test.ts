@@ -7,29 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { postModern } from '../support/modern-call.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
-import { META, MODERN } from '../support/wire.js';
+import { untilStatus } from '../support/wait.js';
 
 const agent = newApiKey('pk_');
 
 function call(base: string, route: string, id: number): Promise<Response> {
-  return fetch(`${base}${route}`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': 'echo',
-      authorization: `Bearer ${agent.key}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method: 'tools/call',
-      params: { name: 'echo', arguments: { text: 'x' }, _meta: META },
-    }),
-  });
+  const params = { name: 'echo', arguments: { text: 'x' } };
+  return postModern(`${base}${route}`, { method: 'tools/call', params, id, key: agent.key });
 }
 
 describe('rate limits in Redis', () => {
@@ -100,15 +86,10 @@ routes:
 
     await redis.start();
     // ioredis reconnects by itself (capped backoff).
-    const deadline = Date.now() + 8_000;
-    let status = 0;
-    while (Date.now() < deadline) {
-      const answer = await call(one.url, '/closed/mcp', 102);
-      status = answer.status;
-      await answer.text();
-      if (status === 200) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    const status = await untilStatus(() => call(one.url, '/closed/mcp', 102), 200, {
+      timeoutMs: 8_000,
+      everyMs: 200,
+    });
     expect(status).toBe(200);
     expect((await fetch(`${one.adminUrl}/readyz`)).status).toBe(200);
   });

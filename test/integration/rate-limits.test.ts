@@ -7,29 +7,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { META, MODERN } from '../support/wire.js';
+import { postModern } from '../support/modern-call.js';
 
 const agent = newApiKey('pk_');
 const other = newApiKey('pk_');
 
 function call(base: string, key: string, tool: string, id: number): Promise<Response> {
-  return fetch(`${base}/mcp`, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': 'tools/call',
-      'mcp-name': tool,
-      authorization: `Bearer ${key}`,
-    },
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id,
-      method: 'tools/call',
-      params: { name: tool, arguments: { text: 'x', a: 1, b: 2 }, _meta: META },
-    }),
-  });
+  const params = { name: tool, arguments: { text: 'x', a: 1, b: 2 } };
+  return postModern(`${base}/mcp`, { method: 'tools/call', params, id, key });
 }
 
 describe('rate limits (in-process)', () => {

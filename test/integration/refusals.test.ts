@@ -5,7 +5,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { META, MODERN } from '../support/wire.js';
+import { META, modernHeaders } from '../support/wire.js';
 
 let upstream: Peer;
 let gateway: TestGateway;
@@ -27,16 +27,6 @@ afterAll(async () => {
 afterEach(() => {
   seen = upstream.requests.length;
 });
-
-function modernHeaders(method: string, name?: string): Record<string, string> {
-  return {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    'mcp-protocol-version': MODERN,
-    'mcp-method': method,
-    ...(name === undefined ? {} : { 'mcp-name': name }),
-  };
-}
 
 function toolCall(name: string, id: number | string = 1): string {
   return JSON.stringify({

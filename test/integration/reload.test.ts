@@ -6,12 +6,11 @@
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { loadConfigFile } from '../../src/config/load.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
+import { startWatchedGateway } from '../support/gateway.js';
 import { META } from '../support/wire.js';
 
 const alice = newApiKey('pk_');
@@ -79,13 +78,7 @@ describe('policy hot reload', () => {
     audit = join(dir, 'audit.jsonl');
     upstream = await startV2Server({ response: 'sse' });
     writeFileSync(file, policy(upstream.url, audit, { keys: both }));
-    const loaded = loadConfigFile(file);
-    gateway = await startGateway({
-      config: loaded.config,
-      configPath: file,
-      configSource: loaded.source,
-      logger: pino({ level: 'silent' }),
-    });
+    gateway = await startWatchedGateway(file);
   });
   afterAll(async () => {
     await gateway?.close();
@@ -147,13 +140,7 @@ describe('policy hot reload', () => {
     symlinkSync('..v1', join(mount, '..data'));
     symlinkSync(join('..data', 'portcullis.yaml'), join(mount, 'portcullis.yaml'));
     const mounted = join(mount, 'portcullis.yaml');
-    const loaded = loadConfigFile(mounted);
-    const watched = await startGateway({
-      config: loaded.config,
-      configPath: mounted,
-      configSource: loaded.source,
-      logger: pino({ level: 'silent' }),
-    });
+    const watched = await startWatchedGateway(mounted);
     try {
       const before = await call(watched.url, alice.key, 'echo');
       expect(before.status).toBe(200);

@@ -3,7 +3,6 @@
  * `/readyz` turns 503, in-flight requests finish, open SSE streams get `drainTimeoutMs` and are
  * then closed, and the process exits 0.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -12,16 +11,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../support/gateway.js';
-
-const CLI = join(import.meta.dirname, '../../dist/cli/main.js');
+import { type GatewayProcess, startGatewayProcess } from '../support/gateway-process.js';
 
 describe('graceful shutdown on SIGTERM', () => {
   let upstream: Server;
-  let child: ChildProcess;
+  let gateway: GatewayProcess;
   let dir: string;
   let base: string;
   let admin: string;
-  let stderr = '';
 
   beforeAll(async () => {
     // An upstream with a slow JSON answer and a never-ending SSE stream.
@@ -58,31 +55,22 @@ routes:
     authentication: { methods: [anonymous] }
 `,
     );
-    child = spawn(process.execPath, [CLI, 'start', '--config', config], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (chunk: string) => {
-      stderr += chunk;
-    });
+    gateway = await startGatewayProcess(config);
     base = `http://127.0.0.1:${port}/mcp`;
     admin = `http://127.0.0.1:${adminPort}`;
-    for (let i = 0; i < 100 && !stderr.includes('portcullis listening'); i++)
-      await new Promise((r) => setTimeout(r, 50));
-    expect(stderr).toContain('portcullis listening');
   });
 
   afterAll(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL');
+    gateway?.kill();
     upstream.closeAllConnections();
     await new Promise((resolve) => upstream.close(resolve));
     rmSync(dir, { recursive: true, force: true });
   });
 
   it('survives SIGHUP (it re-reads the policy instead of dying, as Node would by default)', async () => {
-    child.kill('SIGHUP');
+    gateway.child.kill('SIGHUP');
     await new Promise((r) => setTimeout(r, 300));
-    expect(child.exitCode).toBeNull();
+    expect(gateway.child.exitCode).toBeNull();
     expect((await fetch(`${admin}/readyz`)).status).toBe(200);
   });
 
@@ -104,8 +92,8 @@ routes:
     });
     await new Promise((r) => setTimeout(r, 100));
     const stoppedAt = performance.now();
-    const exited = once(child, 'exit');
-    child.kill('SIGTERM');
+    const exited = once(gateway.child, 'exit');
+    gateway.child.kill('SIGTERM');
     await new Promise((r) => setTimeout(r, 100));
 
     expect((await fetch(`${admin}/readyz`)).status).toBe(503);
@@ -121,6 +109,6 @@ routes:
     const took = performance.now() - stoppedAt;
     expect(took).toBeGreaterThan(1_400);
     expect(took).toBeLessThan(5_000);
-    expect(stderr).toContain('drain timeout');
+    expect(gateway.stderr).toContain('drain timeout');
   });
 });

@@ -10,11 +10,10 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { loadConfigFile } from '../../src/config/load.js';
-import { type Gateway, startGateway } from '../../src/server/gateway.js';
+import type { Gateway } from '../../src/server/gateway.js';
+import { startWatchedGateway } from '../support/gateway.js';
 import { createSigningKey, nowSec, type SigningKey, signJwt } from '../support/jwks.js';
 import { toolCall } from '../support/modern-call.js';
 import { META, MODERN } from '../support/wire.js';
@@ -109,13 +108,7 @@ ${
     dir = mkdtempSync(join(tmpdir(), 'portcullis-lifetime-'));
     file = join(dir, 'portcullis.yaml');
     writeFileSync(file, policy({ bob: true, jwt: true }));
-    const loaded = loadConfigFile(file);
-    gateway = await startGateway({
-      config: loaded.config,
-      configPath: file,
-      configSource: loaded.source,
-      logger: pino({ level: 'silent' }),
-    });
+    gateway = await startWatchedGateway(file);
   });
   afterAll(async () => {
     await gateway?.close();

@@ -3,7 +3,7 @@ import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseConfig } from '../../src/config/load.js';
+import { loadConfigFile, parseConfig } from '../../src/config/load.js';
 import { createLogger } from '../../src/logger.js';
 import { type Gateway, startGateway } from '../../src/server/gateway.js';
 
@@ -108,4 +108,18 @@ export async function freePort(): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise((resolve) => server.close(resolve));
   return port;
+}
+
+/**
+ * Starts a real gateway from the policy file at `file`, as `portcullis start --config` does: the
+ * file is watched, so a test can rewrite it (or swap a symlink) and see the reload. Logs nowhere.
+ */
+export async function startWatchedGateway(file: string): Promise<Gateway> {
+  const loaded = loadConfigFile(file);
+  return startGateway({
+    config: loaded.config,
+    configPath: file,
+    configSource: loaded.source,
+    logger: pino({ level: 'silent' }),
+  });
 }

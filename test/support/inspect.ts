@@ -8,6 +8,11 @@ export function header(request: RecordedRequest, name: string): string | undefin
   return Array.isArray(value) ? value.join(', ') : value;
 }
 
+/** The JSON-RPC method of a recorded request's body (`undefined` for a batch, a response or no body). */
+export function rpcMethod(request: RecordedRequest): unknown {
+  return (request.body as { method?: unknown } | undefined)?.method;
+}
+
 /** The text of the first content block of a tool result. */
 export function firstText(result: unknown): string {
   const content = (result as { content?: Array<{ type: string; text?: string }> }).content;

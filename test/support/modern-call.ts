@@ -1,5 +1,5 @@
 /** One raw 2026-07-28 JSON-RPC request through a gateway route, with its mirrored headers. */
-import { META, MODERN } from './wire.js';
+import { META, modernHeaders } from './wire.js';
 
 export interface ModernAnswer {
   readonly status: number;
@@ -19,7 +19,7 @@ export interface ModernCall {
 }
 
 /** POSTs `call` to `url` with `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and the `_meta` envelope. */
-export async function modernCall(url: string, call: ModernCall): Promise<ModernAnswer> {
+export function postModern(url: string, call: ModernCall): Promise<Response> {
   const params = call.params ?? {};
   const name =
     call.method === 'tools/call' || call.method === 'prompts/get'
@@ -27,14 +27,10 @@ export async function modernCall(url: string, call: ModernCall): Promise<ModernA
       : call.method === 'resources/read'
         ? params.uri
         : undefined;
-  const answer = await fetch(url, {
+  return fetch(url, {
     method: 'POST',
     headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      'mcp-protocol-version': MODERN,
-      'mcp-method': call.method,
-      ...(typeof name === 'string' ? { 'mcp-name': name } : {}),
+      ...modernHeaders(call.method, typeof name === 'string' ? name : undefined),
       ...(call.key === undefined ? {} : { authorization: `Bearer ${call.key}` }),
       ...(call.headers ?? {}),
     },
@@ -45,6 +41,11 @@ export async function modernCall(url: string, call: ModernCall): Promise<ModernA
       params: { ...params, _meta: META },
     }),
   });
+}
+
+/** {@link postModern}, its answer read: status, headers and the body (parsed when it is JSON). */
+export async function modernCall(url: string, call: ModernCall): Promise<ModernAnswer> {
+  const answer = await postModern(url, call);
   const text = await answer.text();
   let body: unknown = text;
   try {

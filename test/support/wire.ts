@@ -11,6 +11,20 @@ export const META = {
   'io.modelcontextprotocol/clientCapabilities': {},
 };
 
+/**
+ * The headers of a hand-made 2026-07-28 POST: JSON in, JSON or SSE accepted, the version, and the
+ * mirrored `Mcp-Method` (and `Mcp-Name` when the call names something).
+ */
+export function modernHeaders(method: string, name?: string): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    accept: 'application/json, text/event-stream',
+    'mcp-protocol-version': MODERN,
+    'mcp-method': method,
+    ...(name === undefined ? {} : { 'mcp-name': name }),
+  };
+}
+
 export async function metricsText(gateway: Pick<Gateway, 'adminUrl'>): Promise<string> {
   const answer = await fetch(`${gateway.adminUrl}/metrics`);
   expect(answer.status).toBe(200);

@@ -108,7 +108,12 @@ beforeAll(async () => {
   cli = await cliCommands();
   scripts = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts;
   tests = testFiles();
-  cliTests = tests.filter(({ text }) => text.includes('dist/cli/main.js') || text.includes('support/cli.js'));
+  cliTests = tests.filter(
+    ({ text }) =>
+      text.includes('dist/cli/main.js') ||
+      text.includes('support/cli.js') ||
+      text.includes('support/gateway-process.js'),
+  );
   ci = read('.ci/run');
 });
 afterEach(() => vi.restoreAllMocks());

@@ -1,23 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../../src/config/load.js';
+import { parseConfig } from '../../../src/config/load.js';
+import { configProblems, MINIMAL_POLICY } from '../../support/config.js';
 
-const minimal = `identities:
-  anonymous: {}
-routes:
-  - route: /mcp
-    resource: http://127.0.0.1:8443/mcp
-    upstream: http://127.0.0.1:3000/mcp
-    authentication: { methods: [anonymous] }
-`;
+const minimal = MINIMAL_POLICY;
 
+/** The problems the loader reports for a file these tests expect it to refuse. */
 function problemsOf(text: string, env: NodeJS.ProcessEnv = {}): string[] {
-  try {
-    parseConfig(text, { file: 'portcullis.yaml', env });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  throw new Error('expected the file to be refused');
+  const problems = configProblems(text, env);
+  if (problems.length === 0) throw new Error('expected the file to be refused');
+  return problems;
 }
 
 describe('parseConfig', () => {

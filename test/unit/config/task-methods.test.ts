@@ -1,30 +1,13 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../../src/config/load.js';
 import { namesTaskMethods, TASKS_IN_METHODS } from '../../../src/config/task-methods.js';
 import { compileTable } from '../../../src/policy/compile.js';
+import { configProblems, MINIMAL_POLICY } from '../../support/config.js';
 
 const TASK_METHODS = ['tasks/get', 'tasks/result', 'tasks/list', 'tasks/cancel'];
 
-const policy = (methods: string) => `identities:
-  anonymous: {}
-routes:
-  - route: /mcp
-    resource: http://127.0.0.1:8443/mcp
-    upstream: http://127.0.0.1:3000/mcp
-    authentication: { methods: [anonymous] }
-    methods: ${methods}
+const policy = (methods: string) => `${MINIMAL_POLICY}    methods: ${methods}
 `;
-
-function problemsOf(text: string): string[] {
-  try {
-    parseConfig(text, { file: 'portcullis.yaml', env: {} });
-  } catch (err) {
-    if (err instanceof ConfigError) return err.message.split('\n');
-    throw err;
-  }
-  return [];
-}
 
 describe('a route’s methods naming tasks/', () => {
   it.each([
@@ -45,7 +28,7 @@ describe('a route’s methods naming tasks/', () => {
     'ta\u017Fks/get', // ſ folds to s
     'tas\u212As/*', // K (Kelvin sign) folds to k
   ])('refuses %s at load, saying why', (name) => {
-    const problems = problemsOf(policy(`{ ${JSON.stringify(name)}: tasks:read }`));
+    const problems = configProblems(policy(`{ ${JSON.stringify(name)}: tasks:read }`));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toBe(
       `portcullis.yaml:8:${problemColumn(name)} routes[0].methods.${name}: ${TASKS_IN_METHODS}`,
@@ -55,7 +38,7 @@ describe('a route’s methods naming tasks/', () => {
   });
 
   it('refuses each tasks entry and keeps the others, reporting all at once', () => {
-    const problems = problemsOf(policy('{ "vendor/export": a, "tasks/get": b, "**": c }'));
+    const problems = configProblems(policy('{ "vendor/export": a, "tasks/get": b, "**": c }'));
     expect(problems.map((p) => p.replace(/^\S+ /, '').split(':')[0])).toEqual([
       'routes[0].methods.tasks/get',
       'routes[0].methods.**',
@@ -65,7 +48,7 @@ describe('a route’s methods naming tasks/', () => {
   it.each(['vendor/export', 'notes/*', 'task', 'tasks', 'task*', '*', 'tasksx/get', 'x/tasks/get', 't*'])(
     'accepts %s, which can match no tasks/ method (`*` never crosses `/`)',
     (name) => {
-      expect(problemsOf(policy(`{ ${JSON.stringify(name)}: tasks:read }`))).toEqual([]);
+      expect(configProblems(policy(`{ ${JSON.stringify(name)}: tasks:read }`))).toEqual([]);
     },
   );
 
