@@ -66,7 +66,13 @@ describe('parseMediaType (RFC 9110 §8.3.1)', () => {
       `a/b${';'.repeat(2 * n)}`,
     ];
     // 10× the input: about 10× the time when linear, 100× when quadratic.
-    const ratio = growthRatio(hostile, (values) => values.forEach((v) => parseMediaType(v)), 20_000);
+    const ratio = growthRatio(
+      hostile,
+      (values) => {
+        for (const value of values) parseMediaType(value);
+      },
+      20_000,
+    );
     expect(ratio).toBeLessThan(40);
   });
 });
