@@ -106,6 +106,7 @@ describe.each(['json', 'sse', 'auto'] as const)(
       },
     );
 
+    // `notifications/cancelled` is the one 2026-07-28 client notification (the others are refused).
     it('passes a notification through with 202', async () => {
       const before = upstream.requests.length;
       const answer = await fetch(url, {
@@ -115,7 +116,11 @@ describe.each(['json', 'sse', 'auto'] as const)(
           accept: 'application/json, text/event-stream',
           'mcp-protocol-version': MODERN,
         },
-        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: 'gone', reason: 'test' },
+        }),
       });
       expect(answer.status).toBe(202);
       expect(upstream.requests.length).toBe(before + 1);
