@@ -9,8 +9,9 @@
  * Sources: MCP 2025-11-25 (`schema/2025-11-25/schema.ts`, the `ClientRequest`, `ClientNotification`,
  * `ServerRequest` and `ServerNotification` unions), 2026-07-28 (`schema/2026-07-28/schema.ts`;
  * it has no server requests: sampling, roots and elicitation travel only inside
- * `input_required` results), and the tasks extension (SEP-2663). Legacy here is every version
- * from 2025-03-26 to 2025-11-25 (they share the method set the gateway serves); modern is 2026-07-28.
+ * `input_required` results), and the tasks extension (SEP-2663). Legacy is every version
+ * `protocol-version.ts` lists as legacy (2025-11-25 and earlier: one method set for the gateway's
+ * purposes); modern is 2026-07-28 and any version it does not know.
  */
 
 /** The two generations of MCP on the wire (DESIGN.md "Two generations"). */
@@ -23,8 +24,9 @@ export type Generation = 'legacy' | 'modern';
  * - `resource`: `params.uri` against `resources` (canonical form);
  * - `completion-ref`: `params.ref`, a prompt name or a resource URI (template);
  * - `subscriptions`: each filter of `params.notifications` (see {@link LISTEN_FILTER});
- * - `closed`: refused whatever the route's `methods` says — the tasks methods: task ids are not
- *   bound to identities, so granting one would let any holder reach another caller's task.
+ * - `closed`: the table gives it to no client — server-only methods, and the tasks methods: task
+ *   ids are not bound to identities, so granting one would let any holder reach another caller's
+ *   task. Only a route's `methods` could admit one, and naming `tasks/…` there is a load error.
  */
 export type PolicyTarget =
   | 'identity'
@@ -64,7 +66,7 @@ export interface McpMethod {
   readonly fromServer: readonly Generation[];
   /** Exists in the modern generation only through the tasks extension (SEP-2663). */
   readonly extension?: 'tasks';
-  /** What a client's message names for policy; `closed` where no client may send it at all. */
+  /** What a client's message names for policy. */
   readonly policy: PolicyTarget;
   /** The body field its 2026-07-28 `Mcp-Name` header mirrors. */
   readonly mirroredName?: MirroredName;
@@ -100,194 +102,105 @@ export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
 
-type Row = Pick<McpMethod, 'name' | 'fromClient' | 'fromServer' | 'policy'> &
-  Partial<Pick<McpMethod, 'extension' | 'mirroredName' | 'list' | 'stream'>>;
+type Extra = Partial<Pick<McpMethod, 'extension' | 'mirroredName' | 'list' | 'stream'>>;
 
-function request(row: Row): McpMethod {
-  return finish('request', row);
-}
+type RowArgs = [
+  name: string,
+  fromClient: readonly Generation[],
+  fromServer: readonly Generation[],
+  policy: PolicyTarget,
+  extra?: Extra,
+];
 
-function notification(row: Row): McpMethod {
-  return finish('notification', row);
-}
+/** A request: needs an id, counted by rate limits. */
+const request = (...args: RowArgs): McpMethod => row('request', ...args);
+/** A notification: never carries an id, never counted by rate limits. */
+const notification = (...args: RowArgs): McpMethod => row('notification', ...args);
 
-function finish(kind: McpMethod['kind'], row: Row): McpMethod {
+function row(
+  kind: McpMethod['kind'],
+  name: string,
+  fromClient: readonly Generation[],
+  fromServer: readonly Generation[],
+  policy: PolicyTarget,
+  extra: Extra = {},
+): McpMethod {
   return Object.freeze({
-    ...row,
+    name,
     kind,
+    fromClient,
+    fromServer,
+    policy,
+    ...extra,
     rateLimited: kind === 'request',
-    metricLabel: row.fromClient.length > 0 ? row.name : 'other',
-    stream: row.stream ?? false,
+    metricLabel: fromClient.length > 0 ? name : 'other',
+    stream: extra.stream ?? false,
   });
 }
 
+/** `Mcp-Name` sources: required in the 2026-07-28 core, checked when sent for the tasks extension. */
+const BY_NAME: MirroredName = { field: 'name', required: true };
+const BY_URI: MirroredName = { field: 'uri', required: true };
+const BY_TASK_ID: MirroredName = { field: 'taskId', required: false };
+const TASKS_EXTENSION: Extra = { extension: 'tasks', mirroredName: BY_TASK_ID };
+
 /**
- * The table. Era facts from the era report (2026-08): `initialize`, `ping`, `logging/setLevel`,
- * `resources/subscribe|unsubscribe` were removed by 2026-07-28; `server/discover` and
- * `subscriptions/listen` are new there; its only client notification is `notifications/cancelled`.
+ * The table: name, generations a client sends it in, generations a server sends it in, what a
+ * client's message names for policy, and the rest. Era facts from the era report (2026-08):
+ * `initialize`, `ping`, `logging/setLevel`, `resources/subscribe|unsubscribe` were removed by
+ * 2026-07-28; `server/discover` and `subscriptions/listen` are new there; its only client
+ * notification is `notifications/cancelled`.
  */
 const ROWS: readonly McpMethod[] = [
   // Lifecycle.
-  request({ name: INITIALIZE, fromClient: LEGACY, fromServer: NONE, policy: 'identity' }),
-  notification({
-    name: 'notifications/initialized',
-    fromClient: LEGACY,
-    fromServer: NONE,
-    policy: 'identity',
-  }),
-  request({ name: 'ping', fromClient: LEGACY, fromServer: LEGACY, policy: 'identity' }),
-  request({ name: 'server/discover', fromClient: MODERN, fromServer: NONE, policy: 'identity' }),
+  request(INITIALIZE, LEGACY, NONE, 'identity'),
+  notification('notifications/initialized', LEGACY, NONE, 'identity'),
+  request('ping', LEGACY, LEGACY, 'identity'),
+  request('server/discover', MODERN, NONE, 'identity'),
   // Tools, prompts, resources, completion.
-  request({
-    name: 'tools/list',
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'identity',
+  request('tools/list', BOTH, NONE, 'identity', {
     list: { field: 'tools', itemKey: 'name', table: 'tools' },
   }),
-  request({
-    name: TOOLS_CALL,
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'tool',
-    mirroredName: { field: 'name', required: true },
-  }),
-  request({
-    name: 'prompts/list',
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'identity',
+  request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME }),
+  request('prompts/list', BOTH, NONE, 'identity', {
     list: { field: 'prompts', itemKey: 'name', table: 'prompts' },
   }),
-  request({
-    name: PROMPTS_GET,
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'prompt',
-    mirroredName: { field: 'name', required: true },
-  }),
-  request({
-    name: 'resources/list',
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'identity',
+  request(PROMPTS_GET, BOTH, NONE, 'prompt', { mirroredName: BY_NAME }),
+  request('resources/list', BOTH, NONE, 'identity', {
     list: { field: 'resources', itemKey: 'uri', table: 'resources' },
   }),
-  request({
-    name: 'resources/templates/list',
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'identity',
+  request('resources/templates/list', BOTH, NONE, 'identity', {
     list: { field: 'resourceTemplates', itemKey: 'uriTemplate', table: 'resources' },
   }),
-  request({
-    name: RESOURCES_READ,
-    fromClient: BOTH,
-    fromServer: NONE,
-    policy: 'resource',
-    mirroredName: { field: 'uri', required: true },
-  }),
-  request({ name: 'resources/subscribe', fromClient: LEGACY, fromServer: NONE, policy: 'resource' }),
-  request({ name: 'resources/unsubscribe', fromClient: LEGACY, fromServer: NONE, policy: 'resource' }),
-  request({
-    name: 'subscriptions/listen',
-    fromClient: MODERN,
-    fromServer: NONE,
-    policy: 'subscriptions',
-    stream: true,
-  }),
-  request({ name: 'completion/complete', fromClient: BOTH, fromServer: NONE, policy: 'completion-ref' }),
-  request({ name: 'logging/setLevel', fromClient: LEGACY, fromServer: NONE, policy: 'identity' }),
+  request(RESOURCES_READ, BOTH, NONE, 'resource', { mirroredName: BY_URI }),
+  request('resources/subscribe', LEGACY, NONE, 'resource'),
+  request('resources/unsubscribe', LEGACY, NONE, 'resource'),
+  request('subscriptions/listen', MODERN, NONE, 'subscriptions', { stream: true }),
+  request('completion/complete', BOTH, NONE, 'completion-ref'),
+  request('logging/setLevel', LEGACY, NONE, 'identity'),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).
-  request({ name: 'sampling/createMessage', fromClient: NONE, fromServer: LEGACY, policy: 'closed' }),
-  request({ name: 'roots/list', fromClient: NONE, fromServer: LEGACY, policy: 'closed' }),
-  request({ name: 'elicitation/create', fromClient: NONE, fromServer: LEGACY, policy: 'closed' }),
+  request('sampling/createMessage', NONE, LEGACY, 'closed'),
+  request('roots/list', NONE, LEGACY, 'closed'),
+  request('elicitation/create', NONE, LEGACY, 'closed'),
   // Tasks: 2025-11-25 core (both directions), 2026-07-28 extension (client to server). Closed.
-  request({
-    name: 'tasks/get',
-    fromClient: BOTH,
-    fromServer: LEGACY,
-    extension: 'tasks',
-    policy: 'closed',
-    mirroredName: { field: 'taskId', required: false },
-  }),
-  request({ name: 'tasks/result', fromClient: LEGACY, fromServer: LEGACY, policy: 'closed' }),
-  request({ name: 'tasks/list', fromClient: LEGACY, fromServer: LEGACY, policy: 'closed' }),
-  request({
-    name: 'tasks/cancel',
-    fromClient: BOTH,
-    fromServer: LEGACY,
-    extension: 'tasks',
-    policy: 'closed',
-    mirroredName: { field: 'taskId', required: false },
-  }),
-  request({
-    name: 'tasks/update',
-    fromClient: MODERN,
-    fromServer: NONE,
-    extension: 'tasks',
-    policy: 'closed',
-    mirroredName: { field: 'taskId', required: false },
-  }),
+  request('tasks/get', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
+  request('tasks/result', LEGACY, LEGACY, 'closed'),
+  request('tasks/list', LEGACY, LEGACY, 'closed'),
+  request('tasks/cancel', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
+  request('tasks/update', MODERN, NONE, 'closed', TASKS_EXTENSION),
   // Notifications. 2026-07-28's `ClientNotification` is `CancelledNotification` alone.
-  notification({ name: 'notifications/cancelled', fromClient: BOTH, fromServer: BOTH, policy: 'identity' }),
-  notification({ name: PROGRESS_NOTIFICATION, fromClient: LEGACY, fromServer: BOTH, policy: 'identity' }),
-  notification({
-    name: 'notifications/roots/list_changed',
-    fromClient: LEGACY,
-    fromServer: NONE,
-    policy: 'identity',
-  }),
-  notification({ name: 'notifications/message', fromClient: NONE, fromServer: BOTH, policy: 'closed' }),
-  notification({
-    name: 'notifications/resources/updated',
-    fromClient: NONE,
-    fromServer: BOTH,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/resources/list_changed',
-    fromClient: NONE,
-    fromServer: BOTH,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/tools/list_changed',
-    fromClient: NONE,
-    fromServer: BOTH,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/prompts/list_changed',
-    fromClient: NONE,
-    fromServer: BOTH,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/elicitation/complete',
-    fromClient: NONE,
-    fromServer: LEGACY,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/subscriptions/acknowledged',
-    fromClient: NONE,
-    fromServer: MODERN,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/tasks/status',
-    fromClient: LEGACY,
-    fromServer: LEGACY,
-    policy: 'closed',
-  }),
-  notification({
-    name: 'notifications/tasks',
-    fromClient: NONE,
-    fromServer: MODERN,
-    extension: 'tasks',
-    policy: 'closed',
-  }),
+  notification('notifications/cancelled', BOTH, BOTH, 'identity'),
+  notification(PROGRESS_NOTIFICATION, LEGACY, BOTH, 'identity'),
+  notification('notifications/roots/list_changed', LEGACY, NONE, 'identity'),
+  notification('notifications/message', NONE, BOTH, 'closed'),
+  notification('notifications/resources/updated', NONE, BOTH, 'closed'),
+  notification('notifications/resources/list_changed', NONE, BOTH, 'closed'),
+  notification('notifications/tools/list_changed', NONE, BOTH, 'closed'),
+  notification('notifications/prompts/list_changed', NONE, BOTH, 'closed'),
+  notification('notifications/elicitation/complete', NONE, LEGACY, 'closed'),
+  notification('notifications/subscriptions/acknowledged', NONE, MODERN, 'closed'),
+  notification('notifications/tasks/status', LEGACY, LEGACY, 'closed'),
+  notification('notifications/tasks', NONE, MODERN, 'closed', { extension: 'tasks' }),
 ];
 
 /** The table by method name. */
