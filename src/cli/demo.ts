@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util';
 import { newApiKey } from '../auth/api-key.js';
 import { loadConfigFile } from '../config/load.js';
 import { startNotesServer } from '../demo/notes-server.js';
+import { TOOLS_CALL } from '../jsonrpc/methods.js';
 import { startGateway } from '../server/gateway.js';
 import { runUntilSignal } from './signals.js';
 
@@ -57,7 +58,7 @@ function instructions(endpoint: string, adminUrl: string, upstreamUrl: string, k
   const body = JSON.stringify({
     jsonrpc: '2.0',
     id: 1,
-    method: 'tools/call',
+    method: TOOLS_CALL,
     params: {
       name: 'list_notes',
       arguments: {},
@@ -85,14 +86,14 @@ Call a tool through the gateway:
 curl -s ${endpoint} \\
   -H 'Authorization: Bearer ${key}' \\
   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
-  -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: tools/call' -H 'Mcp-Name: list_notes' \\
+  -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: ${TOOLS_CALL}' -H 'Mcp-Name: list_notes' \\
   -d '${body}'
 
 MCP client configuration (e.g. for an IDE):
 ${client}
 
 The demo key holds notes:read and notes:write; delete_note also needs notes:admin, so calling it
-is refused (403, with the scopes it needs) and tools/list does not show it.
+is refused (403, with the scopes it needs) and the tool list does not show it.
 
 Audit records follow on this terminal, one JSON line per call. Ctrl-C stops (graceful drain).
 

@@ -3,6 +3,7 @@ import { createApiKeyVerifier } from '../auth/api-key.js';
 import type { Identity } from '../auth/identity.js';
 import { createJwtVerifier } from '../auth/jwt.js';
 import type { Config } from '../config/schema.js';
+import { PROMPTS_GET, RESOURCES_READ, TOOLS_CALL } from '../jsonrpc/methods.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
 import { compilePolicy } from '../policy/compile.js';
 import { type Decision, decide } from '../policy/decide.js';
@@ -64,11 +65,11 @@ export function callOf(values: {
   const given = [values.tool, values.resource, values.prompt, values.method].filter((v) => v !== undefined);
   if (given.length !== 1) return undefined;
   if (values.tool !== undefined)
-    return { kind: 'request', id: 1, method: 'tools/call', params: { name: values.tool } };
+    return { kind: 'request', id: 1, method: TOOLS_CALL, params: { name: values.tool } };
   if (values.resource !== undefined)
-    return { kind: 'request', id: 1, method: 'resources/read', params: { uri: values.resource } };
+    return { kind: 'request', id: 1, method: RESOURCES_READ, params: { uri: values.resource } };
   if (values.prompt !== undefined)
-    return { kind: 'request', id: 1, method: 'prompts/get', params: { name: values.prompt } };
+    return { kind: 'request', id: 1, method: PROMPTS_GET, params: { name: values.prompt } };
   return { kind: 'request', id: 1, method: values.method as string };
 }
 

@@ -1,6 +1,11 @@
+import { TASKS_PREFIX } from '../jsonrpc/methods.js';
+
 /**
- * Why a route's `methods` may not name the tasks methods (`tasks/get`, `tasks/result`,
- * `tasks/list`, `tasks/cancel`), exactly or by a pattern that can match one.
+ * Why a route's `methods` may not name the tasks methods (2025-11-25 `tasks/get`, `tasks/result`,
+ * `tasks/list`, `tasks/cancel`; the 2026-07-28 extension's `tasks/get`, `tasks/update`,
+ * `tasks/cancel`: the whole `tasks/` namespace, which the extension reserves), exactly or by a
+ * pattern that can match one. The policy refuses them anyway (the method table marks them
+ * closed); naming them is a load error so an operator learns it at once.
  *
  * Threat: task ids are not bound to identities by the gateway. A scope granting `tasks/*` lets any
  * caller holding it read the result of, list, or cancel a task another caller created — the
@@ -10,12 +15,9 @@
  * them is a load error rather than a quiet cross-caller leak.
  */
 export const TASKS_IN_METHODS =
-  'names tasks/ methods, which cannot be granted: task ids are not bound to identities, so any ' +
+  `names ${TASKS_PREFIX} methods, which cannot be granted: task ids are not bound to identities, so any ` +
   "caller with this scope could read, list or cancel another caller's task (the tasks " +
   'specification requires receivers to bind tasks to the context that created them)';
-
-/** The method-name prefix every tasks method shares. */
-const TASKS_PREFIX = 'tasks/';
 
 /** Whether a `methods` key (an exact name or a glob) can match a tasks method. */
 export function namesTaskMethods(name: string): boolean {

@@ -30,6 +30,7 @@ import {
   ResourceTemplate,
 } from '@modelcontextprotocol/server';
 import * as z from 'zod';
+import { PROGRESS_NOTIFICATION } from '../jsonrpc/methods.js';
 
 /** Options of {@link startNotesServer}. */
 export interface NotesServerOptions {
@@ -181,7 +182,7 @@ function buildNotesServer(notes: Map<string, Note>): McpServer {
         if (ctx.mcpReq.signal.aborted) return text('Summary cancelled.', true);
         if (progressToken !== undefined) {
           await ctx.mcpReq.notify({
-            method: 'notifications/progress',
+            method: PROGRESS_NOTIFICATION,
             params: {
               progressToken,
               progress: step,

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Refusal, refuse } from '../errors.js';
-import { MIRRORED_NAME } from './methods.js';
+import { mirroredNameOf } from './methods.js';
 import type { RpcMessage } from './parse.js';
 import { PROTOCOL_VERSION_META } from './protocol-version.js';
 
@@ -53,7 +53,7 @@ export function checkMirroredHeaders(
     if (required && message.kind === 'request') return refuse('header_mismatch', { ids });
   } else if (single(methodHeader) !== message.method) return refuse('header_mismatch', { ids });
 
-  const mirrored = MIRRORED_NAME.get(message.method);
+  const mirrored = mirroredNameOf(message.method);
   const nameHeader = headers['mcp-name'];
   if (mirrored === undefined) {
     if (nameHeader !== undefined) return refuse('header_mismatch', { ids });

@@ -1,30 +1,8 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { METHOD_LABELS, metricLabelOf, TOOLS_CALL } from '../jsonrpc/methods.js';
 
-/** MCP methods that may appear as label values; anything else is `other` so a client cannot explode cardinality. */
-export const KNOWN_METHODS: ReadonlySet<string> = new Set([
-  'initialize',
-  'ping',
-  'tools/list',
-  'tools/call',
-  'resources/list',
-  'resources/templates/list',
-  'resources/read',
-  'resources/subscribe',
-  'resources/unsubscribe',
-  'prompts/list',
-  'prompts/get',
-  'completion/complete',
-  'logging/setLevel',
-  'server/discover',
-  'subscriptions/listen',
-  'tasks/get',
-  'tasks/list',
-  'tasks/result',
-  'tasks/cancel',
-  'notifications/initialized',
-  'notifications/cancelled',
-  'notifications/progress',
-  'notifications/roots/list_changed',
+/** Labels of requests that carry no JSON-RPC method: GET/DELETE/OPTIONS, a client answer, a batch, no body. */
+const NON_METHOD_LABELS: ReadonlySet<string> = new Set([
   'GET',
   'DELETE',
   'OPTIONS',
@@ -33,8 +11,15 @@ export const KNOWN_METHODS: ReadonlySet<string> = new Set([
   'none',
 ]);
 
+/**
+ * The `method` label values: the methods a client may send (the method table's metric labels) and
+ * the labels of requests that carry none; anything else is `other` so a client cannot explode
+ * cardinality.
+ */
+export const KNOWN_METHODS: ReadonlySet<string> = new Set([...METHOD_LABELS, ...NON_METHOD_LABELS]);
+
 export function methodLabel(method: string): string {
-  return KNOWN_METHODS.has(method) ? method : 'other';
+  return NON_METHOD_LABELS.has(method) ? method : metricLabelOf(method);
 }
 
 /**
@@ -124,7 +109,7 @@ export function createMetrics(version: string): Metrics {
     ),
     toolCalls: new Counter({
       name: 'portcullis_tool_calls_total',
-      help: 'tools/call requests, by route, tool (the policy entry that matched, else other), decision and MCP outcome (ok, tool_error, rpc_error, none)',
+      help: `${TOOLS_CALL} requests, by route, tool (the policy entry that matched, else other), decision and MCP outcome (ok, tool_error, rpc_error, none)`,
       labelNames: ['route', 'tool', 'decision', 'outcome'],
       registers: [registry],
     }),

@@ -1,3 +1,4 @@
+import { mirroredNameOf } from '../jsonrpc/methods.js';
 import type { ParsedBody, RpcMessage } from '../jsonrpc/parse.js';
 import type { Decision } from './decide.js';
 
@@ -31,9 +32,10 @@ export function withCanonicalUris<R extends { readonly body: ParsedBody }>(
 }
 
 /**
- * Keeps the modern `Mcp-Name` header equal to the body after a rewrite: it mirrors a
- * `resources/read` URI, and the upstream (the SDK does) refuses a header that disagrees with the
- * body. Changes `headers` only when the client sent the header and a URI was rewritten.
+ * Keeps the modern `Mcp-Name` header equal to the body after a rewrite: when the field it mirrors
+ * (a `resources/read` URI, per the method table) was rewritten, the header carries the canonical
+ * form too — the upstream (the SDK does) refuses a header that disagrees with the body. Changes
+ * `headers` only when the client sent the header and that field was rewritten.
  */
 export function mirrorCanonicalName(
   headers: Record<string, string>,
@@ -42,10 +44,11 @@ export function mirrorCanonicalName(
 ): void {
   const [message] = body.messages;
   if (body.batch || headers['mcp-name'] === undefined || message?.kind !== 'request') return;
-  if (message.method !== 'resources/read' || decisions[0]?.rewrites === undefined) return;
-  const uri = message.params?.uri;
+  const mirrored = mirroredNameOf(message.method);
+  if (mirrored === undefined) return;
+  const rewrite = decisions[0]?.rewrites?.find(({ path }) => path.length === 1 && path[0] === mirrored.field);
   // A canonical URI is printable ASCII: a valid header value as it is.
-  if (typeof uri === 'string') headers['mcp-name'] = uri;
+  if (rewrite !== undefined) headers['mcp-name'] = rewrite.canonical;
 }
 
 function hasRewrites(decision: Decision): boolean {

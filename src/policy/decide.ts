@@ -1,4 +1,11 @@
 import type { Identity } from '../auth/identity.js';
+import {
+  clientMaySend,
+  generationOf,
+  LISTEN_FILTER,
+  mcpMethod,
+  type PolicyTarget,
+} from '../jsonrpc/methods.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
 import type { CompiledPolicy, NameTable, Requirement } from './compile.js';
 import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
@@ -35,18 +42,6 @@ export interface UriRewrite {
   readonly canonical: string;
 }
 
-/** Methods that need only an identity (DESIGN.md step 6, the method table). */
-const IDENTITY_ONLY: ReadonlySet<string> = new Set([
-  'initialize',
-  'ping',
-  'tools/list',
-  'resources/list',
-  'resources/templates/list',
-  'prompts/list',
-  'logging/setLevel',
-  'server/discover',
-]);
-
 const ALLOW_IDENTITY: Decision = Object.freeze({
   effect: 'allow',
   rule: 'method-table',
@@ -55,10 +50,18 @@ const ALLOW_IDENTITY: Decision = Object.freeze({
 });
 
 /**
- * Decides one parsed message against a route's compiled policy (DESIGN.md step 6). The ladder,
- * in order: client answers and notifications need only an identity; the method table's
- * identity-only methods; the named methods by their target; anything else only if `methods` lists
- * it — refused otherwise (403 on the legacy protocol, 404 on the modern one, as servers answer).
+ * Decides one parsed message against a route's compiled policy (DESIGN.md step 6), reading the
+ * method table (`jsonrpc/methods.ts`). The ladder, in order:
+ * 1. a client's answer to a server request needs an identity (the parse stage refuses one on the
+ *    modern protocol, whose servers send no requests);
+ * 2. a method the client may send — the table has it, in this kind (a request with an id, a
+ *    notification without), from the client, in this generation — is decided by what it names;
+ * 3. anything else only if the route's `methods` lists it: a method of the other generation (a
+ *    modern `initialize`, which would select legacy semantics on a dual-era upstream; a legacy
+ *    `server/discover`), a notification the generation does not define, a server-only method, a
+ *    request named `notifications/…`, a tasks method (`methods` may not name those: a load error),
+ *    a method no table knows. Refused otherwise — 403 `method_denied` on the legacy protocol,
+ *    404 `method_not_found` (-32601) on the modern one, as servers answer.
  */
 export function decide(
   policy: CompiledPolicy,
@@ -68,29 +71,36 @@ export function decide(
 ): Decision {
   if (message.kind === 'response') return ALLOW_IDENTITY;
   const { method } = message;
-  if (message.kind === 'notification' && method.startsWith('notifications/')) return ALLOW_IDENTITY;
-  if (IDENTITY_ONLY.has(method)) return ALLOW_IDENTITY;
-  const params = message.params;
-  switch (method) {
-    case 'tools/call':
-      return byName(policy.tools, params?.name, identity, policy, 'invalid_request');
-    case 'prompts/get':
-      return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
-    case 'resources/read':
-      return byUri(policy, params?.uri, identity, URI_PATH);
-    case 'resources/subscribe':
-    case 'resources/unsubscribe':
-      // 2026-07-28 replaced these with subscriptions/listen: there they are unknown methods.
-      if (!modern) return byUri(policy, params?.uri, identity, URI_PATH);
-      break;
-    case 'completion/complete':
-      return byReference(policy, params?.ref, identity);
-    case 'subscriptions/listen':
-      return byListen(policy, params?.notifications, identity);
-  }
+  const row = mcpMethod(method);
+  if (row !== undefined && row.policy !== 'closed' && clientMaySend(row, message.kind, generationOf(modern)))
+    return byTarget(row.policy, policy, message, identity);
   const listed = policy.methods.lookup(method);
   if (listed !== undefined) return check(listed, identity, method);
   return deny(modern ? 'method_not_found' : 'method_denied', 'method-table', method);
+}
+
+/** The decision for a method the client may send, by what the table says it names. */
+function byTarget(
+  target: Exclude<PolicyTarget, 'closed'>,
+  policy: CompiledPolicy,
+  message: Exclude<RpcMessage, { kind: 'response' }>,
+  identity: Identity,
+): Decision {
+  const params = message.params;
+  switch (target) {
+    case 'identity':
+      return ALLOW_IDENTITY;
+    case 'tool':
+      return byName(policy.tools, params?.name, identity, policy, 'invalid_request');
+    case 'prompt':
+      return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
+    case 'resource':
+      return byUri(policy, params?.uri, identity, URI_PATH);
+    case 'completion-ref':
+      return byReference(policy, params?.ref, identity);
+    case 'subscriptions':
+      return byListen(policy, params?.notifications, identity);
+  }
 }
 
 function byName(
@@ -135,13 +145,37 @@ function byReference(policy: CompiledPolicy, ref: unknown, identity: Identity): 
   return deny('invalid_request', 'params.ref must name a prompt or a resource');
 }
 
-/** `subscriptions/listen` (2026-07-28): every resource it subscribes to is checked like a read. */
+/**
+ * `subscriptions/listen` (2026-07-28), by its filter (`params.notifications`, see `LISTEN_FILTER`):
+ * the list-changed flags need an identity; every resource it subscribes to is checked like a read;
+ * `taskIds` (tasks extension) and any member the gateway does not know are refused
+ * `method_denied` — no scope can grant them: task ids are not bound to identities, and
+ * `notifications/tasks` would deliver another caller's task with its result.
+ */
 function byListen(policy: CompiledPolicy, notifications: unknown, identity: Identity): Decision {
-  const uris =
-    typeof notifications === 'object' && notifications !== null
-      ? (notifications as { resourceSubscriptions?: unknown }).resourceSubscriptions
-      : undefined;
-  if (uris === undefined) return ALLOW_IDENTITY;
+  if (notifications === undefined) return ALLOW_IDENTITY;
+  if (typeof notifications !== 'object' || notifications === null || Array.isArray(notifications))
+    return deny('invalid_request', 'params.notifications must be an object');
+  let closed: Decision | undefined;
+  let uris: unknown;
+  for (const key in notifications) {
+    if (!Object.hasOwn(notifications, key)) continue;
+    const names = LISTEN_FILTER.get(key);
+    // An unknown key is the client's text: it is not echoed into the decision.
+    if (names === undefined) closed ??= deny('method_denied', 'subscriptions filter: unknown member');
+    else if (names === 'closed') closed ??= deny('method_denied', `subscriptions filter: ${key}`);
+    else if (names === 'resources') uris = (notifications as Record<string, unknown>)[key];
+  }
+  const subscribed = uris === undefined ? ALLOW_IDENTITY : bySubscriptions(policy, uris, identity);
+  // Malformed input answers first (refused in every mode); a closed member next, carrying the
+  // canonical URIs — shadow mode forwards it, and never with the client's spelling.
+  if (closed === undefined || subscribed.reason === 'bad_uri' || subscribed.reason === 'invalid_request')
+    return subscribed;
+  return subscribed.rewrites === undefined ? closed : { ...closed, rewrites: subscribed.rewrites };
+}
+
+/** Each `resourceSubscriptions` URI checked like a read. */
+function bySubscriptions(policy: CompiledPolicy, uris: unknown, identity: Identity): Decision {
   if (!Array.isArray(uris)) return deny('invalid_request', 'resourceSubscriptions must be a list');
   // Every URI is decided (the first denial is the answer) and every canonical form kept: shadow
   // mode forwards a denied listen, and it too must carry the URIs policy matched.

@@ -1,49 +1,30 @@
 import type { Identity } from '../auth/identity.js';
 import { hasCaseVariant } from '../jsonrpc/case-fold.js';
 import { exceedsDepth } from '../jsonrpc/json-depth.js';
+import { LIST_METHODS, type ListAnswer, listAnswerOf } from '../jsonrpc/methods.js';
 import type { CompiledPolicy, NameTable } from './compile.js';
 import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
 
-/** The list methods whose results are filtered, and where each keeps its items and their names. */
-const LISTS: ReadonlyMap<
-  string,
-  {
-    readonly field: string;
-    readonly key: string;
-    readonly table: keyof Tables;
-    /** How the name is canonicalized before matching (`uri.ts`); `undefined` hides the item. */
-    readonly canonical: (name: string) => string | undefined;
-  }
-> = new Map([
-  ['tools/list', { field: 'tools', key: 'name', table: 'tools', canonical: asWritten }],
-  ['prompts/list', { field: 'prompts', key: 'name', table: 'prompts', canonical: asWritten }],
-  ['resources/list', { field: 'resources', key: 'uri', table: 'resources', canonical: canonicalResourceUri }],
+/** How an item's name is canonicalized before matching (`uri.ts`); `undefined` hides the item. */
+const CANONICAL: Readonly<Record<ListAnswer['itemKey'], (name: string) => string | undefined>> = {
+  name: asWritten,
+  uri: canonicalResourceUri,
   // A template is matched by its canonical form, expressions as written (`file:///public/{name}`
   // against `file:///public/**`): `FILE:///secret/{name}` is no way around a deny pattern.
-  [
-    'resources/templates/list',
-    {
-      field: 'resourceTemplates',
-      key: 'uriTemplate',
-      table: 'resources',
-      canonical: canonicalResourceTemplate,
-    },
-  ],
-]);
+  uriTemplate: canonicalResourceTemplate,
+};
 
 /** Each list's item-name key as a set, for the case-variant check. */
 const NAME_KEYS: ReadonlyMap<string, ReadonlySet<string>> = new Map(
-  [...LISTS.values()].map((list) => [list.key, new Set([list.key])]),
+  [...LIST_METHODS.values()].map((list) => [list.itemKey, new Set([list.itemKey])]),
 );
 
 function asWritten(name: string): string {
   return name;
 }
 
-type Tables = Pick<CompiledPolicy, 'tools' | 'prompts' | 'resources'>;
-
 export function isFilteredList(method: string): boolean {
-  return LISTS.has(method);
+  return listAnswerOf(method) !== undefined;
 }
 
 /**
@@ -57,18 +38,18 @@ export function filterListResult(
   policy: CompiledPolicy,
   identity: Identity,
 ): unknown {
-  const list = LISTS.get(method);
+  const list = listAnswerOf(method);
   if (list === undefined || typeof result !== 'object' || result === null) return result;
   const items = (result as Record<string, unknown>)[list.field];
   if (!Array.isArray(items)) return result;
   const table: NameTable = policy[list.table];
-  const nameKey = NAME_KEYS.get(list.key) as ReadonlySet<string>;
+  const nameKey = NAME_KEYS.get(list.itemKey) as ReadonlySet<string>;
   const kept = items.filter((item) => {
     if (typeof item !== 'object' || item === null) return false;
-    const name = (item as Record<string, unknown>)[list.key];
+    const name = (item as Record<string, unknown>)[list.itemKey];
     // `{"name":"echo","NAME":"admin_reset"}`: a case-insensitive client decoder reads the other one.
     if (typeof name !== 'string' || hasCaseVariant(item, nameKey)) return false;
-    const key = list.canonical(name);
+    const key = CANONICAL[list.itemKey](name);
     if (key === undefined) return false;
     const requirement = table.lookup(key);
     if (requirement === undefined) return policy.defaultEffect === 'allow';
@@ -139,7 +120,7 @@ export function filterListAnswer(
     // client reading `prompts` from a `tools/list` answer must not find a hidden prompt there.
     let filtered = filterListResult(method, result, policy, identity);
     if (typeof result !== 'object' || result === null) return { ...answer, result: filtered };
-    for (const [other, list] of LISTS) {
+    for (const [other, list] of LIST_METHODS) {
       if (other !== method && Array.isArray((result as Record<string, unknown>)[list.field]))
         filtered = filterListResult(other, filtered, policy, identity);
     }
@@ -152,7 +133,7 @@ export function filterListAnswer(
 }
 
 const RESULT: ReadonlySet<string> = new Set(['result']);
-const LIST_FIELDS: ReadonlySet<string> = new Set([...LISTS.values()].map((list) => list.field));
+const LIST_FIELDS: ReadonlySet<string> = new Set([...LIST_METHODS.values()].map((list) => list.field));
 
 const TOO_DEEP: UnreadableAnswer = { unreadable: 'too_deep' };
 const NOT_JSON: UnreadableAnswer = { unreadable: 'not_json' };
@@ -171,9 +152,6 @@ function isBlank(text: string): boolean {
 function listMethodByShape(result: unknown): string | undefined {
   if (typeof result !== 'object' || result === null) return undefined;
   const fields = result as Record<string, unknown>;
-  if (Array.isArray(fields.tools)) return 'tools/list';
-  if (Array.isArray(fields.resources)) return 'resources/list';
-  if (Array.isArray(fields.resourceTemplates)) return 'resources/templates/list';
-  if (Array.isArray(fields.prompts)) return 'prompts/list';
+  for (const [method, list] of LIST_METHODS) if (Array.isArray(fields[list.field])) return method;
   return undefined;
 }

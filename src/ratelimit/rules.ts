@@ -1,4 +1,5 @@
 import type { RouteConfig } from '../config/schema.js';
+import { countsForRateLimits, toolNameOf } from '../jsonrpc/methods.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
 import { compileTable } from '../policy/compile.js';
 import { type Charge, parseRate, type Rate } from './limiter.js';
@@ -27,8 +28,8 @@ export interface RuleCharge extends Charge {
 
 /**
  * A route's `rateLimits`, compiled once (DESIGN.md step 8). A rule counts each JSON-RPC request —
- * not notifications, answers or GET streams — that passed authorization, once; `tools` narrows it
- * to `tools/call` of matching names. Keys carry the `{route}` hash tag, the rule index and the
+ * not notifications, answers or GET streams (the method table's `rateLimited`) — that passed
+ * authorization, once; `tools` narrows it to calls of matching tools (the table's `tool` target). Keys carry the `{route}` hash tag, the rule index and the
  * `per` value, so one Redis script touches one Cluster slot; see {@link rateLimitKey} for why
  * every part is escaped.
  */
@@ -55,11 +56,8 @@ export function compileRateLimits(
     const charges: RuleCharge[] = [];
     if (rules.length === 0) return charges;
     for (const message of messages) {
-      if (message.kind !== 'request') continue;
-      const tool =
-        message.method === 'tools/call' && typeof message.params?.name === 'string'
-          ? message.params.name
-          : undefined;
+      if (message.kind !== 'request' || !countsForRateLimits(message.method)) continue;
+      const tool = toolNameOf(message);
       for (const rule of rules) {
         if (rule.tools !== undefined && (tool === undefined || !rule.tools(tool))) continue;
         charges.push({

@@ -4,6 +4,7 @@ import type { AnswerOutcome } from '../audit/answer-outcome.js';
 import type { AuditIdentity, AuditRecord, AuditStream } from '../audit/stream.js';
 import type { Identity } from '../auth/identity.js';
 import type { AuditDecision, RefusalReason } from '../errors.js';
+import { policyTargetOf, toolNameOf } from '../jsonrpc/methods.js';
 import type { ParsedBody, RpcMessage } from '../jsonrpc/parse.js';
 import { type Metrics, methodLabel } from '../metrics/registry.js';
 import type { Decision } from '../policy/decide.js';
@@ -194,6 +195,8 @@ function recordFor(
   const id = message?.kind === 'notification' ? undefined : message?.id;
   const answer = message?.kind === 'request' ? answers.get(message.id) : undefined;
   const name = typeof params?.name === 'string' ? params.name : undefined;
+  // What the method names for policy (the method table) is what the record names.
+  const target = policyTargetOf(method);
   return {
     time: shared.time,
     requestId: shared.requestId,
@@ -205,11 +208,11 @@ function recordFor(
     httpMethod: shared.httpMethod,
     method: method ?? null,
     id,
-    tool: method === 'tools/call' ? name : undefined,
-    resource: method?.startsWith('resources/') && typeof params?.uri === 'string' ? params.uri : undefined,
-    prompt: method === 'prompts/get' ? name : undefined,
+    tool: target === 'tool' ? name : undefined,
+    resource: target === 'resource' && typeof params?.uri === 'string' ? params.uri : undefined,
+    prompt: target === 'prompt' ? name : undefined,
     arguments:
-      (method === 'tools/call' || method === 'prompts/get') && params?.arguments !== undefined
+      (target === 'tool' || target === 'prompt') && params?.arguments !== undefined
         ? argumentsView(params.arguments)
         : undefined,
     // Forwarded although the policy denies it: shadow mode.
@@ -232,7 +235,7 @@ function recordFor(
 /** The span's attributes: route, method, tool, decision and the identity's subject. */
 function endSpan(span: RequestSpan, outcome: Outcome, method: string): void {
   const first = outcome.body?.messages[0];
-  const tool = first?.kind === 'request' && first.method === 'tools/call' ? first.params?.name : undefined;
+  const tool = first === undefined ? undefined : toolNameOf(first);
   span.setAttributes({
     'http.request.method': outcome.httpMethod,
     'portcullis.route': outcome.route ?? 'none',

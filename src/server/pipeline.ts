@@ -10,6 +10,7 @@ import {
 } from '../audit/answer-outcome.js';
 import type { Identity } from '../auth/identity.js';
 import { isRefusal, REFUSALS, type Refusal, refusalBody, refuse } from '../errors.js';
+import { opensSession } from '../jsonrpc/methods.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import { DEFAULT_VERSION, isModern } from '../jsonrpc/protocol-version.js';
 import { parseMcpRequest, requestIds } from '../jsonrpc/request.js';
@@ -712,7 +713,7 @@ function listRequestsOf(parsed: Parsed): ReadonlyMap<string | number, string> | 
 function negotiatedVersion(parsed: Parsed | undefined): string {
   const [first] = parsed?.body.messages ?? [];
   const asked =
-    first?.kind === 'request' && first.method === 'initialize' ? first.params?.protocolVersion : undefined;
+    first?.kind === 'request' && opensSession(first.method) ? first.params?.protocolVersion : undefined;
   return typeof asked === 'string' ? asked : (parsed?.version ?? DEFAULT_VERSION);
 }
 

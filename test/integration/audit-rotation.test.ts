@@ -59,8 +59,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function ping(id: number): Promise<void> {
-  const answer = await postModern(base, { method: 'ping', id });
+async function discover(id: number): Promise<void> {
+  // A 2026-07-28 request that needs only an identity (`ping` no longer exists there).
+  const answer = await postModern(base, { method: 'server/discover', id });
   expect(answer.status).toBe(200);
   await answer.text();
 }
@@ -87,8 +88,8 @@ function verify(file: string, ...extra: string[]): { code: number; out: string }
 
 describe('audit file rotation by SIGUSR2', () => {
   it('continues the chain in a new file and logs the final head on shutdown', async () => {
-    await ping(1);
-    await ping(2);
+    await discover(1);
+    await discover(2);
     const current = join(dir, 'audit.jsonl');
     const rotated = join(dir, 'audit.jsonl.1');
     // Records are written asynchronously: wait until both are on disk before moving the file.
@@ -96,8 +97,8 @@ describe('audit file rotation by SIGUSR2', () => {
     renameSync(current, rotated);
     gateway.child.kill('SIGUSR2');
     await new Promise((r) => setTimeout(r, 200));
-    await ping(3);
-    await ping(4);
+    await discover(3);
+    await discover(4);
     gateway.child.kill('SIGTERM');
     const [code] = (await once(gateway.child, 'exit')) as [number];
     expect(code).toBe(0);

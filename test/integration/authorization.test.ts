@@ -690,6 +690,131 @@ describe('methods outside the table', () => {
   });
 });
 
+describe('methods of the other generation (era report, tests 1, 2, 5)', () => {
+  // 2026-07-28 removed these (changelog Major 2, 4, 5): on a modern request they are unknown, even
+  // on a default-allow route — a dual-era upstream would open a legacy session on `initialize`.
+  it.each(['initialize', 'ping', 'logging/setLevel', 'resources/unsubscribe'])(
+    'answers %s on the modern protocol with 404 method_not_found (-32601), nothing forwarded',
+    async (method) => {
+      for (const route of ['/mcp', '/open/mcp']) {
+        await expectRefused(
+          () => send({ as: 'admin', method, params: { uri: FIXTURE_RESOURCE_URI }, route }),
+          {
+            status: 404,
+            reason: 'method_not_found',
+            code: -32601,
+          },
+        );
+      }
+    },
+  );
+
+  it.each(['server/discover', 'subscriptions/listen'])(
+    'refuses the 2026-07-28 method %s on the legacy protocol with 403 method_denied, nothing forwarded',
+    async (method) => {
+      for (const route of ['/mcp', '/open/mcp']) {
+        await expectRefused(
+          () =>
+            send({
+              as: 'admin',
+              method,
+              params: { notifications: { toolsListChanged: true } },
+              generation: 'legacy',
+              route,
+            }),
+          { status: 403, reason: 'method_denied', code: -31092 },
+        );
+      }
+    },
+  );
+
+  it('forwards server/discover on the modern protocol and ping on the legacy one', async () => {
+    expect((await expectForwarded({ as: 'reader', method: 'server/discover' })).result).toBeDefined();
+    expect((await expectForwarded({ as: 'reader', method: 'ping', generation: 'legacy' })).result).toEqual(
+      {},
+    );
+  });
+
+  /** A notification POST: no id, so a refusal answers with a `null` id. */
+  const notify = (method: string, generation: Generation): Promise<Response> => {
+    const call: Call = { as: 'admin', method, generation };
+    const params = generation === 'modern' ? { _meta: META } : {};
+    return send(call, JSON.stringify({ jsonrpc: '2.0', method, params }));
+  };
+
+  it.each([
+    'notifications/initialized',
+    'notifications/progress',
+    'notifications/roots/list_changed',
+    'notifications/tasks/status',
+  ])('refuses the client notification %s on the modern protocol (404), nothing forwarded', async (method) => {
+    await expectRefused(() => notify(method, 'modern'), {
+      status: 404,
+      reason: 'method_not_found',
+      code: -32601,
+      id: null,
+    });
+  });
+
+  it.each(['notifications/tasks/status', 'notifications/message'])(
+    'refuses %s from a legacy client (tasks are closed; the other is the server’s) with 403',
+    async (method) => {
+      await expectRefused(() => notify(method, 'legacy'), {
+        status: 403,
+        reason: 'method_denied',
+        code: -31092,
+        id: null,
+      });
+    },
+  );
+
+  it.each([
+    ['modern', 'notifications/cancelled'],
+    ['legacy', 'notifications/initialized'],
+  ] as const)('forwards the %s client notification %s with 202', async (generation, method) => {
+    const before = upstream.requests.length;
+    const answer = await notify(method, generation);
+    expect(answer.status).toBe(202);
+    expect(upstream.requests.length).toBe(before + 1);
+  });
+});
+
+describe('subscriptions/listen filters (era report, test 8)', () => {
+  const listen = (notifications: unknown, as: Caller = 'admin'): Call => ({
+    as,
+    method: 'subscriptions/listen',
+    params: { notifications },
+  });
+
+  // Task ids are not bound to identities: `notifications/tasks` would deliver another caller's task
+  // with its result. No scope can grant it, so 403 method_denied without a challenge.
+  it.each([
+    ['taskIds alone', { taskIds: ['t-1'] }],
+    ['taskIds with list flags', { toolsListChanged: true, taskIds: ['t-1'] }],
+    ['taskIds with resources', { resourceSubscriptions: [FIXTURE_RESOURCE_URI], taskIds: [] }],
+    ['a member the gateway does not know', { toolsListChanged: true, everythingChanged: true }],
+  ])('refuses %s with 403 method_denied, nothing forwarded', async (_, notifications) => {
+    for (const route of ['/mcp', '/open/mcp']) {
+      await expectRefused(() => send({ ...listen(notifications), route }), {
+        status: 403,
+        reason: 'method_denied',
+        code: -31092,
+      });
+    }
+  });
+
+  it.each([
+    ['TaskIds', { TaskIds: ['t-1'] }],
+    ['ResourceSubscriptions', { ResourceSubscriptions: ['fixture://secret'] }],
+  ])('refuses the case variant %s with 400 invalid_request, nothing forwarded', async (_, notifications) => {
+    await expectRefused(() => send(listen(notifications)), {
+      status: 400,
+      reason: 'invalid_request',
+      code: -32600,
+    });
+  });
+});
+
 describe('completion/complete', () => {
   const complete = (as: Caller, ref: unknown, generation: Generation = 'modern'): Call => ({
     as,

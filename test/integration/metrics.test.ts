@@ -515,16 +515,16 @@ describe('concurrency_limited', () => {
     const url = `${gateway.url}/mcp`;
     const before = await scrape(gateway);
     holding = true;
-    const first = modernCall(url, { method: 'ping', id: 1 });
+    const first = modernCall(url, { method: 'server/discover', id: 1 });
     await vi.waitFor(() => expect(held).toHaveLength(1));
-    const second = await modernCall(url, { method: 'ping', id: 2 });
+    const second = await modernCall(url, { method: 'server/discover', id: 2 });
     expect(second.status).toBe(429);
     expect(errorReason(second.body)).toBe('concurrency_limited');
     holding = false;
     for (const answer of held.splice(0)) answer();
     expect((await first).status).toBe(200);
     // The slot came back.
-    expect((await modernCall(url, { method: 'ping', id: 3 })).status).toBe(200);
+    expect((await modernCall(url, { method: 'server/discover', id: 3 })).status).toBe(200);
     expect(seen).toBe(2);
 
     const after = await scrape(gateway);
@@ -537,7 +537,11 @@ describe('concurrency_limited', () => {
       moved(before, after, 'portcullis_requests_total', { route: '/mcp', method: 'none', status: '429' }),
     ).toBe(1);
     expect(
-      moved(before, after, 'portcullis_requests_total', { route: '/mcp', method: 'ping', status: '200' }),
+      moved(before, after, 'portcullis_requests_total', {
+        route: '/mcp',
+        method: 'server/discover',
+        status: '200',
+      }),
     ).toBe(2);
     expect(histogramCount(after, 'portcullis_request_duration_seconds', '/mcp')).toBe(
       histogramCount(before, 'portcullis_request_duration_seconds', '/mcp') + 2,

@@ -99,6 +99,7 @@ describe.each(['json', 'sse', 'auto'] as const)(
       },
     );
 
+    // `notifications/cancelled` is the one 2026-07-28 client notification (the others are refused).
     it('passes a notification through with 202', async () => {
       const before = upstream.requests.length;
       const answer = await fetch(url, {
@@ -108,7 +109,11 @@ describe.each(['json', 'sse', 'auto'] as const)(
           accept: 'application/json, text/event-stream',
           'mcp-protocol-version': MODERN,
         },
-        body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/roots/list_changed' }),
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          method: 'notifications/cancelled',
+          params: { requestId: 'gone', reason: 'test' },
+        }),
       });
       expect(answer.status).toBe(202);
       expect(upstream.requests.length).toBe(before + 1);
@@ -203,3 +208,42 @@ describe.each(['json', 'sse'] as const)(
     });
   },
 );
+
+/**
+ * The SDK v2 client's `auto` mode through the gateway: it probes with `server/discover` (a
+ * 2026-07-28 request) and falls back to `initialize` (a legacy one) when the upstream is legacy.
+ * The gateway's era gating — each method only in its own generation — must serve both paths.
+ */
+describe('SDK v2 client in auto mode → gateway', () => {
+  let legacy: V1Peer;
+  let modern: Peer;
+  let gateway: TestGateway;
+  beforeAll(async () => {
+    legacy = await startV1Server({ response: 'json' });
+    modern = await startV2Server({ response: 'json' });
+    gateway = await startTestGateway({
+      routes: [
+        { route: '/legacy/mcp', upstream: legacy.url },
+        { route: '/modern/mcp', upstream: modern.url },
+      ],
+    });
+  });
+  afterAll(async () => {
+    await gateway.close();
+    await legacy.close();
+    await modern.close();
+  });
+
+  it.each([
+    ['a legacy upstream: falls back to initialize', '/legacy/mcp', '2025-11-25'],
+    ['a modern upstream: stays on 2026-07-28', '/modern/mcp', MODERN],
+  ])('connects to %s, and calls a tool', async (_, path, version) => {
+    const client = await connectV2Client(`${gateway.url}${path}`, { protocol: 'auto' });
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe(version);
+      expect(firstText(await client.callTool({ name: 'echo', arguments: { text: 'auto' } }))).toBe('auto');
+    } finally {
+      await client.close();
+    }
+  });
+});

@@ -1,4 +1,5 @@
 /** One raw 2026-07-28 JSON-RPC request through a gateway route, with its mirrored headers. */
+import { mirroredNameOf } from '../../src/jsonrpc/methods.js';
 import { META, modernHeaders } from './wire.js';
 
 export interface ModernAnswer {
@@ -21,12 +22,9 @@ export interface ModernCall {
 /** POSTs `call` to `url` with `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and the `_meta` envelope. */
 export function postModern(url: string, call: ModernCall): Promise<Response> {
   const params = call.params ?? {};
-  const name =
-    call.method === 'tools/call' || call.method === 'prompts/get'
-      ? params.name
-      : call.method === 'resources/read'
-        ? params.uri
-        : undefined;
+  // The header mirrors the body field the method table names (none for most methods).
+  const mirrored = mirroredNameOf(call.method);
+  const name = mirrored === undefined ? undefined : params[mirrored.field];
   return fetch(url, {
     method: 'POST',
     headers: {

@@ -52,22 +52,41 @@ const nobody = identity();
 const reader = identity('files:read');
 
 describe('decide: methods that need only an identity', () => {
-  const methods = [
-    'initialize',
-    'ping',
-    'tools/list',
-    'resources/list',
-    'resources/templates/list',
-    'prompts/list',
-    'logging/setLevel',
-    'server/discover',
-  ];
+  const EXPECT_ALLOW = { effect: 'allow', rule: 'method-table', required: [], missing: [] };
 
-  it.each(methods)('allows %s to an identity with no scopes under default deny, both protocols', (method) => {
-    for (const modern of [LEGACY, MODERN]) {
-      const decision = decide(policy, request(method, { cursor: 'x' }), nobody, modern);
-      expect(decision).toEqual({ effect: 'allow', rule: 'method-table', required: [], missing: [] });
-    }
+  it.each(['tools/list', 'resources/list', 'resources/templates/list', 'prompts/list'])(
+    'allows %s to an identity with no scopes under default deny, both protocols',
+    (method) => {
+      for (const modern of [LEGACY, MODERN]) {
+        const decision = decide(policy, request(method, { cursor: 'x' }), nobody, modern);
+        expect(decision).toEqual(EXPECT_ALLOW);
+      }
+    },
+  );
+
+  // 2026-07-28 removed initialize, ping and logging/setLevel (changelog, Major 2 and 5).
+  it.each(['initialize', 'ping', 'logging/setLevel'])(
+    'allows %s to an identity with no scopes on the legacy protocol; on the modern one it is unknown (404)',
+    (method) => {
+      expect(decide(policy, request(method), nobody, LEGACY)).toEqual(EXPECT_ALLOW);
+      expect(decide(policy, request(method), identity('files:read', 'files:admin'), MODERN)).toEqual({
+        effect: 'deny',
+        rule: 'method-table',
+        required: [],
+        missing: [],
+        reason: 'method_not_found',
+        target: method,
+      });
+    },
+  );
+
+  it('allows server/discover on the modern protocol; on the legacy one it is unknown (403)', () => {
+    expect(decide(policy, request('server/discover'), nobody, MODERN)).toEqual(EXPECT_ALLOW);
+    expect(decide(policy, request('server/discover'), nobody, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'method_denied',
+      target: 'server/discover',
+    });
   });
 
   it.each([
@@ -75,10 +94,48 @@ describe('decide: methods that need only an identity', () => {
     'notifications/cancelled',
     'notifications/progress',
     'notifications/roots/list_changed',
-  ])('allows the client notification %s', (method) => {
-    for (const modern of [LEGACY, MODERN]) {
-      expect(decide(policy, notification(method), nobody, modern).effect).toBe('allow');
-    }
+  ])('allows the client notification %s on the legacy protocol', (method) => {
+    expect(decide(policy, notification(method), nobody, LEGACY).effect).toBe('allow');
+  });
+
+  it('allows notifications/cancelled, the one 2026-07-28 client notification, on the modern protocol', () => {
+    expect(decide(policy, notification('notifications/cancelled', { requestId: 1 }), nobody, MODERN)).toEqual(
+      EXPECT_ALLOW,
+    );
+  });
+
+  it.each([
+    'notifications/initialized',
+    'notifications/progress',
+    'notifications/roots/list_changed',
+    'notifications/tasks/status',
+    'notifications/message',
+    'notifications/x-vendor/thing',
+  ])('refuses %s from a modern client as an unknown method', (method) => {
+    expect(decide(policy, notification(method), reader, MODERN)).toMatchObject({
+      effect: 'deny',
+      reason: 'method_not_found',
+    });
+  });
+
+  it.each([
+    'notifications/tasks/status',
+    'notifications/message',
+    'notifications/tools/list_changed',
+    'notifications/subscriptions/acknowledged',
+    'notifications/x-vendor/thing',
+  ])('refuses %s from a legacy client (server-only, tasks, or unknown)', (method) => {
+    expect(decide(policy, notification(method), reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'method_denied',
+    });
+  });
+
+  it('lets the methods map admit a notification the table does not give the client', () => {
+    const listed = makePolicy({ methods: { 'notifications/x-vendor/*': 'vendor' } });
+    const vendor = notification('notifications/x-vendor/thing');
+    expect(decide(listed, vendor, identity('vendor'), MODERN).effect).toBe('allow');
+    expect(decide(listed, vendor, nobody, MODERN).reason).toBe('insufficient_scope');
   });
 
   it('allows a client response to a server request', () => {
@@ -88,11 +145,12 @@ describe('decide: methods that need only an identity', () => {
   });
 
   it('does not let a notification that is not notifications/* skip the table', () => {
-    const sneaky = notification('tools/call', { name: 'write_file' });
-    expect(decide(policy, sneaky, reader, LEGACY)).toMatchObject({
+    // tools/call needs an id: without one the table does not give it to the client at all.
+    const sneaky = notification('tools/call', { name: 'read_file' });
+    expect(decide(policy, sneaky, reader, LEGACY)).toMatchObject({ effect: 'deny', reason: 'method_denied' });
+    expect(decide(policy, sneaky, reader, MODERN)).toMatchObject({
       effect: 'deny',
-      reason: 'insufficient_scope',
-      missing: ['files:write'],
+      reason: 'method_not_found',
     });
     expect(decide(policy, notification('tasks/cancel'), reader, LEGACY).reason).toBe('method_denied');
   });
@@ -482,6 +540,61 @@ describe('decide: subscriptions/listen', () => {
     expect(decide(policy, listen({ resourceSubscriptions: subscriptions }), reader, MODERN).reason).toBe(
       'invalid_request',
     );
+  });
+
+  it('is a 2026-07-28 method: on the legacy protocol it is unknown (403), resources or not', () => {
+    expect(decide(policy, listen({ toolsListChanged: true }), reader, LEGACY)).toMatchObject({
+      effect: 'deny',
+      reason: 'method_denied',
+      target: 'subscriptions/listen',
+    });
+  });
+
+  it('needs only an identity for the list-changed flags, all three at once', () => {
+    const flags = { toolsListChanged: true, promptsListChanged: true, resourcesListChanged: false };
+    expect(decide(policy, listen(flags), nobody, MODERN)).toMatchObject({ effect: 'allow' });
+  });
+
+  // Task ids are not bound to identities, and notifications/tasks carries a task's full result.
+  it('refuses taskIds (tasks extension) as method_denied, whatever the caller holds', () => {
+    const everyone = identity('files:read', 'files:write', 'files:admin');
+    const open = makePolicy({ resources: { '**': [] } }, 'allow');
+    for (const taskIds of [['t1'], [], 'x']) {
+      expect(decide(open, listen({ taskIds }), everyone, MODERN)).toEqual({
+        effect: 'deny',
+        rule: 'subscriptions filter: taskIds',
+        required: [],
+        missing: [],
+        reason: 'method_denied',
+      });
+    }
+    expect(decide(open, listen({ toolsListChanged: true, taskIds: ['t1'] }), everyone, MODERN).reason).toBe(
+      'method_denied',
+    );
+  });
+
+  it('refuses a filter member it does not know, without echoing it', () => {
+    for (const filter of [{ fooChanged: true }, { __proto__x: 1 }, JSON.parse('{"__proto__":{"a":1}}')]) {
+      const decision = decide(policy, listen(filter), reader, MODERN);
+      expect(decision).toMatchObject({ effect: 'deny', reason: 'method_denied' });
+      expect(JSON.stringify(decision)).not.toContain('foo');
+    }
+  });
+
+  it('answers invalid_request when notifications is not an object', () => {
+    for (const notifications of [null, 'all', ['resourceSubscriptions'], 7])
+      expect(decide(policy, listen(notifications), reader, MODERN).reason).toBe('invalid_request');
+  });
+
+  it('refuses a bad URI before a closed member, and keeps canonical URIs on the denial (shadow forwards it)', () => {
+    const bad = listen({ taskIds: ['t1'], resourceSubscriptions: ['file:///public/../secret/x'] });
+    expect(decide(policy, bad, reader, MODERN).reason).toBe('bad_uri');
+    const spelled = listen({ taskIds: ['t1'], resourceSubscriptions: ['FILE:///public/a'] });
+    expect(decide(policy, spelled, reader, MODERN)).toMatchObject({
+      effect: 'deny',
+      reason: 'method_denied',
+      rewrites: [{ path: ['notifications', 'resourceSubscriptions', 0], canonical: 'file:///public/a' }],
+    });
   });
 
   it('answers invalid_request when a subscription is not a string', () => {
