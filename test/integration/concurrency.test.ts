@@ -43,8 +43,14 @@ describe('concurrency and size caps', () => {
           res.write(
             `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'x'.repeat(600) } })}\n\n`,
           );
-          res.write(
-            `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'y'.repeat(600) } })}\n\n`,
+          // The second event a moment later: written at once, both could reach the gateway as one
+          // chunk, which is over the cap as a whole, and the first would never be relayed.
+          setTimeout(
+            () =>
+              res.write(
+                `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'y'.repeat(600) } })}\n\n`,
+              ),
+            100,
           );
           return;
         }
