@@ -158,14 +158,8 @@ function compileAutomaton(tokens: readonly number[]): Automaton {
       run(name, start, end, byCodePoint) {
         let live = 1 | ((1 << 1) & wild);
         for (let j = start; j < end; ) {
-          let code = name.charCodeAt(j++);
-          if (byCodePoint && code >= 0xd800 && code <= 0xdbff && j < end) {
-            const low = name.charCodeAt(j);
-            if (low >= 0xdc00 && low <= 0xdfff) {
-              code = (code - 0xd800) * 0x400 + (low - 0xdc00) + 0x10000;
-              j++;
-            }
-          }
+          const code = unitAt(name, j, end, byCodePoint);
+          j += code > 0xffff ? 2 : 1;
           live = ((live << 1) & lit(code)) | (live & (code === SLASH ? any : wild));
           live |= (live << 1) & wild;
           if (live === 0) return false;
@@ -181,14 +175,8 @@ function compileAutomaton(tokens: readonly number[]): Automaton {
       let next = new Int32Array(words);
       live[0] = 1 | ((1 << 1) & (wildcards[0] as number));
       for (let j = start; j < end; ) {
-        let code = name.charCodeAt(j++);
-        if (byCodePoint && code >= 0xd800 && code <= 0xdbff && j < end) {
-          const low = name.charCodeAt(j);
-          if (low >= 0xdc00 && low <= 0xdfff) {
-            code = (code - 0xd800) * 0x400 + (low - 0xdc00) + 0x10000;
-            j++;
-          }
-        }
+        const code = unitAt(name, j, end, byCodePoint);
+        j += code > 0xffff ? 2 : 1;
         const lit = literal(code);
         const loop = code === SLASH ? anything : wildcards;
         let carry = 0;
@@ -213,4 +201,17 @@ function compileAutomaton(tokens: readonly number[]): Automaton {
       return ((live[acceptWord] as number) & acceptBit) !== 0;
     },
   };
+}
+
+/**
+ * The UTF-16 code unit of `name` at `j`, or, with `byCodePoint`, the code point a surrogate pair
+ * starting there spells (a value above 0xFFFF: the caller steps over two units).
+ */
+function unitAt(name: string, j: number, end: number, byCodePoint: boolean): number {
+  const code = name.charCodeAt(j);
+  if (byCodePoint && code >= 0xd800 && code <= 0xdbff && j + 1 < end) {
+    const low = name.charCodeAt(j + 1);
+    if (low >= 0xdc00 && low <= 0xdfff) return (code - 0xd800) * 0x400 + (low - 0xdc00) + 0x10000;
+  }
+  return code;
 }
