@@ -9,11 +9,13 @@ import type { AddressInfo } from 'node:net';
 import { basename } from 'node:path';
 import pino, { type Logger, type LoggerOptions } from 'pino';
 import { createArgumentsView } from '../audit/arguments.js';
+import { createAuditRecorder } from '../audit/records.js';
 import { chainHeadText, createAuditStream } from '../audit/stream.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { ConfigError, formatProblem, parseConfig } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { hash, watchConfigFile } from '../config/watch.js';
+import { createFinish } from '../exchange.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSessionSealer } from '../proxy/sessions.js';
@@ -25,7 +27,6 @@ import { createRedisLimiter } from '../ratelimit/redis.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
-import { createOutcomeRecorder } from './outcome.js';
 import { createPipeline, type GatewayState } from './pipeline.js';
 import { createRouter, type Router } from './router.js';
 import { readTlsMaterial, type TlsMaterial, watchTlsFiles } from './tls-files.js';
@@ -82,13 +83,17 @@ export async function startGateway({
   const tracing = config.tracing
     ? (await import('../tracing/tracer.js')).createTracing(config.tracing, VERSION)
     : undefined;
-  const recordOutcome = createOutcomeRecorder({
-    audit,
-    metrics,
-    argumentsView: createArgumentsView(config.audit.arguments, {
-      redactKeys: config.audit.redactKeys,
-      key: config.audit.chainKey,
+  const finish = createFinish({
+    audit: createAuditRecorder({
+      audit,
+      argumentsView: createArgumentsView(config.audit.arguments, {
+        redactKeys: config.audit.redactKeys,
+        key: config.audit.chainKey,
+      }),
+      logger,
+      onViewError: () => metrics.internalErrors.inc({ where: 'outcome' }),
     }),
+    metrics,
     logger,
     logRequests: config.log.requests,
   });
@@ -164,7 +169,7 @@ export async function startGateway({
     concurrency: createConcurrency(config.limits),
     proto,
     metrics,
-    recordOutcome,
+    finish,
     logger,
     state,
     lifetimes,

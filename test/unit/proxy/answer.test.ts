@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { howToRead, readAnswer } from '../../../src/proxy/answer-reading.js';
+import { howToRead, readAnswer } from '../../../src/proxy/answer.js';
 
 describe('howToRead: an answer the gateway must filter', () => {
   it.each([
