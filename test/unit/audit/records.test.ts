@@ -126,3 +126,13 @@ describe('a view that throws (a bug)', () => {
     expect(written).toMatchObject({ tool: 'add', decision: 'deny', arguments: ARGUMENTS_UNAVAILABLE });
   });
 });
+
+describe('audit.destination: none', () => {
+  it('gives no recorder at all: the finish step builds no record', () => {
+    const logger = pino({ level: 'silent' });
+    const audit = createAuditStream({ destination: 'none', logger });
+    expect(
+      createAuditRecorder({ audit, argumentsView: (a) => a, logger, onViewError: () => undefined }),
+    ).toBeUndefined();
+  });
+});
