@@ -43,10 +43,10 @@ export interface MessageAdmissionDeps {
  * 2. rate limits: every rule the request matches, charged together in one limiter call; a refusal
  *    charges nothing. When the shared limiter cannot answer, the route's `failMode` decides.
  */
-export function createMessageAdmission({
-  concurrency,
-  limiter,
-}: MessageAdmissionDeps): (exchange: Authorized) => Promise<Refusal | undefined> {
+export function createMessageAdmission(
+  deps: MessageAdmissionDeps,
+): (exchange: Authorized) => Promise<Refusal | undefined> {
+  const { concurrency, limiter } = deps;
   return async (exchange) => {
     const { body, route } = exchange;
     if (opensStream(body.messages)) {
