@@ -15,6 +15,7 @@ import type { Decision } from './policy/decide.js';
 import type { SessionClaims } from './proxy/sessions.js';
 import type { Release } from './ratelimit/concurrency.js';
 import type { ClientAddress } from './server/client-address.js';
+import type { Containment } from './server/contain.js';
 import { sendRefusal } from './server/respond.js';
 import type { CompiledRoute } from './server/router.js';
 import { endSpan } from './tracing/exchange.js';
@@ -117,10 +118,12 @@ export function createFinish({ audit, metrics, logger, logRequests }: FinishDeps
   };
 }
 
-/** What every exchange shares: the finish step and the instruments live reservations need. */
+/** What every exchange shares: the finish step, the instruments live reservations need, containment. */
 export interface ExchangeContext {
   readonly finish: Finish;
   readonly metrics: Metrics;
+  /** Ends the exchange for an exception in its `close` handler, logged and counted. */
+  readonly contain: Containment;
 }
 
 /** Routed: a route matched (DESIGN.md step 2). */
@@ -239,14 +242,19 @@ export class Exchange implements FinishedExchange {
 
   /** The response closed: complete, or cut by the client (or by the gateway, which finished first). */
   private readonly onClose = (): void => {
-    if (!this.res.writableEnded) {
-      this.clientGone = true;
-      // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
-      this.cancel?.emit('abort');
+    try {
+      if (!this.res.writableEnded) {
+        this.clientGone = true;
+        // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
+        this.cancel?.emit('abort');
+      }
+      const body = this.answerBody;
+      if (body !== undefined && !body.readableEnded) body.destroy();
+      this.finish();
+    } catch (err) {
+      // Run from the socket's events: a throw here would end the process and every other exchange.
+      this.context.contain.fail('close', this, err);
     }
-    const body = this.answerBody;
-    if (body !== undefined && !body.readableEnded) body.destroy();
-    this.finish();
   };
 
   /**

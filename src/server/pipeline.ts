@@ -60,8 +60,8 @@ export interface PipelineDeps {
  */
 export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { metrics, logger, state } = deps;
-  const context: ExchangeContext = { finish: deps.finish, metrics };
   const contain = createContainment(logger, metrics);
+  const context: ExchangeContext = { finish: deps.finish, metrics, contain };
   const authenticate = createAuthentication(deps);
   const openSession = createSessionOpening({ sessions: deps.sessions, maxAgeSec: deps.sessionMaxAgeSec });
   const admitRequest = createRequestAdmission(deps.concurrency);

@@ -5,10 +5,12 @@
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import pino from 'pino';
 import type { Identity } from '../../src/auth/identity.js';
 import { parseConfig } from '../../src/config/load.js';
 import { type Authenticated, Exchange, type FinishedExchange } from '../../src/exchange.js';
 import { createMetrics, type Metrics } from '../../src/metrics/registry.js';
+import { createContainment } from '../../src/server/contain.js';
 import { type CompiledRoute, createRouter, type Router } from '../../src/server/router.js';
 
 /** A policy with one anonymous route `/mcp` (tools `read_*` need `files:read`), plus `extra` route lines. */
@@ -60,6 +62,7 @@ export async function startExchangeServer(
   let waiting: ((exchange: FinishedExchange) => void)[] = [];
   const context = {
     metrics,
+    contain: createContainment(pino({ level: 'silent' }), metrics),
     finish: (exchange: FinishedExchange) => {
       finished.push(exchange);
       const resolvers = waiting;
