@@ -1,3 +1,5 @@
+import { createSseFramer } from '../proxy/sse.js';
+
 /**
  * The MCP-level outcome of an answer — did the tool say it failed (`isError: true`), or was the
  * answer a JSON-RPC error, and with which code — read from the bytes as they are relayed, in
@@ -251,16 +253,14 @@ export function createJsonAnswerScanner(): AnswerScanner {
 }
 
 /**
- * A `text/event-stream` answer: each event's `data` (lines joined by a newline, JSON whitespace)
- * goes through its own JSON scanner, fed as the bytes arrive.
+ * A `text/event-stream` answer, framed by the one SSE framer (`proxy/sse.ts`) exactly as a client
+ * frames it: each event's `data` (lines joined by a newline, JSON whitespace) goes through its own
+ * JSON scanner, fed as the bytes arrive. An event cut off before its blank line still counts at
+ * the end of the stream: the client saw what it said.
  */
 export function createSseAnswerScanner(): AnswerScanner {
   const outcomes: AnswerOutcome[] = [];
   let event: AnswerScanner | undefined;
-  /** Position in the current line: reading the field name, the value of a data line, or skipping. */
-  let state: 'start' | 'field' | 'data-first' | 'data' | 'skip' = 'start';
-  let field = '';
-  let lastWasCr = false;
   /** A data line already in this event: the next one is joined by a newline. */
   let hadData = false;
 
@@ -276,66 +276,24 @@ export function createSseAnswerScanner(): AnswerScanner {
     hadData = false;
   }
 
-  function endLine(): void {
-    if (state === 'start')
-      endEvent(); // an empty line ends the event
-    else if (state === 'field' && field === 'data') openData(); // `data` alone: an empty value
-    state = 'start';
-    field = '';
-  }
-
-  function openData(): void {
-    event ??= createJsonAnswerScanner();
-    if (hadData) event.write(NEWLINE);
-    hadData = true;
-  }
-
-  function write(chunk: Buffer): void {
-    const length = chunk.length;
-    let i = 0;
-    while (i < length) {
-      const byte = chunk[i] as number;
-      if (byte === LF && lastWasCr) {
-        lastWasCr = false; // the second half of a CRLF
-        i++;
-        continue;
-      }
-      lastWasCr = false;
-      if (state === 'data' || state === 'skip') {
-        // Up to the end of the line in one step.
-        let end = i;
-        while (end < length && chunk[end] !== LF && chunk[end] !== CR) end++;
-        if (state === 'data' && end > i) event?.write(chunk.subarray(i, end));
-        i = end;
-        if (i < length) {
-          lastWasCr = chunk[i] === CR;
-          endLine();
-          i++;
-        }
-        continue;
-      }
-      i++;
-      if (byte === LF || byte === CR) {
-        lastWasCr = byte === CR;
-        endLine();
-      } else if (state === 'data-first') {
-        // One space after the colon belongs to the syntax, not the value.
-        state = 'data';
-        if (byte !== SPACE) event?.write(chunk.subarray(i - 1, i));
-      } else if (byte === COLON) {
-        if (field === 'data') {
-          openData();
-          state = 'data-first';
-        } else state = 'skip';
-      } else {
-        field += String.fromCharCode(byte);
-        state = field.length > 5 ? 'skip' : 'field';
-      }
-    }
-  }
+  const framer = createSseFramer({
+    dataLine() {
+      event ??= createJsonAnswerScanner();
+      if (hadData) event.write(NEWLINE);
+      hadData = true;
+    },
+    data(bytes, start, end) {
+      event?.write(bytes.subarray(start, end));
+    },
+    other: () => undefined,
+    lineEnd(kind) {
+      if (kind === 'blank') endEvent();
+    },
+    lfAfterCr: () => undefined,
+  });
 
   return {
-    write,
+    write: (chunk) => framer.write(chunk),
     end() {
       endEvent();
       return outcomes;

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import { createArgumentsView } from '../audit/arguments.js';
+import { createAuditRecorder } from '../audit/records.js';
 import { createAuditStream, logChainHeads } from '../audit/stream.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
+import { createFinish } from '../exchange.js';
 import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
@@ -18,7 +20,6 @@ import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
 import { createDrain } from './drain.js';
 import { closeNow, createAdminListener, createMainListener, listen } from './listeners.js';
-import { createOutcomeRecorder } from './outcome.js';
 import { createPipeline } from './pipeline.js';
 import { createRouter, type Router } from './router.js';
 
@@ -127,13 +128,17 @@ export async function startGateway({
       concurrency: createConcurrency(config.limits),
       proto: config.tls ? 'https' : 'http',
       metrics,
-      recordOutcome: createOutcomeRecorder({
-        audit,
-        metrics,
-        argumentsView: createArgumentsView(config.audit.arguments, {
-          redactKeys: config.audit.redactKeys,
-          key: config.audit.chainKey,
+      finish: createFinish({
+        audit: createAuditRecorder({
+          audit,
+          argumentsView: createArgumentsView(config.audit.arguments, {
+            redactKeys: config.audit.redactKeys,
+            key: config.audit.chainKey,
+          }),
+          logger,
+          onViewError: () => metrics.internalErrors.inc({ where: 'outcome' }),
         }),
+        metrics,
         logger,
         logRequests: config.log.requests,
       }),

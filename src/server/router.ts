@@ -1,13 +1,14 @@
 import { createApiKeyVerifier } from '../auth/api-key.js';
 import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
 import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '../auth/challenge.js';
-import { createJwtVerifier, type JwksObserver, type JwtVerifier } from '../auth/jwt.js';
+import { createJwtVerifier, type JwksObserver } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
-import { createForwarder, type Forwarder } from '../proxy/forward.js';
 import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
+import { createHttpUpstream } from '../upstream/http.js';
+import type { Upstream } from '../upstream/upstream.js';
 
 /** A route with everything the hot path needs built once at load. */
 export interface CompiledRoute {
@@ -22,7 +23,8 @@ export interface CompiledRoute {
   readonly rateLimits: ReturnType<typeof compileRateLimits>;
   /** The RFC 9728 URL its challenges name; `undefined` when the route has no authorization server. */
   readonly resourceMetadata: string | undefined;
-  readonly forwarder: Forwarder;
+  /** Where the route sends what it admits (today always HTTP; stdio and federation implement it too). */
+  readonly upstream: Upstream;
 }
 
 export interface Router {
@@ -31,7 +33,6 @@ export interface Router {
   /** The RFC 9728 document served at `url`, serialized, if it is a route's metadata path. */
   metadata(url: string | undefined): string | undefined;
   readonly routes: readonly CompiledRoute[];
-  readonly jwt: JwtVerifier;
   close(): Promise<void>;
 }
 
@@ -56,11 +57,10 @@ export function createRouter(config: Config, jwks?: JwksObserver): Router {
   };
   return {
     routes,
-    jwt: verifiers.jwt,
     match: (url) => (url === undefined ? undefined : byPath.get(pathOf(url))),
     metadata: (url) => (url === undefined ? undefined : documents.get(pathOf(url))),
     async close() {
-      await Promise.all(routes.map((route) => route.forwarder.close()));
+      await Promise.all(routes.map((route) => route.upstream.close()));
     },
   };
 }
@@ -76,6 +76,6 @@ function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers):
     policy: compilePolicy(route),
     rateLimits: compileRateLimits(route),
     resourceMetadata: resourceMetadataUrl(route),
-    forwarder: createForwarder(route),
+    upstream: createHttpUpstream(route),
   };
 }

@@ -183,6 +183,13 @@ describe('createSseAnswerScanner', () => {
     );
   });
 
+  it('frames as a client does: a leading BOM is not part of the first field name', () => {
+    const text = '\uFEFFdata: {"jsonrpc":"2.0","id":4,"error":{"code":-32601,"message":"no"}}\n\n';
+    expect(feed(createSseAnswerScanner(), Buffer.from(text), [2])).toEqual([
+      { id: 4, isError: true, errorCode: -32601 },
+    ]);
+  });
+
   it('an event cut off before its blank line still counts at the end of the stream', () => {
     const text = 'event: message\ndata: {"jsonrpc":"2.0","id":3,"result":{"isError":true}}\n';
     expect(feed(createSseAnswerScanner(), Buffer.from(text), [])).toEqual([{ id: 3, isError: true }]);

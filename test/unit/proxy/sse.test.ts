@@ -1,7 +1,12 @@
 import { once } from 'node:events';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { createSseRewriter, type RewriteResult, UnreadableEventError } from '../../../src/proxy/sse.js';
+import {
+  createSseFramer,
+  createSseRewriter,
+  type RewriteResult,
+  UnreadableEventError,
+} from '../../../src/proxy/sse.js';
 
 type Rewrite = (data: string) => RewriteResult;
 const OPTIONS = { maxEventLength: 16_000_000 };
@@ -400,5 +405,61 @@ describe('createSseRewriter: what it will not hold or cannot read', () => {
     });
     expect(seen).toEqual([4096 * 1024]);
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('createSseFramer: the one framer', () => {
+  /** What the framer reports for `chunks`, as text. */
+  function framed(chunks: readonly Buffer[]): string[] {
+    const seen: string[] = [];
+    let line = '';
+    const framer = createSseFramer({
+      dataLine: () => {
+        line += '<data>';
+      },
+      data: (bytes, start, end) => {
+        line += bytes.subarray(start, end).toString('latin1');
+      },
+      other: (bytes, start, end) => {
+        line += bytes.subarray(start, end).toString('latin1');
+      },
+      lineEnd: (kind, terminator) => {
+        seen.push(`${kind}:${line}${JSON.stringify(terminator)}`);
+        line = '';
+      },
+      lfAfterCr: () => seen.push('lf'),
+    });
+    for (const chunk of chunks) framer.write(chunk);
+    return seen;
+  }
+
+  it('finds data lines by their exact field name, one space after the colon being syntax', () => {
+    expect(framed([Buffer.from('data: a\ndata:  b\ndata\nDatA: c\ndatum: d\n: note\n\n')])).toEqual([
+      'data:<data>a"\\n"',
+      'data:<data> b"\\n"',
+      'data:<data>"\\n"',
+      'other:DatA: c"\\n"',
+      'other:datum: d"\\n"',
+      'other:: note"\\n"',
+      'blank:"\\n"',
+    ]);
+  });
+
+  it('ends a line at a CR that ends a chunk, and reports the LF opening the next one apart', () => {
+    expect(framed([Buffer.from('da'), Buffer.from('ta: x\r'), Buffer.from('\n\r\n')])).toEqual([
+      'data:<data>x"\\r"',
+      'lf',
+      'blank:"\\r\\n"',
+    ]);
+  });
+
+  it('skips a leading BOM, even split across chunks, and keeps a BOM cut short as field bytes', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    expect(framed([bom.subarray(0, 2), Buffer.concat([bom.subarray(2), Buffer.from('data: a\n')])])).toEqual([
+      'data:<data>a"\\n"',
+    ]);
+    expect(framed([Buffer.from([0xef, 0xbb, 0x64]), Buffer.from('ata: a\n')])).toEqual([
+      `other:${Buffer.from([0xef, 0xbb]).toString('latin1')}data: a"\\n"`,
+    ]);
   });
 });

@@ -1,35 +1,17 @@
-import type { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
-import type { Readable } from 'node:stream';
 import { Pool } from 'undici';
 import type { RouteConfig } from '../config/schema.js';
 import { type Refusal, refuse } from '../errors.js';
-
-export interface UpstreamRequest {
-  readonly method: 'POST' | 'GET' | 'DELETE';
-  readonly headers: Record<string, string>;
-  readonly body?: string;
-  /** Emits `abort` when the client goes away: the upstream request is cancelled, its socket freed. */
-  readonly signal: EventEmitter;
-}
-
-export interface UpstreamAnswer {
-  readonly status: number;
-  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly body: Readable;
-}
-
-export interface Forwarder {
-  forward(request: UpstreamRequest): Promise<UpstreamAnswer | Refusal>;
-  close(): Promise<void>;
-}
+import type { Upstream } from './upstream.js';
 
 /**
- * One keep-alive pool per route's upstream (DESIGN.md step 9). Upstream failures become
+ * The HTTP upstream: Streamable HTTP passed through one keep-alive undici pool per route
+ * (DESIGN.md step 10). Its answer body is undici's own stream, relayed untouched when nothing in
+ * it must be read (the zero-copy fast path). Upstream failures become
  * refusals from the catalogue: unreachable → 502, slow → 504, and answers the gateway will not
  * relay → 502 `upstream_rejected` (see {@link rejected}).
  */
-export function createForwarder(route: RouteConfig): Forwarder {
+export function createHttpUpstream(route: RouteConfig): Upstream {
   const url = new URL(route.upstream);
   const path = `${url.pathname}${url.search}`;
   const { connectMs, headersMs, idleMs } = route.upstreamTimeouts;
@@ -50,14 +32,14 @@ export function createForwarder(route: RouteConfig): Forwarder {
   });
 
   return {
-    async forward(request) {
+    async send(request) {
       let answer: Awaited<ReturnType<Pool['request']>>;
       try {
         answer = await pool.request({
           path,
           method: request.method,
           headers: request.headers,
-          body: request.body ?? null,
+          body: request.text ?? null,
           signal: request.signal,
         });
       } catch (err) {

@@ -1,5 +1,5 @@
 /**
- * The outcome recorder (src/server/outcome.ts) writes one audit record per message whatever the
+ * The audit recorder (src/audit/records.ts) writes one audit record per message whatever the
  * client sent: arguments nested far beyond any bound, in every `audit.arguments` mode, still give
  * a record that serializes and chains — and a view that fails (a bug) costs the record its
  * arguments, never the record itself. Real audit stream to a real file; the chain is verified.
@@ -11,10 +11,10 @@ import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { type ArgumentsMode, createArgumentsView, TOO_DEEP } from '../../../src/audit/arguments.js';
 import { verifyText } from '../../../src/audit/chain.js';
+import { ARGUMENTS_UNAVAILABLE, createAuditRecorder } from '../../../src/audit/records.js';
 import { createAuditStream } from '../../../src/audit/stream.js';
 import type { Identity } from '../../../src/auth/identity.js';
-import { createMetrics } from '../../../src/metrics/registry.js';
-import { ARGUMENTS_UNAVAILABLE, createOutcomeRecorder, type Outcome } from '../../../src/server/outcome.js';
+import type { FinishedExchange } from '../../../src/exchange.js';
 
 const KEY = 'outcome-test-chain-key-000000001';
 const DEPTH = 200_000;
@@ -39,14 +39,17 @@ const caller = {
   scopes: [],
 } as unknown as Identity;
 
-function deniedCall(args: unknown): Outcome {
+function deniedCall(args: unknown): FinishedExchange {
   return {
     requestId: 'req-1',
     startedAt: performance.now(),
+    durationMs: 1,
     clientAddress: '127.0.0.1',
     httpMethod: 'POST',
-    route: '/mcp',
+    route: { path: '/mcp' },
     identity: caller,
+    authFailure: undefined,
+    sessionId: undefined,
     body: {
       batch: false,
       forward: '',
@@ -56,9 +59,16 @@ function deniedCall(args: unknown): Outcome {
       { effect: 'deny', rule: 'tools.add', required: ['w'], missing: ['w'], reason: 'insufficient_scope' },
     ],
     status: 403,
-    upstreamStatus: null,
+    upstreamStatus: undefined,
     decision: 'deny',
     reason: 'insufficient_scope',
+    answers: undefined,
+    sse: false,
+    span: undefined,
+    failedOpen: false,
+    upstreamError: undefined,
+    upstreamMs: undefined,
+    cut: undefined,
   };
 }
 
@@ -66,14 +76,13 @@ async function record(view: (args: unknown) => unknown, args: unknown): Promise<
   const file = join(dir, 'audit.jsonl');
   const logger = pino({ level: 'silent' });
   const audit = createAuditStream({ destination: file, chainKey: KEY, logger });
-  const recordOutcome = createOutcomeRecorder({
+  const recordAudit = createAuditRecorder({
     audit,
-    metrics: createMetrics('test'),
     argumentsView: view,
     logger,
-    logRequests: false,
+    onViewError: () => undefined,
   });
-  recordOutcome(deniedCall(args));
+  recordAudit?.(deniedCall(args));
   await audit.close();
   const text = readFileSync(file, 'utf8');
   const verified = verifyText(text, KEY);
@@ -115,5 +124,15 @@ describe('a view that throws (a bug)', () => {
       { a: 1 },
     );
     expect(written).toMatchObject({ tool: 'add', decision: 'deny', arguments: ARGUMENTS_UNAVAILABLE });
+  });
+});
+
+describe('audit.destination: none', () => {
+  it('gives no recorder at all: the finish step builds no record', () => {
+    const logger = pino({ level: 'silent' });
+    const audit = createAuditStream({ destination: 'none', logger });
+    expect(
+      createAuditRecorder({ audit, argumentsView: (a) => a, logger, onViewError: () => undefined }),
+    ).toBeUndefined();
   });
 });

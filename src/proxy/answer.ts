@@ -1,0 +1,375 @@
+import type { OutgoingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import {
+  type AnswerScanner,
+  createJsonAnswerScanner,
+  createSseAnswerScanner,
+} from '../audit/answer-outcome.js';
+import { refusalBody, refuse } from '../errors.js';
+import type { Authenticated } from '../exchange.js';
+import type { ParsedBody } from '../jsonrpc/parse.js';
+import type { Metrics } from '../metrics/registry.js';
+import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
+import { readCapped } from '../server/body.js';
+import type { Containment } from '../server/contain.js';
+import { corsHeaders } from '../server/respond.js';
+import type { UpstreamAnswer } from '../upstream/upstream.js';
+import { BODY_FRAMING_HEADERS, clientResponseHeaders } from './headers.js';
+import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
+import { clientSessionId, type SessionSealer } from './sessions.js';
+import { createSseRewriter, UnreadableEventError, type UnreadableReason } from './sse.js';
+
+/**
+ * How an answer the gateway must filter (a list answer, a GET stream) is read: a JSON body whole,
+ * an SSE stream event by event — or refused, when it cannot be filtered: any 2xx but 200 (an
+ * answer to a request is 200), an unknown media type on a 200, a `Content-Encoding` (the gateway
+ * asks for `identity`; bytes it cannot decode it cannot filter). An error status with a body that
+ * is neither JSON nor SSE (an HTML error page) carries no JSON-RPC answer a client would read: it
+ * goes as it came. Never relayed as it came otherwise: an unfiltered list is exactly what a
+ * hostile or careless upstream would slip past the policy.
+ */
+export function howToRead(
+  status: number,
+  kind: BodyKind,
+  encoding: string | string[] | undefined,
+): 'read-json' | 'rewrite-sse' | 'relay' | 'refuse' {
+  if (
+    encoding !== undefined &&
+    !(typeof encoding === 'string' && encoding.trim().toLowerCase() === 'identity')
+  )
+    return 'refuse';
+  if (status >= 200 && status < 300 && status !== 200) return 'refuse';
+  if (kind === 'json') return 'read-json';
+  if (kind === 'sse') return 'rewrite-sse';
+  return status === 200 ? 'refuse' : 'relay';
+}
+
+/** The refusal for an answer the gateway had to read and could not. */
+export function unreadableRefusal(reason: UnreadableReason): 'response_too_large' | 'upstream_rejected' {
+  return reason === 'too_large' ? 'response_too_large' : 'upstream_rejected';
+}
+
+function upstreamErrorKind(reason: UnreadableReason): string {
+  return reason === 'too_large' ? 'too_large' : 'bad_answer';
+}
+
+/** An answer read whole: its text, or why it could not be read. */
+export type ReadAnswer = string | { readonly unreadable: 'too_large' | 'not_json' };
+
+/**
+ * Reads an upstream answer whole with the one capped reader, up to `limit` bytes; text that is not
+ * UTF-8 is not JSON. An answer over the limit is dropped (its upstream request aborted).
+ */
+export async function readAnswer(body: Readable, limit: number): Promise<ReadAnswer> {
+  let text = '';
+  const read = await readCapped(body, limit, (piece) => {
+    text += piece;
+  });
+  if (read === 'too_large') {
+    discard(body);
+    return { unreadable: 'too_large' };
+  }
+  return read === 'not_utf8' ? { unreadable: 'not_json' } : text;
+}
+
+/** Drops an upstream body the gateway will not relay; undici reports the abort as an error event. */
+export function discard(body: Readable): void {
+  body.once('error', () => undefined);
+  body.destroy();
+}
+
+export interface AnswerRelayDeps {
+  /** Seals the upstream's session id into the one the client holds. */
+  readonly sessions: SessionSealer;
+  /** `portcullis_active_streams` goes up here, as a stream starts; the exchange's finish takes it down. */
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Makes the stream handlers safe: an exception ends the exchange, never the process. */
+  readonly contain: Containment;
+  /** `limits.maxResponseBytes`: the response-size cap, and the largest answer read whole. */
+  readonly maxResponseBytes: number;
+  /** `limits.maxJsonDepth`: the deepest answer the gateway filters. */
+  readonly maxJsonDepth: number;
+}
+
+/**
+ * The one module that relays an upstream's answer to the client (DESIGN.md step 10), JSON or SSE:
+ * - nothing to read (the common case): the upstream's bytes go out untouched as they arrive, by
+ *   `pipe`-style `data`/`write` with backpressure — no `stream.pipeline` (it allocates and aborts
+ *   an AbortController per call, a measurable share of the gateway's CPU) and no copy;
+ * - a list answer in JSON is read whole (capped) and filtered to what the caller may use;
+ * - an SSE stream that may carry a list (a list request's answer, any GET stream) is rewritten
+ *   event by event, only the list events changed;
+ * - the response-size cap is counted as it flows: an answer declared too large never starts, one
+ *   that grows past it is cut (with a JSON-RPC error event where it is SSE);
+ * - what the answer says at the MCP level (`isError`, a JSON-RPC error) is scanned as it is
+ *   relayed, for the audit record.
+ * The exchange finishes when the response closes (or at once, when the answer was read whole).
+ */
+export function createAnswerRelay(
+  deps: AnswerRelayDeps,
+): (exchange: Authenticated, answer: UpstreamAnswer) => Promise<void> {
+  return async (exchange, answer) => {
+    // The client left while the upstream was answering: its exchange finished as 499.
+    if (exchange.finished) return discard(answer.body);
+    const contentType = answer.headers['content-type'];
+    const kind = bodyKind(contentType);
+    // A stream for accounting (the gauge) whatever its spelling; readable only when `kind` says so.
+    const sse = kind === 'sse' || isEventStream(contentType);
+    // What the gateway must read before relaying: answers to list requests (filtered to what the
+    // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
+    const list = exchange.body === undefined ? undefined : listRequestsOf(exchange.body);
+    const mustFilter = list !== undefined || exchange.forwardMethod === 'GET';
+    const reading = mustFilter ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+    if (reading === 'refuse') {
+      // An answer that must be filtered and cannot be is never passed through.
+      exchange.upstreamError = 'bad_answer';
+      exchange.refuse(refuse('upstream_rejected'));
+      return discard(answer.body);
+    }
+    const headers = answerHeaders(exchange, answer, deps.sessions, reading !== 'relay');
+    // An answer known to be too large never starts. (Admission — slots, streams, rates — was
+    // decided before sending: nothing is refused here for admission reasons.)
+    if (Number(answer.headers['content-length'] ?? 0) > deps.maxResponseBytes) {
+      exchange.upstreamError = 'too_large';
+      exchange.refuse(refuse('response_too_large'));
+      return discard(answer.body);
+    }
+    if (sse) {
+      exchange.sse = true;
+      exchange.streamCounted = true;
+      deps.metrics.activeStreams.inc({ route: exchange.route.path });
+    }
+    exchange.scanner = answerScanner(exchange.body, answer.status, kind);
+    if (reading === 'read-json') return relayRead(exchange, answer, headers, list, deps);
+    relayStream(exchange, answer, headers, reading === 'rewrite-sse', list, deps);
+  };
+}
+
+/** The client's headers for an answer: the upstream's minus hop-by-hop ones, plus the gateway's. */
+function answerHeaders(
+  exchange: Authenticated,
+  answer: UpstreamAnswer,
+  sessions: SessionSealer,
+  rewritten: boolean,
+): OutgoingHttpHeaders {
+  const headers = clientResponseHeaders(answer.headers);
+  // The body is rewritten: the upstream's length and digests describe bytes the client never gets.
+  if (rewritten) for (const name of BODY_FRAMING_HEADERS) delete headers[name];
+  headers['x-request-id'] = exchange.requestId;
+  if (exchange.limitHeaders !== undefined) Object.assign(headers, exchange.limitHeaders);
+  const upstreamSession = answer.headers['mcp-session-id'];
+  if (typeof upstreamSession === 'string') {
+    // The client only ever sees the sealed id: route, identity and version bound to it.
+    exchange.sessionId = clientSessionId(sessions, exchange, upstreamSession);
+    headers['mcp-session-id'] = exchange.sessionId;
+  }
+  if (exchange.origin !== undefined) Object.assign(headers, corsHeaders(exchange.origin));
+  return headers;
+}
+
+/** A list answer in JSON, read whole and filtered (errors and anything not a list result pass). */
+async function relayRead(
+  exchange: Authenticated,
+  answer: UpstreamAnswer,
+  headers: OutgoingHttpHeaders,
+  list: ReadonlyMap<string | number, string> | undefined,
+  deps: AnswerRelayDeps,
+): Promise<void> {
+  exchange.answerBody = answer.body;
+  let read: ReadAnswer;
+  try {
+    read = await readAnswer(answer.body, deps.maxResponseBytes);
+  } catch (err) {
+    // The client left and its upstream request was aborted mid-answer: finished already.
+    if (exchange.clientGone) return;
+    throw err;
+  }
+  if (exchange.finished) return;
+  const filtered =
+    typeof read === 'string'
+      ? filterListAnswer(read, list ?? ANY_LIST, exchange.route.policy, exchange.identity, deps.maxJsonDepth)
+      : read;
+  if (typeof filtered === 'object') {
+    // Never relay a list unfiltered: an answer too large, too deep or not JSON is refused.
+    exchange.upstreamError = upstreamErrorKind(filtered.unreadable);
+    return exchange.refuse(refuse(unreadableRefusal(filtered.unreadable)));
+  }
+  const relayed = filtered ?? (read as string);
+  exchange.scanner?.write(Buffer.from(relayed));
+  headers['content-length'] = Buffer.byteLength(relayed);
+  exchange.res.writeHead(answer.status, headers);
+  exchange.res.end(relayed);
+  exchange.finish();
+}
+
+/**
+ * Streams an answer through chunk by chunk as it arrives — SSE and JSON alike, nothing buffered —
+ * rewriting SSE list events when `rewrite` says so. The exchange finishes when its response closes.
+ */
+function relayStream(
+  exchange: Authenticated,
+  answer: UpstreamAnswer,
+  headers: OutgoingHttpHeaders,
+  rewrite: boolean,
+  list: ReadonlyMap<string | number, string> | undefined,
+  deps: AnswerRelayDeps,
+): void {
+  const { res } = exchange;
+  exchange.answerBody = answer.body;
+  res.writeHead(answer.status, headers);
+  // An SSE answer's status and headers go out now, not with its first event: a stream may stay
+  // silent for minutes, and clients and proxies with a headers timeout give up on it.
+  if (exchange.sse) res.flushHeaders();
+  const relay = new StreamRelay(exchange, answer.body, list, deps);
+  answer.body.once('error', relay.onUpstreamError);
+  // List results are filtered event by event; everything else flows as it came. On a GET stream
+  // the gateway no longer knows the ids of earlier list requests: results are recognised by shape.
+  let source: Readable = answer.body;
+  if (rewrite) {
+    const { policy } = exchange.route;
+    const rewriter = createSseRewriter(
+      (data) => filterListAnswer(data, list ?? ANY_LIST, policy, exchange.identity, deps.maxJsonDepth),
+      { maxEventLength: deps.maxResponseBytes },
+    );
+    rewriter.once('error', relay.onRewriterError);
+    source = answer.body.pipe(rewriter);
+  }
+  relay.start(source);
+}
+
+/**
+ * One streamed answer: the byte count against the response-size cap, backpressure, the outcome
+ * scan, and the ways it ends early. Its handlers are fields built once per answer (no closure per
+ * chunk) and each contains its own exceptions: they run from the upstream socket's events, where a
+ * throw would end the process.
+ */
+class StreamRelay {
+  private relayed = 0;
+  private source: Readable;
+
+  constructor(
+    private readonly exchange: Authenticated,
+    private readonly upstream: Readable,
+    private readonly list: ReadonlyMap<string | number, string> | undefined,
+    private readonly deps: AnswerRelayDeps,
+  ) {
+    this.source = upstream;
+  }
+
+  start(source: Readable): void {
+    this.source = source;
+    source.on('data', this.onData);
+    this.exchange.res.on('drain', this.onDrain);
+    source.once('end', this.onEnd);
+  }
+
+  private readonly onData = (chunk: Buffer | string): void => {
+    try {
+      this.relayed += chunk.length;
+      if (this.relayed > this.deps.maxResponseBytes) {
+        this.source.off('data', this.onData);
+        this.exchange.res.off('drain', this.onDrain);
+        this.cut('response_too_large');
+        return;
+      }
+      this.exchange.scanner?.write(typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+      if (!this.exchange.res.write(chunk)) this.source.pause();
+    } catch (err) {
+      this.deps.contain.fail('relay', this.exchange, err);
+    }
+  };
+
+  private readonly onDrain = (): void => {
+    this.source.resume();
+  };
+
+  private readonly onEnd = (): void => {
+    try {
+      this.exchange.res.off('drain', this.onDrain);
+      if (!this.exchange.res.writableEnded) this.exchange.res.end();
+    } catch (err) {
+      this.deps.contain.fail('relay', this.exchange, err);
+    }
+  };
+
+  readonly onUpstreamError = (err: Error): void => {
+    try {
+      const { exchange } = this;
+      if (exchange.cut !== undefined) return; // destroyed on purpose by the gateway, which answered already
+      if (!exchange.clientGone) {
+        exchange.upstreamError = 'stream_ended';
+        this.deps.logger.warn(
+          { requestId: exchange.requestId, code: errorCode(err) },
+          'upstream stream ended early',
+        );
+      }
+      exchange.res.destroy();
+    } catch (failure) {
+      this.deps.contain.fail('stream', this.exchange, failure);
+    }
+  };
+
+  readonly onRewriterError = (err: Error): void => {
+    try {
+      if (!(err instanceof UnreadableEventError)) this.deps.contain.fail('stream', this.exchange, err);
+      else if (!this.exchange.clientGone && this.exchange.cut === undefined)
+        this.cut(unreadableRefusal(err.reason));
+    } catch (failure) {
+      this.deps.contain.fail('stream', this.exchange, failure);
+    }
+  };
+
+  /**
+   * Ends a stream the gateway will not relay further: an SSE answer with a JSON-RPC error event
+   * for the list requests it carries (its status went out long ago), a JSON answer by cutting its
+   * connection (it cannot carry an error after it started).
+   */
+  private cut(reason: 'response_too_large' | 'upstream_rejected'): void {
+    const { exchange } = this;
+    exchange.cut = reason;
+    exchange.upstreamError = reason === 'response_too_large' ? 'too_large' : 'bad_answer';
+    discard(this.upstream);
+    if (!exchange.sse) {
+      exchange.res.destroy();
+      return;
+    }
+    const ids = this.list === undefined ? [] : Array.from(this.list.keys());
+    const refusal = refuse(reason, { ids, batch: exchange.body?.batch ?? false });
+    // The blank lines end whatever partial event was relayed before, so the error stands alone.
+    exchange.res.end(`\n\nevent: message\ndata: ${refusalBody(refusal)}\n\n`);
+  }
+}
+
+/**
+ * A scanner for the MCP-level outcome of an answer to requests (not to notifications, nor a GET
+ * stream): SSE event by event, or one JSON text.
+ */
+function answerScanner(
+  body: ParsedBody | undefined,
+  status: number,
+  kind: BodyKind,
+): AnswerScanner | undefined {
+  if (body === undefined || status !== 200) return undefined;
+  if (!body.messages.some((m) => m.kind === 'request')) return undefined;
+  if (kind === 'sse') return createSseAnswerScanner();
+  return kind === 'json' ? createJsonAnswerScanner() : undefined;
+}
+
+/** The list requests of a body (by id) whose answers are filtered; undefined when there are none. */
+function listRequestsOf(body: ParsedBody): ReadonlyMap<string | number, string> | undefined {
+  let lists: Map<string | number, string> | undefined;
+  for (const message of body.messages) {
+    if (message.kind === 'request' && isFilteredList(message.method)) {
+      lists ??= new Map();
+      lists.set(message.id, message.method);
+    }
+  }
+  return lists;
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown';
+}

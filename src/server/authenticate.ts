@@ -1,0 +1,48 @@
+import type { Identity } from '../auth/identity.js';
+import { type Refusal, refuse } from '../errors.js';
+import type { Authenticated, Guarded } from '../exchange.js';
+import type { Limiter, Rate } from '../ratelimit/limiter.js';
+
+export interface AuthenticationDeps {
+  /** Counts failed authentications per client address (`authFailures`). */
+  readonly limiter: Limiter;
+  readonly authFailureRate: Rate;
+}
+
+/**
+ * The authenticate stage (DESIGN.md step 4): the route's authenticator, behind failure damping.
+ * An address over its failure budget is refused (429 `too_many_failures`) before any credential it
+ * presents is checked. Damping guards guessable header credentials; a request without one guesses
+ * nothing and costs no limiter call.
+ */
+export function createAuthentication({
+  limiter,
+  authFailureRate,
+}: AuthenticationDeps): (exchange: Guarded) => Promise<Authenticated | Refusal> {
+  return async (exchange) => {
+    const headers = exchange.req.headers;
+    const guessing = headers.authorization !== undefined || headers['x-api-key'] !== undefined;
+    const damping = guessing
+      ? await limiter.peek(`auth:${exchange.clientAddress}`, authFailureRate)
+      : undefined;
+    if (damping !== undefined && !damping.allowed)
+      return refuse('too_many_failures', { headers: { 'retry-after': String(damping.retryAfterSec) } });
+    const attempt = exchange.route.authenticate(exchange.req);
+    const identity = attempt instanceof Promise ? await attempt : attempt;
+    if ('refusal' in identity) {
+      exchange.authFailure = { method: identity.method, why: identity.why };
+      // Only a presented credential that failed is a guess; a missing one is how clients discover
+      // auth, and one the IdP could not check (idp_unavailable) was never judged: neither counts
+      // toward damping (an IdP outage must not lock real users out with 429).
+      if (identity.refusal.reason === 'invalid_credential')
+        await limiter.consume(`auth:${exchange.clientAddress}`, authFailureRate);
+      return identity.refusal;
+    }
+    return authenticated(exchange, identity);
+  };
+}
+
+function authenticated(exchange: Guarded, identity: Identity): Authenticated {
+  exchange.identity = identity;
+  return exchange as Authenticated;
+}

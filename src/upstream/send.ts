@@ -1,0 +1,63 @@
+import { EventEmitter } from 'node:events';
+import { isRefusal, type Refusal } from '../errors.js';
+import type { Authenticated } from '../exchange.js';
+import { mirrorCanonicalName } from '../policy/canonical-body.js';
+import { upstreamRequestHeaders } from '../proxy/headers.js';
+import type { UpstreamAnswer } from './upstream.js';
+
+/** Upstream failures as `portcullis_upstream_errors_total` names them. */
+const UPSTREAM_ERROR_KIND: Partial<Record<string, string>> = {
+  upstream_unreachable: 'unreachable',
+  upstream_timeout: 'timeout',
+  upstream_rejected: 'bad_answer',
+};
+
+export interface SendingDeps {
+  /** The listener's scheme, for `X-Forwarded-Proto`. */
+  readonly proto: 'http' | 'https';
+}
+
+/**
+ * The send stage (DESIGN.md step 10): the admitted request handed to its route's
+ * {@link Upstream}. It builds what the upstream is sent (headers by the route's allow-list, the
+ * upstream's own session id, the trace context), records when the answer came and what it said,
+ * and lets the exchange cancel the upstream work when the client leaves. A GET or DELETE carries
+ * no body (its exchange has none).
+ */
+export function createSending({
+  proto,
+}: SendingDeps): (exchange: Authenticated) => Promise<UpstreamAnswer | Refusal> {
+  return async (exchange) => {
+    const { route, session, body } = exchange;
+    const headers = upstreamRequestHeaders(exchange.req.headers, route.upstreamHeaders, {
+      peer: exchange.peer,
+      ...(exchange.forwardedFor === undefined ? {} : { forwardedFor: exchange.forwardedFor }),
+      proto,
+      ...(session === undefined ? {} : { sessionId: session.upstreamId }),
+    });
+    if (body !== undefined && exchange.decisions !== undefined)
+      mirrorCanonicalName(headers, body, exchange.decisions);
+    // The upstream's trace continues the gateway's span.
+    exchange.span?.inject(headers);
+    // An EventEmitter is undici's cheaper alternative to an AbortSignal on the hot path.
+    const cancel = new EventEmitter();
+    exchange.cancel = cancel;
+    exchange.sentAt = performance.now();
+    const answer = await route.upstream.send({
+      method: exchange.forwardMethod,
+      headers,
+      body,
+      text: body?.forward,
+      signal: cancel,
+      identity: exchange.identity,
+      session,
+    });
+    if (isRefusal(answer)) {
+      exchange.upstreamError = UPSTREAM_ERROR_KIND[answer.reason] ?? answer.reason;
+      return answer;
+    }
+    exchange.upstreamMs = performance.now() - exchange.sentAt;
+    exchange.upstreamStatus = answer.status;
+    return answer;
+  };
+}

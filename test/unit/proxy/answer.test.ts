@@ -1,0 +1,180 @@
+import { PassThrough, Readable } from 'node:stream';
+import pinoLogger from 'pino';
+import { afterEach, describe, expect, it } from 'vitest';
+import type { ParsedBody } from '../../../src/jsonrpc/parse.js';
+import type { Metrics } from '../../../src/metrics/registry.js';
+import { createAnswerRelay, howToRead, readAnswer } from '../../../src/proxy/answer.js';
+import { createSessionSealer } from '../../../src/proxy/sessions.js';
+import { createContainment } from '../../../src/server/contain.js';
+import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
+import { type ExchangeServer, startExchangeServer, testRouter } from '../../support/exchange.js';
+
+const silentLogger = () => pinoLogger({ level: 'silent' });
+
+describe('howToRead: an answer the gateway must filter', () => {
+  it.each([
+    [200, 'json', undefined, 'read-json'],
+    [200, 'sse', undefined, 'rewrite-sse'],
+    [200, 'sse', 'identity', 'rewrite-sse'],
+    [200, 'other', undefined, 'refuse'],
+    [201, 'json', undefined, 'refuse'],
+    [202, 'sse', undefined, 'refuse'],
+    [204, 'other', undefined, 'refuse'],
+    [200, 'json', 'gzip', 'refuse'],
+    [200, 'sse', 'br', 'refuse'],
+    [500, 'json', 'gzip', 'refuse'],
+    [200, 'json', ['identity', 'gzip'], 'refuse'],
+    [404, 'json', undefined, 'read-json'],
+    [500, 'other', undefined, 'relay'],
+    [405, 'other', undefined, 'relay'],
+  ] as const)('status %i, %s body, Content-Encoding %j → %s', (status, kind, encoding, how) => {
+    expect(howToRead(status, kind, encoding as string | string[] | undefined)).toBe(how);
+  });
+});
+
+describe('readAnswer', () => {
+  it('reads UTF-8 text whole, refuses more than the limit or bytes that are not UTF-8', async () => {
+    expect(await readAnswer(Readable.from([Buffer.from('{"a":'), Buffer.from('"é"}')]), 100)).toBe(
+      '{"a":"é"}',
+    );
+    expect(await readAnswer(Readable.from([Buffer.alloc(60), Buffer.alloc(60)]), 100)).toEqual({
+      unreadable: 'too_large',
+    });
+    expect(await readAnswer(Readable.from([Buffer.from([0x7b, 0xff, 0x7d])]), 100)).toEqual({
+      unreadable: 'not_json',
+    });
+  });
+});
+
+/** An upstream answer whose body the test writes. */
+function upstreamAnswer(
+  status: number,
+  headers: Record<string, string>,
+  chunks: readonly string[],
+  end = true,
+): UpstreamAnswer {
+  const body = new PassThrough();
+  for (const chunk of chunks) body.write(chunk);
+  if (end) body.end();
+  return { status, headers, body };
+}
+
+describe('createAnswerRelay', () => {
+  const route = testRouter().routes[0]!;
+  let server: ExchangeServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+  const pino = silentLogger();
+  const relayWith = (metrics: Metrics, maxResponseBytes = 1 << 20) =>
+    createAnswerRelay({
+      sessions: createSessionSealer(undefined),
+      metrics,
+      logger: pino,
+      contain: createContainment(pino, metrics),
+      maxResponseBytes,
+      maxJsonDepth: 64,
+    });
+  /** Serves one exchange whose parsed body holds `messages`, answered by `answer`. */
+  async function serve(
+    messages: ParsedBody['messages'],
+    answer: () => UpstreamAnswer,
+    maxResponseBytes?: number,
+  ): Promise<ExchangeServer> {
+    let relay: ReturnType<typeof relayWith> | undefined;
+    const started = await startExchangeServer(route, (exchange) => {
+      exchange.body = { batch: false, forward: '', messages };
+      exchange.allowed = true;
+      exchange.upstreamStatus = 200;
+      return relay?.(exchange, answer());
+    });
+    relay = relayWith(started.metrics, maxResponseBytes);
+    return started;
+  }
+  const call = [{ kind: 'request', id: 1, method: 'tools/call', params: { name: 'read_file' } }] as const;
+  const list = [{ kind: 'request', id: 2, method: 'tools/list' }] as const;
+
+  it('passes a JSON answer through untouched, its length kept, and scans its outcome', async () => {
+    const text = '{"jsonrpc":"2.0","id":1,"result":{"content":[],"isError":true}}';
+    server = await serve(call, () =>
+      upstreamAnswer(200, { 'content-type': 'application/json', 'content-length': String(text.length) }, [
+        text,
+      ]),
+    );
+    const finished = server.nextFinish();
+    const answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    expect(answer.headers.get('content-length')).toBe(String(text.length));
+    expect(answer.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+    expect(await answer.text()).toBe(text);
+    expect(await finished).toMatchObject({ status: 200, sse: false, answers: [{ id: 1, isError: true }] });
+  });
+
+  it('rewrites an SSE list answer event by event, filtered to what the caller may use', async () => {
+    const event = (data: string) => `event: message\ndata: ${data}\n\n`;
+    const tools = '{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"read_file"},{"name":"drop_table"}]}}';
+    server = await serve(list, () =>
+      upstreamAnswer(200, { 'content-type': 'text/event-stream', 'content-length': '999' }, [
+        ': hello\n\n',
+        event(tools),
+      ]),
+    );
+    const finished = server.nextFinish();
+    const answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    expect(answer.headers.get('content-length'), 'framing headers dropped on a rewrite').toBeNull();
+    const text = await answer.text();
+    expect(text.startsWith(': hello\n\n')).toBe(true);
+    expect(text).toContain('read_file');
+    expect(text).not.toContain('drop_table');
+    expect(await finished).toMatchObject({ status: 200, sse: true, answers: [{ id: 2, isError: false }] });
+    expect((await server.metrics.activeStreams.get()).values.reduce((sum, v) => sum + v.value, 0)).toBe(0);
+  });
+
+  it('cuts an SSE answer that grows past the response cap with a JSON-RPC error event', async () => {
+    const big = `data: {"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"${'x'.repeat(300)}"}]}}\n\n`;
+    server = await serve(
+      call,
+      () => upstreamAnswer(200, { 'content-type': 'text/event-stream' }, [big, big], false),
+      500,
+    );
+    const finished = server.nextFinish();
+    const answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    const text = await answer.text();
+    expect(answer.status).toBe(200);
+    expect(text.startsWith(big)).toBe(true);
+    expect(text.endsWith('\n\n')).toBe(true);
+    expect(text).toContain('"reason":"response_too_large"');
+    expect(await finished).toMatchObject({
+      cut: 'response_too_large',
+      upstreamError: 'too_large',
+      reason: undefined,
+    });
+  });
+
+  it('refuses a JSON answer declared larger than the cap before any byte of it goes out', async () => {
+    server = await serve(
+      call,
+      () =>
+        upstreamAnswer(200, { 'content-type': 'application/json', 'content-length': '5000' }, ['{}'], false),
+      500,
+    );
+    const finished = server.nextFinish();
+    const answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    expect(answer.status).toBe(502);
+    expect(await answer.json()).toMatchObject({ id: 1, error: { data: { reason: 'response_too_large' } } });
+    expect(await finished).toMatchObject({
+      status: 502,
+      reason: 'response_too_large',
+      upstreamError: 'too_large',
+    });
+  });
+
+  it('refuses a list answer it cannot read (not JSON) rather than relay it unfiltered', async () => {
+    server = await serve(list, () =>
+      upstreamAnswer(200, { 'content-type': 'application/json' }, ['{"tools": [nope']),
+    );
+    const answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    expect(answer.status).toBe(502);
+    expect(await answer.json()).toMatchObject({ id: 2, error: { data: { reason: 'upstream_rejected' } } });
+  });
+});

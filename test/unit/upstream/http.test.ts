@@ -1,0 +1,106 @@
+import { EventEmitter } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/load.js';
+import { isRefusal } from '../../../src/errors.js';
+import { createHttpUpstream } from '../../../src/upstream/http.js';
+import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../../../src/upstream/upstream.js';
+import { READER } from '../../support/exchange.js';
+
+let answerWith: (req: IncomingMessage, res: ServerResponse) => void = (_, res) => res.end();
+let server: Server;
+let upstream: Upstream;
+let url: string;
+
+function upstreamFor(target: string): Upstream {
+  const config = parseConfig(
+    `identities: { anonymous: { scopes: [] } }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${target}
+    upstreamTimeouts: { connectMs: 500, headersMs: 300, idleMs: 1000 }
+    authentication: { methods: [anonymous] }
+`,
+    { env: {} },
+  );
+  return createHttpUpstream(config.routes[0]!);
+}
+
+const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
+  method: 'POST',
+  headers: { 'content-type': 'application/json' },
+  body: undefined,
+  text: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
+  signal: new EventEmitter(),
+  identity: READER,
+  session: undefined,
+  ...over,
+});
+
+beforeAll(async () => {
+  server = createServer((req, res) => answerWith(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+  upstream = upstreamFor(url);
+});
+afterAll(async () => {
+  await upstream.close();
+  server.closeAllConnections();
+  await new Promise((resolve) => server.close(resolve));
+});
+
+describe('createHttpUpstream', () => {
+  it('sends the text to the route URL and answers with the upstream status, headers and body stream', async () => {
+    let seen = '';
+    answerWith = (req, res) => {
+      req.on('data', (chunk) => {
+        seen += chunk;
+      });
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end('{"ok":1}'));
+    };
+    const answer = (await upstream.send(request())) as UpstreamAnswer;
+    expect(answer.status).toBe(200);
+    expect(answer.headers['content-type']).toBe('application/json');
+    expect(await answer.body.toArray().then((c) => Buffer.concat(c).toString())).toBe('{"ok":1}');
+    expect(seen).toBe('{"jsonrpc":"2.0","id":1,"method":"ping"}');
+  });
+
+  it.each([
+    ['a redirect', 302, { location: 'http://elsewhere.example/' }],
+    ['an auth challenge', 401, { 'www-authenticate': 'Bearer' }],
+    ['two session ids', 200, { 'mcp-session-id': ['a', 'b'] }],
+    ['a session id with a space', 200, { 'mcp-session-id': 'a b' }],
+  ])('refuses %s as upstream_rejected, never relayed', async (_, status, headers) => {
+    answerWith = (_req, res) => {
+      res.writeHead(status, headers as Record<string, string | string[]>).end('{}');
+    };
+    const answer = await upstream.send(request());
+    expect(isRefusal(answer) && answer.reason).toBe('upstream_rejected');
+  });
+
+  it('answers unreachable and slow upstreams with their refusals', async () => {
+    const closed = upstreamFor('http://127.0.0.1:9/mcp');
+    expect(await closed.send(request()).then((a) => isRefusal(a) && a.reason)).toBe('upstream_unreachable');
+    await closed.close();
+    answerWith = () => undefined; // never answers: the headers timeout fires
+    expect(await upstream.send(request()).then((a) => isRefusal(a) && a.reason)).toBe('upstream_timeout');
+  });
+
+  it('cancels the upstream request when the signal aborts', async () => {
+    let closed = false;
+    answerWith = (req) => {
+      req.socket.once('close', () => {
+        closed = true;
+      });
+    };
+    const signal = new EventEmitter();
+    const pending = upstream.send(request({ signal }));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    signal.emit('abort');
+    expect(await pending.then((a) => isRefusal(a) && a.reason)).toBe('upstream_unreachable');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(closed).toBe(true);
+  });
+});
