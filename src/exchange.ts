@@ -2,14 +2,11 @@ import { randomUUID } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import type { Logger } from 'pino';
 import type { AnswerOutcome, AnswerScanner } from './audit/answer-outcome.js';
-import type { AuditRecorder } from './audit/records.js';
 import type { Identity } from './auth/identity.js';
 import { type AuditDecision, REFUSALS, type Refusal, type RefusalReason } from './errors.js';
 import type { ParsedBody } from './jsonrpc/parse.js';
 import { requestIds } from './jsonrpc/request.js';
-import { countExchange, methodOf } from './metrics/exchange.js';
 import type { Metrics } from './metrics/registry.js';
 import type { Decision } from './policy/decide.js';
 import type { SessionClaims } from './proxy/sessions.js';
@@ -18,7 +15,6 @@ import type { ClientAddress } from './server/client-address.js';
 import type { Containment } from './server/contain.js';
 import { sendRefusal } from './server/respond.js';
 import type { CompiledRoute } from './server/router.js';
-import { endSpan } from './tracing/exchange.js';
 import type { RequestSpan } from './tracing/tracer.js';
 
 /** A refused authentication: the method that failed and why (never the credential). */
@@ -70,53 +66,6 @@ export interface FinishedExchange {
 
 /** What a finished exchange is handed to: audit, metrics, span and log (built once, at start-up). */
 export type Finish = (exchange: FinishedExchange) => void;
-
-export interface FinishDeps {
-  /** Builds and writes the audit records; `undefined` with `audit.destination: none` (none built). */
-  readonly audit: AuditRecorder | undefined;
-  readonly metrics: Metrics;
-  readonly logger: Logger;
-  /** `log.requests`: one operational log line per request. */
-  readonly logRequests: boolean;
-}
-
-/**
- * The finish step: one audit record per JSON-RPC message (one for the HTTP request when there is
- * none), the metrics, the span's end and — with `log.requests` — a log line. It runs inside stream
- * and `close` handlers: an exception in it (an audit or metrics bug) is logged and counted, never
- * thrown into the event loop; the answer has gone out by then.
- */
-export function createFinish({ audit, metrics, logger, logRequests }: FinishDeps): Finish {
-  return (exchange) => {
-    try {
-      audit?.(exchange);
-      const method = methodOf(exchange);
-      countExchange(metrics, exchange, method);
-      if (exchange.span !== undefined) endSpan(exchange.span, exchange, method);
-      if (logRequests) {
-        logger.info(
-          {
-            requestId: exchange.requestId,
-            route: exchange.route?.path ?? null,
-            method,
-            status: exchange.status,
-            decision: exchange.decision,
-            reason: exchange.reason,
-            identity: exchange.identity?.key,
-            durationMs: exchange.durationMs,
-          },
-          'request',
-        );
-      }
-    } catch (err) {
-      metrics.internalErrors.inc({ where: 'outcome' });
-      logger.error(
-        { err, requestId: exchange.requestId, where: 'outcome' },
-        'internal error: outcome not recorded',
-      );
-    }
-  };
-}
 
 /** What every exchange shares: the finish step, the instruments live reservations need, containment. */
 export interface ExchangeContext {

@@ -17,7 +17,8 @@ import { corsHeaders } from '../server/respond.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { BODY_FRAMING_HEADERS, clientResponseHeaders } from './headers.js';
 import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
-import { clientSessionId, type SessionSealer } from './sessions.js';
+import { clientSessionId } from './session-stage.js';
+import type { SessionSealer } from './sessions.js';
 import { createSseRewriter, UnreadableEventError, type UnreadableReason } from './sse.js';
 
 /**
