@@ -288,6 +288,13 @@ class StreamRelay {
 
   private readonly onEnd = (): void => {
     try {
+      // Let go of the upstream body: undici 8 keeps finished requests (and so their bodies'
+      // listeners) reachable for a while, and through these listeners the whole exchange — request,
+      // response, parsed body — would survive young-generation collections with them (measured:
+      // old-space growth and mark-compacts under load, about 10 % of the gateway's CPU).
+      this.source.off('data', this.onData);
+      this.upstream.off('error', this.onUpstreamError);
+      this.upstream.on('error', ignore);
       this.exchange.res.off('drain', this.onDrain);
       if (!this.exchange.res.writableEnded) this.exchange.res.end();
     } catch (err) {
@@ -374,3 +381,6 @@ function errorCode(err: unknown): string {
   const code = (err as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : err instanceof Error ? err.name : 'unknown';
 }
+
+/** A listener that keeps a late 'error' of a finished upstream body from being thrown. */
+function ignore(): void {}
