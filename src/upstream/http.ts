@@ -1,12 +1,16 @@
 import { readFileSync } from 'node:fs';
-import { Pool } from 'undici';
+import { Readable } from 'node:stream';
+import { type Dispatcher, errors, Pool } from 'undici';
 import type { RouteConfig } from '../config/schema.js';
 import { type Refusal, refuse } from '../errors.js';
-import type { Upstream } from './upstream.js';
+import type { Upstream, UpstreamAnswer } from './upstream.js';
 
 /**
  * The HTTP upstream: Streamable HTTP passed through one keep-alive undici pool per route
- * (DESIGN.md step 10). Its answer body is undici's own stream, relayed untouched when nothing in
+ * (DESIGN.md step 10). Requests go through undici's `dispatch` with a handler of our own
+ * ({@link AnswerHandler}) rather than `pool.request`: undici 8's request API kept each finished
+ * request reachable past young-generation collections, which cost the gateway about a third of
+ * its CPU per request under load; the handler's body stream is relayed untouched when nothing in
  * it must be read (the zero-copy fast path). Upstream failures become
  * refusals from the catalogue: unreachable → 502, slow → 504, and answers the gateway will not
  * relay → 502 `upstream_rejected` (see {@link rejected}).
@@ -32,25 +36,13 @@ export function createHttpUpstream(route: RouteConfig): Upstream {
   });
 
   return {
-    async send(request) {
-      let answer: Awaited<ReturnType<Pool['request']>>;
-      try {
-        answer = await pool.request({
-          path,
-          method: request.method,
-          headers: request.headers,
-          body: request.text ?? null,
-          signal: request.signal,
-        });
-      } catch (err) {
-        return upstreamFailure(err);
-      }
-      if (rejected(answer.statusCode, answer.headers)) {
-        answer.body.resume();
-        return refuse('upstream_rejected');
-      }
-      return { status: answer.statusCode, headers: answer.headers, body: answer.body };
-    },
+    send: (request) =>
+      new Promise((resolve, reject) => {
+        pool.dispatch(
+          { path, method: request.method, headers: request.headers, body: request.text ?? null },
+          new AnswerHandler(request.signal, resolve, reject),
+        );
+      }),
     close: () => pool.close(),
   };
 }
@@ -110,3 +102,88 @@ function upstreamFailure(err: unknown): Refusal {
   if (err instanceof Error && err.name === 'AbortError') return refuse('upstream_unreachable');
   throw err;
 }
+
+type Resolve = (answer: UpstreamAnswer | Refusal) => void;
+
+/**
+ * One request's undici handler: resolves with the answer once its status and headers arrive (the
+ * body then streams through a `Readable` with backpressure: a full buffer pauses the socket), with
+ * a refusal for an answer never relayed or an upstream failure, and rejects with anything else (a
+ * bug). The client going away (`signal` emits `abort`) aborts the request — queued, sending or
+ * streaming — and destroying the body does too, so its socket is freed or reused.
+ */
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  private controller: Dispatcher.DispatchController | undefined;
+  private body: Readable | undefined;
+  /** Set when the client left before undici started the request. */
+  private abortedEarly = false;
+  /** An answer refused at its headers: its body is read and dropped, keeping the connection. */
+  private dropping = false;
+
+  constructor(
+    private readonly signal: UpstreamRequestSignal,
+    private readonly resolve: Resolve,
+    private readonly reject: (err: unknown) => void,
+  ) {
+    signal.once('abort', this.onAbort);
+  }
+
+  private readonly onAbort = (): void => {
+    if (this.controller === undefined) this.abortedEarly = true;
+    else this.controller.abort(new errors.RequestAbortedError());
+  };
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.abortedEarly) controller.abort(new errors.RequestAbortedError());
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    status: number,
+    headers: Readonly<Record<string, string | string[] | undefined>>,
+  ): void {
+    if (status < 200) return; // 1xx: the answer is still to come
+    if (rejected(status, headers)) {
+      this.dropping = true;
+      this.resolve(refuse('upstream_rejected'));
+      return;
+    }
+    this.body = new Readable({
+      read: () => controller.resume(),
+      destroy: (err, done) => {
+        // The gateway stopped reading (client gone, answer cut): the request ends here too.
+        if (!controller.aborted && this.body?.readableEnded === false)
+          controller.abort(err ?? new errors.RequestAbortedError());
+        done(err);
+      },
+    });
+    this.resolve({ status, headers, body: this.body });
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.dropping || this.body === undefined || this.body.destroyed) return;
+    if (!this.body.push(chunk)) controller.pause();
+  }
+
+  onResponseEnd(): void {
+    this.signal.off('abort', this.onAbort);
+    this.body?.push(null);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.signal.off('abort', this.onAbort);
+    if (this.dropping) return;
+    if (this.body !== undefined) {
+      if (!this.body.destroyed) this.body.destroy(err);
+      return;
+    }
+    try {
+      this.resolve(upstreamFailure(err));
+    } catch (bug) {
+      this.reject(bug);
+    }
+  }
+}
+
+type UpstreamRequestSignal = Parameters<Upstream['send']>[0]['signal'];
