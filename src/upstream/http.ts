@@ -117,7 +117,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   private body: Readable | undefined;
   /** Set when the client left before undici started the request. */
   private abortedEarly = false;
-  /** An answer refused at its headers: its body is read and dropped, keeping the connection. */
+  /** An answer refused at its headers: its request is aborted and whatever follows ignored. */
   private dropping = false;
 
   constructor(
@@ -145,8 +145,11 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   ): void {
     if (status < 200) return; // 1xx: the answer is still to come
     if (rejected(status, headers)) {
+      // Never read: a hostile upstream could trickle that body for as long as its idle timeout
+      // allows, holding a pooled connection. The connection is closed instead of reused.
       this.dropping = true;
       this.resolve(refuse('upstream_rejected'));
+      controller.abort(new errors.RequestAbortedError());
       return;
     }
     this.body = new Readable({

@@ -103,4 +103,45 @@ describe('createHttpUpstream', () => {
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(closed).toBe(true);
   });
+
+  it('refuses a redirect without reading its body, closing that connection (a trickling body holds nothing)', async () => {
+    let closed = false;
+    answerWith = (req, res) => {
+      req.socket.once('close', () => {
+        closed = true;
+      });
+      res.writeHead(302, { location: 'http://elsewhere/', 'content-type': 'text/plain' });
+      res.write('never ');
+      // The body never ends: read to its end, it would hold the pooled connection.
+    };
+    const answer = await upstream.send(request());
+    expect(isRefusal(answer) && answer.reason).toBe('upstream_rejected');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(closed).toBe(true);
+  });
+
+  it('aborts the upstream request when the gateway stops reading the body, and ends it cleanly when read', async () => {
+    let closed = false;
+    answerWith = (req, res) => {
+      req.socket.once('close', () => {
+        closed = true;
+      });
+      res.writeHead(200, { 'content-type': 'text/event-stream' });
+      res.write('data: {}\n\n');
+    };
+    const answer = (await upstream.send(request())) as UpstreamAnswer;
+    expect(answer.status).toBe(200);
+    answer.body.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(closed).toBe(true);
+
+    answerWith = (_, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"jsonrpc":"2.0","id":1,"result":{}}');
+    };
+    const whole = (await upstream.send(request())) as UpstreamAnswer;
+    let text = '';
+    for await (const chunk of whole.body) text += chunk;
+    expect(text).toBe('{"jsonrpc":"2.0","id":1,"result":{}}');
+  });
 });
