@@ -76,6 +76,38 @@ afterAll(async () => {
   await upstream?.close();
 });
 
+/**
+ * A redis-server of the describe block's own, an admin client on it, and a gateway limiting
+ * `routes` (built by {@link route}) through it; all stopped after the block.
+ */
+function withOwnRedis(opts: {
+  commandTimeoutMs: number;
+  /** Built once the upstream runs (in `beforeAll`). */
+  routes: () => string;
+  args?: string[];
+}): {
+  gateway: TestGateway;
+  admin: Redis;
+} {
+  const env = {} as { gateway: TestGateway; admin: Redis; redis: RedisServer };
+  beforeAll(async () => {
+    env.redis = await startRedis(opts.args === undefined ? {} : { args: opts.args });
+    env.admin = new Redis(env.redis.url);
+    env.gateway = await startTestGateway({
+      policy: `redis: { url: "${env.redis.url}", commandTimeoutMs: ${opts.commandTimeoutMs} }
+${identities()}routes:
+${opts.routes()}`,
+    });
+    await ready(env.gateway);
+  });
+  afterAll(async () => {
+    await env.gateway?.close();
+    env.admin?.disconnect();
+    await env.redis?.stop();
+  });
+  return env;
+}
+
 describe('rate limits in a three-node Redis Cluster', () => {
   let cluster: RedisCluster;
   let one: TestGateway;
@@ -140,30 +172,16 @@ ${route(
 });
 
 describe('SCRIPT FLUSH on the server between calls', () => {
-  let redis: RedisServer;
-  let admin: Redis;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    admin = new Redis(redis.url);
-    gateway = await startTestGateway({
-      policy: `redis: { url: "${redis.url}", commandTimeoutMs: 1000 }
-${identities()}routes:
-${route('/f/mcp', upstream.url, '[{ per: identity, limit: 10/hour }]', 'closed')}`,
-    });
-    await ready(gateway);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    admin?.disconnect();
-    await redis?.stop();
+  const env = withOwnRedis({
+    commandTimeoutMs: 1000,
+    routes: () => route('/f/mcp', upstream.url, '[{ per: identity, limit: 10/hour }]', 'closed'),
   });
 
   const cachedScripts = async () =>
-    Number(/number_of_cached_scripts:(\d+)/.exec(await admin.info('memory'))?.[1] ?? Number.NaN);
+    Number(/number_of_cached_scripts:(\d+)/.exec(await env.admin.info('memory'))?.[1] ?? Number.NaN);
 
   it('the limiter loads the script again and the counts stay exact', async () => {
+    const { gateway, admin } = env;
     const first = await settle([await call(gateway.url, '/f/mcp', 1)]);
     const second = await settle([await call(gateway.url, '/f/mcp', 2)]);
     expect([...first, ...second]).toEqual([
@@ -202,27 +220,13 @@ ${route('/f/mcp', upstream.url, '[{ per: identity, limit: 10/hour }]', 'closed')
 });
 
 describe('the rate-limit script failing in Redis', () => {
-  let redis: RedisServer;
-  let admin: Redis;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    redis = await startRedis();
-    admin = new Redis(redis.url);
-    gateway = await startTestGateway({
-      policy: `redis: { url: "${redis.url}", commandTimeoutMs: 1000 }
-${identities()}routes:
-${route('/s/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open')}`,
-    });
-    await ready(gateway);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    admin?.disconnect();
-    await redis?.stop();
+  const env = withOwnRedis({
+    commandTimeoutMs: 1000,
+    routes: () => route('/s/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open'),
   });
 
   it('is 500 internal on a failMode: open route, counted; the upstream sees nothing; never the fallback', async () => {
+    const { gateway, admin } = env;
     const warm = await call(gateway.url, '/s/mcp', 1);
     expect(warm.status).toBe(200);
     await warm.text();
@@ -257,32 +261,16 @@ ${route('/s/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open')
 });
 
 describe('a Redis stalled by DEBUG SLEEP', () => {
-  let redis: RedisServer;
-  let admin: Redis;
-  let gateway: TestGateway;
-
-  beforeAll(async () => {
-    redis = await startRedis({ args: ['--enable-debug-command', 'local'] });
-    admin = new Redis(redis.url);
-    gateway = await startTestGateway({
-      policy: `redis: { url: "${redis.url}", commandTimeoutMs: 100 }
-${identities()}routes:
-${route('/open/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open')}${route(
-  '/closed/mcp',
-  upstream.url,
-  '[{ per: identity, limit: 1000/hour }]',
-  'closed',
-)}`,
-    });
-    await ready(gateway);
-  });
-  afterAll(async () => {
-    await gateway?.close();
-    admin?.disconnect();
-    await redis?.stop();
+  const env = withOwnRedis({
+    args: ['--enable-debug-command', 'local'],
+    commandTimeoutMs: 100,
+    routes: () =>
+      route('/open/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open') +
+      route('/closed/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'closed'),
   });
 
   it('each call answers within about commandTimeoutMs: open serves, closed answers 503; then recovers', async () => {
+    const { gateway, admin } = env;
     for (const path of ['/open/mcp', '/closed/mcp']) {
       const warm = await call(gateway.url, path, 1);
       expect(warm.status).toBe(200);

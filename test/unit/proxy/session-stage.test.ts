@@ -1,23 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import { clientSessionId, createSessionOpening } from '../../../src/proxy/session-stage.js';
-import { createSessionSealer } from '../../../src/proxy/sessions.js';
+import { createSessionSealer, type SessionClaims } from '../../../src/proxy/sessions.js';
 import { onExchange, READER, testRouter } from '../../support/exchange.js';
 
-const key = (n: number) => Buffer.alloc(32, n).toString('base64');
-const claims = {
-  upstreamId: 'up-1',
-  route: '/mcp',
-  identity: 'apiKey:ci',
-  version: '2025-11-25',
-  issuedAt: 1_800_000_000,
-};
+const key = Buffer.alloc(32, 3).toString('base64');
+/** What the stage does not check; route, identity and age are set per test. */
+const claims = { upstreamId: 'up-1', version: '2025-11-25' };
 
 describe('createSessionOpening: the session stage', () => {
   const route = testRouter().routes[0]!;
-  const sessions = createSessionSealer([key(3)]);
+  const sessions = createSessionSealer([key]);
   const open = createSessionOpening({ sessions, maxAgeSec: 60 });
   const now = () => Math.floor(Date.now() / 1000);
-  const sealedFor = (over: Partial<typeof claims> = {}) =>
+  const sealedFor = (over: Partial<SessionClaims> = {}) =>
     sessions.seal({ ...claims, route: '/mcp', identity: READER.key, issuedAt: now(), ...over });
   const withSession = (sealed: string, version?: string): RequestInit => ({
     method: 'POST',
