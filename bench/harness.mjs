@@ -32,18 +32,19 @@ const HEADERS = {
 };
 
 /**
- * Starts `node bench/servers.mjs kind ...args` and waits for its port. `client` carries what the
+ * Starts `node bench/servers.mjs kind ...args` (another checkout's `servers` when given, reported
+ * as `label`) and waits for its port. `client` carries what the
  * load generator must send to it: extra headers (a credential) and TLS options (a client certificate).
  */
-export async function start(kind, args = [], client = {}) {
+export async function start(kind, args = [], client = {}, servers = SERVERS, label = kind) {
   const execArgv =
     process.env.BENCH_PROFILE === kind
       ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile']
       : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-  const child = fork(SERVERS, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
+  const child = fork(servers, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const [message] = await once(child, 'message');
   const scheme = message.tls ? 'https' : 'http';
-  return { kind, child, url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`, client };
+  return { kind: label, child, url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`, client };
 }
 
 function cpu(child) {

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { AnswerOutcome, AnswerScanner } from './audit/answer-outcome.js';
@@ -16,6 +15,7 @@ import type { Containment } from './server/contain.js';
 import { sendRefusal } from './server/respond.js';
 import type { CompiledRoute } from './server/router.js';
 import type { RequestSpan } from './tracing/tracer.js';
+import type { Cancellation } from './upstream/cancellation.js';
 
 /** A refused authentication: the method that failed and why (never the credential). */
 export interface AuthFailureFact {
@@ -149,8 +149,8 @@ export class Exchange implements FinishedExchange {
   streamCounted = false;
 
   // The upstream and its answer.
-  /** Emits `abort` when the client leaves: set by the send stage. */
-  cancel: EventEmitter | undefined = undefined;
+  /** Cancelled when the client leaves: set by the send stage. */
+  cancellation: Cancellation | undefined = undefined;
   sentAt = 0;
   upstreamMs: number | undefined = undefined;
   upstreamStatus: number | undefined = undefined;
@@ -195,7 +195,7 @@ export class Exchange implements FinishedExchange {
       if (!this.res.writableEnded) {
         this.clientGone = true;
         // A client that goes away aborts its upstream request: no leaked sockets or upstream work.
-        this.cancel?.emit('abort');
+        this.cancellation?.cancel();
       }
       const body = this.answerBody;
       if (body !== undefined && !body.readableEnded) body.destroy();

@@ -62,10 +62,10 @@ export interface ForwardingContext {
   /** The connection's peer: the hop the gateway appends to `X-Forwarded-For`. */
   readonly peer: string;
   /** `X-Forwarded-For` chain received from a trusted proxy, if any. */
-  readonly forwardedFor?: string;
+  readonly forwardedFor?: string | undefined;
   readonly proto: 'http' | 'https';
   /** The upstream's own session id, unsealed from the client's; the client's sealed id never goes upstream. */
-  readonly sessionId?: string;
+  readonly sessionId?: string | undefined;
 }
 
 /** What a route forwards, computed once at load (headers are on the hot path). */

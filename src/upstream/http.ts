@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import { type Dispatcher, errors, Pool } from 'undici';
 import type { RouteConfig } from '../config/schema.js';
 import { type Refusal, refuse } from '../errors.js';
+import type { Cancellation } from './cancellation.js';
 import type { Upstream, UpstreamAnswer } from './upstream.js';
 
 /**
@@ -40,7 +41,7 @@ export function createHttpUpstream(route: RouteConfig): Upstream {
       new Promise((resolve, reject) => {
         pool.dispatch(
           { path, method: request.method, headers: request.headers, body: request.text ?? null },
-          new AnswerHandler(request.signal, resolve, reject),
+          new AnswerHandler(request.cancellation, resolve, reject),
         );
       }),
     close: () => pool.close(),
@@ -109,7 +110,7 @@ type Resolve = (answer: UpstreamAnswer | Refusal) => void;
  * One request's undici handler: resolves with the answer once its status and headers arrive (the
  * body then streams through a `Readable` with backpressure: a full buffer pauses the socket), with
  * a refusal for an answer never relayed or an upstream failure, and rejects with anything else (a
- * bug). The client going away (`signal` emits `abort`) aborts the request — queued, sending or
+ * bug). The client going away (its `cancellation`) aborts the request — queued, sending or
  * streaming — and destroying the body does too, so its socket is freed or reused.
  */
 class AnswerHandler implements Dispatcher.DispatchHandler {
@@ -121,11 +122,11 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   private dropping = false;
 
   constructor(
-    private readonly signal: UpstreamRequestSignal,
+    private readonly cancellation: Cancellation,
     private readonly resolve: Resolve,
     private readonly reject: (err: unknown) => void,
   ) {
-    signal.once('abort', this.onAbort);
+    cancellation.onCancel(this.onAbort);
   }
 
   private readonly onAbort = (): void => {
@@ -170,12 +171,12 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    this.signal.off('abort', this.onAbort);
+    this.cancellation.off(this.onAbort);
     this.body?.push(null);
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
-    this.signal.off('abort', this.onAbort);
+    this.cancellation.off(this.onAbort);
     if (this.dropping) return;
     if (this.body !== undefined) {
       if (!this.body.destroyed) this.body.destroy(err);
@@ -188,5 +189,3 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     }
   }
 }
-
-type UpstreamRequestSignal = Parameters<Upstream['send']>[0]['signal'];

@@ -1,9 +1,9 @@
-import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Identity } from '../auth/identity.js';
 import type { Refusal } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import type { SessionClaims } from '../proxy/sessions.js';
+import type { Cancellation } from './cancellation.js';
 
 /** What the pipeline hands a route's upstream once an exchange is authorized and admitted. */
 export interface UpstreamRequest {
@@ -17,8 +17,8 @@ export interface UpstreamRequest {
   readonly body: ParsedBody | undefined;
   /** The same messages re-serialized: the bytes sent, never the client's (POST only). */
   readonly text: string | undefined;
-  /** Emits `abort` when the client goes away: the upstream work is cancelled, its socket freed. */
-  readonly signal: EventEmitter;
+  /** Cancelled when the client goes away: the upstream work stops, its socket or process freed. */
+  readonly cancellation: Cancellation;
   /** Who asks: an upstream that keeps state per identity (stdio processes) reads it; HTTP does not. */
   readonly identity: Identity;
   /** The legacy session the request belongs to, opened and checked by the gateway. */
@@ -47,8 +47,8 @@ export interface UpstreamAnswer {
  * - **stdio**: a spawned process speaking one JSON-RPC message per line. It reads `body` (the
  *   parsed messages) rather than `text` or `headers`, keys its processes by `identity` and
  *   `session`, and answers with a JSON body or an SSE stream it synthesizes (a `Readable`), so the
- *   relay, list filtering and outcome scan work on it unchanged. `signal` becomes
- *   `notifications/cancelled` to the child.
+ *   relay, list filtering and outcome scan work on it unchanged. `cancellation`
+ *   becomes `notifications/cancelled` to the child.
  * - **federation**: several upstreams behind one route, itself an `Upstream` that fans a request
  *   out to its members' `send` and merges what they answer into one `UpstreamAnswer`.
  */

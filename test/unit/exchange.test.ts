@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { refuse } from '../../src/errors.js';
 import type { Authenticated } from '../../src/exchange.js';
+import { Cancellation } from '../../src/upstream/cancellation.js';
 import { type ExchangeServer, sleep, startExchangeServer, testRouter } from '../support/exchange.js';
 
 const route = testRouter().routes[0]!;
@@ -68,8 +69,8 @@ describe('Exchange.finish', () => {
       ex.listenSlot = stream.release;
       ex.allowed = true;
       ex.upstreamStatus = 200;
-      ex.cancel = new PassThrough();
-      ex.cancel.once('abort', () => {
+      ex.cancellation = new Cancellation();
+      ex.cancellation.onCancel(() => {
         aborted = true;
       });
       ex.answerBody = new PassThrough();

@@ -1,9 +1,9 @@
-import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.js';
 import { isRefusal } from '../../../src/errors.js';
+import { Cancellation } from '../../../src/upstream/cancellation.js';
 import { createHttpUpstream } from '../../../src/upstream/http.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../../../src/upstream/upstream.js';
 import { READER } from '../../support/exchange.js';
@@ -33,7 +33,7 @@ const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
   headers: { 'content-type': 'application/json' },
   body: undefined,
   text: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
-  signal: new EventEmitter(),
+  cancellation: new Cancellation(),
   identity: READER,
   session: undefined,
   ...over,
@@ -88,17 +88,17 @@ describe('createHttpUpstream', () => {
     expect(await upstream.send(request()).then((a) => isRefusal(a) && a.reason)).toBe('upstream_timeout');
   });
 
-  it('cancels the upstream request when the signal aborts', async () => {
+  it('cancels the upstream request when its cancellation is cancelled', async () => {
     let closed = false;
     answerWith = (req) => {
       req.socket.once('close', () => {
         closed = true;
       });
     };
-    const signal = new EventEmitter();
-    const pending = upstream.send(request({ signal }));
+    const cancellation = new Cancellation();
+    const pending = upstream.send(request({ cancellation }));
     await new Promise((resolve) => setTimeout(resolve, 50));
-    signal.emit('abort');
+    cancellation.cancel();
     expect(await pending.then((a) => isRefusal(a) && a.reason)).toBe('upstream_unreachable');
     await new Promise((resolve) => setTimeout(resolve, 50));
     expect(closed).toBe(true);

@@ -59,11 +59,11 @@ describe('createSending: the send stage', () => {
     expect(exchange.upstreamStatus).toBeUndefined();
   });
 
-  it('lets the exchange cancel the upstream work through the signal it sent', async () => {
+  it('lets the exchange cancel the upstream work through the cancellation it sent', async () => {
     const { route, sent } = recording(async () => ({ status: 200, headers: {}, body: new PassThrough() }));
     const { exchange } = await onExchange(route, send, { method: 'GET' });
     expect(sent[0]?.method).toBe('GET');
     expect(sent[0]?.text).toBeUndefined();
-    expect(sent[0]?.signal).toBe(exchange.cancel);
+    expect(sent[0]?.cancellation).toBe(exchange.cancellation);
   });
 });
