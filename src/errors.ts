@@ -91,6 +91,8 @@ export const REFUSALS = {
     decision: 'error',
     message: 'Identity provider unavailable',
   },
+  /** A stdio server in a crash loop, between restarts (`Retry-After` says when the next may start). */
+  upstream_unavailable: { status: 503, rpc: -31094, decision: 'error', message: 'Upstream unavailable' },
   upstream_unreachable: { status: 502, rpc: -31095, decision: 'error', message: 'Upstream unreachable' },
   upstream_rejected: {
     status: 502,

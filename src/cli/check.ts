@@ -21,7 +21,7 @@ function describeRoute(route: RouteConfig): string[] {
   const auth = route.authentication;
   const lines = [
     `route ${route.route}`,
-    `  upstream        ${route.upstream}`,
+    `  upstream        ${describeUpstream(route.upstream)}`,
     `  resource        ${route.resource}`,
     `  authentication  ${auth.methods.join(', ')} (require ${auth.require})`,
     `  mode            ${route.mode}, default ${route.default}`,
@@ -55,6 +55,14 @@ function describeRoute(route: RouteConfig): string[] {
   return lines;
 }
 
+function describeUpstream(upstream: RouteConfig['upstream']): string {
+  if (typeof upstream === 'string') return upstream;
+  // argv as JSON strings: where one argument ends and the next begins stays visible.
+  const argv = upstream.command.map((arg) => JSON.stringify(arg)).join(' ');
+  const who = upstream.user === undefined ? 'as the gateway user' : `as ${upstream.user}`;
+  return `stdio ${argv} (${upstream.processes}, at most ${upstream.maxProcesses}, ${who})`;
+}
+
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
 function warnings(config: Config): string[] {
@@ -65,7 +73,7 @@ function warnings(config: Config): string[] {
       out.push(`${label} uses plain http off loopback: ${value}`);
   };
   config.routes.forEach((route, i) => {
-    plain(`routes[${i}].upstream`, route.upstream);
+    if (typeof route.upstream === 'string') plain(`routes[${i}].upstream`, route.upstream);
     plain(`routes[${i}].resource`, route.resource);
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')

@@ -254,6 +254,53 @@ const NEVER_FORWARDED: ReadonlySet<string> = new Set([
   'x-real-ip',
 ]);
 
+/** An environment variable's name, as POSIX shells accept it. */
+const envName = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name');
+/** A user or group: a name, or a numeric id. */
+const account = z.union([
+  z.string().regex(/^[a-z_][a-z0-9_.-]*\$?$/i, 'must be a user or group name'),
+  z.number().int().nonnegative(),
+]);
+
+/**
+ * A stdio MCP server the gateway spawns and is the one client of (DESIGN.md "Upstreams"). The
+ * command is an argv array, never a shell line; the child's environment is `env` alone, plus
+ * `PATH`, `LANG` and its own `HOME` and `TMPDIR`.
+ */
+export const stdioUpstreamSchema = z
+  .strictObject({
+    /** The program and its arguments: `[npx, -y, "@modelcontextprotocol/server-filesystem", /srv]`. */
+    command: z.array(z.string().min(1, 'must not be empty')).min(1, 'must name a program'),
+    /** The child's whole environment, beside `PATH`, `LANG`, `HOME` and `TMPDIR`. */
+    env: z.record(envName, z.string()).default({}),
+    /** Working directory (an absolute path). Default: the gateway's state directory for the process. */
+    cwd: z.string().startsWith('/', 'must be an absolute path').optional(),
+    /** Run the child as this user (name or uid): outside the gateway's trust boundary. */
+    user: account.optional(),
+    /** Run the child with this group (name or gid). */
+    group: account.optional(),
+    /** One process per identity (default), one for the route, or one per legacy session. */
+    processes: z.enum(['perIdentity', 'shared', 'perSession']).default('perIdentity'),
+    /** Processes of this route at once; when full, the least recently used idle one stops. */
+    maxProcesses: z.number().int().positive().default(16),
+    /** A process with nothing in flight and no open stream stops after this. Default 5 min. */
+    idleTimeoutSec: z.number().int().positive().default(300),
+    /** Time for the process to start and answer its handshake. Default 10 s. */
+    startTimeoutMs: positiveMs.default(10_000),
+    /** Restarts after a crash: the first at once, then doubling from `backoffMs` to `maxBackoffMs`. */
+    restart: z
+      .strictObject({
+        backoffMs: positiveMs.default(500),
+        maxBackoffMs: positiveMs.default(30_000),
+      })
+      .default({ backoffMs: 500, maxBackoffMs: 30_000 }),
+  })
+  .refine((u) => u.restart.backoffMs <= u.restart.maxBackoffMs, {
+    path: ['restart', 'backoffMs'],
+    message: 'must not exceed maxBackoffMs',
+  });
+export type StdioUpstreamConfig = z.infer<typeof stdioUpstreamSchema>;
+
 const forwardableHeader = z
   .string()
   .regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name')
@@ -270,8 +317,13 @@ const routeSchema = z
       .regex(/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/, 'must be an absolute path without query or fragment'),
     /** Public URL of this route: JWT audience and RFC 9728 `resource`. */
     resource: httpUrl,
-    /** The upstream MCP endpoint. */
-    upstream: httpUrl,
+    /** The upstream MCP server: a Streamable HTTP endpoint's URL, or a stdio program to spawn. */
+    upstream: z.union([httpUrl, stdioUpstreamSchema], {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'is required'
+          : 'must be an http(s) URL, or a stdio server: { command: [program, arguments…] }',
+    }),
     upstreamTls: z
       .strictObject({
         ca: filePath.optional(),
@@ -333,6 +385,14 @@ const routeSchema = z
     failMode: z.enum(['open', 'closed']).optional(),
   })
   .superRefine((route, ctx) => {
+    if (typeof route.upstream !== 'string') {
+      // What only an HTTP upstream has: set beside a stdio one, it would silently do nothing.
+      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+        const value = route[field];
+        if (value !== undefined && Object.keys(value).length > 0)
+          ctx.addIssue({ code: 'custom', path: [field], message: 'applies to HTTP upstreams only' });
+      }
+    }
     if (route.rateLimits !== undefined && route.failMode === undefined) {
       ctx.addIssue({ code: 'custom', path: ['failMode'], message: 'is required when rateLimits is set' });
     }

@@ -78,6 +78,13 @@ export interface McpMethod {
   readonly metricLabel: string;
   /** Its answer is a long-lived stream, holding a stream slot like a GET stream (step 8). */
   readonly stream: boolean;
+  /**
+   * Its 2026-07-28 result is a `CacheableResult` (`ttlMs` and `cacheScope` required): what a
+   * gateway adds when it answers a modern client for a legacy server.
+   */
+  readonly cacheable?: true;
+  /** A server notification about the server as a whole, for every session (GET streams), not one request. */
+  readonly broadcast?: true;
 }
 
 const BOTH: readonly Generation[] = ['legacy', 'modern'];
@@ -95,14 +102,21 @@ const NOTIFICATION_PREFIX = 'notifications/';
  */
 export const TASKS_PREFIX = 'tasks/';
 
-/** Methods other modules name: the gateway builds these messages itself (explain, the demo) or reads them. */
-const INITIALIZE = 'initialize';
+/** Methods other modules name: the gateway builds these messages itself (explain, the demo, a stdio client) or reads them. */
+export const INITIALIZE = 'initialize';
+export const INITIALIZED_NOTIFICATION = 'notifications/initialized';
+export const PING = 'ping';
+export const DISCOVER = 'server/discover';
+export const CANCELLED_NOTIFICATION = 'notifications/cancelled';
+export const ROOTS_LIST_CHANGED = 'notifications/roots/list_changed';
 export const TOOLS_CALL = 'tools/call';
 export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
 
-type Extra = Partial<Pick<McpMethod, 'extension' | 'mirroredName' | 'list' | 'stream'>>;
+type Extra = Partial<
+  Pick<McpMethod, 'extension' | 'mirroredName' | 'list' | 'stream' | 'cacheable' | 'broadcast'>
+>;
 
 type RowArgs = [
   name: string,
@@ -154,25 +168,29 @@ const TASKS_EXTENSION: Extra = { extension: 'tasks', mirroredName: BY_TASK_ID };
 const ROWS: readonly McpMethod[] = [
   // Lifecycle.
   request(INITIALIZE, LEGACY, NONE, 'identity'),
-  notification('notifications/initialized', LEGACY, NONE, 'identity'),
-  request('ping', LEGACY, LEGACY, 'identity'),
-  request('server/discover', MODERN, NONE, 'identity'),
+  notification(INITIALIZED_NOTIFICATION, LEGACY, NONE, 'identity'),
+  request(PING, LEGACY, LEGACY, 'identity'),
+  request(DISCOVER, MODERN, NONE, 'identity', { cacheable: true }),
   // Tools, prompts, resources, completion.
   request('tools/list', BOTH, NONE, 'identity', {
     list: { field: 'tools', itemKey: 'name', table: 'tools' },
+    cacheable: true,
   }),
   request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME }),
   request('prompts/list', BOTH, NONE, 'identity', {
     list: { field: 'prompts', itemKey: 'name', table: 'prompts' },
+    cacheable: true,
   }),
   request(PROMPTS_GET, BOTH, NONE, 'prompt', { mirroredName: BY_NAME }),
   request('resources/list', BOTH, NONE, 'identity', {
     list: { field: 'resources', itemKey: 'uri', table: 'resources' },
+    cacheable: true,
   }),
   request('resources/templates/list', BOTH, NONE, 'identity', {
     list: { field: 'resourceTemplates', itemKey: 'uriTemplate', table: 'resources' },
+    cacheable: true,
   }),
-  request(RESOURCES_READ, BOTH, NONE, 'resource', { mirroredName: BY_URI }),
+  request(RESOURCES_READ, BOTH, NONE, 'resource', { mirroredName: BY_URI, cacheable: true }),
   request('resources/subscribe', LEGACY, NONE, 'resource'),
   request('resources/unsubscribe', LEGACY, NONE, 'resource'),
   request('subscriptions/listen', MODERN, NONE, 'subscriptions', { stream: true }),
@@ -189,14 +207,14 @@ const ROWS: readonly McpMethod[] = [
   request('tasks/cancel', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
   request('tasks/update', MODERN, NONE, 'closed', TASKS_EXTENSION),
   // Notifications. 2026-07-28's `ClientNotification` is `CancelledNotification` alone.
-  notification('notifications/cancelled', BOTH, BOTH, 'identity'),
+  notification(CANCELLED_NOTIFICATION, BOTH, BOTH, 'identity'),
   notification(PROGRESS_NOTIFICATION, LEGACY, BOTH, 'identity'),
-  notification('notifications/roots/list_changed', LEGACY, NONE, 'identity'),
+  notification(ROOTS_LIST_CHANGED, LEGACY, NONE, 'identity'),
   notification('notifications/message', NONE, BOTH, 'closed'),
-  notification('notifications/resources/updated', NONE, BOTH, 'closed'),
-  notification('notifications/resources/list_changed', NONE, BOTH, 'closed'),
-  notification('notifications/tools/list_changed', NONE, BOTH, 'closed'),
-  notification('notifications/prompts/list_changed', NONE, BOTH, 'closed'),
+  notification('notifications/resources/updated', NONE, BOTH, 'closed', { broadcast: true }),
+  notification('notifications/resources/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
+  notification('notifications/tools/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
+  notification('notifications/prompts/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
   notification('notifications/elicitation/complete', NONE, LEGACY, 'closed'),
   notification('notifications/subscriptions/acknowledged', NONE, MODERN, 'closed'),
   notification('notifications/tasks/status', LEGACY, LEGACY, 'closed'),
@@ -244,6 +262,16 @@ export function isNotificationMethod(method: string): boolean {
 /** Whether `method` opens a legacy session (its `params.protocolVersion` is the session's). */
 export function opensSession(method: string): boolean {
   return method === INITIALIZE;
+}
+
+/** Whether a 2026-07-28 result of `method` must carry `ttlMs` and `cacheScope`. */
+export function isCacheable(method: string): boolean {
+  return MCP_METHODS.get(method)?.cacheable === true;
+}
+
+/** Whether a server notification concerns the server as a whole (every session hears it). */
+export function isBroadcast(method: string): boolean {
+  return MCP_METHODS.get(method)?.broadcast === true;
 }
 
 /** The `Mcp-Name` source of `method`, if it mirrors one. */

@@ -14,6 +14,7 @@ import { createConcurrency } from '../ratelimit/concurrency.js';
 import { type Limiter, parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter, type RedisLimiter } from '../ratelimit/redis.js';
+import { createStdioRegistry } from '../upstream/stdio/registry.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
 import { createClientAddress } from './client-address.js';
@@ -78,7 +79,9 @@ export async function startGateway({
     },
   };
   // Read per request: a reload swaps it; a request keeps the router it started with.
-  let router: Router = createRouter(config, jwks);
+  // Stdio servers outlive reloads that leave their route's server unchanged.
+  const stdio = createStdioRegistry(logger);
+  let router: Router = createRouter(config, { jwks, stdio });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   // Readiness depends on Redis only where a route would refuse without it.
@@ -97,7 +100,7 @@ export async function startGateway({
     metrics,
     async apply(next) {
       const previous = router;
-      router = createRouter(next, jwks);
+      router = createRouter(next, { jwks, stdio });
       // Open answers whose caller no longer authenticates under the new policy are closed.
       await lifetimes.revalidate();
       // The old pools finish what they carry, then close.
@@ -164,6 +167,8 @@ export async function startGateway({
     await drain.drain(main.server);
     lifetimes.close();
     await router.close();
+    // After the drain: every stdio server gets SIGTERM, SIGKILL 5 s later.
+    await stdio.close();
     await redis?.close();
     await audit.close();
     chainHeads.stop();

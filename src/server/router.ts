@@ -1,3 +1,4 @@
+import pino, { type Logger } from 'pino';
 import { createApiKeyVerifier } from '../auth/api-key.js';
 import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
 import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '../auth/challenge.js';
@@ -8,6 +9,7 @@ import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
 import { createHttpUpstream } from '../upstream/http.js';
+import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
 import type { Upstream } from '../upstream/upstream.js';
 
 /** A route with everything the hot path needs built once at load. */
@@ -23,7 +25,7 @@ export interface CompiledRoute {
   readonly rateLimits: ReturnType<typeof compileRateLimits>;
   /** The RFC 9728 URL its challenges name; `undefined` when the route has no authorization server. */
   readonly resourceMetadata: string | undefined;
-  /** Where the route sends what it admits (today always HTTP; stdio and federation implement it too). */
+  /** Where the route sends what it admits: an HTTP server or a spawned stdio one. */
   readonly upstream: Upstream;
 }
 
@@ -36,14 +38,39 @@ export interface Router {
   close(): Promise<void>;
 }
 
-/** `jwks` hears of every JWKS fetch that failed (the gateway logs and counts them). */
-export function createRouter(config: Config, jwks?: JwksObserver): Router {
+export interface RouterOptions {
+  /** Hears of every JWKS fetch that failed (the gateway logs and counts them). */
+  readonly jwks?: JwksObserver | undefined;
+  /**
+   * Keeps stdio upstreams across reloads (the gateway's one registry). Without it the router
+   * owns the stdio upstreams it makes and stops them when it closes.
+   */
+  readonly stdio?: StdioRegistry | undefined;
+  /** For a registry of the router's own. */
+  readonly logger?: Logger | undefined;
+}
+
+export function createRouter(config: Config, options: RouterOptions = {}): Router {
   const verifiers: Verifiers = {
     apiKey: createApiKeyVerifier(config.identities.apiKeys),
-    jwt: createJwtVerifier(config.identities.jwt, jwks),
+    jwt: createJwtVerifier(config.identities.jwt, options.jwks),
     mtls: createMtlsMatcher(config.identities.mtls),
   };
-  const routes = config.routes.map((route) => compileRoute(config, route, verifiers));
+  const own =
+    options.stdio === undefined
+      ? createStdioRegistry(options.logger ?? pino({ level: 'silent' }))
+      : undefined;
+  const stdio = (options.stdio ?? own)?.generation(config) as StdioGeneration;
+  const http: Upstream[] = [];
+  const routes = config.routes.map((route) => {
+    let upstream: Upstream;
+    if (typeof route.upstream === 'string') {
+      upstream = createHttpUpstream(route.upstream, route);
+      http.push(upstream);
+    } else upstream = stdio.upstream(route, route.upstream);
+    return compileRoute(config, route, verifiers, upstream);
+  });
+  stdio.commit();
   const byPath = new Map(routes.map((route) => [route.path, route]));
   const documents = new Map<string, string>();
   // Only routes naming an authorization server have a document (resourceMetadataPaths is empty otherwise).
@@ -60,12 +87,18 @@ export function createRouter(config: Config, jwks?: JwksObserver): Router {
     match: (url) => (url === undefined ? undefined : byPath.get(pathOf(url))),
     metadata: (url) => (url === undefined ? undefined : documents.get(pathOf(url))),
     async close() {
-      await Promise.all(routes.map((route) => route.upstream.close()));
+      // HTTP pools are this router's; stdio processes outlive it when the next router keeps them.
+      await Promise.all([...http.map((upstream) => upstream.close()), own?.close()]);
     },
   };
 }
 
-function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers): CompiledRoute {
+function compileRoute(
+  config: Config,
+  route: RouteConfig,
+  verifiers: Verifiers,
+  upstream: Upstream,
+): CompiledRoute {
   return {
     config: route,
     path: route.route,
@@ -76,6 +109,6 @@ function compileRoute(config: Config, route: RouteConfig, verifiers: Verifiers):
     policy: compilePolicy(route),
     rateLimits: compileRateLimits(route),
     resourceMetadata: resourceMetadataUrl(route),
-    upstream: createHttpUpstream(route),
+    upstream,
   };
 }

@@ -16,8 +16,8 @@ import type { Upstream, UpstreamAnswer } from './upstream.js';
  * refusals from the catalogue: unreachable → 502, slow → 504, and answers the gateway will not
  * relay → 502 `upstream_rejected` (see {@link rejected}).
  */
-export function createHttpUpstream(route: RouteConfig): Upstream {
-  const url = new URL(route.upstream);
+export function createHttpUpstream(upstream: string, route: RouteConfig): Upstream {
+  const url = new URL(upstream);
   const path = `${url.pathname}${url.search}`;
   const { connectMs, headersMs, idleMs } = route.upstreamTimeouts;
   const tls = route.upstreamTls;

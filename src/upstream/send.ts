@@ -1,5 +1,6 @@
 import { isRefusal, type Refusal } from '../errors.js';
 import type { Authenticated } from '../exchange.js';
+import { DEFAULT_VERSION } from '../jsonrpc/protocol-version.js';
 import { mirrorCanonicalName } from '../policy/canonical-body.js';
 import { upstreamRequestHeaders } from '../proxy/headers.js';
 import { Cancellation } from './cancellation.js';
@@ -48,6 +49,7 @@ export function createSending({
       body,
       text: body?.forward,
       cancellation,
+      version: requestVersion(exchange),
       identity: exchange.identity,
       session,
     });
@@ -59,4 +61,11 @@ export function createSending({
     exchange.upstreamStatus = answer.status;
     return answer;
   };
+}
+
+/** The version a request speaks: parsed with its body (POST), else its header or its session's. */
+function requestVersion(exchange: Authenticated): string {
+  if (exchange.version !== undefined) return exchange.version;
+  const header = exchange.req.headers['mcp-protocol-version'];
+  return typeof header === 'string' ? header : (exchange.session?.version ?? DEFAULT_VERSION);
 }

@@ -19,6 +19,8 @@ export interface UpstreamRequest {
   readonly text: string | undefined;
   /** Cancelled when the client goes away: the upstream work stops, its socket or process freed. */
   readonly cancellation: Cancellation;
+  /** The protocol version the request speaks (its header, else its session's, else the default). */
+  readonly version: string;
   /** Who asks: an upstream that keeps state per identity (stdio processes) reads it; HTTP does not. */
   readonly identity: Identity;
   /** The legacy session the request belongs to, opened and checked by the gateway. */

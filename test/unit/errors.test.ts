@@ -34,6 +34,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   concurrency_limited: { status: 429, rpc: -31093 },
   limiter_unavailable: { status: 503, rpc: -31094 },
   draining: { status: 503, rpc: -31094 },
+  upstream_unavailable: { status: 503, rpc: -31094 },
   upstream_unreachable: { status: 502, rpc: -31095 },
   upstream_rejected: { status: 502, rpc: -31095 },
   upstream_timeout: { status: 504, rpc: -31096 },

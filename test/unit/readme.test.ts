@@ -37,6 +37,7 @@ describe('README', () => {
       '## Configuration reference',
       '## Authentication',
       '## Authorization policy',
+      '## stdio servers',
       '## Rate and concurrency limits',
       '## Security model',
       '## Operations',

@@ -25,7 +25,8 @@ routes:
 `,
     { env: {} },
   );
-  return createHttpUpstream(config.routes[0]!);
+  const route = config.routes[0]!;
+  return createHttpUpstream(route.upstream as string, route);
 }
 
 const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
@@ -34,6 +35,7 @@ const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
   body: undefined,
   text: '{"jsonrpc":"2.0","id":1,"method":"ping"}',
   cancellation: new Cancellation(),
+  version: '2025-11-25',
   identity: READER,
   session: undefined,
   ...over,

@@ -1,0 +1,196 @@
+import { Readable } from 'node:stream';
+import { type Refusal, refuse } from '../../errors.js';
+import type { UpstreamAnswer } from '../upstream.js';
+
+/** Who a call belongs to: what a server request's answer and a cancellation are checked against. */
+export interface CallOwner {
+  readonly identity: string;
+  /** The gateway's legacy session id (local, before sealing), when the client has one. */
+  readonly session: string | undefined;
+}
+
+/** A JSON-RPC id as the client chose it. */
+export type ClientId = string | number;
+
+/** The JSON-RPC error event that ends a stream whose server died (DESIGN.md: -31095). */
+const SERVER_GONE = {
+  code: -31095,
+  message: 'Upstream unreachable',
+  data: { reason: 'upstream_unreachable' },
+};
+
+export interface CallOptions {
+  readonly owner: CallOwner;
+  /** The client accepts `text/event-stream`: notifications and server requests can reach it. */
+  readonly acceptsStream: boolean;
+  /** Server requests (sampling, elicitation) can be handed to it: a legacy client on SSE. */
+  readonly takesServerRequests: boolean;
+  /** Rewrites an answer before it goes to the client (a modern client of a legacy process). */
+  readonly adapt?:
+    | ((id: ClientId, message: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>)
+    | undefined;
+  /** The client sent a JSON array (2025-03-26): its answer is one too. */
+  readonly batch: boolean;
+  /** The client ids of its requests, each answered exactly once. */
+  readonly ids: readonly ClientId[];
+  /** Headers the answer carries (a new session's id). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Until the first message for the call (`upstreamTimeouts.headersMs`): then 504. */
+  readonly firstMessageMs: number;
+  /** Settles the `send` promise: an answer once its form is known, or a refusal. */
+  readonly settle: (answer: UpstreamAnswer | Refusal) => void;
+  /** The call is over (answered, refused, cut): its pending child requests are let go. */
+  readonly onDone: (call: Call) => void;
+  /** The first message took too long: the child is told to stop (`notifications/cancelled`). */
+  readonly onTimeout: (call: Call) => void;
+}
+
+/**
+ * One client exchange's view of a shared stdio server (DESIGN.md "Upstreams" → stdio): the
+ * answers to its requests, and whatever the server says about them meanwhile, turned into one
+ * Streamable HTTP answer the relay handles like any other.
+ * - Answers alone, when the last one arrives: a JSON body (an array for a batch).
+ * - A notification or a server request first, and a client that accepts SSE: an SSE answer
+ *   started at once, each message one event, ending after the last answer.
+ * - The same for a client that takes only JSON: notifications are dropped (the caller counts
+ *   them), server requests answered with an error on its behalf.
+ * - The server exits: before the answer began a 502 refusal; after, an error event per open id.
+ */
+export class Call {
+  readonly owner: CallOwner;
+  readonly startedAt = performance.now();
+  private readonly answers = new Map<ClientId, string>();
+  private readonly open: Set<ClientId>;
+  private stream: Readable | undefined;
+  private done = false;
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly options: CallOptions) {
+    this.owner = options.owner;
+    this.open = new Set(options.ids);
+    this.timer = setTimeout(() => this.timeout(), options.firstMessageMs);
+    this.timer.unref();
+  }
+
+  get finished(): boolean {
+    return this.done;
+  }
+
+  /** Whether server-to-client messages can reach this client (it accepts SSE). */
+  get acceptsStream(): boolean {
+    return this.options.acceptsStream;
+  }
+
+  /** Whether a server request (sampling, elicitation, roots) may be handed to this client. */
+  get takesServerRequests(): boolean {
+    return this.options.takesServerRequests;
+  }
+
+  /** The answer to one of its requests, its id restored to the client's. */
+  answer(id: ClientId, message: Readonly<Record<string, unknown>>): void {
+    if (this.done || !this.open.delete(id)) return;
+    clearTimeout(this.timer);
+    const adapt = this.options.adapt;
+    const text = JSON.stringify({ ...(adapt === undefined ? message : adapt(id, message)), id });
+    if (this.stream !== undefined) this.event(text);
+    else this.answers.set(id, text);
+    if (this.open.size === 0) this.complete();
+  }
+
+  /**
+   * A notification or server request for this client, already rewritten. False when it cannot be
+   * delivered (the client takes no stream, or the call is over): the caller decides what then.
+   */
+  deliver(message: Readonly<Record<string, unknown>>): boolean {
+    if (this.done || !this.options.acceptsStream) return false;
+    clearTimeout(this.timer);
+    if (this.stream === undefined) this.startStream();
+    this.event(JSON.stringify(message));
+    return true;
+  }
+
+  /** The server exited or failed: every open request fails, nothing more arrives. */
+  fail(refusal: Refusal = refuse('upstream_unreachable')): void {
+    if (this.done) return;
+    if (this.stream === undefined) {
+      this.finish();
+      this.options.settle({
+        ...refusal,
+        ids: [...this.open, ...this.answers.keys()],
+        batch: this.options.batch,
+      });
+      return;
+    }
+    for (const id of this.open) this.event(JSON.stringify({ jsonrpc: '2.0', id, error: SERVER_GONE }));
+    this.open.clear();
+    this.complete();
+  }
+
+  /** The client went away: nothing is sent any more. */
+  abandon(): void {
+    if (this.done) return;
+    this.finish();
+    this.stream?.destroy();
+  }
+
+  /** Ids still waiting for their answer. */
+  openIds(): IterableIterator<ClientId> {
+    return this.open.values();
+  }
+
+  private timeout(): void {
+    if (this.done) return;
+    this.options.onTimeout(this);
+    this.finish();
+    this.options.settle(refuse('upstream_timeout', { ids: [...this.open], batch: this.options.batch }));
+  }
+
+  private startStream(): void {
+    this.stream = new Readable({ read: () => undefined });
+    this.options.settle({
+      status: 200,
+      headers: { ...this.options.headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+      body: this.stream,
+    });
+    // Answers that arrived before the stream began (a batch's first ones) go first.
+    for (const text of this.answers.values()) this.event(text);
+    this.answers.clear();
+  }
+
+  private event(text: string): void {
+    this.stream?.push(`event: message\ndata: ${text}\n\n`);
+  }
+
+  private complete(): void {
+    this.finish();
+    if (this.stream !== undefined) {
+      this.stream.push(null);
+      return;
+    }
+    const texts = [...this.answers.values()];
+    const body = this.options.batch ? `[${texts.join(',')}]` : (texts[0] ?? '');
+    this.options.settle({
+      status: 200,
+      headers: {
+        ...this.options.headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(body)),
+      },
+      body: bufferBody(body),
+    });
+  }
+
+  private finish(): void {
+    this.done = true;
+    clearTimeout(this.timer);
+    this.options.onDone(this);
+  }
+}
+
+/** A body already whole, as a byte stream like any upstream's. */
+export function bufferBody(text: string): Readable {
+  const body = new Readable({ read: () => undefined });
+  if (text.length > 0) body.push(Buffer.from(text));
+  body.push(null);
+  return body;
+}

@@ -1,0 +1,281 @@
+import { CANCELLED_NOTIFICATION, isBroadcast, PING, PROGRESS_NOTIFICATION } from '../../jsonrpc/methods.js';
+import type { Call, CallOwner, ClientId } from './call.js';
+import type { ChildMessage } from './child.js';
+
+/** The generation a process speaks, learned at its start (DESIGN.md era table). */
+export type Era = 'legacy' | 'modern';
+
+/** What the handshake learned: answered to clients from here (`initialize`, `server/discover`). */
+export interface ServerFacts {
+  readonly era: Era;
+  /** The version the gateway and the process agreed on. */
+  readonly version: string;
+  readonly capabilities: Readonly<Record<string, unknown>>;
+  readonly serverInfo: Readonly<Record<string, unknown>>;
+  readonly instructions: string | undefined;
+}
+
+/** How the process's messages are told apart from each other, for counting what was dropped. */
+export type Dropped =
+  | 'unknown_response'
+  | 'unattributed_notification'
+  | 'unattributed_request'
+  | 'undeliverable_notification'
+  | 'broadcast';
+
+export interface ConnectionEvents {
+  /** Writes one message to the child's stdin. */
+  write(message: unknown): void;
+  /** A process-wide notification (the `list_changed` notifications, `resources/updated`): for open GET streams. */
+  broadcast(message: ChildMessage): void;
+  /** Something the child said that no client may receive: counted and logged, never relayed. */
+  dropped(why: Dropped, method: string | undefined): void;
+}
+
+/** A request the gateway sent the child, waiting for its answer. */
+type Pending =
+  | { readonly kind: 'call'; readonly call: Call; readonly clientId: ClientId; readonly token: unknown }
+  | { readonly kind: 'own'; readonly settle: (message: ChildMessage) => void };
+
+/** A request the child sent, handed to a client under a gateway id, waiting for its answer. */
+interface Held {
+  readonly childId: string | number;
+  readonly owner: CallOwner;
+  readonly call: Call;
+}
+
+/** Where a server message with no progress token goes (DESIGN.md "Attribution"). */
+export type Attribution = 'latest' | 'only';
+
+/** What the gateway's own requests get when the process is gone. */
+const PROCESS_EXITED = { code: -32000, message: 'process exited' };
+
+/** Answered on a client's behalf when a server request cannot reach any client. */
+const NO_CLIENT = { code: -32601, message: 'No client can answer this request through the gateway' };
+
+/**
+ * The gateway as the one MCP client of one stdio process (DESIGN.md "Upstreams" → stdio): many
+ * clients' requests share it. Every request gets an id of the gateway's (a number it counts), and
+ * its progress token the same number, so no client can answer, cancel or observe another's; the
+ * child's answers and notifications are matched back by them and restored to what the client sent.
+ * A message the gateway cannot attribute to exactly one client is dropped and counted — never
+ * guessed onto another identity.
+ */
+export class Connection {
+  facts: ServerFacts | undefined = undefined;
+  private closed = false;
+  private nextId = 1;
+  private nextHeld = 1;
+  private readonly pending = new Map<number, Pending>();
+  private readonly held = new Map<string, Held>();
+  /** Calls in flight, oldest first (a Set keeps insertion order). */
+  private readonly calls = new Set<Call>();
+
+  constructor(
+    private readonly events: ConnectionEvents,
+    /** `latest` (one identity per process): its most recent call; `only` (shared): the one call in flight. */
+    private readonly attribution: Attribution,
+  ) {}
+
+  /** Requests in flight: the process is idle at zero. */
+  get inFlight(): number {
+    return this.calls.size;
+  }
+
+  /** Sends a request of the gateway's own (the handshake); resolves with the child's answer. */
+  ask(method: string, params: Readonly<Record<string, unknown>>): Promise<ChildMessage> {
+    const id = this.nextId++;
+    if (this.closed) return Promise.resolve({ jsonrpc: '2.0', id, error: PROCESS_EXITED });
+    return new Promise((settle) => {
+      this.pending.set(id, { kind: 'own', settle });
+      this.events.write({ jsonrpc: '2.0', id, method, params });
+    });
+  }
+
+  /** Sends a notification of the gateway's own (`notifications/initialized`). */
+  notify(method: string, params?: Readonly<Record<string, unknown>>): void {
+    this.events.write({ jsonrpc: '2.0', method, ...(params === undefined ? {} : { params }) });
+  }
+
+  /** Starts tracking a call: server messages may be attributed to it from now on. */
+  begin(call: Call): void {
+    if (this.closed) {
+      call.fail();
+      return;
+    }
+    this.calls.add(call);
+  }
+
+  /**
+   * Forwards one client request of `call` under a gateway id; a progress token the client asked
+   * for is replaced by the same id (restored on each `notifications/progress`).
+   */
+  forward(call: Call, message: Readonly<Record<string, unknown>>): void {
+    const clientId = message.id as ClientId;
+    const id = this.nextId++;
+    const params = message.params as Record<string, unknown> | undefined;
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    const token = meta?.progressToken;
+    this.pending.set(id, { kind: 'call', call, clientId, token });
+    const rewritten =
+      token === undefined
+        ? { ...message, id }
+        : { ...message, id, params: { ...params, _meta: { ...meta, progressToken: id } } };
+    this.events.write(rewritten);
+  }
+
+  /**
+   * A client's `notifications/cancelled`: only for a request of the same owner still in flight
+   * (anything else is dropped: a client cannot cancel what is not its own).
+   */
+  cancelFor(owner: CallOwner, message: Readonly<Record<string, unknown>>): void {
+    const params = message.params as Record<string, unknown> | undefined;
+    const requestId = params?.requestId;
+    for (const [id, entry] of this.pending) {
+      if (entry.kind !== 'call' || entry.clientId !== requestId) continue;
+      if (!sameOwner(entry.call.owner, owner)) continue;
+      this.pending.delete(id);
+      this.events.write({ ...message, params: { ...params, requestId: id } });
+      return;
+    }
+  }
+
+  /**
+   * A client's answer to a server request it was sent: delivered to the child under the child's
+   * id only from the owner it was sent to. False when none matches (the caller answers 202 and
+   * counts it).
+   */
+  answerHeld(owner: CallOwner, message: Readonly<Record<string, unknown>>): boolean {
+    const key = String(message.id);
+    const entry = this.held.get(key);
+    if (entry === undefined || !sameOwner(entry.owner, owner)) return false;
+    this.held.delete(key);
+    this.events.write({ ...message, id: entry.childId });
+    return true;
+  }
+
+  /** The call is over (answered, refused, its client gone): its requests still open are cancelled. */
+  end(call: Call, reason: string | undefined): void {
+    if (!this.calls.delete(call)) return;
+    for (const [id, entry] of this.pending) {
+      if (entry.kind !== 'call' || entry.call !== call) continue;
+      this.pending.delete(id);
+      if (reason !== undefined)
+        this.events.write({
+          jsonrpc: '2.0',
+          method: CANCELLED_NOTIFICATION,
+          params: { requestId: id, reason },
+        });
+    }
+    for (const [key, entry] of this.held) if (entry.call === call) this.held.delete(key);
+  }
+
+  /** The process is gone: every call fails, every own request is answered with an error. */
+  close(): void {
+    this.closed = true;
+    for (const call of [...this.calls]) call.fail();
+    this.calls.clear();
+    for (const entry of this.pending.values())
+      if (entry.kind === 'own') entry.settle({ jsonrpc: '2.0', error: PROCESS_EXITED });
+    this.pending.clear();
+    this.held.clear();
+  }
+
+  /** One message from the child's stdout. */
+  receive(message: ChildMessage): void {
+    const method = message.method;
+    if (typeof method !== 'string') {
+      this.response(message);
+      return;
+    }
+    if (message.id === undefined) {
+      this.notification(method, message);
+      return;
+    }
+    this.request(method, message);
+    return;
+  }
+
+  private response(message: ChildMessage): void {
+    const id = message.id;
+    const entry = typeof id === 'number' ? this.pending.get(id) : undefined;
+    if (entry === undefined || !('result' in message || 'error' in message)) {
+      this.events.dropped('unknown_response', undefined);
+      return;
+    }
+    this.pending.delete(id as number);
+    if (entry.kind === 'own') entry.settle(message);
+    else entry.call.answer(entry.clientId, message);
+  }
+
+  private notification(method: string, message: ChildMessage): void {
+    const params = message.params as Record<string, unknown> | undefined;
+    if (method === PROGRESS_NOTIFICATION) {
+      const entry = this.pending.get(params?.progressToken as number);
+      if (entry?.kind !== 'call') {
+        this.events.dropped('unattributed_notification', method);
+        return;
+      }
+      this.toClient(entry.call, { ...message, params: { ...params, progressToken: entry.token } }, method);
+      return;
+    }
+    if (method === CANCELLED_NOTIFICATION) {
+      // The child gave up one of its own requests to a client: that client is told, in its ids.
+      for (const [key, entry] of this.held) {
+        if (entry.childId !== params?.requestId) continue;
+        this.held.delete(key);
+        this.toClient(entry.call, { ...message, params: { ...params, requestId: key } }, method);
+        return;
+      }
+      this.events.dropped('unattributed_notification', method);
+      return;
+    }
+    if (isBroadcast(method)) {
+      this.events.broadcast(message);
+      return;
+    }
+    const call = this.attributed();
+    if (call === undefined) {
+      this.events.dropped('unattributed_notification', method);
+      return;
+    }
+    this.toClient(call, message, method);
+  }
+
+  private request(method: string, message: ChildMessage): void {
+    const childId = message.id as string | number;
+    if (method === PING) {
+      this.events.write({ jsonrpc: '2.0', id: childId, result: {} });
+      return;
+    }
+    const call = this.attributed();
+    if (call === undefined || !call.takesServerRequests || call.finished) {
+      this.events.dropped('unattributed_request', method);
+      this.events.write({ jsonrpc: '2.0', id: childId, error: NO_CLIENT });
+      return;
+    }
+    // The client sees an id of the gateway's, so its answer can only come back to this request.
+    const key = `portcullis-${this.nextHeld++}`;
+    this.held.set(key, { childId, owner: call.owner, call });
+    call.deliver({ ...message, id: key });
+  }
+
+  private toClient(call: Call, message: ChildMessage, method: string): void {
+    if (!call.deliver(message)) this.events.dropped('undeliverable_notification', method);
+  }
+
+  /** The call a server message without a token belongs to, if exactly one can be named. */
+  private attributed(): Call | undefined {
+    if (this.attribution === 'only') {
+      if (this.calls.size !== 1) return undefined;
+      return this.calls.values().next().value;
+    }
+    let latest: Call | undefined;
+    for (const call of this.calls) latest = call;
+    return latest;
+  }
+}
+
+function sameOwner(a: CallOwner, b: CallOwner): boolean {
+  return a.identity === b.identity && a.session === b.session;
+}

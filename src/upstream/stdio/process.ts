@@ -1,0 +1,173 @@
+import type { Logger } from 'pino';
+import type { StdioUpstreamConfig } from '../../config/schema.js';
+import { StdioChild } from './child.js';
+import { type Attribution, Connection, type Dropped, type ServerFacts } from './connection.js';
+import {
+  type Account,
+  childEnvironment,
+  makeProcessDirs,
+  type ProcessDirs,
+  removeProcessDirs,
+} from './environment.js';
+import { handshake } from './handshake.js';
+
+/** stderr lines logged per process per window; the rest are counted in one line. */
+const STDERR_LINES = 50;
+const STDERR_WINDOW_MS = 10_000;
+
+export interface ProcessOptions {
+  readonly route: string;
+  /** The pool's key: an identity, `shared`, or a session. Logged, never a secret. */
+  readonly key: string;
+  readonly spec: StdioUpstreamConfig;
+  readonly account: Account;
+  readonly attribution: Attribution;
+  readonly maxLineBytes: number;
+  readonly maxJsonDepth: number;
+  readonly logger: Logger;
+  /** The process ended, whoever ended it (`crashed`: not stopped by the gateway). */
+  readonly onExit: (process: ManagedProcess, crashed: boolean) => void;
+}
+
+/** A GET stream listening to what the process says to everyone. */
+export interface Listener {
+  push(message: Readonly<Record<string, unknown>>): void;
+}
+
+/**
+ * One running stdio server: the child, the connection the gateway speaks over it, its own
+ * directories, and what keeps it from being idle (calls in flight, open streams).
+ */
+export class ManagedProcess {
+  readonly connection: Connection;
+  /** The handshake's outcome: the server's facts, or why it could not be used. */
+  readonly ready: Promise<ServerFacts>;
+  readonly startedAt = Date.now();
+  lastUsed = Date.now();
+  readonly listeners = new Set<Listener>();
+  /** Legacy sessions bound to this process: they end with it. */
+  readonly sessions = new Set<string>();
+  private readonly child: StdioChild;
+  private readonly dirs: ProcessDirs;
+  private stopping = false;
+  private exited = false;
+  private stderrLines = 0;
+  private stderrDropped = 0;
+  private stderrWindow = 0;
+
+  constructor(private readonly options: ProcessOptions) {
+    const { spec, account, logger } = options;
+    this.dirs = makeProcessDirs(account);
+    this.connection = new Connection(
+      {
+        write: (message) => this.child.write(message),
+        broadcast: (message) => {
+          if (this.listeners.size === 0) return this.dropped('broadcast', message.method as string);
+          for (const listener of this.listeners) listener.push(message);
+        },
+        dropped: (why, method) => this.dropped(why, method),
+      },
+      options.attribution,
+    );
+    this.child = new StdioChild(
+      {
+        command: spec.command,
+        env: childEnvironment(spec, this.dirs),
+        cwd: spec.cwd ?? this.dirs.home,
+        uid: account.uid,
+        gid: account.gid,
+        maxLineBytes: options.maxLineBytes,
+        maxJsonDepth: options.maxJsonDepth,
+      },
+      {
+        onMessage: (message) => this.connection.receive(message),
+        onBadLine: (why) =>
+          logger.warn(
+            { route: options.route, process: options.key, why },
+            'stdio server wrote a line that is not a message',
+          ),
+        onStderr: (line) => this.stderr(line),
+        onExit: (code, signal, error) => this.onExit(code, signal, error),
+      },
+    );
+    this.ready = handshake(this.connection, spec.startTimeoutMs);
+    this.ready.then(
+      (facts) => {
+        this.connection.facts = facts;
+      },
+      // Observed here so a failed start is never an unhandled rejection; callers await it too.
+      () => undefined,
+    );
+  }
+
+  get key(): string {
+    return this.options.key;
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** Alive and not being stopped: new calls may use it. */
+  get usable(): boolean {
+    return !this.exited && !this.stopping;
+  }
+
+  /** Nothing in flight and no open stream. */
+  get idle(): boolean {
+    return this.connection.inFlight === 0 && this.listeners.size === 0;
+  }
+
+  /** Stops the process (stdin closed, SIGTERM, then SIGKILL after `graceMs`). */
+  stop(graceMs: number): Promise<void> {
+    this.stopping = true;
+    return this.child.stop(graceMs);
+  }
+
+  private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {
+    this.exited = true;
+    const crashed = !this.stopping;
+    const fields = {
+      route: this.options.route,
+      process: this.options.key,
+      pid: this.child.pid,
+      code,
+      signal,
+    };
+    if (error !== undefined)
+      this.options.logger.error({ ...fields, err: error }, 'stdio server could not be started');
+    else if (crashed) this.options.logger.warn(fields, 'stdio server exited');
+    this.connection.close();
+    removeProcessDirs(this.dirs);
+    this.options.onExit(this, crashed);
+  }
+
+  private dropped(why: Dropped, method: string | undefined): void {
+    this.options.logger.info(
+      { route: this.options.route, process: this.options.key, why, method },
+      'stdio message dropped',
+    );
+  }
+
+  private stderr(line: string): void {
+    const now = Date.now();
+    if (now - this.stderrWindow > STDERR_WINDOW_MS) {
+      if (this.stderrDropped > 0)
+        this.options.logger.info(
+          { route: this.options.route, process: this.options.key, dropped: this.stderrDropped },
+          'stdio server stderr lines not logged',
+        );
+      this.stderrWindow = now;
+      this.stderrLines = 0;
+      this.stderrDropped = 0;
+    }
+    if (++this.stderrLines > STDERR_LINES) {
+      this.stderrDropped++;
+      return;
+    }
+    this.options.logger.info(
+      { route: this.options.route, process: this.options.key, stderr: line },
+      'stdio server',
+    );
+  }
+}

@@ -1,0 +1,359 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { Logger } from 'pino';
+import type { RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
+import { isRefusal, type Refusal, refuse } from '../../errors.js';
+import {
+  CANCELLED_NOTIFICATION,
+  DISCOVER,
+  INITIALIZED_NOTIFICATION,
+  isCacheable,
+  opensSession,
+  PING,
+  ROOTS_LIST_CHANGED,
+} from '../../jsonrpc/methods.js';
+import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
+import { bufferBody, Call, type CallOwner, type ClientId } from './call.js';
+import type { ServerFacts } from './connection.js';
+import { resolveAccount } from './environment.js';
+import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
+import { ProcessPool, type Ready } from './pool.js';
+import type { ManagedProcess } from './process.js';
+
+export interface StdioUpstreamDeps {
+  readonly logger: Logger;
+  /** `limits.maxResponseBytes`: the longest line read from a child. */
+  readonly maxResponseBytes: number;
+  /** `limits.maxJsonDepth`: the deepest message read from a child. */
+  readonly maxJsonDepth: number;
+}
+
+/** A legacy client's session with the gateway, bound to the process that serves it. */
+interface LocalSession {
+  readonly owner: string;
+  readonly process: ManagedProcess;
+  /** The version the client and the gateway agreed on in `initialize`. */
+  readonly version: string;
+}
+
+type Message = Readonly<Record<string, unknown>>;
+
+/** The legacy sessions one replica holds, by local id (what the sealed id carries). */
+const MAX_SESSIONS_PER_PROCESS = 256;
+
+/**
+ * The stdio upstream (DESIGN.md "Upstreams" → stdio): a route's unmodified stdio MCP server,
+ * spawned and spoken to by the gateway as its one client, behind the same `Upstream` interface as
+ * HTTP — so authentication, policy, list filtering, limits and audit apply unchanged.
+ *
+ * Clients of both generations are served. Legacy clients get a session of the gateway's own
+ * (`initialize` answered from what the process said at start; the id sealed like any upstream's);
+ * modern clients are answered per request (`server/discover` from the same facts). Each POST
+ * becomes a {@link Call}: its requests go to the process under gateway ids and come back as JSON or
+ * an SSE stream.
+ */
+export function createStdioUpstream(
+  route: RouteConfig,
+  spec: StdioUpstreamConfig,
+  deps: StdioUpstreamDeps,
+): Upstream {
+  const pool = new ProcessPool({
+    route: route.route,
+    spec,
+    account: resolveAccount(spec),
+    maxLineBytes: deps.maxResponseBytes,
+    maxJsonDepth: deps.maxJsonDepth,
+    logger: deps.logger,
+  });
+  const sessions = new Map<string, LocalSession>();
+  const firstMessageMs = route.upstreamTimeouts.headersMs;
+
+  /** The pool key of a request: whose process serves it. */
+  const keyOf = (request: UpstreamRequest, session: string | undefined): string => {
+    if (spec.processes === 'shared') return 'shared';
+    if (spec.processes === 'perSession') return `session:${session}`;
+    return request.identity.key;
+  };
+
+  /** The legacy session a request names, if it is still served here. */
+  const sessionOf = (request: UpstreamRequest): LocalSession | Refusal | undefined => {
+    const id = request.session?.upstreamId;
+    if (id === undefined) return undefined;
+    const local = sessions.get(id);
+    // Another replica's, or its process exited or was stopped: the client initializes again.
+    if (local === undefined || !local.process.usable || local.owner !== request.identity.key) {
+      if (local !== undefined) sessions.delete(id);
+      return refuse('session_not_found');
+    }
+    return local;
+  };
+
+  return {
+    async send(request) {
+      const local = sessionOf(request);
+      if (isRefusal(local)) return local;
+      if (request.method === 'GET') return openStream(request, local);
+      if (request.method === 'DELETE') return endSession(request, local);
+      const messages = parsedMessages(request.text);
+      const owner: CallOwner = { identity: request.identity.key, session: request.session?.upstreamId };
+      const first = messages[0];
+      if (typeof first?.method === 'string' && opensSession(first.method) && first.id !== undefined)
+        return initialize(request, first, owner);
+      if (spec.processes === 'perSession' && local === undefined)
+        return refuse(isModern(request.version) ? 'invalid_request' : 'session_not_found', {
+          data: { detail: 'this route serves legacy sessions only (processes: perSession)' },
+        });
+      const ready = local === undefined ? await pool.acquire(keyOf(request, undefined)) : readyOf(local);
+      if (isRefusal(ready)) return ready;
+      return exchange(request, ready, messages, owner);
+    },
+    close: () => pool.close(),
+  };
+
+  function readyOf(local: LocalSession): Ready | Refusal {
+    const facts = local.process.connection.facts;
+    return facts === undefined ? refuse('session_not_found') : { process: local.process, facts };
+  }
+
+  /** A legacy `initialize`: a new gateway session, answered from the process's facts. */
+  async function initialize(
+    request: UpstreamRequest,
+    message: Message,
+    owner: CallOwner,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const id = randomUUID();
+    const ready = await pool.acquire(keyOf(request, id));
+    if (isRefusal(ready)) return ready;
+    const { process, facts } = ready;
+    if (process.sessions.size >= MAX_SESSIONS_PER_PROCESS) {
+      // The oldest session of this process ends: a client that opens sessions in a loop cannot grow memory.
+      const [oldest] = process.sessions;
+      if (oldest !== undefined) {
+        process.sessions.delete(oldest);
+        sessions.delete(oldest);
+      }
+    }
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    const version = agreedVersion(params.protocolVersion, facts);
+    sessions.set(id, { owner: owner.identity, process, version });
+    process.sessions.add(id);
+    const result = {
+      protocolVersion: version,
+      capabilities: facts.capabilities,
+      serverInfo: facts.serverInfo,
+      ...(facts.instructions === undefined ? {} : { instructions: facts.instructions }),
+    };
+    return json(200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': id });
+  }
+
+  /** A POST's messages, sent to the process through one call. */
+  function exchange(
+    request: UpstreamRequest,
+    ready: Ready,
+    messages: readonly Message[],
+    owner: CallOwner,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const { process, facts } = ready;
+    const connection = process.connection;
+    const requests = messages.filter((m) => typeof m.method === 'string' && m.id !== undefined);
+    for (const message of messages) {
+      if (typeof message.method !== 'string') {
+        // A client's answer to a server request: only to the one sent to this owner.
+        if (!connection.answerHeld(owner, message))
+          deps.logger.info(
+            { route: route.route, process: process.key },
+            'stdio answer matched no server request',
+          );
+      } else if (message.id === undefined) clientNotification(process, message, owner);
+    }
+    if (requests.length === 0) {
+      pool.settled(process);
+      return Promise.resolve({ status: 202, headers: {}, body: bufferBody('') });
+    }
+    return new Promise((settle) => {
+      const acceptsStream = acceptsEventStream(request.headers.accept);
+      const legacyClient = !isModern(request.version);
+      const call = new Call({
+        owner,
+        acceptsStream,
+        // 2026-07-28 clients take no server-initiated requests (their multi round-trip results
+        // replace them); a legacy client takes them on its call's SSE answer.
+        takesServerRequests: acceptsStream && legacyClient,
+        adapt: !legacyClient && facts.era === 'legacy' ? modernResults(requests) : undefined,
+        batch: request.body?.batch ?? false,
+        ids: requests.map((m) => m.id as ClientId),
+        headers: {},
+        firstMessageMs,
+        settle,
+        onDone: (done) => {
+          connection.end(done, 'The client is no longer waiting for this request');
+          pool.settled(process);
+        },
+        onTimeout: () => undefined,
+      });
+      connection.begin(call);
+      request.cancellation.onCancel(() => call.abandon());
+      for (const message of requests) {
+        const answer = localAnswer(message, facts, legacyClient);
+        if (answer !== undefined) call.answer(message.id as ClientId, answer);
+        else connection.forward(call, toProcess(message, facts, legacyClient));
+      }
+    });
+  }
+
+  /** A client notification: what the process may hear of it. */
+  function clientNotification(process: ManagedProcess, message: Message, owner: CallOwner): void {
+    const method = message.method as string;
+    // The gateway did the handshake itself: the client's half of it stops here.
+    if (method === INITIALIZED_NOTIFICATION) return;
+    if (method === CANCELLED_NOTIFICATION) {
+      process.connection.cancelFor(owner, message);
+      return;
+    }
+    // Roots are one client's: on a shared process no client speaks for all.
+    if (method === ROOTS_LIST_CHANGED && spec.processes === 'shared') return;
+    process.connection.notify(method, message.params as Record<string, unknown> | undefined);
+  }
+
+  /** A legacy session's GET stream: what the process says to everyone (the `list_changed` notifications). */
+  function openStream(request: UpstreamRequest, local: LocalSession | undefined): UpstreamAnswer {
+    if (local === undefined) return json(405, undefined, { allow: 'POST' });
+    const { process } = local;
+    const body = new Readable({ read: () => undefined });
+    const listener = {
+      push: (message: Message) => body.push(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
+    };
+    process.listeners.add(listener);
+    pool.touch(process);
+    const stop = (): void => {
+      process.listeners.delete(listener);
+      pool.settled(process);
+    };
+    body.once('close', stop);
+    request.cancellation.onCancel(() => body.destroy());
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+      body,
+    };
+  }
+
+  /** DELETE: the session ends here; on a `perSession` route its process stops. */
+  async function endSession(
+    _request: UpstreamRequest,
+    local: LocalSession | undefined,
+  ): Promise<UpstreamAnswer> {
+    if (local === undefined) return json(405, undefined, { allow: 'POST' });
+    for (const [id, entry] of sessions) {
+      if (entry !== local) continue;
+      sessions.delete(id);
+      local.process.sessions.delete(id);
+    }
+    if (spec.processes === 'perSession') await pool.retire(local.process);
+    else pool.settled(local.process);
+    return json(200, undefined, {});
+  }
+}
+
+/** The messages of a POST as the gateway forwards them: the authorized text, parsed again. */
+function parsedMessages(text: string | undefined): readonly Message[] {
+  if (text === undefined) return [];
+  const value: unknown = JSON.parse(text);
+  return (Array.isArray(value) ? value : [value]) as Message[];
+}
+
+/** Requests the gateway answers itself, from the process's facts. */
+function localAnswer(message: Message, facts: ServerFacts, legacyClient: boolean): Message | undefined {
+  const method = message.method;
+  // Liveness of the gateway's connection to the process, which the gateway knows.
+  if (method === PING) return { jsonrpc: '2.0', result: {} };
+  if (method === DISCOVER && !legacyClient)
+    return {
+      jsonrpc: '2.0',
+      result: {
+        resultType: 'complete',
+        ttlMs: 0,
+        cacheScope: 'private',
+        supportedVersions: [MODERN_VERSION],
+        capabilities: facts.capabilities,
+        _meta: { 'io.modelcontextprotocol/serverInfo': facts.serverInfo },
+        ...(facts.instructions === undefined ? {} : { instructions: facts.instructions }),
+      },
+    };
+  return undefined;
+}
+
+/**
+ * Results of a legacy process as a 2026-07-28 client must read them: `resultType` (absent means
+ * complete), and for cacheable results `ttlMs: 0` and `cacheScope: "private"` — the gateway knows
+ * nothing of the server's caching, and a list it filtered is the caller's alone.
+ */
+function modernResults(requests: readonly Message[]): (id: ClientId, message: Message) => Message {
+  const cacheable = new Set(
+    requests.filter((m) => typeof m.method === 'string' && isCacheable(m.method)).map((m) => m.id),
+  );
+  return (id, message) => {
+    const result = message.result;
+    if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
+    const modern: Record<string, unknown> = { resultType: 'complete', ...result };
+    if (cacheable.has(id)) {
+      modern.ttlMs ??= 0;
+      modern.cacheScope ??= 'private';
+    }
+    return { ...message, result: modern };
+  };
+}
+
+/**
+ * A request as the process must read it: a legacy client's request to a modern process carries
+ * the protocol fields in `_meta` (stdio has no header layer); anything else goes as authorized.
+ */
+function toProcess(message: Message, facts: ServerFacts, legacyClient: boolean): Message {
+  if (!(legacyClient && facts.era === 'modern')) return message;
+  const params = (message.params ?? {}) as Record<string, unknown>;
+  const meta = (params._meta ?? {}) as Record<string, unknown>;
+  return {
+    ...message,
+    params: {
+      ...params,
+      _meta: {
+        ...meta,
+        'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
+        'io.modelcontextprotocol/clientInfo': GATEWAY_CLIENT_INFO,
+        'io.modelcontextprotocol/clientCapabilities': GATEWAY_CAPABILITIES,
+      },
+    },
+  };
+}
+
+/**
+ * The version answered to a legacy client's `initialize`: the one it asked for when the gateway
+ * knows it and the process speaks it or a later one; else the process's (or, for a modern
+ * process, the gateway's legacy version).
+ */
+function agreedVersion(asked: unknown, facts: ServerFacts): string {
+  const ceiling = facts.era === 'legacy' ? facts.version : LEGACY_VERSION;
+  if (typeof asked === 'string' && LEGACY_VERSIONS.has(asked) && asked <= ceiling) return asked;
+  return ceiling;
+}
+
+function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
+}
+
+function json(status: number, message: Message | undefined, headers: Record<string, string>): UpstreamAnswer {
+  const text = message === undefined ? '' : JSON.stringify(message);
+  return {
+    status,
+    headers:
+      message === undefined
+        ? headers
+        : {
+            ...headers,
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(text)),
+          },
+    body: bufferBody(text),
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * stdio upstreams (DESIGN.md "Upstreams" → stdio) with a real, unmodified stdio server:
+ * `@modelcontextprotocol/server-everything` in its stdio mode (SDK v1, a legacy process), reached
+ * through the gateway by SDK v1 (legacy) and SDK v2 (2026-07-28) clients.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { everythingStdio } from '../fixtures/everything.js';
+import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { firstText, timeProgress } from '../support/inspect.js';
+
+let gateway: TestGateway;
+const SECRET = 'gateway-secret-never-in-child';
+
+beforeAll(async () => {
+  process.env.PORTCULLIS_TEST_SECRET = SECRET;
+  gateway = await startTestGateway({
+    routes: [{ upstream: everythingStdio(', env: { MARKER: visible-to-child }') }],
+  });
+});
+
+afterAll(async () => {
+  delete process.env.PORTCULLIS_TEST_SECRET;
+  await gateway.close();
+});
+
+describe('a legacy client (SDK v1) through the gateway to a legacy stdio server', () => {
+  it('initializes with a sealed session, lists and calls tools', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`);
+    try {
+      expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
+      const sessionId = v1TransportOf(client).sessionId;
+      expect(sessionId).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toContain('echo');
+      expect(firstText(await client.callTool({ name: 'echo', arguments: { message: 'hi' } }))).toBe(
+        'Echo: hi',
+      );
+      expect(firstText(await client.callTool({ name: 'get-sum', arguments: { a: 2, b: 3 } }))).toContain('5');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('relays progress on the call’s SSE answer, under the client’s own token', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`);
+    try {
+      const { progressAt, text } = await timeProgress((onprogress) =>
+        client.callTool(
+          { name: 'trigger-long-running-operation', arguments: { duration: 0.4, steps: 4 } },
+          undefined,
+          { onprogress },
+        ),
+      );
+      expect(text).toContain('completed');
+      expect(progressAt).toHaveLength(4);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('gives the child exactly its configured environment, never the gateway’s', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`);
+    try {
+      const env = JSON.parse(firstText(await client.callTool({ name: 'get-env', arguments: {} }))) as Record<
+        string,
+        string
+      >;
+      expect(env.MARKER).toBe('visible-to-child');
+      expect(Object.values(env)).not.toContain(SECRET);
+      expect(env.PORTCULLIS_TEST_SECRET).toBeUndefined();
+      expect(env.HOME).toMatch(/portcullis-stdio-/);
+      expect(env.TMPDIR).toMatch(/portcullis-stdio-/);
+      expect(Object.keys(env).sort()).toEqual(
+        ['HOME', 'LANG', 'MARKER', 'PATH', 'TMPDIR'].filter(
+          (k) => k !== 'LANG' || process.env.LANG !== undefined,
+        ),
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('a modern client (SDK v2, 2026-07-28) through the gateway to a legacy stdio server', () => {
+  it('discovers from the cached initialize result and calls tools statelessly', async () => {
+    const client = await connectV2Client(`${gateway.url}/mcp`);
+    try {
+      expect(client.getNegotiatedProtocolVersion()).toBe('2026-07-28');
+      expect(client.getServerVersion()?.name).toBe('mcp-servers/everything');
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toContain('echo');
+      expect(firstText(await client.callTool({ name: 'echo', arguments: { message: 'modern' } }))).toBe(
+        'Echo: modern',
+      );
+    } finally {
+      await client.close();
+    }
+  });
+});
