@@ -3,6 +3,9 @@
  * `@modelcontextprotocol/server-everything` in its stdio mode (SDK v1, a legacy process), reached
  * through the gateway by SDK v1 (legacy) and SDK v2 (2026-07-28) clients.
  */
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { everythingStdio } from '../fixtures/everything.js';
 import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
@@ -76,6 +79,56 @@ describe('a legacy client (SDK v1) through the gateway to a legacy stdio server'
           (k) => k !== 'LANG' || process.env.LANG !== undefined,
         ),
       );
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('server requests to a legacy client', () => {
+  it('hands the child’s sampling and elicitation requests to the client whose call caused them, and its answers back', async () => {
+    const client = new V1Client(
+      { name: 'sampling-client', version: '1.0.0' },
+      { capabilities: { sampling: {}, elicitation: { form: {} } } },
+    );
+    const sampled: string[] = [];
+    client.setRequestHandler(CreateMessageRequestSchema, async (request) => {
+      const content = request.params.messages[0]?.content;
+      sampled.push(content !== undefined && 'text' in content ? String(content.text) : '');
+      return {
+        role: 'assistant',
+        content: { type: 'text', text: 'sampled by the client' },
+        model: 'test-model',
+      };
+    });
+    client.setRequestHandler(ElicitRequestSchema, async () => ({
+      action: 'accept',
+      content: {
+        name: 'Ada',
+        check: true,
+        firstLine: 'x',
+        email: 'ada@example.com',
+        homepage: 'https://example.com',
+        birthdate: '1815-12-10',
+        integer: 1,
+        number: 1.5,
+        untitledSingleSelectEnum: 'option1',
+        titledSingleSelectEnum: 'value1',
+        legacyTitledEnum: 'opt1',
+        untitledMultipleSelectEnum: ['option1'],
+        titledMultipleSelectEnum: ['value1'],
+      },
+    }));
+    await client.connect(new V1ClientTransport(new URL(`${gateway.url}/mcp`)));
+    try {
+      const result = await client.callTool({
+        name: 'trigger-sampling-request',
+        arguments: { prompt: 'gates' },
+      });
+      expect(sampled).toEqual([expect.stringContaining('gates')]);
+      expect(JSON.stringify(result)).toContain('sampled by the client');
+      const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
+      expect(JSON.stringify(elicited)).toContain('Ada');
     } finally {
       await client.close();
     }
