@@ -85,6 +85,10 @@ export interface McpMethod {
   readonly cacheable?: true;
   /** A server notification about the server as a whole, for every session (GET streams), not one request. */
   readonly broadcast?: true;
+  /** A server request: the client capability it needs (2025-11-25), or carried in `inputRequests` (2026-07-28). */
+  readonly capability?: 'sampling' | 'elicitation' | 'roots';
+  /** A 2026-07-28 server may answer it with an `InputRequiredResult` (the multi round-trip pattern). */
+  readonly inputRequired?: true;
 }
 
 const BOTH: readonly Generation[] = ['legacy', 'modern'];
@@ -115,7 +119,17 @@ export const PROMPTS_GET = 'prompts/get';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
 
 type Extra = Partial<
-  Pick<McpMethod, 'extension' | 'mirroredName' | 'list' | 'stream' | 'cacheable' | 'broadcast'>
+  Pick<
+    McpMethod,
+    | 'extension'
+    | 'mirroredName'
+    | 'list'
+    | 'stream'
+    | 'cacheable'
+    | 'broadcast'
+    | 'capability'
+    | 'inputRequired'
+  >
 >;
 
 type RowArgs = [
@@ -176,12 +190,12 @@ const ROWS: readonly McpMethod[] = [
     list: { field: 'tools', itemKey: 'name', table: 'tools' },
     cacheable: true,
   }),
-  request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME }),
+  request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME, inputRequired: true }),
   request('prompts/list', BOTH, NONE, 'identity', {
     list: { field: 'prompts', itemKey: 'name', table: 'prompts' },
     cacheable: true,
   }),
-  request(PROMPTS_GET, BOTH, NONE, 'prompt', { mirroredName: BY_NAME }),
+  request(PROMPTS_GET, BOTH, NONE, 'prompt', { mirroredName: BY_NAME, inputRequired: true }),
   request('resources/list', BOTH, NONE, 'identity', {
     list: { field: 'resources', itemKey: 'uri', table: 'resources' },
     cacheable: true,
@@ -190,16 +204,20 @@ const ROWS: readonly McpMethod[] = [
     list: { field: 'resourceTemplates', itemKey: 'uriTemplate', table: 'resources' },
     cacheable: true,
   }),
-  request(RESOURCES_READ, BOTH, NONE, 'resource', { mirroredName: BY_URI, cacheable: true }),
+  request(RESOURCES_READ, BOTH, NONE, 'resource', {
+    mirroredName: BY_URI,
+    cacheable: true,
+    inputRequired: true,
+  }),
   request('resources/subscribe', LEGACY, NONE, 'resource'),
   request('resources/unsubscribe', LEGACY, NONE, 'resource'),
   request('subscriptions/listen', MODERN, NONE, 'subscriptions', { stream: true }),
   request('completion/complete', BOTH, NONE, 'completion-ref'),
   request('logging/setLevel', LEGACY, NONE, 'identity'),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).
-  request('sampling/createMessage', NONE, LEGACY, 'closed'),
-  request('roots/list', NONE, LEGACY, 'closed'),
-  request('elicitation/create', NONE, LEGACY, 'closed'),
+  request('sampling/createMessage', NONE, LEGACY, 'closed', { capability: 'sampling' }),
+  request('roots/list', NONE, LEGACY, 'closed', { capability: 'roots' }),
+  request('elicitation/create', NONE, LEGACY, 'closed', { capability: 'elicitation' }),
   // Tasks: 2025-11-25 core (both directions), 2026-07-28 extension (client to server). Closed.
   request('tasks/get', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
   request('tasks/result', LEGACY, LEGACY, 'closed'),
@@ -262,6 +280,16 @@ export function isNotificationMethod(method: string): boolean {
 /** Whether `method` opens a legacy session (its `params.protocolVersion` is the session's). */
 export function opensSession(method: string): boolean {
   return method === INITIALIZE;
+}
+
+/** The client capability a server request needs; undefined for anything else. */
+export function capabilityOf(method: string): McpMethod['capability'] {
+  return MCP_METHODS.get(method)?.capability;
+}
+
+/** Whether a 2026-07-28 server may answer `method` with an `InputRequiredResult`. */
+export function takesInputRequired(method: string): boolean {
+  return MCP_METHODS.get(method)?.inputRequired === true;
 }
 
 /** Whether a 2026-07-28 result of `method` must carry `ttlMs` and `cacheScope`. */

@@ -3,6 +3,11 @@
  * `@modelcontextprotocol/server-everything` in its stdio mode (SDK v1, a legacy process), reached
  * through the gateway by SDK v1 (legacy) and SDK v2 (2026-07-28) clients.
  */
+
+import {
+  Client as V2Client,
+  StreamableHTTPClientTransport as V2ClientTransport,
+} from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
@@ -129,6 +134,52 @@ describe('server requests to a legacy client', () => {
       expect(JSON.stringify(result)).toContain('sampled by the client');
       const elicited = await client.callTool({ name: 'trigger-elicitation-request', arguments: {} });
       expect(JSON.stringify(elicited)).toContain('Ada');
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('server requests to a modern client, as input_required results', () => {
+  it('carries the child’s sampling request to an SDK v2 client and its answer back on the retry', async () => {
+    const client = new V2Client(
+      { name: 'modern-sampling-client', version: '1.0.0' },
+      { capabilities: { sampling: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    const sampled: string[] = [];
+    client.setRequestHandler('sampling/createMessage', async (request) => {
+      const content = request.params.messages[0]?.content;
+      sampled.push(content !== undefined && 'text' in content ? String(content.text) : '');
+      return {
+        role: 'assistant',
+        content: { type: 'text', text: 'sampled by the modern client' },
+        model: 'm',
+      };
+    });
+    await client.connect(new V2ClientTransport(new URL(`${gateway.url}/mcp`)));
+    try {
+      const result = await client.callTool({
+        name: 'trigger-sampling-request',
+        arguments: { prompt: 'portcullis' },
+      });
+      expect(sampled).toEqual([expect.stringContaining('portcullis')]);
+      expect(JSON.stringify(result)).toContain('sampled by the modern client');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a retry with a requestState it never issued', async () => {
+    const client = await connectV2Client(`${gateway.url}/mcp`);
+    try {
+      await expect(
+        client.callTool({
+          name: 'echo',
+          arguments: { message: 'x' },
+          requestState: 'forged',
+          inputResponses: { k: {} },
+        } as never),
+      ).rejects.toThrow(/requestState/);
     } finally {
       await client.close();
     }

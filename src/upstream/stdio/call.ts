@@ -29,6 +29,11 @@ export interface CallOptions {
   readonly adapt?:
     | ((id: ClientId, message: Readonly<Record<string, unknown>>) => Readonly<Record<string, unknown>>)
     | undefined;
+  /**
+   * The client capabilities a server request may be carried to it by as an `input_required`
+   * result (a 2026-07-28 client, one request of a method that allows it); undefined: never.
+   */
+  readonly inputCapabilities?: ReadonlySet<string> | undefined;
   /** The client sent a JSON array (2025-03-26): its answer is one too. */
   readonly batch: boolean;
   /** The client ids of its requests, each answered exactly once. */
@@ -84,6 +89,11 @@ export class Call {
   /** Whether a server request (sampling, elicitation, roots) may be handed to this client. */
   get takesServerRequests(): boolean {
     return this.options.takesServerRequests;
+  }
+
+  /** See {@link CallOptions.inputCapabilities}. */
+  get inputCapabilities(): ReadonlySet<string> | undefined {
+    return this.options.inputCapabilities;
   }
 
   /** The answer to one of its requests, its id restored to the client's. */

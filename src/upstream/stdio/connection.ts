@@ -1,4 +1,11 @@
-import { CANCELLED_NOTIFICATION, isBroadcast, PING, PROGRESS_NOTIFICATION } from '../../jsonrpc/methods.js';
+import { randomBytes } from 'node:crypto';
+import {
+  CANCELLED_NOTIFICATION,
+  capabilityOf,
+  isBroadcast,
+  PING,
+  PROGRESS_NOTIFICATION,
+} from '../../jsonrpc/methods.js';
 import type { Call, CallOwner, ClientId } from './call.js';
 import type { ChildMessage } from './child.js';
 
@@ -35,6 +42,8 @@ export interface ConnectionEvents {
 /** A request the gateway sent the child, waiting for its answer. */
 type Pending =
   | { readonly kind: 'call'; readonly call: Call; readonly clientId: ClientId; readonly token: unknown }
+  /** Its call was answered `input_required`: it waits for the client's retry. */
+  | { readonly kind: 'parked'; readonly token: unknown; answer?: ChildMessage }
   | { readonly kind: 'own'; readonly settle: (message: ChildMessage) => void };
 
 /** A request the child sent, handed to a client under a gateway id, waiting for its answer. */
@@ -43,6 +52,23 @@ interface Held {
   readonly owner: CallOwner;
   readonly call: Call;
 }
+
+/**
+ * A legacy server request turned into a 2026-07-28 `input_required` result: the request of the
+ * call that caused it waits here for the client's retry, which carries the answer.
+ */
+interface Parked {
+  /** The gateway id of the client request still running on the process. */
+  readonly pendingId: number;
+  /** The server request the retry answers, and the key the client knows it by. */
+  readonly childId: string | number;
+  readonly key: string;
+  readonly owner: CallOwner;
+  readonly timer: NodeJS.Timeout;
+}
+
+/** How long a parked request waits for the client's retry before the process is told to stop it. */
+export const INPUT_WAIT_MS = 120_000;
 
 /** Where a server message with no progress token goes (DESIGN.md "Attribution"). */
 export type Attribution = 'latest' | 'only';
@@ -68,6 +94,8 @@ export class Connection {
   private nextHeld = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly held = new Map<string, Held>();
+  /** Parked requests by the `requestState` handed to their client. */
+  private readonly parked = new Map<string, Parked>();
   /** Calls in flight, oldest first (a Set keeps insertion order). */
   private readonly calls = new Set<Call>();
 
@@ -179,6 +207,8 @@ export class Connection {
       if (entry.kind === 'own') entry.settle({ jsonrpc: '2.0', error: PROCESS_EXITED });
     this.pending.clear();
     this.held.clear();
+    for (const parked of this.parked.values()) clearTimeout(parked.timer);
+    this.parked.clear();
   }
 
   /** One message from the child's stdout. */
@@ -201,6 +231,11 @@ export class Connection {
     const entry = typeof id === 'number' ? this.pending.get(id) : undefined;
     if (entry === undefined || !('result' in message || 'error' in message)) {
       this.events.dropped('unknown_response', undefined);
+      return;
+    }
+    if (entry.kind === 'parked') {
+      // Finished without the input it asked for: kept for the retry.
+      entry.answer = message;
       return;
     }
     this.pending.delete(id as number);
@@ -249,6 +284,11 @@ export class Connection {
       return;
     }
     const call = this.attributed();
+    if (call !== undefined && !call.finished && !call.takesServerRequests) {
+      const capability = capabilityOf(method);
+      if (capability !== undefined && call.inputCapabilities?.has(capability) === true)
+        if (this.park(call, childId, message)) return;
+    }
     if (call === undefined || !call.takesServerRequests || call.finished) {
       this.events.dropped('unattributed_request', method);
       this.events.write({ jsonrpc: '2.0', id: childId, error: NO_CLIENT });
@@ -258,6 +298,80 @@ export class Connection {
     const key = `portcullis-${this.nextHeld++}`;
     this.held.set(key, { childId, owner: call.owner, call });
     call.deliver({ ...message, id: key });
+  }
+
+  /**
+   * Answers `call` with an `input_required` result carrying the server's request (2026-07-28's
+   * multi round-trip pattern replaces server-initiated requests): the call's request keeps
+   * running on the process, parked until the client retries with `requestState` — a random
+   * handle to this state, never the state itself, bound to the call's owner.
+   */
+  private park(call: Call, childId: string | number, message: ChildMessage): boolean {
+    let pendingId: number | undefined;
+    let clientId: ClientId | undefined;
+    let token: unknown;
+    for (const [id, entry] of this.pending)
+      if (entry.kind === 'call' && entry.call === call) {
+        if (pendingId !== undefined) return false; // more than one request: no single retry can carry it
+        pendingId = id;
+        clientId = entry.clientId;
+        token = entry.token;
+      }
+    if (pendingId === undefined || clientId === undefined) return false;
+    const key = `portcullis-${this.nextHeld++}`;
+    const requestState = randomBytes(32).toString('base64url');
+    const timer = setTimeout(() => this.expire(requestState), INPUT_WAIT_MS);
+    timer.unref();
+    this.pending.set(pendingId, { kind: 'parked', token });
+    this.parked.set(requestState, { pendingId, childId, key, owner: call.owner, timer });
+    const { jsonrpc: _, id: __, ...request } = message;
+    call.answer(clientId, {
+      jsonrpc: '2.0',
+      result: { resultType: 'input_required', inputRequests: { [key]: request }, requestState },
+    });
+    return true;
+  }
+
+  /**
+   * A retry carrying `requestState`: its answer goes to the parked server request, and the parked
+   * request's answer (now or later) to this call. False when the state is unknown here, expired,
+   * another owner's, or the retry lacks the answer: the caller refuses it.
+   */
+  resume(call: Call, clientId: ClientId, requestState: unknown, inputResponses: unknown): boolean {
+    if (typeof requestState !== 'string') return false;
+    const parked = this.parked.get(requestState);
+    if (parked === undefined || !sameOwner(parked.owner, call.owner)) return false;
+    const responses = inputResponses as Record<string, unknown> | undefined;
+    const result = responses?.[parked.key];
+    if (typeof result !== 'object' || result === null) return false;
+    this.parked.delete(requestState);
+    clearTimeout(parked.timer);
+    const entry = this.pending.get(parked.pendingId);
+    if (entry?.kind !== 'parked') return false;
+    this.events.write({ jsonrpc: '2.0', id: parked.childId, result });
+    if (entry.answer !== undefined) {
+      this.pending.delete(parked.pendingId);
+      call.answer(clientId, entry.answer);
+      return true;
+    }
+    this.pending.set(parked.pendingId, { kind: 'call', call, clientId, token: entry.token });
+    return true;
+  }
+
+  /** No retry came: the process is told its request is answered with an error and its call cancelled. */
+  private expire(requestState: string): void {
+    const parked = this.parked.get(requestState);
+    if (parked === undefined) return;
+    this.parked.delete(requestState);
+    this.events.write({ jsonrpc: '2.0', id: parked.childId, error: NO_CLIENT });
+    if (this.pending.get(parked.pendingId)?.kind === 'parked') {
+      this.pending.delete(parked.pendingId);
+      this.events.write({
+        jsonrpc: '2.0',
+        method: CANCELLED_NOTIFICATION,
+        params: { requestId: parked.pendingId, reason: 'The client did not retry in time' },
+      });
+    }
   }
 
   private toClient(call: Call, message: ChildMessage, method: string): void {

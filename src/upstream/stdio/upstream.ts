@@ -11,6 +11,7 @@ import {
   opensSession,
   PING,
   ROOTS_LIST_CHANGED,
+  takesInputRequired,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
@@ -38,6 +39,13 @@ interface LocalSession {
 }
 
 type Message = Readonly<Record<string, unknown>>;
+
+/** A retry whose `requestState` is not (or no longer) waiting here, or that lacks the input asked for. */
+const UNKNOWN_REQUEST_STATE = {
+  code: -32602,
+  message: 'requestState is unknown or expired, or the input it asked for is missing: call again without it',
+  data: { reason: 'invalid_params' },
+};
 
 /** The legacy sessions one replica holds, by local id (what the sealed id carries). */
 const MAX_SESSIONS_PER_PROCESS = 256;
@@ -181,6 +189,10 @@ export function createStdioUpstream(
         // replace them); a legacy client takes them on its call's SSE answer.
         takesServerRequests: acceptsStream && legacyClient,
         adapt: !legacyClient && facts.era === 'legacy' ? modernResults(requests) : undefined,
+        inputCapabilities:
+          !legacyClient && facts.era === 'legacy' && requests.length === 1
+            ? inputCapabilities(requests[0] as Message)
+            : undefined,
         batch: request.body?.batch ?? false,
         ids: requests.map((m) => m.id as ClientId),
         headers: {},
@@ -195,9 +207,15 @@ export function createStdioUpstream(
       connection.begin(call);
       request.cancellation.onCancel(() => call.abandon());
       for (const message of requests) {
+        const id = message.id as ClientId;
         const answer = localAnswer(message, facts, legacyClient);
-        if (answer !== undefined) call.answer(message.id as ClientId, answer);
-        else connection.forward(call, toProcess(message, facts, legacyClient));
+        const params = message.params as Record<string, unknown> | undefined;
+        if (answer !== undefined) call.answer(id, answer);
+        else if (!legacyClient && facts.era === 'legacy' && params?.requestState !== undefined) {
+          // The retry of a call answered `input_required`: it carries the answer the process waits for.
+          if (!connection.resume(call, id, params.requestState, params.inputResponses))
+            call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
+        } else connection.forward(call, toProcess(message, facts, legacyClient));
       }
     });
   }
@@ -282,6 +300,20 @@ function localAnswer(message: Message, facts: ServerFacts, legacyClient: boolean
       },
     };
   return undefined;
+}
+
+/**
+ * What a 2026-07-28 client's request lets the gateway carry to it as `input_required`: the
+ * capabilities it declared, when its method allows that result; undefined otherwise.
+ */
+function inputCapabilities(message: Message): ReadonlySet<string> | undefined {
+  if (typeof message.method !== 'string' || !takesInputRequired(message.method)) return undefined;
+  const meta = (message.params as Record<string, unknown> | undefined)?._meta as
+    | Record<string, unknown>
+    | undefined;
+  const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
+  if (typeof declared !== 'object' || declared === null) return undefined;
+  return new Set(Object.keys(declared));
 }
 
 /**
