@@ -17,13 +17,21 @@ import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/pee
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, timeProgress } from '../support/inspect.js';
 
+const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
+
 let gateway: TestGateway;
 const SECRET = 'gateway-secret-never-in-child';
 
 beforeAll(async () => {
   process.env.PORTCULLIS_TEST_SECRET = SECRET;
   gateway = await startTestGateway({
-    routes: [{ upstream: everythingStdio(', env: { MARKER: visible-to-child }') }],
+    routes: [
+      { upstream: everythingStdio(', env: { MARKER: visible-to-child }') },
+      {
+        route: '/modern/mcp',
+        upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(MODERN_SERVER)}], processes: shared }`,
+      },
+    ],
   });
 });
 
@@ -199,6 +207,54 @@ describe('a modern client (SDK v2, 2026-07-28) through the gateway to a legacy s
       );
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
+  it('serves a 2026-07-28 client: discover from the probe, calls with progress', async () => {
+    const client = await connectV2Client(`${gateway.url}/modern/mcp`);
+    try {
+      expect(client.getServerVersion()?.name).toBe('fixture-v2-stdio');
+      expect(firstText(await client.callTool({ name: 'echo', arguments: { text: 'both modern' } }))).toBe(
+        'both modern',
+      );
+      const { progressAt, text } = await timeProgress((onprogress) =>
+        client.callTool({ name: 'slow_progress', arguments: {} }, { onprogress }),
+      );
+      expect(text).toBe('done');
+      expect(progressAt).toHaveLength(3);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('serves a legacy client: the gateway’s own initialize, the protocol fields added per request', async () => {
+    const client = await connectV1Client(`${gateway.url}/modern/mcp`);
+    try {
+      expect(client.getServerVersion()?.name).toBe('fixture-v2-stdio');
+      expect(v1TransportOf(client).sessionId).toBeDefined();
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name).sort()).toEqual(['echo', 'slow_progress', 'whoami']);
+      expect(
+        firstText(await client.callTool({ name: 'echo', arguments: { text: 'legacy to modern' } })),
+      ).toBe('legacy to modern');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('shares one process between callers on a shared route', async () => {
+    const a = await connectV2Client(`${gateway.url}/modern/mcp`);
+    const b = await connectV1Client(`${gateway.url}/modern/mcp`);
+    try {
+      const pidA = firstText(await a.callTool({ name: 'whoami', arguments: {} }));
+      const pidB = firstText(await b.callTool({ name: 'whoami', arguments: {} }));
+      expect(pidA).toMatch(/^\d+$/);
+      expect(pidB).toBe(pidA);
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
