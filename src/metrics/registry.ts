@@ -54,6 +54,16 @@ export interface Metrics {
   readonly failOpen: Counter<'route'>;
   readonly policyInfo: Gauge<'hash'>;
   readonly certificateExpiry: Gauge<'certificate' | 'subject'>;
+  /** stdio servers running now, per route. */
+  readonly stdioProcesses: Gauge<'route'>;
+  /** stdio server starts by result (`started`, `failed`: no usable handshake) and whether it followed a crash. */
+  readonly stdioStarts: Counter<'route' | 'result' | 'restart'>;
+  /** stdio server exits by reason (`crashed`, `stopped`: idle, evicted, session ended, reload or shutdown). */
+  readonly stdioExits: Counter<'route' | 'reason'>;
+  /** Client requests a stdio server is working on now (its queue). */
+  readonly stdioInFlight: Gauge<'route'>;
+  /** What a stdio server wrote that reached no client (lines that are no message, unattributable messages). */
+  readonly stdioDropped: Counter<'route' | 'kind'>;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -169,6 +179,36 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_auth_failures_total',
       help: 'Failed authentications, by route, method and reason',
       labelNames: ['route', 'method', 'reason'],
+      registers: [registry],
+    }),
+    stdioProcesses: new Gauge({
+      name: 'portcullis_stdio_processes',
+      help: 'stdio servers running, by route',
+      labelNames: ['route'],
+      registers: [registry],
+    }),
+    stdioStarts: new Counter({
+      name: 'portcullis_stdio_starts_total',
+      help: 'stdio server starts, by route, result (started, failed) and restart (true when it followed a crash)',
+      labelNames: ['route', 'result', 'restart'],
+      registers: [registry],
+    }),
+    stdioExits: new Counter({
+      name: 'portcullis_stdio_exits_total',
+      help: 'stdio server exits, by route and reason (crashed; stopped: idle, evicted, session ended, reload or shutdown)',
+      labelNames: ['route', 'reason'],
+      registers: [registry],
+    }),
+    stdioInFlight: new Gauge({
+      name: 'portcullis_stdio_in_flight',
+      help: 'Client requests stdio servers are working on, by route',
+      labelNames: ['route'],
+      registers: [registry],
+    }),
+    stdioDropped: new Counter({
+      name: 'portcullis_stdio_dropped_total',
+      help: 'Messages and lines a stdio server wrote that reached no client, by route and kind',
+      labelNames: ['route', 'kind'],
       registers: [registry],
     }),
     activeStreams: new Gauge({

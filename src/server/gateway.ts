@@ -80,7 +80,7 @@ export async function startGateway({
   };
   // Read per request: a reload swaps it; a request keeps the router it started with.
   // Stdio servers outlive reloads that leave their route's server unchanged.
-  const stdio = createStdioRegistry(logger);
+  const stdio = createStdioRegistry(logger, metrics);
   let router: Router = createRouter(config, { jwks, stdio });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);

@@ -16,6 +16,7 @@ import { everythingStdio } from '../fixtures/everything.js';
 import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, timeProgress } from '../support/inspect.js';
+import { counterValue, metricsText } from '../support/wire.js';
 
 const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
 
@@ -256,5 +257,29 @@ describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
       await a.close();
       await b.close();
     }
+  });
+});
+
+describe('stdio metrics', () => {
+  it('counts the processes started and running, and the calls in flight settle to zero', async () => {
+    const client = await connectV2Client(`${gateway.url}/modern/mcp`);
+    try {
+      await client.callTool({ name: 'echo', arguments: { text: 'counted' } });
+    } finally {
+      await client.close();
+    }
+    const text = await metricsText(gateway);
+    expect(
+      counterValue(text, 'portcullis_stdio_starts_total', {
+        route: '/modern/mcp',
+        result: 'started',
+        restart: 'false',
+      }),
+    ).toBe(1);
+    expect(counterValue(text, 'portcullis_stdio_processes', { route: '/modern/mcp' })).toBe(1);
+    expect(counterValue(text, 'portcullis_stdio_in_flight', { route: '/modern/mcp' })).toBe(0);
+    expect(
+      counterValue(text, 'portcullis_stdio_dropped_total', { route: '/mcp', kind: 'broadcast' }),
+    ).toBeGreaterThan(0);
   });
 });

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { StdioUpstreamConfig } from '../../config/schema.js';
 import { type Refusal, refuse } from '../../errors.js';
+import type { Metrics } from '../../metrics/registry.js';
 import type { Attribution, ServerFacts } from './connection.js';
 import type { Account } from './environment.js';
 import { HandshakeError } from './handshake.js';
@@ -16,6 +17,7 @@ export interface PoolOptions {
   readonly maxLineBytes: number;
   readonly maxJsonDepth: number;
   readonly logger: Logger;
+  readonly metrics: Metrics | undefined;
 }
 
 /** A started, handshaken process and what it said about itself. */
@@ -48,7 +50,10 @@ export class ProcessPool {
   private readonly failed = new WeakSet<ManagedProcess>();
   private readonly attribution: Attribution;
 
+  private readonly labels: { readonly route: string };
+
   constructor(private readonly options: PoolOptions) {
+    this.labels = { route: options.route };
     this.attribution = options.spec.processes === 'shared' ? 'only' : 'latest';
   }
 
@@ -100,6 +105,7 @@ export class ProcessPool {
   /** Stops one process (a legacy session ended with DELETE on a `perSession` route). */
   retire(process: ManagedProcess): Promise<void> {
     if (this.processes.get(process.key) === process) this.processes.delete(process.key);
+    this.options.metrics?.stdioProcesses.set(this.labels, this.processes.size);
     return process.stop(STOP_GRACE_MS);
   }
 
@@ -141,6 +147,15 @@ export class ProcessPool {
       onExit: (exited, crashed) => this.onExit(exited, crashed),
     });
     this.processes.set(key, process);
+    const metrics = this.options.metrics;
+    if (metrics !== undefined) {
+      const restart = String(this.crashes.has(key));
+      metrics.stdioProcesses.set(this.labels, this.processes.size);
+      process.ready.then(
+        () => metrics.stdioStarts.inc({ ...this.labels, result: 'started', restart }),
+        () => metrics.stdioStarts.inc({ ...this.labels, result: 'failed', restart }),
+      );
+    }
     return process;
   }
 
@@ -159,6 +174,8 @@ export class ProcessPool {
 
   private onExit(process: ManagedProcess, crashed: boolean): void {
     if (this.processes.get(process.key) === process) this.processes.delete(process.key);
+    this.options.metrics?.stdioExits.inc({ ...this.labels, reason: crashed ? 'crashed' : 'stopped' });
+    this.options.metrics?.stdioProcesses.set(this.labels, this.processes.size);
     const timer = this.idleTimers.get(process);
     if (timer !== undefined) clearTimeout(timer);
     this.idleTimers.delete(process);

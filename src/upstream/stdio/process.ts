@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { StdioUpstreamConfig } from '../../config/schema.js';
+import type { Metrics } from '../../metrics/registry.js';
 import { StdioChild } from './child.js';
 import { type Attribution, Connection, type Dropped, type ServerFacts } from './connection.js';
 import {
@@ -25,6 +26,7 @@ export interface ProcessOptions {
   readonly maxLineBytes: number;
   readonly maxJsonDepth: number;
   readonly logger: Logger;
+  readonly metrics: Metrics | undefined;
   /** The process ended, whoever ended it (`crashed`: not stopped by the gateway). */
   readonly onExit: (process: ManagedProcess, crashed: boolean) => void;
 }
@@ -143,7 +145,10 @@ export class ManagedProcess {
   }
 
   private dropped(why: Dropped, method: string | undefined): void {
-    this.options.logger.info(
+    this.options.metrics?.stdioDropped.inc({ route: this.options.route, kind: why });
+    // A list_changed with no GET stream open is the normal case: counted, logged only at debug.
+    const level = why === 'broadcast' ? 'debug' : 'info';
+    this.options.logger[level](
       { route: this.options.route, process: this.options.key, why, method },
       'stdio message dropped',
     );

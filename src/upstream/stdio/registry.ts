@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config, RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
+import type { Metrics } from '../../metrics/registry.js';
 import type { Upstream } from '../upstream.js';
 import { createStdioUpstream } from './upstream.js';
 
@@ -24,7 +25,7 @@ export interface StdioRegistry {
  * A route removed, or whose command, environment, isolation or limits changed, gets a new
  * upstream and its old processes are stopped.
  */
-export function createStdioRegistry(logger: Logger): StdioRegistry {
+export function createStdioRegistry(logger: Logger, metrics?: Metrics): StdioRegistry {
   let running = new Map<string, Upstream>();
   const stop = (upstreams: Iterable<Upstream>): Promise<void> =>
     Promise.all(
@@ -49,6 +50,7 @@ export function createStdioRegistry(logger: Logger): StdioRegistry {
             running.get(key) ??
             createStdioUpstream(route, spec, {
               logger,
+              metrics,
               maxResponseBytes: config.limits.maxResponseBytes,
               maxJsonDepth: config.limits.maxJsonDepth,
             });

@@ -14,6 +14,7 @@ import {
   takesInputRequired,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import type { Metrics } from '../../metrics/registry.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { bufferBody, Call, type CallOwner, type ClientId } from './call.js';
 import type { ServerFacts } from './connection.js';
@@ -24,6 +25,8 @@ import type { ManagedProcess } from './process.js';
 
 export interface StdioUpstreamDeps {
   readonly logger: Logger;
+  /** The gateway's instruments; none in unit tests of the router. */
+  readonly metrics?: Metrics | undefined;
   /** `limits.maxResponseBytes`: the longest line read from a child. */
   readonly maxResponseBytes: number;
   /** `limits.maxJsonDepth`: the deepest message read from a child. */
@@ -73,7 +76,9 @@ export function createStdioUpstream(
     maxLineBytes: deps.maxResponseBytes,
     maxJsonDepth: deps.maxJsonDepth,
     logger: deps.logger,
+    metrics: deps.metrics,
   });
+  const labels = { route: route.route };
   const sessions = new Map<string, LocalSession>();
   const firstMessageMs = route.upstreamTimeouts.headersMs;
 
@@ -199,11 +204,13 @@ export function createStdioUpstream(
         firstMessageMs,
         settle,
         onDone: (done) => {
+          deps.metrics?.stdioInFlight.dec(labels);
           connection.end(done, 'The client is no longer waiting for this request');
           pool.settled(process);
         },
         onTimeout: () => undefined,
       });
+      deps.metrics?.stdioInFlight.inc(labels);
       connection.begin(call);
       request.cancellation.onCancel(() => call.abandon());
       for (const message of requests) {
