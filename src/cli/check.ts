@@ -1,5 +1,7 @@
 import { challengeScopes } from '../auth/challenge.js';
 import type { Config, RouteConfig } from '../config/schema.js';
+import { resolveAccount } from '../upstream/stdio/environment.js';
+import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
 
 /** `portcullis check --config FILE`: validate, then print what the policy means. */
@@ -7,12 +9,32 @@ export async function runCheck(args: string[]): Promise<number> {
   const found = loadFromArgs(args, 'check');
   if (!found) return 1;
   process.stdout.write(describeConfig(found.loaded.config, found.path));
-  return 0;
+  const problems = commandProblems(found.loaded.config);
+  for (const problem of problems) process.stderr.write(`error: ${problem}\n`);
+  return problems.length === 0 ? 0 : 1;
 }
 
-export function describeConfig(config: Config, path: string): string {
+/** Each stdio route's program must be an executable the child can run (not a load error: it may be installed later). */
+export function commandProblems(config: Config): string[] {
+  const problems: string[] = [];
+  config.routes.forEach((route, i) => {
+    if (typeof route.upstream === 'string') return;
+    try {
+      resolveAccount(route.upstream);
+    } catch (err) {
+      problems.push(`routes[${i}].upstream: ${(err as Error).message}`);
+    }
+    if (findExecutable(route.upstream) === undefined)
+      problems.push(
+        `routes[${i}].upstream.command: ${JSON.stringify(route.upstream.command[0])} is not an executable file${route.upstream.command[0]?.includes('/') ? '' : " on the child's PATH"}`,
+      );
+  });
+  return problems;
+}
+
+export function describeConfig(config: Config, path: string, env: NodeJS.ProcessEnv = process.env): string {
   const lines = [`${path}: valid, ${config.routes.length} route(s)`];
-  for (const warning of warnings(config)) lines.push(`warning: ${warning}`);
+  for (const warning of warnings(config, env)) lines.push(`warning: ${warning}`);
   for (const route of config.routes) lines.push('', ...describeRoute(route));
   return `${lines.join('\n')}\n`;
 }
@@ -65,7 +87,10 @@ function describeUpstream(upstream: RouteConfig['upstream']): string {
 
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
 
-function warnings(config: Config): string[] {
+/** Environment variable names that look like they hold a secret (never their values). */
+const SECRET_NAME = /(KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|PRIVATE)/i;
+
+function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[] {
   const out: string[] = [];
   const plain = (label: string, value: string) => {
     const url = new URL(value);
@@ -78,6 +103,15 @@ function warnings(config: Config): string[] {
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')
       out.push(`routes[${i}] allows names the policy does not list (default: allow)`);
+    if (typeof route.upstream !== 'string' && route.upstream.user === undefined) {
+      const secrets = Object.keys(env)
+        .filter((name) => SECRET_NAME.test(name))
+        .sort();
+      if (secrets.length > 0)
+        out.push(
+          `routes[${i}] runs a stdio server as the gateway's own user while the gateway's environment holds ${secrets.join(', ')}: the server can read them through /proc — set upstream.user to run it outside the trust boundary`,
+        );
+    }
     if (route.authentication.methods.includes('jwt') && route.authorizationServers.length === 0)
       out.push(
         `routes[${i}] accepts JWTs but names no authorizationServers: OAuth clients cannot discover where to get a token`,
