@@ -1,6 +1,6 @@
 import { challengeScopes } from '../auth/challenge.js';
 import type { Config, RouteConfig } from '../config/schema.js';
-import { resolveAccount } from '../upstream/stdio/environment.js';
+import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
 
@@ -16,14 +16,9 @@ export async function runCheck(args: string[]): Promise<number> {
 
 /** Each stdio route's program must be an executable the child can run (not a load error: it may be installed later). */
 export function commandProblems(config: Config): string[] {
-  const problems: string[] = [];
+  const problems = accountProblems(config);
   config.routes.forEach((route, i) => {
     if (typeof route.upstream === 'string') return;
-    try {
-      resolveAccount(route.upstream);
-    } catch (err) {
-      problems.push(`routes[${i}].upstream: ${(err as Error).message}`);
-    }
     if (findExecutable(route.upstream) === undefined)
       problems.push(
         `routes[${i}].upstream.command: ${JSON.stringify(route.upstream.command[0])} is not an executable file${route.upstream.command[0]?.includes('/') ? '' : " on the child's PATH"}`,

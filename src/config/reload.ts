@@ -192,6 +192,11 @@ export interface PolicyReloadOptions {
    * see the new policy); the promise covers what follows (closing answers the new policy revokes).
    */
   readonly apply: (next: Config) => Promise<void>;
+  /**
+   * What the file is checked against beyond its schema: facts of the machine it runs on (a stdio
+   * route's `user` exists). A problem makes the file invalid, like a schema error.
+   */
+  readonly machineProblems?: ((next: Config) => readonly string[]) | undefined;
 }
 
 export interface PolicyReload {
@@ -213,6 +218,7 @@ export function createPolicyReload({
   logger,
   metrics,
   apply,
+  machineProblems,
 }: PolicyReloadOptions): PolicyReload {
   let active = config;
   let source = loaded ?? (path === undefined ? undefined : readFileSync(path, 'utf8'));
@@ -233,6 +239,12 @@ export function createPolicyReload({
         { problems: err.problems.map(formatProblem) },
         'policy reload failed: the file is invalid; keeping the running policy',
       );
+      metrics.reloads.inc({ result: 'invalid' });
+      return 'invalid';
+    }
+    const problems = machineProblems?.(next) ?? [];
+    if (problems.length > 0) {
+      logger.error({ problems }, 'policy reload failed: the file is invalid; keeping the running policy');
       metrics.reloads.inc({ result: 'invalid' });
       return 'invalid';
     }

@@ -14,6 +14,7 @@ import { createConcurrency } from '../ratelimit/concurrency.js';
 import { type Limiter, parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter, type RedisLimiter } from '../ratelimit/redis.js';
+import { accountProblems } from '../upstream/stdio/environment.js';
 import { createStdioRegistry } from '../upstream/stdio/registry.js';
 import { VERSION } from '../version.js';
 import { createAdminHandler } from './admin.js';
@@ -98,6 +99,7 @@ export async function startGateway({
     watch: files,
     logger,
     metrics,
+    machineProblems: accountProblems,
     async apply(next) {
       const previous = router;
       router = createRouter(next, { jwks, stdio });

@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { StdioUpstreamConfig } from '../../config/schema.js';
+import type { Config, StdioUpstreamConfig } from '../../config/schema.js';
 
 /** Where a process's own `HOME` and `TMPDIR` live; removed when it stops. */
 export interface ProcessDirs {
@@ -84,6 +84,20 @@ export function resolveAccount(spec: StdioUpstreamConfig): Account {
   // A user without a group runs with that user's primary group, not the gateway's.
   if (gid === undefined && spec.user !== undefined) gid = numericId(spec.user, ['id', '-g']);
   return { uid, gid };
+}
+
+/** The stdio routes whose `user` or `group` this machine does not know (start and reload refuse them). */
+export function accountProblems(config: Config): string[] {
+  const problems: string[] = [];
+  config.routes.forEach((route, i) => {
+    if (typeof route.upstream === 'string') return;
+    try {
+      resolveAccount(route.upstream);
+    } catch (err) {
+      problems.push(`routes[${i}].upstream: ${(err as Error).message}`);
+    }
+  });
+  return problems;
 }
 
 function numericId(name: string | number, command: readonly [string, string]): number {
