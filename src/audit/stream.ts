@@ -97,7 +97,9 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
   // A file that cannot be opened fails the start, loudly: a gateway must not run without its audit.
   if (!toStdout) {
     mkdirSync(dirname(destination), { recursive: true });
-    closeSync(openSync(destination, 'a'));
+    // Created readable by the gateway's user alone: a stdio server running as another user (and
+    // anyone else on the host) must not read who called what.
+    closeSync(openSync(destination, 'a', 0o600));
   }
   const tail: Tail = toStdout ? { head: GENESIS, midLine: false, torn: undefined } : readTail(destination);
   let chain: Chain | undefined;
@@ -122,6 +124,8 @@ export function createAuditStream({ destination, chainKey, logger }: AuditStream
         sync: false,
         append: true,
         mkdir: true,
+        // A file reopened after rotation is created 0600 too.
+        mode: 0o600,
         minLength: BUFFER_BYTES,
       });
   let ready = false;

@@ -7,7 +7,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -105,6 +105,9 @@ describe('audit file rotation by SIGUSR2', () => {
 
     const old = records(rotated);
     const fresh = records(current);
+    // Both files readable by the gateway's user alone, the one made after rotation too.
+    expect(statSync(rotated).mode & 0o777).toBe(0o600);
+    expect(statSync(current).mode & 0o777).toBe(0o600);
     expect(old.map((r) => [r.seq, r.id])).toEqual([
       [1, 1],
       [2, 2],

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config, StdioUpstreamConfig } from '../../config/schema.js';
@@ -28,6 +28,9 @@ function stateDirectory(): string {
     const base = process.env.PORTCULLIS_STATE_DIR ?? tmpdir();
     mkdirSync(base, { recursive: true });
     stateRoot = mkdtempSync(join(base, 'portcullis-stdio-'));
+    // Traversable, not listable: a child running as another user reaches its own directories
+    // inside, and cannot see which others exist.
+    chmodSync(stateRoot, 0o711);
   }
   return stateRoot;
 }
