@@ -10,8 +10,12 @@ import {
 } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { everythingStdio } from '../fixtures/everything.js';
 import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -19,6 +23,7 @@ import { firstText, timeProgress } from '../support/inspect.js';
 import { counterValue, metricsText } from '../support/wire.js';
 
 const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
+const PROBE_SERVER = new URL('../fixtures/probe-stdio-server.mjs', import.meta.url).pathname;
 
 let gateway: TestGateway;
 const SECRET = 'gateway-secret-never-in-child';
@@ -31,6 +36,10 @@ beforeAll(async () => {
       {
         route: '/modern/mcp',
         upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(MODERN_SERVER)}], processes: shared }`,
+      },
+      {
+        route: '/probe/mcp',
+        upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(PROBE_SERVER)}], processes: shared }`,
       },
     ],
   });
@@ -253,6 +262,33 @@ describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
       const pidB = firstText(await b.callTool({ name: 'whoami', arguments: {} }));
       expect(pidA).toMatch(/^\d+$/);
       expect(pidB).toBe(pidA);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('GET streams of legacy sessions', () => {
+  it('carry a list_changed of the process to every session on it', async () => {
+    const a = await connectV1Client(`${gateway.url}/probe/mcp`);
+    const b = await connectV1Client(`${gateway.url}/probe/mcp`);
+    const heard = { a: 0, b: 0 };
+    a.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      heard.a++;
+    });
+    b.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      heard.b++;
+    });
+    try {
+      // Each SDK client opens its GET stream after initializing; wait until both are open.
+      await vi.waitFor(async () =>
+        expect(
+          counterValue(await metricsText(gateway), 'portcullis_active_sse_streams', { route: '/probe/mcp' }),
+        ).toBe(2),
+      );
+      expect(firstText(await a.callTool({ name: 'announce', arguments: {} }))).toBe('announced');
+      await vi.waitFor(() => expect(heard).toEqual({ a: 1, b: 1 }));
     } finally {
       await a.close();
       await b.close();
