@@ -44,7 +44,12 @@ export async function start(kind, args = [], client = {}, servers = SERVERS, lab
   const child = fork(servers, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   const [message] = await once(child, 'message');
   const scheme = message.tls ? 'https' : 'http';
-  return { kind: label, child, url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`, client };
+  return {
+    kind: label,
+    child,
+    url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`,
+    client,
+  };
 }
 
 function cpu(child) {

@@ -1,9 +1,13 @@
 // npm run bench: the same tools/call load at a bare undici pass-through, at http-proxy and at the
-// gateway (anonymous route), interleaved round by round, then medians and ratios.
+// gateway (anonymous route), interleaved round by round, then medians and ratios. Then the stdio
+// rows: the full gateway (API key, policy, chained audit) in front of a stdio server, against
+// supergateway and mcp-proxy bridging the same server (they check nothing); CPU counts each
+// participant's whole process tree, the stdio server included.
 //   BENCH_AGAINST=<dir>: also the gateway of another built checkout (`git worktree add <dir> <rev>`,
 //   `npm ci && npm run build` there), in the same run: a change measured against main before it.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { newApiKey } from '../dist/auth/api-key.js';
 import { compare, report, start, stopAll } from './harness.mjs';
 
 const against = process.env.BENCH_AGAINST;
@@ -34,4 +38,22 @@ try {
   ]);
 } finally {
   stopAll([upstream, ...targets]);
+}
+
+const key = newApiKey('pk_bench_');
+const stdio = [
+  await start('gateway-stdio', [key.hash], { headers: { authorization: `Bearer ${key.key}` } }),
+  await start('supergateway'),
+  await start('mcp-proxy'),
+];
+try {
+  const s = await compare(stdio);
+  const faster = Math.max(s.supergateway.rps, s['mcp-proxy'].rps);
+  report(s, [
+    `gateway-stdio ÷ faster bridge: ${(s['gateway-stdio'].rps / faster).toFixed(3)} (target ≥ 1.0)`,
+    `gateway-stdio ÷ supergateway:  ${(s['gateway-stdio'].rps / s.supergateway.rps).toFixed(3)}`,
+    `gateway-stdio ÷ mcp-proxy:     ${(s['gateway-stdio'].rps / s['mcp-proxy'].rps).toFixed(3)}`,
+  ]);
+} finally {
+  stopAll(stdio);
 }

@@ -6,17 +6,27 @@
 //   node bench/servers.mjs gateway <upstream-url>          (anonymous route)
 //   node bench/servers.mjs policy <policy.yaml>           (the gateway from a policy file)
 //   node bench/servers.mjs bare-tls <upstream-url> <dir>  (bare, behind TLS with client certificates)
-// Each reports { port } over IPC when listening and answers 'cpu' with its process.cpuUsage().
-import { mkdtempSync, readFileSync } from 'node:fs';
+//   node bench/servers.mjs supergateway                   (supergateway bridging bench/stdio-server.mjs)
+//   node bench/servers.mjs mcp-proxy                      (mcp-proxy bridging bench/stdio-server.mjs)
+// Each reports { port } over IPC when listening and answers 'cpu' with the CPU time of its process
+// and every process under it (a stdio server, a bridge and its server), read from /proc.
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import httpProxy from 'http-proxy';
 import pino from 'pino';
 import { Pool } from 'undici';
 
 const [kind, upstreamUrl] = process.argv.slice(2);
+/** The stdio server behind the stdio rows: the gateway's stdio route and both bridges spawn it. */
+const STDIO_SERVER = new URL('./stdio-server.mjs', import.meta.url).pathname;
+/** A package's file, resolved like an import (the bridges are dev dependencies). */
+const bin = (name, file) =>
+  join(dirname(createRequire(import.meta.url).resolve(`${name}/package.json`)), file);
 
 const RESULT = JSON.stringify({
   jsonrpc: '2.0',
@@ -29,8 +39,75 @@ function ready(server) {
 }
 
 process.on('message', (message) => {
-  if (message === 'cpu') process.send({ cpu: process.cpuUsage() });
+  if (message === 'cpu') process.send({ cpu: treeCpu() });
 });
+
+/** Clock ticks per second of /proc's utime and stime (USER_HZ: 100 on Linux). */
+const TICK_US = 10_000;
+
+/**
+ * This process's CPU (process.cpuUsage, in µs) plus that of every descendant alive now — a stdio
+ * server, or a bridge and its server — from /proc/<pid>/stat (utime + stime, in ticks).
+ */
+function treeCpu() {
+  const own = process.cpuUsage();
+  const children = new Map();
+  const stats = new Map();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    let stat;
+    try {
+      stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+    } catch {
+      continue; // exited meanwhile
+    }
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ppid = Number(fields[1]);
+    stats.set(Number(name), Number(fields[11]) + Number(fields[12]));
+    if (!children.has(ppid)) children.set(ppid, []);
+    children.get(ppid).push(Number(name));
+  }
+  let ticks = 0;
+  const queue = [...(children.get(process.pid) ?? [])];
+  while (queue.length > 0) {
+    const pid = queue.pop();
+    ticks += stats.get(pid) ?? 0;
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return { user: own.user + ticks * TICK_US, system: own.system };
+}
+
+/** Spawns a bridge in front of bench/stdio-server.mjs and reports its port once it answers. */
+async function bridge(args, port) {
+  // Its own process group: stopping the participant stops the bridge and the server it spawned.
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'], detached: true });
+  process.on('exit', () => {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  });
+  for (let i = 0; i < 100; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/mcp`, { method: 'GET' });
+      process.send({ port, path: '/mcp' });
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  throw new Error(`${args[0]} did not listen on ${port}`);
+}
+
+async function freePort() {
+  const server = createServer();
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
 
 if (kind === 'otlp-sink') {
   // Stands in for an OpenTelemetry collector: accepts OTLP/HTTP exports and drops them.
@@ -117,6 +194,59 @@ if (kind === 'otlp-sink') {
   });
   proxy.on('error', (_err, _req, res) => res.writeHead?.(502).end());
   ready(createServer((req, res) => proxy.web(req, res)));
+} else if (kind === 'supergateway' || kind === 'mcp-proxy') {
+  // The stdio bridges the gateway is compared with: they check nothing.
+  const server = `${process.execPath} ${STDIO_SERVER}`;
+  const port = await freePort();
+  const args =
+    kind === 'supergateway'
+      ? // --stateful: one child for every request (without it, each 2026-07-28 request spawns one).
+        [
+          bin('supergateway', 'dist/index.js'),
+          '--stdio',
+          server,
+          '--outputTransport',
+          'streamableHttp',
+          '--stateful',
+          '--port',
+          String(port),
+          '--logLevel',
+          'none',
+        ]
+      : [
+          bin('mcp-proxy', 'dist/bin/mcp-proxy.mjs'),
+          '--port',
+          String(port),
+          '--server',
+          'stream',
+          '--',
+          process.execPath,
+          STDIO_SERVER,
+        ];
+  await bridge(args, port);
+} else if (kind === 'gateway-stdio') {
+  // The full gateway in front of the same stdio server: API key, policy, chained audit to a file.
+  const { parseConfig } = await import('../dist/config/load.js');
+  const { startGateway } = await import('../dist/server/gateway.js');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-stdio-'));
+  const keyHash = upstreamUrl;
+  const config = parseConfig(
+    `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, 'audit.jsonl'))}, chainKey: bench-chain-key-0123456789 }
+log: { level: warn }
+identities: { apiKeys: [{ id: bench, hash: "${keyHash}", scopes: [notes:read] }] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(STDIO_SERVER)}], processes: shared }
+    authentication: { methods: [apiKey] }
+    tools: { list_notes: notes:read }
+`,
+    { env: {} },
+  );
+  const gateway = await startGateway({ config, logger: pino({ level: 'warn' }) });
+  process.send({ port: Number(new URL(gateway.url).port), path: '/mcp' });
 } else if (kind === 'gateway') {
   const { parseConfig } = await import('../dist/config/load.js');
   const { startGateway } = await import('../dist/server/gateway.js');
