@@ -373,6 +373,35 @@ describe('a child killed with SIGKILL mid-call', () => {
     expect(restarted).not.toBe(pid);
   });
 
+  it("ends the session's GET stream when its process is killed", async () => {
+    const session = await openSession(url, 5);
+    const pid = Number(await textOf(await legacyTool(url, 5, session, 1, 'pid')));
+    const stream = await fetch(url, {
+      headers: {
+        accept: 'text/event-stream',
+        authorization: `Bearer ${key(5)}`,
+        'mcp-session-id': session,
+        'mcp-protocol-version': LEGACY,
+      },
+    });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const reader = (stream.body as ReadableStream<Uint8Array>).getReader();
+    process.kill(pid, 'SIGKILL');
+    await gone([pid]);
+    // The session is over (its next POST is 404): the stream that serves it must end too, or the
+    // client waits on a dead session until the idle timeout.
+    const ended = await Promise.race([
+      (async () => {
+        for (;;) if ((await reader.read()).done) return true;
+      })(),
+      sleep(2_000).then(() => false),
+    ]);
+    await reader.cancel().catch(() => undefined);
+    expect(ended, 'the GET stream was still open 2 s after its process died').toBe(true);
+    await expectRefusal(await legacyTool(url, 5, session, 2, 'pid'), 404, -32001, 'session_not_found', 2);
+  });
+
   it('leaves no grandchild when the program it started is killed', async () => {
     const inner = Number(await textOf(await callTool(wrappedUrl, 4, 'pid')));
     const wrapper = started(ws).find((p) => p.mode === 'wrapper');
@@ -385,6 +414,30 @@ describe('a child killed with SIGKILL mid-call', () => {
     await expectRefusal(await pending, 502, -31095, 'upstream_unreachable', 43);
     await gone([wrapper?.pid as number, inner]);
     expect(await textOf(await callTool(wrappedUrl, 4, 'echo', { text: 'again' }))).toBe('again');
+  });
+});
+
+describe('an idle process', () => {
+  const ws = workspace();
+  let gateway: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    gateway = await gatewayWith({ '/mcp': { upstream: fixture(ws, ['serve'], ', idleTimeoutSec: 1') } });
+    url = `${gateway.url}/mcp`;
+  });
+  afterAll(() => gateway?.close());
+
+  it('stops after idleTimeoutSec with nothing in flight, never while a call is', async () => {
+    const pid = Number(await textOf(await callTool(url, 0, 'pid')));
+    const hanging = callTool(url, 0, 'hang', {}, { id: 60 });
+    await sleep(1_600);
+    expect(alive(pid), 'a process with a call in flight is not idle').toBe(true);
+    expect(await textOf(await callTool(url, 0, 'release'))).toBe('ok');
+    expect(await textOf(await hanging, 60)).toBe('released');
+    await gone([pid], 3_000);
+    const restarted = Number(await textOf(await callTool(url, 0, 'pid')));
+    expect(restarted).not.toBe(pid);
   });
 });
 
@@ -816,20 +869,19 @@ describe('maxProcesses: 8 with many identities', () => {
       .filter((p) => alive(p.pid))
       .map((p) => p.pid);
 
-  it('answers 429 concurrency_limited while all 8 are busy, stops the least recently used idle one, and never runs more than 8', async () => {
-    const aborters = Array.from({ length: 8 }, () => new AbortController());
-    const hanging = aborters.map((aborter, user) =>
+  const aborters = Array.from({ length: 8 }, () => new AbortController());
+  let hanging: Promise<Response | undefined>[] = [];
+  const hangPids = new Set<number>();
+
+  it('answers 429 concurrency_limited to a 9th identity while all 8 processes are busy', async () => {
+    hanging = aborters.map((aborter, user) =>
       callTool(url, user, 'hang', {}, { id: 100 + user, signal: aborter.signal }).catch(() => undefined),
     );
     await until(
       '8 hanging calls',
       () => {
-        const pids = new Set(
-          received(ws)
-            .filter((r) => toolName(r.message) === 'hang')
-            .map((r) => r.pid),
-        );
-        return pids.size === 8 ? true : undefined;
+        for (const r of received(ws)) if (toolName(r.message) === 'hang') hangPids.add(r.pid);
+        return hangPids.size === 8 ? true : undefined;
       },
       10_000,
     );
@@ -837,24 +889,28 @@ describe('maxProcesses: 8 with many identities', () => {
     await expectRefusal(full, 429, -31093, 'concurrency_limited');
     expect(full.headers.get('retry-after')).toMatch(/^\d+$/);
     expect(started(ws)).toHaveLength(8);
+  });
 
-    // Users 0 and 1 give up: their processes go idle (user 0's least recently used).
-    aborters[0]?.abort();
-    await sleep(50);
+  it('stops the least recently used idle process to serve a new identity', async () => {
+    const pid0 = Number(await textOf(await callTool(url, 0, 'pid', {}, { id: 2 }), 2));
+    await sleep(10); // user 1's last use is strictly later than user 0's
+    const pid1 = Number(await textOf(await callTool(url, 1, 'pid', {}, { id: 2 }), 2));
+    // User 1 gives up first, then user 0: user 0's process is the least recently used idle one.
     aborters[1]?.abort();
+    await sleep(100);
+    aborters[0]?.abort();
     await until('both cancellations to reach the children', () =>
       received(ws).filter((r) => r.message.method === 'notifications/cancelled').length >= 2
         ? true
         : undefined,
     );
-    const [first, second] = received(ws)
-      .filter((r) => r.message.method === 'notifications/cancelled')
-      .map((r) => r.pid);
     expect(await textOf(await callTool(url, 8, 'echo', { text: 'ninth' }))).toBe('ninth');
-    await gone([first as number], 7_000);
-    expect(alive(second as number)).toBe(true);
+    await gone([pid0], 7_000);
+    expect(alive(pid1)).toBe(true);
+    expect(started(ws)).toHaveLength(9);
+  });
 
-    // Many identities at once: each is served or told 429, never a 5xx; at most 8 processes run.
+  it('answers many identities at once with 200 or 429 concurrency_limited, never a 5xx, and runs at most 8', async () => {
     const burst = await Promise.all(
       Array.from({ length: users - 9 }, async (_, i) => {
         const answer = await callTool(url, 9 + i, 'pid');
@@ -862,24 +918,30 @@ describe('maxProcesses: 8 with many identities', () => {
         return { status: answer.status, text };
       }),
     );
-    const statuses = burst.map((b) => b.status);
-    expect(
-      statuses.filter((s) => s !== 200 && s !== 429),
-      JSON.stringify(burst.filter((b) => b.status >= 500)),
-    ).toEqual([]);
-    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(2);
-    for (const b of burst.filter((b) => b.status === 429))
-      expect(JSON.parse(b.text)).toMatchObject({
-        error: { code: -31093, data: { reason: 'concurrency_limited' } },
-      });
+    // "<status> <reason>" → how many answers: e.g. { "200": 3, "429 concurrency_limited": 28 }.
+    const tally: Record<string, number> = {};
+    for (const { status, text } of burst) {
+      const reason =
+        status === 200
+          ? ''
+          : ` ${(JSON.parse(text) as { error: { data: { reason: string } } }).error.data.reason}`;
+      const label = `${status}${reason}`;
+      tally[label] = (tally[label] ?? 0) + 1;
+    }
     await until('at most 8 processes', () => livePids().length <= 8, 7_000);
+    expect(
+      Object.keys(tally).filter((label) => label !== '200' && label !== '429 concurrency_limited'),
+      `answers to ${burst.length} identities at once: ${JSON.stringify(tally)}`,
+    ).toEqual([]);
+    expect(tally['200'] ?? 0).toBeGreaterThanOrEqual(2);
+  });
 
-    // The six still busy were never disturbed.
+  it('never disturbed the six calls still in flight', async () => {
     for (let user = 2; user < 8; user++)
       expect(await textOf(await callTool(url, user, 'release'))).toBe('ok');
     const answers = await Promise.all(hanging.slice(2));
     for (const [i, answer] of answers.entries())
-      expect(answer && resultText(await messagesOf(answer), 102 + i)).toBe('released');
+      expect(answer && resultText(await messagesOf(answer as Response), 102 + i)).toBe('released');
   });
 });
 
