@@ -796,6 +796,35 @@ describe('a shared process', () => {
     expect(resultText(alice, 20)).toBe('released');
   });
 
+  it('takes the answer to a server request only from the identity it was sent to, on the same process', async () => {
+    const aliceSession = await openSession(url, 0);
+    const bobSession = await openSession(url, 1);
+    const asking = await legacyTool(url, 0, aliceSession, 24, 'ask', { tag: 'shared-alice' });
+    const stream = events(asking);
+    const question = await next(stream);
+    expect(question).toMatchObject({
+      method: 'elicitation/create',
+      params: { message: 'question:shared-alice' },
+    });
+    const forged = { jsonrpc: '2.0', id: question.id, result: { action: 'accept', content: { who: 'bob' } } };
+    const byBob = await legacyPost(url, 1, bobSession, forged);
+    expect(byBob.status).toBe(202);
+    await byBob.text();
+    await sleep(100);
+    expect(JSON.stringify(received(ws))).not.toContain('"who":"bob"');
+    const genuine = {
+      jsonrpc: '2.0',
+      id: question.id,
+      result: { action: 'accept', content: { who: 'alice' } },
+    };
+    const byAlice = await legacyPost(url, 0, aliceSession, genuine);
+    expect(byAlice.status).toBe(202);
+    await byAlice.text();
+    expect(resultText([await next(stream)], 24)).toBe(
+      JSON.stringify({ action: 'accept', content: { who: 'alice' } }),
+    );
+  });
+
   it('refuses a server request it cannot attribute to the child, delivering it to neither client', async () => {
     const aliceSession = await openSession(url, 0);
     const bobSession = await openSession(url, 1);
