@@ -924,7 +924,8 @@ describe('maxProcesses: 8 with many identities', () => {
     const pid0 = Number(await textOf(await callTool(url, 0, 'pid', {}, { id: 2 }), 2));
     await sleep(10); // user 1's last use is strictly later than user 0's
     const pid1 = Number(await textOf(await callTool(url, 1, 'pid', {}, { id: 2 }), 2));
-    // User 1 gives up first, then user 0: user 0's process is the least recently used idle one.
+    // User 0 started first, but user 1 gives up first: a process is in use until its call ends, so
+    // user 1's is the least recently used idle one (a start-time order would pick user 0's).
     aborters[1]?.abort();
     await sleep(100);
     aborters[0]?.abort();
@@ -934,8 +935,8 @@ describe('maxProcesses: 8 with many identities', () => {
         : undefined,
     );
     expect(await textOf(await callTool(url, 8, 'echo', { text: 'ninth' }))).toBe('ninth');
-    await gone([pid0], 7_000);
-    expect(alive(pid1)).toBe(true);
+    await gone([pid1], 7_000);
+    expect(alive(pid0)).toBe(true);
     expect(started(ws)).toHaveLength(9);
   });
 

@@ -48,7 +48,18 @@ export interface CallOptions {
   readonly onDone: (call: Call) => void;
   /** The first message took too long: the child is told to stop (`notifications/cancelled`). */
   readonly onTimeout: (call: Call) => void;
+  /** The client stopped taking the stream (`true`) or took it again (`false`): back-pressure. */
+  readonly onPressure?: ((call: Call, blocked: boolean) => void) | undefined;
 }
+
+/**
+ * The most a stream may hold for a client that does not read it: beyond it the client is cut off
+ * and its request cancelled on the child, so no client can make the gateway hold a flood.
+ */
+export const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+
+/** Above this the client is slow: the child's output is held back (where the process is its own). */
+const STREAM_HIGH_WATER = 1024 * 1024;
 
 /**
  * One client exchange's view of a shared stdio server (DESIGN.md "Upstreams" → stdio): the
@@ -68,6 +79,7 @@ export class Call {
   private readonly open: Set<ClientId>;
   private stream: Readable | undefined;
   private done = false;
+  private blocked = false;
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly options: CallOptions) {
@@ -156,7 +168,7 @@ export class Call {
   }
 
   private startStream(): void {
-    this.stream = new Readable({ read: () => undefined });
+    this.stream = new Readable({ highWaterMark: STREAM_HIGH_WATER, read: () => this.unblock() });
     this.options.settle({
       status: 200,
       headers: { ...this.options.headers, 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
@@ -168,7 +180,24 @@ export class Call {
   }
 
   private event(text: string): void {
-    this.stream?.push(`event: message\ndata: ${text}\n\n`);
+    const stream = this.stream;
+    if (stream === undefined || stream.destroyed) return;
+    if (stream.readableLength > MAX_BUFFERED_BYTES) {
+      // A client that has not read 8 MiB is not coming back for more: cut it off.
+      this.finish();
+      stream.destroy(new Error('the client does not read its stream'));
+      return;
+    }
+    if (!stream.push(`event: message\ndata: ${text}\n\n`) && !this.blocked) {
+      this.blocked = true;
+      this.options.onPressure?.(this, true);
+    }
+  }
+
+  private unblock(): void {
+    if (!this.blocked) return;
+    this.blocked = false;
+    this.options.onPressure?.(this, false);
   }
 
   private complete(): void {
@@ -193,6 +222,7 @@ export class Call {
   private finish(): void {
     this.done = true;
     clearTimeout(this.timer);
+    this.unblock();
     this.options.onDone(this);
   }
 }

@@ -8,6 +8,12 @@ export type ChildMessage = Readonly<Record<string, unknown>>;
 /** Why a line of the child's stdout was not a message (logged and counted, never fatal). */
 export type BadLine = 'too_large' | 'not_json' | 'too_deep' | 'not_jsonrpc';
 
+/** The two ends of a line too long to read. */
+export interface LineEdges {
+  readonly head: string;
+  readonly tail: string;
+}
+
 export interface ChildSpec {
   /** argv: the program, then its arguments. No shell ever reads it. */
   readonly command: readonly string[];
@@ -24,12 +30,17 @@ export interface ChildSpec {
 
 export interface ChildListener {
   onMessage(message: ChildMessage): void;
-  onBadLine(why: BadLine): void;
+  /** `edges`: for a `too_large` line, its first and last bytes, to name whose answer it was. */
+  onBadLine(why: BadLine, edges?: LineEdges): void;
   /** One line of the child's stderr, decoded; the caller bounds how many it logs. */
   onStderr(line: string): void;
   /** The child exited (or could not be started: `error` says why). Called once. */
   onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void;
 }
+
+/** How much of each end of an over-long line is kept to tell whose answer it was. */
+const EDGE_BYTES = 256;
+const EMPTY = Buffer.alloc(0);
 
 /** Longest stderr line kept: a log line, not a dump. */
 const MAX_STDERR_LINE = 4096;
@@ -53,6 +64,8 @@ export class StdioChild {
   private pieces: Buffer[] = [];
   private pending = 0;
   private skipping = false;
+  private skipHead: Buffer = EMPTY;
+  private skipTail: Buffer = EMPTY;
   private readonly fatal = new TextDecoder('utf-8', { fatal: true });
   // stderr framing
   private readonly stderr = new StringDecoder('utf8');
@@ -97,19 +110,18 @@ export class StdioChild {
     return stdin.write(`${JSON.stringify(message)}\n`);
   }
 
-  /** Resolves when the stdin buffer has drained (at once when it is not full). */
-  drained(): Promise<void> {
-    const stdin = this.child.stdin;
-    if (stdin === null || !stdin.writableNeedDrain || this.exited) return Promise.resolve();
-    return new Promise((resolve) => {
-      const done = (): void => {
-        stdin.off('drain', done);
-        stdin.off('close', done);
-        resolve();
-      };
-      stdin.on('drain', done);
-      stdin.on('close', done);
-    });
+  /** Bytes written to stdin that the child has not read yet. */
+  get unread(): number {
+    return this.child.stdin?.writableLength ?? 0;
+  }
+
+  /**
+   * Back-pressure from the clients: while one cannot take more, stdout is not read, so the
+   * pipe fills and the child's own writes wait — nothing piles up in the gateway.
+   */
+  pauseReading(paused: boolean): void {
+    if (paused) this.child.stdout?.pause();
+    else this.child.stdout?.resume();
   }
 
   /**
@@ -159,14 +171,26 @@ export class StdioChild {
       if (!this.skipping) {
         this.pending += end - start;
         if (this.pending > this.spec.maxLineBytes) {
-          // Too long to be read: skipped to its end, whatever it held.
+          // Too long to be read: skipped to its end, whatever it held; its two ends are kept to
+          // tell whose answer it was (the top-level id is first or last in every serializer).
           this.skipping = true;
+          this.skipHead = Buffer.concat([...this.pieces, chunk.subarray(start, end)]).subarray(0, EDGE_BYTES);
+          this.skipTail = chunk.subarray(Math.max(start, end - EDGE_BYTES), end);
           this.pieces = [];
-          this.listener.onBadLine('too_large');
         } else if (end > start) this.pieces.push(chunk.subarray(start, end));
+      } else if (end > start) {
+        const seen = Buffer.concat([this.skipTail, chunk.subarray(start, end)]);
+        this.skipTail = seen.subarray(Math.max(0, seen.length - EDGE_BYTES));
       }
       if (newline === -1) return;
-      if (!this.skipping) this.line();
+      if (this.skipping) {
+        this.listener.onBadLine('too_large', {
+          head: this.skipHead.toString('latin1'),
+          tail: this.skipTail.toString('latin1'),
+        });
+        this.skipHead = EMPTY;
+        this.skipTail = EMPTY;
+      } else this.line();
       this.skipping = false;
       this.pieces = [];
       this.pending = 0;

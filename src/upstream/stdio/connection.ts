@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { refuse } from '../../errors.js';
 import {
   CANCELLED_NOTIFICATION,
   capabilityOf,
@@ -7,7 +8,7 @@ import {
   PROGRESS_NOTIFICATION,
 } from '../../jsonrpc/methods.js';
 import type { Call, CallOwner, ClientId } from './call.js';
-import type { ChildMessage } from './child.js';
+import type { ChildMessage, LineEdges } from './child.js';
 
 /** The generation a process speaks, learned at its start (DESIGN.md era table). */
 export type Era = 'legacy' | 'modern';
@@ -37,6 +38,8 @@ export interface ConnectionEvents {
   broadcast(message: ChildMessage): void;
   /** Something the child said that no client may receive: counted and logged, never relayed. */
   dropped(why: Dropped, method: string | undefined): void;
+  /** Hold back (`true`) or go on reading (`false`) the child's output: a client is not reading. */
+  pressure(blocked: boolean): void;
 }
 
 /** A request the gateway sent the child, waiting for its answer. */
@@ -98,6 +101,8 @@ export class Connection {
   private readonly parked = new Map<string, Parked>();
   /** Calls in flight, oldest first (a Set keeps insertion order). */
   private readonly calls = new Set<Call>();
+  /** Calls whose client is not reading its stream now. */
+  private readonly blocked = new Set<Call>();
 
   constructor(
     private readonly events: ConnectionEvents,
@@ -182,8 +187,42 @@ export class Connection {
     return true;
   }
 
+  /**
+   * A call's client stopped or resumed reading. Where the process serves one owner its output is
+   * held back while any of that owner's streams is full (the owner slows its own server); a shared
+   * process is never held back for one client — a client that does not read is cut off at
+   * {@link MAX_BUFFERED_BYTES} instead.
+   */
+  setBlocked(call: Call, blocked: boolean): void {
+    if (this.attribution !== 'latest') return;
+    const before = this.blocked.size;
+    if (blocked) this.blocked.add(call);
+    else this.blocked.delete(call);
+    if (before === 0 && this.blocked.size > 0) this.events.pressure(true);
+    else if (before > 0 && this.blocked.size === 0) this.events.pressure(false);
+  }
+
+  /**
+   * A line too long to read (over `limits.maxResponseBytes`): the call it answered fails at once
+   * with `response_too_large`, when its top-level id (first or last member) names a request in
+   * flight. Any other such line is only counted: a call it may have answered times out.
+   */
+  tooLarge(edges: LineEdges | undefined): void {
+    if (edges === undefined) return;
+    const named =
+      /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(\d+)\s*,/.exec(edges.head)?.[1] ??
+      /,\s*"id"\s*:\s*(\d+)\s*\}\s*$/.exec(edges.tail)?.[1];
+    if (named === undefined) return;
+    const id = Number(named);
+    const entry = this.pending.get(id);
+    if (entry?.kind !== 'call') return;
+    this.pending.delete(id);
+    entry.call.fail(refuse('response_too_large'));
+  }
+
   /** The call is over (answered, refused, its client gone): its requests still open are cancelled. */
   end(call: Call, reason: string | undefined): void {
+    this.setBlocked(call, false);
     if (!this.calls.delete(call)) return;
     for (const [id, entry] of this.pending) {
       if (entry.kind !== 'call' || entry.call !== call) continue;

@@ -46,8 +46,8 @@ export class ProcessPool {
   private readonly crashes = new Map<string, Crashes>();
   private readonly idleTimers = new Map<ManagedProcess, NodeJS.Timeout>();
   private closed = false;
-  /** Processes whose failed start was counted (every caller waiting on it sees the failure). */
-  private readonly failed = new WeakSet<ManagedProcess>();
+  /** Processes whose failure was counted once (an exit and a failed handshake are one crash). */
+  private readonly counted = new WeakSet<ManagedProcess>();
   private readonly attribution: Attribution;
 
   private readonly labels: { readonly route: string };
@@ -93,6 +93,8 @@ export class ProcessPool {
 
   /** Called when a call ends or a stream closes: an idle process stops after `idleTimeoutSec`. */
   settled(process: ManagedProcess): void {
+    // Least recently used counts from when its last call ended, not when it began.
+    process.lastUsed = Date.now();
     if (!process.idle || !process.usable || this.idleTimers.has(process)) return;
     const timer = setTimeout(() => {
       this.idleTimers.delete(process);
@@ -160,14 +162,15 @@ export class ProcessPool {
   }
 
   private failedStart(process: ManagedProcess, err: HandshakeError): Refusal {
-    if (!this.failed.has(process)) {
-      this.failed.add(process);
+    // Stopped by the gateway while it started (shutdown, reload): not the server's failure.
+    if (process.stopped && !this.counted.has(process)) return refuse('upstream_unreachable');
+    if (!this.counted.has(process)) {
       this.options.logger.error(
         { route: this.options.route, process: process.key, err: err.message },
         'stdio server did not start',
       );
+      this.crashed(process);
       void this.retire(process);
-      this.crashed(process.key);
     }
     return refuse(err.timedOut ? 'upstream_timeout' : 'upstream_unreachable');
   }
@@ -179,11 +182,14 @@ export class ProcessPool {
     const timer = this.idleTimers.get(process);
     if (timer !== undefined) clearTimeout(timer);
     this.idleTimers.delete(process);
-    if (crashed) this.crashed(process.key, process.startedAt);
+    if (crashed) this.crashed(process);
   }
 
-  /** One more crash for `key`: the next start waits (the first restart does not). */
-  private crashed(key: string, startedAt = Date.now()): void {
+  /** One more crash for the process's key (once per process): the next start waits, the first restart does not. */
+  private crashed(process: ManagedProcess): void {
+    if (this.counted.has(process)) return;
+    this.counted.add(process);
+    const { key, startedAt } = process;
     const { backoffMs, maxBackoffMs } = this.options.spec.restart;
     const now = Date.now();
     const earlier = this.crashes.get(key);

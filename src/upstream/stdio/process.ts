@@ -34,6 +34,8 @@ export interface ProcessOptions {
 /** A GET stream listening to what the process says to everyone. */
 export interface Listener {
   push(message: Readonly<Record<string, unknown>>): void;
+  /** The process is gone: the stream ends (its session has ended with it). */
+  end(): void;
 }
 
 /**
@@ -53,6 +55,8 @@ export class ManagedProcess {
   private readonly dirs: ProcessDirs;
   private stopping = false;
   private exited = false;
+  /** Until the handshake settles: a starting process is busy, never idle (never evicted as idle). */
+  private starting = true;
   private stderrLines = 0;
   private stderrDropped = 0;
   private stderrWindow = 0;
@@ -68,6 +72,7 @@ export class ManagedProcess {
           for (const listener of this.listeners) listener.push(message);
         },
         dropped: (why, method) => this.dropped(why, method),
+        pressure: (blocked) => this.child.pauseReading(blocked),
       },
       options.attribution,
     );
@@ -83,11 +88,15 @@ export class ManagedProcess {
       },
       {
         onMessage: (message) => this.connection.receive(message),
-        onBadLine: (why) =>
+        onBadLine: (why, edges) => {
+          // An answer too long to read fails the call waiting for it, when it can be named.
+          if (why === 'too_large') this.connection.tooLarge(edges);
+          options.metrics?.stdioDropped.inc({ route: options.route, kind: why });
           logger.warn(
             { route: options.route, process: options.key, why },
             'stdio server wrote a line that is not a message',
-          ),
+          );
+        },
         onStderr: (line) => this.stderr(line),
         onExit: (code, signal, error) => this.onExit(code, signal, error),
       },
@@ -96,9 +105,12 @@ export class ManagedProcess {
     this.ready.then(
       (facts) => {
         this.connection.facts = facts;
+        this.starting = false;
       },
       // Observed here so a failed start is never an unhandled rejection; callers await it too.
-      () => undefined,
+      () => {
+        this.starting = false;
+      },
     );
   }
 
@@ -115,9 +127,19 @@ export class ManagedProcess {
     return !this.exited && !this.stopping;
   }
 
-  /** Nothing in flight and no open stream. */
+  /** Started and handshaken, with nothing in flight and no open stream. */
   get idle(): boolean {
-    return this.connection.inFlight === 0 && this.listeners.size === 0;
+    return !this.starting && this.connection.inFlight === 0 && this.listeners.size === 0;
+  }
+
+  /** The gateway stopped it (idle, evicted, session ended, reload, shutdown): no crash. */
+  get stopped(): boolean {
+    return this.stopping;
+  }
+
+  /** Bytes queued for the child's stdin that it has not read yet. */
+  get unread(): number {
+    return this.child.unread;
   }
 
   /** Stops the process (stdin closed, SIGTERM, then SIGKILL after `graceMs`). */
@@ -140,6 +162,9 @@ export class ManagedProcess {
       this.options.logger.error({ ...fields, err: error }, 'stdio server could not be started');
     else if (crashed) this.options.logger.warn(fields, 'stdio server exited');
     this.connection.close();
+    // The legacy sessions bound to it are over: their GET streams end now, not at an idle timeout.
+    for (const listener of this.listeners) listener.end();
+    this.listeners.clear();
     removeProcessDirs(this.dirs);
     this.options.onExit(this, crashed);
   }

@@ -16,7 +16,7 @@ import {
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
-import { bufferBody, Call, type CallOwner, type ClientId } from './call.js';
+import { bufferBody, Call, type CallOwner, type ClientId, MAX_BUFFERED_BYTES } from './call.js';
 import type { ServerFacts } from './connection.js';
 import { resolveAccount } from './environment.js';
 import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
@@ -42,6 +42,9 @@ interface LocalSession {
 }
 
 type Message = Readonly<Record<string, unknown>>;
+
+/** What may wait in a child's stdin before new calls are refused 429. */
+const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
 
 /** A retry whose `requestState` is not (or no longer) waiting here, or that lacks the input asked for. */
 const UNKNOWN_REQUEST_STATE = {
@@ -170,6 +173,9 @@ export function createStdioUpstream(
     const { process, facts } = ready;
     const connection = process.connection;
     const requests = messages.filter((m) => typeof m.method === 'string' && m.id !== undefined);
+    // A child that does not read its stdin is busy: new work waits, rather than piling up here.
+    if (requests.length > 0 && process.unread > MAX_UNREAD_BYTES)
+      return Promise.resolve(refuse('concurrency_limited', { headers: { 'retry-after': '1' } }));
     for (const message of messages) {
       if (typeof message.method !== 'string') {
         // A client's answer to a server request: only to the one sent to this owner.
@@ -209,6 +215,7 @@ export function createStdioUpstream(
           pool.settled(process);
         },
         onTimeout: () => undefined,
+        onPressure: (blocked, isBlocked) => connection.setBlocked(blocked, isBlocked),
       });
       deps.metrics?.stdioInFlight.inc(labels);
       connection.begin(call);
@@ -247,7 +254,12 @@ export function createStdioUpstream(
     const { process } = local;
     const body = new Readable({ read: () => undefined });
     const listener = {
-      push: (message: Message) => body.push(`event: message\ndata: ${JSON.stringify(message)}\n\n`),
+      push: (message: Message) => {
+        // A GET stream whose client stopped reading is dropped rather than buffered without end.
+        if (body.readableLength > MAX_BUFFERED_BYTES) body.destroy();
+        else body.push(`event: message\ndata: ${JSON.stringify(message)}\n\n`);
+      },
+      end: () => body.push(null),
     };
     process.listeners.add(listener);
     pool.touch(process);
