@@ -52,6 +52,12 @@ COPY schema ./schema
 # needs a writable volume mounted at its folder (an emptyDir or a persistent volume); the policy,
 # TLS files and Redis CA are read from mounted, read-only paths (/etc/portcullis by convention).
 #
+# The account stdio servers run as when a route sets `user: 10002` (README, "stdio servers"): not
+# the gateway's, so such a server reads none of the gateway's files or its environment. Starting
+# a child as another user needs CAP_SETUID, CAP_SETGID and CAP_CHOWN (the chart's
+# `stdio.separateUser`); the gateway's own user below has none.
+RUN groupadd --gid 10002 mcp && useradd --uid 10002 --gid 10002 --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin mcp
+
 # A numeric user and group, not a name: Kubernetes `runAsNonRoot` can only prove a numeric UID is
 # not 0. No passwd entry is needed; nothing in the gateway looks its user up.
 USER 10001:10001
@@ -66,8 +72,11 @@ EXPOSE 8443 9090
 # No tini: node runs as PID 1 and the kernel gives PID 1 no default signal actions, so an
 # unhandled SIGTERM or SIGINT would be ignored. `portcullis start` installs its own SIGTERM and
 # SIGINT handlers (drain, then exit 0; a second signal exits at once) and a SIGHUP handler (reload
-# the policy), so signals work without an init. The gateway spawns no child processes, so there
-# are no zombies to reap.
+# the policy), so signals work without an init. The gateway waits for every stdio server it spawns;
+# but a server's own children (npx runs the real server as one) that outlive it are re-parented to
+# PID 1, and node does not reap them. With stdio routes, give the container an init that does:
+# `docker run --init`, or in Kubernetes `shareProcessNamespace` (the chart sets it for stdio
+# routes), which makes the pod's pause process PID 1.
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["node", "/app/dist/cli/main.js"]
 CMD ["start", "--config", "/etc/portcullis/portcullis.yaml"]

@@ -178,9 +178,23 @@ describe.each(Object.keys(VALUE_SETS))('value set %s', (set) => {
     expect(container?.securityContext).toMatchObject({
       allowPrivilegeEscalation: false,
       readOnlyRootFilesystem: true,
-      runAsNonRoot: true,
     });
     expect(container?.securityContext.capabilities.drop).toEqual(['ALL']);
+    expect((pod.spec as Record<string, unknown>).shareProcessNamespace).toBe(
+      set === 'values-stdio' ? true : undefined,
+    );
+    if (set === 'values-stdio') {
+      // Starting stdio servers as another user: root with exactly the three capabilities that
+      // needs (setuid, setgid, chown of their HOME); the children run with none.
+      expect(container?.securityContext).toMatchObject({ runAsUser: 0, runAsNonRoot: false });
+      expect(container?.securityContext.capabilities).toEqual({
+        drop: ['ALL'],
+        add: ['SETUID', 'SETGID', 'CHOWN'],
+      });
+    } else {
+      expect(container?.securityContext).toMatchObject({ runAsNonRoot: true });
+      expect(container?.securityContext.capabilities).toEqual({ drop: ['ALL'] });
+    }
   });
 
   it('probes the admin port, pauses before the drain and waits for it', () => {
@@ -397,6 +411,27 @@ describe('settings that cannot be correct with several replicas are refused', ()
       expect(error).toContain('rateLimits but config.redis is not set');
       expect(error).toContain('[/mcp]');
     }
+  });
+
+  it('stdio routes on several replicas without session affinity, and a separate user a route does not use', () => {
+    const stdio = ['-f', join(CHART, 'examples/values-stdio.yaml')];
+    expect(template(stdio)).toBeUndefined();
+    const more = ['--set', 'replicaCount=2', '--set', 'sessionKeys.existingSecret=keys'];
+    expect(template([...stdio, ...more])).toContain(
+      'config.routes [/files/mcp /everything/mcp] run stdio servers',
+    );
+    expect(template([...stdio, ...more, '--set', 'stdio.sessionAffinity=true'])).toBeUndefined();
+    const withoutUser = JSON.stringify([
+      {
+        route: '/files/mcp',
+        resource: 'https://mcp.example.com/files/mcp',
+        upstream: { command: ['node', 'server.js'] },
+        authentication: { methods: ['jwt'] },
+      },
+    ]);
+    expect(template([...stdio, '--set-json', `config.routes=${withoutUser}`])).toContain(
+      'config.routes [/files/mcp] run their stdio server without upstream.user',
+    );
   });
 
   it('several replicas without session keys', () => {

@@ -95,6 +95,20 @@ count rate limits alone, and a session sealed by one replica would 404 on the ne
 {{- define "portcullis.validate" -}}
 {{- $replicas := int (include "portcullis.maxReplicas" .) -}}
 {{- $config := default dict .Values.config -}}
+{{- $stdio := include "portcullis.stdioRoutes" . | fromYamlArray -}}
+{{- if and $stdio (gt $replicas 1) (not .Values.stdio.sessionAffinity) -}}
+{{- fail (printf "config.routes %v run stdio servers: a legacy session lives in the replica that started its process, so %d replicas need ingress affinity on the Mcp-Session-Id header. Configure it and set stdio.sessionAffinity=true, or run one replica." $stdio $replicas) -}}
+{{- end -}}
+{{- if .Values.stdio.separateUser -}}
+{{- $without := list -}}
+{{- range $route := (default list (get $config "routes")) -}}
+{{- $upstream := get $route "upstream" -}}
+{{- if and (kindIs "map" $upstream) (not (hasKey $upstream "user")) -}}{{- $without = append $without (get $route "route") -}}{{- end -}}
+{{- end -}}
+{{- if $without -}}
+{{- fail (printf "stdio.separateUser is set but config.routes %v run their stdio server without upstream.user: set user: 10002 (the image's mcp user) on each" $without) -}}
+{{- end -}}
+{{- end -}}
 {{- if gt $replicas 1 -}}
 {{- $limited := list -}}
 {{- range $route := (default list (get $config "routes")) -}}
@@ -119,6 +133,32 @@ count rate limits alone, and a session sealed by one replica would 404 on the ne
 {{- end -}}
 {{- if and .Values.tls.clientCA.enabled (not .Values.tls.clientCA.secret.name) (not .Values.tls.clientCA.configMap.name) -}}
 {{- fail "tls.clientCA.enabled needs tls.clientCA.secret.name or tls.clientCA.configMap.name" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The paths of the routes whose upstream is a stdio server (a YAML list). */}}
+{{- define "portcullis.stdioRoutes" -}}
+{{- $paths := list -}}
+{{- range $route := (default list (get (default dict .Values.config) "routes")) -}}
+{{- if kindIs "map" (get $route "upstream") -}}{{- $paths = append $paths (get $route "route") -}}{{- end -}}
+{{- end -}}
+{{- toYaml $paths -}}
+{{- end -}}
+
+{{/*
+The gateway container's securityContext: the values' own, or — to start stdio servers as another
+user — root holding only the three capabilities that needs (its children run with none).
+*/}}
+{{- define "portcullis.securityContext" -}}
+{{- if .Values.stdio.separateUser -}}
+{{- $context := deepCopy .Values.securityContext -}}
+{{- $_ := set $context "runAsUser" 0 -}}
+{{- $_ := set $context "runAsGroup" 0 -}}
+{{- $_ := set $context "runAsNonRoot" false -}}
+{{- $_ := set $context "capabilities" (dict "drop" (list "ALL") "add" (list "SETUID" "SETGID" "CHOWN")) -}}
+{{- toYaml $context -}}
+{{- else -}}
+{{- toYaml .Values.securityContext -}}
 {{- end -}}
 {{- end -}}
 
