@@ -113,6 +113,9 @@ export const PING = 'ping';
 export const DISCOVER = 'server/discover';
 export const CANCELLED_NOTIFICATION = 'notifications/cancelled';
 export const ROOTS_LIST_CHANGED = 'notifications/roots/list_changed';
+export const RESOURCES_SUBSCRIBE = 'resources/subscribe';
+export const RESOURCES_UNSUBSCRIBE = 'resources/unsubscribe';
+export const RESOURCES_UPDATED = 'notifications/resources/updated';
 export const TOOLS_CALL = 'tools/call';
 export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
@@ -209,8 +212,8 @@ const ROWS: readonly McpMethod[] = [
     cacheable: true,
     inputRequired: true,
   }),
-  request('resources/subscribe', LEGACY, NONE, 'resource'),
-  request('resources/unsubscribe', LEGACY, NONE, 'resource'),
+  request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource'),
+  request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource'),
   request('subscriptions/listen', MODERN, NONE, 'subscriptions', { stream: true }),
   request('completion/complete', BOTH, NONE, 'completion-ref'),
   request('logging/setLevel', LEGACY, NONE, 'identity'),
@@ -229,7 +232,7 @@ const ROWS: readonly McpMethod[] = [
   notification(PROGRESS_NOTIFICATION, LEGACY, BOTH, 'identity'),
   notification(ROOTS_LIST_CHANGED, LEGACY, NONE, 'identity'),
   notification('notifications/message', NONE, BOTH, 'closed'),
-  notification('notifications/resources/updated', NONE, BOTH, 'closed', { broadcast: true }),
+  notification(RESOURCES_UPDATED, NONE, BOTH, 'closed', { broadcast: true }),
   notification('notifications/resources/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
   notification('notifications/tools/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
   notification('notifications/prompts/list_changed', NONE, BOTH, 'closed', { broadcast: true }),

@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontex
 import {
   CreateMessageRequestSchema,
   ElicitRequestSchema,
+  ResourceUpdatedNotificationSchema,
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -289,6 +290,59 @@ describe('GET streams of legacy sessions', () => {
       );
       expect(firstText(await a.callTool({ name: 'announce', arguments: {} }))).toBe('announced');
       await vi.waitFor(() => expect(heard).toEqual({ a: 1, b: 1 }));
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
+describe('resource subscriptions of legacy sessions on a shared process', () => {
+  it('reach the process once per URI, updates only the sessions that subscribed, and end with the last session', async () => {
+    const url = `${gateway.url}/probe/mcp`;
+    const a = await connectV1Client(url);
+    const b = await connectV1Client(url);
+    const updates = { a: [] as string[], b: [] as string[] };
+    a.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updates.a.push(n.params.uri);
+    });
+    b.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updates.b.push(n.params.uri);
+    });
+    const log = async () =>
+      JSON.parse(firstText(await a.callTool({ name: 'subscriptions', arguments: {} }))) as string[];
+    try {
+      await vi.waitFor(async () =>
+        expect(
+          counterValue(await metricsText(gateway), 'portcullis_active_sse_streams', { route: '/probe/mcp' }),
+        ).toBe(2),
+      );
+      const before = (await log()).length;
+      await a.subscribeResource({ uri: 'file:///shared' });
+      await b.subscribeResource({ uri: 'file:///shared' });
+      await b.subscribeResource({ uri: 'file:///only-b' });
+      expect((await log()).slice(before)).toEqual([
+        'resources/subscribe file:///shared',
+        'resources/subscribe file:///only-b',
+      ]);
+
+      await a.callTool({ name: 'touch', arguments: { uri: 'file:///only-b' } });
+      await a.callTool({ name: 'touch', arguments: { uri: 'file:///shared' } });
+      await vi.waitFor(() =>
+        expect(updates).toEqual({ a: ['file:///shared'], b: ['file:///only-b', 'file:///shared'] }),
+      );
+
+      // A lets go: the process keeps the subscription B still holds.
+      await a.unsubscribeResource({ uri: 'file:///shared' });
+      expect((await log()).slice(before)).toHaveLength(2);
+      // B's session ends: the process is told of both URIs only B held.
+      await v1TransportOf(b).terminateSession();
+      await vi.waitFor(async () =>
+        expect((await log()).slice(before + 2).sort()).toEqual([
+          'resources/unsubscribe file:///only-b',
+          'resources/unsubscribe file:///shared',
+        ]),
+      );
     } finally {
       await a.close();
       await b.close();

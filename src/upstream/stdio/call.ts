@@ -80,6 +80,7 @@ export class Call {
   private stream: Readable | undefined;
   private done = false;
   private blocked = false;
+  private readonly watchers = new Map<ClientId, (message: Readonly<Record<string, unknown>>) => void>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(private readonly options: CallOptions) {
@@ -108,10 +109,16 @@ export class Call {
     return this.options.inputCapabilities;
   }
 
+  /** Hears the answer to request `id` as the process gave it (whether a subscribe succeeded). */
+  watch(id: ClientId, watcher: (message: Readonly<Record<string, unknown>>) => void): void {
+    this.watchers.set(id, watcher);
+  }
+
   /** The answer to one of its requests, its id restored to the client's. */
   answer(id: ClientId, message: Readonly<Record<string, unknown>>): void {
     if (this.done || !this.open.delete(id)) return;
     clearTimeout(this.timer);
+    this.watchers.get(id)?.(message);
     const adapt = this.options.adapt;
     const text = JSON.stringify({ ...(adapt === undefined ? message : adapt(id, message)), id });
     if (this.stream !== undefined) this.event(text);

@@ -1,7 +1,8 @@
 import type { Logger } from 'pino';
 import type { StdioUpstreamConfig } from '../../config/schema.js';
+import { RESOURCES_UNSUBSCRIBE, RESOURCES_UPDATED } from '../../jsonrpc/methods.js';
 import type { Metrics } from '../../metrics/registry.js';
-import { StdioChild } from './child.js';
+import { type ChildMessage, StdioChild } from './child.js';
 import { type Attribution, Connection, type Dropped, type ServerFacts } from './connection.js';
 import {
   type Account,
@@ -11,6 +12,7 @@ import {
   removeProcessDirs,
 } from './environment.js';
 import { handshake } from './handshake.js';
+import { ResourceSubscriptions } from './subscriptions.js';
 
 /** stderr lines logged per process per window; the rest are counted in one line. */
 const STDERR_LINES = 50;
@@ -33,6 +35,8 @@ export interface ProcessOptions {
 
 /** A GET stream listening to what the process says to everyone. */
 export interface Listener {
+  /** The legacy session it belongs to: resource updates reach only the sessions that subscribed. */
+  readonly session: string;
   push(message: Readonly<Record<string, unknown>>): void;
   /** The process is gone: the stream ends (its session has ended with it). */
   end(): void;
@@ -49,6 +53,8 @@ export class ManagedProcess {
   readonly startedAt = Date.now();
   lastUsed = Date.now();
   readonly listeners = new Set<Listener>();
+  /** Resource subscriptions of its legacy sessions, reference-counted toward the process. */
+  readonly subscriptions = new ResourceSubscriptions();
   /** Legacy sessions bound to this process: they end with it. */
   readonly sessions = new Set<string>();
   private readonly child: StdioChild;
@@ -67,10 +73,7 @@ export class ManagedProcess {
     this.connection = new Connection(
       {
         write: (message) => this.child.write(message),
-        broadcast: (message) => {
-          if (this.listeners.size === 0) return this.dropped('broadcast', message.method as string);
-          for (const listener of this.listeners) listener.push(message);
-        },
+        broadcast: (message) => this.broadcast(message),
         dropped: (why, method) => this.dropped(why, method),
         pressure: (blocked) => this.child.pauseReading(blocked),
       },
@@ -146,6 +149,33 @@ export class ManagedProcess {
   stop(graceMs: number): Promise<void> {
     this.stopping = true;
     return this.child.stop(graceMs);
+  }
+
+  /** A legacy session bound to it ended: the subscriptions only it held are ended on the process. */
+  endSession(session: string): void {
+    this.sessions.delete(session);
+    for (const uri of this.subscriptions.dropSession(session))
+      if (this.usable) void this.connection.ask(RESOURCES_UNSUBSCRIBE, { uri });
+  }
+
+  /**
+   * A notification about the server as a whole: a resource update to the sessions that subscribed
+   * to that URI, anything else (the `list_changed` ones) to every open GET stream.
+   */
+  private broadcast(message: ChildMessage): void {
+    const method = message.method as string;
+    const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+    let delivered = false;
+    for (const listener of this.listeners) {
+      if (
+        method === RESOURCES_UPDATED &&
+        (typeof uri !== 'string' || !this.subscriptions.holds(uri, listener.session))
+      )
+        continue;
+      listener.push(message);
+      delivered = true;
+    }
+    if (!delivered) this.dropped('broadcast', method);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null, error?: Error): void {

@@ -10,6 +10,8 @@ import {
   isCacheable,
   opensSession,
   PING,
+  RESOURCES_SUBSCRIBE,
+  RESOURCES_UNSUBSCRIBE,
   ROOTS_LIST_CHANGED,
   takesInputRequired,
 } from '../../jsonrpc/methods.js';
@@ -35,6 +37,8 @@ export interface StdioUpstreamDeps {
 
 /** A legacy client's session with the gateway, bound to the process that serves it. */
 interface LocalSession {
+  /** Its id here (what the sealed id the client holds carries). */
+  readonly id: string;
   readonly owner: string;
   readonly process: ManagedProcess;
   /** The version the client and the gateway agreed on in `initialize`. */
@@ -122,7 +126,7 @@ export function createStdioUpstream(
         });
       const ready = local === undefined ? await pool.acquire(keyOf(request, undefined)) : readyOf(local);
       if (isRefusal(ready)) return ready;
-      return exchange(request, ready, messages, owner);
+      return exchange(request, ready, messages, owner, local);
     },
     close: () => pool.close(),
   };
@@ -146,13 +150,13 @@ export function createStdioUpstream(
       // The oldest session of this process ends: a client that opens sessions in a loop cannot grow memory.
       const [oldest] = process.sessions;
       if (oldest !== undefined) {
-        process.sessions.delete(oldest);
+        process.endSession(oldest);
         sessions.delete(oldest);
       }
     }
     const params = (message.params ?? {}) as Record<string, unknown>;
     const version = agreedVersion(params.protocolVersion, facts);
-    sessions.set(id, { owner: owner.identity, process, version });
+    sessions.set(id, { id, owner: owner.identity, process, version });
     process.sessions.add(id);
     const result = {
       protocolVersion: version,
@@ -169,6 +173,7 @@ export function createStdioUpstream(
     ready: Ready,
     messages: readonly Message[],
     owner: CallOwner,
+    local: LocalSession | undefined,
   ): Promise<UpstreamAnswer | Refusal> {
     const { process, facts } = ready;
     const connection = process.connection;
@@ -225,7 +230,9 @@ export function createStdioUpstream(
         const answer = localAnswer(message, facts, legacyClient);
         const params = message.params as Record<string, unknown> | undefined;
         if (answer !== undefined) call.answer(id, answer);
-        else if (!legacyClient && facts.era === 'legacy' && params?.requestState !== undefined) {
+        else if (local !== undefined && subscription(process, local, call, id, message)) {
+          // Answered here: the process already holds (or still holds) this subscription for others.
+        } else if (!legacyClient && facts.era === 'legacy' && params?.requestState !== undefined) {
           // The retry of a call answered `input_required`: it carries the answer the process waits for.
           if (!connection.resume(call, id, params.requestState, params.inputResponses))
             call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
@@ -254,6 +261,7 @@ export function createStdioUpstream(
     const { process } = local;
     const body = new Readable({ read: () => undefined });
     const listener = {
+      session: local.id,
       push: (message: Message) => {
         // A GET stream whose client stopped reading is dropped rather than buffered without end.
         if (body.readableLength > MAX_BUFFERED_BYTES) body.destroy();
@@ -282,15 +290,40 @@ export function createStdioUpstream(
     local: LocalSession | undefined,
   ): Promise<UpstreamAnswer> {
     if (local === undefined) return json(405, undefined, { allow: 'POST' });
-    for (const [id, entry] of sessions) {
-      if (entry !== local) continue;
-      sessions.delete(id);
-      local.process.sessions.delete(id);
-    }
+    sessions.delete(local.id);
+    local.process.endSession(local.id);
     if (spec.processes === 'perSession') await pool.retire(local.process);
     else pool.settled(local.process);
     return json(200, undefined, {});
   }
+}
+
+/**
+ * A legacy session's `resources/subscribe` and `resources/unsubscribe`, reference-counted on the
+ * process: only the first subscriber's and the last unsubscriber's go to it; the others are
+ * answered here (true). A first subscription the process refuses is forgotten again.
+ */
+function subscription(
+  process: ManagedProcess,
+  local: LocalSession,
+  call: Call,
+  id: ClientId,
+  message: Message,
+): boolean {
+  const uri = (message.params as { uri?: unknown } | undefined)?.uri;
+  if (typeof uri !== 'string') return false;
+  if (message.method === RESOURCES_SUBSCRIBE) {
+    if (process.subscriptions.add(uri, local.id)) {
+      call.watch(id, (answer) => {
+        if (answer.error !== undefined) process.subscriptions.remove(uri, local.id);
+      });
+      return false;
+    }
+  } else if (message.method === RESOURCES_UNSUBSCRIBE) {
+    if (process.subscriptions.remove(uri, local.id)) return false;
+  } else return false;
+  call.answer(id, { jsonrpc: '2.0', result: {} });
+  return true;
 }
 
 /** The messages of a POST as the gateway forwards them: the authorized text, parsed again. */
