@@ -116,6 +116,15 @@ export const ROOTS_LIST_CHANGED = 'notifications/roots/list_changed';
 export const RESOURCES_SUBSCRIBE = 'resources/subscribe';
 export const RESOURCES_UNSUBSCRIBE = 'resources/unsubscribe';
 export const RESOURCES_UPDATED = 'notifications/resources/updated';
+export const LISTEN = 'subscriptions/listen';
+const LIST_CHANGED = {
+  tools: 'notifications/tools/list_changed',
+  prompts: 'notifications/prompts/list_changed',
+  resources: 'notifications/resources/list_changed',
+} as const;
+export const LISTEN_ACKNOWLEDGED = 'notifications/subscriptions/acknowledged';
+/** The `_meta` key every message of a 2026-07-28 subscription carries: the listen request's id. */
+export const SUBSCRIPTION_ID_META = 'io.modelcontextprotocol/subscriptionId';
 export const TOOLS_CALL = 'tools/call';
 export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
@@ -214,7 +223,7 @@ const ROWS: readonly McpMethod[] = [
   }),
   request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource'),
   request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource'),
-  request('subscriptions/listen', MODERN, NONE, 'subscriptions', { stream: true }),
+  request(LISTEN, MODERN, NONE, 'subscriptions', { stream: true }),
   request('completion/complete', BOTH, NONE, 'completion-ref'),
   request('logging/setLevel', LEGACY, NONE, 'identity'),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).
@@ -233,11 +242,11 @@ const ROWS: readonly McpMethod[] = [
   notification(ROOTS_LIST_CHANGED, LEGACY, NONE, 'identity'),
   notification('notifications/message', NONE, BOTH, 'closed'),
   notification(RESOURCES_UPDATED, NONE, BOTH, 'closed', { broadcast: true }),
-  notification('notifications/resources/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
-  notification('notifications/tools/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
-  notification('notifications/prompts/list_changed', NONE, BOTH, 'closed', { broadcast: true }),
+  notification(LIST_CHANGED.resources, NONE, BOTH, 'closed', { broadcast: true }),
+  notification(LIST_CHANGED.tools, NONE, BOTH, 'closed', { broadcast: true }),
+  notification(LIST_CHANGED.prompts, NONE, BOTH, 'closed', { broadcast: true }),
   notification('notifications/elicitation/complete', NONE, LEGACY, 'closed'),
-  notification('notifications/subscriptions/acknowledged', NONE, MODERN, 'closed'),
+  notification(LISTEN_ACKNOWLEDGED, NONE, MODERN, 'closed'),
   notification('notifications/tasks/status', LEGACY, LEGACY, 'closed'),
   notification('notifications/tasks', NONE, MODERN, 'closed', { extension: 'tasks' }),
 ];
@@ -382,6 +391,20 @@ export const LISTEN_FILTER: ReadonlyMap<string, 'identity' | 'resources' | 'clos
   ['resourceSubscriptions', 'resources'],
   ['taskIds', 'closed'],
 ]);
+
+/**
+ * The `list_changed` notifications a `subscriptions/listen` filter member asks for, and the server
+ * capability (`capabilities[capability].listChanged`) that says the server sends it.
+ */
+export const LIST_CHANGED_FILTERS: readonly {
+  readonly filter: string;
+  readonly method: string;
+  readonly capability: 'tools' | 'prompts' | 'resources';
+}[] = [
+  { filter: 'toolsListChanged', method: LIST_CHANGED.tools, capability: 'tools' },
+  { filter: 'promptsListChanged', method: LIST_CHANGED.prompts, capability: 'prompts' },
+  { filter: 'resourcesListChanged', method: LIST_CHANGED.resources, capability: 'resources' },
+];
 
 /** The members of a JSON-RPC 2.0 message. */
 export const ENVELOPE_MEMBERS: ReadonlySet<string> = new Set([

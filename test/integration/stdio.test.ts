@@ -21,6 +21,7 @@ import { everythingStdio } from '../fixtures/everything.js';
 import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, timeProgress } from '../support/inspect.js';
+import { postModern } from '../support/modern-call.js';
 import { counterValue, metricsText } from '../support/wire.js';
 
 const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
@@ -246,7 +247,7 @@ describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
       expect(client.getServerVersion()?.name).toBe('fixture-v2-stdio');
       expect(v1TransportOf(client).sessionId).toBeDefined();
       const { tools } = await client.listTools();
-      expect(tools.map((t) => t.name).sort()).toEqual(['echo', 'slow_progress', 'whoami']);
+      expect(tools.map((t) => t.name).sort()).toEqual(['add_tool', 'echo', 'slow_progress', 'whoami']);
       expect(
         firstText(await client.callTool({ name: 'echo', arguments: { text: 'legacy to modern' } })),
       ).toBe('legacy to modern');
@@ -346,6 +347,134 @@ describe('resource subscriptions of legacy sessions on a shared process', () => 
     } finally {
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('subscriptions/listen of a 2026-07-28 client on a legacy process', () => {
+  it('is acknowledged first, then carries list_changed and the subscribed updates under its id, and unsubscribes when it ends', async () => {
+    const url = `${gateway.url}/probe/mcp`;
+    const answer = await postModern(url, {
+      id: 'listen-1',
+      method: 'subscriptions/listen',
+      params: {
+        notifications: {
+          toolsListChanged: true,
+          promptsListChanged: true,
+          resourceSubscriptions: ['file:///watched'],
+        },
+      },
+    });
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get('content-type')).toContain('text/event-stream');
+    const events: Record<string, unknown>[] = [];
+    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+          const data = buffer
+            .slice(0, end)
+            .split('\n')
+            .find((line) => line.startsWith('data: '));
+          if (data !== undefined) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    })().catch(() => undefined);
+    const other = await connectV1Client(url);
+    try {
+      await vi.waitFor(() => expect(events).toHaveLength(1));
+      // The process offers tools.listChanged and resources.subscribe, not prompts: the ack says so.
+      expect(events[0]).toEqual({
+        jsonrpc: '2.0',
+        method: 'notifications/subscriptions/acknowledged',
+        params: {
+          _meta: { 'io.modelcontextprotocol/subscriptionId': 'listen-1' },
+          notifications: { toolsListChanged: true, resourceSubscriptions: ['file:///watched'] },
+        },
+      });
+      await other.callTool({ name: 'touch', arguments: { uri: 'file:///not-watched' } });
+      await other.callTool({ name: 'announce', arguments: {} });
+      await other.callTool({ name: 'touch', arguments: { uri: 'file:///watched' } });
+      await vi.waitFor(() => expect(events).toHaveLength(3));
+      expect(
+        events
+          .slice(1)
+          .map((e) => [
+            e.method,
+            (e.params as Record<string, unknown>).uri,
+            ((e.params as Record<string, unknown>)._meta as Record<string, unknown>)[
+              'io.modelcontextprotocol/subscriptionId'
+            ],
+          ]),
+      ).toEqual([
+        ['notifications/tools/list_changed', undefined, 'listen-1'],
+        ['notifications/resources/updated', 'file:///watched', 'listen-1'],
+      ]);
+      const log = async () =>
+        JSON.parse(firstText(await other.callTool({ name: 'subscriptions', arguments: {} }))) as string[];
+      expect(await log()).toContain('resources/subscribe file:///watched');
+      // The client leaves: its stream closes, and the process is told the URI is no longer wanted.
+      await reader.cancel();
+      await vi.waitFor(async () => expect(await log()).toContain('resources/unsubscribe file:///watched'));
+    } finally {
+      await other.close();
+      await reading;
+    }
+  });
+});
+
+describe('subscriptions/listen of a 2026-07-28 client on a 2026-07-28 process', () => {
+  it('reaches the process under a gateway id, and its messages come back under the client’s', async () => {
+    const url = `${gateway.url}/modern/mcp`;
+    const answer = await postModern(url, {
+      id: 'mine',
+      method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true } },
+    });
+    expect(answer.status).toBe(200);
+    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
+    const events: Record<string, unknown>[] = [];
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let buffer = '';
+      for (;;) {
+        const { value: chunk, done } = await reader.read();
+        if (done) return;
+        buffer += decoder.decode(chunk, { stream: true });
+        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
+          const data = buffer
+            .slice(0, end)
+            .split('\n')
+            .find((line) => line.startsWith('data: '));
+          if (data !== undefined) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
+          buffer = buffer.slice(end + 2);
+        }
+      }
+    })().catch(() => undefined);
+    const other = await connectV2Client(url);
+    try {
+      await vi.waitFor(() => expect(events.length).toBeGreaterThanOrEqual(1));
+      const idOf = (e: Record<string, unknown>) =>
+        ((e.params as Record<string, unknown>)._meta as Record<string, unknown>)[
+          'io.modelcontextprotocol/subscriptionId'
+        ];
+      expect(events[0]?.method).toBe('notifications/subscriptions/acknowledged');
+      expect(idOf(events[0] as Record<string, unknown>)).toBe('mine');
+      expect(firstText(await other.callTool({ name: 'add_tool', arguments: {} }))).toBe('added');
+      await vi.waitFor(() =>
+        expect(events.map((e) => e.method)).toContain('notifications/tools/list_changed'),
+      );
+      for (const event of events) expect(idOf(event)).toBe('mine');
+    } finally {
+      await reader.cancel();
+      await other.close();
+      await reading;
     }
   });
 });

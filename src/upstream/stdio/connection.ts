@@ -6,6 +6,7 @@ import {
   isBroadcast,
   PING,
   PROGRESS_NOTIFICATION,
+  SUBSCRIPTION_ID_META,
 } from '../../jsonrpc/methods.js';
 import type { Call, CallOwner, ClientId } from './call.js';
 import type { ChildMessage, LineEdges } from './child.js';
@@ -279,11 +280,26 @@ export class Connection {
     }
     this.pending.delete(id as number);
     if (entry.kind === 'own') entry.settle(message);
-    else entry.call.answer(entry.clientId, message);
+    else entry.call.answer(entry.clientId, restoreSubscriptionId(message, id as number, entry.clientId));
   }
 
   private notification(method: string, message: ChildMessage): void {
     const params = message.params as Record<string, unknown> | undefined;
+    const meta = params?._meta as Record<string, unknown> | undefined;
+    const subscription = meta?.[SUBSCRIPTION_ID_META];
+    if (subscription !== undefined) {
+      // A 2026-07-28 subscription's message: it belongs to the listen request whose id it names.
+      const entry = typeof subscription === 'number' ? this.pending.get(subscription) : undefined;
+      if (entry?.kind === 'call') {
+        const restored = {
+          ...message,
+          params: { ...params, _meta: { ...meta, [SUBSCRIPTION_ID_META]: entry.clientId } },
+        };
+        this.toClient(entry.call, restored, method);
+      } else if (entry?.kind === 'own') this.events.broadcast(message);
+      else this.events.dropped('unattributed_notification', method);
+      return;
+    }
     if (method === PROGRESS_NOTIFICATION) {
       const entry = this.pending.get(params?.progressToken as number);
       if (entry?.kind !== 'call') {
@@ -427,6 +443,14 @@ export class Connection {
     for (const call of this.calls) latest = call;
     return latest;
   }
+}
+
+/** A listen request's final answer names its subscription by the gateway's id: the client's again. */
+function restoreSubscriptionId(message: ChildMessage, id: number, clientId: ClientId): ChildMessage {
+  const result = message.result as Record<string, unknown> | undefined;
+  const meta = result?._meta as Record<string, unknown> | undefined;
+  if (meta?.[SUBSCRIPTION_ID_META] !== id) return message;
+  return { ...message, result: { ...result, _meta: { ...meta, [SUBSCRIPTION_ID_META]: clientId } } };
 }
 
 function sameOwner(a: CallOwner, b: CallOwner): boolean {

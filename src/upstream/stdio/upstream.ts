@@ -8,11 +8,16 @@ import {
   DISCOVER,
   INITIALIZED_NOTIFICATION,
   isCacheable,
+  LIST_CHANGED_FILTERS,
+  LISTEN,
+  LISTEN_ACKNOWLEDGED,
   opensSession,
   PING,
   RESOURCES_SUBSCRIBE,
   RESOURCES_UNSUBSCRIBE,
+  RESOURCES_UPDATED,
   ROOTS_LIST_CHANGED,
+  SUBSCRIPTION_ID_META,
   takesInputRequired,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
@@ -126,6 +131,8 @@ export function createStdioUpstream(
         });
       const ready = local === undefined ? await pool.acquire(keyOf(request, undefined)) : readyOf(local);
       if (isRefusal(ready)) return ready;
+      if (first?.method === LISTEN && first.id !== undefined && ready.facts.era === 'legacy')
+        return listen(request, ready.process, ready.facts, first);
       return exchange(request, ready, messages, owner, local);
     },
     close: () => pool.close(),
@@ -284,6 +291,71 @@ export function createStdioUpstream(
     };
   }
 
+  /**
+   * A 2026-07-28 client's `subscriptions/listen` on a legacy process (the era table): the gateway
+   * answers it as a 2026-07-28 server would — the acknowledgment first, naming what the process
+   * can send (its `listChanged` capabilities; resource subscriptions when it has `subscribe`),
+   * then those notifications, each carrying the subscription id — from the process's list_changed
+   * notifications and from `resources/subscribe` requests it makes for the URIs (reference-counted
+   * with every other subscriber, ended with the stream).
+   */
+  function listen(
+    request: UpstreamRequest,
+    process: ManagedProcess,
+    facts: ServerFacts,
+    message: Message,
+  ): UpstreamAnswer {
+    const filter = ((message.params as Record<string, unknown> | undefined)?.notifications ?? {}) as Record<
+      string,
+      unknown
+    >;
+    const meta = { [SUBSCRIPTION_ID_META]: message.id };
+    const honored: Record<string, unknown> = {};
+    const wanted = new Set<string>();
+    for (const row of LIST_CHANGED_FILTERS)
+      if (filter[row.filter] === true && offers(facts, row.capability, 'listChanged')) {
+        honored[row.filter] = true;
+        wanted.add(row.method);
+      }
+    const asked = Array.isArray(filter.resourceSubscriptions) ? filter.resourceSubscriptions : [];
+    const uris = offers(facts, 'resources', 'subscribe')
+      ? asked.filter((u): u is string => typeof u === 'string')
+      : [];
+    if (uris.length > 0) honored.resourceSubscriptions = uris;
+    const key = `listen:${randomUUID()}`;
+    const body = new Readable({ read: () => undefined });
+    const send = (out: Message): void => {
+      if (body.readableLength > MAX_BUFFERED_BYTES) body.destroy();
+      else body.push(`event: message\ndata: ${JSON.stringify(out)}\n\n`);
+    };
+    send({ jsonrpc: '2.0', method: LISTEN_ACKNOWLEDGED, params: { _meta: meta, notifications: honored } });
+    const listener = {
+      session: key,
+      push: (out: Message) => {
+        const method = out.method as string;
+        if (method !== RESOURCES_UPDATED && !wanted.has(method)) return;
+        const params = (out.params ?? {}) as Record<string, unknown>;
+        send({ ...out, params: { ...params, _meta: { ...(params._meta as object | undefined), ...meta } } });
+      },
+      end: () => body.push(null),
+    };
+    for (const uri of uris)
+      if (process.subscriptions.add(uri, key)) void process.connection.ask(RESOURCES_SUBSCRIBE, { uri });
+    process.listeners.add(listener);
+    pool.touch(process);
+    body.once('close', () => {
+      process.listeners.delete(listener);
+      process.endSession(key);
+      pool.settled(process);
+    });
+    request.cancellation.onCancel(() => body.destroy());
+    return {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+      body,
+    };
+  }
+
   /** DELETE: the session ends here; on a `perSession` route its process stops. */
   async function endSession(
     _request: UpstreamRequest,
@@ -296,6 +368,12 @@ export function createStdioUpstream(
     else pool.settled(local.process);
     return json(200, undefined, {});
   }
+}
+
+/** Whether the process said it offers `capabilities[kind][flag]` (e.g. tools.listChanged). */
+function offers(facts: ServerFacts, kind: string, flag: string): boolean {
+  const capability = facts.capabilities[kind] as Record<string, unknown> | undefined;
+  return capability?.[flag] === true;
 }
 
 /**
