@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { isTagMismatch } from './seal.js';
 
 /** What a sealed session id carries (DESIGN.md step 8). */
 export interface SessionClaims {
@@ -72,16 +73,6 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
       return undefined;
     },
   };
-}
-
-/**
- * Whether `final()` failed because the GCM tag did not verify. Node reports that as a plain Error
- * with no `code` (OpenSSL queues no error for a tag mismatch); everything else `final()` can throw
- * carries one — misuse of the decipher `ERR_CRYPTO_*`, an OpenSSL fault `ERR_OSSL_*` — and is a
- * bug to rethrow. Decided by that structure, never by the message's text.
- */
-function isTagMismatch(err: unknown): boolean {
-  return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
 }
 
 function claimsOf(plaintext: string): SessionClaims | undefined {

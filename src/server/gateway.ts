@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
+import { createSealer } from '../proxy/seal.js';
 import { createSessionSealer } from '../proxy/sessions.js';
 import { type AnswerLifetimes, createAnswerLifetimes } from '../proxy/stream-lifetime.js';
 import { createConcurrency } from '../ratelimit/concurrency.js';
@@ -81,7 +82,7 @@ export async function startGateway({
   };
   // Read per request: a reload swaps it; a request keeps the router it started with.
   // Stdio servers outlive reloads that leave their route's server unchanged.
-  const stdio = createStdioRegistry(logger, metrics);
+  const stdio = createStdioRegistry(logger, metrics, createSealer(config.sessions.keys));
   let router: Router = createRouter(config, { jwks, stdio });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);

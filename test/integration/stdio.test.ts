@@ -17,11 +17,12 @@ import {
   ToolListChangedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { newApiKey } from '../../src/auth/api-key.js';
 import { everythingStdio } from '../fixtures/everything.js';
 import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, timeProgress } from '../support/inspect.js';
-import { postModern } from '../support/modern-call.js';
+import { modernCall, postModern } from '../support/modern-call.js';
 import { counterValue, metricsText } from '../support/wire.js';
 
 const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
@@ -476,6 +477,72 @@ describe('subscriptions/listen of a 2026-07-28 client on a 2026-07-28 process', 
       await other.close();
       await reading;
     }
+  });
+});
+
+describe('a 2026-07-28 process’s requestState', () => {
+  const MRTR = new URL('../fixtures/mrtr-stdio-server.mjs', import.meta.url).pathname;
+  const alice = newApiKey('pk_test_');
+  const bob = newApiKey('pk_test_');
+  let own: TestGateway;
+  let url: string;
+  beforeAll(async () => {
+    own = await startTestGateway({
+      policy: `identities:
+  apiKeys:
+    - { id: alice, hash: "${alice.hash}", scopes: [use] }
+    - { id: bob, hash: "${bob.hash}", scopes: [use] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(MRTR)}], processes: shared }
+    authentication: { methods: [apiKey] }
+    tools: { confirm: use, last_state: use }
+`,
+    });
+    url = `${own.url}/mcp`;
+  });
+  afterAll(() => own?.close());
+
+  const confirm = (key: string, extra: Record<string, unknown> = {}) =>
+    modernCall(url, { key, method: 'tools/call', params: { name: 'confirm', arguments: {}, ...extra } });
+  const resultOf = (answer: { body: unknown }) => (answer.body as { result: Record<string, unknown> }).result;
+  const errorOf = (answer: { body: unknown }) => (answer.body as { error: { code: number } }).error;
+
+  it('reaches the client sealed, comes back to the process as it was, and only from the identity it was given to', async () => {
+    const first = resultOf(await confirm(alice.key));
+    expect(first.resultType).toBe('input_required');
+    const sealed = first.requestState as string;
+    expect(sealed).not.toContain('server-state-42');
+    expect(sealed.length).toBeGreaterThan(40);
+
+    // Bob brings Alice's state back: refused, and the process never sees it.
+    const stolen = await confirm(bob.key, {
+      requestState: sealed,
+      inputResponses: { sure: { action: 'accept', content: { who: 'bob' } } },
+    });
+    expect(errorOf(stolen).code).toBe(-32602);
+    // The process's own state, unsealed, is not accepted either.
+    const raw = await confirm(alice.key, {
+      requestState: 'server-state-42',
+      inputResponses: { sure: { action: 'accept', content: {} } },
+    });
+    expect(errorOf(raw).code).toBe(-32602);
+    const seen = await modernCall(url, {
+      key: alice.key,
+      method: 'tools/call',
+      params: { name: 'last_state', arguments: {} },
+    });
+    expect(JSON.stringify(resultOf(seen).content)).toContain('null');
+
+    const done = resultOf(
+      await confirm(alice.key, {
+        requestState: sealed,
+        inputResponses: { sure: { action: 'accept', content: { who: 'alice' } } },
+      }),
+    );
+    expect(done.resultType).toBe('complete');
+    expect(JSON.stringify(done.content)).toContain('confirmed: {\\"who\\":\\"alice\\"}');
   });
 });
 

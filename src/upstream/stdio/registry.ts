@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config, RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
 import type { Metrics } from '../../metrics/registry.js';
+import { createSealer, type Sealer } from '../../proxy/seal.js';
 import type { Upstream } from '../upstream.js';
 import { createStdioUpstream } from './upstream.js';
 
@@ -25,7 +26,11 @@ export interface StdioRegistry {
  * A route removed, or whose command, environment, isolation or limits changed, gets a new
  * upstream and its old processes are stopped.
  */
-export function createStdioRegistry(logger: Logger, metrics?: Metrics): StdioRegistry {
+export function createStdioRegistry(
+  logger: Logger,
+  metrics?: Metrics,
+  sealer: Sealer = createSealer(undefined),
+): StdioRegistry {
   let running = new Map<string, Upstream>();
   const stop = (upstreams: Iterable<Upstream>): Promise<void> =>
     Promise.all(
@@ -51,6 +56,7 @@ export function createStdioRegistry(logger: Logger, metrics?: Metrics): StdioReg
             createStdioUpstream(route, spec, {
               logger,
               metrics,
+              sealer,
               maxResponseBytes: config.limits.maxResponseBytes,
               maxJsonDepth: config.limits.maxJsonDepth,
             });

@@ -22,9 +22,10 @@ import {
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
+import type { Sealer } from '../../proxy/seal.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { bufferBody, Call, type CallOwner, type ClientId, MAX_BUFFERED_BYTES } from './call.js';
-import type { ServerFacts } from './connection.js';
+import { INPUT_WAIT_MS, type ServerFacts } from './connection.js';
 import { resolveAccount } from './environment.js';
 import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
 import { ProcessPool, type Ready } from './pool.js';
@@ -34,6 +35,8 @@ export interface StdioUpstreamDeps {
   readonly logger: Logger;
   /** The gateway's instruments; none in unit tests of the router. */
   readonly metrics?: Metrics | undefined;
+  /** Seals a 2026-07-28 process's `requestState` inside the gateway's own (session keys). */
+  readonly sealer: Sealer;
   /** `limits.maxResponseBytes`: the longest line read from a child. */
   readonly maxResponseBytes: number;
   /** `limits.maxJsonDepth`: the deepest message read from a child. */
@@ -51,6 +54,9 @@ interface LocalSession {
 }
 
 type Message = Readonly<Record<string, unknown>>;
+
+/** The purpose label of a sealed requestState: it opens as nothing else. */
+const REQUEST_STATE_PURPOSE = 'stdio-request-state';
 
 /** What may wait in a child's stdin before new calls are refused 429. */
 const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
@@ -211,7 +217,11 @@ export function createStdioUpstream(
         // 2026-07-28 clients take no server-initiated requests (their multi round-trip results
         // replace them); a legacy client takes them on its call's SSE answer.
         takesServerRequests: acceptsStream && legacyClient,
-        adapt: !legacyClient && facts.era === 'legacy' ? modernResults(requests) : undefined,
+        adapt: legacyClient
+          ? undefined
+          : facts.era === 'legacy'
+            ? modernResults(requests)
+            : (_id, answer) => sealRequestState(answer, owner),
         inputCapabilities:
           !legacyClient && facts.era === 'legacy' && requests.length === 1
             ? inputCapabilities(requests[0] as Message)
@@ -243,6 +253,12 @@ export function createStdioUpstream(
           // The retry of a call answered `input_required`: it carries the answer the process waits for.
           if (!connection.resume(call, id, params.requestState, params.inputResponses))
             call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
+        } else if (!legacyClient && typeof params?.requestState === 'string') {
+          // A retry carrying a 2026-07-28 process's requestState: only inside the gateway's seal,
+          // only from the identity it was given to, before it expires.
+          const own = openRequestState(params.requestState, owner);
+          if (own === undefined) call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
+          else connection.forward(call, { ...message, params: { ...params, requestState: own } });
         } else connection.forward(call, toProcess(message, facts, legacyClient));
       }
     });
@@ -260,6 +276,33 @@ export function createStdioUpstream(
     // Roots are one client's: on a shared process no client speaks for all.
     if (method === ROOTS_LIST_CHANGED && spec.processes === 'shared') return;
     process.connection.notify(method, message.params as Record<string, unknown> | undefined);
+  }
+
+  /**
+   * An `input_required` result of a 2026-07-28 process: its `requestState` goes to the client
+   * sealed inside the gateway's own, with the route, the identity it was given to and an expiry —
+   * the process cannot tell which identity a retry comes from, the gateway can.
+   */
+  function sealRequestState(answer: Message, owner: CallOwner): Message {
+    const result = answer.result as Record<string, unknown> | undefined;
+    if (typeof result?.requestState !== 'string') return answer;
+    const sealed = deps.sealer.seal(REQUEST_STATE_PURPOSE, [
+      route.route,
+      owner.identity,
+      Date.now() + INPUT_WAIT_MS,
+      result.requestState,
+    ]);
+    return { ...answer, result: { ...result, requestState: sealed } };
+  }
+
+  /** The process's own `requestState` inside a sealed one, if it opens for this route and owner in time. */
+  function openRequestState(sealed: string, owner: CallOwner): string | undefined {
+    const fields = deps.sealer.open(REQUEST_STATE_PURPOSE, sealed);
+    if (fields === undefined) return undefined;
+    const [sealedRoute, identity, expires, state] = fields;
+    if (sealedRoute !== route.route || identity !== owner.identity) return undefined;
+    if (typeof expires !== 'number' || expires < Date.now() || typeof state !== 'string') return undefined;
+    return state;
   }
 
   /** A legacy session's GET stream: what the process says to everyone (the `list_changed` notifications). */
