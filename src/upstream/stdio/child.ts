@@ -175,7 +175,7 @@ export class StdioChild {
           // tell whose answer it was (the top-level id is first or last in every serializer).
           this.skipping = true;
           this.skipHead = Buffer.concat([...this.pieces, chunk.subarray(start, end)]).subarray(0, EDGE_BYTES);
-          this.skipTail = chunk.subarray(Math.max(start, end - EDGE_BYTES), end);
+          this.skipTail = lastBytes([...this.pieces, chunk.subarray(start, end)], EDGE_BYTES);
           this.pieces = [];
         } else if (end > start) this.pieces.push(chunk.subarray(start, end));
       } else if (end > start) {
@@ -246,4 +246,17 @@ export class StdioChild {
     }
     this.stderrLine = text.length > MAX_STDERR_LINE ? text.slice(0, MAX_STDERR_LINE) : text;
   }
+}
+
+/** The last `n` bytes of the pieces of a line, without copying the rest. */
+function lastBytes(pieces: readonly Buffer[], n: number): Buffer {
+  const tail: Buffer[] = [];
+  let length = 0;
+  for (let i = pieces.length - 1; i >= 0 && length < n; i--) {
+    const piece = pieces[i] as Buffer;
+    tail.unshift(piece);
+    length += piece.length;
+  }
+  const joined = Buffer.concat(tail);
+  return joined.subarray(Math.max(0, joined.length - n));
 }

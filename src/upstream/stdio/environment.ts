@@ -84,8 +84,16 @@ export function childEnvironment(
 export function resolveAccount(spec: StdioUpstreamConfig): Account {
   const uid = spec.user === undefined ? undefined : numericId(spec.user, ['id', '-u']);
   let gid = spec.group === undefined ? undefined : groupId(spec.group);
-  // A user without a group runs with that user's primary group, not the gateway's.
-  if (gid === undefined && spec.user !== undefined) gid = numericId(spec.user, ['id', '-g']);
+  // A user without a group runs with that user's primary group, not the gateway's; a numeric uid
+  // with no account of its own runs with the group of the same number.
+  if (gid === undefined && spec.user !== undefined) {
+    try {
+      gid = numericId(String(spec.user), ['id', '-g']);
+    } catch (err) {
+      if (typeof spec.user !== 'number') throw err;
+      gid = spec.user;
+    }
+  }
   return { uid, gid };
 }
 
