@@ -83,6 +83,13 @@ function alive(pid: number): boolean {
   }
 }
 
+/** The pid a child reported in its first message. */
+function pidOf(messages: readonly ChildMessage[]): number {
+  const pid = (messages[0]?.params as { pid?: unknown } | undefined)?.pid;
+  if (typeof pid !== 'number') throw new Error('the child reported no pid');
+  return pid;
+}
+
 async function until(check: () => boolean, ms = 5_000): Promise<void> {
   const end = Date.now() + ms;
   while (!check()) {
@@ -314,7 +321,7 @@ g.stdout.once('data', () =>
 setInterval(() => undefined, 1000);`,
     );
     await until(() => messages.length === 1);
-    const pid = (messages[0]?.params as { pid: number }).pid;
+    const pid = pidOf(messages);
     expect(alive(pid)).toBe(true);
     await child.stop(5_000);
     await until(() => !alive(pid));
@@ -333,7 +340,7 @@ g.stdout.once('data', () =>
 g.stdout.once('data', () => setTimeout(() => process.exit(0), 50));`,
     );
     await exit;
-    const pid = (messages[0]?.params as { pid: number }).pid;
+    const pid = pidOf(messages);
     await until(() => !alive(pid));
     expect(alive(pid)).toBe(false);
   });
