@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { type Refusal, refuse } from '../../errors.js';
+import { REFUSALS, type Refusal, refuse } from '../../errors.js';
 import type { UpstreamAnswer } from '../upstream.js';
 
 /** Who a call belongs to: what a server request's answer and a cancellation are checked against. */
@@ -12,12 +12,11 @@ export interface CallOwner {
 /** A JSON-RPC id as the client chose it. */
 export type ClientId = string | number;
 
-/** The JSON-RPC error event that ends a stream whose server died (DESIGN.md: -31095). */
-const SERVER_GONE = {
-  code: -31095,
-  message: 'Upstream unreachable',
-  data: { reason: 'upstream_unreachable' },
-};
+/** The JSON-RPC error of a refusal for one id of a call already answering (-31095 when the server died). */
+function refusalError(refusal: Refusal): Record<string, unknown> {
+  const spec = REFUSALS[refusal.reason];
+  return { code: spec.rpc, message: spec.message, data: { ...refusal.data, reason: refusal.reason } };
+}
 
 export interface CallOptions {
   readonly owner: CallOwner;
@@ -134,13 +133,20 @@ export class Call {
     if (this.done || !this.options.acceptsStream) return false;
     clearTimeout(this.timer);
     if (this.stream === undefined) this.startStream();
-    this.event(JSON.stringify(message));
-    return true;
+    return this.event(JSON.stringify(message));
   }
 
   /** The server exited or failed: every open request fails, nothing more arrives. */
   fail(refusal: Refusal = refuse('upstream_unreachable')): void {
     if (this.done) return;
+    if (this.stream === undefined && this.answers.size > 0) {
+      // A batch partly answered: the answers stand, only the open requests fail.
+      const error = refusalError(refusal);
+      for (const id of this.open) this.answers.set(id, JSON.stringify({ jsonrpc: '2.0', id, error }));
+      this.open.clear();
+      this.complete();
+      return;
+    }
     if (this.stream === undefined) {
       this.finish();
       this.options.settle({
@@ -150,7 +156,8 @@ export class Call {
       });
       return;
     }
-    for (const id of this.open) this.event(JSON.stringify({ jsonrpc: '2.0', id, error: SERVER_GONE }));
+    const error = refusalError(refusal);
+    for (const id of this.open) this.event(JSON.stringify({ jsonrpc: '2.0', id, error }));
     this.open.clear();
     this.complete();
   }
@@ -186,19 +193,21 @@ export class Call {
     this.answers.clear();
   }
 
-  private event(text: string): void {
+  /** Writes one event; false when it could not be (the stream is gone, or the client was cut off). */
+  private event(text: string): boolean {
     const stream = this.stream;
-    if (stream === undefined || stream.destroyed) return;
+    if (stream === undefined || stream.destroyed) return false;
     if (stream.readableLength > MAX_BUFFERED_BYTES) {
       // A client that has not read 8 MiB is not coming back for more: cut it off.
       this.finish();
       stream.destroy(new Error('the client does not read its stream'));
-      return;
+      return false;
     }
     if (!stream.push(`event: message\ndata: ${text}\n\n`) && !this.blocked) {
       this.blocked = true;
       this.options.onPressure?.(this, true);
     }
+    return true;
   }
 
   private unblock(): void {

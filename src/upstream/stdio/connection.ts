@@ -77,6 +77,13 @@ export const INPUT_WAIT_MS = 120_000;
 /** Where a server message with no progress token goes (DESIGN.md "Attribution"). */
 export type Attribution = 'latest' | 'only';
 
+/** A parked request's answer that was too long to read. */
+const TOO_LARGE = {
+  code: -31097,
+  message: 'Upstream response too large',
+  data: { reason: 'response_too_large' },
+};
+
 /** What the gateway's own requests get when the process is gone. */
 const PROCESS_EXITED = { code: -32000, message: 'process exited' };
 
@@ -216,6 +223,11 @@ export class Connection {
     if (named === undefined) return;
     const id = Number(named);
     const entry = this.pending.get(id);
+    if (entry?.kind === 'parked') {
+      // Its retry gets the refusal as its answer.
+      entry.answer = { jsonrpc: '2.0', id, error: TOO_LARGE };
+      return;
+    }
     if (entry?.kind !== 'call') return;
     this.pending.delete(id);
     entry.call.fail(refuse('response_too_large'));
@@ -392,7 +404,14 @@ export class Connection {
    * request's answer (now or later) to this call. False when the state is unknown here, expired,
    * another owner's, or the retry lacks the answer: the caller refuses it.
    */
-  resume(call: Call, clientId: ClientId, requestState: unknown, inputResponses: unknown): boolean {
+  resume(
+    call: Call,
+    clientId: ClientId,
+    requestState: unknown,
+    inputResponses: unknown,
+    /** The retry's own progress token: progress from now on is reported under it. */
+    token: unknown,
+  ): boolean {
     if (typeof requestState !== 'string') return false;
     const parked = this.parked.get(requestState);
     if (parked === undefined || !sameOwner(parked.owner, call.owner)) return false;
@@ -409,7 +428,7 @@ export class Connection {
       call.answer(clientId, entry.answer);
       return true;
     }
-    this.pending.set(parked.pendingId, { kind: 'call', call, clientId, token: entry.token });
+    this.pending.set(parked.pendingId, { kind: 'call', call, clientId, token });
     return true;
   }
 
@@ -419,8 +438,11 @@ export class Connection {
     if (parked === undefined) return;
     this.parked.delete(requestState);
     this.events.write({ jsonrpc: '2.0', id: parked.childId, error: NO_CLIENT });
-    if (this.pending.get(parked.pendingId)?.kind === 'parked') {
+    const entry = this.pending.get(parked.pendingId);
+    if (entry?.kind === 'parked') {
       this.pending.delete(parked.pendingId);
+      // Already answered: nothing runs on the process any more, nothing to cancel.
+      if (entry.answer !== undefined) return;
       this.events.write({
         jsonrpc: '2.0',
         method: CANCELLED_NOTIFICATION,

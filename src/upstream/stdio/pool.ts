@@ -194,7 +194,7 @@ export class ProcessPool {
     const now = Date.now();
     const earlier = this.crashes.get(key);
     // A process that ran longer than the longest backoff was not in a crash loop: start over.
-    const count = earlier === undefined || startedAt - earlier.at > maxBackoffMs ? 1 : earlier.count + 1;
+    const count = earlier === undefined || now - startedAt > maxBackoffMs ? 1 : earlier.count + 1;
     const delay = count === 1 ? 0 : Math.min(backoffMs * 2 ** (count - 2), maxBackoffMs);
     this.crashes.set(key, { count, notBefore: now + delay, at: now });
     // Forget keys whose history no longer matters, so identities that come and go leave nothing.

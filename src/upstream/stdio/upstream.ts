@@ -251,7 +251,8 @@ export function createStdioUpstream(
           // Answered here: the process already holds (or still holds) this subscription for others.
         } else if (!legacyClient && facts.era === 'legacy' && params?.requestState !== undefined) {
           // The retry of a call answered `input_required`: it carries the answer the process waits for.
-          if (!connection.resume(call, id, params.requestState, params.inputResponses))
+          const token = (params._meta as Record<string, unknown> | undefined)?.progressToken;
+          if (!connection.resume(call, id, params.requestState, params.inputResponses, token))
             call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
         } else if (!legacyClient && typeof params?.requestState === 'string') {
           // A retry carrying a 2026-07-28 process's requestState: only inside the gateway's seal,

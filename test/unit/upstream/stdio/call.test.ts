@@ -173,7 +173,6 @@ describe('Call', () => {
 
   it('fails before the stream began with the refusal, naming every id of the call, and ends once', () => {
     const { call, settled, done } = makeCall({ ids: [1, 2, 3], batch: true });
-    call.answer(2, result('kept back'));
     call.fail();
     const refusal = refusalOf(settled);
     expect(refusal.reason).toBe('upstream_unreachable');
@@ -184,6 +183,26 @@ describe('Call', () => {
     call.answer(1, result('late'));
     expect(settled).toHaveLength(1);
     expect(done).toHaveLength(1);
+  });
+
+  it('keeps the answers a batch already has when the server fails: only the open ids get errors', async () => {
+    const { call, settled, done } = makeCall({ ids: [1, 2, 3], batch: true });
+    call.answer(2, result('kept'));
+    call.fail();
+    const answer = answerOf(settled);
+    expect(answer.status).toBe(200);
+    const body = JSON.parse(await read(answer.body)) as {
+      id: number;
+      result?: unknown;
+      error?: { code: number; data: { reason: string } };
+    }[];
+    expect(body.map((m) => [m.id, m.result === undefined ? m.error?.code : 'result'])).toEqual([
+      [2, 'result'],
+      [1, -31095],
+      [3, -31095],
+    ]);
+    expect(body[1]?.error?.data.reason).toBe('upstream_unreachable');
+    expect(done).toEqual([call]);
   });
 
   it('fails with the refusal it is given (response_too_large)', () => {

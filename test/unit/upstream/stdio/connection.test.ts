@@ -470,15 +470,45 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
     expect(writes.filter((w) => w.method === 'notifications/cancelled')).toEqual([]);
   });
 
+  it('reports the parked request’s progress under the retry’s own token after it resumes', async () => {
+    const { connection, open, first } = parked();
+    const state = await requestStateOf(first.settled);
+    const retry = open(ALICE, modern(['m2']));
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } }, 'fresh-token'),
+    ).toBe(true);
+    // The child reports progress under the gateway's id of the parked request (1).
+    connection.receive({
+      jsonrpc: '2.0',
+      method: 'notifications/progress',
+      params: { progressToken: 1, progress: 1 },
+    });
+    connection.receive({ jsonrpc: '2.0', id: 1, result: { content: [] } });
+    expect(eventsSoFar(answerOf(retry.settled).body)).toEqual([
+      {
+        jsonrpc: '2.0',
+        method: 'notifications/progress',
+        params: { progressToken: 'fresh-token', progress: 1 },
+      },
+      { jsonrpc: '2.0', id: 'm2', result: { content: [] } },
+    ]);
+  });
+
   it('resumes: the retry’s answer goes to the parked server request, the request’s answer to the retry', async () => {
     const { connection, writes, open, first } = parked();
     const state = await requestStateOf(first.settled);
     const retry = open(ALICE, modern(['m2']));
     writes.length = 0;
     expect(
-      connection.resume(retry.call, 'm2', state, {
-        'portcullis-1': { action: 'accept', content: { n: 'A' } },
-      }),
+      connection.resume(
+        retry.call,
+        'm2',
+        state,
+        {
+          'portcullis-1': { action: 'accept', content: { n: 'A' } },
+        },
+        undefined,
+      ),
     ).toBe(true);
     expect(writes).toEqual([
       { jsonrpc: '2.0', id: 'srv-1', result: { action: 'accept', content: { n: 'A' } } },
@@ -487,7 +517,9 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
     expect(await json(retry.settled)).toEqual({ jsonrpc: '2.0', id: 'm2', result: { content: [] } });
     // The state is spent.
     const again = open(ALICE, modern(['m3']));
-    expect(connection.resume(again.call, 'm3', state, { 'portcullis-1': { action: 'accept' } })).toBe(false);
+    expect(
+      connection.resume(again.call, 'm3', state, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(false);
   });
 
   it('delivers on resume an answer the parked request gave before the retry came', async () => {
@@ -496,7 +528,9 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
     connection.receive({ jsonrpc: '2.0', id: 1, result: { content: ['finished anyway'] } });
     expect(dropped).toEqual([]);
     const retry = open(ALICE, modern(['m2']));
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'decline' } })).toBe(true);
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'decline' } }, undefined),
+    ).toBe(true);
     expect(await json(retry.settled)).toEqual({
       jsonrpc: '2.0',
       id: 'm2',
@@ -509,22 +543,30 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
     const state = await requestStateOf(first.settled);
     writes.length = 0;
     const bob = open(BOB, modern(['b']));
-    expect(connection.resume(bob.call, 'b', state, { 'portcullis-1': { action: 'accept' } })).toBe(false);
+    expect(connection.resume(bob.call, 'b', state, { 'portcullis-1': { action: 'accept' } }, undefined)).toBe(
+      false,
+    );
     const sessioned = open({ identity: 'alice', session: 'other' }, modern(['s']));
-    expect(connection.resume(sessioned.call, 's', state, { 'portcullis-1': { action: 'accept' } })).toBe(
-      false,
-    );
+    expect(
+      connection.resume(sessioned.call, 's', state, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(false);
     const retry = open(ALICE, modern(['m2']));
-    expect(connection.resume(retry.call, 'm2', state, undefined)).toBe(false);
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-2': { action: 'accept' } })).toBe(false);
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': 'accept' })).toBe(false);
-    expect(connection.resume(retry.call, 'm2', `${state}x`, { 'portcullis-1': { action: 'accept' } })).toBe(
+    expect(connection.resume(retry.call, 'm2', state, undefined, undefined)).toBe(false);
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-2': { action: 'accept' } }, undefined),
+    ).toBe(false);
+    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': 'accept' }, undefined)).toBe(false);
+    expect(
+      connection.resume(retry.call, 'm2', `${state}x`, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(false);
+    expect(connection.resume(retry.call, 'm2', 42, { 'portcullis-1': { action: 'accept' } }, undefined)).toBe(
       false,
     );
-    expect(connection.resume(retry.call, 'm2', 42, { 'portcullis-1': { action: 'accept' } })).toBe(false);
     expect(writes).toEqual([]);
     // The owner's proper retry still works after all of those.
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } })).toBe(true);
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(true);
   });
 
   it('parks only a call with exactly one request on the process: a batch’s server request is refused', () => {
@@ -566,7 +608,9 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
       },
     ]);
     const retry = open(ALICE, modern(['m2']));
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } })).toBe(false);
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(false);
   });
 
   it('a resumed request does not expire', async () => {
@@ -574,7 +618,9 @@ describe('Connection: input_required (a modern client of a legacy process)', () 
     const { connection, writes, open, first } = parked();
     const state = await requestStateOf(first.settled);
     const retry = open(ALICE, { ...modern(['m2']), firstMessageMs: INPUT_WAIT_MS * 10 });
-    expect(connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } })).toBe(true);
+    expect(
+      connection.resume(retry.call, 'm2', state, { 'portcullis-1': { action: 'accept' } }, undefined),
+    ).toBe(true);
     writes.length = 0;
     vi.advanceTimersByTime(INPUT_WAIT_MS * 2);
     expect(writes).toEqual([]);

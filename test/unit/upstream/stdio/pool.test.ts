@@ -57,7 +57,7 @@ function refusal(value: Ready | Refusal): Refusal {
 
 /** Keeps a process from being idle, as an open GET stream does. */
 function holdOpen(ready: Ready): Listener {
-  const listener: Listener = { push: () => undefined, end: () => undefined };
+  const listener: Listener = { session: 'test', push: () => undefined, end: () => undefined };
   ready.process.listeners.add(listener);
   return listener;
 }
