@@ -18,6 +18,9 @@ export const BATCH_VERSION = '2025-03-26';
 
 export const PROTOCOL_VERSION_META = 'io.modelcontextprotocol/protocolVersion';
 
+/** 2026-07-28's UnsupportedProtocolVersionError: `data.supported` lists what the server speaks. */
+export const UNSUPPORTED_PROTOCOL_VERSION = -32022;
+
 export function isModern(version: string): boolean {
   return !LEGACY_VERSIONS.has(version);
 }

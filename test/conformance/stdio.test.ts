@@ -10,6 +10,17 @@ import { type EverythingServer, everythingStdio, startEverythingServer } from '.
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { formatTable, type Requirements, runConformance, type ScenarioResult } from './suite.js';
 
+/**
+ * Checks that pass directly and not through the gateway's stdio upstream, each for a reason that
+ * is not a loss: the gateway answers a call whose server says nothing else as JSON (the spec
+ * allows JSON or SSE; the check reports JSON as INFO), and its synthesized streams carry no event
+ * ids, so there is no SSE priming event (an unscored check; stdio answers are not resumable).
+ */
+const NOT_LOSSES = new Set([
+  'server-sse-multiple-streams/server-sse-streams-functional',
+  'server-sse-polling/server-sse-priming-event',
+]);
+
 function passing(results: Map<string, ScenarioResult>): string[] {
   return [...results].flatMap(([name, result]) =>
     result.checks.filter((c) => c.status === 'SUCCESS').map((c) => `${name}/${c.id}`),
@@ -41,7 +52,9 @@ describe('MCP conformance suite: server-everything over stdio behind the gateway
       const direct = await runConformance(server.url, requirements);
       const through = await runConformance(`${gateway.url}/mcp`, requirements);
       tables.push(`### stdio, --requirements ${requirements}\n\n${formatTable(direct, through)}`);
-      const lost = passing(direct).filter((check) => !new Set(passing(through)).has(check));
+      const lost = passing(direct).filter(
+        (check) => !new Set(passing(through)).has(check) && !NOT_LOSSES.has(check),
+      );
       expect(lost).toEqual([]);
     });
   }

@@ -19,7 +19,7 @@ import { META, modernHeaders } from '../support/wire.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/stdio-misbehaving.mjs', import.meta.url));
 const LEGACY = '2025-11-25';
-const KEYS = Array.from({ length: 40 }, () => newApiKey('pk_'));
+const KEYS = Array.from({ length: 100 }, () => newApiKey('pk_'));
 const key = (user: number): string => (KEYS[user] as { key: string }).key;
 
 type Message = Record<string, unknown>;
@@ -940,7 +940,7 @@ describe('maxProcesses: 8 with many identities', () => {
     expect(started(ws)).toHaveLength(9);
   });
 
-  it('answers many identities at once with 200 or 429 concurrency_limited, never a 5xx, and runs at most 8', async () => {
+  it('answers 91 identities at once with 200 or 429 concurrency_limited, never a 5xx, and runs at most 8', async () => {
     const burst = await Promise.all(
       Array.from({ length: users - 9 }, async (_, i) => {
         const answer = await callTool(url, 9 + i, 'pid');

@@ -41,6 +41,10 @@ beforeAll(async () => {
         upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(MODERN_SERVER)}], processes: shared }`,
       },
       {
+        route: '/session/mcp',
+        upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(MODERN_SERVER)}], processes: perSession }`,
+      },
+      {
         route: '/probe/mcp',
         upstream: `{ command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(PROBE_SERVER)}], processes: shared }`,
       },
@@ -543,6 +547,31 @@ routes:
     );
     expect(done.resultType).toBe('complete');
     expect(JSON.stringify(done.content)).toContain('confirmed: {\\"who\\":\\"alice\\"}');
+  });
+});
+
+describe('processes: perSession', () => {
+  it('gives each legacy session a process of its own, stopped when the session ends; a modern client is refused', async () => {
+    const url = `${gateway.url}/session/mcp`;
+    const a = await connectV1Client(url);
+    const b = await connectV1Client(url);
+    try {
+      const pidA = Number(firstText(await a.callTool({ name: 'whoami', arguments: {} })));
+      const pidB = Number(firstText(await b.callTool({ name: 'whoami', arguments: {} })));
+      expect(pidA).not.toBe(pidB);
+      expect(Number(firstText(await a.callTool({ name: 'whoami', arguments: {} })))).toBe(pidA);
+      await v1TransportOf(a).terminateSession();
+      await vi.waitFor(() => expect(() => process.kill(pidA, 0)).toThrow(), { timeout: 7000 });
+      expect(() => process.kill(pidB, 0)).not.toThrow();
+    } finally {
+      await a.close();
+      await b.close();
+    }
+    const modern = await modernCall(url, { method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+    expect(modern.status).toBe(400);
+    expect((modern.body as { error: { data: { reason: string } } }).error.data.reason).toBe(
+      'invalid_request',
+    );
   });
 });
 

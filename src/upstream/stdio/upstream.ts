@@ -20,7 +20,7 @@ import {
   SUBSCRIPTION_ID_META,
   takesInputRequired,
 } from '../../jsonrpc/methods.js';
-import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import { isModern, LEGACY_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Sealer } from '../../proxy/seal.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
@@ -127,6 +127,10 @@ export function createStdioUpstream(
       if (request.method === 'GET') return openStream(request, local);
       if (request.method === 'DELETE') return endSession(request, local);
       const messages = parsedMessages(request.text);
+      // The gateway speaks for the process: a version neither of them speaks is refused here, as a
+      // 2026-07-28 server would (HTTP 400, the versions it does support).
+      if (isModern(request.version) && request.version !== MODERN_VERSION)
+        return unsupportedVersion(messages, request.version);
       const owner: CallOwner = { identity: request.identity.key, session: request.session?.upstreamId };
       const first = messages[0];
       if (typeof first?.method === 'string' && opensSession(first.method) && first.id !== undefined)
@@ -249,6 +253,14 @@ export function createStdioUpstream(
         if (answer !== undefined) call.answer(id, answer);
         else if (local !== undefined && subscription(process, local, call, id, message)) {
           // Answered here: the process already holds (or still holds) this subscription for others.
+        } else if (
+          !legacyClient &&
+          facts.era === 'legacy' &&
+          params?.inputResponses !== undefined &&
+          params.requestState === undefined
+        ) {
+          // Input for a request the process never asked anything of: a protocol error, not a call.
+          call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
         } else if (!legacyClient && facts.era === 'legacy' && params?.requestState !== undefined) {
           // The retry of a call answered `input_required`: it carries the answer the process waits for.
           const token = (params._meta as Record<string, unknown> | undefined)?.progressToken;
@@ -546,6 +558,17 @@ function agreedVersion(asked: unknown, facts: ServerFacts): string {
 
 function acceptsEventStream(accept: string | undefined): boolean {
   return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
+}
+
+/** An UnsupportedProtocolVersionError for each request (2026-07-28: HTTP 400). */
+function unsupportedVersion(messages: readonly Message[], requested: string): UpstreamAnswer {
+  const [first] = messages;
+  const error = {
+    code: UNSUPPORTED_PROTOCOL_VERSION,
+    message: 'Unsupported protocol version',
+    data: { supported: [MODERN_VERSION], requested },
+  };
+  return json(400, { jsonrpc: '2.0', id: first?.id ?? null, error }, {});
 }
 
 function json(status: number, message: Message | undefined, headers: Record<string, string>): UpstreamAnswer {
