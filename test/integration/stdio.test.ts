@@ -261,6 +261,28 @@ describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
     }
   });
 
+  it('tells a legacy session’s GET stream of the process’s list_changed, through a subscription of the gateway’s own', async () => {
+    const url = `${gateway.url}/modern/mcp`;
+    const legacy = await connectV1Client(url);
+    let heard = 0;
+    legacy.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      heard++;
+    });
+    try {
+      await vi.waitFor(async () =>
+        expect(
+          counterValue(await metricsText(gateway), 'portcullis_active_sse_streams', { route: '/modern/mcp' }),
+        ).toBeGreaterThanOrEqual(1),
+      );
+      // The gateway's subscription opens with the stream; give the process a moment to acknowledge it.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(firstText(await legacy.callTool({ name: 'add_tool', arguments: {} }))).toBe('added');
+      await vi.waitFor(() => expect(heard).toBeGreaterThanOrEqual(1));
+    } finally {
+      await legacy.close();
+    }
+  });
+
   it('shares one process between callers on a shared route', async () => {
     const a = await connectV2Client(`${gateway.url}/modern/mcp`);
     const b = await connectV1Client(`${gateway.url}/modern/mcp`);

@@ -4,6 +4,8 @@ import {
   CANCELLED_NOTIFICATION,
   capabilityOf,
   isBroadcast,
+  LISTEN,
+  LISTEN_ACKNOWLEDGED,
   PING,
   PROGRESS_NOTIFICATION,
   SUBSCRIPTION_ID_META,
@@ -131,6 +133,24 @@ export class Connection {
       this.pending.set(id, { kind: 'own', settle });
       this.events.write({ jsonrpc: '2.0', id, method, params });
     });
+  }
+
+  /**
+   * Opens a 2026-07-28 subscription of the gateway's own (for its legacy sessions' GET streams):
+   * what the process sends on it is broadcast. Returns its id, to cancel it by.
+   */
+  listenOwn(params: Readonly<Record<string, unknown>>): number {
+    const id = this.nextId++;
+    this.pending.set(id, { kind: 'own', settle: () => undefined });
+    this.events.write({ jsonrpc: '2.0', id, method: LISTEN, params });
+    return id;
+  }
+
+  /** Ends a request of the gateway's own that is still running (a replaced subscription). */
+  cancelOwn(id: number): void {
+    if (this.pending.get(id)?.kind !== 'own') return;
+    this.pending.delete(id);
+    this.events.write({ jsonrpc: '2.0', method: CANCELLED_NOTIFICATION, params: { requestId: id } });
   }
 
   /** Sends a notification of the gateway's own (`notifications/initialized`). */
@@ -308,8 +328,14 @@ export class Connection {
           params: { ...params, _meta: { ...meta, [SUBSCRIPTION_ID_META]: entry.clientId } },
         };
         this.toClient(entry.call, restored, method);
-      } else if (entry?.kind === 'own') this.events.broadcast(message);
-      else this.events.dropped('unattributed_notification', method);
+      } else if (entry?.kind === 'own') {
+        // The gateway's own subscription: its acknowledgment is for the gateway; the rest goes
+        // to the legacy sessions, which know nothing of subscription ids.
+        if (method === LISTEN_ACKNOWLEDGED) return;
+        const { [SUBSCRIPTION_ID_META]: _, ...rest } = meta as Record<string, unknown>;
+        const plain = Object.keys(rest).length === 0 ? withoutMeta(params) : { ...params, _meta: rest };
+        this.events.broadcast({ ...message, params: plain });
+      } else this.events.dropped('unattributed_notification', method);
       return;
     }
     if (method === PROGRESS_NOTIFICATION) {
@@ -465,6 +491,11 @@ export class Connection {
     for (const call of this.calls) latest = call;
     return latest;
   }
+}
+
+function withoutMeta(params: Record<string, unknown> | undefined): Record<string, unknown> {
+  const { _meta: _, ...rest } = params ?? {};
+  return rest;
 }
 
 /** A listen request's final answer names its subscription by the gateway's id: the client's again. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { StdioUpstreamConfig } from '../../config/schema.js';
-import { RESOURCES_UNSUBSCRIBE, RESOURCES_UPDATED } from '../../jsonrpc/methods.js';
+import { LIST_CHANGED_FILTERS, RESOURCES_UNSUBSCRIBE, RESOURCES_UPDATED } from '../../jsonrpc/methods.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { type ChildMessage, StdioChild } from './child.js';
 import { type Attribution, Connection, type Dropped, type ServerFacts } from './connection.js';
@@ -11,7 +11,7 @@ import {
   type ProcessDirs,
   removeProcessDirs,
 } from './environment.js';
-import { handshake } from './handshake.js';
+import { handshake, modernMeta } from './handshake.js';
 import { ResourceSubscriptions } from './subscriptions.js';
 
 /** stderr lines logged per process per window; the rest are counted in one line. */
@@ -63,6 +63,9 @@ export class ManagedProcess {
   private exited = false;
   /** Until the handshake settles: a starting process is busy, never idle (never evicted as idle). */
   private starting = true;
+  /** The gateway's own subscription on a 2026-07-28 process, and the filter it was opened with. */
+  private followId: number | undefined = undefined;
+  private followKey = '{}';
   private stderrLines = 0;
   private stderrDropped = 0;
   private stderrWindow = 0;
@@ -154,8 +157,38 @@ export class ManagedProcess {
   /** A legacy session bound to it ended: the subscriptions only it held are ended on the process. */
   endSession(session: string): void {
     this.sessions.delete(session);
-    for (const uri of this.subscriptions.dropSession(session))
-      if (this.usable) void this.connection.ask(RESOURCES_UNSUBSCRIBE, { uri });
+    const ended = this.subscriptions.dropSession(session);
+    if (this.connection.facts?.era === 'modern') {
+      if (ended.length > 0) this.followModern();
+      return;
+    }
+    for (const uri of ended) if (this.usable) void this.connection.ask(RESOURCES_UNSUBSCRIBE, { uri });
+  }
+
+  /**
+   * For a 2026-07-28 process serving legacy sessions: the gateway's own `subscriptions/listen`,
+   * asking for every list_changed the process offers and the URIs its sessions subscribed to, so
+   * their GET streams hear what a legacy server would have sent them. Re-opened when the URIs
+   * change (a subscription's filter is fixed when it opens).
+   */
+  followModern(): void {
+    const facts = this.connection.facts;
+    if (facts?.era !== 'modern' || !this.usable) return;
+    const capabilities = facts.capabilities as Record<string, Record<string, unknown> | undefined>;
+    const notifications: Record<string, unknown> = {};
+    for (const row of LIST_CHANGED_FILTERS)
+      if (capabilities[row.capability]?.listChanged === true) notifications[row.filter] = true;
+    const uris = this.subscriptions.uris();
+    if (uris.length > 0 && capabilities.resources?.subscribe === true)
+      notifications.resourceSubscriptions = uris;
+    const key = JSON.stringify(notifications);
+    if (key === this.followKey) return;
+    this.followKey = key;
+    if (this.followId !== undefined) this.connection.cancelOwn(this.followId);
+    this.followId =
+      Object.keys(notifications).length === 0
+        ? undefined
+        : this.connection.listenOwn({ _meta: modernMeta(), notifications });
   }
 
   /**

@@ -29,6 +29,11 @@ export class ResourceSubscriptions {
     return true;
   }
 
+  /** Every URI some session holds. */
+  uris(): string[] {
+    return [...this.byUri.keys()];
+  }
+
   /** Whether `session` holds `uri`. */
   holds(uri: string, session: string): boolean {
     return this.byUri.get(uri)?.has(session) === true;

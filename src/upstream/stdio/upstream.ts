@@ -333,6 +333,8 @@ export function createStdioUpstream(
       end: () => body.push(null),
     };
     process.listeners.add(listener);
+    // A 2026-07-28 process sends list_changed only on a subscription: the gateway opens its own.
+    process.followModern();
     pool.touch(process);
     const stop = (): void => {
       process.listeners.delete(listener);
