@@ -287,6 +287,23 @@ export const stdioUpstreamSchema = z
     idleTimeoutSec: z.number().int().positive().default(300),
     /** Time for the process to start and answer its handshake. Default 10 s. */
     startTimeoutMs: positiveMs.default(10_000),
+    /**
+     * What the gateway declares to the server beyond sampling and elicitation: `roots`, answered by
+     * the gateway itself with these (servers such as server-filesystem confine themselves to them).
+     * Never a client's roots: on a process shared by several clients no one client's would do.
+     */
+    clientCapabilities: z
+      .strictObject({
+        roots: z
+          .array(
+            z.strictObject({
+              uri: z.string().startsWith('file://', 'must be a file:// URI'),
+              name: z.string().min(1).optional(),
+            }),
+          )
+          .min(1),
+      })
+      .optional(),
     /** Restarts after a crash: the first at once, then doubling from `backoffMs` to `maxBackoffMs`. */
     restart: z
       .strictObject({

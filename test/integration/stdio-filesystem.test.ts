@@ -7,7 +7,7 @@ import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileS
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { connectV1Client, connectV2Client } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
@@ -20,12 +20,14 @@ const KEYS = { reader: newApiKey('pk_test_'), writer: newApiKey('pk_test_') } as
 
 let gateway: TestGateway;
 let dir: string;
+let rooted: string;
 let url: string;
 
 beforeAll(async () => {
   // The server compares real paths: /tmp may be a symlink.
   dir = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-fs-')));
   writeFileSync(join(dir, 'hello.txt'), 'hello from disk');
+  rooted = realpathSync(mkdtempSync(join(tmpdir(), 'portcullis-fs-root-')));
   gateway = await startTestGateway({
     policy: `identities:
   apiKeys:
@@ -40,7 +42,16 @@ routes:
       read_text_file: files:read
       list_directory: files:read
       write_file: files:write
+  - route: /rooted/mcp
+    resource: http://127.0.0.1/rooted/mcp
+    upstream:
+      command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(SERVER)}, ${JSON.stringify(dir)}]
+      processes: shared
+      clientCapabilities: { roots: [{ uri: ${JSON.stringify(`file://${'$'}{ROOT}`)}, name: shared }] }
+    authentication: { methods: [apiKey] }
+    tools: { list_allowed_directories: files:read, read_text_file: files:read }
 `,
+    env: { ROOT: rooted },
   });
   url = `${gateway.url}/files/mcp`;
 }, 30_000);
@@ -48,6 +59,7 @@ routes:
 afterAll(async () => {
   await gateway?.close();
   rmSync(dir, { recursive: true, force: true });
+  rmSync(rooted, { recursive: true, force: true });
 });
 
 const as = (who: keyof typeof KEYS) => ({ headers: { Authorization: `Bearer ${KEYS[who].key}` } });
@@ -115,6 +127,27 @@ describe('server-filesystem behind the gateway', () => {
       expect(readFileSync(target, 'utf8')).toBe('written through the gateway');
     } finally {
       await writer.close();
+    }
+  });
+
+  it('confines the server to the route’s roots, which the gateway answers for it', async () => {
+    const reader = await connectV2Client(`${gateway.url}/rooted/mcp`, as('reader'));
+    try {
+      // server-filesystem replaces its command-line directories with the client's roots.
+      await vi.waitFor(async () =>
+        expect(
+          firstText(await reader.callTool({ name: 'list_allowed_directories', arguments: {} })),
+        ).toContain(rooted),
+      );
+      const allowed = firstText(await reader.callTool({ name: 'list_allowed_directories', arguments: {} }));
+      expect(allowed).not.toContain(dir);
+      const outside = await reader.callTool({
+        name: 'read_text_file',
+        arguments: { path: join(dir, 'hello.txt') },
+      });
+      expect(outside.isError).toBe(true);
+    } finally {
+      await reader.close();
     }
   });
 

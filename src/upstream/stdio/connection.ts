@@ -118,6 +118,8 @@ export class Connection {
     private readonly events: ConnectionEvents,
     /** `latest` (one identity per process): its most recent call; `only` (shared): the one call in flight. */
     private readonly attribution: Attribution,
+    /** The roots the gateway answers `roots/list` with (`clientCapabilities.roots`); none: refused. */
+    private readonly roots?: readonly Readonly<Record<string, unknown>>[] | undefined,
   ) {}
 
   /** Requests in flight: the process is idle at zero. */
@@ -374,6 +376,14 @@ export class Connection {
     const childId = message.id as string | number;
     if (method === PING) {
       this.events.write({ jsonrpc: '2.0', id: childId, result: {} });
+      return;
+    }
+    if (capabilityOf(method) === 'roots') {
+      // Roots are the route's, answered here; never a client's (DESIGN.md, stdio "Details").
+      if (this.roots === undefined) {
+        this.events.dropped('unattributed_request', method);
+        this.events.write({ jsonrpc: '2.0', id: childId, error: NO_CLIENT });
+      } else this.events.write({ jsonrpc: '2.0', id: childId, result: { roots: this.roots } });
       return;
     }
     const call = this.attributed();

@@ -45,10 +45,14 @@ export function modernMeta(capabilities: Readonly<Record<string, unknown>> = GAT
  * Rejects with a {@link HandshakeError} when the process cannot be used, `timedOut` when it was
  * silent for `startTimeoutMs`.
  */
-export async function handshake(connection: Connection, startTimeoutMs: number): Promise<ServerFacts> {
+export async function handshake(
+  connection: Connection,
+  startTimeoutMs: number,
+  capabilities: Readonly<Record<string, unknown>> = GATEWAY_CAPABILITIES,
+): Promise<ServerFacts> {
   const deadline = Date.now() + startTimeoutMs;
   const probe = await within(
-    connection.ask(DISCOVER, { _meta: modernMeta() }),
+    connection.ask(DISCOVER, { _meta: modernMeta(capabilities) }),
     Math.floor(startTimeoutMs / 2),
   );
   const discovered = probe === undefined ? undefined : resultOf(probe);
@@ -72,7 +76,7 @@ export async function handshake(connection: Connection, startTimeoutMs: number):
   const answer = await within(
     connection.ask(INITIALIZE, {
       protocolVersion: LEGACY_VERSION,
-      capabilities: GATEWAY_CAPABILITIES,
+      capabilities,
       clientInfo: GATEWAY_CLIENT_INFO,
     }),
     Math.max(0, deadline - Date.now()),

@@ -11,7 +11,7 @@ import {
   type ProcessDirs,
   removeProcessDirs,
 } from './environment.js';
-import { handshake, modernMeta } from './handshake.js';
+import { GATEWAY_CAPABILITIES, handshake, modernMeta } from './handshake.js';
 import { ResourceSubscriptions } from './subscriptions.js';
 
 /** stderr lines logged per process per window; the rest are counted in one line. */
@@ -81,6 +81,7 @@ export class ManagedProcess {
         pressure: (blocked) => this.child.pauseReading(blocked),
       },
       options.attribution,
+      spec.clientCapabilities?.roots,
     );
     this.child = new StdioChild(
       {
@@ -107,7 +108,11 @@ export class ManagedProcess {
         onExit: (code, signal, error) => this.onExit(code, signal, error),
       },
     );
-    this.ready = handshake(this.connection, spec.startTimeoutMs);
+    this.ready = handshake(
+      this.connection,
+      spec.startTimeoutMs,
+      spec.clientCapabilities === undefined ? GATEWAY_CAPABILITIES : { ...GATEWAY_CAPABILITIES, roots: {} },
+    );
     this.ready.then(
       (facts) => {
         this.connection.facts = facts;
