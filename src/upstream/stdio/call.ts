@@ -250,3 +250,24 @@ export function bufferBody(text: string): Readable {
   body.push(null);
   return body;
 }
+
+/** An answer whose JSON the gateway already has (or an empty body): status, headers, bytes. */
+export function jsonAnswer(
+  status: number,
+  message: Readonly<Record<string, unknown>> | undefined,
+  headers: Record<string, string>,
+): UpstreamAnswer {
+  const text = message === undefined ? '' : JSON.stringify(message);
+  return {
+    status,
+    headers:
+      message === undefined
+        ? headers
+        : {
+            ...headers,
+            'content-type': 'application/json',
+            'content-length': String(Buffer.byteLength(text)),
+          },
+    body: bufferBody(text),
+  };
+}

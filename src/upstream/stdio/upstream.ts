@@ -5,29 +5,34 @@ import type { RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
 import {
   CANCELLED_NOTIFICATION,
-  DISCOVER,
   INITIALIZED_NOTIFICATION,
-  isCacheable,
   LIST_CHANGED_FILTERS,
   LISTEN,
   LISTEN_ACKNOWLEDGED,
   opensSession,
-  PING,
   RESOURCES_SUBSCRIBE,
   RESOURCES_UNSUBSCRIBE,
   RESOURCES_UPDATED,
   ROOTS_LIST_CHANGED,
   SUBSCRIPTION_ID_META,
-  takesInputRequired,
 } from '../../jsonrpc/methods.js';
-import { isModern, LEGACY_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from '../../jsonrpc/protocol-version.js';
+import { isModern } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Sealer } from '../../proxy/seal.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
-import { bufferBody, Call, type CallOwner, type ClientId, MAX_BUFFERED_BYTES } from './call.js';
+import { bufferBody, Call, type CallOwner, type ClientId, jsonAnswer, MAX_BUFFERED_BYTES } from './call.js';
 import { INPUT_WAIT_MS, type ServerFacts } from './connection.js';
 import { resolveAccount } from './environment.js';
-import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
+import {
+  agreedVersion,
+  inputCapabilities,
+  localAnswer,
+  modernResults,
+  offers,
+  toProcess,
+  unsupportedVersion,
+} from './eras.js';
+import { MODERN_VERSION } from './handshake.js';
 import { ProcessPool, type Ready } from './pool.js';
 import type { ManagedProcess } from './process.js';
 
@@ -181,7 +186,7 @@ export function createStdioUpstream(
       serverInfo: facts.serverInfo,
       ...(facts.instructions === undefined ? {} : { instructions: facts.instructions }),
     };
-    return json(200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': id });
+    return jsonAnswer(200, { jsonrpc: '2.0', id: message.id, result }, { 'mcp-session-id': id });
   }
 
   /** A POST's messages, sent to the process through one call. */
@@ -320,7 +325,7 @@ export function createStdioUpstream(
 
   /** A legacy session's GET stream: what the process says to everyone (the `list_changed` notifications). */
   function openStream(request: UpstreamRequest, local: LocalSession | undefined): UpstreamAnswer {
-    if (local === undefined) return json(405, undefined, { allow: 'POST' });
+    if (local === undefined) return jsonAnswer(405, undefined, { allow: 'POST' });
     const { process } = local;
     const body = new Readable({ read: () => undefined });
     const listener = {
@@ -419,19 +424,13 @@ export function createStdioUpstream(
     _request: UpstreamRequest,
     local: LocalSession | undefined,
   ): Promise<UpstreamAnswer> {
-    if (local === undefined) return json(405, undefined, { allow: 'POST' });
+    if (local === undefined) return jsonAnswer(405, undefined, { allow: 'POST' });
     sessions.delete(local.id);
     local.process.endSession(local.id);
     if (spec.processes === 'perSession') await pool.retire(local.process);
     else pool.settled(local.process);
-    return json(200, undefined, {});
+    return jsonAnswer(200, undefined, {});
   }
-}
-
-/** Whether the process said it offers `capabilities[kind][flag]` (e.g. tools.listChanged). */
-function offers(facts: ServerFacts, kind: string, flag: string): boolean {
-  const capability = facts.capabilities[kind] as Record<string, unknown> | undefined;
-  return capability?.[flag] === true;
 }
 
 /**
@@ -469,122 +468,6 @@ function parsedMessages(text: string | undefined): readonly Message[] {
   return (Array.isArray(value) ? value : [value]) as Message[];
 }
 
-/** Requests the gateway answers itself, from the process's facts. */
-function localAnswer(message: Message, facts: ServerFacts, legacyClient: boolean): Message | undefined {
-  const method = message.method;
-  // Liveness of the gateway's connection to the process, which the gateway knows.
-  if (method === PING) return { jsonrpc: '2.0', result: {} };
-  if (method === DISCOVER && !legacyClient)
-    return {
-      jsonrpc: '2.0',
-      result: {
-        resultType: 'complete',
-        ttlMs: 0,
-        cacheScope: 'private',
-        supportedVersions: [MODERN_VERSION],
-        capabilities: facts.capabilities,
-        _meta: { 'io.modelcontextprotocol/serverInfo': facts.serverInfo },
-        ...(facts.instructions === undefined ? {} : { instructions: facts.instructions }),
-      },
-    };
-  return undefined;
-}
-
-/**
- * What a 2026-07-28 client's request lets the gateway carry to it as `input_required`: the
- * capabilities it declared, when its method allows that result; undefined otherwise.
- */
-function inputCapabilities(message: Message): ReadonlySet<string> | undefined {
-  if (typeof message.method !== 'string' || !takesInputRequired(message.method)) return undefined;
-  const meta = (message.params as Record<string, unknown> | undefined)?._meta as
-    | Record<string, unknown>
-    | undefined;
-  const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
-  if (typeof declared !== 'object' || declared === null) return undefined;
-  return new Set(Object.keys(declared));
-}
-
-/**
- * Results of a legacy process as a 2026-07-28 client must read them: `resultType` (absent means
- * complete), and for cacheable results `ttlMs: 0` and `cacheScope: "private"` — the gateway knows
- * nothing of the server's caching, and a list it filtered is the caller's alone.
- */
-function modernResults(requests: readonly Message[]): (id: ClientId, message: Message) => Message {
-  const cacheable = new Set(
-    requests.filter((m) => typeof m.method === 'string' && isCacheable(m.method)).map((m) => m.id),
-  );
-  return (id, message) => {
-    const result = message.result;
-    if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
-    const modern: Record<string, unknown> = { resultType: 'complete', ...result };
-    if (cacheable.has(id)) {
-      modern.ttlMs ??= 0;
-      modern.cacheScope ??= 'private';
-    }
-    return { ...message, result: modern };
-  };
-}
-
-/**
- * A request as the process must read it: a legacy client's request to a modern process carries
- * the protocol fields in `_meta` (stdio has no header layer); anything else goes as authorized.
- */
-function toProcess(message: Message, facts: ServerFacts, legacyClient: boolean): Message {
-  if (!(legacyClient && facts.era === 'modern')) return message;
-  const params = (message.params ?? {}) as Record<string, unknown>;
-  const meta = (params._meta ?? {}) as Record<string, unknown>;
-  return {
-    ...message,
-    params: {
-      ...params,
-      _meta: {
-        ...meta,
-        'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-        'io.modelcontextprotocol/clientInfo': GATEWAY_CLIENT_INFO,
-        'io.modelcontextprotocol/clientCapabilities': GATEWAY_CAPABILITIES,
-      },
-    },
-  };
-}
-
-/**
- * The version answered to a legacy client's `initialize`: the one it asked for when the gateway
- * knows it and the process speaks it or a later one; else the process's (or, for a modern
- * process, the gateway's legacy version).
- */
-function agreedVersion(asked: unknown, facts: ServerFacts): string {
-  const ceiling = facts.era === 'legacy' ? facts.version : LEGACY_VERSION;
-  if (typeof asked === 'string' && LEGACY_VERSIONS.has(asked) && asked <= ceiling) return asked;
-  return ceiling;
-}
-
 function acceptsEventStream(accept: string | undefined): boolean {
   return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
-}
-
-/** An UnsupportedProtocolVersionError for each request (2026-07-28: HTTP 400). */
-function unsupportedVersion(messages: readonly Message[], requested: string): UpstreamAnswer {
-  const [first] = messages;
-  const error = {
-    code: UNSUPPORTED_PROTOCOL_VERSION,
-    message: 'Unsupported protocol version',
-    data: { supported: [MODERN_VERSION], requested },
-  };
-  return json(400, { jsonrpc: '2.0', id: first?.id ?? null, error }, {});
-}
-
-function json(status: number, message: Message | undefined, headers: Record<string, string>): UpstreamAnswer {
-  const text = message === undefined ? '' : JSON.stringify(message);
-  return {
-    status,
-    headers:
-      message === undefined
-        ? headers
-        : {
-            ...headers,
-            'content-type': 'application/json',
-            'content-length': String(Buffer.byteLength(text)),
-          },
-    body: bufferBody(text),
-  };
 }
