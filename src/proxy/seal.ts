@@ -15,48 +15,72 @@ export interface Sealer {
 
 /** Distinct from the session ids' format byte (1): one can never be taken for the other. */
 const FORMAT = 2;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 /** The longest sealed value opened: a client cannot make the gateway decrypt megabytes. */
 const MAX_SEALED = 65_536;
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 export function createSealer(base64Keys: readonly string[] | undefined): Sealer {
-  const keys = (base64Keys ?? []).map((k) => Buffer.from(k, 'base64'));
-  if (keys.length === 0) keys.push(randomBytes(32));
-  const sealing = keys[0] as Buffer;
+  const keys = sealingKeys(base64Keys);
   return {
-    seal(purpose, fields) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', sealing, iv);
-      cipher.setAAD(Buffer.from(purpose, 'utf8'));
-      const body = Buffer.concat([cipher.update(JSON.stringify(fields), 'utf8'), cipher.final()]);
-      return Buffer.concat([Buffer.of(FORMAT), iv, body, cipher.getAuthTag()]).toString('base64url');
-    },
+    seal: (purpose, fields) => sealText(keys, FORMAT, JSON.stringify(fields), purpose),
     open(purpose, sealed) {
       if (sealed.length > MAX_SEALED || !/^[A-Za-z0-9_-]+$/.test(sealed)) return undefined;
-      const bytes = Buffer.from(sealed, 'base64url');
-      if (bytes[0] !== FORMAT || bytes.length < 1 + IV_BYTES + TAG_BYTES + 2) return undefined;
-      const iv = bytes.subarray(1, 1 + IV_BYTES);
-      const body = bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES);
-      const tag = bytes.subarray(bytes.length - TAG_BYTES);
-      for (const key of keys) {
-        const decipher = createDecipheriv('aes-256-gcm', key, iv);
-        decipher.setAAD(Buffer.from(purpose, 'utf8'));
-        decipher.setAuthTag(tag);
-        const head = decipher.update(body);
-        let tail: Buffer;
-        try {
-          tail = decipher.final();
-        } catch (err) {
-          if (isTagMismatch(err)) continue;
-          throw err;
-        }
-        const value: unknown = JSON.parse(Buffer.concat([head, tail]).toString('utf8'));
-        return Array.isArray(value) ? value : undefined;
-      }
-      return undefined;
+      const text = openText(keys, FORMAT, sealed, purpose);
+      if (text === undefined) return undefined;
+      const value: unknown = JSON.parse(text);
+      return Array.isArray(value) ? value : undefined;
     },
   };
+}
+
+/** The keys of `sessions.keys` (base64, 32 bytes each), or one random key for this process. */
+export function sealingKeys(base64Keys: readonly string[] | undefined): readonly Buffer[] {
+  const keys = (base64Keys ?? []).map((k) => Buffer.from(k, 'base64'));
+  if (keys.length === 0) keys.push(randomBytes(32));
+  return keys;
+}
+
+/**
+ * `text` sealed under the first key: the format byte, a random IV, the ciphertext and the tag, as
+ * base64url. `purpose`, when given, is authenticated with it (GCM additional data).
+ */
+export function sealText(keys: readonly Buffer[], format: number, text: string, purpose?: string): string {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', keys[0] as Buffer, iv);
+  if (purpose !== undefined) cipher.setAAD(Buffer.from(purpose, 'utf8'));
+  const body = Buffer.concat([cipher.update(text, 'utf8'), cipher.final()]);
+  return Buffer.concat([Buffer.of(format), iv, body, cipher.getAuthTag()]).toString('base64url');
+}
+
+/** The text of a value {@link sealText} made, under any key; undefined when it does not open. */
+export function openText(
+  keys: readonly Buffer[],
+  format: number,
+  sealed: string,
+  purpose?: string,
+): string | undefined {
+  const bytes = Buffer.from(sealed, 'base64url');
+  if (bytes[0] !== format || bytes.length < 1 + IV_BYTES + TAG_BYTES + 2) return undefined;
+  const iv = bytes.subarray(1, 1 + IV_BYTES);
+  const body = bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES);
+  const tag = bytes.subarray(bytes.length - TAG_BYTES);
+  for (const key of keys) {
+    const decipher = createDecipheriv('aes-256-gcm', key, iv);
+    if (purpose !== undefined) decipher.setAAD(Buffer.from(purpose, 'utf8'));
+    decipher.setAuthTag(tag);
+    const head = decipher.update(body);
+    let tail: Buffer;
+    try {
+      tail = decipher.final();
+    } catch (err) {
+      // Sealed under another key (rotation), or forged: try the next key.
+      if (isTagMismatch(err)) continue;
+      throw err;
+    }
+    return Buffer.concat([head, tail]).toString('utf8');
+  }
+  return undefined;
 }
 
 /**
@@ -65,6 +89,6 @@ export function createSealer(base64Keys: readonly string[] | undefined): Sealer 
  * carries one — misuse of the decipher `ERR_CRYPTO_*`, an OpenSSL fault `ERR_OSSL_*` — and is a
  * bug to rethrow. Decided by that structure, never by the message's text.
  */
-export function isTagMismatch(err: unknown): boolean {
+function isTagMismatch(err: unknown): boolean {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === undefined;
 }

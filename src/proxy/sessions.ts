@@ -1,5 +1,4 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { isTagMismatch } from './seal.js';
+import { openText, sealingKeys, sealText } from './seal.js';
 
 /** What a sealed session id carries (DESIGN.md step 8). */
 export interface SessionClaims {
@@ -21,8 +20,6 @@ export interface SessionSealer {
 }
 
 const FORMAT = 1;
-const IV_BYTES = 12;
-const TAG_BYTES = 16;
 
 /**
  * Session ids sealed with AES-256-GCM: the client holds an opaque id that names the upstream
@@ -32,45 +29,18 @@ const TAG_BYTES = 16;
  * keys serves any session: no Redis, no sticky routing.
  */
 export function createSessionSealer(base64Keys: readonly string[] | undefined): SessionSealer {
-  const keys = (base64Keys ?? []).map((k) => Buffer.from(k, 'base64'));
-  if (keys.length === 0) keys.push(randomBytes(32));
-  const sealing = keys[0] as Buffer;
+  const keys = sealingKeys(base64Keys);
   return {
-    seal(claims) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', sealing, iv);
-      const plaintext = JSON.stringify([
-        claims.upstreamId,
-        claims.route,
-        claims.identity,
-        claims.version,
-        claims.issuedAt,
-      ]);
-      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return Buffer.concat([Buffer.of(FORMAT), iv, body, cipher.getAuthTag()]).toString('base64url');
-    },
+    seal: (claims) =>
+      sealText(
+        keys,
+        FORMAT,
+        JSON.stringify([claims.upstreamId, claims.route, claims.identity, claims.version, claims.issuedAt]),
+      ),
     open(sealed) {
       if (!/^[A-Za-z0-9_-]{40,4096}$/.test(sealed)) return undefined;
-      const bytes = Buffer.from(sealed, 'base64url');
-      if (bytes[0] !== FORMAT || bytes.length < 1 + IV_BYTES + TAG_BYTES + 2) return undefined;
-      const iv = bytes.subarray(1, 1 + IV_BYTES);
-      const body = bytes.subarray(1 + IV_BYTES, bytes.length - TAG_BYTES);
-      const tag = bytes.subarray(bytes.length - TAG_BYTES);
-      for (const key of keys) {
-        const decipher = createDecipheriv('aes-256-gcm', key, iv);
-        decipher.setAuthTag(tag);
-        const head = decipher.update(body);
-        let tail: Buffer;
-        try {
-          tail = decipher.final();
-        } catch (err) {
-          // Sealed under another key (rotation), or forged: try the next key.
-          if (isTagMismatch(err)) continue;
-          throw err;
-        }
-        return claimsOf(Buffer.concat([head, tail]).toString('utf8'));
-      }
-      return undefined;
+      const text = openText(keys, FORMAT, sealed);
+      return text === undefined ? undefined : claimsOf(text);
     },
   };
 }

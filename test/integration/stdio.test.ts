@@ -23,6 +23,7 @@ import { connectV1Client, connectV2Client, v1TransportOf } from '../fixtures/pee
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, timeProgress } from '../support/inspect.js';
 import { modernCall, postModern } from '../support/modern-call.js';
+import { collectSse } from '../support/sse.js';
 import { counterValue, metricsText } from '../support/wire.js';
 
 const MODERN_SERVER = new URL('../fixtures/v2-stdio-server.mjs', import.meta.url).pathname;
@@ -394,25 +395,7 @@ describe('subscriptions/listen of a 2026-07-28 client on a legacy process', () =
     });
     expect(answer.status).toBe(200);
     expect(answer.headers.get('content-type')).toContain('text/event-stream');
-    const events: Record<string, unknown>[] = [];
-    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for (;;) {
-        const { value: chunk, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(chunk, { stream: true });
-        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
-          const data = buffer
-            .slice(0, end)
-            .split('\n')
-            .find((line) => line.startsWith('data: '));
-          if (data !== undefined) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
-          buffer = buffer.slice(end + 2);
-        }
-      }
-    })().catch(() => undefined);
+    const { events, stop } = collectSse(answer.body as ReadableStream<Uint8Array>);
     const other = await connectV1Client(url);
     try {
       await vi.waitFor(() => expect(events).toHaveLength(1));
@@ -447,11 +430,11 @@ describe('subscriptions/listen of a 2026-07-28 client on a legacy process', () =
         JSON.parse(firstText(await other.callTool({ name: 'subscriptions', arguments: {} }))) as string[];
       expect(await log()).toContain('resources/subscribe file:///watched');
       // The client leaves: its stream closes, and the process is told the URI is no longer wanted.
-      await reader.cancel();
+      await stop();
       await vi.waitFor(async () => expect(await log()).toContain('resources/unsubscribe file:///watched'));
     } finally {
       await other.close();
-      await reading;
+      await stop();
     }
   });
 });
@@ -465,25 +448,7 @@ describe('subscriptions/listen of a 2026-07-28 client on a 2026-07-28 process', 
       params: { notifications: { toolsListChanged: true } },
     });
     expect(answer.status).toBe(200);
-    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
-    const events: Record<string, unknown>[] = [];
-    const reading = (async () => {
-      const decoder = new TextDecoder();
-      let buffer = '';
-      for (;;) {
-        const { value: chunk, done } = await reader.read();
-        if (done) return;
-        buffer += decoder.decode(chunk, { stream: true });
-        for (let end = buffer.indexOf('\n\n'); end !== -1; end = buffer.indexOf('\n\n')) {
-          const data = buffer
-            .slice(0, end)
-            .split('\n')
-            .find((line) => line.startsWith('data: '));
-          if (data !== undefined) events.push(JSON.parse(data.slice(6)) as Record<string, unknown>);
-          buffer = buffer.slice(end + 2);
-        }
-      }
-    })().catch(() => undefined);
+    const { events, stop } = collectSse(answer.body as ReadableStream<Uint8Array>);
     const other = await connectV2Client(url);
     try {
       await vi.waitFor(() => expect(events.length).toBeGreaterThanOrEqual(1));
@@ -499,9 +464,8 @@ describe('subscriptions/listen of a 2026-07-28 client on a 2026-07-28 process', 
       );
       for (const event of events) expect(idOf(event)).toBe('mine');
     } finally {
-      await reader.cancel();
+      await stop();
       await other.close();
-      await reading;
     }
   });
 });

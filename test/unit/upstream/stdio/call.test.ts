@@ -1,8 +1,8 @@
-import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isRefusal, type Refusal, refuse } from '../../../../src/errors.js';
+import { type Refusal, refuse } from '../../../../src/errors.js';
 import { Call, type CallOptions, MAX_BUFFERED_BYTES } from '../../../../src/upstream/stdio/call.js';
 import type { UpstreamAnswer } from '../../../../src/upstream/upstream.js';
+import { answerOf, read, refusalOf } from '../../../support/settled.js';
 
 const OWNER = { identity: 'alice', session: undefined };
 
@@ -27,26 +27,6 @@ function makeCall(over: Partial<CallOptions> = {}) {
     ...over,
   });
   return { call, settled, done, timeouts, pressure };
-}
-
-function answerOf(settled: readonly (UpstreamAnswer | Refusal)[]): UpstreamAnswer {
-  expect(settled).toHaveLength(1);
-  const answer = settled[0];
-  if (answer === undefined || isRefusal(answer)) throw new Error('expected an answer, got a refusal');
-  return answer;
-}
-
-function refusalOf(settled: readonly (UpstreamAnswer | Refusal)[]): Refusal {
-  expect(settled).toHaveLength(1);
-  const answer = settled[0];
-  if (answer === undefined || !isRefusal(answer)) throw new Error('expected a refusal');
-  return answer;
-}
-
-async function read(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(Buffer.from(chunk as Buffer | string));
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** The `data:` of each SSE event, parsed. */

@@ -1,6 +1,6 @@
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { isRefusal, type Refusal } from '../../../../src/errors.js';
+import type { Refusal } from '../../../../src/errors.js';
 import { Call, type CallOptions, type CallOwner } from '../../../../src/upstream/stdio/call.js';
 import type { ChildMessage } from '../../../../src/upstream/stdio/child.js';
 import {
@@ -10,6 +10,7 @@ import {
   INPUT_WAIT_MS,
 } from '../../../../src/upstream/stdio/connection.js';
 import type { UpstreamAnswer } from '../../../../src/upstream/upstream.js';
+import { answerOf, read, refusalOf } from '../../../support/settled.js';
 
 const ALICE: CallOwner = { identity: 'alice', session: undefined };
 const BOB: CallOwner = { identity: 'bob', session: undefined };
@@ -54,26 +55,6 @@ function harness(attribution: Attribution = 'latest') {
     return { call, settled };
   }
   return { connection, writes, broadcasts, dropped, pressure, open };
-}
-
-function answerOf(settled: readonly (UpstreamAnswer | Refusal)[]): UpstreamAnswer {
-  expect(settled).toHaveLength(1);
-  const answer = settled[0];
-  if (answer === undefined || isRefusal(answer)) throw new Error('expected an answer, got a refusal');
-  return answer;
-}
-
-function refusalOf(settled: readonly (UpstreamAnswer | Refusal)[]): Refusal {
-  expect(settled).toHaveLength(1);
-  const answer = settled[0];
-  if (answer === undefined || !isRefusal(answer)) throw new Error('expected a refusal');
-  return answer;
-}
-
-async function read(body: Readable): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of body) chunks.push(Buffer.from(chunk as Buffer | string));
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 async function json(settled: readonly (UpstreamAnswer | Refusal)[]): Promise<unknown> {
