@@ -275,10 +275,15 @@ describe('a modern stdio server (SDK v2 serveStdio) behind the gateway', () => {
           counterValue(await metricsText(gateway), 'portcullis_active_sse_streams', { route: '/modern/mcp' }),
         ).toBeGreaterThanOrEqual(1),
       );
-      // The gateway's subscription opens with the stream; give the process a moment to acknowledge it.
-      await new Promise((resolve) => setTimeout(resolve, 200));
-      expect(firstText(await legacy.callTool({ name: 'add_tool', arguments: {} }))).toBe('added');
-      await vi.waitFor(() => expect(heard).toBeGreaterThanOrEqual(1));
+      // The gateway's subscription opens with the stream and is live once the process took it:
+      // change the tool list until a change is heard (no fixed sleep to race against).
+      await vi.waitFor(
+        async () => {
+          expect(firstText(await legacy.callTool({ name: 'add_tool', arguments: {} }))).toBe('added');
+          expect(heard).toBeGreaterThanOrEqual(1);
+        },
+        { timeout: 10_000, interval: 250 },
+      );
     } finally {
       await legacy.close();
     }
