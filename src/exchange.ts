@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { AnswerOutcome, AnswerScanner } from './audit/answer-outcome.js';
 import type { Identity } from './auth/identity.js';
+import type { Cancellation } from './cancellation.js';
 import { type AuditDecision, REFUSALS, type Refusal, type RefusalReason } from './errors.js';
 import type { ParsedBody } from './jsonrpc/parse.js';
 import { requestIds } from './jsonrpc/request.js';
@@ -15,7 +16,6 @@ import type { Containment } from './server/contain.js';
 import { sendRefusal } from './server/respond.js';
 import type { CompiledRoute } from './server/router.js';
 import type { RequestSpan } from './tracing/tracer.js';
-import type { Cancellation } from './upstream/cancellation.js';
 
 /** A refused authentication: the method that failed and why (never the credential). */
 export interface AuthFailureFact {

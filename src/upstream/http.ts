@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Dispatcher, errors, Pool } from 'undici';
+import type { Cancellation } from '../cancellation.js';
 import type { RouteConfig } from '../config/schema.js';
 import { type Refusal, refuse } from '../errors.js';
-import type { Cancellation } from './cancellation.js';
 import type { Upstream, UpstreamAnswer } from './upstream.js';
 
 /**

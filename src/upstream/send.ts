@@ -1,9 +1,9 @@
+import { Cancellation } from '../cancellation.js';
 import { isRefusal, type Refusal } from '../errors.js';
 import type { Authenticated } from '../exchange.js';
 import { DEFAULT_VERSION } from '../jsonrpc/protocol-version.js';
 import { mirrorCanonicalName } from '../policy/canonical-body.js';
 import { upstreamRequestHeaders } from '../proxy/headers.js';
-import { Cancellation } from './cancellation.js';
 import type { UpstreamAnswer } from './upstream.js';
 
 /** Upstream failures as `portcullis_upstream_errors_total` names them. */

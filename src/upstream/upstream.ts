@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import type { Identity } from '../auth/identity.js';
+import type { Cancellation } from '../cancellation.js';
 import type { Refusal } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import type { SessionClaims } from '../proxy/sessions.js';
-import type { Cancellation } from './cancellation.js';
 
 /** What the pipeline hands a route's upstream once an exchange is authorized and admitted. */
 export interface UpstreamRequest {

@@ -7,9 +7,9 @@ import { once } from 'node:events';
 import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Cancellation } from '../../src/cancellation.js';
 import { refuse } from '../../src/errors.js';
 import type { Authenticated } from '../../src/exchange.js';
-import { Cancellation } from '../../src/upstream/cancellation.js';
 import { type ExchangeServer, sleep, startExchangeServer, testRouter } from '../support/exchange.js';
 
 const route = testRouter().routes[0]!;

@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Cancellation } from '../../../src/cancellation.js';
 import { parseConfig } from '../../../src/config/load.js';
 import { isRefusal } from '../../../src/errors.js';
-import { Cancellation } from '../../../src/upstream/cancellation.js';
 import { createHttpUpstream } from '../../../src/upstream/http.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../../../src/upstream/upstream.js';
 import { READER } from '../../support/exchange.js';

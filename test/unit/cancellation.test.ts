@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Cancellation } from '../../../src/upstream/cancellation.js';
+import { Cancellation } from '../../src/cancellation.js';
 
 describe('Cancellation', () => {
   it('runs every listener once, in the order added, and never again', () => {
