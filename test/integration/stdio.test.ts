@@ -541,6 +541,35 @@ routes:
   });
 });
 
+describe('a 2025-03-26 batch that opens a session', () => {
+  it('is refused as a whole: initialize must stand alone, and nothing beside it goes unanswered', async () => {
+    const answer = await fetch(`${gateway.url}/probe/mcp`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
+      body: JSON.stringify([
+        {
+          jsonrpc: '2.0',
+          id: 1,
+          method: 'initialize',
+          params: {
+            protocolVersion: '2025-03-26',
+            capabilities: {},
+            clientInfo: { name: 'b', version: '1' },
+          },
+        },
+        { jsonrpc: '2.0', id: 2, method: 'tools/list' },
+      ]),
+    });
+    expect(answer.status).toBe(400);
+    const body = (await answer.json()) as { id: number; error: { data: { reason: string } } }[];
+    expect(body.map((m) => [m.id, m.error.data.reason])).toEqual([
+      [1, 'invalid_request'],
+      [2, 'invalid_request'],
+    ]);
+    expect(answer.headers.get('mcp-session-id')).toBeNull();
+  });
+});
+
 describe('processes: perSession', () => {
   it('gives each legacy session a process of its own, stopped when the session ends; a modern client is refused', async () => {
     const url = `${gateway.url}/session/mcp`;

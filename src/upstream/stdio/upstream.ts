@@ -10,6 +10,7 @@ import {
   LISTEN,
   LISTEN_ACKNOWLEDGED,
   opensSession,
+  PROGRESS_NOTIFICATION,
   RESOURCES_SUBSCRIBE,
   RESOURCES_UNSUBSCRIBE,
   RESOURCES_UPDATED,
@@ -139,7 +140,15 @@ export function createStdioUpstream(
       const owner: CallOwner = { identity: request.identity.key, session: request.session?.upstreamId };
       const first = messages[0];
       if (typeof first?.method === 'string' && opensSession(first.method) && first.id !== undefined)
-        return initialize(request, first, owner);
+        // The handshake stands alone (2025-03-26 forbids it in a batch): nothing beside it is dropped unanswered.
+        return messages.length === 1
+          ? initialize(request, first, owner)
+          : refuse('invalid_request', {
+              ids: messages.flatMap((m) =>
+                typeof m.method === 'string' && m.id !== undefined ? [m.id as ClientId] : [],
+              ),
+              batch: true,
+            });
       if (spec.processes === 'perSession' && local === undefined)
         return refuse(isModern(request.version) ? 'invalid_request' : 'session_not_found', {
           data: { detail: 'this route serves legacy sessions only (processes: perSession)' },
@@ -291,8 +300,10 @@ export function createStdioUpstream(
       process.connection.cancelFor(owner, message);
       return;
     }
-    // Roots are one client's: on a shared process no client speaks for all.
-    if (method === ROOTS_LIST_CHANGED && spec.processes === 'shared') return;
+    // The process's roots are the route's (answered by the gateway), never a client's.
+    if (method === ROOTS_LIST_CHANGED) return;
+    // A client's progress on a server request: on a shared process its token could be another's.
+    if (method === PROGRESS_NOTIFICATION && spec.processes === 'shared') return;
     process.connection.notify(method, message.params as Record<string, unknown> | undefined);
   }
 
