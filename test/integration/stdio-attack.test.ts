@@ -296,3 +296,46 @@ describe('a legacy client of a 2026-07-28 process (requestState)', () => {
     });
   });
 });
+
+describe('processes: shared — answers and cancellations from the wrong identity (defences)', () => {
+  let gateway: TestGateway;
+  let url: string;
+  beforeAll(async () => {
+    gateway = await gatewayWith({ '/mcp': upstream(MISBEHAVING, ', processes: shared') });
+    url = `${gateway.url}/mcp`;
+  });
+  afterAll(() => gateway?.close());
+
+  it("ignores B's answer to A's server request and B's cancellation of A's request id", async () => {
+    const a = await openSession(url, 0);
+    const b = await openSession(url, 1);
+    const answer = await legacyPost(url, 0, a, toolCall(1, 'ask', { tag: 'alice' }));
+    const stream = events(answer);
+    const question = (await stream.next()).value as Message;
+    expect(question).toMatchObject({
+      method: 'elicitation/create',
+      id: expect.stringMatching(/^portcullis-/),
+    });
+    // B guesses the gateway's key and A's client id: an answer and a cancellation.
+    const forged = await legacyPost(url, 1, b, {
+      jsonrpc: '2.0',
+      id: question.id,
+      result: { action: 'accept', content: { who: 'bob' } },
+    });
+    const cancel = await legacyPost(url, 1, b, {
+      jsonrpc: '2.0',
+      method: 'notifications/cancelled',
+      params: { requestId: 1 },
+    });
+    expect([forged.status, cancel.status]).toEqual([202, 202]);
+    await legacyPost(url, 0, a, {
+      jsonrpc: '2.0',
+      id: question.id,
+      result: { action: 'accept', content: { who: 'alice' } },
+    });
+    const rest: Message[] = [];
+    for await (const message of stream) rest.push(message);
+    expect(resultText(rest, 1)).toContain('alice');
+    expect(resultText(rest, 1)).not.toContain('bob');
+  });
+});
