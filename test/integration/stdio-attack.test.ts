@@ -188,30 +188,20 @@ describe('processes: shared — one identity against another', () => {
     await until('A’s hang to reach the process', () =>
       received(log).some((m) => (m.params as Message | undefined)?.name === 'hang'),
     );
-    const answer = await pending;
-    const seen: Message[] = [];
-    const reading = (async () => {
-      for await (const message of events(answer)) {
-        seen.push(message);
-        // A answers whatever question it is handed, steering B's work.
-        if (message.method === 'elicitation/create')
-          await legacyPost(url, 0, a, {
-            jsonrpc: '2.0',
-            id: message.id,
-            result: { action: 'accept', content: { ok: 'alice-steered' } },
-          });
-      }
-    })();
+    // B's work speaks up while A's call is the only one in flight, then A's call is released.
     await sleep(800);
     await messagesOf(
       await legacyPost(url, 2, undefined, toolCall(9, 'release')).catch(() => new Response('')),
     );
+    const seen = await messagesOf(await pending);
     await messagesOf(await legacyPost(url, 0, a, toolCall(3, 'release')));
-    await reading;
     const leaked = seen.filter((m) => m.method !== undefined);
     const steered = resultText(await messagesOf(await legacyPost(url, 0, a, toolCall(4, 'answers'))), 4);
-    // Expected: nothing of B's reaches A (DESIGN: attribution never to another identity).
-    expect({ leakedToA: leaked, childGotFromA: steered }).toEqual({ leakedToA: [], childGotFromA: '[]' });
+    // Expected: nothing of B's reaches A (DESIGN: attribution never to another identity), and the
+    // child's question got the gateway's error, never an answer of A's.
+    expect(leaked).toEqual([]);
+    expect(steered).not.toContain('alice-steered');
+    expect(steered).toContain('No client can answer this request through the gateway');
   });
 
   it("does not let identity B end identity A's legacy session by opening sessions", async () => {
@@ -306,20 +296,15 @@ describe('processes: shared — answers and cancellations from the wrong identit
   });
   afterAll(() => gateway?.close());
 
-  it("ignores B's answer to A's server request and B's cancellation of A's request id", async () => {
+  it("gives A no server request on a shared process, and ignores B's forged answer and B's cancellation of A's request id", async () => {
     const a = await openSession(url, 0);
     const b = await openSession(url, 1);
-    const answer = await legacyPost(url, 0, a, toolCall(1, 'ask', { tag: 'alice' }));
-    const stream = events(answer);
-    const question = (await stream.next()).value as Message;
-    expect(question).toMatchObject({
-      method: 'elicitation/create',
-      id: expect.stringMatching(/^portcullis-/),
-    });
-    // B guesses the gateway's key and A's client id: an answer and a cancellation.
+    const pending = legacyPost(url, 0, a, toolCall(1, 'hang'));
+    await sleep(300);
+    // B guesses a gateway key and A's client id: an answer and a cancellation.
     const forged = await legacyPost(url, 1, b, {
       jsonrpc: '2.0',
-      id: question.id,
+      id: 'portcullis-1',
       result: { action: 'accept', content: { who: 'bob' } },
     });
     const cancel = await legacyPost(url, 1, b, {
@@ -328,14 +313,10 @@ describe('processes: shared — answers and cancellations from the wrong identit
       params: { requestId: 1 },
     });
     expect([forged.status, cancel.status]).toEqual([202, 202]);
-    await legacyPost(url, 0, a, {
-      jsonrpc: '2.0',
-      id: question.id,
-      result: { action: 'accept', content: { who: 'alice' } },
-    });
-    const rest: Message[] = [];
-    for await (const message of stream) rest.push(message);
-    expect(resultText(rest, 1)).toContain('alice');
-    expect(resultText(rest, 1)).not.toContain('bob');
+    // B's cancellation did not reach A's request: it is still running, and finishes when released.
+    await messagesOf(
+      await legacyPost(url, 2, undefined, toolCall(9, 'release')).catch(() => new Response('')),
+    );
+    expect(resultText(await messagesOf(await pending), 1)).toBe('released');
   });
 });

@@ -778,11 +778,10 @@ describe('a shared process', () => {
   });
 
   it('drops a notification it cannot attribute (two calls in flight) instead of giving it to either client', async () => {
-    // With one call in flight the notification is that call's.
+    // Even with one call in flight the notification is nobody's: on a shared process it may be
+    // about another identity's earlier work.
     const alone = await messagesOf(await callTool(url, 1, 'log', { tag: 'alone' }));
-    expect(alone.find((m) => m.method === 'notifications/message')).toMatchObject({
-      params: { data: 'log:alone' },
-    });
+    expect(alone.some((m) => m.method === 'notifications/message')).toBe(false);
 
     const before = received(ws).filter((r) => toolName(r.message) === 'hang').length;
     const hanging = callTool(url, 0, 'hang', {}, { id: 20 });
@@ -796,33 +795,25 @@ describe('a shared process', () => {
     expect(resultText(alice, 20)).toBe('released');
   });
 
-  it('takes the answer to a server request only from the identity it was sent to, on the same process', async () => {
+  it('hands no client a server request on a shared process, and ignores an answer forged for it', async () => {
     const aliceSession = await openSession(url, 0);
     const bobSession = await openSession(url, 1);
-    const asking = await legacyTool(url, 0, aliceSession, 24, 'ask', { tag: 'shared-alice' });
-    const stream = events(asking);
-    const question = await next(stream);
-    expect(question).toMatchObject({
-      method: 'elicitation/create',
-      params: { message: 'question:shared-alice' },
-    });
-    const forged = { jsonrpc: '2.0', id: question.id, result: { action: 'accept', content: { who: 'bob' } } };
+    const asked = await messagesOf(
+      await legacyTool(url, 0, aliceSession, 24, 'ask', { tag: 'shared-alice' }),
+    );
+    expect(asked.some((m) => m.method === 'elicitation/create')).toBe(false);
+    // The fixture returns the error the gateway answered its request with, in Alice's result.
+    expect(JSON.parse(resultText(asked, 24))).toMatchObject({ code: expect.any(Number) });
+    const forged = {
+      jsonrpc: '2.0',
+      id: 'portcullis-1',
+      result: { action: 'accept', content: { who: 'bob' } },
+    };
     const byBob = await legacyPost(url, 1, bobSession, forged);
     expect(byBob.status).toBe(202);
     await byBob.text();
     await sleep(100);
     expect(JSON.stringify(received(ws))).not.toContain('"who":"bob"');
-    const genuine = {
-      jsonrpc: '2.0',
-      id: question.id,
-      result: { action: 'accept', content: { who: 'alice' } },
-    };
-    const byAlice = await legacyPost(url, 0, aliceSession, genuine);
-    expect(byAlice.status).toBe(202);
-    await byAlice.text();
-    expect(resultText([await next(stream)], 24)).toBe(
-      JSON.stringify({ action: 'accept', content: { who: 'alice' } }),
-    );
   });
 
   it('refuses a server request it cannot attribute to the child, delivering it to neither client', async () => {

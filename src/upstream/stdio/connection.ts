@@ -76,7 +76,11 @@ interface Parked {
 /** How long a parked request waits for the client's retry before the process is told to stop it. */
 export const INPUT_WAIT_MS = 120_000;
 
-/** Where a server message with no progress token goes (DESIGN.md "Attribution"). */
+/**
+ * Where a server message with neither a progress token nor a subscription id goes (DESIGN.md
+ * "Attribution"): `latest` — the one identity's (or session's) latest call; `only` (a shared
+ * process) — nowhere: such messages are dropped, such requests answered with an error.
+ */
 export type Attribution = 'latest' | 'only';
 
 /** A parked request's answer that was too long to read. */
@@ -239,9 +243,16 @@ export class Connection {
    */
   tooLarge(edges: LineEdges | undefined): void {
     if (edges === undefined) return;
+    // Only a response names a call of the gateway's: its id first and a result or error right
+    // after, or a result or error first and its id last. A request of the child's own carries
+    // numbers of its own id space, which may equal a gateway id.
     const named =
-      /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(\d+)\s*,/.exec(edges.head)?.[1] ??
-      /,\s*"id"\s*:\s*(\d+)\s*\}\s*$/.exec(edges.tail)?.[1];
+      /^\s*\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(\d+)\s*,\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"(?:result|error)"/.exec(
+        edges.head,
+      )?.[1] ??
+      (/^\s*\{\s*"(?:result|error)"/.test(edges.head)
+        ? /,\s*"id"\s*:\s*(\d+)\s*\}\s*$/.exec(edges.tail)?.[1]
+        : undefined);
     if (named === undefined) return;
     const id = Number(named);
     const entry = this.pending.get(id);
@@ -493,10 +504,10 @@ export class Connection {
 
   /** The call a server message without a token belongs to, if exactly one can be named. */
   private attributed(): Call | undefined {
-    if (this.attribution === 'only') {
-      if (this.calls.size !== 1) return undefined;
-      return this.calls.values().next().value;
-    }
+    // A shared process serves several identities, and one call in flight is no proof that it
+    // caused the message: a server logs or asks about earlier work after that call was answered.
+    // Without a progress token or a subscription id there is no telling whose it is: nobody's.
+    if (this.attribution === 'only') return undefined;
     let latest: Call | undefined;
     for (const call of this.calls) latest = call;
     return latest;

@@ -64,6 +64,28 @@ type Message = Readonly<Record<string, unknown>>;
 /** The purpose label of a sealed requestState: it opens as nothing else. */
 const REQUEST_STATE_PURPOSE = 'stdio-request-state';
 
+/**
+ * A 2026-07-28 process's `input_required` result for a legacy client, which could not read it (and
+ * must not see the process's raw `requestState`): an error instead. Carrying the process's input
+ * requests to a legacy client as server requests, and retrying for it, is not built yet.
+ */
+function noInputRequired(
+  _id: ClientId,
+  answer: Readonly<Record<string, unknown>>,
+): Readonly<Record<string, unknown>> {
+  const result = answer.result as Record<string, unknown> | undefined;
+  if (result?.resultType !== 'input_required') return answer;
+  return {
+    jsonrpc: '2.0',
+    error: {
+      code: -32603,
+      message:
+        'The server needs input from the client, which the gateway cannot yet ask a 2025-era client for',
+      data: { reason: 'input_required_unsupported' },
+    },
+  };
+}
+
 /** What may wait in a child's stdin before new calls are refused 429. */
 const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
 
@@ -74,8 +96,10 @@ const UNKNOWN_REQUEST_STATE = {
   data: { reason: 'invalid_params' },
 };
 
-/** The legacy sessions one replica holds, by local id (what the sealed id carries). */
-const MAX_SESSIONS_PER_PROCESS = 256;
+/** Legacy sessions one identity may hold on one process: a new one ends its own oldest. */
+const MAX_SESSIONS_PER_IDENTITY = 64;
+/** Legacy sessions one process serves at most: beyond, a new one is refused (never another's evicted). */
+const MAX_SESSIONS_PER_PROCESS = 4096;
 
 /**
  * The stdio upstream (DESIGN.md "Upstreams" → stdio): a route's unmodified stdio MCP server,
@@ -177,14 +201,18 @@ export function createStdioUpstream(
     const ready = await pool.acquire(keyOf(request, id));
     if (isRefusal(ready)) return ready;
     const { process, facts } = ready;
-    if (process.sessions.size >= MAX_SESSIONS_PER_PROCESS) {
-      // The oldest session of this process ends: a client that opens sessions in a loop cannot grow memory.
-      const [oldest] = process.sessions;
-      if (oldest !== undefined) {
-        process.endSession(oldest);
-        sessions.delete(oldest);
-      }
-    }
+    // Sessions are capped per identity, evicting only the caller's own oldest: on a shared
+    // process one identity opening sessions in a loop must not end another's.
+    const own = [...process.sessions].filter((session) => sessions.get(session)?.owner === owner.identity);
+    if (own.length >= MAX_SESSIONS_PER_IDENTITY) {
+      const oldest = own[0] as string;
+      process.endSession(oldest);
+      sessions.delete(oldest);
+    } else if (process.sessions.size >= MAX_SESSIONS_PER_PROCESS)
+      return refuse('concurrency_limited', {
+        ids: [message.id as ClientId],
+        headers: { 'retry-after': '1' },
+      });
     const params = (message.params ?? {}) as Record<string, unknown>;
     const version = agreedVersion(params.protocolVersion, facts);
     sessions.set(id, { id, owner: owner.identity, process, version });
@@ -236,7 +264,9 @@ export function createStdioUpstream(
         // replace them); a legacy client takes them on its call's SSE answer.
         takesServerRequests: acceptsStream && legacyClient,
         adapt: legacyClient
-          ? undefined
+          ? facts.era === 'modern'
+            ? noInputRequired
+            : undefined
           : facts.era === 'legacy'
             ? modernResults(requests)
             : (_id, answer) => sealRequestState(answer, owner),
@@ -280,6 +310,15 @@ export function createStdioUpstream(
           const token = (params._meta as Record<string, unknown> | undefined)?.progressToken;
           if (!connection.resume(call, id, params.requestState, params.inputResponses, token))
             call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
+        } else if (
+          facts.era === 'modern' &&
+          (legacyClient
+            ? params?.requestState !== undefined || params?.inputResponses !== undefined
+            : params?.requestState !== undefined && typeof params.requestState !== 'string')
+        ) {
+          // A legacy client has no multi round-trip with a 2026-07-28 process through the gateway
+          // (it never received a requestState to bring back); a state that is no string is no seal.
+          call.answer(id, { jsonrpc: '2.0', error: UNKNOWN_REQUEST_STATE });
         } else if (!legacyClient && typeof params?.requestState === 'string') {
           // A retry carrying a 2026-07-28 process's requestState: only inside the gateway's seal,
           // only from the identity it was given to, before it expires.

@@ -379,12 +379,19 @@ describe('Connection: attribution', () => {
     expect(a.settled).toEqual([]);
   });
 
-  it('only (shared): with exactly one call in flight the message is its', () => {
-    const { connection, open } = harness('only');
+  it('only (shared): even with exactly one call in flight the message is nobody’s (it may be about earlier work of another identity)', () => {
+    const { connection, writes, dropped, open } = harness('only');
     const a = open(ALICE);
     connection.forward(a.call, toolsCall(1));
+    writes.length = 0;
     connection.receive(message);
-    expect(eventsSoFar(answerOf(a.settled).body)).toEqual([message]);
+    connection.receive({ jsonrpc: '2.0', id: 'r', method: 'elicitation/create', params: {} });
+    expect(a.settled).toEqual([]);
+    expect(dropped).toEqual([
+      ['unattributed_notification', 'notifications/message'],
+      ['unattributed_request', 'elicitation/create'],
+    ]);
+    expect(writes).toEqual([{ jsonrpc: '2.0', id: 'r', error: NO_CLIENT }]);
   });
 
   it('only (shared): with two calls in flight nothing is attributed — notifications dropped, requests refused', () => {
