@@ -60,6 +60,8 @@ export interface FinishedExchange {
   readonly upstreamError: string | undefined;
   /** Milliseconds from sending to the upstream's answer headers; undefined when none came. */
   readonly upstreamMs: number | undefined;
+  /** The servers of a federated route that served the request; undefined on a single-server route. */
+  readonly servers: readonly string[] | undefined;
   /** An answer cut after it began: its status went out as 200, the refusal is counted all the same. */
   readonly cut: 'response_too_large' | 'upstream_rejected' | undefined;
 }
@@ -153,6 +155,7 @@ export class Exchange implements FinishedExchange {
   cancellation: Cancellation | undefined = undefined;
   sentAt = 0;
   upstreamMs: number | undefined = undefined;
+  servers: readonly string[] | undefined = undefined;
   upstreamStatus: number | undefined = undefined;
   upstreamError: string | undefined = undefined;
   /** The upstream body being relayed or read: dropped when the client leaves. */

@@ -118,6 +118,7 @@ type Shared = Pick<
   | 'httpMethod'
   | 'status'
   | 'upstreamStatus'
+  | 'servers'
   | 'durationMs'
 >;
 
@@ -134,6 +135,7 @@ function sharedFields(exchange: FinishedExchange, time: string): Shared {
     httpMethod: exchange.httpMethod,
     status: exchange.status,
     upstreamStatus: exchange.upstreamStatus ?? null,
+    servers: exchange.servers,
     durationMs: exchange.durationMs,
   };
 }
@@ -178,6 +180,7 @@ function recordFor(
     missingScopes: decision?.missing.length ? decision.missing : undefined,
     status: shared.status,
     upstreamStatus: shared.upstreamStatus,
+    servers: shared.servers,
     outcome: answerOf(answers, message),
     durationMs: shared.durationMs,
   };

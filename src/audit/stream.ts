@@ -43,6 +43,8 @@ export interface AuditRecord {
   readonly missingScopes: readonly string[] | undefined;
   readonly status: number;
   readonly upstreamStatus: number | null;
+  /** A federated route's servers that served the request (absent on single-server routes). */
+  readonly servers?: readonly string[] | undefined;
   /** What the answer said at the MCP level; absent when no answer to this request was seen. */
   readonly outcome: { readonly isError: boolean; readonly errorCode?: number } | undefined;
   readonly durationMs: number;

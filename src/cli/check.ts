@@ -1,5 +1,6 @@
 import { challengeScopes } from '../auth/challenge.js';
-import type { Config, RouteConfig } from '../config/schema.js';
+import type { Config, RouteConfig, UpstreamConfig } from '../config/schema.js';
+import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
@@ -18,11 +19,13 @@ export async function runCheck(args: string[]): Promise<number> {
 export function commandProblems(config: Config): string[] {
   const problems = accountProblems(config);
   config.routes.forEach((route, i) => {
-    if (typeof route.upstream === 'string') return;
-    if (findExecutable(route.upstream) === undefined)
+    for (const target of upstreamTargets(route, i)) {
+      if (!isStdioTarget(target) || findExecutable(target.upstream) !== undefined) continue;
+      const program = target.upstream.command[0];
       problems.push(
-        `routes[${i}].upstream.command: ${JSON.stringify(route.upstream.command[0])} is not an executable file${route.upstream.command[0]?.includes('/') ? '' : " on the child's PATH"}`,
+        `${target.field}.command: ${JSON.stringify(program)} is not an executable file${program?.includes('/') ? '' : " on the child's PATH"}`,
       );
+    }
   });
   return problems;
 }
@@ -30,15 +33,21 @@ export function commandProblems(config: Config): string[] {
 export function describeConfig(config: Config, path: string, env: NodeJS.ProcessEnv = process.env): string {
   const lines = [`${path}: valid, ${config.routes.length} route(s)`];
   for (const warning of warnings(config, env)) lines.push(`warning: ${warning}`);
-  for (const route of config.routes) lines.push('', ...describeRoute(route));
+  config.routes.forEach((route, i) => {
+    lines.push('', ...describeRoute(route, i));
+  });
   return `${lines.join('\n')}\n`;
 }
 
-function describeRoute(route: RouteConfig): string[] {
+function describeRoute(route: RouteConfig, index: number): string[] {
   const auth = route.authentication;
   const lines = [
     `route ${route.route}`,
-    `  upstream        ${describeUpstream(route.upstream)}`,
+    ...upstreamTargets(route, index).map((target) =>
+      target.server === undefined
+        ? `  upstream        ${describeUpstream(target.upstream)}`
+        : `  server ${target.server.padEnd(8)} ${describeUpstream(target.upstream)}${route.servers?.[target.server]?.required ? ' (required)' : ''}`,
+    ),
     `  resource        ${route.resource}`,
     `  authentication  ${auth.methods.join(', ')} (require ${auth.require})`,
     `  mode            ${route.mode}, default ${route.default}`,
@@ -72,7 +81,7 @@ function describeRoute(route: RouteConfig): string[] {
   return lines;
 }
 
-function describeUpstream(upstream: RouteConfig['upstream']): string {
+function describeUpstream(upstream: UpstreamConfig): string {
   if (typeof upstream === 'string') return upstream;
   // argv as JSON strings: where one argument ends and the next begins stays visible.
   const argv = upstream.command.map((arg) => JSON.stringify(arg)).join(' ');
@@ -93,18 +102,20 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
       out.push(`${label} uses plain http off loopback: ${value}`);
   };
   config.routes.forEach((route, i) => {
-    if (typeof route.upstream === 'string') plain(`routes[${i}].upstream`, route.upstream);
+    const targets = upstreamTargets(route, i);
+    for (const target of targets) if (!isStdioTarget(target)) plain(target.field, target.upstream as string);
     plain(`routes[${i}].resource`, route.resource);
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')
       out.push(`routes[${i}] allows names the policy does not list (default: allow)`);
-    if (typeof route.upstream !== 'string' && route.upstream.user === undefined) {
+    const ownUser = targets.filter((t) => isStdioTarget(t) && t.upstream.user === undefined);
+    if (ownUser.length > 0) {
       const secrets = Object.keys(env)
         .filter((name) => SECRET_NAME.test(name))
         .sort();
       if (secrets.length > 0)
         out.push(
-          `routes[${i}] runs a stdio server as the gateway's own user while the gateway's environment holds ${secrets.join(', ')}: the server can read them through /proc — set upstream.user to run it outside the trust boundary`,
+          `routes[${i}] runs a stdio server as the gateway's own user while the gateway's environment holds ${secrets.join(', ')}: the server can read them through /proc — set ${ownUser.map((t) => `${t.field.slice(`routes[${i}].`.length)}.user`).join(', ')} to run it outside the trust boundary`,
         );
     }
     if (route.authentication.methods.includes('jwt') && route.authorizationServers.length === 0)

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { resourcePatternProblem } from '../policy/uri.js';
+import { serversProblems } from '../upstream/federation/servers.js';
 import { namesTaskMethods, TASKS_IN_METHODS } from './task-methods.js';
 
 /**
@@ -326,6 +327,78 @@ const forwardableHeader = z
     return !NEVER_FORWARDED.has(lower) && !lower.startsWith('x-forwarded-');
   }, 'is a credential, hop-by-hop or gateway-owned header: never forwarded from clients');
 
+/** The upstream MCP server: a Streamable HTTP endpoint's URL, or a stdio program to spawn. */
+const upstreamSchema = z.union([httpUrl, stdioUpstreamSchema], {
+  error: (issue) =>
+    issue.input === undefined
+      ? 'is required'
+      : 'must be an http(s) URL, or a stdio server: { command: [program, arguments…] }',
+});
+export type UpstreamConfig = z.infer<typeof upstreamSchema>;
+
+const upstreamTlsSchema = z
+  .strictObject({
+    ca: filePath.optional(),
+    cert: filePath.optional(),
+    key: filePath.optional(),
+    serverName: z.string().min(1).optional(),
+  })
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together');
+export type UpstreamTlsConfig = z.infer<typeof upstreamTlsSchema>;
+
+const DEFAULT_UPSTREAM_TIMEOUTS = { connectMs: 2_000, headersMs: 30_000, idleMs: 300_000 };
+const upstreamTimeoutsSchema = z.strictObject({
+  /** TCP/TLS connect. Default 2 s. */
+  connectMs: positiveMs.default(2_000),
+  /** Until the upstream's response headers. Default 30 s. */
+  headersMs: positiveMs.default(30_000),
+  /** Longest silence inside a response body (SSE included). Default 5 min. */
+  idleMs: positiveMs.default(300_000),
+});
+export type UpstreamTimeoutsConfig = z.infer<typeof upstreamTimeoutsSchema>;
+
+const upstreamHeadersSchema = z.record(
+  z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'),
+  z.string(),
+);
+
+/** One member of a federated route (DESIGN.md "Upstreams" → Federation). */
+const serverSchema = z
+  .strictObject({
+    /** This server: a Streamable HTTP endpoint's URL, or a stdio program to spawn. */
+    upstream: upstreamSchema,
+    upstreamTls: upstreamTlsSchema.optional(),
+    /** Default: the route's `upstreamTimeouts`. `headersMs` also bounds this server's part of a fanned-out list. */
+    upstreamTimeouts: upstreamTimeoutsSchema.optional(),
+    /** Headers added to every request to this server (e.g. its own credential). */
+    upstreamHeaders: upstreamHeadersSchema.default({}),
+    /** What this server's tools and prompts are exposed under. Default `<server>__`. */
+    prefix: z.string().optional(),
+    /** Resource URI patterns this server owns (canonical form): their URIs route to it. */
+    resources: z.array(z.string().min(1)).default([]),
+    /** A failing server fails every fanned-out list, instead of being left out of it. */
+    required: z.boolean().default(false),
+  })
+  .superRefine((server, ctx) => {
+    if (typeof server.upstream !== 'string')
+      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+        const value = server[field];
+        if (value !== undefined && Object.keys(value).length > 0)
+          ctx.addIssue({ code: 'custom', path: [field], message: 'applies to HTTP upstreams only' });
+      }
+    server.resources.forEach((pattern, i) => {
+      const problem = resourcePatternProblem(pattern);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['resources', i], message: problem });
+    });
+  });
+export type ServerConfig = z.infer<typeof serverSchema>;
+
+const serverInfoSchema = z.strictObject({
+  name: z.string().min(1),
+  version: z.string().min(1),
+  title: z.string().min(1).optional(),
+});
+
 const routeSchema = z
   .strictObject({
     /** Exact path clients call, e.g. `/files/mcp`. */
@@ -335,35 +408,15 @@ const routeSchema = z
     /** Public URL of this route: JWT audience and RFC 9728 `resource`. */
     resource: httpUrl,
     /** The upstream MCP server: a Streamable HTTP endpoint's URL, or a stdio program to spawn. */
-    upstream: z.union([httpUrl, stdioUpstreamSchema], {
-      error: (issue) =>
-        issue.input === undefined
-          ? 'is required'
-          : 'must be an http(s) URL, or a stdio server: { command: [program, arguments…] }',
-    }),
-    upstreamTls: z
-      .strictObject({
-        ca: filePath.optional(),
-        cert: filePath.optional(),
-        key: filePath.optional(),
-        serverName: z.string().min(1).optional(),
-      })
-      .refine((t) => (t.cert === undefined) === (t.key === undefined), 'cert and key go together')
-      .optional(),
-    upstreamTimeouts: z
-      .strictObject({
-        /** TCP/TLS connect. Default 2 s. */
-        connectMs: positiveMs.default(2_000),
-        /** Until the upstream's response headers. Default 30 s. */
-        headersMs: positiveMs.default(30_000),
-        /** Longest silence inside a response body (SSE included). Default 5 min. */
-        idleMs: positiveMs.default(300_000),
-      })
-      .default({ connectMs: 2_000, headersMs: 30_000, idleMs: 300_000 }),
+    upstream: upstreamSchema.optional(),
+    /** Several MCP servers behind this one route (federation), by server name; instead of `upstream`. */
+    servers: z.record(z.string(), serverSchema).optional(),
+    /** What a federated route says it is (`serverInfo` in `initialize` and `server/discover`). */
+    serverInfo: serverInfoSchema.optional(),
+    upstreamTls: upstreamTlsSchema.optional(),
+    upstreamTimeouts: upstreamTimeoutsSchema.default(DEFAULT_UPSTREAM_TIMEOUTS),
     /** Headers added to every upstream request (e.g. the upstream's own credential). */
-    upstreamHeaders: z
-      .record(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, 'must be an HTTP header name'), z.string())
-      .default({}),
+    upstreamHeaders: upstreamHeadersSchema.default({}),
     /**
      * Client request headers forwarded upstream beyond the built-in allow-list (MCP headers,
      * `Accept`, `Content-Type`, `Last-Event-ID`, trace context, `User-Agent`). Credentials,
@@ -402,7 +455,35 @@ const routeSchema = z
     failMode: z.enum(['open', 'closed']).optional(),
   })
   .superRefine((route, ctx) => {
-    if (typeof route.upstream !== 'string') {
+    if ((route.upstream === undefined) === (route.servers === undefined))
+      ctx.addIssue({
+        code: 'custom',
+        path: route.upstream === undefined ? ['upstream'] : ['servers'],
+        message:
+          route.upstream === undefined
+            ? 'is required (or servers, for a federated route)'
+            : 'cannot be set beside upstream: a route has one upstream or several servers',
+      });
+    if (route.servers !== undefined) {
+      // What a federated route sets per server: at the route it would silently do nothing.
+      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+        const value = route[field];
+        if (value !== undefined && Object.keys(value).length > 0)
+          ctx.addIssue({
+            code: 'custom',
+            path: [field],
+            message: 'is set per server on a federated route (servers.<name>)',
+          });
+      }
+      for (const problem of serversProblems(route.servers))
+        ctx.addIssue({ code: 'custom', path: ['servers'], message: problem });
+    } else if (route.serverInfo !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['serverInfo'],
+        message: 'applies to federated routes (servers) only',
+      });
+    else if (typeof route.upstream !== 'string') {
       // What only an HTTP upstream has: set beside a stdio one, it would silently do nothing.
       for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
         const value = route[field];

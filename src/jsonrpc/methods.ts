@@ -89,6 +89,15 @@ export interface McpMethod {
   readonly capability?: 'sampling' | 'elicitation' | 'roots';
   /** A 2026-07-28 server may answer it with an `InputRequiredResult` (the multi round-trip pattern). */
   readonly inputRequired?: true;
+  /**
+   * How a federated route (DESIGN.md "Upstreams" → Federation) serves a client request:
+   * `list` fans out and merges; `name` (`params.name`), `uri` (`params.uri`) and `ref`
+   * (`params.ref`) route to the one server that owns what they name; `everyServer` goes to every
+   * server and is answered `{}`; `local` is answered by the gateway; `handshake` opens (legacy) or
+   * describes (modern) the route as one server. A client request without it is not served there
+   * yet (method not found): streams, subscriptions and tasks across servers come with part 2.
+   */
+  readonly federated?: 'list' | 'name' | 'uri' | 'ref' | 'everyServer' | 'local' | 'handshake';
 }
 
 const BOTH: readonly Generation[] = ['legacy', 'modern'];
@@ -141,6 +150,7 @@ type Extra = Partial<
     | 'broadcast'
     | 'capability'
     | 'inputRequired'
+    | 'federated'
   >
 >;
 
@@ -193,39 +203,48 @@ const TASKS_EXTENSION: Extra = { extension: 'tasks', mirroredName: BY_TASK_ID };
  */
 const ROWS: readonly McpMethod[] = [
   // Lifecycle.
-  request(INITIALIZE, LEGACY, NONE, 'identity'),
+  request(INITIALIZE, LEGACY, NONE, 'identity', { federated: 'handshake' }),
   notification(INITIALIZED_NOTIFICATION, LEGACY, NONE, 'identity'),
-  request(PING, LEGACY, LEGACY, 'identity'),
-  request(DISCOVER, MODERN, NONE, 'identity', { cacheable: true }),
+  request(PING, LEGACY, LEGACY, 'identity', { federated: 'local' }),
+  request(DISCOVER, MODERN, NONE, 'identity', { cacheable: true, federated: 'handshake' }),
   // Tools, prompts, resources, completion.
   request('tools/list', BOTH, NONE, 'identity', {
     list: { field: 'tools', itemKey: 'name', table: 'tools' },
     cacheable: true,
+    federated: 'list',
   }),
-  request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME, inputRequired: true }),
+  request(TOOLS_CALL, BOTH, NONE, 'tool', { mirroredName: BY_NAME, inputRequired: true, federated: 'name' }),
   request('prompts/list', BOTH, NONE, 'identity', {
     list: { field: 'prompts', itemKey: 'name', table: 'prompts' },
     cacheable: true,
+    federated: 'list',
   }),
-  request(PROMPTS_GET, BOTH, NONE, 'prompt', { mirroredName: BY_NAME, inputRequired: true }),
+  request(PROMPTS_GET, BOTH, NONE, 'prompt', {
+    mirroredName: BY_NAME,
+    inputRequired: true,
+    federated: 'name',
+  }),
   request('resources/list', BOTH, NONE, 'identity', {
     list: { field: 'resources', itemKey: 'uri', table: 'resources' },
     cacheable: true,
+    federated: 'list',
   }),
   request('resources/templates/list', BOTH, NONE, 'identity', {
     list: { field: 'resourceTemplates', itemKey: 'uriTemplate', table: 'resources' },
     cacheable: true,
+    federated: 'list',
   }),
   request(RESOURCES_READ, BOTH, NONE, 'resource', {
     mirroredName: BY_URI,
     cacheable: true,
     inputRequired: true,
+    federated: 'uri',
   }),
-  request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource'),
-  request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource'),
+  request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
+  request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
   request(LISTEN, MODERN, NONE, 'subscriptions', { stream: true }),
-  request('completion/complete', BOTH, NONE, 'completion-ref'),
-  request('logging/setLevel', LEGACY, NONE, 'identity'),
+  request('completion/complete', BOTH, NONE, 'completion-ref', { federated: 'ref' }),
+  request('logging/setLevel', LEGACY, NONE, 'identity', { federated: 'everyServer' }),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).
   request('sampling/createMessage', NONE, LEGACY, 'closed', { capability: 'sampling' }),
   request('roots/list', NONE, LEGACY, 'closed', { capability: 'roots' }),
@@ -312,6 +331,11 @@ export function isCacheable(method: string): boolean {
 /** Whether a server notification concerns the server as a whole (every session hears it). */
 export function isBroadcast(method: string): boolean {
   return MCP_METHODS.get(method)?.broadcast === true;
+}
+
+/** How a federated route serves a client request of `method` (undefined: not there yet). */
+export function federationOf(method: string): McpMethod['federated'] {
+  return MCP_METHODS.get(method)?.federated;
 }
 
 /** The `Mcp-Name` source of `method`, if it mirrors one. */

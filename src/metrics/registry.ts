@@ -64,6 +64,12 @@ export interface Metrics {
   readonly stdioInFlight: Gauge<'route'>;
   /** What a stdio server wrote that reached no client (lines that are no message, unattributable messages). */
   readonly stdioDropped: Counter<'route' | 'kind'>;
+  /** Requests a federated route sent to one of its servers, by outcome (`ok`, `error`, `timeout`, `unreachable`, `bad_answer`, `session_ended`). */
+  readonly federationRequests: Counter<'route' | 'server' | 'outcome'>;
+  /** Time one federated server took to answer (until its answer began, or was read whole for a list). */
+  readonly federationServerDuration: Histogram<'route' | 'server'>;
+  /** Time a fanned-out request took, from sending to every server to the merged answer. */
+  readonly federationFanOutDuration: Histogram<'route' | 'method'>;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -179,6 +185,26 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_auth_failures_total',
       help: 'Failed authentications, by route, method and reason',
       labelNames: ['route', 'method', 'reason'],
+      registers: [registry],
+    }),
+    federationRequests: new Counter({
+      name: 'portcullis_federation_requests_total',
+      help: 'Requests a federated route sent to one of its servers, by route, server and outcome (ok, error, timeout, unreachable, bad_answer, session_ended)',
+      labelNames: ['route', 'server', 'outcome'],
+      registers: [registry],
+    }),
+    federationServerDuration: new Histogram({
+      name: 'portcullis_federation_server_duration_seconds',
+      help: 'Time one federated server took to answer, by route and server',
+      labelNames: ['route', 'server'],
+      buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    federationFanOutDuration: new Histogram({
+      name: 'portcullis_federation_fanout_duration_seconds',
+      help: 'Time a request fanned out to every server of a federated route took, until the merged answer, by route and method',
+      labelNames: ['route', 'method'],
+      buckets: DURATION_BUCKETS,
       registers: [registry],
     }),
     stdioProcesses: new Gauge({

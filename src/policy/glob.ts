@@ -215,3 +215,55 @@ function unitAt(name: string, j: number, end: number, byCodePoint: boolean): num
   }
   return code;
 }
+
+/** A character no pattern spells: stands for "any character but `/` that is not a literal here". */
+const OTHER = -3;
+
+/**
+ * Whether some name matches both patterns (used at load, where two federated servers declaring
+ * overlapping `resources` patterns would give a URI two owners). The product of the two
+ * automata is walked breadth-first: a state is a position in each pattern, a wildcard may be
+ * left (it matched nothing more) or stay (it took one more character), and the characters worth
+ * trying from a state are the literals there, `/`, and one that is neither. O(m·n) states.
+ */
+export function globsOverlap(a: string, b: string): boolean {
+  const x = tokenize(a, true);
+  const y = tokenize(b, true);
+  const width = y.length + 1;
+  const seen = new Uint8Array((x.length + 1) * width);
+  const queue: number[] = [0];
+  seen[0] = 1;
+  const visit = (i: number, j: number): void => {
+    const at = i * width + j;
+    if (seen[at] === 0) {
+      seen[at] = 1;
+      queue.push(at);
+    }
+  };
+  /** Where pattern `t` at `k` goes on reading `c`: its next position, or -1 when it cannot. */
+  const step = (t: readonly number[], k: number, c: number): number => {
+    const token = t[k];
+    if (token === undefined) return -1;
+    if (token === GLOBSTAR) return k;
+    if (token === STAR) return c === SLASH ? -1 : k;
+    return token === c ? k + 1 : -1;
+  };
+  while (queue.length > 0) {
+    const at = queue.pop() as number;
+    const i = Math.floor(at / width);
+    const j = at % width;
+    if (i === x.length && j === y.length) return true;
+    // A wildcard may stop matching here.
+    if (x[i] === STAR || x[i] === GLOBSTAR) visit(i + 1, j);
+    if (y[j] === STAR || y[j] === GLOBSTAR) visit(i, j + 1);
+    const candidates = [SLASH, OTHER];
+    if (x[i] !== undefined && x[i] >= 0) candidates.push(x[i] as number);
+    if (y[j] !== undefined && y[j] >= 0) candidates.push(y[j] as number);
+    for (const c of candidates) {
+      const ni = step(x, i, c);
+      const nj = step(y, j, c);
+      if (ni !== -1 && nj !== -1) visit(ni, nj);
+    }
+  }
+  return false;
+}

@@ -82,8 +82,10 @@ export async function startGateway({
   };
   // Read per request: a reload swaps it; a request keeps the router it started with.
   // Stdio servers outlive reloads that leave their route's server unchanged.
-  const stdio = createStdioRegistry(logger, metrics, createSealer(config.sessions.keys));
-  let router: Router = createRouter(config, { jwks, stdio });
+  const sealer = createSealer(config.sessions.keys);
+  const stdio = createStdioRegistry(logger, metrics, sealer);
+  const federation = { logger, metrics, sealer };
+  let router: Router = createRouter(config, { jwks, stdio, federation });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   // Readiness depends on Redis only where a route would refuse without it.
@@ -103,7 +105,7 @@ export async function startGateway({
     machineProblems: accountProblems,
     async apply(next) {
       const previous = router;
-      router = createRouter(next, { jwks, stdio });
+      router = createRouter(next, { jwks, stdio, federation });
       // Open answers whose caller no longer authenticates under the new policy are closed.
       await lifetimes.revalidate();
       // The old pools finish what they carry, then close.

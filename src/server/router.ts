@@ -5,9 +5,12 @@ import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '..
 import { createJwtVerifier, type JwksObserver } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
+import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
+import { createSealer } from '../proxy/seal.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
+import { createFederatedUpstream, type FederationDeps } from '../upstream/federation/upstream.js';
 import { createHttpUpstream } from '../upstream/http.js';
 import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -48,6 +51,8 @@ export interface RouterOptions {
   readonly stdio?: StdioRegistry | undefined;
   /** For a registry of the router's own. */
   readonly logger?: Logger | undefined;
+  /** What federated routes need: the gateway's instruments and sealer (cursors); else a silent logger and a key of the router's own. */
+  readonly federation?: Pick<FederationDeps, 'logger' | 'metrics' | 'sealer'> | undefined;
 }
 
 export function createRouter(config: Config, options: RouterOptions = {}): Router {
@@ -61,13 +66,26 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       ? createStdioRegistry(options.logger ?? pino({ level: 'silent' }))
       : undefined;
   const stdio = (options.stdio ?? own)?.generation(config) as StdioGeneration;
+  const federation: FederationDeps = {
+    ...(options.federation ?? {
+      logger: options.logger ?? pino({ level: 'silent' }),
+      sealer: createSealer(config.sessions.keys),
+    }),
+    maxResponseBytes: config.limits.maxResponseBytes,
+    maxJsonDepth: config.limits.maxJsonDepth,
+  };
   const http: Upstream[] = [];
-  const routes = config.routes.map((route) => {
-    let upstream: Upstream;
-    if (typeof route.upstream === 'string') {
-      upstream = createHttpUpstream(route.upstream, route);
+  const routes = config.routes.map((route, index) => {
+    const members = upstreamTargets(route, index).map((target) => {
+      if (isStdioTarget(target)) return { target, upstream: stdio.upstream(target, target.upstream) };
+      const upstream = createHttpUpstream(target.upstream as string, target);
       http.push(upstream);
-    } else upstream = stdio.upstream(route, route.upstream);
+      return { target, upstream };
+    });
+    const upstream =
+      route.servers === undefined
+        ? (members[0] as { upstream: Upstream }).upstream
+        : createFederatedUpstream(route, members, federation);
     return compileRoute(config, route, verifiers, upstream);
   });
   stdio.commit();

@@ -23,6 +23,7 @@ export function endSpan(span: RequestSpan, exchange: FinishedExchange, method: s
     ...(exchange.upstreamStatus === undefined
       ? {}
       : { 'portcullis.upstream_status': exchange.upstreamStatus }),
+    ...(exchange.servers === undefined ? {} : { 'portcullis.servers': exchange.servers.join(',') }),
   });
   span.end(exchange.status, `${method} ${route ?? 'unrouted'}`);
 }

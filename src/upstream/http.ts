@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { type Dispatcher, errors, Pool } from 'undici';
 import type { Cancellation } from '../cancellation.js';
-import type { RouteConfig } from '../config/schema.js';
+import type { UpstreamTarget } from '../config/upstreams.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Upstream, UpstreamAnswer } from './upstream.js';
 
@@ -16,11 +16,11 @@ import type { Upstream, UpstreamAnswer } from './upstream.js';
  * refusals from the catalogue: unreachable → 502, slow → 504, and answers the gateway will not
  * relay → 502 `upstream_rejected` (see {@link rejected}).
  */
-export function createHttpUpstream(upstream: string, route: RouteConfig): Upstream {
+export function createHttpUpstream(upstream: string, target: UpstreamTarget): Upstream {
   const url = new URL(upstream);
   const path = `${url.pathname}${url.search}`;
-  const { connectMs, headersMs, idleMs } = route.upstreamTimeouts;
-  const tls = route.upstreamTls;
+  const { connectMs, headersMs, idleMs } = target.timeouts;
+  const tls = target.tls;
   const pool = new Pool(url.origin, {
     // Idle upstream sockets close before a typical upstream's own 5 s keep-alive timeout; undici
     // also honours a shorter `Keep-Alive: timeout=` the upstream announces.

@@ -59,6 +59,7 @@ export function createSending({
     }
     exchange.upstreamMs = performance.now() - exchange.sentAt;
     exchange.upstreamStatus = answer.status;
+    exchange.servers = answer.servers;
     return answer;
   };
 }

@@ -35,6 +35,8 @@ export interface UpstreamAnswer {
   readonly status: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
   readonly body: Readable;
+  /** The servers of a federated route that served it (audit, traces); absent for a single-server route. */
+  readonly servers?: readonly string[];
 }
 
 /**

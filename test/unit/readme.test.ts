@@ -38,6 +38,7 @@ describe('README', () => {
       '## Authentication',
       '## Authorization policy',
       '## stdio servers',
+      '## Federated routes',
       '## Rate and concurrency limits',
       '## Security model',
       '## Operations',

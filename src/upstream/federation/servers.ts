@@ -1,3 +1,4 @@
+import { globsOverlap } from '../../policy/glob.js';
 import { prefixesOf, prefixProblems, SERVER_NAME } from './names.js';
 
 /** What a federated route's `servers:` entry says, as far as names and routing go. */
@@ -10,8 +11,8 @@ export interface ServerEntry {
 /**
  * What makes a route's `servers:` unusable, as load errors (DESIGN.md "Upstreams" → Federation):
  * a server name outside `^[a-z][a-z0-9-]{0,31}$`, no server at all, prefixes that are empty
- * beside others or begin one another, and one resource pattern declared by two servers (a URI it
- * matches would have two owners).
+ * beside others or begin one another, and resource patterns of two servers that overlap (a URI
+ * both match would have two owners).
  */
 export function serversProblems(servers: Readonly<Record<string, ServerEntry>>): string[] {
   const names = Object.keys(servers);
@@ -21,15 +22,17 @@ export function serversProblems(servers: Readonly<Record<string, ServerEntry>>):
     if (!SERVER_NAME.test(name))
       problems.push(`servers.${name}: a server name must match ^[a-z][a-z0-9-]{0,31}$`);
   problems.push(...prefixProblems(prefixesOf(servers)));
-  const owners = new Map<string, string>();
-  for (const [name, entry] of Object.entries(servers))
-    for (const pattern of entry.resources ?? []) {
-      const owner = owners.get(pattern);
-      if (owner !== undefined && owner !== name)
+  const declared = Object.entries(servers).flatMap(([name, entry]) =>
+    (entry.resources ?? []).map((pattern) => ({ name, pattern })),
+  );
+  for (let i = 0; i < declared.length; i++)
+    for (let j = i + 1; j < declared.length; j++) {
+      const a = declared[i] as { name: string; pattern: string };
+      const b = declared[j] as { name: string; pattern: string };
+      if (a.name !== b.name && globsOverlap(a.pattern, b.pattern))
         problems.push(
-          `servers.${name}.resources: ${JSON.stringify(pattern)} is declared by servers.${owner} too`,
+          `servers.${b.name}.resources: ${JSON.stringify(b.pattern)} overlaps servers.${a.name}'s ${JSON.stringify(a.pattern)} (a URI both match would have two owners)`,
         );
-      owners.set(pattern, name);
     }
   return problems;
 }

@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { REFUSALS, type Refusal, refuse } from '../../errors.js';
+import { bufferBody } from '../local-answer.js';
 import type { UpstreamAnswer } from '../upstream.js';
 
 /** Who a call belongs to: what a server request's answer and a cancellation are checked against. */
@@ -241,33 +242,4 @@ export class Call {
     this.unblock();
     this.options.onDone(this);
   }
-}
-
-/** A body already whole, as a byte stream like any upstream's. */
-export function bufferBody(text: string): Readable {
-  const body = new Readable({ read: () => undefined });
-  if (text.length > 0) body.push(Buffer.from(text));
-  body.push(null);
-  return body;
-}
-
-/** An answer whose JSON the gateway already has (or an empty body): status, headers, bytes. */
-export function jsonAnswer(
-  status: number,
-  message: Readonly<Record<string, unknown>> | undefined,
-  headers: Record<string, string>,
-): UpstreamAnswer {
-  const text = message === undefined ? '' : JSON.stringify(message);
-  return {
-    status,
-    headers:
-      message === undefined
-        ? headers
-        : {
-            ...headers,
-            'content-type': 'application/json',
-            'content-length': String(Buffer.byteLength(text)),
-          },
-    body: bufferBody(text),
-  };
 }

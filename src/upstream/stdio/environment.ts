@@ -3,6 +3,7 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Config, StdioUpstreamConfig } from '../../config/schema.js';
+import { isStdioTarget, upstreamTargets } from '../../config/upstreams.js';
 
 /** Where a process's own `HOME` and `TMPDIR` live; removed when it stops. */
 export interface ProcessDirs {
@@ -101,11 +102,13 @@ export function resolveAccount(spec: StdioUpstreamConfig): Account {
 export function accountProblems(config: Config): string[] {
   const problems: string[] = [];
   config.routes.forEach((route, i) => {
-    if (typeof route.upstream === 'string') return;
-    try {
-      resolveAccount(route.upstream);
-    } catch (err) {
-      problems.push(`routes[${i}].upstream: ${(err as Error).message}`);
+    for (const target of upstreamTargets(route, i)) {
+      if (!isStdioTarget(target)) continue;
+      try {
+        resolveAccount(target.upstream);
+      } catch (err) {
+        problems.push(`${target.field}: ${(err as Error).message}`);
+      }
     }
   });
   return problems;

@@ -1,7 +1,8 @@
 import { DISCOVER, isCacheable, PING, takesInputRequired } from '../../jsonrpc/methods.js';
 import { LEGACY_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from '../../jsonrpc/protocol-version.js';
+import { jsonAnswer } from '../local-answer.js';
 import type { UpstreamAnswer } from '../upstream.js';
-import { type ClientId, jsonAnswer } from './call.js';
+import type { ClientId } from './call.js';
 import type { ServerFacts } from './connection.js';
 import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
 

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import type { Config, RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
+import type { Config, StdioUpstreamConfig } from '../../config/schema.js';
+import type { UpstreamTarget } from '../../config/upstreams.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { createSealer, type Sealer } from '../../proxy/seal.js';
 import type { Upstream } from '../upstream.js';
@@ -8,7 +9,7 @@ import { createStdioUpstream } from './upstream.js';
 /** The stdio upstreams of one router generation (one policy file as loaded). */
 export interface StdioGeneration {
   /** The route's stdio upstream: the running one when nothing it depends on changed. */
-  upstream(route: RouteConfig, spec: StdioUpstreamConfig): Upstream;
+  upstream(target: UpstreamTarget, spec: StdioUpstreamConfig): Upstream;
   /** The generation is complete: upstreams it no longer uses stop (their processes with them). */
   commit(): void;
 }
@@ -42,18 +43,19 @@ export function createStdioRegistry(
     generation(config) {
       const next = new Map<string, Upstream>();
       return {
-        upstream(route, spec) {
+        upstream(target, spec) {
           const key = JSON.stringify([
-            route.route,
+            target.route,
+            target.server,
             spec,
-            route.upstreamTimeouts.headersMs,
+            target.timeouts.headersMs,
             config.limits.maxResponseBytes,
             config.limits.maxJsonDepth,
           ]);
           const upstream =
             next.get(key) ??
             running.get(key) ??
-            createStdioUpstream(route, spec, {
+            createStdioUpstream(target, spec, {
               logger,
               metrics,
               sealer,

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { RouteConfig, StdioUpstreamConfig } from '../../config/schema.js';
+import type { StdioUpstreamConfig } from '../../config/schema.js';
+import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
 import {
   CANCELLED_NOTIFICATION,
@@ -20,8 +21,9 @@ import {
 import { isModern } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Sealer } from '../../proxy/seal.js';
+import { bufferBody, jsonAnswer } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
-import { bufferBody, Call, type CallOwner, type ClientId, jsonAnswer, MAX_BUFFERED_BYTES } from './call.js';
+import { Call, type CallOwner, type ClientId, MAX_BUFFERED_BYTES } from './call.js';
 import { INPUT_WAIT_MS, type ServerFacts } from './connection.js';
 import { resolveAccount } from './environment.js';
 import {
@@ -113,12 +115,12 @@ const MAX_SESSIONS_PER_PROCESS = 4096;
  * an SSE stream.
  */
 export function createStdioUpstream(
-  route: RouteConfig,
+  target: UpstreamTarget,
   spec: StdioUpstreamConfig,
   deps: StdioUpstreamDeps,
 ): Upstream {
   const pool = new ProcessPool({
-    route: route.route,
+    route: target.route,
     spec,
     account: resolveAccount(spec),
     maxLineBytes: deps.maxResponseBytes,
@@ -126,9 +128,9 @@ export function createStdioUpstream(
     logger: deps.logger,
     metrics: deps.metrics,
   });
-  const labels = { route: route.route };
+  const labels = { route: target.route };
   const sessions = new Map<string, LocalSession>();
-  const firstMessageMs = route.upstreamTimeouts.headersMs;
+  const firstMessageMs = target.timeouts.headersMs;
 
   /** The pool key of a request: whose process serves it. */
   const keyOf = (request: UpstreamRequest, session: string | undefined): string => {
@@ -245,7 +247,7 @@ export function createStdioUpstream(
         // A client's answer to a server request: only to the one sent to this owner.
         if (!connection.answerHeld(owner, message))
           deps.logger.info(
-            { route: route.route, process: process.key },
+            { route: target.route, process: process.key },
             'stdio answer matched no server request',
           );
       } else if (message.id === undefined) clientNotification(process, message, owner);
@@ -355,7 +357,7 @@ export function createStdioUpstream(
     const result = answer.result as Record<string, unknown> | undefined;
     if (typeof result?.requestState !== 'string') return answer;
     const sealed = deps.sealer.seal(REQUEST_STATE_PURPOSE, [
-      route.route,
+      target.route,
       owner.identity,
       Date.now() + INPUT_WAIT_MS,
       result.requestState,
@@ -368,7 +370,7 @@ export function createStdioUpstream(
     const fields = deps.sealer.open(REQUEST_STATE_PURPOSE, sealed);
     if (fields === undefined) return undefined;
     const [sealedRoute, identity, expires, state] = fields;
-    if (sealedRoute !== route.route || identity !== owner.identity) return undefined;
+    if (sealedRoute !== target.route || identity !== owner.identity) return undefined;
     if (typeof expires !== 'number' || expires < Date.now() || typeof state !== 'string') return undefined;
     return state;
   }

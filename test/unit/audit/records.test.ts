@@ -68,6 +68,7 @@ function deniedCall(args: unknown): FinishedExchange {
     failedOpen: false,
     upstreamError: undefined,
     upstreamMs: undefined,
+    servers: undefined,
     cut: undefined,
   };
 }

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { compileTable } from '../../../src/policy/compile.js';
-import { compileGlob } from '../../../src/policy/glob.js';
+import { compileGlob, globsOverlap } from '../../../src/policy/glob.js';
 
 /**
  * The matcher the gateway used before, kept here only as the oracle: an anchored `u`-flag
@@ -141,3 +141,36 @@ function fastest(run: () => unknown): number {
   }
   return best;
 }
+
+describe('globsOverlap', () => {
+  it('finds the overlaps of resource patterns declared by two servers', () => {
+    expect(globsOverlap('file:///**', 'file:///srv/*')).toBe(true);
+    expect(globsOverlap('file:///a/*', 'file:///b/*')).toBe(false);
+    expect(globsOverlap('file:///a/*', 'file:///a/x/y')).toBe(false); // `*` stops at `/`
+    expect(globsOverlap('file:///a/**', 'file:///a/x/y')).toBe(true);
+    expect(globsOverlap('db://*/table', 'db://main/*')).toBe(true);
+    expect(globsOverlap('gh://repo', 'gh://repo')).toBe(true);
+    expect(globsOverlap('gh://repo', 'gh://repos')).toBe(false);
+  });
+
+  it('agrees with brute force on every short pattern pair', () => {
+    // Every pattern of up to 3 tokens over {a, /, *, **}; names over {a, b, /} up to 6 long (b is
+    // a character neither pattern spells).
+    const tokens = ['a', '/', '*', '**'];
+    const patterns: string[] = [''];
+    for (let n = 0; n < 3; n++)
+      for (const p of [...patterns])
+        for (const t of tokens) if (!(p.endsWith('*') && t.startsWith('*'))) patterns.push(p + t);
+    const names: string[] = [''];
+    for (let n = 0; n < 6; n++)
+      for (const s of names.filter((s) => s.length === n)) for (const c of 'ab/') names.push(s + c);
+    const matcher = (p: string) => (p.includes('*') ? compileGlob(p) : { test: (s: string) => s === p });
+    for (const a of patterns)
+      for (const b of patterns) {
+        const ma = matcher(a);
+        const mb = matcher(b);
+        const witness = names.some((s) => ma.test(s) && mb.test(s));
+        expect([a, b, globsOverlap(a, b)]).toEqual([a, b, witness]);
+      }
+  });
+});

@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cancellation } from '../../../src/cancellation.js';
 import { parseConfig } from '../../../src/config/load.js';
+import { upstreamTargets } from '../../../src/config/upstreams.js';
 import { isRefusal } from '../../../src/errors.js';
 import { createHttpUpstream } from '../../../src/upstream/http.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../../../src/upstream/upstream.js';
@@ -26,7 +27,7 @@ routes:
     { env: {} },
   );
   const route = config.routes[0]!;
-  return createHttpUpstream(route.upstream as string, route);
+  return createHttpUpstream(route.upstream as string, upstreamTargets(route, 0)[0]!);
 }
 
 const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({

@@ -1,0 +1,507 @@
+import type { RouteConfig, ServerConfig } from '../../config/schema.js';
+import type { UpstreamTarget } from '../../config/upstreams.js';
+import { isRefusal, type Refusal, type RpcId, refuse } from '../../errors.js';
+import {
+  DISCOVER,
+  federationOf,
+  INITIALIZED_NOTIFICATION,
+  LIST_METHODS,
+  listAnswerOf,
+} from '../../jsonrpc/methods.js';
+import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import type { Sealer } from '../../proxy/seal.js';
+import { VERSION } from '../../version.js';
+import { jsonAnswer } from '../local-answer.js';
+import { MODERN_VERSION } from '../stdio/handshake.js';
+import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
+import { readMemberMessages } from './answers.js';
+import { openCursor, type ServerCursors, sealCursor } from './cursor.js';
+import { type Link, Member, type MemberDeps } from './member.js';
+import { type MemberPage, mergePages } from './merge.js';
+import { ExposedNames, prefixesOf } from './names.js';
+import { ResourceOwners } from './resources.js';
+import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
+
+export interface FederationDeps extends MemberDeps {
+  /** Seals list cursors (the session keys: any replica with them opens another's cursor). */
+  readonly sealer: Sealer;
+}
+
+type Message = Readonly<Record<string, unknown>>;
+
+/** One request as the federation serves it: the client's request, and its session's servers. */
+interface Context {
+  readonly request: UpstreamRequest;
+  /** A legacy session's servers (each one's link); undefined outside a session. */
+  readonly sessions: MemberSessions | undefined;
+}
+
+/** The newest 2025-era version: what a federated session agrees to when the client asks for none the gateway knows. */
+const NEWEST_LEGACY = [...LEGACY_VERSIONS].sort().at(-1) as string;
+
+/**
+ * The federated upstream (DESIGN.md "Upstreams" → Federation): several servers, HTTP or stdio,
+ * behind one route, as one server to the client. Lists fan out to every server and merge under
+ * sealed composite cursors; calls, prompts and completions route by exposed name, resource reads
+ * by URI owner; a legacy client's session holds one session per server. Authentication, policy
+ * (on exposed names), limits and audit run above it unchanged; the policy filter reads the merged
+ * lists as it reads any server's.
+ */
+export function createFederatedUpstream(
+  route: RouteConfig,
+  targets: readonly { readonly target: UpstreamTarget; readonly upstream: Upstream }[],
+  deps: FederationDeps,
+): Upstream {
+  const servers = route.servers ?? {};
+  const members = targets.map(
+    ({ target, upstream }) =>
+      new Member(target, servers[target.server as string] as ServerConfig, upstream, deps),
+  );
+  const byName = new Map(members.map((member) => [member.name, member]));
+  const names = new ExposedNames(prefixesOf(servers));
+  const owners = new ResourceOwners(new Map(members.map((member) => [member.name, member.owns])));
+  const serverInfo = route.serverInfo ?? { name: 'portcullis', version: VERSION };
+  const logger = deps.logger.child({ route: route.route });
+  /** When an unknown URI last made this route ask for every server's resource lists. */
+  let lastDiscovery = 0;
+
+  return {
+    async send(request) {
+      const sessions = request.session === undefined ? undefined : decodeSessions(request.session.upstreamId);
+      if (request.session !== undefined && sessions === undefined) return refuse('session_not_found');
+      const ctx: Context = { request, sessions };
+      // A merged GET stream (every server's notifications) comes with part 2 of federation.
+      if (request.method === 'GET') return jsonAnswer(405, undefined, { allow: 'POST, DELETE' });
+      if (request.method === 'DELETE') return endSession(ctx);
+      const messages = parsedMessages(request.text);
+      const requests = messages.filter((m) => typeof m.method === 'string' && m.id !== undefined);
+      if (messages.length > 1)
+        // Each message may belong to another server: a batch is not split across them.
+        return refuse('invalid_request', {
+          ids: requests.map((m) => m.id as RpcId),
+          batch: true,
+          data: { detail: 'a federated route takes one message per request (no batches)' },
+        });
+      const message = messages[0];
+      if (message === undefined) return jsonAnswer(202, undefined, {});
+      if (typeof message.method !== 'string') {
+        // A client's answer to a server request: relaying those across servers comes with part 2.
+        logger.info('client answer on a federated route dropped: server requests are not relayed yet');
+        return jsonAnswer(202, undefined, {});
+      }
+      if (message.id === undefined) return notify(ctx, message);
+      return serve(ctx, message);
+    },
+    // Each server's upstream belongs to the router (HTTP pools) or the stdio registry (processes).
+    close: async () => undefined,
+  };
+
+  async function serve(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
+    const method = message.method as string;
+    const id = message.id as RpcId;
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    switch (federationOf(method)) {
+      case 'local':
+        return answer(id, {});
+      case 'handshake':
+        return method === DISCOVER ? discover(ctx, message) : initialize(ctx, message);
+      case 'list':
+        return list(ctx, message);
+      case 'everyServer':
+        return everyServer(ctx, message);
+      case 'name': {
+        const exposed = typeof params.name === 'string' ? names.resolve(params.name) : undefined;
+        const member = exposed === undefined ? undefined : byName.get(exposed.server);
+        if (exposed === undefined || member === undefined) return refuse('method_denied', { ids: [id] });
+        return routed(ctx, member, { ...message, params: { ...params, name: exposed.name } }, exposed.name);
+      }
+      case 'uri': {
+        const uri = params.uri;
+        if (typeof uri !== 'string') return refuse('invalid_params', { ids: [id] });
+        const owner = await ownerOf(ctx, uri);
+        return typeof owner === 'string'
+          ? routed(ctx, byName.get(owner) as Member, message)
+          : notFound(ctx, id, uri);
+      }
+      case 'ref':
+        return completion(ctx, message, params);
+      default:
+        return refuse('method_not_found', {
+          ids: [id],
+          data: { detail: 'not served on a federated route yet' },
+        });
+    }
+  }
+
+  /** The link to `member` for this request: its session's, one the gateway keeps, or none (absent). */
+  async function linkOf(ctx: Context, member: Member): Promise<Link | Refusal | undefined> {
+    if (ctx.sessions !== undefined) return ctx.sessions.get(member.name);
+    return member.statelessLink(ctx.request);
+  }
+
+  /**
+   * One request to the one server it belongs to. Its answer is relayed as the server gave it
+   * (streamed, SSE included), but for a 2026-07-28 caller of a 2025-era server, whose results are
+   * read and given the fields a modern client expects. A server that ended the caller's session
+   * ends the federated session (404: the client initializes again).
+   */
+  async function routed(
+    ctx: Context,
+    member: Member,
+    message: Message,
+    name?: string,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    for (let attempt = 0; ; attempt++) {
+      const link = await linkOf(ctx, member);
+      if (link === undefined)
+        return refuse('upstream_unavailable', {
+          ids: [id],
+          data: {
+            detail: `server ${member.name} was not available when this session began: open a new session`,
+          },
+        });
+      if (isRefusal(link)) return { ...link, ids: [id] };
+      const answer = await member.send(ctx.request, message, link, name);
+      if (isRefusal(answer)) {
+        if (answer.reason === 'session_not_found' && link.modernClient && attempt === 0) {
+          // The server ended the session the gateway kept for this caller: open another, once.
+          member.forgetLink(ctx.request, link);
+          continue;
+        }
+        if (answer.reason === 'session_not_found' && ctx.sessions !== undefined) void endOthers(ctx, member);
+        return { ...answer, ids: [id] };
+      }
+      return link.modernClient ? modernAnswer(answer, id) : { ...answer, servers: [member.name] };
+    }
+
+    /** A 2025-era server's answer for a 2026-07-28 client: read, each result marked complete. */
+    async function modernAnswer(answer: UpstreamAnswer, id: RpcId): Promise<UpstreamAnswer | Refusal> {
+      const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
+      if (typeof read === 'string')
+        return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids: [id] });
+      const response = read.find((m) => m.id === id && m.method === undefined);
+      if (response === undefined) return refuse('upstream_rejected', { ids: [id] });
+      const result = response.result;
+      const modern =
+        typeof result === 'object' && result !== null && !Array.isArray(result)
+          ? { ...response, result: { resultType: 'complete', ...result } }
+          : response;
+      return { ...jsonAnswer(200, modern, {}), servers: [member.name] };
+    }
+  }
+
+  /** A client notification: to every server of the session (`initialized` was sent at `initialize`). */
+  async function notify(ctx: Context, message: Message): Promise<UpstreamAnswer> {
+    if (message.method !== INITIALIZED_NOTIFICATION)
+      await Promise.all(
+        members.map(async (member) => {
+          const link = await linkOf(ctx, member);
+          if (link === undefined || isRefusal(link)) return;
+          const answer = await member.send(ctx.request, message, link);
+          if (!isRefusal(answer)) answer.body.resume();
+        }),
+      );
+    return jsonAnswer(202, undefined, {});
+  }
+
+  /**
+   * A legacy `initialize`: the client's own handshake with every server at once. Each server that
+   * answers joins the session (its session id and version kept inside the client's sealed id);
+   * one that does not stays absent for the session (logged). Capabilities are merged — without
+   * `listChanged` and `subscribe`, whose notifications reach no one until streams are merged —,
+   * `serverInfo` is the route's, and each server's `instructions` come under its name.
+   */
+  async function initialize(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    if (ctx.sessions !== undefined || isModern(ctx.request.version))
+      return refuse('invalid_request', {
+        ids: [id],
+        data: { detail: 'the 2025-era handshake opens a session and stands alone' },
+      });
+    const asked = (message.params as Record<string, unknown> | undefined)?.protocolVersion;
+    const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, message)));
+    const sessions = new Map<string, Link>();
+    const results: [string, Readonly<Record<string, unknown>>][] = [];
+    for (const [i, member] of members.entries()) {
+      const outcome = opened[i];
+      if (outcome === undefined || 'failure' in outcome) {
+        logger.warn({ server: member.name, failure: outcome?.failure }, 'server left out of a new session');
+        if (member.required) {
+          void endAll(ctx.request, sessions);
+          return { ...(outcome?.refusal ?? refuse('upstream_unreachable')), ids: [id] };
+        }
+        continue;
+      }
+      sessions.set(member.name, outcome.link);
+      results.push([member.name, outcome.result]);
+    }
+    if (sessions.size === 0) return refuse('upstream_unreachable', { ids: [id] });
+    const version = typeof asked === 'string' && LEGACY_VERSIONS.has(asked) ? asked : NEWEST_LEGACY;
+    const instructions = results
+      .filter(([, result]) => typeof result.instructions === 'string' && result.instructions !== '')
+      .map(([server, result]) => `## ${server}\n${result.instructions as string}`)
+      .join('\n\n');
+    return {
+      ...jsonAnswer(
+        200,
+        {
+          jsonrpc: '2.0',
+          id,
+          result: {
+            protocolVersion: version,
+            capabilities: mergeCapabilities(results.map(([, result]) => result.capabilities)),
+            serverInfo,
+            ...(instructions === '' ? {} : { instructions }),
+          },
+        },
+        { 'mcp-session-id': encodeSessions(sessions) },
+      ),
+      servers: [...sessions.keys()],
+    };
+  }
+
+  /** `server/discover` (2026-07-28): the route as one server, from what every server says of itself. */
+  async function discover(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    const asked = await Promise.all(
+      members.map(async (member) => {
+        const link = await linkOf(ctx, member);
+        if (link === undefined || isRefusal(link)) return undefined;
+        if (link.modernClient) return member.legacyResult;
+        const reply = await member.ask(ctx.request, message, link);
+        return 'message' in reply ? (reply.message.result as Record<string, unknown> | undefined) : undefined;
+      }),
+    );
+    const results = asked.flatMap((result, i) =>
+      result === undefined ? [] : [[(members[i] as Member).name, result] as const],
+    );
+    for (const [i, member] of members.entries())
+      if (asked[i] === undefined && member.required) return refuse('upstream_unreachable', { ids: [id] });
+    const instructions = results
+      .filter(([, result]) => typeof result.instructions === 'string' && result.instructions !== '')
+      .map(([server, result]) => `## ${server}\n${result.instructions as string}`)
+      .join('\n\n');
+    return answer(id, {
+      resultType: 'complete',
+      ttlMs: 0,
+      cacheScope: 'private',
+      supportedVersions: [MODERN_VERSION],
+      capabilities: mergeCapabilities(results.map(([, result]) => result.capabilities)),
+      _meta: { 'io.modelcontextprotocol/serverInfo': serverInfo },
+      ...(instructions === '' ? {} : { instructions }),
+    });
+  }
+
+  /**
+   * A list fanned out to every server at once — the first page, or the pages a composite cursor
+   * names — and merged. A server that fails or is slower than its `headersMs` is left out of
+   * this answer (logged, counted) and out of its cursor, unless it is `required`.
+   */
+  async function list(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
+    const started = performance.now();
+    const method = message.method as string;
+    const id = message.id as RpcId;
+    const listAnswer = listAnswerOf(method);
+    if (listAnswer === undefined) return refuse('method_not_found', { ids: [id] });
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    const scope = { route: route.route, method, identity: ctx.request.identity.key };
+    let cursors: ServerCursors | undefined;
+    if (params.cursor !== undefined) {
+      cursors = typeof params.cursor === 'string' ? openCursor(deps.sealer, scope, params.cursor) : undefined;
+      if (cursors === undefined)
+        return refuse('invalid_params', { ids: [id], data: { detail: 'invalid or expired cursor' } });
+    }
+    const asked = members.filter((member) =>
+      cursors === undefined ? true : typeof cursors[member.name] === 'string',
+    );
+    const replies = await Promise.all(
+      asked.map(async (member) => {
+        const link = await linkOf(ctx, member);
+        if (link === undefined) return { failure: 'absent' as const };
+        if (isRefusal(link)) return { failure: 'unreachable' as const, refusal: link };
+        const own = cursors?.[member.name];
+        const { cursor: _theirs, ...rest } = params;
+        const forwarded = {
+          ...message,
+          params: own === undefined || own === null ? rest : { ...rest, cursor: own },
+        };
+        return member.ask(ctx.request, forwarded, link);
+      }),
+    );
+    const pages: MemberPage[] = [];
+    for (const [i, member] of asked.entries()) {
+      const reply = replies[i];
+      const result = reply !== undefined && 'message' in reply ? reply.message.result : undefined;
+      if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
+        pages.push({ server: member.name, result: result as Record<string, unknown> });
+        learn(member.name, listAnswer.field, result as Record<string, unknown>, cursors === undefined);
+        continue;
+      }
+      const failure = reply !== undefined && 'failure' in reply ? reply.failure : 'error';
+      if (failure === 'absent') continue;
+      logger.warn({ server: member.name, method, failure }, 'server left out of a merged list');
+      if (member.required)
+        return reply !== undefined && 'refusal' in reply && reply.refusal !== undefined
+          ? { ...reply.refusal, ids: [id] }
+          : refuse(failure === 'timeout' ? 'upstream_timeout' : 'upstream_rejected', {
+              ids: [id],
+              data: { detail: `required server ${member.name} failed` },
+            });
+    }
+    const merged = mergePages(listAnswer, pages, names);
+    const next = sealCursor(deps.sealer, scope, merged.next);
+    if (next !== undefined) merged.result.nextCursor = next;
+    // A 2025-era client reads a 2025-era result: the 2026-07-28 fields are left out.
+    if (!isModern(ctx.request.version)) {
+      delete merged.result.resultType;
+      delete merged.result.ttlMs;
+      delete merged.result.cacheScope;
+    }
+    deps.metrics?.federationFanOutDuration.observe(
+      { route: route.route, method },
+      (performance.now() - started) / 1000,
+    );
+    return { ...answer(id, merged.result), servers: pages.map((page) => page.server) };
+  }
+
+  /** What a merged list teaches about resource ownership. */
+  function learn(server: string, field: string, result: Record<string, unknown>, firstPage: boolean): void {
+    const items = result[field];
+    if (!Array.isArray(items)) return;
+    if (field === 'resources') owners.learnResources(server, items);
+    else if (field === 'resourceTemplates') owners.learnTemplates(server, items, firstPage);
+  }
+
+  /** `logging/setLevel` and the like: to every server of the session; answered `{}` when any took it. */
+  async function everyServer(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    const replies = await Promise.all(
+      members.map(async (member) => {
+        const link = await linkOf(ctx, member);
+        if (link === undefined || isRefusal(link)) return false;
+        const reply = await member.ask(ctx.request, message, link);
+        return 'message' in reply && reply.message.result !== undefined;
+      }),
+    );
+    return replies.some(Boolean) ? answer(id, {}) : refuse('upstream_unreachable', { ids: [id] });
+  }
+
+  /**
+   * The owner of a resource URI. A URI nothing taught yet (a client reading a URI a tool result
+   * named, before any list) makes the gateway ask every server's resource lists once — the first
+   * page of each, at most once every few seconds per route — before it is called not found.
+   */
+  async function ownerOf(ctx: Context, uri: string): Promise<string | undefined> {
+    let owner = owners.ownerOf(uri);
+    if (owner === undefined && Date.now() - lastDiscovery > DISCOVERY_INTERVAL_MS) {
+      lastDiscovery = Date.now();
+      for (const method of RESOURCE_LIST_METHODS)
+        await list(ctx, { jsonrpc: '2.0', id: 0, method, params: {} }).then((answered) => {
+          if (!isRefusal(answered)) answered.body.resume();
+        });
+      owner = owners.ownerOf(uri);
+    }
+    if (owner !== undefined && 'conflict' in owner) {
+      logger.warn({ uri, servers: owner.conflict }, 'resource URI claimed by two servers: refused');
+      return undefined;
+    }
+    return owner?.server;
+  }
+
+  /** `completion/complete`: a prompt's routes by its exposed name, a resource template's by its owner. */
+  async function completion(
+    ctx: Context,
+    message: Message,
+    params: Record<string, unknown>,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    const ref = params.ref as Record<string, unknown> | undefined;
+    if (typeof ref?.name === 'string') {
+      const exposed = names.resolve(ref.name);
+      const member = exposed === undefined ? undefined : byName.get(exposed.server);
+      if (exposed === undefined || member === undefined) return refuse('method_denied', { ids: [id] });
+      return routed(ctx, member, { ...message, params: { ...params, ref: { ...ref, name: exposed.name } } });
+    }
+    if (typeof ref?.uri === 'string') {
+      let owner = owners.ownerOfTemplate(ref.uri);
+      if (owner === undefined) {
+        await ownerOf(ctx, ref.uri);
+        owner = owners.ownerOfTemplate(ref.uri);
+      }
+      if (owner !== undefined && 'server' in owner)
+        return routed(ctx, byName.get(owner.server) as Member, message);
+      return notFound(ctx, id, ref.uri);
+    }
+    return refuse('invalid_params', { ids: [id] });
+  }
+
+  /** Resource not found, as each generation says it (-32002 on 2025-11-25, -32602 on 2026-07-28). */
+  function notFound(ctx: Context, id: RpcId, uri: string): UpstreamAnswer {
+    const code = isModern(ctx.request.version) ? -32602 : -32002;
+    return jsonAnswer(
+      200,
+      { jsonrpc: '2.0', id, error: { code, message: 'Resource not found', data: { uri } } },
+      {},
+    );
+  }
+
+  /** DELETE: every server's session ends. */
+  async function endSession(ctx: Context): Promise<UpstreamAnswer> {
+    if (ctx.sessions === undefined) return jsonAnswer(405, undefined, { allow: 'POST' });
+    await endAll(ctx.request, ctx.sessions);
+    return jsonAnswer(200, undefined, {});
+  }
+
+  async function endAll(request: UpstreamRequest, sessions: MemberSessions): Promise<void> {
+    await Promise.all(
+      [...sessions].map(([server, link]) =>
+        link.id === undefined ? undefined : byName.get(server)?.end(link.id, link.version, request.identity),
+      ),
+    );
+  }
+
+  /** One server ended its session: the others' end too (the client initializes again). */
+  async function endOthers(ctx: Context, ended: Member): Promise<void> {
+    const sessions = new Map(ctx.sessions ?? []);
+    sessions.delete(ended.name);
+    await endAll(ctx.request, sessions);
+  }
+}
+
+/** How often an unknown URI may make a route ask its servers for their resource lists. */
+const DISCOVERY_INTERVAL_MS = 5_000;
+/** The lists that teach who owns a resource URI: resources and resource templates. */
+const RESOURCE_LIST_METHODS = [...LIST_METHODS]
+  .filter(([, list]) => list.table === 'resources')
+  .map(([method]) => method);
+
+function answer(id: RpcId, result: Readonly<Record<string, unknown>>): UpstreamAnswer {
+  return jsonAnswer(200, { jsonrpc: '2.0', id, result }, {});
+}
+
+/**
+ * The capabilities of the route as one server: each kind any server offers, with what is
+ * true of the merge. `listChanged` and `subscribe` are left out: the notifications they promise
+ * come from several servers' streams, merged only with part 2 of federation. `completions` and
+ * `logging` pass when any server has them.
+ */
+function mergeCapabilities(all: readonly unknown[]): Record<string, unknown> {
+  const merged: Record<string, unknown> = {};
+  for (const capabilities of all) {
+    if (typeof capabilities !== 'object' || capabilities === null) continue;
+    for (const [kind, value] of Object.entries(capabilities)) {
+      if (kind === 'experimental' || typeof value !== 'object' || value === null) continue;
+      const { listChanged: _l, subscribe: _s, ...rest } = value as Record<string, unknown>;
+      merged[kind] = { ...(merged[kind] as object | undefined), ...rest };
+    }
+  }
+  return merged;
+}
+
+/** The messages of a POST as the gateway forwards them: the authorized text, parsed again. */
+function parsedMessages(text: string | undefined): readonly Message[] {
+  if (text === undefined) return [];
+  const value: unknown = JSON.parse(text);
+  return (Array.isArray(value) ? value : [value]) as Message[];
+}

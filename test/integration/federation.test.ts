@@ -1,0 +1,173 @@
+/**
+ * Federation (DESIGN.md "Upstreams" → Federation, issue 16): three different, unmodified servers
+ * behind one route — an SDK v2 HTTP server (2026-07-28, and 2025-era requests served statelessly),
+ * an SDK v1 HTTP server with legacy sessions, and `server-everything` over stdio — driven by SDK v1
+ * and SDK v2 clients through the gateway. Each HTTP server records what it received, so routing
+ * and every deny are proven on the servers' side.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newApiKey } from '../../src/auth/api-key.js';
+import { everythingStdio } from '../fixtures/everything.js';
+import {
+  connectV1Client,
+  connectV2Client,
+  FIXTURE_PROMPT_NAME,
+  FIXTURE_RESOURCE_URI,
+  type Peer,
+  startV1Server,
+  startV2Server,
+  type V1Peer,
+  v1TransportOf,
+} from '../fixtures/peers.js';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { firstText, rpcMethod } from '../support/inspect.js';
+import { modernCall } from '../support/modern-call.js';
+
+let v2: Peer;
+let v1: V1Peer;
+let gateway: TestGateway;
+const reader = newApiKey();
+const writer = newApiKey();
+
+/** The tools/call requests a peer received, by the name it was asked for. */
+function callsTo(peer: Peer): string[] {
+  return peer.requests.flatMap((r) => {
+    const body = r.body as { method?: string; params?: { name?: string } } | undefined;
+    return body?.method === 'tools/call' && typeof body.params?.name === 'string' ? [body.params.name] : [];
+  });
+}
+
+beforeAll(async () => {
+  v2 = await startV2Server({ response: 'auto', legacy: 'stateless' });
+  v1 = await startV1Server({ response: 'sse' });
+  gateway = await startTestGateway({
+    policy: `identities:
+  apiKeys:
+    - { id: reader, hash: "${reader.hash}", scopes: [read] }
+    - { id: writer, hash: "${writer.hash}", scopes: [read, write] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    serverInfo: { name: acme-tools, version: "7" }
+    servers:
+      modern: { upstream: "${v2.url}" }
+      legacy: { upstream: "${v1.url}", resources: ["fixture://greeting"] }
+      every: { upstream: ${everythingStdio()} }
+    authentication: { methods: [apiKey] }
+    tools:
+      "modern__*": read
+      "legacy__echo": read
+      "legacy__add": write
+      "every__echo": read
+      "every__get-sum": read
+    resources: { "**": read }
+    prompts: { "*": read }
+`,
+  });
+});
+
+afterAll(async () => {
+  await gateway?.close();
+  await v1?.close();
+  await v2?.close();
+});
+
+const auth = (key: { key: string }) => ({ authorization: `Bearer ${key.key}` });
+
+describe('a legacy client (SDK v1) on a federated route', () => {
+  it('sees one server: the route’s serverInfo, merged and filtered tools, calls routed by prefix', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    try {
+      expect(client.getServerVersion()).toMatchObject({ name: 'acme-tools', version: '7' });
+      const { tools } = await client.listTools();
+      const names = tools.map((t) => t.name);
+      expect(names).toEqual(
+        expect.arrayContaining([
+          'modern__echo',
+          'modern__add',
+          'legacy__echo',
+          'every__echo',
+          'every__get-sum',
+        ]),
+      );
+      // Filtered by policy: the reader may not call legacy__add, so it does not see it.
+      expect(names).not.toContain('legacy__add');
+      expect(names.every((n) => /^(modern|legacy|every)__/.test(n))).toBe(true);
+
+      const before = callsTo(v1).length;
+      expect(firstText(await client.callTool({ name: 'legacy__echo', arguments: { text: 'to v1' } }))).toBe(
+        'to v1',
+      );
+      expect(firstText(await client.callTool({ name: 'modern__echo', arguments: { text: 'to v2' } }))).toBe(
+        'to v2',
+      );
+      expect(firstText(await client.callTool({ name: 'every__echo', arguments: { message: 'hi' } }))).toBe(
+        'Echo: hi',
+      );
+      expect(callsTo(v1).slice(before)).toEqual(['echo']);
+      expect(callsTo(v2)).toContain('echo');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a denied call before any server hears of it', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    try {
+      const v1Before = callsTo(v1).length;
+      const v2Before = callsTo(v2).length;
+      await expect(client.callTool({ name: 'legacy__add', arguments: { a: 1, b: 2 } })).rejects.toThrow();
+      await expect(client.callTool({ name: 'nobody__echo', arguments: { text: 'x' } })).rejects.toThrow();
+      expect(callsTo(v1).length).toBe(v1Before);
+      expect(callsTo(v2).length).toBe(v2Before);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('routes resource reads by declared pattern and prompts by exposed name', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(writer) });
+    try {
+      // Both HTTP servers advertise fixture://greeting; the v1 server declares it.
+      const v1Before = v1.requests.length;
+      const read = await client.readResource({ uri: FIXTURE_RESOURCE_URI });
+      expect(read.contents[0]).toMatchObject({ uri: FIXTURE_RESOURCE_URI });
+      expect(v1.requests.slice(v1Before).some((r) => rpcMethod(r) === 'resources/read')).toBe(true);
+      const prompt = await client.getPrompt({
+        name: `modern__${FIXTURE_PROMPT_NAME}`,
+        arguments: { topic: 'x' },
+      });
+      expect(prompt.messages.length).toBeGreaterThan(0);
+      expect(v1TransportOf(client).sessionId).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('a 2026-07-28 client on a federated route', () => {
+  it('discovers the route as one server and calls each server, the legacy one through a session the gateway keeps', async () => {
+    const client = await connectV2Client(`${gateway.url}/mcp`, { headers: auth(writer) });
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['modern__echo', 'legacy__add']));
+      const v1Before = callsTo(v1).length;
+      expect(firstText(await client.callTool({ name: 'legacy__add', arguments: { a: 2, b: 3 } }))).toBe('5');
+      expect(firstText(await client.callTool({ name: 'modern__add', arguments: { a: 2, b: 5 } }))).toBe('7');
+      expect(callsTo(v1).slice(v1Before)).toEqual(['add']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('answers server/discover with the route’s serverInfo', async () => {
+    const answer = await modernCall(`${gateway.url}/mcp`, { method: 'server/discover', key: reader.key });
+    expect(answer.status).toBe(200);
+    expect(answer.body).toMatchObject({
+      result: {
+        supportedVersions: ['2026-07-28'],
+        _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'acme-tools' } },
+      },
+    });
+  });
+});
