@@ -44,7 +44,9 @@ describe('parseConfig', () => {
 
   it('reports a required field that is missing at its parent', () => {
     const text = minimal.replace('    upstream: http://127.0.0.1:3000/mcp\n', '');
-    expect(problemsOf(text)).toEqual(['portcullis.yaml:4:5 routes[0].upstream: is required (or servers, for a federated route)']);
+    expect(problemsOf(text)).toEqual([
+      'portcullis.yaml:4:5 routes[0].upstream: is required (or servers, for a federated route)',
+    ]);
   });
 
   it('substitutes ${VAR} inside scalars and types plain scalars', () => {
