@@ -24,6 +24,7 @@ import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall } from '../support/modern-call.js';
 
 let v2: Peer;
+let strictV2: Peer;
 let v1: V1Peer;
 let gateway: TestGateway;
 const reader = newApiKey();
@@ -40,6 +41,8 @@ function callsTo(peer: Peer): string[] {
 beforeAll(async () => {
   v2 = await startV2Server({ response: 'auto', legacy: 'stateless' });
   v1 = await startV1Server({ response: 'sse' });
+  // The SDK v2 server refusing every 2025-era request: only the gateway's translation reaches it.
+  strictV2 = await startV2Server({ response: 'json', legacy: 'reject' });
   gateway = await startTestGateway({
     policy: `identities:
   apiKeys:
@@ -62,6 +65,13 @@ routes:
       "every__get-sum": read
     resources: { "**": read }
     prompts: { "*": read }
+  - route: /mixed
+    resource: http://127.0.0.1/mixed
+    servers:
+      modern: { upstream: "${strictV2.url}" }
+      legacy: { upstream: "${v1.url}" }
+    authentication: { methods: [apiKey] }
+    default: allow
 `,
   });
 });
@@ -70,6 +80,7 @@ afterAll(async () => {
   await gateway?.close();
   await v1?.close();
   await v2?.close();
+  await strictV2?.close();
 });
 
 const auth = (key: { key: string }) => ({ authorization: `Bearer ${key.key}` });
@@ -139,6 +150,29 @@ describe('a legacy client (SDK v1) on a federated route', () => {
       });
       expect(prompt.messages.length).toBeGreaterThan(0);
       expect(v1TransportOf(client).sessionId).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('clients and servers of different generations on one route', () => {
+  it('a 2025-era client reaches a server that refuses the 2025 protocol, each request translated', async () => {
+    const client = await connectV1Client(`${gateway.url}/mixed`, { headers: auth(reader) });
+    try {
+      const { tools } = await client.listTools();
+      expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['modern__echo', 'legacy__echo']));
+      const before = strictV2.requests.length;
+      expect(firstText(await client.callTool({ name: 'modern__echo', arguments: { text: 'across' } }))).toBe(
+        'across',
+      );
+      const call = strictV2.requests.slice(before).find((r) => rpcMethod(r) === 'tools/call');
+      expect(call?.headers['mcp-protocol-version']).toBe('2026-07-28');
+      expect(call?.headers['mcp-name']).toBe('echo');
+      expect(call?.headers['mcp-session-id']).toBeUndefined();
+      // No 2025-era request ever reached it but the initialize it refused.
+      const legacyAsks = strictV2.requests.filter((r) => r.headers['mcp-protocol-version'] !== '2026-07-28');
+      expect(legacyAsks.every((r) => rpcMethod(r) === 'initialize')).toBe(true);
     } finally {
       await client.close();
     }

@@ -4,7 +4,7 @@ import { Cancellation } from '../../cancellation.js';
 import type { ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
-import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION } from '../../jsonrpc/methods.js';
+import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION, mirroredNameOf } from '../../jsonrpc/methods.js';
 import { isModern } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { compileGlob, type Glob } from '../../policy/glob.js';
@@ -18,10 +18,12 @@ export interface Link {
   /** The server's own `Mcp-Session-Id` (an HTTP server's), or the gateway's local session (stdio). */
   readonly id: string | undefined;
   /**
-   * The server speaks only 2025-era MCP and the client 2026-07-28: results are read and given the
-   * fields a modern client expects (the gateway opened this session for the caller's identity).
+   * When client and server speak different generations (DESIGN.md's era table, for HTTP servers):
+   * `toLegacy` — a 2026-07-28 caller of a 2025-era server, through a session the gateway opened for
+   * the caller's identity; `toModern` — a 2025-era client of a server that speaks only 2026-07-28,
+   * each request carrying the `_meta` protocol fields and mirrored headers the gateway adds.
    */
-  readonly modernClient: boolean;
+  readonly translate: 'none' | 'toLegacy' | 'toModern';
 }
 
 /** Why a server is left out of an answer (logged, counted; fails the request when it is `required`). */
@@ -79,6 +81,8 @@ export class Member {
   private era: { readonly modern: Promise<boolean>; readonly until: number } | undefined;
   /** What this 2025-era HTTP server said at the last handshake the gateway made for a 2026-07-28 caller. */
   legacyResult: Readonly<Record<string, unknown>> | undefined;
+  /** What this HTTP server answered `server/discover` with, when it speaks 2026-07-28. */
+  modernResult: Readonly<Record<string, unknown>> | undefined;
   /** Sessions the gateway opened on a 2025-era HTTP server for 2026-07-28 callers, by identity. */
   private readonly links = new Map<string, Promise<Link | Refusal>>();
 
@@ -117,12 +121,17 @@ export class Member {
     const headers: Record<string, string> = { ...request.headers };
     delete headers['mcp-session-id'];
     if (link.id !== undefined) headers['mcp-session-id'] = link.id;
-    if (link.modernClient) {
+    if (link.translate === 'toLegacy') {
       // A 2025-era server: the 2026-07-28 headers mean nothing to it, the version header is its own.
       delete headers['mcp-method'];
       delete headers['mcp-name'];
-    } else if (name !== undefined && headers['mcp-name'] !== undefined) headers['mcp-name'] = name;
-    if (request.headers['mcp-protocol-version'] !== undefined || link.id !== undefined || link.modernClient)
+    } else if (link.translate === 'toModern') messages = asModern(messages, headers);
+    else if (name !== undefined && headers['mcp-name'] !== undefined) headers['mcp-name'] = name;
+    if (
+      request.headers['mcp-protocol-version'] !== undefined ||
+      link.id !== undefined ||
+      link.translate !== 'none'
+    )
       headers['mcp-protocol-version'] = link.version;
     Object.assign(headers, this.headers);
     const started = performance.now();
@@ -212,7 +221,7 @@ export class Member {
    * session the gateway keeps for the caller's identity in this replica's memory.
    */
   async statelessLink(request: UpstreamRequest): Promise<Link | Refusal> {
-    const direct: Link = { version: request.version, id: undefined, modernClient: false };
+    const direct: Link = { version: request.version, id: undefined, translate: 'none' };
     if (this.stdio || !isModern(request.version)) return direct;
     if (await this.speaksModern(request)) return direct;
     const key = request.identity.key;
@@ -250,13 +259,23 @@ export class Member {
   }
 
   /** Whether this HTTP server speaks 2026-07-28 (`server/discover` answered), asked at most every few minutes. */
-  private speaksModern(request: UpstreamRequest): Promise<boolean> {
+  speaksModern(request: UpstreamRequest): Promise<boolean> {
     const now = Date.now();
     if (this.era === undefined || this.era.until < now) {
       const modern = this.ask(
-        { ...request, headers: { ...request.headers, 'mcp-method': DISCOVER } },
+        {
+          ...request,
+          version: MODERN_VERSION,
+          headers: {
+            ...request.headers,
+            'mcp-method': DISCOVER,
+            'mcp-protocol-version': MODERN_VERSION,
+            accept: 'application/json, text/event-stream',
+            'content-type': 'application/json',
+          },
+        },
         { jsonrpc: '2.0', id: 0, method: DISCOVER, params: { _meta: modernMeta({}) } },
-        { version: MODERN_VERSION, id: undefined, modernClient: false },
+        { version: MODERN_VERSION, id: undefined, translate: 'none' },
       ).then((asked) => {
         if ('failure' in asked && asked.failure !== 'error' && asked.failure !== 'status') {
           // Unreachable or slow: no answer about its generation; ask again next time.
@@ -265,7 +284,10 @@ export class Member {
         }
         const result =
           'message' in asked ? (asked.message.result as Record<string, unknown> | undefined) : undefined;
-        return Array.isArray(result?.supportedVersions) && result.supportedVersions.includes(MODERN_VERSION);
+        const modern =
+          Array.isArray(result?.supportedVersions) && result.supportedVersions.includes(MODERN_VERSION);
+        if (modern) this.modernResult = result;
+        return modern;
       });
       this.era = { modern, until: now + ERA_TTL_MS };
     }
@@ -279,7 +301,7 @@ export class Member {
       version: LEGACY_VERSION,
       headers: withoutModernHeaders(request.headers),
     };
-    const opened = await this.initialize(legacy, {
+    const opened = await this.handshake(legacy, {
       jsonrpc: '2.0',
       id: 0,
       method: INITIALIZE,
@@ -287,18 +309,34 @@ export class Member {
     });
     if ('failure' in opened) return opened.refusal ?? refuse('upstream_unreachable');
     this.legacyResult = opened.result;
-    return { version: opened.link.version, id: opened.link.id, modernClient: true };
+    return { version: opened.link.version, id: opened.link.id, translate: 'toLegacy' };
+  }
+
+  /**
+   * A legacy client's `initialize` on this server: its 2025-era handshake, or — an HTTP server that
+   * refuses it and answers `server/discover` — the session's way to a server that speaks only
+   * 2026-07-28 (no session id; each request translated), with what that server said of itself.
+   */
+  async initialize(
+    request: UpstreamRequest,
+    message: MemberMessage,
+  ): Promise<{ readonly link: Link; readonly result: Readonly<Record<string, unknown>> } | Failed> {
+    const opened = await this.handshake(request, message);
+    if (!('failure' in opened) || this.stdio) return opened;
+    if (opened.failure !== 'error' && opened.failure !== 'status') return opened;
+    if (!(await this.speaksModern(request)) || this.modernResult === undefined) return opened;
+    const link: Link = { version: MODERN_VERSION, id: undefined, translate: 'toModern' };
+    return { link, result: this.modernResult };
   }
 
   /**
    * The 2025-era handshake with this server, for a legacy client's `initialize` (its own message)
    * or for a 2026-07-28 caller's session: the server's result, and how to reach it in the session.
    */
-  async initialize(
+  private async handshake(
     request: UpstreamRequest,
     message: MemberMessage,
   ): Promise<{ readonly link: Link; readonly result: Readonly<Record<string, unknown>> } | Failed> {
-    const start: Link = { version: request.version, id: undefined, modernClient: false };
     const cancellation = new Cancellation();
     const cancel = (): void => cancellation.cancel();
     request.cancellation.onCancel(cancel);
@@ -339,13 +377,13 @@ export class Member {
         this.count('bad_answer');
         return { failure: 'not_json' };
       }
-      const link: Link = { version: result.protocolVersion, id: session, modernClient: false };
+      const link: Link = { version: result.protocolVersion, id: session, translate: 'none' };
       this.count('ok');
       // The handshake's second half; what it answers (202) says nothing more.
       const initialized = await this.send(
         { ...request, headers: { ...request.headers, 'mcp-protocol-version': link.version } },
         { jsonrpc: '2.0', method: INITIALIZED_NOTIFICATION },
-        { ...link, modernClient: start.modernClient },
+        link,
         undefined,
         cancellation,
       );
@@ -392,6 +430,24 @@ export class Member {
       });
     if (answer !== undefined && !isRefusal(answer)) answer.body.resume();
   }
+}
+
+/**
+ * A 2025-era client's message as a server that speaks only 2026-07-28 must receive it: the
+ * `_meta` protocol fields in its params (the gateway speaks for a client that declared nothing it
+ * could be asked for), and the mirrored `Mcp-Method` and `Mcp-Name` headers.
+ */
+function asModern(message: unknown, headers: Record<string, string>): unknown {
+  if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+  const { method, params } = message as { method?: unknown; params?: Record<string, unknown> };
+  if (typeof method !== 'string') return message;
+  headers['mcp-method'] = method;
+  const mirrored = mirroredNameOf(method);
+  const named = mirrored === undefined ? undefined : params?.[mirrored.field];
+  if (typeof named === 'string') headers['mcp-name'] = named;
+  else delete headers['mcp-name'];
+  const meta = { ...(params?._meta as Record<string, unknown> | undefined), ...modernMeta({}) };
+  return { ...message, params: { ...params, _meta: meta } };
 }
 
 /** Who ends a session the gateway opened for no one caller in particular (an HTTP server's, which reads no identity). */

@@ -1,3 +1,4 @@
+import { isModern } from '../../jsonrpc/protocol-version.js';
 import type { Link } from './member.js';
 
 /**
@@ -34,7 +35,12 @@ export function decodeSessions(upstreamId: string): MemberSessions | undefined {
     const [server, id, version] = entry as unknown[];
     if (typeof server !== 'string' || typeof version !== 'string') return undefined;
     if (id !== null && typeof id !== 'string') return undefined;
-    sessions.set(server, { version, id: id ?? undefined, modernClient: false });
+    // A server of the session that speaks 2026-07-28 alone is reached by translating.
+    sessions.set(server, {
+      version,
+      id: id ?? undefined,
+      translate: isModern(version) ? 'toModern' : 'none',
+    });
   }
   return sessions;
 }

@@ -2,6 +2,7 @@ import type { RouteConfig, ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../../errors.js';
 import {
+  CANCELLED_NOTIFICATION,
   DISCOVER,
   federationOf,
   INITIALIZED_NOTIFICATION,
@@ -164,7 +165,7 @@ export function createFederatedUpstream(
       if (isRefusal(link)) return { ...link, ids: [id] };
       const answer = await member.send(ctx.request, message, link, name);
       if (isRefusal(answer)) {
-        if (answer.reason === 'session_not_found' && link.modernClient && attempt === 0) {
+        if (answer.reason === 'session_not_found' && link.translate === 'toLegacy' && attempt === 0) {
           // The server ended the session the gateway kept for this caller: open another, once.
           member.forgetLink(ctx.request, link);
           continue;
@@ -172,32 +173,58 @@ export function createFederatedUpstream(
         if (answer.reason === 'session_not_found' && ctx.sessions !== undefined) void endOthers(ctx, member);
         return { ...answer, ids: [id] };
       }
-      return link.modernClient ? modernAnswer(answer, id) : { ...answer, servers: [member.name] };
+      return link.translate === 'none'
+        ? { ...answer, servers: [member.name] }
+        : translated(answer, id, link.translate);
     }
 
-    /** A 2025-era server's answer for a 2026-07-28 client: read, each result marked complete. */
-    async function modernAnswer(answer: UpstreamAnswer, id: RpcId): Promise<UpstreamAnswer | Refusal> {
+    /**
+     * An answer across generations, read whole: a 2025-era server's results marked complete for a
+     * 2026-07-28 client; a 2026-07-28 server's `input_required` — which a 2025-era client could not
+     * read — an error for a 2025-era one (asking that client for the input is part 2).
+     */
+    async function translated(
+      answer: UpstreamAnswer,
+      id: RpcId,
+      translate: 'toLegacy' | 'toModern',
+    ): Promise<UpstreamAnswer | Refusal> {
       const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
       if (typeof read === 'string')
         return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids: [id] });
       const response = read.find((m) => m.id === id && m.method === undefined);
       if (response === undefined) return refuse('upstream_rejected', { ids: [id] });
-      const result = response.result;
-      const modern =
-        typeof result === 'object' && result !== null && !Array.isArray(result)
-          ? { ...response, result: { resultType: 'complete', ...result } }
-          : response;
-      return { ...jsonAnswer(200, modern, {}), servers: [member.name] };
+      const result = response.result as Record<string, unknown> | undefined;
+      let out: Message = response;
+      if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
+        if (translate === 'toLegacy') out = { ...response, result: { resultType: 'complete', ...result } };
+        else if (result.resultType === 'input_required')
+          out = {
+            jsonrpc: '2.0',
+            id,
+            error: {
+              code: -32603,
+              message:
+                'The server needs input from the client, which the gateway cannot yet ask a 2025-era client for',
+              data: { reason: 'input_required_unsupported' },
+            },
+          };
+      }
+      return { ...jsonAnswer(200, out, {}), servers: [member.name] };
     }
   }
 
-  /** A client notification: to every server of the session (`initialized` was sent at `initialize`). */
+  /**
+   * A client notification: to every server of the session (`initialized` was sent at `initialize`);
+   * a server that speaks only 2026-07-28 hears `notifications/cancelled` alone, its one client
+   * notification.
+   */
   async function notify(ctx: Context, message: Message): Promise<UpstreamAnswer> {
     if (message.method !== INITIALIZED_NOTIFICATION)
       await Promise.all(
         members.map(async (member) => {
           const link = await linkOf(ctx, member);
           if (link === undefined || isRefusal(link)) return;
+          if (link.translate === 'toModern' && message.method !== CANCELLED_NOTIFICATION) return;
           const answer = await member.send(ctx.request, message, link);
           if (!isRefusal(answer)) answer.body.resume();
         }),
@@ -268,7 +295,7 @@ export function createFederatedUpstream(
       members.map(async (member) => {
         const link = await linkOf(ctx, member);
         if (link === undefined || isRefusal(link)) return undefined;
-        if (link.modernClient) return member.legacyResult;
+        if (link.translate === 'toLegacy') return member.legacyResult;
         const reply = await member.ask(ctx.request, message, link);
         return 'message' in reply ? (reply.message.result as Record<string, unknown> | undefined) : undefined;
       }),
