@@ -5,12 +5,22 @@ import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
 
-/** `portcullis check --config FILE`: validate, then print what the policy means. */
+/**
+ * `portcullis check --config FILE [--connect]`: validate, then print what the policy means; with
+ * `--connect`, also what every server offers, as clients will see it (`connect.ts`).
+ */
 export async function runCheck(args: string[]): Promise<number> {
-  const found = loadFromArgs(args, 'check');
+  const found = loadFromArgs(args, 'check', { connect: { type: 'boolean' } });
   if (!found) return 1;
   process.stdout.write(describeConfig(found.loaded.config, found.path));
   const problems = commandProblems(found.loaded.config);
+  if (found.flags.has('connect') && problems.length === 0) {
+    const { connectAndDescribe } = await import('./connect.js');
+    const connected = await connectAndDescribe(found.loaded.config);
+    process.stdout.write(`${connected.lines.join('\n')}\n`);
+    for (const warning of connected.warnings) process.stdout.write(`warning: ${warning}\n`);
+    problems.push(...connected.problems);
+  }
   for (const problem of problems) process.stderr.write(`error: ${problem}\n`);
   return problems.length === 0 ? 0 : 1;
 }

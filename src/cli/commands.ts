@@ -2,7 +2,9 @@ const USAGE = `Usage: portcullis <command> [options]
 
 Commands:
   start  --config FILE     run the gateway
-  check  --config FILE     validate a policy file; print routes, upstreams, methods, tools and scopes
+  check  --config FILE [--connect]
+                           validate a policy file; print routes, upstreams, methods, tools and scopes;
+                           --connect: list every server's tools and prompts as clients will see them
   demo [--port P] [--admin-port A]
                            start a demo MCP server and the gateway in front of it (npm start)
   keys new [--prefix P] [--id ID]

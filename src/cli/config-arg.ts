@@ -1,18 +1,28 @@
 import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, loadConfigFile } from '../config/load.js';
 
-/** Parses `--config FILE` and loads it; prints every problem and returns undefined when it is bad. */
+/**
+ * Parses `--config FILE` (and the boolean `flags` the command takes, as `parseArgs` options) and loads the file; prints
+ * every problem and returns undefined when it is bad.
+ */
 export function loadFromArgs(
   args: string[],
   command: string,
-): { loaded: LoadedConfig; path: string } | undefined {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
-  if (values.config === undefined) {
+  flags: Readonly<Record<string, { readonly type: 'boolean' }>> = {},
+): { loaded: LoadedConfig; path: string; flags: ReadonlySet<string> } | undefined {
+  const { values } = parseArgs({
+    args,
+    options: { ...flags, config: { type: 'string', short: 'c' } },
+    strict: true,
+  });
+  const given = values as Readonly<Record<string, unknown>>;
+  const set = new Set(Object.keys(flags).filter((flag) => given[flag] === true));
+  if (typeof values.config !== 'string') {
     process.stderr.write(`portcullis ${command}: --config FILE is required\n`);
     return undefined;
   }
   try {
-    return { loaded: loadConfigFile(values.config), path: values.config };
+    return { loaded: loadConfigFile(values.config), path: values.config, flags: set };
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n${err.problems.length} problem(s) in ${values.config}\n`);
