@@ -128,6 +128,13 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
           `routes[${i}] runs a stdio server as the gateway's own user while the gateway's environment holds ${secrets.join(', ')}: the server can read them through /proc — set ${ownUser.map((t) => `${t.field.slice(`routes[${i}].`.length)}.user`).join(', ')} to run it outside the trust boundary`,
         );
     }
+    for (const [server, spec] of Object.entries(route.servers ?? {})) {
+      const prefix = spec.prefix ?? `${server}__`;
+      if (prefix.includes('.'))
+        out.push(
+          `routes[${i}].servers.${server}.prefix ${JSON.stringify(prefix)} contains '.': every exposed name will, which some LLM providers refuse in function names (check --connect lists them)`,
+        );
+    }
     if (route.authentication.methods.includes('jwt') && route.authorizationServers.length === 0)
       out.push(
         `routes[${i}] accepts JWTs but names no authorizationServers: OAuth clients cannot discover where to get a token`,

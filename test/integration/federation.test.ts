@@ -156,6 +156,74 @@ describe('a legacy client (SDK v1) on a federated route', () => {
   });
 });
 
+describe('federated sessions', () => {
+  it('DELETE ends the session on every server; a server that ends its session ends the client’s (404)', async () => {
+    const before = new Set(v1.sessionIds());
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    await client.listTools();
+    const opened = v1.sessionIds().filter((id) => !before.has(id));
+    expect(opened).toHaveLength(1);
+    await v1TransportOf(client).terminateSession();
+    expect(v1.sessionIds()).not.toContain(opened[0]);
+    await client.close();
+
+    const existing = new Set(v1.sessionIds());
+    const second = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    try {
+      const sessionId = v1TransportOf(second).sessionId as string;
+      const mine = v1.sessionIds().filter((id) => !existing.has(id));
+      expect(mine).toHaveLength(1);
+      // The v1 server forgets the session (as a restarted server would).
+      await Promise.all(
+        mine.map((id) => fetch(v1.url, { method: 'DELETE', headers: { 'mcp-session-id': id } })),
+      );
+      const answer = await fetch(`${gateway.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          ...auth(reader),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': '2025-11-25',
+        },
+        body: JSON.stringify({
+          jsonrpc: '2.0',
+          id: 9,
+          method: 'tools/call',
+          params: { name: 'legacy__echo', arguments: { text: 'x' } },
+        }),
+      });
+      expect(answer.status).toBe(404);
+      expect(await answer.json()).toMatchObject({ error: { code: -32001 } });
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('a session id of another identity is not found, and reaches no server', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    try {
+      const sessionId = v1TransportOf(client).sessionId as string;
+      const before = v1.requests.length + v2.requests.length;
+      const answer = await fetch(`${gateway.url}/mcp`, {
+        method: 'POST',
+        headers: {
+          ...auth(writer),
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+          'mcp-session-id': sessionId,
+          'mcp-protocol-version': '2025-11-25',
+        },
+        body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' }),
+      });
+      expect(answer.status).toBe(404);
+      expect(v1.requests.length + v2.requests.length).toBe(before);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe('clients and servers of different generations on one route', () => {
   it('a 2025-era client reaches a server that refuses the 2025 protocol, each request translated', async () => {
     const client = await connectV1Client(`${gateway.url}/mixed`, { headers: auth(reader) });

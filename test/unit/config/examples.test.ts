@@ -45,3 +45,21 @@ describe('schema/portcullis.schema.json', () => {
     expect(committed).toEqual(configJsonSchema());
   });
 });
+
+describe('a federated route in portcullis check', () => {
+  it('prints each server and warns about a prefix LLM providers would refuse', () => {
+    const { config } = loadConfigFile(join(ROOT, 'config', 'federation.yaml'), ENV);
+    const dotted = {
+      ...config,
+      routes: config.routes.map((route) => ({
+        ...route,
+        servers: { ...route.servers, other: { ...route.servers?.files, prefix: 'ot.', resources: [] } },
+      })),
+    } as typeof config;
+    const text = describeConfig(dotted, 'federation.yaml');
+    expect(text).toContain('server files    http://files-mcp.tools.svc:8080/mcp (required)');
+    expect(text).toMatch(/server everything stdio "npx" "-y" "@modelcontextprotocol\/server-everything"/);
+    expect(text).toContain(`warning: routes[0].servers.other.prefix "ot." contains '.'`);
+    expect(text).not.toContain(ENV.FILES_UPSTREAM_TOKEN);
+  });
+});
