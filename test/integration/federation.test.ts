@@ -117,6 +117,12 @@ describe('a legacy client (SDK v1) on a federated route', () => {
       );
       expect(callsTo(v1).slice(before)).toEqual(['echo']);
       expect(callsTo(v2)).toContain('echo');
+      // The audit record names the server that served each call, and the exposed name called.
+      const records = await gateway.auditRecords();
+      const call = records.find((r) => r.tool === 'legacy__echo' && r.decision === 'allow');
+      expect(call?.servers).toEqual(['legacy']);
+      const list = records.find((r) => r.method === 'tools/list' && r.decision === 'allow');
+      expect(list?.servers).toEqual(['modern', 'legacy', 'every']);
     } finally {
       await client.close();
     }
@@ -150,6 +156,32 @@ describe('a legacy client (SDK v1) on a federated route', () => {
       });
       expect(prompt.messages.length).toBeGreaterThan(0);
       expect(v1TransportOf(client).sessionId).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('prompts, completions and resources by template', () => {
+  it('completes a prompt’s argument and a template’s by their owners; reads a URI by the template that matches it', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(reader) });
+    try {
+      const prompt = await client.complete({
+        ref: { type: 'ref/prompt', name: 'every__completable-prompt' },
+        argument: { name: 'department', value: 'En' },
+      });
+      expect(prompt.completion.values).toEqual(['Engineering']);
+      // No list was asked for in this session: the gateway learns who owns the template itself.
+      const template = await client.complete({
+        ref: { type: 'ref/resource', uri: 'demo://resource/dynamic/text/{resourceId}' },
+        argument: { name: 'resourceId', value: '3' },
+      });
+      expect(template.completion.values).toEqual(['3']);
+      const read = await client.readResource({ uri: 'demo://resource/dynamic/text/3' });
+      expect(read.contents[0]?.uri).toBe('demo://resource/dynamic/text/3');
+      await expect(client.readResource({ uri: 'demo://nobody/owns/this' })).rejects.toThrow(
+        /-32002|not found/i,
+      );
     } finally {
       await client.close();
     }
