@@ -432,6 +432,31 @@ describe('settings that cannot be correct with several replicas are refused', ()
     expect(template([...stdio, '--set-json', `config.routes=${withoutUser}`])).toContain(
       'config.routes [/files/mcp] run their stdio server without upstream.user',
     );
+    // A federated route with a stdio server is a stdio route too, and its servers need users.
+    const federated = JSON.stringify([
+      {
+        route: '/mcp',
+        resource: 'https://mcp.example.com/mcp',
+        servers: {
+          files: { upstream: 'http://files.tools.svc:8080/mcp' },
+          git: { upstream: { command: ['node', 'git.js'] } },
+        },
+        authentication: { methods: ['jwt'] },
+      },
+    ]);
+    expect(template([...stdio, '--set-json', `config.routes=${federated}`])).toContain(
+      'config.routes [/mcp] run their stdio server without upstream.user',
+    );
+    expect(
+      template([
+        ...stdio,
+        ...more,
+        '--set',
+        'stdio.separateUser=false',
+        '--set-json',
+        `config.routes=${federated}`,
+      ]),
+    ).toContain('config.routes [/mcp] run stdio servers');
   });
 
   it('several replicas without session keys', () => {

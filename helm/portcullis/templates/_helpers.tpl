@@ -102,11 +102,12 @@ count rate limits alone, and a session sealed by one replica would 404 on the ne
 {{- if .Values.stdio.separateUser -}}
 {{- $without := list -}}
 {{- range $route := (default list (get $config "routes")) -}}
-{{- $upstream := get $route "upstream" -}}
-{{- if and (kindIs "map" $upstream) (not (hasKey $upstream "user")) -}}{{- $without = append $without (get $route "route") -}}{{- end -}}
+{{- range $upstream := include "portcullis.upstreamsOf" $route | fromYamlArray -}}
+{{- if and (kindIs "map" $upstream) (not (hasKey $upstream "user")) (not (has (get $route "route") $without)) -}}{{- $without = append $without (get $route "route") -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- if $without -}}
-{{- fail (printf "stdio.separateUser is set but config.routes %v run their stdio server without upstream.user: set user: 10002 (the image's mcp user) on each" $without) -}}
+{{- fail (printf "stdio.separateUser is set but config.routes %v run their stdio server without upstream.user: set user: 10002 (the image's mcp user) on each (servers.<name>.upstream.user on a federated route)" $without) -}}
 {{- end -}}
 {{- end -}}
 {{- if gt $replicas 1 -}}
@@ -136,13 +137,25 @@ count rate limits alone, and a session sealed by one replica would 404 on the ne
 {{- end -}}
 {{- end -}}
 
-{{/* The paths of the routes whose upstream is a stdio server (a YAML list). */}}
+{{/* The paths of the routes with a stdio server: their upstream, or one of their federated servers' (a YAML list). */}}
 {{- define "portcullis.stdioRoutes" -}}
 {{- $paths := list -}}
 {{- range $route := (default list (get (default dict .Values.config) "routes")) -}}
-{{- if kindIs "map" (get $route "upstream") -}}{{- $paths = append $paths (get $route "route") -}}{{- end -}}
+{{- range $upstream := include "portcullis.upstreamsOf" $route | fromYamlArray -}}
+{{- if and (kindIs "map" $upstream) (not (has (get $route "route") $paths)) -}}{{- $paths = append $paths (get $route "route") -}}{{- end -}}
+{{- end -}}
 {{- end -}}
 {{- toYaml $paths -}}
+{{- end -}}
+
+{{/* Every upstream of one route (a YAML list): its `upstream`, or each of its `servers`' (federation). */}}
+{{- define "portcullis.upstreamsOf" -}}
+{{- $upstreams := list -}}
+{{- if hasKey . "upstream" -}}{{- $upstreams = append $upstreams (get . "upstream") -}}{{- end -}}
+{{- range $name, $server := (default dict (get . "servers")) -}}
+{{- $upstreams = append $upstreams (get $server "upstream") -}}
+{{- end -}}
+{{- toYaml $upstreams -}}
 {{- end -}}
 
 {{/*
