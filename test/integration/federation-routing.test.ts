@@ -5,11 +5,14 @@
  * (`startCatalogServer`: hundreds of tools, listed a page at a time) that record every request.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { connectV1Client, type Peer, startCatalogServer, v1TransportOf } from '../fixtures/peers.js';
-import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { freePort, startTestGateway, startWatchedGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall } from '../support/modern-call.js';
 import { counterValue, metricsText } from '../support/wire.js';
@@ -175,6 +178,11 @@ describe('lists across servers', () => {
     ).toBeGreaterThan(0);
     const strict = await modernCall(`${gateway.url}/strict`, { method: 'tools/list', key: alice.key });
     expect(strict.status).toBe(502);
+    // A session cannot begin without a required server; readiness depends on no server.
+    await expect(
+      connectV1Client(`${gateway.url}/strict`, { headers: { authorization: `Bearer ${alice.key}` } }),
+    ).rejects.toThrow();
+    expect((await fetch(`${gateway.adminUrl}/readyz`)).status).toBe(200);
   });
 });
 
@@ -274,5 +282,51 @@ describe('two gateway processes with the same keys', () => {
     });
     expect(second.status).toBe(200);
     expect((second.body as { result: { tools: unknown[] } }).result.tools.length).toBeGreaterThan(0);
+  });
+});
+
+describe('a federated route reloaded', () => {
+  it('takes a renamed prefix at once: the new names call, the old ones are unowned', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-fed-reload-'));
+    const file = join(dir, 'portcullis.yaml');
+    const write = (prefix: string) =>
+      writeFileSync(
+        file,
+        `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: none }
+limits: { drainTimeoutMs: 1000 }
+identities:
+  apiKeys:
+    - { id: alice, hash: "${alice.hash}", scopes: [read] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    servers:
+      fs: { upstream: "${fs.url}" }
+      twin: { upstream: "${twin.url}", prefix: ${prefix} }
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+      );
+    write('twin__');
+    const watched = await startWatchedGateway(file);
+    try {
+      const call = (name: string) =>
+        modernCall(`${watched.url}/mcp`, {
+          method: 'tools/call',
+          key: alice.key,
+          params: { name, arguments: {} },
+        });
+      expect((await call('twin__only')).status).toBe(200);
+      write('t_');
+      expect(await watched.reload()).toBe('applied');
+      const renamed = await call('t_only');
+      expect(firstText((renamed.body as { result: unknown }).result)).toBe('twin:only');
+      expect((await call('twin__only')).status).toBe(403);
+    } finally {
+      await watched.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
