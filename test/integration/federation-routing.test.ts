@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { connectV1Client, type Peer, startCatalogServer, v1TransportOf } from '../fixtures/peers.js';
 import { freePort, startTestGateway, startWatchedGateway, type TestGateway } from '../support/gateway.js';
+import { ensureBuilt, type GatewayProcess, startGatewayProcess } from '../support/gateway-process.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall } from '../support/modern-call.js';
 import { counterValue, metricsText } from '../support/wire.js';
@@ -28,7 +29,10 @@ let gh: Peer;
 let twin: Peer;
 let down: number;
 let gateway: TestGateway;
-let other: TestGateway;
+/** A second gateway: another OS process (`portcullis start`), sharing only the keys. */
+let other: GatewayProcess;
+let otherUrl: string;
+let otherDir: string;
 let log = '';
 
 function policy(extra = ''): string {
@@ -88,11 +92,21 @@ beforeAll(async () => {
     },
   });
   gateway = await startTestGateway({ policy: policy(), log: sink });
-  other = await startTestGateway({ policy: policy() });
+  ensureBuilt(['src/upstream/federation/upstream.ts', 'src/upstream/federation/member.ts']);
+  const port = await freePort();
+  otherUrl = `http://127.0.0.1:${port}`;
+  otherDir = mkdtempSync(join(tmpdir(), 'portcullis-fed-other-'));
+  const otherFile = join(otherDir, 'portcullis.yaml');
+  writeFileSync(
+    otherFile,
+    `listen: { host: 127.0.0.1, port: ${port} }\nadmin: { host: 127.0.0.1, port: 0 }\naudit: { destination: none }\n${policy()}`,
+  );
+  other = await startGatewayProcess(otherFile);
 });
 
 afterAll(async () => {
-  await other?.close();
+  other?.kill();
+  if (otherDir !== undefined) rmSync(otherDir, { recursive: true, force: true });
   await gateway?.close();
   await Promise.all([fs?.close(), gh?.close(), twin?.close()]);
 });
@@ -252,7 +266,7 @@ describe('two gateway processes with the same keys', () => {
     });
     try {
       const sessionId = v1TransportOf(client).sessionId as string;
-      const answer = await fetch(`${other.url}/mcp`, {
+      const answer = await fetch(`${otherUrl}/mcp`, {
         method: 'POST',
         headers: {
           authorization: `Bearer ${alice.key}`,
@@ -275,7 +289,7 @@ describe('two gateway processes with the same keys', () => {
     }
     const first = await modernCall(`${gateway.url}/mcp`, { method: 'tools/list', key: alice.key });
     const cursor = (first.body as { result: { nextCursor: string } }).result.nextCursor;
-    const second = await modernCall(`${other.url}/mcp`, {
+    const second = await modernCall(`${otherUrl}/mcp`, {
       method: 'tools/list',
       key: alice.key,
       params: { cursor },
