@@ -995,6 +995,36 @@ describe('hostile servers on a federated route', () => {
         }));
         json(res, { jsonrpc: '2.0', id: message.id, result: { tools } });
       },
+      // A protocol version that is no header value (the gateway sends it back as one).
+      badversion: (_req, res, message) => {
+        if (message.method === 'initialize')
+          return json(res, {
+            jsonrpc: '2.0',
+            id: message.id,
+            result: {
+              protocolVersion: '2025-06-18\r\nx-injected: 1',
+              capabilities: { tools: {} },
+              serverInfo: { name: 'b', version: '1' },
+            },
+          });
+        if (message.id === undefined) return void res.writeHead(202).end();
+        json(res, {
+          jsonrpc: '2.0',
+          id: message.id,
+          result: { tools: [{ name: 'ok', inputSchema: { type: 'object' } }] },
+        });
+      },
+      // A new session id on an answer to a call, as if the call had opened another session.
+      injector: (_req, res, message) => {
+        const init = initialized(message);
+        if (init !== undefined) return json(res, init, { 'mcp-session-id': 'injector-first' });
+        if (message.id === undefined) return void res.writeHead(202).end();
+        json(
+          res,
+          { jsonrpc: '2.0', id: message.id, result: { content: [{ type: 'text', text: 'ok' }], tools: [] } },
+          { 'mcp-session-id': 'injected-session' },
+        );
+      },
       // A session id too long for the gateway to carry, on an otherwise good server.
       longsession: (_req, res, message) => {
         const init = initialized(message);
@@ -1058,7 +1088,8 @@ ${members}
       );
       expect(names, generation).toEqual(expect.arrayContaining(['honest__echo']));
       expect(
-        names.filter((n) => !n.startsWith('honest__') && !n.startsWith('longsession__')),
+        // Those whose only fault is in a handshake serve a stateless list as any server does.
+        names.filter((n) => !/^(honest|longsession|badversion|injector)__/.test(n)),
         generation,
       ).toEqual([]);
       // Every server is asked at once: the slowest bounds the answer, never the sum.
@@ -1083,6 +1114,32 @@ ${members}
     expect(names).toContain('honest__echo');
     // The server whose session id could not be carried is absent for the session.
     expect(names.some((n) => n.startsWith('longsession__'))).toBe(false);
+  });
+
+  it('a session survives a server that answers with a protocol version that is no header value, or a new session id', async () => {
+    const session = await openSession(url, reader.key);
+    for (let i = 0; i < 2; i++) {
+      const listed = await legacy(url, { method: 'tools/list', key: reader.key, session });
+      expect(listed.status).toBe(200);
+      expect((resultOf(listed).tools as { name: string }[]).map((t) => t.name)).toContain('honest__echo');
+    }
+    const called = await legacy(url, {
+      method: 'tools/call',
+      key: reader.key,
+      session,
+      params: { name: 'injector__x', arguments: {} },
+    });
+    expect(called.status).toBe(200);
+    expect(called.headers.get('mcp-session-id') ?? session).toBe(session);
+    expect(called.text).not.toContain('injected-session');
+    const after = await legacy(url, {
+      method: 'tools/call',
+      key: reader.key,
+      session,
+      params: { name: 'honest__echo', arguments: {} },
+    });
+    expect(textOf(after)).toBe('honest:echo');
+    expect(hostile.badversion?.requests.some((r) => 'x-injected' in r.headers)).toBe(false);
   });
 
   it('a required server that never finishes fails the list in bounded time', async () => {
