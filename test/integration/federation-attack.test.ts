@@ -11,7 +11,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { parseConfig } from '../../src/config/load.js';
@@ -923,6 +923,33 @@ async function startHostile(
   };
 }
 
+/** A TCP server that answers every connection with `reply` and closes it. */
+async function startRawTcp(
+  reply: string,
+): Promise<{ url: string; requests: RecordedRequest[]; close(): Promise<void> }> {
+  const requests: RecordedRequest[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.once('data', () => {
+      requests.push({ method: 'RAW', url: '', headers: {} });
+      socket.end(reply);
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}/mcp`,
+    requests,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
 function json(res: ServerResponse, value: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(200, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(value));
@@ -1182,6 +1209,60 @@ ${members}
     });
     expect(called.status).toBe(502);
     expect(JSON.stringify(called.body)).not.toContain('smuggled');
+  });
+});
+
+describe('a server that does not speak HTTP', () => {
+  let honest: Scripted;
+  let garbled: Awaited<ReturnType<typeof startRawTcp>>;
+  let gateway: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    honest = await startScripted('honest', { tools: ['echo'] });
+    // Bytes no HTTP parser accepts (undici: HTTPParserError, which has no code).
+    garbled = await startRawTcp('HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}');
+    gateway = await startTestGateway({
+      policy: `${identities()}routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    servers:
+      honest: { upstream: "${honest.url}" }
+      garbled: { upstream: "${garbled.url}" }
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+    });
+    url = `${gateway.url}/mcp`;
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all([honest?.close(), garbled?.close()]);
+  });
+
+  it('is left out of lists and sessions like any failing server, never failing the route', async () => {
+    const listed = await legacy(url, { method: 'tools/list', key: reader.key });
+    expect(listed.status).toBe(200);
+    expect((resultOf(listed).tools as { name: string }[]).map((t) => t.name)).toEqual(['honest__echo']);
+    const session = await openSession(url, reader.key);
+    const called = await legacy(url, {
+      method: 'tools/call',
+      key: reader.key,
+      session,
+      params: { name: 'honest__echo', arguments: {} },
+    });
+    expect(textOf(called)).toBe('honest:echo');
+    expect(garbled.requests.length).toBeGreaterThan(0);
+  });
+
+  it('answers a call routed to it as an upstream failure (502), not a gateway error', async () => {
+    const called = await legacy(url, {
+      method: 'tools/call',
+      key: reader.key,
+      params: { name: 'garbled__x', arguments: {} },
+    });
+    expect(called.status).toBe(502);
   });
 });
 
