@@ -415,6 +415,24 @@ ${servers}`,
       }
     });
 
+    it('a 2026-07-28 call whose Mcp-Name names another server’s tool reaches no server', async () => {
+      const heard = await heardBy(all(), async () => {
+        for (const [name, header] of [
+          ['alpha__echo', 'beta__wipe'],
+          ['beta__wipe', 'alpha__echo'],
+        ]) {
+          const called = await modernCall(url, {
+            method: 'tools/call',
+            params: { name, arguments: {} },
+            key: reader.key,
+            headers: { 'mcp-name': header as string },
+          });
+          expect(called.status, `${name} / ${header}`).toBeGreaterThanOrEqual(400);
+        }
+      });
+      expect(heard).toEqual([]);
+    });
+
     it('refuses prompts the same way, and a prompt granted on one server is not another’s', async () => {
       const session = await openSession(url, reader.key);
       const heard = await heardBy(all(), async () => {
