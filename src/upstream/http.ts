@@ -96,8 +96,18 @@ const UNREACHABLE_CODES: ReadonlySet<string> = new Set([
   'CERT_HAS_EXPIRED',
 ]);
 
+/**
+ * Answers that are not HTTP at all (bytes no parser accepts, a header section past undici's
+ * limit): the upstream answered, with something the gateway will never relay — 502
+ * `upstream_rejected`, as for any answer refused at its headers. (undici's parser error carries no
+ * `code`: it is known by its class.)
+ */
+const NOT_HTTP_CODES: ReadonlySet<string> = new Set(['UND_ERR_HEADERS_OVERFLOW']);
+
 function upstreamFailure(err: unknown): Refusal {
+  if (err instanceof errors.HTTPParserError) return refuse('upstream_rejected');
   const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && NOT_HTTP_CODES.has(code)) return refuse('upstream_rejected');
   if (typeof code === 'string' && TIMEOUT_CODES.has(code)) return refuse('upstream_timeout');
   if (typeof code === 'string' && UNREACHABLE_CODES.has(code)) return refuse('upstream_unreachable');
   if (err instanceof Error && err.name === 'AbortError') return refuse('upstream_unreachable');

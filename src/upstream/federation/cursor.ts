@@ -41,6 +41,31 @@ export function sealCursor(
   return sealed.length > MAX_CURSOR_LENGTH ? undefined : sealed;
 }
 
+/**
+ * {@link sealCursor}, leaving out the longest server cursors until the composite one fits in
+ * {@link MAX_CURSOR_LENGTH}: a server whose own cursor is too long to carry (a hostile or careless
+ * one can make it any length) loses its later pages, never the other servers' — which one giant
+ * cursor would otherwise end with it. `dropped` names the servers left out, to log.
+ */
+export function sealFittingCursor(
+  sealer: Sealer,
+  scope: CursorScope,
+  cursors: ServerCursors,
+  now: number = Date.now(),
+): { readonly cursor: string | undefined; readonly dropped: readonly string[] } {
+  const kept: Record<string, string | null> = { ...cursors };
+  const dropped: string[] = [];
+  for (;;) {
+    const open = Object.entries(kept).filter((entry): entry is [string, string] => entry[1] !== null);
+    if (open.length === 0) return { cursor: undefined, dropped };
+    const cursor = sealCursor(sealer, scope, kept, now);
+    if (cursor !== undefined) return { cursor, dropped };
+    const [longest] = open.reduce((a, b) => (b[1].length > a[1].length ? b : a));
+    kept[longest] = null;
+    dropped.push(longest);
+  }
+}
+
 /** The servers' cursors inside `cursor`, when it opens for this scope and has not expired. */
 export function openCursor(
   sealer: Sealer,

@@ -5,7 +5,7 @@ import type { ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
 import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION, mirroredNameOf } from '../../jsonrpc/methods.js';
-import { isModern } from '../../jsonrpc/protocol-version.js';
+import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { compileGlob, type Glob } from '../../policy/glob.js';
 import { GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION, modernMeta } from '../stdio/handshake.js';
@@ -371,6 +371,13 @@ export class Member {
       if (typeof result !== 'object' || result === null || typeof result.protocolVersion !== 'string') {
         this.count('error');
         return { failure: 'error' };
+      }
+      // The version goes back to this server as a header on every request of the session, and
+      // into the client's sealed id: one the gateway does not know as a 2025-era version (a
+      // header-breaking `2025-06-18\r\n…` included) is no usable handshake.
+      if (!LEGACY_VERSIONS.has(result.protocolVersion)) {
+        this.count('bad_answer');
+        return { failure: 'not_json' };
       }
       // An id the gateway could not carry in the client's sealed session is no usable session.
       if (session !== undefined && (typeof session !== 'string' || !/^[\x21-\x7e]{1,256}$/.test(session))) {

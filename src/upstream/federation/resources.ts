@@ -8,8 +8,13 @@ export type Owner =
   | { readonly conflict: readonly string[] }
   | undefined;
 
-/** URIs remembered per route (what servers advertised): beyond, the oldest are forgotten. */
-const MAX_ADVERTISED = 100_000;
+/**
+ * URIs remembered per server (what it advertised): beyond, that server's own least recently
+ * advertised are forgotten — never another server's. One budget for the route would let a server
+ * that advertises more than it push another's URIs out, then advertise them as its own: the sole
+ * advertiser, it would own them.
+ */
+const MAX_ADVERTISED_PER_SERVER = 100_000;
 /** Templates remembered per server. */
 const MAX_TEMPLATES = 1_000;
 
@@ -29,27 +34,49 @@ interface Template {
  * policy, not ownership, decides who may read).
  */
 export class ResourceOwners {
+  /** By canonical URI: the servers that advertised it. */
   private readonly advertised = new Map<string, Set<string>>();
+  /** By server: the URIs it advertised, least recently advertised first. */
+  private readonly learned = new Map<string, Set<string>>();
   private readonly templates = new Map<string, Template[]>();
 
   constructor(private readonly declared: ReadonlyMap<string, readonly Glob[]>) {}
 
   /** Remembers the URIs of one server's `resources/list` page. */
   learnResources(server: string, items: readonly unknown[]): void {
+    let mine = this.learned.get(server);
+    if (mine === undefined) {
+      mine = new Set();
+      this.learned.set(server, mine);
+    }
     for (const item of items) {
       const uri = canonicalOf(item, 'uri', canonicalResourceUri);
       if (uri === undefined) continue;
+      // Advertised again: now its most recent.
+      if (mine.delete(uri)) {
+        mine.add(uri);
+        continue;
+      }
+      if (mine.size >= MAX_ADVERTISED_PER_SERVER) {
+        const [oldest] = mine;
+        if (oldest !== undefined) this.forget(server, oldest, mine);
+      }
+      mine.add(uri);
       let servers = this.advertised.get(uri);
       if (servers === undefined) {
-        if (this.advertised.size >= MAX_ADVERTISED) {
-          const [oldest] = this.advertised.keys();
-          if (oldest !== undefined) this.advertised.delete(oldest);
-        }
         servers = new Set();
         this.advertised.set(uri, servers);
       }
       servers.add(server);
     }
+  }
+
+  /** Forgets that `server` advertised `uri` (its budget is full). */
+  private forget(server: string, uri: string, mine: Set<string>): void {
+    mine.delete(uri);
+    const servers = this.advertised.get(uri);
+    servers?.delete(server);
+    if (servers?.size === 0) this.advertised.delete(uri);
   }
 
   /** Remembers the templates of one server's `resources/templates/list` page (a first page replaces). */

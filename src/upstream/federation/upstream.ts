@@ -16,7 +16,7 @@ import { jsonAnswer } from '../local-answer.js';
 import { MODERN_VERSION } from '../stdio/handshake.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { readMemberMessages } from './answers.js';
-import { openCursor, type ServerCursors, sealCursor } from './cursor.js';
+import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
@@ -377,7 +377,9 @@ export function createFederatedUpstream(
             });
     }
     const merged = mergePages(listAnswer, pages, names);
-    const next = sealCursor(deps.sealer, scope, merged.next);
+    const { cursor: next, dropped } = sealFittingCursor(deps.sealer, scope, merged.next);
+    for (const server of dropped)
+      logger.warn({ server, method }, 'server cursor too long to carry: its later pages left out');
     if (next !== undefined) merged.result.nextCursor = next;
     // A 2025-era client reads a 2025-era result: the 2026-07-28 fields are left out.
     if (!isModern(ctx.request.version)) {
@@ -436,7 +438,12 @@ export function createFederatedUpstream(
     return owner?.server;
   }
 
-  /** `completion/complete`: a prompt's routes by its exposed name, a resource template's by its owner. */
+  /**
+   * `completion/complete`: a prompt's routes by its exposed name, a resource template's by its
+   * owner — chosen by `ref.type`, as the policy decided it (`byReference`): a resource reference
+   * that also carries a `name` was allowed on its URI and must not go to the server that name's
+   * prefix picks.
+   */
   async function completion(
     ctx: Context,
     message: Message,
@@ -444,13 +451,13 @@ export function createFederatedUpstream(
   ): Promise<UpstreamAnswer | Refusal> {
     const id = message.id as RpcId;
     const ref = params.ref as Record<string, unknown> | undefined;
-    if (typeof ref?.name === 'string') {
+    if (ref?.type === 'ref/prompt' && typeof ref.name === 'string') {
       const exposed = names.resolve(ref.name);
       const member = exposed === undefined ? undefined : byName.get(exposed.server);
       if (exposed === undefined || member === undefined) return refuse('method_denied', { ids: [id] });
       return routed(ctx, member, { ...message, params: { ...params, ref: { ...ref, name: exposed.name } } });
     }
-    if (typeof ref?.uri === 'string') {
+    if (ref?.type === 'ref/resource' && typeof ref.uri === 'string') {
       let owner = owners.ownerOfTemplate(ref.uri);
       if (owner === undefined) {
         await ownerOf(ctx, ref.uri);

@@ -83,6 +83,14 @@ describe('createHttpUpstream', () => {
     expect(isRefusal(answer) && answer.reason).toBe('upstream_rejected');
   });
 
+  it('refuses an answer that is not HTTP (bytes no parser accepts) as upstream_rejected, never a gateway error', async () => {
+    answerWith = (req) => {
+      req.socket.end('HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n');
+    };
+    const answer = await upstream.send(request());
+    expect(isRefusal(answer) && answer.reason).toBe('upstream_rejected');
+  });
+
   it('answers unreachable and slow upstreams with their refusals', async () => {
     const closed = upstreamFor('http://127.0.0.1:9/mcp');
     expect(await closed.send(request()).then((a) => isRefusal(a) && a.reason)).toBe('upstream_unreachable');

@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createSealer } from '../../../../src/proxy/seal.js';
-import { CURSOR_TTL_MS, openCursor, sealCursor } from '../../../../src/upstream/federation/cursor.js';
+import {
+  CURSOR_TTL_MS,
+  openCursor,
+  sealCursor,
+  sealFittingCursor,
+} from '../../../../src/upstream/federation/cursor.js';
 
 const sealer = createSealer([randomBytes(32).toString('base64')]);
 const scope = { route: '/mcp', method: 'tools/list', identity: 'apiKey:alice' };
@@ -26,5 +31,26 @@ describe('composite cursors', () => {
     expect(sealCursor(sealer, scope, { files: null, github: null })).toBeUndefined();
     expect(sealCursor(sealer, scope, { files: 'x'.repeat(10_000) })).toBeUndefined();
     expect(openCursor(sealer, scope, 'A'.repeat(9000))).toBeUndefined();
+  });
+
+  it('leave out the longest server cursors until they fit, never the others', () => {
+    const fitted = sealFittingCursor(sealer, scope, {
+      files: 'page-2',
+      greedy: 'x'.repeat(20_000),
+      wide: 'y'.repeat(7_000),
+      done: null,
+    });
+    expect(fitted.dropped).toEqual(['greedy', 'wide']);
+    expect(openCursor(sealer, scope, fitted.cursor as string)).toEqual({
+      files: 'page-2',
+      greedy: null,
+      wide: null,
+      done: null,
+    });
+    expect(sealFittingCursor(sealer, scope, { greedy: 'x'.repeat(20_000) })).toEqual({
+      cursor: undefined,
+      dropped: ['greedy'],
+    });
+    expect(sealFittingCursor(sealer, scope, { done: null })).toEqual({ cursor: undefined, dropped: [] });
   });
 });
