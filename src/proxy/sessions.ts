@@ -38,7 +38,7 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
         JSON.stringify([claims.upstreamId, claims.route, claims.identity, claims.version, claims.issuedAt]),
       ),
     open(sealed) {
-      if (!/^[A-Za-z0-9_-]{40,4096}$/.test(sealed)) return undefined;
+      if (!/^[A-Za-z0-9_-]{40,8192}$/.test(sealed)) return undefined;
       const text = openText(keys, FORMAT, sealed);
       return text === undefined ? undefined : claimsOf(text);
     },

@@ -1388,3 +1388,69 @@ describe('a hostile server flooding resource lists', () => {
     expect(heard).toEqual([]);
   });
 });
+
+describe('servers whose session ids are too long to carry together', () => {
+  const servers: Scripted[] = [];
+  let gateway: TestGateway;
+  let url: string;
+
+  beforeAll(async () => {
+    // 24 servers, each giving a 250-character session id: far more than one client id carries.
+    for (let i = 0; i < 24; i++)
+      servers.push(
+        await startScripted(`s${i}`, {
+          sessionful: true,
+          tools: ['t'],
+          script: (message) => {
+            if (message.method !== 'initialize') return undefined;
+            const id = `${i}-${randomUUID()}-`.padEnd(250, 'x');
+            // The scripted server knows the ids it gave: this one too.
+            (servers[i]?.sessions as string[] | undefined)?.push(id);
+            return {
+              result: {
+                protocolVersion: LEGACY,
+                capabilities: { tools: {} },
+                serverInfo: { name: `s${i}`, version: '1' },
+              },
+              headers: { 'mcp-session-id': id },
+            };
+          },
+        }),
+      );
+    const entries = servers
+      .map((s, i) => `      s${i}: { upstream: "${s.url}"${i === 23 ? ', required: true' : ''} }`)
+      .join('\n');
+    gateway = await startTestGateway({
+      policy: `${identities()}routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    servers:
+${entries}
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+    });
+    url = `${gateway.url}/mcp`;
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all(servers.map((s) => s.close()));
+  });
+
+  it('opens a session that still opens: the servers that do not fit are left out (never a required one) and their sessions ended', async () => {
+    const session = await openSession(url, reader.key);
+    expect(session.length).toBeLessThanOrEqual(8192);
+    const listed = await legacy(url, { method: 'tools/list', key: reader.key, session });
+    expect(listed.status).toBe(200);
+    const names = (resultOf(listed).tools as { name: string }[]).map((t) => t.name);
+    expect(names.length).toBeGreaterThan(5);
+    expect(names.length).toBeLessThan(24);
+    expect(names).toContain('s23__t');
+    // A left-out server's session was ended (DELETE), not left behind.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const left = servers.filter((_, i) => !names.includes(`s${i}__t`));
+    expect(left.length).toBeGreaterThan(0);
+    for (const server of left) expect(rpcMethods(server.requests)).toContain('DELETE');
+  });
+});

@@ -250,18 +250,39 @@ export function createFederatedUpstream(
     const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, message)));
     const sessions = new Map<string, Link>();
     const results: [string, Readonly<Record<string, unknown>>][] = [];
+    let failedRequired: Refusal | undefined;
     for (const [i, member] of members.entries()) {
       const outcome = opened[i];
       if (outcome === undefined || 'failure' in outcome) {
         logger.warn({ server: member.name, failure: outcome?.failure }, 'server left out of a new session');
-        if (member.required) {
-          void endAll(ctx.request, sessions);
-          return { ...(outcome?.refusal ?? refuse('upstream_unreachable')), ids: [id] };
-        }
+        if (member.required) failedRequired ??= outcome?.refusal ?? refuse('upstream_unreachable');
         continue;
       }
       sessions.set(member.name, outcome.link);
       results.push([member.name, outcome.result]);
+    }
+    // What one client id can carry: servers with the longest ids are left out until it fits
+    // (a required one cannot be). The sealed id stays far below header limits.
+    for (const [server, link] of [...sessions].sort(
+      ([, a], [, b]) => (b.id?.length ?? 0) - (a.id?.length ?? 0),
+    )) {
+      if (encodeSessions(sessions).length <= MAX_SESSIONS_TEXT) break;
+      if (byName.get(server)?.required === true) continue;
+      logger.warn(
+        { server },
+        'server left out of a new session: the session ids are too long to carry together',
+      );
+      sessions.delete(server);
+      if (link.id !== undefined) void byName.get(server)?.end(link.id, link.version, ctx.request.identity);
+    }
+    if (encodeSessions(sessions).length > MAX_SESSIONS_TEXT)
+      failedRequired ??= refuse('upstream_rejected', {
+        data: { detail: "the required servers' session ids are too long to carry in one session id" },
+      });
+    if (failedRequired !== undefined) {
+      // Every session opened for this client ends with it: none is left behind on a server.
+      void endAll(ctx.request, sessions);
+      return { ...failedRequired, ids: [id] };
     }
     if (sessions.size === 0) return refuse('upstream_unreachable', { ids: [id] });
     const version = typeof asked === 'string' && LEGACY_VERSIONS.has(asked) ? asked : NEWEST_LEGACY;
@@ -502,6 +523,12 @@ export function createFederatedUpstream(
     await endAll(ctx.request, sessions);
   }
 }
+
+/**
+ * The longest text a federated session carries for its servers (ids and versions): sealed with the
+ * route, identity and version it stays under the sealed ids the gateway opens (`proxy/sessions.ts`).
+ */
+const MAX_SESSIONS_TEXT = 4096;
 
 /** How often an unknown URI may make a route ask its servers for their resource lists. */
 const DISCOVERY_INTERVAL_MS = 5_000;
