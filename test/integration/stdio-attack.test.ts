@@ -11,16 +11,31 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import {
+  type Message,
+  messagesOf,
+  openSession as openRawSession,
+  legacyPost as rawLegacyPost,
+  until,
+} from '../support/raw-mcp.js';
 import { sleep } from '../support/wait.js';
 
 const ATTACK = fileURLToPath(new URL('../fixtures/stdio-attack.mjs', import.meta.url));
 const MISBEHAVING = fileURLToPath(new URL('../fixtures/stdio-misbehaving.mjs', import.meta.url));
 const MRTR = fileURLToPath(new URL('../fixtures/mrtr-stdio-server.mjs', import.meta.url));
-const LEGACY = '2025-11-25';
 const KEYS = Array.from({ length: 4 }, () => newApiKey('pk_'));
 const key = (user: number): string => (KEYS[user] as { key: string }).key;
 
-type Message = Record<string, unknown>;
+/** A legacy POST as user `user` (its API key). */
+const legacyPost = (
+  url: string,
+  user: number,
+  session: string | undefined,
+  body: unknown,
+  signal?: AbortSignal,
+) => rawLegacyPost(url, key(user), session, body, signal);
+/** A legacy session opened as user `user`. */
+const openSession = (url: string, user: number) => openRawSession(url, key(user));
 
 const dirs: string[] = [];
 afterAll(() => {
@@ -51,42 +66,6 @@ function upstream(script: string, extra = '', env: Record<string, string> = {}):
   return `{ command: ${JSON.stringify([process.execPath, script])}, env: ${JSON.stringify(env)}${extra} }`;
 }
 
-function legacyPost(
-  url: string,
-  user: number,
-  session: string | undefined,
-  body: unknown,
-  signal?: AbortSignal,
-) {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${key(user)}`,
-      ...(session === undefined ? {} : { 'mcp-session-id': session, 'mcp-protocol-version': LEGACY }),
-    },
-    body: JSON.stringify(body),
-    ...(signal === undefined ? {} : { signal }),
-  });
-}
-
-async function openSession(url: string, user: number): Promise<string> {
-  const answer = await legacyPost(url, user, undefined, {
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: {
-      protocolVersion: LEGACY,
-      capabilities: { elicitation: {} },
-      clientInfo: { name: 'raw', version: '1' },
-    },
-  });
-  expect(answer.status).toBe(200);
-  await answer.text();
-  return answer.headers.get('mcp-session-id') as string;
-}
-
 const toolCall = (id: number, name: string, args: Message = {}, extra: Message = {}) => ({
   jsonrpc: '2.0',
   id,
@@ -94,53 +73,9 @@ const toolCall = (id: number, name: string, args: Message = {}, extra: Message =
   params: { name, arguments: args, ...extra },
 });
 
-async function* events(answer: Response): AsyncGenerator<Message> {
-  const reader = (answer.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffered += value;
-    let end = buffered.indexOf('\n\n');
-    while (end !== -1) {
-      const data = buffered
-        .slice(0, end)
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trimStart())
-        .join('\n');
-      buffered = buffered.slice(end + 2);
-      if (data !== '') yield JSON.parse(data) as Message;
-      end = buffered.indexOf('\n\n');
-    }
-  }
-}
-
-async function messagesOf(answer: Response): Promise<Message[]> {
-  if (answer.headers.get('content-type')?.startsWith('text/event-stream')) {
-    const all: Message[] = [];
-    for await (const message of events(answer)) all.push(message);
-    return all;
-  }
-  const text = await answer.text();
-  if (text === '') return [];
-  const value = JSON.parse(text) as Message | Message[];
-  return Array.isArray(value) ? value : [value];
-}
-
 function resultText(messages: readonly Message[], id: number): string | undefined {
   const answer = messages.find((m) => m.id === id && m.method === undefined);
   return (answer?.result as { content?: { text?: string }[] } | undefined)?.content?.[0]?.text;
-}
-
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 function received(log: string): Message[] {

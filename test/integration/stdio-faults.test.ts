@@ -14,15 +14,32 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import {
+  events,
+  LEGACY,
+  type Message,
+  messagesOf,
+  openSession as openRawSession,
+  legacyPost as rawLegacyPost,
+  until,
+} from '../support/raw-mcp.js';
 import { sleep } from '../support/wait.js';
 import { META, modernHeaders } from '../support/wire.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/stdio-misbehaving.mjs', import.meta.url));
-const LEGACY = '2025-11-25';
 const KEYS = Array.from({ length: 100 }, () => newApiKey('pk_'));
 const key = (user: number): string => (KEYS[user] as { key: string }).key;
 
-type Message = Record<string, unknown>;
+/** A legacy POST as user `user` (its API key). */
+const legacyPost = (
+  url: string,
+  user: number,
+  session: string | undefined,
+  body: unknown,
+  signal?: AbortSignal,
+) => rawLegacyPost(url, key(user), session, body, signal);
+/** A legacy session opened as user `user`. */
+const openSession = (url: string, user: number) => openRawSession(url, key(user));
 
 // ---------------------------------------------------------------------------------------------
 // Where the fixture reports: the pids it started with, the messages it received, flood progress
@@ -82,16 +99,6 @@ function toolName(message: Message): unknown {
   return (message.params as { name?: unknown } | undefined)?.name;
 }
 
-async function until<T>(what: string, probe: () => T | undefined | false, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
 /** Alive, and not a zombie waiting for a parent that will never reap it. */
 function alive(pid: number): boolean {
   try {
@@ -137,45 +144,6 @@ function callTool(url: string, user: number, name: string, args: Message = {}, o
   });
 }
 
-/** Opens a legacy session for `user`; returns its (sealed) id. */
-async function openSession(url: string, user: number): Promise<string> {
-  const answer = await legacyPost(url, user, undefined, {
-    jsonrpc: '2.0',
-    id: 0,
-    method: 'initialize',
-    params: {
-      protocolVersion: LEGACY,
-      capabilities: { elicitation: {} },
-      clientInfo: { name: 'raw', version: '1' },
-    },
-  });
-  expect(answer.status).toBe(200);
-  await answer.text();
-  const session = answer.headers.get('mcp-session-id');
-  expect(session).toMatch(/^[A-Za-z0-9_-]{40,}$/);
-  return session as string;
-}
-
-function legacyPost(
-  url: string,
-  user: number,
-  session: string | undefined,
-  body: unknown,
-  signal?: AbortSignal,
-) {
-  return fetch(url, {
-    method: 'POST',
-    headers: {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${key(user)}`,
-      ...(session === undefined ? {} : { 'mcp-session-id': session, 'mcp-protocol-version': LEGACY }),
-    },
-    body: JSON.stringify(body),
-    ...(signal === undefined ? {} : { signal }),
-  });
-}
-
 function legacyTool(
   url: string,
   user: number,
@@ -192,46 +160,10 @@ function legacyTool(
   });
 }
 
-/** The SSE events of an answer, one by one, as parsed JSON. */
-async function* events(answer: Response): AsyncGenerator<Message> {
-  const reader = (answer.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
-  let buffered = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffered += value;
-    let end = buffered.indexOf('\n\n');
-    while (end !== -1) {
-      const data = buffered
-        .slice(0, end)
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trimStart())
-        .join('\n');
-      buffered = buffered.slice(end + 2);
-      if (data !== '') yield JSON.parse(data) as Message;
-      end = buffered.indexOf('\n\n');
-    }
-  }
-}
-
 async function next(stream: AsyncGenerator<Message>): Promise<Message> {
   const { value, done } = await stream.next();
   if (done) throw new Error('the stream ended');
   return value;
-}
-
-/** Every message of an answer, JSON or SSE. */
-async function messagesOf(answer: Response): Promise<Message[]> {
-  if (answer.headers.get('content-type')?.startsWith('text/event-stream')) {
-    const all: Message[] = [];
-    for await (const message of events(answer)) all.push(message);
-    return all;
-  }
-  const text = await answer.text();
-  if (text === '') return [];
-  const value = JSON.parse(text) as Message | Message[];
-  return Array.isArray(value) ? value : [value];
 }
 
 /** The tool result text of the answer to `id` among `messages`. */
