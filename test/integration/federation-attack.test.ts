@@ -281,6 +281,26 @@ function rpcMethods(requests: readonly RecordedRequest[]): unknown[] {
   return requests.map((r) => (r.body as Rpc | undefined)?.method ?? r.method);
 }
 
+/** A gateway with one federated route, `/mcp`, of `servers` (name → its YAML entry), every name allowed. */
+async function federatedGateway(
+  servers: Readonly<Record<string, string>>,
+): Promise<{ gateway: TestGateway; url: string }> {
+  const entries = Object.entries(servers)
+    .map(([name, entry]) => `      ${name}: ${entry}`)
+    .join('\n');
+  const gateway = await startTestGateway({
+    policy: `${identities()}routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    servers:
+${entries}
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+  });
+  return { gateway, url: `${gateway.url}/mcp` };
+}
+
 const reader = newApiKey();
 const admin = newApiKey();
 const other = newApiKey();
@@ -1240,18 +1260,10 @@ describe('a server that does not speak HTTP', () => {
     honest = await startScripted('honest', { tools: ['echo'] });
     // Bytes no HTTP parser accepts (undici: HTTPParserError, which has no code).
     garbled = await startRawTcp('HTTP/1.1 200 OK\r\nContent-Length: abc\r\n\r\n{}');
-    gateway = await startTestGateway({
-      policy: `${identities()}routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    servers:
-      honest: { upstream: "${honest.url}" }
-      garbled: { upstream: "${garbled.url}" }
-    authentication: { methods: [apiKey] }
-    default: allow
-`,
-    });
-    url = `${gateway.url}/mcp`;
+    ({ gateway, url } = await federatedGateway({
+      honest: `{ upstream: "${honest.url}" }`,
+      garbled: `{ upstream: "${garbled.url}" }`,
+    }));
   });
 
   afterAll(async () => {
@@ -1303,18 +1315,10 @@ describe('a hostile server’s cursor', () => {
             }
           : undefined,
     });
-    gateway = await startTestGateway({
-      policy: `${identities()}routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    servers:
-      honest: { upstream: "${honest.url}" }
-      greedy: { upstream: "${greedy.url}" }
-    authentication: { methods: [apiKey] }
-    default: allow
-`,
-    });
-    url = `${gateway.url}/mcp`;
+    ({ gateway, url } = await federatedGateway({
+      honest: `{ upstream: "${honest.url}" }`,
+      greedy: `{ upstream: "${greedy.url}" }`,
+    }));
   });
 
   afterAll(async () => {
@@ -1352,18 +1356,10 @@ describe('a hostile server flooding resource lists', () => {
     // More URIs than the route remembers, then the honest server's own.
     const uris = [...Array.from({ length: 100_000 }, (_, i) => `f://${i}`), 'honest://doc'];
     flood = await startScripted('flood', { resources: uris });
-    gateway = await startTestGateway({
-      policy: `${identities()}routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    servers:
-      honest: { upstream: "${honest.url}" }
-      flood: { upstream: "${flood.url}" }
-    authentication: { methods: [apiKey] }
-    default: allow
-`,
-    });
-    url = `${gateway.url}/mcp`;
+    ({ gateway, url } = await federatedGateway({
+      honest: `{ upstream: "${honest.url}" }`,
+      flood: `{ upstream: "${flood.url}" }`,
+    }));
   });
 
   afterAll(async () => {
@@ -1417,20 +1413,11 @@ describe('servers whose session ids are too long to carry together', () => {
           },
         }),
       );
-    const entries = servers
-      .map((s, i) => `      s${i}: { upstream: "${s.url}"${i === 23 ? ', required: true' : ''} }`)
-      .join('\n');
-    gateway = await startTestGateway({
-      policy: `${identities()}routes:
-  - route: /mcp
-    resource: http://127.0.0.1/mcp
-    servers:
-${entries}
-    authentication: { methods: [apiKey] }
-    default: allow
-`,
-    });
-    url = `${gateway.url}/mcp`;
+    ({ gateway, url } = await federatedGateway(
+      Object.fromEntries(
+        servers.map((s, i) => [`s${i}`, `{ upstream: "${s.url}"${i === 23 ? ', required: true' : ''} }`]),
+      ),
+    ));
   });
 
   afterAll(async () => {
