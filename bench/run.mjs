@@ -129,7 +129,7 @@ try {
   const elsewhere = Object.keys({ ...b, ...c }).filter((key) => key.startsWith('tools/call'));
   report(s, [
     `route-3-servers ÷ route-1-server: ${(s['route-3-servers'].rps / s['route-1-server'].rps).toFixed(3)} (target ≥ 0.95)`,
-    `server a received ${received} tools/call for list_notes (the two routes answered ${answered} with 2xx, probes included: ${received - answered - 2} more were cut off at run ends); servers b and c received ${elsewhere.length === 0 ? 'none' : JSON.stringify({ b, c })}`,
+    `server a received ${received} tools/call for list_notes: ${answered} answered 2xx by the two routes (warm-up included), 2 probes, ${received - answered - 2} in flight when a run ended; servers b and c received ${elsewhere.length === 0 ? 'none' : JSON.stringify({ b, c })}`,
   ]);
   if (received < answered || elsewhere.length > 0 || Object.keys(a).some((key) => key.includes('__')))
     throw new Error(`federated calls did not reach server a as list_notes: ${JSON.stringify({ a, b, c })}`);
