@@ -1,15 +1,18 @@
 // One benchmark participant per process, so that each one's CPU time can be measured alone:
-//   node bench/servers.mjs upstream
+//   node bench/servers.mjs upstream [<delay-ms>]            (answers after delay-ms when given)
 //   node bench/servers.mjs otlp-sink                      (accepts OTLP/HTTP exports, drops them)
 //   node bench/servers.mjs bare <upstream-url>      (undici pass-through: read body, forward, pipe back)
 //   node bench/servers.mjs http-proxy <upstream-url>
 //   node bench/servers.mjs gateway <upstream-url>          (anonymous route)
+//   node bench/servers.mjs route <upstream-url>...         (anonymous route, every tool granted: one
+//                                                          upstream, or a federated route of servers a, b, …)
 //   node bench/servers.mjs policy <policy.yaml>           (the gateway from a policy file)
 //   node bench/servers.mjs bare-tls <upstream-url> <dir>  (bare, behind TLS with client certificates)
 //   node bench/servers.mjs supergateway                   (supergateway bridging bench/stdio-server.mjs)
 //   node bench/servers.mjs mcp-proxy                      (mcp-proxy bridging bench/stdio-server.mjs)
 // Each reports { port } over IPC when listening and answers 'cpu' with the CPU time of its process
-// and every process under it (a stdio server, a bridge and its server), read from /proc.
+// and every process under it (a stdio server, a bridge and its server), read from /proc; an
+// upstream also answers 'counts' with the requests it received, by method and name.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
@@ -33,6 +36,24 @@ const RESULT = JSON.stringify({
   id: 1,
   result: { content: [{ type: 'text', text: 'welcome: Welcome\ngroceries: Groceries' }], isError: false },
 });
+
+/** The bench upstream's tools: `list_notes`, which every row calls, and nine more for lists to carry. */
+const TOOLS = ['list_notes', ...Array.from({ length: 9 }, (_, i) => `note_tool_${i + 1}`)].map((name) => ({
+  name,
+  description: `The bench's ${name}.`,
+  inputSchema: { type: 'object', properties: { query: { type: 'string' } } },
+}));
+
+/** What the bench upstream answers, by method, besides tools/call. */
+const ANSWERS = {
+  'server/discover': {
+    resultType: 'complete',
+    supportedVersions: ['2026-07-28'],
+    capabilities: { tools: {} },
+    _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'bench-upstream', version: '1.0.0' } },
+  },
+  'tools/list': { resultType: 'complete', tools: TOOLS },
+};
 
 function ready(server) {
   server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
@@ -118,16 +139,50 @@ if (kind === 'otlp-sink') {
     }),
   );
 } else if (kind === 'upstream') {
-  // A minimal MCP-shaped upstream: reads the body, answers one JSON-RPC result.
+  // A minimal MCP-shaped upstream (2026-07-28: every request names its method in `Mcp-Method`).
+  // tools/call — the load of every row — is read and answered with one fixed JSON-RPC result
+  // (id 1, the bench's id) without parsing, as cheaply as before; the methods a federated route
+  // also sends (`server/discover` once per server, `tools/list` in the fan-out rows) are parsed
+  // and answered with their own id. An optional delay before every answer stands for a server's
+  // own work, so that a fan-out's latency means something.
+  const delayMs = Number(process.argv[3] ?? 0);
+  /** Requests received, by `Mcp-Method` (and `Mcp-Name` for calls): proof of what reached this server. */
+  const counts = {};
+  process.on('message', (message) => {
+    if (message === 'counts') process.send({ counts });
+  });
+  const send = (res, text) => {
+    const write = () => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+      res.end(text);
+    };
+    if (delayMs > 0) setTimeout(write, delayMs);
+    else write();
+  };
   ready(
     createServer((req, res) => {
-      req.resume();
+      const method = req.headers['mcp-method'] ?? 'tools/call';
+      const key = method === 'tools/call' ? `tools/call ${req.headers['mcp-name']}` : method;
+      counts[key] = (counts[key] ?? 0) + 1;
+      if (method === 'tools/call') {
+        req.resume();
+        req.on('end', () => send(res, RESULT));
+        return;
+      }
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
-        res.writeHead(200, {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(RESULT),
-        });
-        res.end(RESULT);
+        const { id } = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (id === undefined) return void res.writeHead(202).end();
+        const result = ANSWERS[method];
+        send(
+          res,
+          JSON.stringify(
+            result === undefined
+              ? { jsonrpc: '2.0', id, error: { code: -32601, message: 'Method not found' } }
+              : { jsonrpc: '2.0', id, result },
+          ),
+        );
       });
     }),
   );
@@ -263,6 +318,41 @@ routes:
     upstream: ${upstreamUrl}
     authentication: { methods: [anonymous] }
     tools: { list_notes: notes:read }
+`,
+    { env: {} },
+  );
+  const gateway = await startGateway({ config, logger: pino({ level: 'warn' }) });
+  process.send({ port: Number(new URL(gateway.url).port), path: '/mcp' });
+} else if (kind === 'route') {
+  // The gateway with one anonymous route to the upstreams given: one → a single-server route;
+  // several → a federated route of servers a, b, c, … (tools exposed as `a__list_notes`, …).
+  // Both grant every tool the same way, with one pattern per server, so that what differs
+  // between them is the federation alone.
+  const { parseConfig } = await import('../dist/config/load.js');
+  const { startGateway } = await import('../dist/server/gateway.js');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-route-'));
+  const urls = process.argv.slice(3);
+  const names = urls.map((_, i) => String.fromCharCode(0x61 + i));
+  const upstream =
+    urls.length === 1
+      ? `    upstream: ${urls[0]}\n    tools: { "*": notes:read }`
+      : [
+          '    serverInfo: { name: bench-federation, version: "1" }',
+          '    servers:',
+          ...urls.map((url, i) => `      ${names[i]}: { upstream: ${JSON.stringify(url)} }`),
+          `    tools: { ${names.map((name) => `"${name}__*": notes:read`).join(', ')} }`,
+        ].join('\n');
+  const config = parseConfig(
+    `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
+log: { level: warn }
+identities: { anonymous: { scopes: [notes:read] } }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    authentication: { methods: [anonymous] }
+${upstream}
 `,
     { env: {} },
   );
