@@ -333,6 +333,11 @@ export function isBroadcast(method: string): boolean {
   return MCP_METHODS.get(method)?.broadcast === true;
 }
 
+/** The client capabilities a server's requests need (`sampling`, `elicitation`, `roots`). */
+export const SERVER_REQUEST_CAPABILITIES: ReadonlySet<string> = new Set(
+  ROWS.flatMap((row) => (row.capability === undefined ? [] : [row.capability])),
+);
+
 /** How a federated route serves a client request of `method` (undefined: not there yet). */
 export function federationOf(method: string): McpMethod['federated'] {
   return MCP_METHODS.get(method)?.federated;

@@ -5,6 +5,9 @@
  * and SDK v2 clients through the gateway. Each HTTP server records what it received, so routing
  * and every deny are proven on the servers' side.
  */
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { everythingStdio } from '../fixtures/everything.js';
@@ -63,6 +66,7 @@ routes:
       "legacy__add": write
       "every__echo": read
       "every__get-sum": read
+      "every__trigger-elicitation-request": read
     resources: { "**": read }
     prompts: { "*": read }
   - route: /mixed
@@ -182,6 +186,47 @@ describe('prompts, completions and resources by template', () => {
       await expect(client.readResource({ uri: 'demo://nobody/owns/this' })).rejects.toThrow(
         /-32002|not found/i,
       );
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe('server requests (part 2 routes them)', () => {
+  it('are never left waiting: servers hear of no client capability to ask, a stdio server’s request is answered with an error', async () => {
+    const client = new V1Client(
+      { name: 'asks-for-input', version: '1' },
+      { capabilities: { elicitation: {} } },
+    );
+    let asked = 0;
+    client.setRequestHandler(ElicitRequestSchema, async () => {
+      asked++;
+      return { action: 'accept', content: {} };
+    });
+    const v1Before = v1.requests.length;
+    await client.connect(
+      new V1ClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: auth(reader) } }),
+    );
+    try {
+      const initialize = v1.requests.slice(v1Before).find((r) => rpcMethod(r) === 'initialize');
+      expect(initialize?.body).toMatchObject({ params: { capabilities: {} } });
+      expect(
+        Object.keys(
+          (initialize?.body as { params: { capabilities: object } } | undefined)?.params.capabilities ?? {
+            x: 1,
+          },
+        ),
+      ).toEqual([]);
+      const started = Date.now();
+      const outcome = await client
+        .callTool({ name: 'every__trigger-elicitation-request', arguments: {} })
+        .then(
+          (result) => JSON.stringify(result),
+          (err: unknown) => String(err),
+        );
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect(outcome).toMatch(/error|isError/i);
+      expect(asked).toBe(0);
     } finally {
       await client.close();
     }

@@ -51,6 +51,11 @@ const MAX_IDENTITY_LINKS = 1024;
 /** How long an HTTP server's protocol generation is trusted before it is asked again. */
 const ERA_TTL_MS = 5 * 60_000;
 
+/** Request headers never passed to a server as the client sent them (the session id is the server's own). */
+const NOT_FORWARDED: ReadonlySet<string> = new Set(['mcp-session-id']);
+/** ...nor to a 2025-era server, which the 2026-07-28 mirrored headers mean nothing to. */
+const NOT_TO_LEGACY: ReadonlySet<string> = new Set(['mcp-session-id', 'mcp-method', 'mcp-name']);
+
 /** The failure a refusal of an upstream stands for. */
 function failureOf(refusal: Refusal): Failure {
   if (refusal.reason === 'upstream_timeout') return 'timeout';
@@ -77,8 +82,9 @@ export class Member {
   private readonly headers: Readonly<Record<string, string>>;
   private readonly deadlineMs: number;
   private readonly labels: { route: string; server: string };
+  private readonly duration: { observe(seconds: number): void } | undefined;
   /** An HTTP server's generation, asked once (`server/discover`) and kept a while. */
-  private era: { readonly modern: Promise<boolean>; readonly until: number } | undefined;
+  private era: { readonly modern: Promise<boolean>; readonly until: number; known?: boolean } | undefined;
   /** What this 2025-era HTTP server said at the last handshake the gateway made for a 2026-07-28 caller. */
   legacyResult: Readonly<Record<string, unknown>> | undefined;
   /** What this HTTP server answered `server/discover` with, when it speaks 2026-07-28. */
@@ -104,6 +110,8 @@ export class Member {
     this.headers = headers;
     this.deadlineMs = target.timeouts.headersMs;
     this.labels = { route: target.route, server: this.name };
+    // Labelled once: a routed call observes without hashing its labels again.
+    this.duration = deps.metrics?.federationServerDuration.labels(this.labels);
   }
 
   /**
@@ -118,14 +126,14 @@ export class Member {
     name?: string,
     cancellation: Cancellation = request.cancellation,
   ): Promise<UpstreamAnswer | Refusal> {
-    const headers: Record<string, string> = { ...request.headers };
-    delete headers['mcp-session-id'];
+    // Copied without the client's session id (and, for a 2025-era server, the 2026-07-28 headers
+    // that mean nothing to it): no `delete`, which would leave a slow dictionary-mode object.
+    const skip = link.translate === 'toLegacy' ? NOT_TO_LEGACY : NOT_FORWARDED;
+    const headers: Record<string, string> = {};
+    for (const header in request.headers)
+      if (!skip.has(header)) headers[header] = request.headers[header] as string;
     if (link.id !== undefined) headers['mcp-session-id'] = link.id;
-    if (link.translate === 'toLegacy') {
-      // A 2025-era server: the 2026-07-28 headers mean nothing to it, the version header is its own.
-      delete headers['mcp-method'];
-      delete headers['mcp-name'];
-    } else if (link.translate === 'toModern') messages = asModern(messages, headers);
+    if (link.translate === 'toModern') messages = asModern(messages, headers);
     else if (name !== undefined && headers['mcp-name'] !== undefined) headers['mcp-name'] = name;
     if (
       request.headers['mcp-protocol-version'] !== undefined ||
@@ -143,6 +151,8 @@ export class Member {
       cancellation,
       version: link.version,
       identity: request.identity,
+      // A client's answer to a server's request is not routed back to that server before part 2.
+      serverRequests: false,
       session:
         link.id === undefined || !this.stdio
           ? undefined
@@ -154,7 +164,7 @@ export class Member {
               issuedAt: 0,
             },
     });
-    this.deps.metrics?.federationServerDuration.observe(this.labels, (performance.now() - started) / 1000);
+    this.duration?.observe((performance.now() - started) / 1000);
     if (isRefusal(answer)) {
       this.count(failureOf(answer));
       return answer;
@@ -220,10 +230,18 @@ export class Member {
    * federation's own: as it is, or — a 2026-07-28 caller and a 2025-era HTTP server — through a
    * session the gateway keeps for the caller's identity in this replica's memory.
    */
-  async statelessLink(request: UpstreamRequest): Promise<Link | Refusal> {
+  statelessLink(request: UpstreamRequest): Link | Refusal | Promise<Link | Refusal> {
     const direct: Link = { version: request.version, id: undefined, translate: 'none' };
     if (this.stdio || !isModern(request.version)) return direct;
-    if (await this.speaksModern(request)) return direct;
+    // Known (the common case, on the hot path): no promise to wait for.
+    const era = this.era;
+    if (era?.known !== undefined && era.until >= Date.now())
+      return era.known ? direct : this.legacyLink(request);
+    return this.speaksModern(request).then((modern) => (modern ? direct : this.legacyLink(request)));
+  }
+
+  /** The session this replica keeps on this 2025-era HTTP server for the caller's identity. */
+  private legacyLink(request: UpstreamRequest): Promise<Link | Refusal> {
     const key = request.identity.key;
     let link = this.links.get(key);
     if (link === undefined) {
@@ -289,7 +307,11 @@ export class Member {
         if (modern) this.modernResult = result;
         return modern;
       });
-      this.era = { modern, until: now + ERA_TTL_MS };
+      const era: NonNullable<Member['era']> = { modern, until: now + ERA_TTL_MS };
+      void modern.then((known) => {
+        if (this.era === era) era.known = known;
+      });
+      this.era = era;
     }
     return this.era.modern;
   }

@@ -8,6 +8,7 @@ import {
   INITIALIZED_NOTIFICATION,
   LIST_METHODS,
   listAnswerOf,
+  SERVER_REQUEST_CAPABILITIES,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
 import type { Sealer } from '../../proxy/seal.js';
@@ -135,7 +136,10 @@ export function createFederatedUpstream(
   }
 
   /** The link to `member` for this request: its session's, one the gateway keeps, or none (absent). */
-  async function linkOf(ctx: Context, member: Member): Promise<Link | Refusal | undefined> {
+  function linkOf(
+    ctx: Context,
+    member: Member,
+  ): Link | Refusal | undefined | Promise<Link | Refusal | undefined> {
     if (ctx.sessions !== undefined) return ctx.sessions.get(member.name);
     return member.statelessLink(ctx.request);
   }
@@ -154,7 +158,8 @@ export function createFederatedUpstream(
   ): Promise<UpstreamAnswer | Refusal> {
     const id = message.id as RpcId;
     for (let attempt = 0; ; attempt++) {
-      const link = await linkOf(ctx, member);
+      const found = linkOf(ctx, member);
+      const link = found instanceof Promise ? await found : found;
       if (link === undefined)
         return refuse('upstream_unavailable', {
           ids: [id],
@@ -247,7 +252,15 @@ export function createFederatedUpstream(
         data: { detail: 'the 2025-era handshake opens a session and stands alone' },
       });
     const asked = (message.params as Record<string, unknown> | undefined)?.protocolVersion;
-    const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, message)));
+    // A server asks a client (sampling, elicitation, roots) only what the client declared; the
+    // answer could not be routed back to it before part 2, so the servers hear of none of them.
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    const declared = (params.capabilities ?? {}) as Record<string, unknown>;
+    const capabilities = Object.fromEntries(
+      Object.entries(declared).filter(([name]) => !SERVER_REQUEST_CAPABILITIES.has(name)),
+    );
+    const forwarded = { ...message, params: { ...params, capabilities } };
+    const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, forwarded)));
     const sessions = new Map<string, Link>();
     const results: [string, Readonly<Record<string, unknown>>][] = [];
     let failedRequired: Refusal | undefined;
