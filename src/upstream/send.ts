@@ -6,11 +6,17 @@ import { mirrorCanonicalName } from '../policy/canonical-body.js';
 import { upstreamRequestHeaders } from '../proxy/headers.js';
 import type { UpstreamAnswer } from './upstream.js';
 
-/** Upstream failures as `portcullis_upstream_errors_total` names them. */
+/**
+ * Upstream failures as `portcullis_upstream_errors_total` names them. Only these count: an
+ * upstream that refuses for the gateway's own reasons (a stdio session gone, a federated name no
+ * server owns, a full process) answered as it should, and its refusal is counted as such.
+ */
 const UPSTREAM_ERROR_KIND: Partial<Record<string, string>> = {
   upstream_unreachable: 'unreachable',
+  upstream_unavailable: 'unreachable',
   upstream_timeout: 'timeout',
   upstream_rejected: 'bad_answer',
+  response_too_large: 'too_large',
 };
 
 export interface SendingDeps {
@@ -54,7 +60,7 @@ export function createSending({
       session,
     });
     if (isRefusal(answer)) {
-      exchange.upstreamError = UPSTREAM_ERROR_KIND[answer.reason] ?? answer.reason;
+      exchange.upstreamError = UPSTREAM_ERROR_KIND[answer.reason];
       return answer;
     }
     exchange.upstreamMs = performance.now() - exchange.sentAt;
