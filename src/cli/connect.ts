@@ -4,12 +4,13 @@ import { Cancellation } from '../cancellation.js';
 import type { Config, RouteConfig, ServerConfig } from '../config/schema.js';
 import { isStdioTarget, type UpstreamTarget, upstreamTargets } from '../config/upstreams.js';
 import { INITIALIZE, LIST_METHODS } from '../jsonrpc/methods.js';
+import { LEGACY_VERSION } from '../jsonrpc/protocol-version.js';
 import { type CompiledPolicy, compilePolicy, type NameTable } from '../policy/compile.js';
 import { createSealer } from '../proxy/seal.js';
 import { type Failed, type Link, Member } from '../upstream/federation/member.js';
 import { EXPOSED_NAME } from '../upstream/federation/names.js';
+import { GATEWAY_CLIENT_INFO } from '../upstream/gateway-client.js';
 import { createHttpUpstream } from '../upstream/http.js';
-import { GATEWAY_CLIENT_INFO, LEGACY_VERSION } from '../upstream/stdio/handshake.js';
 import { createStdioUpstream } from '../upstream/stdio/upstream.js';
 import type { Upstream, UpstreamRequest } from '../upstream/upstream.js';
 

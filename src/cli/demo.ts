@@ -5,6 +5,7 @@ import { newApiKey } from '../auth/api-key.js';
 import { loadConfigFile } from '../config/load.js';
 import { startNotesServer } from '../demo/notes-server.js';
 import { TOOLS_CALL } from '../jsonrpc/methods.js';
+import { MODERN_VERSION } from '../jsonrpc/protocol-version.js';
 import { startGateway } from '../server/gateway.js';
 import { runUntilSignal } from './signals.js';
 
@@ -63,7 +64,7 @@ function instructions(endpoint: string, adminUrl: string, upstreamUrl: string, k
       name: 'list_notes',
       arguments: {},
       _meta: {
-        'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+        'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
         'io.modelcontextprotocol/clientInfo': { name: 'curl', version: '1.0.0' },
         'io.modelcontextprotocol/clientCapabilities': {},
       },
@@ -86,7 +87,7 @@ Call a tool through the gateway:
 curl -s ${endpoint} \\
   -H 'Authorization: Bearer ${key}' \\
   -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \\
-  -H 'MCP-Protocol-Version: 2026-07-28' -H 'Mcp-Method: ${TOOLS_CALL}' -H 'Mcp-Name: list_notes' \\
+  -H 'MCP-Protocol-Version: ${MODERN_VERSION}' -H 'Mcp-Method: ${TOOLS_CALL}' -H 'Mcp-Name: list_notes' \\
   -d '${body}'
 
 MCP client configuration (e.g. for an IDE):

@@ -10,6 +10,11 @@ export const LEGACY_VERSIONS: ReadonlySet<string> = new Set([
   '2025-11-25',
 ]);
 
+/** The 2026-07-28 revision: the modern version the gateway speaks, as a client and for clients. */
+export const MODERN_VERSION = '2026-07-28';
+/** The newest 2025-era version: what the gateway asks a legacy server for, and agrees to by default. */
+export const LEGACY_VERSION = '2025-11-25';
+
 /** The version a request without `MCP-Protocol-Version` (and no session) is taken to speak. */
 export const DEFAULT_VERSION = '2025-03-26';
 

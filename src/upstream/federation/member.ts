@@ -5,10 +5,10 @@ import type { ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
 import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION, mirroredNameOf } from '../../jsonrpc/methods.js';
-import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { compileGlob, type Glob } from '../../policy/glob.js';
-import { GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION, modernMeta } from '../stdio/handshake.js';
+import { GATEWAY_CLIENT_INFO, modernMeta } from '../gateway-client.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { type MemberMessage, readMemberMessages, type Unreadable } from './answers.js';
 

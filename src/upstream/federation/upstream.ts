@@ -10,11 +10,10 @@ import {
   listAnswerOf,
   SERVER_REQUEST_CAPABILITIES,
 } from '../../jsonrpc/methods.js';
-import { isModern, LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { VERSION } from '../../version.js';
 import { jsonAnswer } from '../local-answer.js';
-import { MODERN_VERSION } from '../stdio/handshake.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { readMemberMessages } from './answers.js';
 import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
@@ -37,9 +36,6 @@ interface Context {
   /** A legacy session's servers (each one's link); undefined outside a session. */
   readonly sessions: MemberSessions | undefined;
 }
-
-/** The newest 2025-era version: what a federated session agrees to when the client asks for none the gateway knows. */
-const NEWEST_LEGACY = [...LEGACY_VERSIONS].sort().at(-1) as string;
 
 /**
  * The federated upstream (DESIGN.md "Upstreams" → Federation): several servers, HTTP or stdio,
@@ -298,7 +294,7 @@ export function createFederatedUpstream(
       return { ...failedRequired, ids: [id] };
     }
     if (sessions.size === 0) return refuse('upstream_unreachable', { ids: [id] });
-    const version = typeof asked === 'string' && LEGACY_VERSIONS.has(asked) ? asked : NEWEST_LEGACY;
+    const version = typeof asked === 'string' && LEGACY_VERSIONS.has(asked) ? asked : LEGACY_VERSION;
     const instructions = results
       .filter(([, result]) => typeof result.instructions === 'string' && result.instructions !== '')
       .map(([server, result]) => `## ${server}\n${result.instructions as string}`)

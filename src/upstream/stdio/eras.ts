@@ -1,10 +1,15 @@
 import { DISCOVER, isCacheable, PING, takesInputRequired } from '../../jsonrpc/methods.js';
-import { LEGACY_VERSIONS, UNSUPPORTED_PROTOCOL_VERSION } from '../../jsonrpc/protocol-version.js';
+import {
+  LEGACY_VERSION,
+  LEGACY_VERSIONS,
+  MODERN_VERSION,
+  UNSUPPORTED_PROTOCOL_VERSION,
+} from '../../jsonrpc/protocol-version.js';
+import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO } from '../gateway-client.js';
 import { jsonAnswer } from '../local-answer.js';
 import type { UpstreamAnswer } from '../upstream.js';
 import type { ClientId } from './call.js';
 import type { ServerFacts } from './connection.js';
-import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, LEGACY_VERSION, MODERN_VERSION } from './handshake.js';
 
 /**
  * The era table in code (DESIGN.md "Upstreams" → stdio, "Eras"): what the gateway answers itself

@@ -1,21 +1,8 @@
 import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION } from '../../jsonrpc/methods.js';
-import { LEGACY_VERSIONS } from '../../jsonrpc/protocol-version.js';
+import { LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
+import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, modernMeta } from '../gateway-client.js';
 import type { ChildMessage } from './child.js';
 import type { Connection, ServerFacts } from './connection.js';
-
-/** The modern version the gateway speaks to a process, and offers its clients. */
-export const MODERN_VERSION = '2026-07-28';
-/** The legacy version the gateway asks a legacy process for. */
-export const LEGACY_VERSION = '2025-11-25';
-
-/** The client the gateway is to every process it starts. */
-export const GATEWAY_CLIENT_INFO = { name: 'portcullis', version: '0.1.0' } as const;
-
-/**
- * What the gateway declares it can do for a process: a server request for sampling or elicitation
- * is handed to the client its call came from (answered with an error for one that cannot take it).
- */
-export const GATEWAY_CAPABILITIES = { sampling: {}, elicitation: {} } as const;
 
 /** Why a process could not be started, for the log (never shown to clients). */
 export class HandshakeError extends Error {
@@ -26,15 +13,6 @@ export class HandshakeError extends Error {
     super(message);
     this.name = 'HandshakeError';
   }
-}
-
-/** The `_meta` a modern request carries (stdio has no header layer: it is all in the body). */
-export function modernMeta(capabilities: Readonly<Record<string, unknown>> = GATEWAY_CAPABILITIES) {
-  return {
-    'io.modelcontextprotocol/protocolVersion': MODERN_VERSION,
-    'io.modelcontextprotocol/clientInfo': GATEWAY_CLIENT_INFO,
-    'io.modelcontextprotocol/clientCapabilities': capabilities,
-  };
 }
 
 /**

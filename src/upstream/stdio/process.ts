@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import type { StdioUpstreamConfig } from '../../config/schema.js';
 import { LIST_CHANGED_FILTERS, RESOURCES_UNSUBSCRIBE, RESOURCES_UPDATED } from '../../jsonrpc/methods.js';
 import type { Metrics } from '../../metrics/registry.js';
+import { GATEWAY_CAPABILITIES, modernMeta } from '../gateway-client.js';
 import { type ChildMessage, StdioChild } from './child.js';
 import { type Attribution, Connection, type Dropped, type ServerFacts } from './connection.js';
 import {
@@ -11,7 +12,7 @@ import {
   type ProcessDirs,
   removeProcessDirs,
 } from './environment.js';
-import { GATEWAY_CAPABILITIES, handshake, modernMeta } from './handshake.js';
+import { handshake } from './handshake.js';
 import { ResourceSubscriptions } from './subscriptions.js';
 
 /** stderr lines logged per process per window; the rest are counted in one line. */

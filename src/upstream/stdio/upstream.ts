@@ -18,7 +18,7 @@ import {
   ROOTS_LIST_CHANGED,
   SUBSCRIPTION_ID_META,
 } from '../../jsonrpc/methods.js';
-import { isModern } from '../../jsonrpc/protocol-version.js';
+import { isModern, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { bufferBody, jsonAnswer } from '../local-answer.js';
@@ -35,7 +35,6 @@ import {
   toProcess,
   unsupportedVersion,
 } from './eras.js';
-import { MODERN_VERSION } from './handshake.js';
 import { ProcessPool, type Ready } from './pool.js';
 import type { ManagedProcess } from './process.js';
 

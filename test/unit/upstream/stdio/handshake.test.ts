@@ -1,14 +1,12 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { Connection } from '../../../../src/upstream/stdio/connection.js';
+import { LEGACY_VERSION, MODERN_VERSION } from '../../../../src/jsonrpc/protocol-version.js';
 import {
   GATEWAY_CAPABILITIES,
   GATEWAY_CLIENT_INFO,
-  HandshakeError,
-  handshake,
-  LEGACY_VERSION,
-  MODERN_VERSION,
   modernMeta,
-} from '../../../../src/upstream/stdio/handshake.js';
+} from '../../../../src/upstream/gateway-client.js';
+import { Connection } from '../../../../src/upstream/stdio/connection.js';
+import { HandshakeError, handshake } from '../../../../src/upstream/stdio/handshake.js';
 
 type Written = Record<string, unknown>;
 /** What a child answers a request with: a result, an error, or nothing (silence). */
