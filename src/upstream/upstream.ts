@@ -25,12 +25,6 @@ export interface UpstreamRequest {
   readonly identity: Identity;
   /** The legacy session the request belongs to, opened and checked by the gateway. */
   readonly session: SessionClaims | undefined;
-  /**
-   * `false`: the client's answer to a server request could not be brought back to this upstream
-   * (a federation cannot route it yet), so a stdio upstream answers such a request with an error on
-   * the client's behalf rather than let it wait. Absent: the client may be asked.
-   */
-  readonly serverRequests?: false;
 }
 
 /**

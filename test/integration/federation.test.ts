@@ -7,7 +7,7 @@
  */
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { everythingStdio } from '../fixtures/everything.js';
@@ -25,6 +25,7 @@ import {
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall } from '../support/modern-call.js';
+import { events, legacyPost, openSession, until } from '../support/raw-mcp.js';
 
 let v2: Peer;
 let strictV2: Peer;
@@ -67,6 +68,9 @@ routes:
       "every__echo": read
       "every__get-sum": read
       "every__trigger-elicitation-request": read
+      "every__trigger-sampling-request": read
+      "legacy__ask_name": write
+      "legacy__slow_progress": write
     resources: { "**": read }
     prompts: { "*": read }
   - route: /mixed
@@ -192,41 +196,119 @@ describe('prompts, completions and resources by template', () => {
   });
 });
 
-describe('server requests (part 2 routes them)', () => {
-  it('are never left waiting: servers hear of no client capability to ask, a stdio server’s request is answered with an error', async () => {
+describe('server-to-client requests across servers', () => {
+  /** An SDK v1 client that declares elicitation and sampling and answers both. */
+  async function answeringClient(key: { key: string }, seen: string[]): Promise<V1Client> {
     const client = new V1Client(
-      { name: 'asks-for-input', version: '1' },
-      { capabilities: { elicitation: {} } },
+      { name: 'answers', version: '1' },
+      { capabilities: { elicitation: {}, sampling: {} } },
     );
-    let asked = 0;
-    client.setRequestHandler(ElicitRequestSchema, async () => {
-      asked++;
-      return { action: 'accept', content: {} };
+    client.setRequestHandler(ElicitRequestSchema, async (request) => {
+      seen.push(`elicitation: ${request.params.message}`);
+      return { action: 'accept', content: { name: 'Ada' } };
     });
-    const v1Before = v1.requests.length;
+    client.setRequestHandler(CreateMessageRequestSchema, async () => {
+      seen.push('sampling');
+      return { role: 'assistant', content: { type: 'text', text: 'sampled' }, model: 'fixture' };
+    });
     await client.connect(
-      new V1ClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: auth(reader) } }),
+      new V1ClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: auth(key) } }),
     );
+    return client;
+  }
+
+  it('an elicitation from the HTTP server comes back to it, under its own id', async () => {
+    const seen: string[] = [];
+    const client = await answeringClient(writer, seen);
     try {
-      const initialize = v1.requests.slice(v1Before).find((r) => rpcMethod(r) === 'initialize');
-      expect(initialize?.body).toMatchObject({ params: { capabilities: {} } });
-      expect(
-        Object.keys(
-          (initialize?.body as { params: { capabilities: object } } | undefined)?.params.capabilities ?? {
-            x: 1,
-          },
-        ),
-      ).toEqual([]);
-      const started = Date.now();
-      const outcome = await client
-        .callTool({ name: 'every__trigger-elicitation-request', arguments: {} })
-        .then(
-          (result) => JSON.stringify(result),
-          (err: unknown) => String(err),
-        );
-      expect(Date.now() - started).toBeLessThan(10_000);
-      expect(outcome).toMatch(/error|isError/i);
-      expect(asked).toBe(0);
+      const before = v1.requests.length;
+      const result = await client.callTool({ name: 'legacy__ask_name', arguments: {} });
+      expect(firstText(result)).toBe('hello Ada');
+      expect(seen).toEqual(['elicitation: Your name?']);
+      // The server received the answer under the id it had used (a number of its own), never the
+      // gateway's sealed one.
+      const answers = v1.requests
+        .slice(before)
+        .map((r) => r.body as { id?: unknown; result?: unknown; method?: unknown })
+        .filter((body) => body?.result !== undefined && body.method === undefined);
+      expect(answers).toHaveLength(1);
+      expect(typeof answers[0]?.id).toBe('number');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('elicitation and sampling from the stdio server come back to it', async () => {
+    const seen: string[] = [];
+    const client = await answeringClient(writer, seen);
+    try {
+      const elicited = await client.callTool({ name: 'every__trigger-elicitation-request', arguments: {} });
+      expect(JSON.stringify(elicited)).toContain('Ada');
+      const sampled = await client.callTool({
+        name: 'every__trigger-sampling-request',
+        arguments: { prompt: 'hi', maxTokens: 5 },
+      });
+      expect(JSON.stringify(sampled)).toContain('sampled');
+      expect(seen).toEqual([expect.stringMatching(/^elicitation: /), 'sampling']);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('an answer from another identity, or another session of the same one, reaches no server', async () => {
+    const url = `${gateway.url}/mcp`;
+    const session = await openSession(url, writer.key);
+    const call = await legacyPost(url, writer.key, session, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'legacy__ask_name', arguments: {} },
+    });
+    const stream = events(call);
+    const asked = (await stream.next()).value as Record<string, unknown>;
+    expect(asked.method).toBe('elicitation/create');
+    expect(typeof asked.id).toBe('string'); // the gateway's sealed id
+    const forged = {
+      jsonrpc: '2.0',
+      id: asked.id,
+      result: { action: 'accept', content: { name: 'Mallory' } },
+    };
+    const before = v1.requests.length;
+    const otherIdentity = await openSession(url, reader.key);
+    expect((await legacyPost(url, reader.key, otherIdentity, forged)).status).toBe(202);
+    const otherSession = await openSession(url, writer.key);
+    expect((await legacyPost(url, writer.key, otherSession, forged)).status).toBe(202);
+    expect((await legacyPost(url, writer.key, session, { ...forged, id: 0 })).status).toBe(202);
+    expect(JSON.stringify(v1.requests.slice(before))).not.toContain('Mallory');
+    // The caller's own answer, in its session, is delivered.
+    const own = { ...forged, result: { action: 'accept', content: { name: 'Ada' } } };
+    expect((await legacyPost(url, writer.key, session, own)).status).toBe(202);
+    const done = (await stream.next()).value as { result?: unknown };
+    expect(firstText(done.result)).toBe('hello Ada');
+  });
+});
+
+describe('progress and cancellation across servers', () => {
+  it('relays a server’s progress to its caller and takes the caller’s cancellation to that server only', async () => {
+    const client = await connectV1Client(`${gateway.url}/mcp`, { headers: auth(writer) });
+    try {
+      const progress: number[] = [];
+      const controller = new AbortController();
+      const v1Before = v1.requests.length;
+      const v2Before = v2.requests.length;
+      const call = client.callTool({ name: 'legacy__slow_progress', arguments: {} }, undefined, {
+        signal: controller.signal,
+        onprogress: (p) => {
+          progress.push(p.progress);
+          if (p.progress === 2) controller.abort();
+        },
+      });
+      await expect(call).rejects.toThrow();
+      expect(progress).toEqual([1, 2]);
+      const cancelled = (peer: Peer, from: number) =>
+        peer.requests.slice(from).filter((r) => rpcMethod(r) === 'notifications/cancelled');
+      await until('the cancellation to reach the server', () => cancelled(v1, v1Before).length === 1);
+      expect(cancelled(v2, v2Before)).toEqual([]);
     } finally {
       await client.close();
     }

@@ -151,8 +151,6 @@ export class Member {
       cancellation,
       version: link.version,
       identity: request.identity,
-      // A client's answer to a server's request is not routed back to that server before part 2.
-      serverRequests: false,
       session:
         link.id === undefined || !this.stdio
           ? undefined

@@ -1,3 +1,4 @@
+import type { Readable } from 'node:stream';
 import type { RouteConfig, ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../../errors.js';
@@ -8,10 +9,11 @@ import {
   INITIALIZED_NOTIFICATION,
   LIST_METHODS,
   listAnswerOf,
-  SERVER_REQUEST_CAPABILITIES,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
+import { isEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
+import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
 import { jsonAnswer } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
@@ -21,6 +23,7 @@ import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
 import { ResourceOwners } from './resources.js';
+import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
 
 export interface FederationDeps extends MemberDeps {
@@ -62,6 +65,13 @@ export function createFederatedUpstream(
   const logger = deps.logger.child({ route: route.route });
   /** When an unknown URI last made this route ask for every server's resource lists. */
   let lastDiscovery = 0;
+  /**
+   * The server running each routed request in flight in this replica, by caller, session and the
+   * client's request id: where a client's `notifications/cancelled` goes.
+   */
+  const inFlight = new Map<string, Member>();
+  const inFlightKey = (ctx: Context, id: RpcId): string =>
+    `${ctx.request.identity.key}\u0000${ctx.request.session?.upstreamId ?? ''}\u0000${typeof id}:${id}`;
 
   return {
     async send(request) {
@@ -82,11 +92,7 @@ export function createFederatedUpstream(
         });
       const message = messages[0];
       if (message === undefined) return jsonAnswer(202, undefined, {});
-      if (typeof message.method !== 'string') {
-        // A client's answer to a server request: relaying those across servers comes with part 2.
-        logger.info('client answer on a federated route dropped: server requests are not relayed yet');
-        return jsonAnswer(202, undefined, {});
-      }
+      if (typeof message.method !== 'string') return clientAnswer(ctx, message);
       if (message.id === undefined) return notify(ctx, message);
       return serve(ctx, message);
     },
@@ -164,7 +170,11 @@ export function createFederatedUpstream(
           },
         });
       if (isRefusal(link)) return { ...link, ids: [id] };
+      const running = inFlightKey(ctx, id);
+      inFlight.set(running, member);
       const answer = await member.send(ctx.request, message, link, name);
+      if (isRefusal(answer) || link.translate !== 'none') inFlight.delete(running);
+      else answer.body.once('close', () => inFlight.delete(running));
       if (isRefusal(answer)) {
         if (answer.reason === 'session_not_found' && link.translate === 'toLegacy' && attempt === 0) {
           // The server ended the session the gateway kept for this caller: open another, once.
@@ -174,9 +184,8 @@ export function createFederatedUpstream(
         if (answer.reason === 'session_not_found' && ctx.sessions !== undefined) void endOthers(ctx, member);
         return { ...answer, ids: [id] };
       }
-      return link.translate === 'none'
-        ? { ...answer, servers: [member.name] }
-        : translated(answer, id, link.translate);
+      if (link.translate !== 'none') return translated(answer, id, link.translate);
+      return { ...answer, body: withSealedRequests(ctx, member, link, answer), servers: [member.name] };
     }
 
     /**
@@ -215,17 +224,73 @@ export function createFederatedUpstream(
   }
 
   /**
+   * A streamed answer with every server request in it under a sealed gateway id (bound to this
+   * server, the caller and this server's session): the client's answer can only come back to the
+   * server that asked. Failures and the client leaving travel both ways between the two streams.
+   */
+  function withSealedRequests(ctx: Context, member: Member, link: Link, answer: UpstreamAnswer): Readable {
+    if (!isEventStream(answer.headers['content-type'])) return answer.body;
+    const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
+    const rewriter = createSseRewriter(
+      (data) =>
+        sealServerRequests(data, (id) => sealRequestId(deps.sealer, scope, { server: member.name, id })),
+      { maxEventLength: deps.maxResponseBytes },
+    );
+    answer.body.once('error', (err) => rewriter.destroy(err));
+    rewriter.once('close', () => {
+      if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
+    });
+    return answer.body.pipe(rewriter);
+  }
+
+  /**
+   * A client's answer to a server's request: to the server that asked, under the id it used — only
+   * when the gateway id opens for this route, this identity and that server's session in the
+   * client's session; anything else is dropped (202) and logged, and reaches no server.
+   */
+  async function clientAnswer(ctx: Context, message: Message): Promise<UpstreamAnswer> {
+    const scope = { route: route.route, identity: ctx.request.identity.key };
+    const asked = openRequestId(deps.sealer, scope, message.id, (server) => ctx.sessions?.get(server)?.id);
+    const member = asked === undefined ? undefined : byName.get(asked.server);
+    const link = member === undefined ? undefined : linkOf(ctx, member);
+    const ready = link instanceof Promise ? await link : link;
+    if (asked === undefined || member === undefined || ready === undefined || isRefusal(ready)) {
+      logger.info('client answer matched no server request of this caller: dropped');
+      return jsonAnswer(202, undefined, {});
+    }
+    const answer = await member.send(ctx.request, { ...message, id: asked.id }, ready);
+    if (!isRefusal(answer)) answer.body.resume();
+    return { ...jsonAnswer(202, undefined, {}), servers: [member.name] };
+  }
+
+  /**
    * A client notification: to every server of the session (`initialized` was sent at `initialize`);
-   * a server that speaks only 2026-07-28 hears `notifications/cancelled` alone, its one client
-   * notification.
+   * a server that speaks only 2026-07-28 hears none (`notifications/cancelled`, its one client
+   * notification, goes only to the server running that request).
    */
   async function notify(ctx: Context, message: Message): Promise<UpstreamAnswer> {
+    if (message.method === CANCELLED_NOTIFICATION) {
+      // To the server running that request, and no other: ids are the client's, and two servers
+      // may each be running a request of that id for other callers.
+      const requestId = (message.params as { requestId?: unknown } | undefined)?.requestId;
+      const member =
+        typeof requestId === 'string' || typeof requestId === 'number'
+          ? inFlight.get(inFlightKey(ctx, requestId))
+          : undefined;
+      const found = member === undefined ? undefined : linkOf(ctx, member);
+      const link = found instanceof Promise ? await found : found;
+      if (member !== undefined && link !== undefined && !isRefusal(link)) {
+        const answer = await member.send(ctx.request, message, link);
+        if (!isRefusal(answer)) answer.body.resume();
+      }
+      return jsonAnswer(202, undefined, {});
+    }
     if (message.method !== INITIALIZED_NOTIFICATION)
       await Promise.all(
         members.map(async (member) => {
           const link = await linkOf(ctx, member);
           if (link === undefined || isRefusal(link)) return;
-          if (link.translate === 'toModern' && message.method !== CANCELLED_NOTIFICATION) return;
+          if (link.translate === 'toModern') return;
           const answer = await member.send(ctx.request, message, link);
           if (!isRefusal(answer)) answer.body.resume();
         }),
@@ -248,15 +313,9 @@ export function createFederatedUpstream(
         data: { detail: 'the 2025-era handshake opens a session and stands alone' },
       });
     const asked = (message.params as Record<string, unknown> | undefined)?.protocolVersion;
-    // A server asks a client (sampling, elicitation, roots) only what the client declared; the
-    // answer could not be routed back to it before part 2, so the servers hear of none of them.
-    const params = (message.params ?? {}) as Record<string, unknown>;
-    const declared = (params.capabilities ?? {}) as Record<string, unknown>;
-    const capabilities = Object.fromEntries(
-      Object.entries(declared).filter(([name]) => !SERVER_REQUEST_CAPABILITIES.has(name)),
-    );
-    const forwarded = { ...message, params: { ...params, capabilities } };
-    const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, forwarded)));
+    // Each server hears the client's own capabilities: what it asks the client (sampling,
+    // elicitation, roots) comes back to it through sealed request ids.
+    const opened = await Promise.all(members.map((member) => member.initialize(ctx.request, message)));
     const sessions = new Map<string, Link>();
     const results: [string, Readonly<Record<string, unknown>>][] = [];
     let failedRequired: Refusal | undefined;

@@ -263,7 +263,7 @@ export function createStdioUpstream(
         acceptsStream,
         // 2026-07-28 clients take no server-initiated requests (their multi round-trip results
         // replace them); a legacy client takes them on its call's SSE answer.
-        takesServerRequests: acceptsStream && legacyClient && request.serverRequests !== false,
+        takesServerRequests: acceptsStream && legacyClient,
         adapt: legacyClient
           ? facts.era === 'modern'
             ? noInputRequired

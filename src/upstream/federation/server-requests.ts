@@ -1,0 +1,83 @@
+import type { Sealer } from '../../proxy/seal.js';
+
+/** Seals a server request's id for the client: it opens as nothing else. */
+const PURPOSE = 'federation-server-request';
+/** How long a client has to answer a server's request. */
+export const ANSWER_TTL_MS = 10 * 60_000;
+
+/** Whom a server request was sent to: its answer is accepted only from them. */
+export interface RequestScope {
+  readonly route: string;
+  readonly identity: string;
+  /** The asking server's own session id in the client's session (undefined: it has none). */
+  readonly session: string | undefined;
+}
+
+/** Where a client's answer goes: the server that asked, under the id it used. */
+export interface AskedBy {
+  readonly server: string;
+  readonly id: string | number;
+}
+
+/**
+ * Server-to-client requests on a federated route (DESIGN.md "Upstreams" → Federation): every
+ * server numbers its own requests, so two could send the client the same id and a client's answer
+ * could reach the wrong one. The client instead sees a gateway id that seals the asking server,
+ * the id it used, the route, the identity and the server's session the request was sent in, and
+ * an expiry — an answer is delivered only to that server, only from that identity and session,
+ * and any replica with the keys can deliver it.
+ */
+export function sealRequestId(sealer: Sealer, scope: RequestScope, asked: AskedBy, now = Date.now()): string {
+  return sealer.seal(PURPOSE, [
+    scope.route,
+    scope.identity,
+    scope.session ?? null,
+    asked.server,
+    asked.id,
+    now + ANSWER_TTL_MS,
+  ]);
+}
+
+/** The server and id a client's answer is for, when its id opens for this scope in time. */
+export function openRequestId(
+  sealer: Sealer,
+  scope: Pick<RequestScope, 'route' | 'identity'>,
+  id: unknown,
+  sessionOf: (server: string) => string | undefined,
+  now = Date.now(),
+): AskedBy | undefined {
+  if (typeof id !== 'string' || id.length > 4096) return undefined;
+  const fields = sealer.open(PURPOSE, id);
+  if (fields === undefined) return undefined;
+  const [route, identity, session, server, original, expires] = fields;
+  if (route !== scope.route || identity !== scope.identity) return undefined;
+  if (typeof server !== 'string' || typeof expires !== 'number' || expires < now) return undefined;
+  if (typeof original !== 'string' && typeof original !== 'number') return undefined;
+  // The session the request was sent in: that server's session in the client's, still.
+  if ((session ?? undefined) !== sessionOf(server)) return undefined;
+  return { server, id: original };
+}
+
+/**
+ * One SSE event's data with the ids of the server requests in it sealed (`seal`); undefined when
+ * it holds none (the event goes as it came). A message that is not JSON is left for the relay
+ * (which refuses what it must read and cannot).
+ */
+export function sealServerRequests(data: string, seal: (id: string | number) => string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  let changed = false;
+  const rewrite = (message: unknown): unknown => {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+    const { method, id } = message as { method?: unknown; id?: unknown };
+    if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return message;
+    changed = true;
+    return { ...message, id: seal(id) };
+  };
+  const rewritten = Array.isArray(value) ? value.map(rewrite) : rewrite(value);
+  return changed ? JSON.stringify(rewritten) : undefined;
+}
