@@ -888,7 +888,7 @@ ${servers}`,
             key: 'nope',
             params: { name: 'alpha__echo', arguments: {} },
           }),
-          // a batch, a GET stream (not merged yet), a bad cursor
+          // a batch, a GET stream outside a session, a bad cursor
           await legacy(url, {
             method: '',
             key: reader.key,
@@ -898,7 +898,7 @@ ${servers}`,
               { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'alpha__echo', arguments: {} } },
             ],
           }),
-          await legacy(url, { method: '', httpMethod: 'GET', key: reader.key, session }),
+          await legacy(url, { method: '', httpMethod: 'GET', key: reader.key }),
           await legacy(url, { method: 'tools/list', key: reader.key, session, params: { cursor: 'nope' } }),
           // a name no server has, hidden, in another case
           await legacy(url, {

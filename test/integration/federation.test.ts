@@ -7,7 +7,11 @@
  */
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import {
+  CreateMessageRequestSchema,
+  ElicitRequestSchema,
+  ToolListChangedNotificationSchema,
+} from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { everythingStdio } from '../fixtures/everything.js';
@@ -26,10 +30,13 @@ import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall } from '../support/modern-call.js';
 import { events, legacyPost, openSession, until } from '../support/raw-mcp.js';
+import { sleep } from '../support/wait.js';
 
 let v2: Peer;
 let strictV2: Peer;
 let v1: V1Peer;
+/** An SDK v1 server that keeps its events: `Last-Event-ID` replays what a dropped stream missed. */
+let resumable: V1Peer;
 let gateway: TestGateway;
 const reader = newApiKey();
 const writer = newApiKey();
@@ -47,6 +54,7 @@ beforeAll(async () => {
   v1 = await startV1Server({ response: 'sse' });
   // The SDK v2 server refusing every 2025-era request: only the gateway's translation reaches it.
   strictV2 = await startV2Server({ response: 'json', legacy: 'reject' });
+  resumable = await startV1Server({ response: 'sse', resumable: true });
   gateway = await startTestGateway({
     policy: `identities:
   apiKeys:
@@ -73,6 +81,14 @@ routes:
       "legacy__slow_progress": write
     resources: { "**": read }
     prompts: { "*": read }
+  - route: /resume
+    resource: http://127.0.0.1/resume
+    servers:
+      kept: { upstream: "${resumable.url}" }
+      modern: { upstream: "${v2.url}" }
+      every: { upstream: ${everythingStdio()} }
+    authentication: { methods: [apiKey] }
+    default: allow
   - route: /mixed
     resource: http://127.0.0.1/mixed
     servers:
@@ -89,6 +105,7 @@ afterAll(async () => {
   await v1?.close();
   await v2?.close();
   await strictV2?.close();
+  await resumable?.close();
 });
 
 const auth = (key: { key: string }) => ({ authorization: `Bearer ${key.key}` });
@@ -312,6 +329,117 @@ describe('progress and cancellation across servers', () => {
     } finally {
       await client.close();
     }
+  });
+});
+
+describe('a legacy session’s GET stream across servers', () => {
+  /** The events of a raw SSE stream with their ids, as they arrive. */
+  async function* sseEvents(
+    answer: Response,
+  ): AsyncGenerator<{ id: string | undefined; data: Record<string, unknown> }> {
+    const reader = (answer.body as ReadableStream<Uint8Array>)
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
+    let buffered = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffered += value;
+      for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+        const lines = buffered.slice(0, end).split('\n');
+        buffered = buffered.slice(end + 2);
+        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
+        const id = lines
+          .find((l) => l.startsWith('id:'))
+          ?.slice(3)
+          .trimStart();
+        if (data.length > 0) yield { id, data: JSON.parse(data.join('\n')) as Record<string, unknown> };
+      }
+    }
+  }
+
+  const getStream = (url: string, session: string, lastEventId?: string, signal?: AbortSignal) =>
+    fetch(url, {
+      method: 'GET',
+      headers: {
+        ...auth(writer),
+        accept: 'text/event-stream',
+        'mcp-session-id': session,
+        'mcp-protocol-version': '2025-11-25',
+        ...(lastEventId === undefined ? {} : { 'last-event-id': lastEventId }),
+      },
+      ...(signal === undefined ? {} : { signal }),
+    });
+
+  it('carries each server’s list_changed to an SDK client as the route’s own', async () => {
+    const client = await connectV1Client(`${gateway.url}/resume`, { headers: auth(writer) });
+    try {
+      expect(client.getServerCapabilities()?.tools).toMatchObject({ listChanged: true });
+      let changed = 0;
+      client.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+        changed++;
+      });
+      // The client opens its GET stream after initialize; the server then has one to send on.
+      await until('the merged stream to reach the server', () =>
+        resumable.requests.some((r) => r.method === 'GET'),
+      );
+      await sleep(100);
+      await resumable.broadcastToolListChanged();
+      await until('list_changed to reach the client', () => changed === 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('resumes every server where it left off after a dropped connection (composite event ids)', async () => {
+    const url = `${gateway.url}/resume`;
+    const session = await openSession(url, writer.key);
+    const first = new AbortController();
+    const answer = await getStream(url, session, undefined, first.signal);
+    expect(answer.status).toBe(200);
+    const stream = sseEvents(answer);
+    await sleep(100);
+    await resumable.broadcastToolListChanged();
+    const seen = (await stream.next()).value as { id: string; data: Record<string, unknown> };
+    expect(seen.data.method).toBe('notifications/tools/list_changed');
+    expect(seen.id).toMatch(/^[A-Za-z0-9_-]{40,}$/); // sealed: no server's own id shows
+    first.abort();
+    await sleep(200);
+    // Two changes while the client is away: the server keeps them.
+    await resumable.broadcastToolListChanged();
+    await resumable.broadcastToolListChanged();
+    const again = new AbortController();
+    const resumed = await getStream(url, session, seen.id, again.signal);
+    expect(resumed.status).toBe(200);
+    const replay = sseEvents(resumed);
+    const missed = [(await replay.next()).value, (await replay.next()).value] as {
+      data: Record<string, unknown>;
+    }[];
+    expect(missed.map((e) => e.data.method)).toEqual([
+      'notifications/tools/list_changed',
+      'notifications/tools/list_changed',
+    ]);
+    // The server was asked to resume from its own last id, which only the gateway knew.
+    const resumedGet = resumable.requests.filter((r) => r.method === 'GET').at(-1);
+    expect(resumedGet?.headers['last-event-id']).toBeTruthy();
+    expect(resumedGet?.headers['last-event-id']).not.toBe(seen.id);
+    again.abort();
+    // A composite id of another identity opens nothing: a fresh stream, no replay of its events.
+    const readerSession = await openSession(url, reader.key);
+    const foreign = await fetch(url, {
+      method: 'GET',
+      headers: {
+        ...auth(reader),
+        accept: 'text/event-stream',
+        'mcp-session-id': readerSession,
+        'mcp-protocol-version': '2025-11-25',
+        'last-event-id': seen.id,
+      },
+    });
+    expect(foreign.status).toBe(200);
+    const foreignGet = resumable.requests.filter((r) => r.method === 'GET').at(-1);
+    expect(foreignGet?.headers['last-event-id']).toBeUndefined();
+    await foreign.body?.cancel();
   });
 });
 

@@ -74,8 +74,10 @@ function eventData(text: string): string[] {
     lineEnd(kind) {
       current = undefined;
       if (kind !== 'blank') return;
-      if (lines.length > 0)
-        events.push(lines.map((pieces) => Buffer.concat(pieces).toString('utf8')).join('\n'));
+      // An event whose data is empty is not dispatched (HTML §9.2.6): a server's priming event
+      // (an id and an empty `data:`, sent so a stream can be resumed) carries no message.
+      const data = lines.map((pieces) => Buffer.concat(pieces).toString('utf8')).join('\n');
+      if (data !== '') events.push(data);
       lines = [];
     },
     lfAfterCr() {},

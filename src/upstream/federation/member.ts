@@ -151,16 +151,7 @@ export class Member {
       cancellation,
       version: link.version,
       identity: request.identity,
-      session:
-        link.id === undefined || !this.stdio
-          ? undefined
-          : {
-              upstreamId: link.id,
-              route: this.target.route,
-              identity: request.identity.key,
-              version: link.version,
-              issuedAt: 0,
-            },
+      session: this.sessionOf(request, link),
     });
     this.duration?.observe((performance.now() - started) / 1000);
     if (isRefusal(answer)) {
@@ -420,6 +411,56 @@ export class Member {
       clearTimeout(timer);
       request.cancellation.off(cancel);
     }
+  }
+
+  /**
+   * This server's GET stream in the client's session (its session id, version and headers;
+   * `lastEventId` to resume it where it left off).
+   */
+  openStream(
+    request: UpstreamRequest,
+    link: Link,
+    lastEventId: string | undefined,
+    cancellation: Cancellation,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const headers: Record<string, string> = {};
+    for (const header in request.headers)
+      if (!NOT_FORWARDED.has(header) && header !== 'last-event-id')
+        headers[header] = request.headers[header] as string;
+    if (link.id !== undefined) headers['mcp-session-id'] = link.id;
+    headers['mcp-protocol-version'] = link.version;
+    if (lastEventId !== undefined) headers['last-event-id'] = lastEventId;
+    Object.assign(headers, this.headers);
+    return this.upstream
+      .send({
+        method: 'GET',
+        headers,
+        body: undefined,
+        text: undefined,
+        cancellation,
+        version: link.version,
+        identity: request.identity,
+        session: this.sessionOf(request, link),
+      })
+      .then((answer) => {
+        if (!isRefusal(answer) && answer.status === 404 && link.id !== undefined) {
+          answer.body.resume();
+          return refuse('session_not_found');
+        }
+        return answer;
+      });
+  }
+
+  /** What a stdio server's upstream reads as the session: the local session it gave. */
+  private sessionOf(request: UpstreamRequest, link: Link): UpstreamRequest['session'] {
+    if (link.id === undefined || !this.stdio) return undefined;
+    return {
+      upstreamId: link.id,
+      route: this.target.route,
+      identity: request.identity.key,
+      version: link.version,
+      issuedAt: 0,
+    };
   }
 
   /** Ends this server's session `id` (DELETE on HTTP; the local session on stdio). Failures are only logged. */

@@ -25,6 +25,7 @@ import { ExposedNames, prefixesOf } from './names.js';
 import { ResourceOwners } from './resources.js';
 import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
+import { openMergedStream } from './streams.js';
 
 export interface FederationDeps extends MemberDeps {
   /** Seals list cursors (the session keys: any replica with them opens another's cursor). */
@@ -78,8 +79,16 @@ export function createFederatedUpstream(
       const sessions = request.session === undefined ? undefined : decodeSessions(request.session.upstreamId);
       if (request.session !== undefined && sessions === undefined) return refuse('session_not_found');
       const ctx: Context = { request, sessions };
-      // A merged GET stream (every server's notifications) comes with part 2 of federation.
-      if (request.method === 'GET') return jsonAnswer(405, undefined, { allow: 'POST, DELETE' });
+      if (request.method === 'GET')
+        return sessions === undefined
+          ? jsonAnswer(405, undefined, { allow: 'POST' })
+          : openMergedStream(request, sessions, byName, {
+              route: route.route,
+              sealer: deps.sealer,
+              logger,
+              maxEventLength: deps.maxResponseBytes,
+              sealRequests: (member, link, data) => sealRequests(ctx, member, link, data) ?? data,
+            });
       if (request.method === 'DELETE') return endSession(ctx);
       const messages = parsedMessages(request.text);
       const requests = messages.filter((m) => typeof m.method === 'string' && m.id !== undefined);
@@ -230,17 +239,20 @@ export function createFederatedUpstream(
    */
   function withSealedRequests(ctx: Context, member: Member, link: Link, answer: UpstreamAnswer): Readable {
     if (!isEventStream(answer.headers['content-type'])) return answer.body;
-    const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
-    const rewriter = createSseRewriter(
-      (data) =>
-        sealServerRequests(data, (id) => sealRequestId(deps.sealer, scope, { server: member.name, id })),
-      { maxEventLength: deps.maxResponseBytes },
-    );
+    const rewriter = createSseRewriter((data) => sealRequests(ctx, member, link, data), {
+      maxEventLength: deps.maxResponseBytes,
+    });
     answer.body.once('error', (err) => rewriter.destroy(err));
     rewriter.once('close', () => {
       if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
     });
     return answer.body.pipe(rewriter);
+  }
+
+  /** An event's data with the server's requests in it under sealed gateway ids; undefined: none in it. */
+  function sealRequests(ctx: Context, member: Member, link: Link, data: string): string | undefined {
+    const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
+    return sealServerRequests(data, (id) => sealRequestId(deps.sealer, scope, { server: member.name, id }));
   }
 
   /**
@@ -366,7 +378,10 @@ export function createFederatedUpstream(
           id,
           result: {
             protocolVersion: version,
-            capabilities: mergeCapabilities(results.map(([, result]) => result.capabilities)),
+            capabilities: mergeCapabilities(
+              results.map(([, result]) => result.capabilities),
+              true,
+            ),
             serverInfo,
             ...(instructions === '' ? {} : { instructions }),
           },
@@ -403,7 +418,10 @@ export function createFederatedUpstream(
       ttlMs: 0,
       cacheScope: 'private',
       supportedVersions: [MODERN_VERSION],
-      capabilities: mergeCapabilities(results.map(([, result]) => result.capabilities)),
+      capabilities: mergeCapabilities(
+        results.map(([, result]) => result.capabilities),
+        false,
+      ),
       _meta: { 'io.modelcontextprotocol/serverInfo': serverInfo },
       ...(instructions === '' ? {} : { instructions }),
     });
@@ -610,19 +628,26 @@ function answer(id: RpcId, result: Readonly<Record<string, unknown>>): UpstreamA
 }
 
 /**
- * The capabilities of the route as one server: each kind any server offers, with what is
- * true of the merge. `listChanged` and `subscribe` are left out: the notifications they promise
- * come from several servers' streams, merged only with part 2 of federation. `completions` and
- * `logging` pass when any server has them.
+ * The capabilities of the route as one server: each kind any server offers, with what is true of
+ * the merge. `listChanged` and `subscribe` (true when any server offers them) only where their
+ * notifications reach the client — a legacy session's merged GET stream (`streams`); a 2026-07-28
+ * client's `subscriptions/listen` across servers is not built yet. `completions` and `logging`
+ * pass when any server has them.
  */
-function mergeCapabilities(all: readonly unknown[]): Record<string, unknown> {
+function mergeCapabilities(all: readonly unknown[], streams: boolean): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
   for (const capabilities of all) {
     if (typeof capabilities !== 'object' || capabilities === null) continue;
     for (const [kind, value] of Object.entries(capabilities)) {
       if (kind === 'experimental' || typeof value !== 'object' || value === null) continue;
-      const { listChanged: _l, subscribe: _s, ...rest } = value as Record<string, unknown>;
-      merged[kind] = { ...(merged[kind] as object | undefined), ...rest };
+      const { listChanged, subscribe, ...rest } = value as Record<string, unknown>;
+      const before = (merged[kind] ?? {}) as Record<string, unknown>;
+      merged[kind] = {
+        ...before,
+        ...rest,
+        ...(streams && (listChanged === true || before.listChanged === true) ? { listChanged: true } : {}),
+        ...(streams && (subscribe === true || before.subscribe === true) ? { subscribe: true } : {}),
+      };
     }
   }
   return merged;
