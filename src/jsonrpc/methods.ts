@@ -94,10 +94,10 @@ export interface McpMethod {
    * `list` fans out and merges; `name` (`params.name`), `uri` (`params.uri`) and `ref`
    * (`params.ref`) route to the one server that owns what they name; `everyServer` goes to every
    * server and is answered `{}`; `local` is answered by the gateway; `handshake` opens (legacy) or
-   * describes (modern) the route as one server. A client request without it is not served there
-   * yet (method not found): streams, subscriptions and tasks across servers come with part 2.
+   * describes (modern) the route as one server; `listen` merges every server's subscription stream.
+   * A client request without it is not served there yet (method not found): tasks.
    */
-  readonly federated?: 'list' | 'name' | 'uri' | 'ref' | 'everyServer' | 'local' | 'handshake';
+  readonly federated?: 'list' | 'name' | 'uri' | 'ref' | 'everyServer' | 'local' | 'handshake' | 'listen';
 }
 
 const BOTH: readonly Generation[] = ['legacy', 'modern'];
@@ -242,7 +242,7 @@ const ROWS: readonly McpMethod[] = [
   }),
   request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
   request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
-  request(LISTEN, MODERN, NONE, 'subscriptions', { stream: true }),
+  request(LISTEN, MODERN, NONE, 'subscriptions', { stream: true, federated: 'listen' }),
   request('completion/complete', BOTH, NONE, 'completion-ref', { federated: 'ref' }),
   request('logging/setLevel', LEGACY, NONE, 'identity', { federated: 'everyServer' }),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).

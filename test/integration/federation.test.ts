@@ -28,9 +28,12 @@ import {
 } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
-import { modernCall } from '../support/modern-call.js';
+import { modernCall, postModern } from '../support/modern-call.js';
 import { events, legacyPost, openSession, until } from '../support/raw-mcp.js';
+import { collectSse } from '../support/sse.js';
 import { sleep } from '../support/wait.js';
+
+const PROBE_SERVER = new URL('../fixtures/probe-stdio-server.mjs', import.meta.url).pathname;
 
 let v2: Peer;
 let strictV2: Peer;
@@ -87,6 +90,13 @@ routes:
       kept: { upstream: "${resumable.url}" }
       modern: { upstream: "${v2.url}" }
       every: { upstream: ${everythingStdio()} }
+    authentication: { methods: [apiKey] }
+    default: allow
+  - route: /listen
+    resource: http://127.0.0.1/listen
+    servers:
+      probe: { upstream: { command: [${JSON.stringify(process.execPath)}, ${JSON.stringify(PROBE_SERVER)}], processes: shared }, resources: ["file:///**"] }
+      modern: { upstream: "${v2.url}" }
     authentication: { methods: [apiKey] }
     default: allow
   - route: /mixed
@@ -440,6 +450,62 @@ describe('a legacy session’s GET stream across servers', () => {
     const foreignGet = resumable.requests.filter((r) => r.method === 'GET').at(-1);
     expect(foreignGet?.headers['last-event-id']).toBeUndefined();
     await foreign.body?.cancel();
+  });
+});
+
+describe('subscriptions/listen across servers (2026-07-28)', () => {
+  it('sends one acknowledgment first, then each server’s notifications under the client’s id; a URI goes only to its owner', async () => {
+    const url = `${gateway.url}/listen`;
+    const v2Before = v2.requests.length;
+    const answer = await postModern(url, {
+      id: 'listen-7',
+      key: writer.key,
+      method: 'subscriptions/listen',
+      params: {
+        notifications: {
+          toolsListChanged: true,
+          resourceSubscriptions: ['file:///watched', 'other://nobody'],
+        },
+      },
+    });
+    expect(answer.status).toBe(200);
+    const { events, stop } = collectSse(answer.body as ReadableStream<Uint8Array>);
+    const caller = await connectV1Client(url, { headers: auth(writer) });
+    try {
+      await until('the acknowledgment', () => events.length >= 1);
+      expect(events[0]).toEqual({
+        jsonrpc: '2.0',
+        method: 'notifications/subscriptions/acknowledged',
+        params: {
+          _meta: { 'io.modelcontextprotocol/subscriptionId': 'listen-7' },
+          notifications: { toolsListChanged: true, resourceSubscriptions: ['file:///watched'] },
+        },
+      });
+      // The HTTP server was asked for list_changed only: the URI is the stdio server's.
+      const listened = v2.requests.slice(v2Before).find((r) => rpcMethod(r) === 'subscriptions/listen');
+      expect(listened?.body).toMatchObject({ params: { notifications: { toolsListChanged: true } } });
+      expect(JSON.stringify(listened?.body)).not.toContain('file:///watched');
+      await caller.callTool({ name: 'probe__announce', arguments: {} });
+      await caller.callTool({ name: 'probe__touch', arguments: { uri: 'file:///watched' } });
+      await until('both notifications', () => events.length >= 3);
+      expect(
+        events.slice(1).map((e) => {
+          const params = e.params as Record<string, unknown>;
+          return [
+            e.method,
+            params.uri,
+            (params._meta as Record<string, unknown>)['io.modelcontextprotocol/subscriptionId'],
+          ];
+        }),
+      ).toEqual([
+        ['notifications/tools/list_changed', undefined, 'listen-7'],
+        ['notifications/resources/updated', 'file:///watched', 'listen-7'],
+      ]);
+      expect(events.filter((e) => e.method === 'notifications/subscriptions/acknowledged')).toHaveLength(1);
+    } finally {
+      await caller.close();
+      await stop();
+    }
   });
 });
 

@@ -81,6 +81,10 @@ export class Member {
   readonly stdio: boolean;
   private readonly headers: Readonly<Record<string, string>>;
   private readonly deadlineMs: number;
+  /** How long this server may take to begin an answer (`upstreamTimeouts.headersMs`). */
+  get deadline(): number {
+    return this.deadlineMs;
+  }
   private readonly labels: { route: string; server: string };
   private readonly duration: { observe(seconds: number): void } | undefined;
   /** An HTTP server's generation, asked once (`server/discover`) and kept a while. */

@@ -7,6 +7,7 @@ import {
   DISCOVER,
   federationOf,
   INITIALIZED_NOTIFICATION,
+  LIST_CHANGED_FILTERS,
   LIST_METHODS,
   listAnswerOf,
 } from '../../jsonrpc/methods.js';
@@ -19,6 +20,7 @@ import { jsonAnswer } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { readMemberMessages } from './answers.js';
 import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
+import { type ListenTarget, mergedListen } from './listen.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
@@ -138,6 +140,8 @@ export function createFederatedUpstream(
       }
       case 'ref':
         return completion(ctx, message, params);
+      case 'listen':
+        return listen(ctx, message, params);
       default:
         return refuse('method_not_found', {
           ids: [id],
@@ -543,6 +547,46 @@ export function createFederatedUpstream(
       return undefined;
     }
     return owner?.server;
+  }
+
+  /**
+   * `subscriptions/listen` (2026-07-28): to every server that can take it (stdio servers, and HTTP
+   * servers that speak 2026-07-28), each asked for the list_changed notifications the client asked
+   * for and for the subscribed URIs it owns (a URI no server owns is not honored).
+   */
+  async function listen(
+    ctx: Context,
+    message: Message,
+    params: Record<string, unknown>,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const asked = (params.notifications ?? {}) as Record<string, unknown>;
+    const flags: Record<string, unknown> = {};
+    for (const row of LIST_CHANGED_FILTERS) if (asked[row.filter] === true) flags[row.filter] = true;
+    const owned = new Map<string, string[]>();
+    for (const uri of Array.isArray(asked.resourceSubscriptions) ? asked.resourceSubscriptions : []) {
+      if (typeof uri !== 'string') continue;
+      const owner = await ownerOf(ctx, uri);
+      if (owner !== undefined) owned.set(owner, [...(owned.get(owner) ?? []), uri]);
+    }
+    const targets: ListenTarget[] = [];
+    for (const member of members) {
+      const found = linkOf(ctx, member);
+      const link = found instanceof Promise ? await found : found;
+      // A 2025-era HTTP server has no listen: its notifications would need a GET stream of the
+      // caller's session, which a 2026-07-28 caller does not hold.
+      if (link === undefined || isRefusal(link) || link.translate !== 'none') continue;
+      const uris = owned.get(member.name) ?? [];
+      if (Object.keys(flags).length === 0 && uris.length === 0) continue;
+      targets.push({
+        member,
+        link,
+        notifications: { ...flags, ...(uris.length > 0 ? { resourceSubscriptions: uris } : {}) },
+      });
+    }
+    if (targets.length === 0) return refuse('upstream_unreachable', { ids: [message.id as RpcId] });
+    const deadline = Math.max(...targets.map((target) => target.member.deadline));
+    const answer = await mergedListen(ctx.request, message, targets, deadline);
+    return isRefusal(answer) ? answer : { ...answer, servers: targets.map((target) => target.member.name) };
   }
 
   /**
