@@ -511,10 +511,13 @@ const routeSchema = z
       if (problem !== undefined)
         ctx.addIssue({ code: 'custom', path: ['resources', pattern], message: problem });
     }
-    for (const name of Object.keys(route.methods)) {
-      if (namesTaskMethods(name))
-        ctx.addIssue({ code: 'custom', path: ['methods', name], message: TASKS_IN_METHODS });
-    }
+    // A federated route binds task ids to the identity that created the task (sealed): there its
+    // `methods` may grant the tasks methods. A single-server route does not bind them yet.
+    if (route.servers === undefined)
+      for (const name of Object.keys(route.methods)) {
+        if (namesTaskMethods(name))
+          ctx.addIssue({ code: 'custom', path: ['methods', name], message: TASKS_IN_METHODS });
+      }
   });
 
 export const configSchema = z

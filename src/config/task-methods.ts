@@ -11,13 +11,14 @@ import { TASKS_PREFIX } from '../jsonrpc/methods.js';
  * caller holding it read the result of, list, or cancel a task another caller created — the
  * upstream sees one client (the gateway) and cannot tell them apart. The tasks specification
  * requires receivers to bind tasks to the authorization context that created them ("MUST bind
- * tasks to said context"); until the gateway does (sealed task ids, as federation plans), naming
- * them is a load error rather than a quiet cross-caller leak.
+ * tasks to said context"). A federated route does (`upstream/federation/tasks.ts`: task ids
+ * sealed to the identity that created the task); on a single-server route, until its ids are
+ * bound too, naming them is a load error rather than a quiet cross-caller leak.
  */
 export const TASKS_IN_METHODS =
-  `names ${TASKS_PREFIX} methods, which cannot be granted: task ids are not bound to identities, so any ` +
+  `names ${TASKS_PREFIX} methods, which cannot be granted on a single-server route: its task ids are not bound to identities, so any ` +
   "caller with this scope could read, list or cancel another caller's task (the tasks " +
-  'specification requires receivers to bind tasks to the context that created them)';
+  'specification requires receivers to bind tasks to the context that created them); a federated route (servers:) binds them';
 
 /** Whether a `methods` key (an exact name or a glob) can match a tasks method. */
 export function namesTaskMethods(name: string): boolean {

@@ -94,10 +94,21 @@ export interface McpMethod {
    * `list` fans out and merges; `name` (`params.name`), `uri` (`params.uri`) and `ref`
    * (`params.ref`) route to the one server that owns what they name; `everyServer` goes to every
    * server and is answered `{}`; `local` is answered by the gateway; `handshake` opens (legacy) or
-   * describes (modern) the route as one server; `listen` merges every server's subscription stream.
-   * A client request without it is not served there yet (method not found): tasks.
+   * describes (modern) the route as one server; `listen` merges every server's subscription stream;
+   * `task` goes to the server that created the task its sealed `taskId` names. A client request
+   * without it is not served there (method not found): `tasks/list`, which would list every
+   * server's tasks of every caller.
    */
-  readonly federated?: 'list' | 'name' | 'uri' | 'ref' | 'everyServer' | 'local' | 'handshake' | 'listen';
+  readonly federated?:
+    | 'list'
+    | 'name'
+    | 'uri'
+    | 'ref'
+    | 'everyServer'
+    | 'local'
+    | 'handshake'
+    | 'listen'
+    | 'task';
 }
 
 const BOTH: readonly Generation[] = ['legacy', 'modern'];
@@ -250,11 +261,11 @@ const ROWS: readonly McpMethod[] = [
   request('roots/list', NONE, LEGACY, 'closed', { capability: 'roots' }),
   request('elicitation/create', NONE, LEGACY, 'closed', { capability: 'elicitation' }),
   // Tasks: 2025-11-25 core (both directions), 2026-07-28 extension (client to server). Closed.
-  request('tasks/get', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
-  request('tasks/result', LEGACY, LEGACY, 'closed'),
+  request('tasks/get', BOTH, LEGACY, 'closed', { ...TASKS_EXTENSION, federated: 'task' }),
+  request('tasks/result', LEGACY, LEGACY, 'closed', { federated: 'task' }),
   request('tasks/list', LEGACY, LEGACY, 'closed'),
-  request('tasks/cancel', BOTH, LEGACY, 'closed', TASKS_EXTENSION),
-  request('tasks/update', MODERN, NONE, 'closed', TASKS_EXTENSION),
+  request('tasks/cancel', BOTH, LEGACY, 'closed', { ...TASKS_EXTENSION, federated: 'task' }),
+  request('tasks/update', MODERN, NONE, 'closed', { ...TASKS_EXTENSION, federated: 'task' }),
   // Notifications. 2026-07-28's `ClientNotification` is `CancelledNotification` alone.
   notification(CANCELLED_NOTIFICATION, BOTH, BOTH, 'identity'),
   notification(PROGRESS_NOTIFICATION, LEGACY, BOTH, 'identity'),
@@ -332,6 +343,15 @@ export function isCacheable(method: string): boolean {
 export function isBroadcast(method: string): boolean {
   return MCP_METHODS.get(method)?.broadcast === true;
 }
+
+/** The notification a server sends about a task's status (2025-11-25; the extension's is `notifications/tasks`). */
+export const TASK_STATUS_NOTIFICATIONS: ReadonlySet<string> = new Set(
+  ROWS.filter((row) => row.kind === 'notification' && row.name.startsWith(`notifications/${TASKS_PREFIX}`))
+    .map((row) => row.name)
+    .concat(
+      ROWS.filter((row) => row.kind === 'notification' && row.extension === 'tasks').map((row) => row.name),
+    ),
+);
 
 /** The client capabilities a server's requests need (`sampling`, `elicitation`, `roots`). */
 export const SERVER_REQUEST_CAPABILITIES: ReadonlySet<string> = new Set(

@@ -29,7 +29,7 @@ import {
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { modernCall, postModern } from '../support/modern-call.js';
-import { events, legacyPost, openSession, until } from '../support/raw-mcp.js';
+import { events, legacyPost, messagesOf, openSession, until } from '../support/raw-mcp.js';
 import { collectSse } from '../support/sse.js';
 import { sleep } from '../support/wait.js';
 
@@ -43,6 +43,8 @@ let resumable: V1Peer;
 let gateway: TestGateway;
 const reader = newApiKey();
 const writer = newApiKey();
+/** Another caller with every scope the writer has. */
+const rival = newApiKey();
 
 /** The tools/call requests a peer received, by the name it was asked for. */
 function callsTo(peer: Peer): string[] {
@@ -63,6 +65,7 @@ beforeAll(async () => {
   apiKeys:
     - { id: reader, hash: "${reader.hash}", scopes: [read] }
     - { id: writer, hash: "${writer.hash}", scopes: [read, write] }
+    - { id: rival, hash: "${rival.hash}", scopes: [read, write] }
 routes:
   - route: /mcp
     resource: http://127.0.0.1/mcp
@@ -82,8 +85,10 @@ routes:
       "every__trigger-sampling-request": read
       "legacy__ask_name": write
       "legacy__slow_progress": write
+      "every__simulate-research-query": write
     resources: { "**": read }
     prompts: { "*": read }
+    methods: { "tasks/*": write }
   - route: /resume
     resource: http://127.0.0.1/resume
     servers:
@@ -507,6 +512,51 @@ describe('subscriptions/listen across servers (2026-07-28)', () => {
       await stop();
     }
   });
+});
+
+describe('tasks across servers', () => {
+  it('seals a task’s id to the identity that created it: that caller polls and reads it, another finds no task and no server hears of it', async () => {
+    const url = `${gateway.url}/mcp`;
+    const session = await openSession(url, writer.key);
+    const created = await messagesOf(
+      await legacyPost(url, writer.key, session, {
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: {
+          name: 'every__simulate-research-query',
+          arguments: { topic: 'gateways' },
+          task: { ttl: 60_000 },
+        },
+      }),
+    );
+    const task = (created.at(-1)?.result as { task?: { taskId?: string; status?: string } } | undefined)
+      ?.task;
+    expect(task?.status).toBe('working');
+    const taskId = task?.taskId as string;
+    expect(taskId).toMatch(/^[A-Za-z0-9_-]{40,}$/); // sealed: the server's own id never shows
+    const get = (key: string, inSession: string) =>
+      legacyPost(url, key, inSession, { jsonrpc: '2.0', id: 2, method: 'tasks/get', params: { taskId } });
+    const polled = await messagesOf(await get(writer.key, session));
+    expect(polled.at(-1)?.result).toMatchObject({ taskId });
+    // Another identity with the same scopes: no such task, and the servers never hear of it.
+    const otherSession = await openSession(url, rival.key);
+    const before = JSON.stringify(v1.requests.length + v2.requests.length);
+    const stolen = await get(rival.key, otherSession);
+    expect(stolen.status).toBe(400);
+    expect(await stolen.json()).toMatchObject({ error: { code: -32602 } });
+    expect(JSON.stringify(v1.requests.length + v2.requests.length)).toBe(before);
+    // The creator reads the result when the task completes.
+    const result = await messagesOf(
+      await legacyPost(url, writer.key, session, {
+        jsonrpc: '2.0',
+        id: 3,
+        method: 'tasks/result',
+        params: { taskId },
+      }),
+    );
+    expect(JSON.stringify(result.at(-1)?.result)).toContain('gateways');
+  }, 30_000);
 });
 
 describe('federated sessions', () => {

@@ -28,6 +28,7 @@ import { ResourceOwners } from './resources.js';
 import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
 import { openMergedStream } from './streams.js';
+import { sealTaskIds, TaskIds } from './tasks.js';
 
 export interface FederationDeps extends MemberDeps {
   /** Seals list cursors (the session keys: any replica with them opens another's cursor). */
@@ -66,6 +67,7 @@ export function createFederatedUpstream(
   const owners = new ResourceOwners(new Map(members.map((member) => [member.name, member.owns])));
   const serverInfo = route.serverInfo ?? { name: 'portcullis', version: VERSION };
   const logger = deps.logger.child({ route: route.route });
+  const taskIds = new TaskIds(deps.sealer);
   /** When an unknown URI last made this route ask for every server's resource lists. */
   let lastDiscovery = 0;
   /**
@@ -142,6 +144,14 @@ export function createFederatedUpstream(
         return completion(ctx, message, params);
       case 'listen':
         return listen(ctx, message, params);
+      case 'task': {
+        // Only the identity that created the task opens its id; for anyone else it is no task.
+        const owner = taskIds.open({ route: route.route, identity: ctx.request.identity.key }, params.taskId);
+        const member = owner === undefined ? undefined : byName.get(owner.server);
+        if (owner === undefined || member === undefined)
+          return refuse('invalid_params', { ids: [id], data: { detail: 'no such task' } });
+        return routed(ctx, member, { ...message, params: { ...params, taskId: owner.id } }, owner.id, true);
+      }
       default:
         return refuse('method_not_found', {
           ids: [id],
@@ -170,6 +180,7 @@ export function createFederatedUpstream(
     member: Member,
     message: Message,
     name?: string,
+    taskMethod = false,
   ): Promise<UpstreamAnswer | Refusal> {
     const id = message.id as RpcId;
     for (let attempt = 0; ; attempt++) {
@@ -198,7 +209,15 @@ export function createFederatedUpstream(
         return { ...answer, ids: [id] };
       }
       if (link.translate !== 'none') return translated(answer, id, link.translate);
-      return { ...answer, body: withSealedRequests(ctx, member, link, answer), servers: [member.name] };
+      // Task ids in what a task-augmented call or a tasks method answers are sealed to the caller.
+      const tasks = taskMethod || (message.params as Record<string, unknown> | undefined)?.task !== undefined;
+      if (tasks && !isEventStream(answer.headers['content-type']) && answer.status === 200)
+        return withSealedTasks(ctx, member, answer, id);
+      return {
+        ...answer,
+        body: withSealedRequests(ctx, member, link, answer, tasks),
+        servers: [member.name],
+      };
     }
 
     /**
@@ -241,16 +260,60 @@ export function createFederatedUpstream(
    * server, the caller and this server's session): the client's answer can only come back to the
    * server that asked. Failures and the client leaving travel both ways between the two streams.
    */
-  function withSealedRequests(ctx: Context, member: Member, link: Link, answer: UpstreamAnswer): Readable {
+  function withSealedRequests(
+    ctx: Context,
+    member: Member,
+    link: Link,
+    answer: UpstreamAnswer,
+    tasks: boolean,
+  ): Readable {
     if (!isEventStream(answer.headers['content-type'])) return answer.body;
-    const rewriter = createSseRewriter((data) => sealRequests(ctx, member, link, data), {
-      maxEventLength: deps.maxResponseBytes,
-    });
+    const rewriter = createSseRewriter(
+      (data) => {
+        const requests = sealRequests(ctx, member, link, data);
+        return tasks ? (sealTasksIn(ctx, member, requests ?? data) ?? requests) : requests;
+      },
+      { maxEventLength: deps.maxResponseBytes },
+    );
     answer.body.once('error', (err) => rewriter.destroy(err));
     rewriter.once('close', () => {
       if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
     });
     return answer.body.pipe(rewriter);
+  }
+
+  /** One message's text with its task ids sealed to the caller; undefined when it names none. */
+  function sealTasksIn(ctx: Context, member: Member, data: string): string | undefined {
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return undefined;
+    }
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
+    const scope = { route: route.route, identity: ctx.request.identity.key };
+    const sealed = sealTaskIds(value as Message, (id) => taskIds.seal(scope, { server: member.name, id }));
+    return sealed === undefined ? undefined : JSON.stringify(sealed);
+  }
+
+  /** A JSON answer naming tasks, read whole and given back with their ids sealed to the caller. */
+  async function withSealedTasks(
+    ctx: Context,
+    member: Member,
+    answer: UpstreamAnswer,
+    id: RpcId,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
+    if (typeof read === 'string')
+      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids: [id] });
+    const scope = { route: route.route, identity: ctx.request.identity.key };
+    const sealed = read.map(
+      (message) =>
+        sealTaskIds(message, (task) => taskIds.seal(scope, { server: member.name, id: task })) ?? message,
+    );
+    const [only] = sealed;
+    if (sealed.length !== 1 || only === undefined) return refuse('upstream_rejected', { ids: [id] });
+    return { ...jsonAnswer(200, only, {}), servers: [member.name] };
   }
 
   /** An event's data with the server's requests in it under sealed gateway ids; undefined: none in it. */

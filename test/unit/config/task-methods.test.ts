@@ -80,3 +80,14 @@ describe('a route’s methods naming tasks/', () => {
 function problemColumn(name: string): number {
   return '    methods: { '.length + JSON.stringify(name).length + ': '.length + 1;
 }
+
+describe('a federated route’s methods naming tasks/', () => {
+  it('loads: a federated route seals task ids to the identity that created the task', () => {
+    const federated = MINIMAL_POLICY.replace(
+      / {4}upstream: (\S+)\n/,
+      (_all, url: string) => `    servers: { only: { upstream: ${url} } }\n`,
+    );
+    expect(federated).toContain('servers:');
+    expect(configProblems(`${federated}    methods: { "tasks/*": tasks:read }\n`)).toEqual([]);
+  });
+});
