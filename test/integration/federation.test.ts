@@ -56,7 +56,7 @@ function callsTo(peer: Peer): string[] {
 
 beforeAll(async () => {
   v2 = await startV2Server({ response: 'auto', legacy: 'stateless' });
-  v1 = await startV1Server({ response: 'sse' });
+  v1 = await startV1Server({ response: 'sse', elicits: true });
   // The SDK v2 server refusing every 2025-era request: only the gateway's translation reaches it.
   strictV2 = await startV2Server({ response: 'json', legacy: 'reject' });
   resumable = await startV1Server({ response: 'sse', resumable: true });
@@ -395,12 +395,16 @@ describe('a legacy session’s GET stream across servers', () => {
         changed++;
       });
       // The client opens its GET stream after initialize; the server then has one to send on.
-      await until('the merged stream to reach the server', () =>
-        resumable.requests.some((r) => r.method === 'GET'),
+      // Waits are generous: on a loaded machine the client's GET and the stdio server's start take
+      // their time (nothing here measures speed).
+      await until(
+        'the merged stream to reach the server',
+        () => resumable.requests.some((r) => r.method === 'GET'),
+        15_000,
       );
-      await sleep(100);
+      await sleep(200);
       await resumable.broadcastToolListChanged();
-      await until('list_changed to reach the client', () => changed === 1);
+      await until('list_changed to reach the client', () => changed === 1, 15_000);
     } finally {
       await client.close();
     }
