@@ -463,6 +463,28 @@ describe('a legacy session’s GET stream across servers', () => {
 });
 
 describe('subscriptions/listen across servers (2026-07-28)', () => {
+  it('acknowledges what no server can honor with an empty acknowledgment, asking no server', async () => {
+    const v2Before = v2.requests.length;
+    const answer = await postModern(`${gateway.url}/listen`, {
+      id: 'listen-8',
+      key: writer.key,
+      method: 'subscriptions/listen',
+      params: { notifications: { resourceSubscriptions: ['other://nobody'] } },
+    });
+    expect(answer.status).toBe(200);
+    const { events, stop } = collectSse(answer.body as ReadableStream<Uint8Array>);
+    try {
+      await until('the acknowledgment', () => events.length >= 1);
+      expect(events[0]).toMatchObject({
+        method: 'notifications/subscriptions/acknowledged',
+        params: { notifications: {} },
+      });
+      expect(v2.requests.slice(v2Before).some((r) => rpcMethod(r) === 'subscriptions/listen')).toBe(false);
+    } finally {
+      await stop();
+    }
+  });
+
   it('sends one acknowledgment first, then each server’s notifications under the client’s id; a URI goes only to its owner', async () => {
     const url = `${gateway.url}/listen`;
     const v2Before = v2.requests.length;

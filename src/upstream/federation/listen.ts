@@ -110,7 +110,8 @@ export async function mergedListen(
     }),
   );
   const waiting = listened.flatMap((listening) => (listening === undefined ? [] : [listening.acked]));
-  if (waiting.length === 0) {
+  if (waiting.length === 0 && targets.length > 0) {
+    // Every server asked failed: nothing merges (no server asked: an empty acknowledgment).
     out.destroy();
     return refuse('upstream_unreachable', { ids: [id] });
   }

@@ -646,8 +646,8 @@ export function createFederatedUpstream(
         notifications: { ...flags, ...(uris.length > 0 ? { resourceSubscriptions: uris } : {}) },
       });
     }
-    if (targets.length === 0) return refuse('upstream_unreachable', { ids: [message.id as RpcId] });
-    const deadline = Math.max(...targets.map((target) => target.member.deadline));
+    // Nothing any server could honor: the acknowledgment says so, and the stream stays open.
+    const deadline = Math.max(0, ...targets.map((target) => target.member.deadline));
     const answer = await mergedListen(ctx.request, message, targets, deadline);
     return isRefusal(answer) ? answer : { ...answer, servers: targets.map((target) => target.member.name) };
   }
