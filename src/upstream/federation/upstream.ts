@@ -91,7 +91,11 @@ export function createFederatedUpstream(
               sealer: deps.sealer,
               logger,
               maxEventLength: deps.maxResponseBytes,
-              sealRequests: (member, link, data) => sealRequests(ctx, member, link, data) ?? data,
+              // Server requests and task ids alike, sealed to this caller.
+              sealRequests: (member, link, data) => {
+                const requests = sealRequests(ctx, member, link, data) ?? data;
+                return sealTasksIn(ctx, member, requests) ?? requests;
+              },
             });
       if (request.method === 'DELETE') return endSession(ctx);
       const messages = parsedMessages(request.text);
