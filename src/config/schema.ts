@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { resourcePatternProblem } from '../policy/uri.js';
 import { serversProblems } from '../upstream/federation/servers.js';
-import { namesTaskMethods, TASKS_IN_METHODS } from './task-methods.js';
 
 /**
  * The policy file's one schema: it is the TypeScript type (`Config`), the validator, and the
@@ -511,13 +510,6 @@ const routeSchema = z
       if (problem !== undefined)
         ctx.addIssue({ code: 'custom', path: ['resources', pattern], message: problem });
     }
-    // A federated route binds task ids to the identity that created the task (sealed): there its
-    // `methods` may grant the tasks methods. A single-server route does not bind them yet.
-    if (route.servers === undefined)
-      for (const name of Object.keys(route.methods)) {
-        if (namesTaskMethods(name))
-          ctx.addIssue({ code: 'custom', path: ['methods', name], message: TASKS_IN_METHODS });
-      }
   });
 
 export const configSchema = z

@@ -1,25 +1,18 @@
 import { TASKS_PREFIX } from '../jsonrpc/methods.js';
 
 /**
- * Why a route's `methods` may not name the tasks methods (2025-11-25 `tasks/get`, `tasks/result`,
+ * Whether a route's `methods` can grant a tasks method (2025-11-25 `tasks/get`, `tasks/result`,
  * `tasks/list`, `tasks/cancel`; the 2026-07-28 extension's `tasks/get`, `tasks/update`,
  * `tasks/cancel`: the whole `tasks/` namespace, which the extension reserves), exactly or by a
- * pattern that can match one. The policy refuses them anyway (the method table marks them
- * closed); naming them is a load error so an operator learns it at once.
+ * pattern that can match one. Such a route's task ids are bound to the identity that created the
+ * task (`upstream/task-binding.ts`; a federated route always binds them).
  *
- * Threat: task ids are not bound to identities by the gateway. A scope granting `tasks/*` lets any
- * caller holding it read the result of, list, or cancel a task another caller created — the
- * upstream sees one client (the gateway) and cannot tell them apart. The tasks specification
- * requires receivers to bind tasks to the authorization context that created them ("MUST bind
- * tasks to said context"). A federated route does (`upstream/federation/tasks.ts`: task ids
- * sealed to the identity that created the task); on a single-server route, until its ids are
- * bound too, naming them is a load error rather than a quiet cross-caller leak.
+ * Threat: the upstream sees one client (the gateway) and cannot tell callers apart, so a raw task
+ * id would let any caller holding the scope read the result of, list or cancel another caller's
+ * task. The tasks specification requires receivers to bind tasks to the authorization context
+ * that created them ("MUST bind tasks to said context"): the gateway does, for every route this
+ * says yes for — over-approximating (case folding below) only wraps a route that needed none.
  */
-export const TASKS_IN_METHODS =
-  `names ${TASKS_PREFIX} methods, which cannot be granted on a single-server route: its task ids are not bound to identities, so any ` +
-  "caller with this scope could read, list or cancel another caller's task (the tasks " +
-  'specification requires receivers to bind tasks to the context that created them); a federated route (servers:) binds them';
-
 /** Whether a `methods` key (an exact name or a glob) can match a tasks method. */
 export function namesTaskMethods(name: string): boolean {
   return globCanMatchPrefix(name, TASKS_PREFIX);

@@ -5,6 +5,7 @@ import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '..
 import { createJwtVerifier, type JwksObserver } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
+import { namesTaskMethods } from '../config/task-methods.js';
 import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
@@ -13,6 +14,7 @@ import { compileRateLimits } from '../ratelimit/rules.js';
 import { createFederatedUpstream, type FederationDeps } from '../upstream/federation/upstream.js';
 import { createHttpUpstream } from '../upstream/http.js';
 import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
+import { bindTasks } from '../upstream/task-binding.js';
 import type { Upstream } from '../upstream/upstream.js';
 
 /** A route with everything the hot path needs built once at load. */
@@ -82,10 +84,15 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       http.push(upstream);
       return { target, upstream };
     });
+    const single = (members[0] as { upstream: Upstream }).upstream;
+    // Task ids are bound to their creator wherever `methods` grants the tasks methods: a
+    // federated route always seals them; a single-server route only then (it keeps its fast path).
     const upstream =
-      route.servers === undefined
-        ? (members[0] as { upstream: Upstream }).upstream
-        : createFederatedUpstream(route, members, federation);
+      route.servers !== undefined
+        ? createFederatedUpstream(route, members, federation)
+        : Object.keys(route.methods).some(namesTaskMethods)
+          ? bindTasks(route.route, single, federation)
+          : single;
     return compileRoute(config, route, verifiers, upstream);
   });
   stdio.commit();

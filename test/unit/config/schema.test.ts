@@ -109,11 +109,6 @@ describe('configSchema cross-field rules', () => {
       'audit.arguments: hash needs audit.chainKey (a bare SHA-256 of a short value is reversible)',
     ],
     [
-      'a tasks/ method in methods',
-      withRoute({ methods: { 'tasks/get': 'a' } }),
-      'routes.0.methods.tasks/get',
-    ],
-    [
       'two sources for Redis',
       { ...BASE, redis: { url: 'redis://r:6379', cluster: { nodes: ['r:6379'] } } },
       'redis: set exactly one of url, sentinel, cluster',
