@@ -59,11 +59,18 @@ export function openRequestId(
 }
 
 /**
- * One SSE event's data with the ids of the server requests in it sealed (`seal`); undefined when
- * it holds none (the event goes as it came). A message that is not JSON is left for the relay
- * (which refuses what it must read and cannot).
+ * What a server's SSE event becomes for the client: its data with the ids of the server requests
+ * in it sealed (`seal`); undefined when it holds none (the event goes as it came); `'foreign'`
+ * when it holds a response to anything but `answering` — the client's request on that server's
+ * call stream, or nothing at all on a GET stream (null) — which another server may be running:
+ * relayed, it would answer the client's request to that server. A message that is not JSON is left
+ * for the relay (which refuses what it must read and cannot).
  */
-export function sealServerRequests(data: string, seal: (id: string | number) => string): string | undefined {
+export function sealServerRequests(
+  data: string,
+  seal: (id: string | number) => string,
+  answering: string | number | null,
+): string | undefined | 'foreign' {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -71,13 +78,20 @@ export function sealServerRequests(data: string, seal: (id: string | number) => 
     return undefined;
   }
   let changed = false;
+  let foreign = false;
   const rewrite = (message: unknown): unknown => {
     if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
     const { method, id } = message as { method?: unknown; id?: unknown };
+    if (
+      method === undefined &&
+      (answering === null || ((typeof id === 'string' || typeof id === 'number') && id !== answering))
+    )
+      foreign = true;
     if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return message;
     changed = true;
     return { ...message, id: seal(id) };
   };
   const rewritten = Array.isArray(value) ? value.map(rewrite) : rewrite(value);
+  if (foreign) return 'foreign';
   return changed ? JSON.stringify(rewritten) : undefined;
 }

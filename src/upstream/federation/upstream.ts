@@ -89,7 +89,12 @@ export function createFederatedUpstream(
               sealer: deps.sealer,
               logger,
               maxEventLength: deps.maxResponseBytes,
-              sealRequests: (member, link, data) => sealRequests(ctx, member, link, data) ?? data,
+              sealRequests: (member, link, data) => {
+                const sealed = sealRequests(ctx, member, link, data, null);
+                if (sealed !== 'foreign') return sealed ?? data;
+                logger.warn({ server: member.name }, 'server sent a response on its GET stream: dropped');
+                return undefined;
+              },
             });
       if (request.method === 'DELETE') return endSession(ctx);
       const messages = parsedMessages(request.text);
@@ -198,7 +203,7 @@ export function createFederatedUpstream(
         return { ...answer, ids: [id] };
       }
       if (link.translate !== 'none') return translated(answer, id, link.translate);
-      return { ...answer, body: withSealedRequests(ctx, member, link, answer), servers: [member.name] };
+      return { ...answer, body: withSealedRequests(ctx, member, link, answer, id), servers: [member.name] };
     }
 
     /**
@@ -241,11 +246,24 @@ export function createFederatedUpstream(
    * server, the caller and this server's session): the client's answer can only come back to the
    * server that asked. Failures and the client leaving travel both ways between the two streams.
    */
-  function withSealedRequests(ctx: Context, member: Member, link: Link, answer: UpstreamAnswer): Readable {
+  function withSealedRequests(
+    ctx: Context,
+    member: Member,
+    link: Link,
+    answer: UpstreamAnswer,
+    id: RpcId,
+  ): Readable {
     if (!isEventStream(answer.headers['content-type'])) return answer.body;
-    const rewriter = createSseRewriter((data) => sealRequests(ctx, member, link, data), {
-      maxEventLength: deps.maxResponseBytes,
-    });
+    const rewriter = createSseRewriter(
+      (data) => {
+        const sealed = sealRequests(ctx, member, link, data, id);
+        if (sealed !== 'foreign') return sealed;
+        // Another request's answer: the client may have sent that id to another server.
+        logger.warn({ server: member.name }, 'server answered another request on a call stream: refused');
+        return { unreadable: 'not_json' };
+      },
+      { maxEventLength: deps.maxResponseBytes },
+    );
     answer.body.once('error', (err) => rewriter.destroy(err));
     rewriter.once('close', () => {
       if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
@@ -254,9 +272,19 @@ export function createFederatedUpstream(
   }
 
   /** An event's data with the server's requests in it under sealed gateway ids; undefined: none in it. */
-  function sealRequests(ctx: Context, member: Member, link: Link, data: string): string | undefined {
+  function sealRequests(
+    ctx: Context,
+    member: Member,
+    link: Link,
+    data: string,
+    answering: RpcId,
+  ): string | undefined | 'foreign' {
     const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
-    return sealServerRequests(data, (id) => sealRequestId(deps.sealer, scope, { server: member.name, id }));
+    return sealServerRequests(
+      data,
+      (id) => sealRequestId(deps.sealer, scope, { server: member.name, id }),
+      answering,
+    );
   }
 
   /**
