@@ -12,7 +12,7 @@ import {
   listAnswerOf,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
-import { isEventStream } from '../../proxy/media-type.js';
+import { bodyKind, isEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
@@ -24,6 +24,7 @@ import { type ListenTarget, mergedListen } from './listen.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
+import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
 import { ResourceOwners } from './resources.js';
 import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
@@ -253,7 +254,19 @@ export function createFederatedUpstream(
     answer: UpstreamAnswer,
     id: RpcId,
   ): Readable {
-    if (!isEventStream(answer.headers['content-type'])) return answer.body;
+    if (!isEventStream(answer.headers['content-type'])) {
+      if (bodyKind(answer.headers['content-type']) !== 'json') return answer.body;
+      const checked = ownAnswerOnly(id, deps.maxResponseBytes);
+      answer.body.once('error', (err) => checked.destroy(err));
+      checked.once('error', (err) => {
+        if (err instanceof ForeignAnswerError)
+          logger.warn({ server: member.name }, 'server answered another request than the call: refused');
+      });
+      checked.once('close', () => {
+        if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
+      });
+      return answer.body.pipe(checked);
+    }
     const rewriter = createSseRewriter(
       (data) => {
         const sealed = sealRequests(ctx, member, link, data, id);
