@@ -17,7 +17,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { parseConfig } from '../../src/config/load.js';
 import { type RecordedRequest, startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { modernCall } from '../support/modern-call.js';
+import { modernCall, postModern } from '../support/modern-call.js';
 
 const LEGACY = '2025-06-18';
 
@@ -1453,8 +1453,11 @@ async function eventsFor(
   abort: AbortController,
 ): Promise<{ id: string | undefined; data: Record<string, unknown> }[]> {
   const out: { id: string | undefined; data: Record<string, unknown> }[] = [];
-  const timer = setTimeout(() => abort.abort(), ms);
   const reader = (answer.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  const timer = setTimeout(() => {
+    abort.abort();
+    void reader.cancel().catch(() => undefined);
+  }, ms);
   let buffered = '';
   try {
     for (;;) {
@@ -1871,5 +1874,149 @@ ${servers}`,
       rest += value;
     }
     expect(rest).toContain('thanks');
+  });
+});
+
+/** A 2026-07-28 server of this describe's own: `server/discover`, and `subscriptions/listen` as `listen` says. */
+function startModernServer(
+  listen: (res: ServerResponse, message: Rpc) => void,
+): Promise<Awaited<ReturnType<typeof startHostile>>> {
+  return startHostile((req, res, message) => {
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    if (message.id === undefined) return void res.writeHead(202).end();
+    if (message.method === 'subscriptions/listen') return listen(res, message);
+    json(res, {
+      jsonrpc: '2.0',
+      id: message.id,
+      result:
+        message.method === 'server/discover'
+          ? {
+              resultType: 'complete',
+              supportedVersions: ['2026-07-28'],
+              capabilities: { tools: { listChanged: true }, resources: { subscribe: true } },
+              _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'm', version: '1' } },
+            }
+          : { resultType: 'complete', tools: [] },
+    });
+  });
+}
+
+const ACK = 'notifications/subscriptions/acknowledged';
+const SUBSCRIPTION = 'io.modelcontextprotocol/subscriptionId';
+
+describe('part 2: subscriptions/listen across hostile servers', () => {
+  const DEADLINE_MS = 1000;
+  const peers: Record<string, Awaited<ReturnType<typeof startHostile>>> = {};
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    // Opens its stream and never acknowledges, nor sends anything.
+    peers.mute = await startModernServer((res) => sse(res));
+    // Sends a notification before its acknowledgment (under another subscription's id), an update
+    // of a URI no one subscribed to, its acknowledgment twice, then a notification every 100 ms.
+    peers.noisy = await startModernServer((res, message) => {
+      sse(res);
+      const meta = { _meta: { [SUBSCRIPTION]: 'someone-else' } };
+      sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: meta });
+      sseEvent(res, {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'secret://x', ...meta },
+      });
+      const ack = {
+        jsonrpc: '2.0',
+        method: ACK,
+        params: {
+          _meta: { [SUBSCRIPTION]: message.id },
+          notifications: { toolsListChanged: true, promptsListChanged: true },
+        },
+      };
+      sseEvent(res, ack);
+      sseEvent(res, ack);
+      const timer = setInterval(
+        () => sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: meta }),
+        100,
+      );
+      res.on('close', () => clearInterval(timer));
+    });
+    // Never acknowledges; floods notifications meanwhile (12 MiB).
+    peers.flood = await startModernServer((res) => {
+      sse(res);
+      const event = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { pad: 'p'.repeat(64 * 1024) } })}\n\n`;
+      let sent = 0;
+      const more = (): void => {
+        while (sent < 12 * 16) {
+          sent++;
+          if (!res.write(event)) return void res.once('drain', more);
+        }
+      };
+      more();
+    });
+    const entry = (name: string) =>
+      `      ${name}: { upstream: "${peers[name]?.url}", upstreamTimeouts: { headersMs: ${DEADLINE_MS} } }`;
+    gateway = await startTestGateway({
+      policy: `${identities()}routes:
+  - route: /listen
+    resource: http://127.0.0.1/listen
+    servers:
+${entry('mute')}
+${entry('noisy')}
+    authentication: { methods: [apiKey] }
+    default: allow
+  - route: /flood
+    resource: http://127.0.0.1/flood
+    servers:
+${entry('flood')}
+${entry('noisy')}
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all(Object.values(peers).map((p) => p.close()));
+  });
+
+  const listen = (route: string, signal: AbortSignal) =>
+    postModern(`${gateway.url}${route}`, {
+      id: 'mine',
+      key: reader.key,
+      method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true } },
+      headers: {},
+    }).then((answer) => {
+      signal.addEventListener('abort', () => void answer.body?.cancel().catch(() => undefined));
+      return answer;
+    });
+
+  it('one acknowledgment, first and within the deadline, whatever a server never acknowledges or acknowledges twice; every notification under the client’s id', async () => {
+    const abort = new AbortController();
+    const started = Date.now();
+    const answer = await listen('/listen', abort.signal);
+    expect(answer.status).toBe(200);
+    const got = await eventsFor(answer, DEADLINE_MS + 1200, abort);
+    expect(got[0]?.data.method).toBe(ACK);
+    expect(got.filter((e) => e.data.method === ACK)).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(DEADLINE_MS + 2500);
+    const notifications = got.slice(1).map((e) => e.data);
+    expect(notifications.length).toBeGreaterThan(3);
+    for (const n of notifications)
+      expect((n.params as { _meta: Record<string, unknown> })._meta[SUBSCRIPTION]).toBe('mine');
+    // No one subscribed to that URI, and noisy owns none: its update is not relayed.
+    expect(notifications.filter((n) => n.method === 'notifications/resources/updated')).toEqual([]);
+  });
+
+  it('a server flooding notifications before it acknowledges cannot cut the client’s stream', async () => {
+    const abort = new AbortController();
+    const answer = await listen('/flood', abort.signal);
+    expect(answer.status).toBe(200);
+    const got = await eventsFor(answer, DEADLINE_MS + 1500, abort);
+    expect(got[0]?.data.method).toBe(ACK);
+    // The stream stayed open after the acknowledgment: noisy's notifications kept coming.
+    expect(
+      got.filter((e) => (e.data.params as { pad?: string } | undefined)?.pad === undefined).length,
+    ).toBeGreaterThan(3);
   });
 });
