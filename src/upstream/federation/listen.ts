@@ -75,7 +75,10 @@ export async function mergedListen(
     }
     const meta = { ...(params._meta as Record<string, unknown> | undefined), [SUBSCRIPTION_ID_META]: id };
     const event = `event: message\ndata: ${JSON.stringify({ ...notification, params: { ...params, _meta: meta } })}\n\n`;
-    if (acknowledged) return send(event);
+    if (acknowledged) {
+      send(event);
+      return;
+    }
     heldBytes += event.length;
     if (heldBytes > MAX_HELD_BYTES) {
       heldBytes -= event.length;
