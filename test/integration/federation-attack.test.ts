@@ -1594,6 +1594,17 @@ describe('part 2: server-to-client requests, merged GET streams and cancellation
         sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
       },
       call: (message, res) => {
+        if (message.params?.name === 'progress') {
+          sse(res);
+          for (const progressToken of ['theirs', 'mine'])
+            sseEvent(res, {
+              jsonrpc: '2.0',
+              method: 'notifications/progress',
+              params: { progressToken, progress: 1 },
+            });
+          sseEvent(res, { jsonrpc: '2.0', id: message.id, result: { content: [] } });
+          return void res.end();
+        }
         if (message.params?.name === 'json')
           return json(res, {
             jsonrpc: '2.0',
@@ -1708,6 +1719,27 @@ ${servers}`,
       expect(text).not.toContain('forged');
     });
     expect(heard).toEqual(['mallory tools/call']);
+  });
+
+  it('a server’s call stream cannot report progress of another of the client’s requests', async () => {
+    const session = await openSession(url, reader.key);
+    let text = '';
+    try {
+      const call = await rawFetch(url, reader.key, session, {
+        method: 'POST',
+        body: {
+          jsonrpc: '2.0',
+          id: 5,
+          method: 'tools/call',
+          params: { name: 'mallory__progress', arguments: {}, _meta: { progressToken: 'mine' } },
+        },
+      });
+      text = await call.text();
+    } catch {
+      // cut
+    }
+    // 'theirs' may be the token of the client's request to another server.
+    expect(text).not.toContain('"progressToken":"theirs"');
   });
 
   it('a server’s JSON answer to a call cannot answer another of the client’s requests', async () => {

@@ -26,7 +26,7 @@ import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
 import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
 import { ResourceOwners } from './resources.js';
-import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
+import { type Answering, openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
 import { openMergedStream } from './streams.js';
 
@@ -204,7 +204,18 @@ export function createFederatedUpstream(
         return { ...answer, ids: [id] };
       }
       if (link.translate !== 'none') return translated(answer, id, link.translate);
-      return { ...answer, body: withSealedRequests(ctx, member, link, answer, id), servers: [member.name] };
+      return {
+        ...answer,
+        body: withSealedRequests(ctx, member, link, answer, {
+          id,
+          progressToken: (
+            (message.params as Record<string, unknown> | undefined)?._meta as
+              | Record<string, unknown>
+              | undefined
+          )?.progressToken,
+        }),
+        servers: [member.name],
+      };
     }
 
     /**
@@ -252,11 +263,11 @@ export function createFederatedUpstream(
     member: Member,
     link: Link,
     answer: UpstreamAnswer,
-    id: RpcId,
+    answering: Answering,
   ): Readable {
     if (!isEventStream(answer.headers['content-type'])) {
       if (bodyKind(answer.headers['content-type']) !== 'json') return answer.body;
-      const checked = ownAnswerOnly(id, deps.maxResponseBytes);
+      const checked = ownAnswerOnly(answering.id, deps.maxResponseBytes);
       answer.body.once('error', (err) => checked.destroy(err));
       checked.once('error', (err) => {
         if (err instanceof ForeignAnswerError)
@@ -269,10 +280,13 @@ export function createFederatedUpstream(
     }
     const rewriter = createSseRewriter(
       (data) => {
-        const sealed = sealRequests(ctx, member, link, data, id);
+        const sealed = sealRequests(ctx, member, link, data, answering);
         if (sealed !== 'foreign') return sealed;
         // Another request's answer: the client may have sent that id to another server.
-        logger.warn({ server: member.name }, 'server answered another request on a call stream: refused');
+        logger.warn(
+          { server: member.name },
+          'server answered, or reported progress of, another request on a call stream: refused',
+        );
         return { unreadable: 'not_json' };
       },
       { maxEventLength: deps.maxResponseBytes },
@@ -290,7 +304,7 @@ export function createFederatedUpstream(
     member: Member,
     link: Link,
     data: string,
-    answering: RpcId,
+    answering: Answering | null,
   ): string | undefined | 'foreign' {
     const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
     return sealServerRequests(
