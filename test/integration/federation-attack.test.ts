@@ -1592,6 +1592,7 @@ describe('part 2: server-to-client requests, merged GET streams and cancellation
         sse(res);
         sseEvent(res, { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'forged' }] } });
         sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+        sseEvent(res, { jsonrpc: '2.0', id: 'r1', method: 'roots/list' });
       },
       call: (message, res) => {
         if (message.params?.name === 'progress') {
@@ -1692,6 +1693,44 @@ ${servers}`,
     expect(got.some((e) => e.data.method === 'notifications/tools/list_changed')).toBe(true);
     // ... but no response: the client's request 1 went to another server, or to none.
     expect(got.filter((e) => e.data.method === undefined)).toEqual([]);
+  });
+
+  it('a request on a server’s GET stream is answered to that server only, from its caller only; another’s GET stream reaches no server', async () => {
+    const session = await openSession(url, reader.key);
+    const abort = new AbortController();
+    const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
+    const got = await eventsFor(stream, 600, abort);
+    const asked = got.find((e) => e.data.method === 'roots/list')?.data;
+    expect(typeof asked?.id).toBe('string');
+    expect(asked?.id).not.toBe('r1');
+    const everyone = () =>
+      Object.fromEntries([['honest', honest], ...Object.entries(peers)]) as Record<
+        string,
+        { requests: RecordedRequest[] }
+      >;
+    const answer = { jsonrpc: '2.0', id: asked?.id, result: { roots: [] } };
+    // Another identity answering, or opening a GET stream or DELETE on this session: no server.
+    const theirs = await openSession(url, other.key);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { raw: answer, method: '', key: other.key, session: theirs }),
+      ),
+    ).toEqual([]);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { method: '', httpMethod: 'GET', key: other.key, session }),
+      ),
+    ).toEqual([]);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { method: '', httpMethod: 'DELETE', key: other.key, session }),
+      ),
+    ).toEqual([]);
+    // Its caller: mallory only, under its own id.
+    expect(
+      await heardBy(everyone(), () => legacy(url, { raw: answer, method: '', key: reader.key, session })),
+    ).toEqual(['mallory POST']);
+    expect((peers.mallory?.requests.at(-1)?.body as Rpc | undefined)?.id).toBe('r1');
   });
 
   it('a server’s call stream cannot answer another of the client’s requests', async () => {
