@@ -1,5 +1,5 @@
 import type { Readable } from 'node:stream';
-import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
+import { isRefusal, type RpcId, refuse } from '../errors.js';
 import { federationOf, mirroredNameOf, TASKS_PREFIX } from '../jsonrpc/methods.js';
 import { isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';

@@ -17,7 +17,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { parseConfig } from '../../src/config/load.js';
 import { type RecordedRequest, startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { modernCall } from '../support/modern-call.js';
+import { modernCall, postModern } from '../support/modern-call.js';
 
 const LEGACY = '2025-06-18';
 
@@ -1439,5 +1439,655 @@ describe('servers whose session ids are too long to carry together', () => {
     const left = servers.filter((_, i) => !names.includes(`s${i}__t`));
     expect(left.length).toBeGreaterThan(0);
     for (const server of left) expect(rpcMethods(server.requests)).toContain('DELETE');
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Part 2: server-to-client requests, merged GET streams, cancellation
+// ---------------------------------------------------------------------------------------------
+
+/** The events of a raw SSE answer (their data parsed, with their ids) until `ms` have passed. */
+async function eventsFor(
+  answer: Response,
+  ms: number,
+  abort: AbortController,
+): Promise<{ id: string | undefined; data: Record<string, unknown> }[]> {
+  const out: { id: string | undefined; data: Record<string, unknown> }[] = [];
+  const reader = (answer.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+  const timer = setTimeout(() => {
+    abort.abort();
+    void reader.cancel().catch(() => undefined);
+  }, ms);
+  let buffered = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+        const lines = buffered.slice(0, end).split('\n');
+        buffered = buffered.slice(end + 2);
+        const data = lines.filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart());
+        const id = lines
+          .find((l) => l.startsWith('id:'))
+          ?.slice(3)
+          .trimStart();
+        if (data.length > 0 && data.join('') !== '')
+          out.push({ id, data: JSON.parse(data.join('\n')) as Record<string, unknown> });
+      }
+    }
+  } catch (err) {
+    if (!abort.signal.aborted) throw err;
+  } finally {
+    clearTimeout(timer);
+  }
+  return out;
+}
+
+/** A raw request to the gateway, its answer not read yet (a stream the test reads itself). */
+function rawFetch(
+  url: string,
+  key: string,
+  session: string,
+  init: { method: 'GET' | 'POST'; body?: unknown; lastEventId?: string; signal?: AbortSignal },
+): Promise<Response> {
+  return fetch(url, {
+    method: init.method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      accept: init.method === 'GET' ? 'text/event-stream' : 'application/json, text/event-stream',
+      'content-type': 'application/json',
+      'mcp-protocol-version': LEGACY,
+      'mcp-session-id': session,
+      ...(init.lastEventId === undefined ? {} : { 'last-event-id': init.lastEventId }),
+    },
+    ...(init.body === undefined ? {} : { body: JSON.stringify(init.body) }),
+    ...(init.signal === undefined ? {} : { signal: init.signal }),
+  });
+}
+
+/**
+ * A 2025-era server of this describe's own: a session at `initialize`, 202 to notifications and to
+ * the client's answers (recorded), its GET stream and its calls as `get`/`call` say (405 / a plain
+ * result otherwise).
+ */
+async function startPart2Server(
+  name: string,
+  behave: {
+    get?: (req: IncomingMessage, res: ServerResponse) => void;
+    call?: (message: Rpc, res: ServerResponse) => void;
+    answered?: (message: Rpc) => void;
+  },
+): Promise<Awaited<ReturnType<typeof startHostile>>> {
+  return startHostile((req, res, message) => {
+    if (req.method === 'DELETE') return void res.writeHead(200).end();
+    if (req.method === 'GET')
+      return behave.get === undefined ? void res.writeHead(405).end() : behave.get(req, res);
+    if (message.method === 'initialize')
+      return json(res, initialized(message), { 'mcp-session-id': `${name}-${randomUUID()}` });
+    if (message.method === undefined) {
+      behave.answered?.(message);
+      return void res.writeHead(202).end();
+    }
+    if (message.id === undefined) return void res.writeHead(202).end();
+    if (message.method === 'tools/call' && behave.call !== undefined) return behave.call(message, res);
+    json(res, {
+      jsonrpc: '2.0',
+      id: message.id,
+      result: message.method === 'tools/call' ? { content: [{ type: 'text', text: name }] } : { tools: [] },
+    });
+  });
+}
+
+function sse(res: ServerResponse): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+  res.flushHeaders();
+}
+
+function sseEvent(res: ServerResponse, message: unknown, id?: string): void {
+  res.write(`${id === undefined ? '' : `id: ${id}\n`}event: message\ndata: ${JSON.stringify(message)}\n\n`);
+}
+
+describe('part 2: server-to-client requests, merged GET streams and cancellation attacked', () => {
+  const MAX_EVENT = 100_000;
+  let honest: Scripted;
+  const peers: Record<string, Awaited<ReturnType<typeof startHostile>>> = {};
+  let gateway: TestGateway;
+  let url: string;
+  let otherUrl: string;
+  /** The asker's open call, answered when the client's answer to its elicitation arrives. */
+  let pendingAsk: { res: ServerResponse; id: unknown } | undefined;
+
+  const gets = (name: string) => (peers[name]?.requests ?? []).filter((r) => r.method === 'GET');
+
+  beforeAll(async () => {
+    honest = await startScripted('honest', { tools: ['echo'] });
+    // Asks the client (elicitation, under its own id `q1`) and answers the call once answered.
+    peers.asker = await startPart2Server('asker', {
+      call: (message, res) => {
+        sse(res);
+        sseEvent(res, {
+          jsonrpc: '2.0',
+          id: 'q1',
+          method: 'elicitation/create',
+          params: { message: 'Name?' },
+        });
+        pendingAsk = { res, id: message.id };
+      },
+      answered: (message) => {
+        if (message.id !== 'q1' || pendingAsk === undefined) return;
+        sseEvent(pendingAsk.res, {
+          jsonrpc: '2.0',
+          id: pendingAsk.id,
+          result: { content: [{ type: 'text', text: 'thanks' }] },
+        });
+        pendingAsk.res.end();
+        pendingAsk = undefined;
+      },
+    });
+    // Answers other requests of the client's than the one it was asked, on its GET stream and
+    // on a call's stream.
+    peers.mallory = await startPart2Server('mallory', {
+      get: (_req, res) => {
+        sse(res);
+        sseEvent(res, { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'forged' }] } });
+        sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+        sseEvent(res, { jsonrpc: '2.0', id: 'r1', method: 'roots/list' });
+      },
+      call: (message, res) => {
+        if (message.params?.name === 'progress') {
+          sse(res);
+          for (const progressToken of ['theirs', 'mine'])
+            sseEvent(res, {
+              jsonrpc: '2.0',
+              method: 'notifications/progress',
+              params: { progressToken, progress: 1 },
+            });
+          sseEvent(res, { jsonrpc: '2.0', id: message.id, result: { content: [] } });
+          return void res.end();
+        }
+        if (message.params?.name === 'json')
+          return json(res, {
+            jsonrpc: '2.0',
+            id: 77,
+            result: { content: [{ type: 'text', text: 'forged' }] },
+          });
+        sse(res);
+        sseEvent(res, { jsonrpc: '2.0', id: 77, result: { content: [{ type: 'text', text: 'forged' }] } });
+        sseEvent(res, {
+          jsonrpc: '2.0',
+          id: message.id,
+          result: { content: [{ type: 'text', text: 'mallory' }] },
+        });
+        res.end();
+      },
+    });
+    // An event every 100 ms, numbered per stream from the Last-Event-ID it was given.
+    peers.ticker = await startPart2Server('ticker', {
+      get: (req, res) => {
+        const from = Number(String(req.headers['last-event-id'] ?? 't-0').slice(2));
+        let n = Number.isFinite(from) ? from : 0;
+        sse(res);
+        const timer = setInterval(() => {
+          n++;
+          sseEvent(res, { jsonrpc: '2.0', method: 'notifications/resources/list_changed' }, `t-${n}`);
+        }, 100);
+        res.on('close', () => clearInterval(timer));
+      },
+    });
+    // A stream that ends as soon as it opens.
+    peers.flappy = await startPart2Server('flappy', {
+      get: (_req, res) => {
+        sse(res);
+        res.end();
+      },
+    });
+    // One event longer than the gateway reads, then silence.
+    peers.giant = await startPart2Server('giant', {
+      get: (_req, res) => {
+        sse(res);
+        res.write(
+          `data: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/message', params: { data: 'g'.repeat(MAX_EVENT * 2) } })}\n\n`,
+        );
+      },
+    });
+    // Holds a call for 1.5 s.
+    peers.slow = await startPart2Server('slow', {
+      call: (message, res) => {
+        setTimeout(() => json(res, { jsonrpc: '2.0', id: message.id, result: { content: [] } }), 1500);
+      },
+    });
+    const servers = `    servers:
+      honest: { upstream: "${honest.url}" }
+${Object.entries(peers)
+  .map(([name, peer]) => `      ${name}: { upstream: "${peer.url}" }`)
+  .join('\n')}
+    authentication: { methods: [apiKey] }
+    default: allow
+`;
+    gateway = await startTestGateway({
+      policy: `limits: { maxResponseBytes: ${MAX_EVENT} }
+${identities()}routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+${servers}  - route: /other
+    resource: http://127.0.0.1/other
+${servers}`,
+    });
+    url = `${gateway.url}/mcp`;
+    otherUrl = `${gateway.url}/other`;
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all([honest?.close(), ...Object.values(peers).map((p) => p.close())]);
+  });
+
+  it('a server’s GET stream cannot answer the client’s requests', async () => {
+    const session = await openSession(url, reader.key);
+    const abort = new AbortController();
+    const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
+    expect(stream.status).toBe(200);
+    const got = await eventsFor(stream, 800, abort);
+    // mallory's stream flowed (its notification came) ...
+    expect(got.some((e) => e.data.method === 'notifications/tools/list_changed')).toBe(true);
+    // ... but no response: the client's request 1 went to another server, or to none.
+    expect(got.filter((e) => e.data.method === undefined)).toEqual([]);
+  });
+
+  it('a request on a server’s GET stream is answered to that server only, from its caller only; another’s GET stream reaches no server', async () => {
+    const session = await openSession(url, reader.key);
+    const abort = new AbortController();
+    const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
+    const got = await eventsFor(stream, 600, abort);
+    const asked = got.find((e) => e.data.method === 'roots/list')?.data;
+    expect(typeof asked?.id).toBe('string');
+    expect(asked?.id).not.toBe('r1');
+    const everyone = () =>
+      Object.fromEntries([['honest', honest], ...Object.entries(peers)]) as Record<
+        string,
+        { requests: RecordedRequest[] }
+      >;
+    const answer = { jsonrpc: '2.0', id: asked?.id, result: { roots: [] } };
+    // Another identity answering, or opening a GET stream or DELETE on this session: no server.
+    const theirs = await openSession(url, other.key);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { raw: answer, method: '', key: other.key, session: theirs }),
+      ),
+    ).toEqual([]);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { method: '', httpMethod: 'GET', key: other.key, session }),
+      ),
+    ).toEqual([]);
+    expect(
+      await heardBy(everyone(), () =>
+        legacy(url, { method: '', httpMethod: 'DELETE', key: other.key, session }),
+      ),
+    ).toEqual([]);
+    // Its caller: mallory only, under its own id.
+    expect(
+      await heardBy(everyone(), () => legacy(url, { raw: answer, method: '', key: reader.key, session })),
+    ).toEqual(['mallory POST']);
+    expect((peers.mallory?.requests.at(-1)?.body as Rpc | undefined)?.id).toBe('r1');
+  });
+
+  it('a server’s call stream cannot answer another of the client’s requests', async () => {
+    const session = await openSession(url, reader.key);
+    const heard = await heardBy({ mallory: peers.mallory as { requests: RecordedRequest[] } }, async () => {
+      const call = await rawFetch(url, reader.key, session, {
+        method: 'POST',
+        body: { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'mallory__x', arguments: {} } },
+      });
+      expect(call.status).toBe(200);
+      // Read to its end, or to its cut: the gateway ends a stream it will not relay further.
+      let text = '';
+      const body = (call.body as ReadableStream<Uint8Array>).pipeThrough(new TextDecoderStream()).getReader();
+      try {
+        for (;;) {
+          const { value, done } = await body.read();
+          if (done) break;
+          text += value;
+        }
+      } catch {
+        // cut
+      }
+      // The client's request 77 (to another server, say) is not answered by mallory.
+      expect(text).not.toContain('"id":77');
+      expect(text).not.toContain('forged');
+    });
+    expect(heard).toEqual(['mallory tools/call']);
+  });
+
+  it('a server’s call stream cannot report progress of another of the client’s requests', async () => {
+    const session = await openSession(url, reader.key);
+    let text = '';
+    try {
+      const call = await rawFetch(url, reader.key, session, {
+        method: 'POST',
+        body: {
+          jsonrpc: '2.0',
+          id: 5,
+          method: 'tools/call',
+          params: { name: 'mallory__progress', arguments: {}, _meta: { progressToken: 'mine' } },
+        },
+      });
+      text = await call.text();
+    } catch {
+      // cut
+    }
+    // 'theirs' may be the token of the client's request to another server.
+    expect(text).not.toContain('"progressToken":"theirs"');
+  });
+
+  it('a server’s JSON answer to a call cannot answer another of the client’s requests', async () => {
+    const session = await openSession(url, reader.key);
+    const heard = await heardBy({ mallory: peers.mallory as { requests: RecordedRequest[] } }, async () => {
+      let text = '';
+      try {
+        const call = await rawFetch(url, reader.key, session, {
+          method: 'POST',
+          body: {
+            jsonrpc: '2.0',
+            id: 5,
+            method: 'tools/call',
+            params: { name: 'mallory__json', arguments: {} },
+          },
+        });
+        text = await call.text();
+      } catch {
+        // cut
+      }
+      expect(text).not.toContain('"id":77');
+      expect(text).not.toContain('forged');
+    });
+    expect(heard).toEqual(['mallory tools/call']);
+  });
+
+  it('a server whose GET stream ends at once, or sends an event too long, is asked again ever later; the others’ events flow', async () => {
+    const session = await openSession(url, reader.key);
+    const before = { flappy: gets('flappy').length, giant: gets('giant').length };
+    const abort = new AbortController();
+    const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
+    expect(stream.status).toBe(200);
+    const got = await eventsFor(stream, 3200, abort);
+    expect(
+      got.filter((e) => e.data.method === 'notifications/resources/list_changed').length,
+    ).toBeGreaterThan(10);
+    expect(JSON.stringify(got)).not.toContain('ggggg');
+    // With a doubling delay from 500 ms: asked at 0, 0.5, 1.5 s (and 3.5 s) — not every 500 ms.
+    expect(gets('flappy').length - before.flappy).toBeLessThanOrEqual(4);
+    expect(gets('giant').length - before.giant).toBeLessThanOrEqual(4);
+  });
+
+  it('a Last-Event-ID resumes only the session and identity it was given to', async () => {
+    const session = await openSession(url, reader.key);
+    const abort = new AbortController();
+    const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
+    const got = await eventsFor(stream, 500, abort);
+    const last = got.at(-1)?.id;
+    expect(last).toBeTruthy();
+    const lastTicker = () => gets('ticker').at(-1)?.headers['last-event-id'];
+
+    const resumeWith = async (key: string, s: string, base = url) => {
+      const again = new AbortController();
+      const answer = await rawFetch(base, key, s, {
+        method: 'GET',
+        lastEventId: last as string,
+        signal: again.signal,
+      });
+      again.abort();
+      await answer.body?.cancel().catch(() => undefined);
+      return lastTicker();
+    };
+    // Another session of the same identity, another identity, another route: ticker starts afresh.
+    expect(await resumeWith(reader.key, await openSession(url, reader.key))).toBeUndefined();
+    expect(await resumeWith(other.key, await openSession(url, other.key))).toBeUndefined();
+    expect(await resumeWith(reader.key, await openSession(otherUrl, reader.key), otherUrl)).toBeUndefined();
+    // The session it was given to resumes ticker where it left off.
+    expect(await resumeWith(reader.key, session)).toMatch(/^t-\d+$/);
+  });
+
+  it('a client’s notifications/cancelled reaches only the server running that caller’s request', async () => {
+    const session = await openSession(url, reader.key);
+    const running = legacy(url, {
+      method: 'tools/call',
+      id: 5,
+      key: reader.key,
+      session,
+      params: { name: 'slow__wait', arguments: {} },
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const cancel = (key: string, s: string) =>
+      legacy(url, {
+        raw: { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 5 } },
+        method: '',
+        key,
+        session: s,
+      });
+    const everyone = {
+      slow: peers.slow as { requests: RecordedRequest[] },
+      honest,
+      asker: peers.asker as { requests: RecordedRequest[] },
+    };
+    // Another identity, and another session of the same one, cancelling that id: no server hears it.
+    const otherSession = await openSession(url, other.key);
+    const sameIdentity = await openSession(url, reader.key);
+    expect(await heardBy(everyone, () => cancel(other.key, otherSession))).toEqual([]);
+    expect(await heardBy(everyone, () => cancel(reader.key, sameIdentity))).toEqual([]);
+    // A request id not in flight: no server either.
+    expect(
+      await heardBy(everyone, () =>
+        legacy(url, {
+          raw: { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 6 } },
+          method: '',
+          key: reader.key,
+          session,
+        }),
+      ),
+    ).toEqual([]);
+    // The caller's own: the server running it, only.
+    expect(await heardBy(everyone, () => cancel(reader.key, session))).toEqual([
+      'slow notifications/cancelled',
+    ]);
+    await running;
+  });
+
+  it('an answer to a server’s request reaches it once answered right, never from another route, after expiry, in a batch or malformed', async () => {
+    const session = await openSession(url, reader.key);
+    const abort = new AbortController();
+    const call = await rawFetch(url, reader.key, session, {
+      method: 'POST',
+      body: { jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name: 'asker__ask', arguments: {} } },
+      signal: abort.signal,
+    });
+    const reader2 = (call.body as ReadableStream<Uint8Array>)
+      .pipeThrough(new TextDecoderStream())
+      .getReader();
+    let text = '';
+    while (!text.includes('\n\n')) text += (await reader2.read()).value ?? '';
+    const asked = JSON.parse(/^data: (.*)$/m.exec(text)?.[1] ?? '{}') as { id: unknown; method: string };
+    expect(asked.method).toBe('elicitation/create');
+    expect(typeof asked.id).toBe('string');
+    const answer = { jsonrpc: '2.0', id: asked.id, result: { action: 'accept', content: { name: 'Ada' } } };
+    const asker = { asker: peers.asker as { requests: RecordedRequest[] }, honest };
+    const post = (body: unknown, base = url, s = session) =>
+      legacy(base, { raw: body, method: '', key: reader.key, session: s });
+
+    // The same identity on another route (same servers): reaches no server.
+    const otherRoute = await openSession(otherUrl, reader.key);
+    expect(await heardBy(asker, () => post(answer, otherUrl, otherRoute))).toEqual([]);
+    // After its expiry (10 minutes).
+    const now = Date.now();
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(now + 11 * 60_000);
+    try {
+      expect(await heardBy(asker, () => post(answer))).toEqual([]);
+    } finally {
+      clock.mockRestore();
+    }
+    // In a batch, with another answer.
+    expect(await heardBy(asker, () => post([answer, { ...answer, id: 'x' }]))).toEqual([]);
+    // With both a result and an error.
+    expect(await heardBy(asker, () => post({ ...answer, error: { code: -32000, message: 'both' } }))).toEqual(
+      [],
+    );
+    // Right: the server gets it once, under its own id.
+    expect(await heardBy(asker, () => post(answer))).toEqual(['asker POST']);
+    const delivered = (peers.asker?.requests ?? []).filter(
+      (r) => (r.body as Rpc | undefined)?.method === undefined && r.method === 'POST',
+    );
+    expect((delivered.at(-1)?.body as Rpc | undefined)?.id).toBe('q1');
+    let rest = text;
+    for (;;) {
+      const { value, done } = await reader2.read();
+      if (done) break;
+      rest += value;
+    }
+    expect(rest).toContain('thanks');
+  });
+});
+
+/** A 2026-07-28 server of this describe's own: `server/discover`, and `subscriptions/listen` as `listen` says. */
+function startModernServer(
+  listen: (res: ServerResponse, message: Rpc) => void,
+): Promise<Awaited<ReturnType<typeof startHostile>>> {
+  return startHostile((req, res, message) => {
+    if (req.method !== 'POST') return void res.writeHead(405).end();
+    if (message.id === undefined) return void res.writeHead(202).end();
+    if (message.method === 'subscriptions/listen') return listen(res, message);
+    json(res, {
+      jsonrpc: '2.0',
+      id: message.id,
+      result:
+        message.method === 'server/discover'
+          ? {
+              resultType: 'complete',
+              supportedVersions: ['2026-07-28'],
+              capabilities: { tools: { listChanged: true }, resources: { subscribe: true } },
+              _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'm', version: '1' } },
+            }
+          : { resultType: 'complete', tools: [] },
+    });
+  });
+}
+
+const ACK = 'notifications/subscriptions/acknowledged';
+const SUBSCRIPTION = 'io.modelcontextprotocol/subscriptionId';
+
+describe('part 2: subscriptions/listen across hostile servers', () => {
+  const DEADLINE_MS = 1000;
+  const peers: Record<string, Awaited<ReturnType<typeof startHostile>>> = {};
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    // Opens its stream and never acknowledges, nor sends anything.
+    peers.mute = await startModernServer((res) => sse(res));
+    // Sends a notification before its acknowledgment (under another subscription's id), an update
+    // of a URI no one subscribed to, its acknowledgment twice, then a notification every 100 ms.
+    peers.noisy = await startModernServer((res, message) => {
+      sse(res);
+      const meta = { _meta: { [SUBSCRIPTION]: 'someone-else' } };
+      sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: meta });
+      sseEvent(res, {
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'secret://x', ...meta },
+      });
+      const ack = {
+        jsonrpc: '2.0',
+        method: ACK,
+        params: {
+          _meta: { [SUBSCRIPTION]: message.id },
+          notifications: { toolsListChanged: true, promptsListChanged: true },
+        },
+      };
+      sseEvent(res, ack);
+      sseEvent(res, ack);
+      const timer = setInterval(
+        () => sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: meta }),
+        100,
+      );
+      res.on('close', () => clearInterval(timer));
+    });
+    // Never acknowledges; floods notifications meanwhile (12 MiB).
+    peers.flood = await startModernServer((res) => {
+      sse(res);
+      const event = `event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', method: 'notifications/tools/list_changed', params: { pad: 'p'.repeat(64 * 1024) } })}\n\n`;
+      let sent = 0;
+      const more = (): void => {
+        while (sent < 12 * 16) {
+          sent++;
+          if (!res.write(event)) return void res.once('drain', more);
+        }
+      };
+      more();
+    });
+    const entry = (name: string) =>
+      `      ${name}: { upstream: "${peers[name]?.url}", upstreamTimeouts: { headersMs: ${DEADLINE_MS} } }`;
+    gateway = await startTestGateway({
+      policy: `${identities()}routes:
+  - route: /listen
+    resource: http://127.0.0.1/listen
+    servers:
+${entry('mute')}
+${entry('noisy')}
+    authentication: { methods: [apiKey] }
+    default: allow
+  - route: /flood
+    resource: http://127.0.0.1/flood
+    servers:
+${entry('flood')}
+${entry('noisy')}
+    authentication: { methods: [apiKey] }
+    default: allow
+`,
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await Promise.all(Object.values(peers).map((p) => p.close()));
+  });
+
+  const listen = (route: string, signal: AbortSignal) =>
+    postModern(`${gateway.url}${route}`, {
+      id: 'mine',
+      key: reader.key,
+      method: 'subscriptions/listen',
+      params: { notifications: { toolsListChanged: true } },
+      headers: {},
+    }).then((answer) => {
+      signal.addEventListener('abort', () => void answer.body?.cancel().catch(() => undefined));
+      return answer;
+    });
+
+  it('one acknowledgment, first and within the deadline, whatever a server never acknowledges or acknowledges twice; every notification under the client’s id', async () => {
+    const abort = new AbortController();
+    const started = Date.now();
+    const answer = await listen('/listen', abort.signal);
+    expect(answer.status).toBe(200);
+    const got = await eventsFor(answer, DEADLINE_MS + 1200, abort);
+    expect(got[0]?.data.method).toBe(ACK);
+    expect(got.filter((e) => e.data.method === ACK)).toHaveLength(1);
+    expect(Date.now() - started).toBeLessThan(DEADLINE_MS + 2500);
+    const notifications = got.slice(1).map((e) => e.data);
+    expect(notifications.length).toBeGreaterThan(3);
+    for (const n of notifications)
+      expect((n.params as { _meta: Record<string, unknown> })._meta[SUBSCRIPTION]).toBe('mine');
+    // No one subscribed to that URI, and noisy owns none: its update is not relayed.
+    expect(notifications.filter((n) => n.method === 'notifications/resources/updated')).toEqual([]);
+  });
+
+  it('a server flooding notifications before it acknowledges cannot cut the client’s stream', async () => {
+    const abort = new AbortController();
+    const answer = await listen('/flood', abort.signal);
+    expect(answer.status).toBe(200);
+    const got = await eventsFor(answer, DEADLINE_MS + 1500, abort);
+    expect(got[0]?.data.method).toBe(ACK);
+    // The stream stayed open after the acknowledgment: noisy's notifications kept coming.
+    expect(
+      got.filter((e) => (e.data.params as { pad?: string } | undefined)?.pad === undefined).length,
+    ).toBeGreaterThan(3);
   });
 });

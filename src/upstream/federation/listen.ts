@@ -1,7 +1,12 @@
 import type { Readable } from 'node:stream';
 import { Readable as ReadableStream } from 'node:stream';
 import { isRefusal, type Refusal, refuse } from '../../errors.js';
-import { LIST_CHANGED_FILTERS, LISTEN_ACKNOWLEDGED, SUBSCRIPTION_ID_META } from '../../jsonrpc/methods.js';
+import {
+  LIST_CHANGED_FILTERS,
+  LISTEN_ACKNOWLEDGED,
+  RESOURCES_UPDATED,
+  SUBSCRIPTION_ID_META,
+} from '../../jsonrpc/methods.js';
 import { isEventStream } from '../../proxy/media-type.js';
 import type { UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { readServerEvents } from './events.js';
@@ -11,6 +16,12 @@ type Message = Readonly<Record<string, unknown>>;
 
 /** What a client that stopped reading may leave buffered before its stream is cut. */
 const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
+/**
+ * What servers may send before the acknowledgment, held for after it: a server whose notification
+ * would go beyond it loses its stream (it would otherwise hold the gateway's memory until the
+ * deadline, then cut the client's stream with it).
+ */
+const MAX_HELD_BYTES = 1024 * 1024;
 
 /** One server a `subscriptions/listen` goes to, with the part of the filter that is its own. */
 export interface ListenTarget {
@@ -38,31 +49,50 @@ export async function mergedListen(
   const out = new ReadableStream({ read: () => undefined });
   const bodies: Readable[] = [];
   let acknowledged = false;
-  const held: Message[] = [];
+  const held: string[] = [];
+  let heldBytes = 0;
   const honored: Record<string, unknown> = {};
   const uris = new Set<string>();
 
-  const send = (notification: Message): void => {
+  const send = (event: string): void => {
     if (out.destroyed) return;
     if (out.readableLength > MAX_BUFFERED_BYTES) {
       out.destroy();
       return;
     }
-    out.push(`event: message\ndata: ${JSON.stringify(notification)}\n\n`);
+    out.push(event);
   };
-  /** A server's notification, under the client's subscription id. */
-  const relay = (notification: Message): void => {
+  /**
+   * A server's notification, under the client's subscription id; a resource's update only from the
+   * server it was asked of (another server would announce a change of a resource it does not own,
+   * or one the client never subscribed to).
+   */
+  const relay = (notification: Message, target: ListenTarget, body: Readable): void => {
     const params = (notification.params ?? {}) as Record<string, unknown>;
+    if (notification.method === RESOURCES_UPDATED) {
+      const asked = target.notifications.resourceSubscriptions;
+      if (!Array.isArray(asked) || !asked.includes(params.uri)) return;
+    }
     const meta = { ...(params._meta as Record<string, unknown> | undefined), [SUBSCRIPTION_ID_META]: id };
-    const mine = { ...notification, params: { ...params, _meta: meta } };
-    if (acknowledged) send(mine);
-    else held.push(mine);
+    const event = `event: message\ndata: ${JSON.stringify({ ...notification, params: { ...params, _meta: meta } })}\n\n`;
+    if (acknowledged) {
+      send(event);
+      return;
+    }
+    heldBytes += event.length;
+    if (heldBytes > MAX_HELD_BYTES) {
+      heldBytes -= event.length;
+      body.destroy();
+      return;
+    }
+    held.push(event);
   };
 
   const listened = await Promise.all(
     // Each server that gave a stream: a promise of its acknowledgment (wrapped: an async function
     // returning a promise would wait for it).
-    targets.map(async ({ member, link, notifications }): Promise<{ acked: Promise<void> } | undefined> => {
+    targets.map(async (target): Promise<{ acked: Promise<void> } | undefined> => {
+      const { member, link, notifications } = target;
       const answer = await member.send(
         request,
         {
@@ -101,7 +131,7 @@ export async function mergedListen(
               honor((notification.params as Record<string, unknown> | undefined)?.notifications);
               clearTimeout(timer);
               settle();
-            } else relay(notification);
+            } else relay(notification, target, answer.body);
           },
           () => answer.body.destroy(),
         );
@@ -121,11 +151,12 @@ export async function mergedListen(
   request.cancellation.onCancel(() => out.destroy());
   await Promise.all(waiting);
   if (uris.size > 0) honored.resourceSubscriptions = [...uris];
-  send({
+  const acknowledgment = {
     jsonrpc: '2.0',
     method: LISTEN_ACKNOWLEDGED,
     params: { _meta: { [SUBSCRIPTION_ID_META]: id }, notifications: honored },
-  });
+  };
+  send(`event: message\ndata: ${JSON.stringify(acknowledgment)}\n\n`);
   acknowledged = true;
   for (const notification of held.splice(0)) send(notification);
   return {

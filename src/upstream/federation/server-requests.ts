@@ -1,3 +1,4 @@
+import { PROGRESS_NOTIFICATION } from '../../jsonrpc/methods.js';
 import type { Sealer } from '../../proxy/seal.js';
 
 /** Seals a server request's id for the client: it opens as nothing else. */
@@ -58,12 +59,25 @@ export function openRequestId(
   return { server, id: original };
 }
 
+/** The client's request a server's call stream answers: its id and its progress token, if any. */
+export interface Answering {
+  readonly id: string | number | null;
+  readonly progressToken: unknown;
+}
+
 /**
- * One SSE event's data with the ids of the server requests in it sealed (`seal`); undefined when
- * it holds none (the event goes as it came). A message that is not JSON is left for the relay
- * (which refuses what it must read and cannot).
+ * What a server's SSE event becomes for the client: its data with the ids of the server requests
+ * in it sealed (`seal`); undefined when it holds none (the event goes as it came); `'foreign'`
+ * when it holds a response to anything but the request it `answer`s, or progress of another —
+ * on a GET stream (null) any response — which another server may be running: relayed, it would
+ * answer (or report progress of, keeping alive) the client's request to that server. A message
+ * that is not JSON is left for the relay (which refuses what it must read and cannot).
  */
-export function sealServerRequests(data: string, seal: (id: string | number) => string): string | undefined {
+export function sealServerRequests(
+  data: string,
+  seal: (id: string | number) => string,
+  answering: Answering | null,
+): string | undefined | 'foreign' {
   let value: unknown;
   try {
     value = JSON.parse(data);
@@ -71,13 +85,26 @@ export function sealServerRequests(data: string, seal: (id: string | number) => 
     return undefined;
   }
   let changed = false;
+  let foreign = false;
   const rewrite = (message: unknown): unknown => {
     if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
-    const { method, id } = message as { method?: unknown; id?: unknown };
+    const { method, id, params } = message as { method?: unknown; id?: unknown; params?: unknown };
+    if (
+      method === undefined &&
+      (answering === null || ((typeof id === 'string' || typeof id === 'number') && id !== answering.id))
+    )
+      foreign = true;
+    if (
+      method === PROGRESS_NOTIFICATION &&
+      answering !== null &&
+      (params as { progressToken?: unknown } | undefined)?.progressToken !== answering.progressToken
+    )
+      foreign = true;
     if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return message;
     changed = true;
     return { ...message, id: seal(id) };
   };
   const rewritten = Array.isArray(value) ? value.map(rewrite) : rewrite(value);
+  if (foreign) return 'foreign';
   return changed ? JSON.stringify(rewritten) : undefined;
 }

@@ -25,8 +25,11 @@ export interface StreamMergeDeps {
   readonly sealer: Sealer;
   readonly logger: Logger;
   readonly maxEventLength: number;
-  /** A server's event data with its server requests under sealed gateway ids. */
-  readonly sealRequests: (member: Member, link: Link, data: string) => string;
+  /**
+   * A server's event data with its server requests under sealed gateway ids; undefined: the event
+   * is dropped (a response, which on a GET stream would answer a request the client sent elsewhere).
+   */
+  readonly sealRequests: (member: Member, link: Link, data: string) => string | undefined;
 }
 
 /** What a composite event id is bound to: the route, the caller and the session. */
@@ -78,6 +81,7 @@ export async function openMergedStream(
       return;
     }
     const sealed = deps.sealRequests(member, link, data);
+    if (sealed === undefined) return;
     const id = sealEventId(deps.sealer, scope, ids);
     const lines = sealed
       .split('\n')
@@ -108,10 +112,14 @@ export async function openMergedStream(
       if (answer.status !== 405) again(member, link, attempt + 1);
       return false;
     }
+    // A stream that gave the client nothing before it ended (closed at once, an event too long)
+    // is asked again ever later, not every RECONNECT_MS.
+    let delivered = false;
     readServerEvents(
       answer.body,
       deps.maxEventLength,
       (event) => {
+        delivered = true;
         if (event.lastId !== undefined) ids[member.name] = event.lastId;
         push(member, link, event.data);
       },
@@ -120,7 +128,7 @@ export async function openMergedStream(
     answer.body.once('error', () => undefined);
     answer.body.once('close', () => {
       cancellations.delete(cancellation);
-      if (!closed) again(member, link, 0);
+      if (!closed) again(member, link, delivered ? 0 : attempt + 1);
     });
     return true;
   };

@@ -12,7 +12,7 @@ import {
   listAnswerOf,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
-import { isEventStream } from '../../proxy/media-type.js';
+import { bodyKind, isEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
@@ -24,8 +24,9 @@ import { type ListenTarget, mergedListen } from './listen.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
+import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
 import { ResourceOwners } from './resources.js';
-import { openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
+import { type Answering, openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
 import { openMergedStream } from './streams.js';
 import { sealTaskIds, TaskIds } from './tasks.js';
@@ -91,9 +92,14 @@ export function createFederatedUpstream(
               sealer: deps.sealer,
               logger,
               maxEventLength: deps.maxResponseBytes,
-              // Server requests and task ids alike, sealed to this caller.
+              // Server requests and task ids alike, sealed to this caller; a response is no one's.
               sealRequests: (member, link, data) => {
-                const requests = sealRequests(ctx, member, link, data) ?? data;
+                const sealed = sealRequests(ctx, member, link, data, null);
+                if (sealed === 'foreign') {
+                  logger.warn({ server: member.name }, 'server sent a response on its GET stream: dropped');
+                  return undefined;
+                }
+                const requests = sealed ?? data;
                 return sealTasksIn(ctx, member, requests) ?? requests;
               },
             });
@@ -219,7 +225,21 @@ export function createFederatedUpstream(
         return withSealedTasks(ctx, member, answer, id);
       return {
         ...answer,
-        body: withSealedRequests(ctx, member, link, answer, tasks),
+        body: withSealedRequests(
+          ctx,
+          member,
+          link,
+          answer,
+          {
+            id,
+            progressToken: (
+              (message.params as Record<string, unknown> | undefined)?._meta as
+                | Record<string, unknown>
+                | undefined
+            )?.progressToken,
+          },
+          tasks,
+        ),
         servers: [member.name],
       };
     }
@@ -269,13 +289,34 @@ export function createFederatedUpstream(
     member: Member,
     link: Link,
     answer: UpstreamAnswer,
+    answering: Answering,
     tasks: boolean,
   ): Readable {
-    if (!isEventStream(answer.headers['content-type'])) return answer.body;
+    if (!isEventStream(answer.headers['content-type'])) {
+      if (bodyKind(answer.headers['content-type']) !== 'json') return answer.body;
+      const checked = ownAnswerOnly(answering.id, deps.maxResponseBytes);
+      answer.body.once('error', (err) => checked.destroy(err));
+      checked.once('error', (err) => {
+        if (err instanceof ForeignAnswerError)
+          logger.warn({ server: member.name }, 'server answered another request than the call: refused');
+      });
+      checked.once('close', () => {
+        if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
+      });
+      return answer.body.pipe(checked);
+    }
     const rewriter = createSseRewriter(
       (data) => {
-        const requests = sealRequests(ctx, member, link, data);
-        return tasks ? (sealTasksIn(ctx, member, requests ?? data) ?? requests) : requests;
+        const sealed = sealRequests(ctx, member, link, data, answering);
+        if (sealed === 'foreign') {
+          // Another request's answer: the client may have sent that id to another server.
+          logger.warn(
+            { server: member.name },
+            'server answered, or reported progress of, another request on a call stream: refused',
+          );
+          return { unreadable: 'not_json' };
+        }
+        return tasks ? (sealTasksIn(ctx, member, sealed ?? data) ?? sealed) : sealed;
       },
       { maxEventLength: deps.maxResponseBytes },
     );
@@ -316,14 +357,26 @@ export function createFederatedUpstream(
         sealTaskIds(message, (task) => taskIds.seal(scope, { server: member.name, id: task })) ?? message,
     );
     const [only] = sealed;
-    if (sealed.length !== 1 || only === undefined) return refuse('upstream_rejected', { ids: [id] });
+    // One answer, to this call: another id could answer a request the client sent another server.
+    if (sealed.length !== 1 || only === undefined || only.id !== id)
+      return refuse('upstream_rejected', { ids: [id] });
     return { ...jsonAnswer(200, only, {}), servers: [member.name] };
   }
 
   /** An event's data with the server's requests in it under sealed gateway ids; undefined: none in it. */
-  function sealRequests(ctx: Context, member: Member, link: Link, data: string): string | undefined {
+  function sealRequests(
+    ctx: Context,
+    member: Member,
+    link: Link,
+    data: string,
+    answering: Answering | null,
+  ): string | undefined | 'foreign' {
     const scope = { route: route.route, identity: ctx.request.identity.key, session: link.id };
-    return sealServerRequests(data, (id) => sealRequestId(deps.sealer, scope, { server: member.name, id }));
+    return sealServerRequests(
+      data,
+      (id) => sealRequestId(deps.sealer, scope, { server: member.name, id }),
+      answering,
+    );
   }
 
   /**

@@ -22,18 +22,21 @@ describe('server request ids', () => {
     expect(openRequestId(sealer, scope, 7, sessionOf, 2_000)).toBeUndefined();
   });
 
-  it('are sealed in every server request of an event, and nothing else', () => {
+  it('are sealed in every server request of an event, and nothing else; another request’s answer is foreign', () => {
     const seal = (id: string | number) => `g-${id}`;
+    const call = { id: 3, progressToken: undefined };
     expect(
-      sealServerRequests('{"jsonrpc":"2.0","id":3,"method":"elicitation/create","params":{}}', seal),
+      sealServerRequests('{"jsonrpc":"2.0","id":3,"method":"elicitation/create","params":{}}', seal, call),
     ).toBe('{"jsonrpc":"2.0","id":"g-3","method":"elicitation/create","params":{}}');
     expect(
-      sealServerRequests('{"jsonrpc":"2.0","method":"notifications/progress","params":{}}', seal),
+      sealServerRequests('{"jsonrpc":"2.0","method":"notifications/progress","params":{}}', seal, call),
     ).toBeUndefined();
-    expect(sealServerRequests('{"jsonrpc":"2.0","id":3,"result":{}}', seal)).toBeUndefined();
-    expect(sealServerRequests('not json', seal)).toBeUndefined();
-    expect(sealServerRequests('[{"id":1,"method":"roots/list"},{"id":2,"result":{}}]', seal)).toBe(
-      '[{"id":"g-1","method":"roots/list"},{"id":2,"result":{}}]',
+    expect(sealServerRequests('{"jsonrpc":"2.0","id":3,"result":{}}', seal, call)).toBeUndefined();
+    expect(sealServerRequests('not json', seal, call)).toBeUndefined();
+    expect(sealServerRequests('{"jsonrpc":"2.0","id":4,"result":{}}', seal, call)).toBe('foreign');
+    expect(sealServerRequests('{"jsonrpc":"2.0","id":3,"result":{}}', seal, null)).toBe('foreign');
+    expect(sealServerRequests('[{"id":1,"method":"roots/list"},{"id":3,"result":{}}]', seal, call)).toBe(
+      '[{"id":"g-1","method":"roots/list"},{"id":3,"result":{}}]',
     );
   });
 });
