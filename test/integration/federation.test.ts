@@ -40,6 +40,8 @@ let strictV2: Peer;
 let v1: V1Peer;
 /** An SDK v1 server that keeps its events: `Last-Event-ID` replays what a dropped stream missed. */
 let resumable: V1Peer;
+/** An SDK v1 server answering in JSON: its progress goes out on the session's GET stream. */
+let jsonV1: V1Peer;
 let gateway: TestGateway;
 const reader = newApiKey();
 const writer = newApiKey();
@@ -60,6 +62,7 @@ beforeAll(async () => {
   // The SDK v2 server refusing every 2025-era request: only the gateway's translation reaches it.
   strictV2 = await startV2Server({ response: 'json', legacy: 'reject' });
   resumable = await startV1Server({ response: 'sse', resumable: true });
+  jsonV1 = await startV1Server({ response: 'json' });
   gateway = await startTestGateway({
     policy: `identities:
   apiKeys:
@@ -97,6 +100,13 @@ routes:
       every: { upstream: ${everythingStdio()} }
     authentication: { methods: [apiKey] }
     default: allow
+  - route: /json
+    resource: http://127.0.0.1/json
+    servers:
+      plain: { upstream: "${jsonV1.url}" }
+      modern: { upstream: "${v2.url}" }
+    authentication: { methods: [apiKey] }
+    default: allow
   - route: /listen
     resource: http://127.0.0.1/listen
     servers:
@@ -121,6 +131,7 @@ afterAll(async () => {
   await v2?.close();
   await strictV2?.close();
   await resumable?.close();
+  await jsonV1?.close();
 });
 
 const auth = (key: { key: string }) => ({ authorization: `Bearer ${key.key}` });
@@ -459,6 +470,42 @@ describe('a legacy session’s GET stream across servers', () => {
     const foreignGet = resumable.requests.filter((r) => r.method === 'GET').at(-1);
     expect(foreignGet?.headers['last-event-id']).toBeUndefined();
     await foreign.body?.cancel();
+  });
+});
+
+describe('progress on the GET stream', () => {
+  it('reaches the caller from the server running its request (a JSON-answering server reports it there)', async () => {
+    const url = `${gateway.url}/json`;
+    const session = await openSession(url, writer.key);
+    const get = await fetch(url, {
+      method: 'GET',
+      headers: {
+        ...auth(writer),
+        accept: 'text/event-stream',
+        'mcp-session-id': session,
+        'mcp-protocol-version': '2025-11-25',
+      },
+    });
+    expect(get.status).toBe(200);
+    const stream = events(get);
+    const call = legacyPost(url, writer.key, session, {
+      jsonrpc: '2.0',
+      id: 1,
+      method: 'tools/call',
+      params: { name: 'plain__slow_progress', arguments: {}, _meta: { progressToken: 'tok' } },
+    });
+    const seen: unknown[] = [];
+    for (let i = 0; i < 3; i++) seen.push((await stream.next()).value);
+    expect(seen).toEqual(
+      [1, 2, 3].map((step) =>
+        expect.objectContaining({
+          method: 'notifications/progress',
+          params: expect.objectContaining({ progressToken: 'tok', progress: step }),
+        }),
+      ),
+    );
+    expect(firstText(((await messagesOf(await call))[0] as { result: unknown }).result)).toBe('done');
+    await stream.return(undefined);
   });
 });
 

@@ -10,6 +10,7 @@ import {
   LIST_CHANGED_FILTERS,
   LIST_METHODS,
   listAnswerOf,
+  PROGRESS_NOTIFICATION,
 } from '../../jsonrpc/methods.js';
 import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import { bodyKind, isEventStream } from '../../proxy/media-type.js';
@@ -76,6 +77,27 @@ export function createFederatedUpstream(
    * client's request id: where a client's `notifications/cancelled` goes.
    */
   const inFlight = new Map<string, Member>();
+  /** The server running the request each progress token in flight belongs to (same keys). */
+  const progressOwners = new Map<string, Member>();
+
+  /**
+   * Whether a GET-stream event is no progress report, or reports the progress of a request this
+   * server is running for this caller: another's would keep alive (or fake) a request the client
+   * sent another server.
+   */
+  const ownProgress = (ctx: Context, member: Member, data: string): boolean => {
+    let value: unknown;
+    try {
+      value = JSON.parse(data);
+    } catch {
+      return true;
+    }
+    const message = value as { method?: unknown; params?: { progressToken?: unknown } } | null;
+    if (message?.method !== PROGRESS_NOTIFICATION) return true;
+    const token = message.params?.progressToken;
+    if (typeof token !== 'string' && typeof token !== 'number') return false;
+    return progressOwners.get(inFlightKey(ctx, token)) === member;
+  };
   const inFlightKey = (ctx: Context, id: RpcId): string =>
     `${ctx.request.identity.key}\u0000${ctx.request.session?.upstreamId ?? ''}\u0000${typeof id}:${id}`;
 
@@ -97,6 +119,13 @@ export function createFederatedUpstream(
                 const sealed = sealRequests(ctx, member, link, data, null);
                 if (sealed === 'foreign') {
                   logger.warn({ server: member.name }, 'server sent a response on its GET stream: dropped');
+                  return undefined;
+                }
+                if (!ownProgress(ctx, member, data)) {
+                  logger.warn(
+                    { server: member.name },
+                    'server reported progress of another server’s request: dropped',
+                  );
                   return undefined;
                 }
                 const requests = sealed ?? data;
@@ -206,9 +235,21 @@ export function createFederatedUpstream(
       if (isRefusal(link)) return { ...link, ids: [id] };
       const running = inFlightKey(ctx, id);
       inFlight.set(running, member);
+      // Whose progress token this is: progress on the GET stream is relayed only from its server.
+      const token = (
+        (message.params as Record<string, unknown> | undefined)?._meta as Record<string, unknown> | undefined
+      )?.progressToken;
+      const progressKey =
+        typeof token === 'string' || typeof token === 'number' ? inFlightKey(ctx, token) : undefined;
+      if (progressKey !== undefined) progressOwners.set(progressKey, member);
+      const done = (): void => {
+        inFlight.delete(running);
+        if (progressKey !== undefined && progressOwners.get(progressKey) === member)
+          progressOwners.delete(progressKey);
+      };
       const answer = await member.send(ctx.request, message, link, name);
-      if (isRefusal(answer) || link.translate !== 'none') inFlight.delete(running);
-      else answer.body.once('close', () => inFlight.delete(running));
+      if (isRefusal(answer) || link.translate !== 'none') done();
+      else answer.body.once('close', done);
       if (isRefusal(answer)) {
         if (answer.reason === 'session_not_found' && link.translate === 'toLegacy' && attempt === 0) {
           // The server ended the session the gateway kept for this caller: open another, once.
