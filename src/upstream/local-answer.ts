@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { Readable, type Transform } from 'node:stream';
 import type { UpstreamAnswer } from './upstream.js';
 
 /**
@@ -33,4 +33,18 @@ export function jsonAnswer(
           },
     body: bufferBody(text),
   };
+}
+
+/**
+ * An upstream's body passed through `transform` (a rewriter, a check), the two tied both ways: the
+ * body failing fails the transform (the relay sees it), and the transform ending early — the
+ * client gone, the answer cut — stops the body (its upstream request is aborted). `pipe` alone
+ * does neither.
+ */
+export function through(body: Readable, transform: Transform): Readable {
+  body.once('error', (err) => transform.destroy(err));
+  transform.once('close', () => {
+    if (!body.destroyed && !body.readableEnded) body.destroy();
+  });
+  return body.pipe(transform);
 }

@@ -6,7 +6,7 @@ import type { Sealer } from '../proxy/seal.js';
 import { createSseRewriter } from '../proxy/sse.js';
 import { readMemberMessages } from './federation/answers.js';
 import { sealTaskIds, TaskIds } from './federation/tasks.js';
-import { bufferBody } from './local-answer.js';
+import { bufferBody, through } from './local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from './upstream.js';
 
 type Message = Readonly<Record<string, unknown>>;
@@ -126,11 +126,7 @@ export function bindTasks(route: string, inner: Upstream, deps: TaskBindingDeps)
       },
       { maxEventLength: deps.maxResponseBytes },
     );
-    answer.body.once('error', (err) => rewriter.destroy(err));
-    rewriter.once('close', () => {
-      if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
-    });
-    return answer.body.pipe(rewriter);
+    return through(answer.body, rewriter);
   }
 }
 

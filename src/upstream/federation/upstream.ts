@@ -17,7 +17,7 @@ import { bodyKind, isEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
-import { jsonAnswer } from '../local-answer.js';
+import { jsonAnswer, through } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { readMemberMessages } from './answers.js';
 import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
@@ -336,15 +336,11 @@ export function createFederatedUpstream(
     if (!isEventStream(answer.headers['content-type'])) {
       if (bodyKind(answer.headers['content-type']) !== 'json') return answer.body;
       const checked = ownAnswerOnly(answering.id, deps.maxResponseBytes);
-      answer.body.once('error', (err) => checked.destroy(err));
       checked.once('error', (err) => {
         if (err instanceof ForeignAnswerError)
           logger.warn({ server: member.name }, 'server answered another request than the call: refused');
       });
-      checked.once('close', () => {
-        if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
-      });
-      return answer.body.pipe(checked);
+      return through(answer.body, checked);
     }
     const rewriter = createSseRewriter(
       (data) => {
@@ -361,11 +357,7 @@ export function createFederatedUpstream(
       },
       { maxEventLength: deps.maxResponseBytes },
     );
-    answer.body.once('error', (err) => rewriter.destroy(err));
-    rewriter.once('close', () => {
-      if (!answer.body.destroyed && !answer.body.readableEnded) answer.body.destroy();
-    });
-    return answer.body.pipe(rewriter);
+    return through(answer.body, rewriter);
   }
 
   /** One message's text with its task ids sealed to the caller; undefined when it names none. */
