@@ -1592,6 +1592,7 @@ describe('part 2: server-to-client requests, merged GET streams and cancellation
         sse(res);
         sseEvent(res, { jsonrpc: '2.0', id: 1, result: { content: [{ type: 'text', text: 'forged' }] } });
         sseEvent(res, { jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+        sseEvent(res, { jsonrpc: '2.0', id: null, method: 'sampling/createMessage', params: {} });
         sseEvent(res, { jsonrpc: '2.0', id: 'r1', method: 'roots/list' });
       },
       call: (message, res) => {
@@ -1693,6 +1694,8 @@ ${servers}`,
     expect(got.some((e) => e.data.method === 'notifications/tools/list_changed')).toBe(true);
     // ... but no response: the client's request 1 went to another server, or to none.
     expect(got.filter((e) => e.data.method === undefined)).toEqual([]);
+    // Nor a request whose id the client could not answer back to it.
+    expect(got.filter((e) => e.data.method === 'sampling/createMessage')).toEqual([]);
   });
 
   it('a request on a server’s GET stream is answered to that server only, from its caller only; another’s GET stream reaches no server', async () => {
@@ -1731,6 +1734,10 @@ ${servers}`,
       await heardBy(everyone(), () => legacy(url, { raw: answer, method: '', key: reader.key, session })),
     ).toEqual(['mallory POST']);
     expect((peers.mallory?.requests.at(-1)?.body as Rpc | undefined)?.id).toBe('r1');
+    // Once: the same answer again, from the same caller and session, reaches no server.
+    expect(
+      await heardBy(everyone(), () => legacy(url, { raw: answer, method: '', key: reader.key, session })),
+    ).toEqual([]);
   });
 
   it('a server’s call stream cannot answer another of the client’s requests', async () => {

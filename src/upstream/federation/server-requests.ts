@@ -20,6 +20,11 @@ export interface AskedBy {
   readonly id: string | number;
 }
 
+/** A server request a client's answer opened: whom it goes to, and until when it could be answered. */
+export interface Opened extends AskedBy {
+  readonly expires: number;
+}
+
 /**
  * Server-to-client requests on a federated route (DESIGN.md "Upstreams" → Federation): every
  * server numbers its own requests, so two could send the client the same id and a client's answer
@@ -46,7 +51,7 @@ export function openRequestId(
   id: unknown,
   sessionOf: (server: string) => string | undefined,
   now = Date.now(),
-): AskedBy | undefined {
+): Opened | undefined {
   if (typeof id !== 'string' || id.length > 4096) return undefined;
   const fields = sealer.open(PURPOSE, id);
   if (fields === undefined) return undefined;
@@ -56,8 +61,33 @@ export function openRequestId(
   if (typeof original !== 'string' && typeof original !== 'number') return undefined;
   // The session the request was sent in: that server's session in the client's, still.
   if ((session ?? undefined) !== sessionOf(server)) return undefined;
-  return { server, id: original };
+  return { server, id: original, expires };
 }
+
+/**
+ * The gateway ids of server requests already answered in this replica, until they expire: a
+ * server request is answered once, and a client (or whoever holds its session) replaying an
+ * answer — to make a server act on it twice — reaches no server. A replica does not know what
+ * another accepted; a replay there still needs the same identity and session.
+ */
+export class AnsweredRequests {
+  private readonly answered = new Map<string, number>();
+  private nextSweep = 0;
+
+  /** Whether `id` (open, expiring at `expires`) is answered for the first time; it is from now on. */
+  first(id: string, expires: number, now = Date.now()): boolean {
+    if (now >= this.nextSweep) {
+      for (const [known, until] of this.answered) if (until < now) this.answered.delete(known);
+      this.nextSweep = now + SWEEP_MS;
+    }
+    if (this.answered.has(id)) return false;
+    this.answered.set(id, expires);
+    return true;
+  }
+}
+
+/** How often answered ids past their expiry are forgotten. */
+const SWEEP_MS = 30_000;
 
 /** The client's request a server's call stream answers: its id and its progress token, if any. */
 export interface Answering {
@@ -100,7 +130,13 @@ export function sealServerRequests(
       (params as { progressToken?: unknown } | undefined)?.progressToken !== answering.progressToken
     )
       foreign = true;
-    if (typeof method !== 'string' || (typeof id !== 'string' && typeof id !== 'number')) return message;
+    if (typeof method !== 'string') return message;
+    // A request whose id is neither a string nor a number (null, an object) is no request a client
+    // could answer for this server; relayed, its answer could not be sealed back to it.
+    if (typeof id !== 'string' && typeof id !== 'number') {
+      if ('id' in message) foreign = true;
+      return message;
+    }
     changed = true;
     return { ...message, id: seal(id) };
   };

@@ -27,7 +27,13 @@ import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
 import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
 import { ResourceOwners } from './resources.js';
-import { type Answering, openRequestId, sealRequestId, sealServerRequests } from './server-requests.js';
+import {
+  AnsweredRequests,
+  type Answering,
+  openRequestId,
+  sealRequestId,
+  sealServerRequests,
+} from './server-requests.js';
 import { decodeSessions, encodeSessions, type MemberSessions } from './sessions.js';
 import { openMergedStream } from './streams.js';
 import { sealTaskIds, TaskIds } from './tasks.js';
@@ -70,6 +76,7 @@ export function createFederatedUpstream(
   const serverInfo = route.serverInfo ?? { name: 'portcullis', version: VERSION };
   const logger = deps.logger.child({ route: route.route });
   const taskIds = new TaskIds(deps.sealer);
+  const answered = new AnsweredRequests();
   /** When an unknown URI last made this route ask for every server's resource lists. */
   let lastDiscovery = 0;
   /**
@@ -415,7 +422,7 @@ export function createFederatedUpstream(
   /**
    * A client's answer to a server's request: to the server that asked, under the id it used — only
    * when the gateway id opens for this route, this identity and that server's session in the
-   * client's session; anything else is dropped (202) and logged, and reaches no server.
+   * client's session, and once; anything else is dropped (202) and logged, and reaches no server.
    */
   async function clientAnswer(ctx: Context, message: Message): Promise<UpstreamAnswer> {
     const scope = { route: route.route, identity: ctx.request.identity.key };
@@ -425,6 +432,10 @@ export function createFederatedUpstream(
     const ready = link instanceof Promise ? await link : link;
     if (asked === undefined || member === undefined || ready === undefined || isRefusal(ready)) {
       logger.info('client answer matched no server request of this caller: dropped');
+      return jsonAnswer(202, undefined, {});
+    }
+    if (!answered.first(message.id as string, asked.expires)) {
+      logger.warn({ server: member.name }, 'client answered a server request a second time: dropped');
       return jsonAnswer(202, undefined, {});
     }
     const answer = await member.send(ctx.request, { ...message, id: asked.id }, ready);
