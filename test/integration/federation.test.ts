@@ -5,6 +5,10 @@
  * and SDK v2 clients through the gateway. Each HTTP server records what it received, so routing
  * and every deny are proven on the servers' side.
  */
+import {
+  Client as V2Client,
+  StreamableHTTPClientTransport as V2ClientTransport,
+} from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
@@ -744,6 +748,98 @@ describe('a 2026-07-28 client on a federated route', () => {
     }
   });
 
+  it('an SDK v2 client answers a 2025-era server’s elicitation through input_required, back to that server only', async () => {
+    const client = new V2Client(
+      { name: 'modern-eliciting-client', version: '1.0.0' },
+      { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    const asked: string[] = [];
+    client.setRequestHandler('elicitation/create', async (request) => {
+      asked.push(String((request.params as { message?: unknown }).message));
+      return { action: 'accept', content: { name: 'Grace' } };
+    });
+    await client.connect(
+      new V2ClientTransport(new URL(`${gateway.url}/mcp`), { requestInit: { headers: auth(writer) } }),
+    );
+    try {
+      const before = v1.requests.length;
+      const result = await client.callTool({ name: 'legacy__ask_name', arguments: {} });
+      expect(firstText(result)).toBe('hello Grace');
+      expect(asked).toEqual(['Your name?']);
+      // The server heard the answer once, under the id it had used, in the caller's own session.
+      const answers = v1.requests
+        .slice(before)
+        .map((r) => r.body as { id?: unknown; result?: unknown; method?: unknown })
+        .filter((body) => body?.result !== undefined && body.method === undefined);
+      expect(answers).toEqual([
+        expect.objectContaining({
+          id: expect.any(Number),
+          result: { action: 'accept', content: { name: 'Grace' } },
+        }),
+      ]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a requestState resumes only its caller’s call, once, with the answer it asked for; nothing else reaches the server', async () => {
+    const url = `${gateway.url}/mcp`;
+    const elicitation = { 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } };
+    const first = await toolCallOf(url, 'legacy__ask_name', writer.key, { meta: elicitation, id: 41 });
+    expect(first.status).toBe(200);
+    const asked = (first.body as { id?: unknown; result?: Record<string, unknown> }).result ?? {};
+    expect((first.body as { id?: unknown }).id).toBe(41);
+    expect(asked.resultType).toBe('input_required');
+    const [key] = Object.keys((asked.inputRequests ?? {}) as object);
+    expect(key).toMatch(/^portcullis-/);
+    expect((asked.inputRequests as Record<string, unknown>)[key as string]).toMatchObject({
+      method: 'elicitation/create',
+      params: { message: 'Your name?' },
+    });
+    const state = asked.requestState as string;
+    const answer = { [key as string]: { action: 'accept', content: { name: 'Lin' } } };
+    const retry = (who: string, params: Record<string, unknown>) =>
+      toolCallOf(url, 'legacy__ask_name', who, { params, id: 42 });
+    // Another identity, a forged state, or the right state without the answer: refused, no server hears it.
+    const before = v1.requests.length;
+    for (const [who, params] of [
+      [rival.key, { requestState: state, inputResponses: answer }],
+      [writer.key, { requestState: 'forged', inputResponses: answer }],
+      [writer.key, { requestState: state, inputResponses: { other: {} } }],
+      [writer.key, { inputResponses: answer }],
+    ] as const) {
+      const refused = await retry(who, params);
+      expect(refused.body).toMatchObject({ id: 42, error: { code: -32602 } });
+    }
+    // (The rival's first request opened a session of its own on the server: its handshake only.)
+    expect(
+      v1.requests
+        .slice(before)
+        .filter((r) => !['initialize', 'notifications/initialized'].includes(String(rpcMethod(r)))),
+    ).toEqual([]);
+    // Its caller, with the answer: the call's own answer, under the retry's id.
+    const done = await retry(writer.key, { requestState: state, inputResponses: answer });
+    expect(done.body).toMatchObject({
+      id: 42,
+      result: { resultType: 'complete', content: [{ type: 'text', text: 'hello Lin' }] },
+    });
+    // Once: the same retry again resumes nothing.
+    const again = await retry(writer.key, { requestState: state, inputResponses: answer });
+    expect(again.body).toMatchObject({ id: 42, error: { code: -32602 } });
+  });
+
+  it('a 2026-07-28 client that declared no elicitation is never asked: the server hears an error for it', async () => {
+    const before = v1.requests.length;
+    const answer = await toolCallOf(`${gateway.url}/mcp`, 'legacy__ask_name', writer.key, {});
+    expect(answer.status).toBe(200);
+    expect(JSON.stringify(answer.body)).not.toContain('input_required');
+    const refusals = v1.requests
+      .slice(before)
+      .map((r) => r.body as { error?: { code?: unknown }; method?: unknown })
+      .filter((body) => body?.error !== undefined && body.method === undefined);
+    expect(refusals).toEqual([expect.objectContaining({ error: expect.objectContaining({ code: -32601 }) })]);
+  });
+
   it('answers server/discover with the route’s serverInfo', async () => {
     const answer = await modernCall(`${gateway.url}/mcp`, { method: 'server/discover', key: reader.key });
     expect(answer.status).toBe(200);
@@ -755,3 +851,19 @@ describe('a 2026-07-28 client on a federated route', () => {
     });
   });
 });
+
+/** A raw 2026-07-28 `tools/call` of `name` as `key`, with extra params and `_meta`. */
+function toolCallOf(
+  url: string,
+  name: string,
+  key: string,
+  opts: { params?: Record<string, unknown>; meta?: Record<string, unknown>; id?: number },
+) {
+  return modernCall(url, {
+    method: 'tools/call',
+    params: { name, arguments: {}, ...opts.params },
+    key,
+    ...(opts.meta === undefined ? {} : { meta: opts.meta }),
+    ...(opts.id === undefined ? {} : { id: opts.id }),
+  });
+}

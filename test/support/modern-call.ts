@@ -17,6 +17,8 @@ export interface ModernCall {
   readonly key?: string;
   /** More request headers (e.g. `traceparent`). */
   readonly headers?: Record<string, string>;
+  /** `_meta` fields over the default envelope (e.g. the client capabilities it declares). */
+  readonly meta?: Record<string, unknown>;
 }
 
 /** POSTs `call` to `url` with `MCP-Protocol-Version`, `Mcp-Method`, `Mcp-Name` and the `_meta` envelope. */
@@ -36,7 +38,7 @@ export function postModern(url: string, call: ModernCall): Promise<Response> {
       jsonrpc: '2.0',
       id: call.id ?? 1,
       method: call.method,
-      params: { ...params, _meta: META },
+      params: { ...params, _meta: { ...META, ...call.meta } },
     }),
   });
 }

@@ -60,9 +60,15 @@ export async function readMemberMessages(
 /** The data of every event an `EventSource` would dispatch from a whole SSE text. */
 function eventData(text: string): string[] {
   const events: string[] = [];
+  eventFramer((data) => events.push(data)).write(Buffer.from(text, 'utf8'));
+  return events;
+}
+
+/** A framer handing `onEvent` the data of every event an `EventSource` would dispatch. */
+function eventFramer(onEvent: (data: string) => void): ReturnType<typeof createSseFramer> {
   let lines: Buffer[][] = [];
   let current: Buffer[] | undefined;
-  const framer = createSseFramer({
+  return createSseFramer({
     dataLine() {
       current = [];
       lines.push(current);
@@ -77,11 +83,62 @@ function eventData(text: string): string[] {
       // An event whose data is empty is not dispatched (HTML §9.2.6): a server's priming event
       // (an id and an empty `data:`, sent so a stream can be resumed) carries no message.
       const data = lines.map((pieces) => Buffer.concat(pieces).toString('utf8')).join('\n');
-      if (data !== '') events.push(data);
+      if (data !== '') onEvent(data);
       lines = [];
     },
     lfAfterCr() {},
   });
-  framer.write(Buffer.from(text, 'utf8'));
-  return events;
+}
+
+/**
+ * A member server's answer read message by message as it arrives — where the gateway must act on
+ * each before the answer ends (a 2025-era server asking a 2026-07-28 caller for input mid-call):
+ * the same checks as {@link readMemberMessages}, `limit` counting every byte of the stream. The
+ * generator's return value says why it stopped early; undefined when the answer simply ended.
+ * Stopping it (`return()`) destroys the body.
+ */
+export async function* memberMessages(
+  answer: UpstreamAnswer,
+  limit: number,
+  maxDepth: number,
+): AsyncGenerator<MemberMessage, Unreadable | undefined, undefined> {
+  if (answer.status === 202) {
+    answer.body.resume();
+    return undefined;
+  }
+  const kind = bodyKind(answer.headers['content-type']);
+  if (answer.status !== 200 || (kind !== 'json' && kind !== 'sse')) {
+    answer.body.destroy();
+    return answer.status !== 200 ? 'status' : 'not_json';
+  }
+  if (kind === 'json') {
+    const read = await readMemberMessages(answer, limit, maxDepth);
+    if (typeof read === 'string') return read;
+    yield* read;
+    return undefined;
+  }
+  let pending: string[] = [];
+  const framer = eventFramer((data) => pending.push(data));
+  let seen = 0;
+  try {
+    for await (const chunk of answer.body as AsyncIterable<Buffer | string>) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      seen += bytes.length;
+      if (seen > limit) return 'too_large';
+      framer.write(bytes);
+      const events = pending;
+      pending = [];
+      for (const data of events) {
+        if (checkStrictJson(data, { maxDepth }) !== undefined) return 'not_json';
+        const value: unknown = JSON.parse(data);
+        for (const item of Array.isArray(value) ? value : [value]) {
+          if (typeof item !== 'object' || item === null || Array.isArray(item)) return 'not_json';
+          yield item as MemberMessage;
+        }
+      }
+    }
+  } finally {
+    if (!answer.body.readableEnded) answer.body.destroy();
+  }
+  return undefined;
 }

@@ -8,7 +8,7 @@ import { DISCOVER, INITIALIZE, INITIALIZED_NOTIFICATION, mirroredNameOf } from '
 import { isModern, LEGACY_VERSION, LEGACY_VERSIONS, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import { compileGlob, type Glob } from '../../policy/glob.js';
-import { GATEWAY_CLIENT_INFO, modernMeta } from '../gateway-client.js';
+import { GATEWAY_CAPABILITIES, GATEWAY_CLIENT_INFO, modernMeta } from '../gateway-client.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { type MemberMessage, readMemberMessages, type Unreadable } from './answers.js';
 
@@ -320,7 +320,7 @@ export class Member {
       jsonrpc: '2.0',
       id: 0,
       method: INITIALIZE,
-      params: { protocolVersion: LEGACY_VERSION, capabilities: {}, clientInfo: GATEWAY_CLIENT_INFO },
+      params: { protocolVersion: LEGACY_VERSION, capabilities: GATEWAY_CAPABILITIES, clientInfo: GATEWAY_CLIENT_INFO },
     });
     if ('failure' in opened) return opened.refusal ?? refuse('upstream_unreachable');
     this.legacyResult = opened.result;

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { Cancellation } from '../../cancellation.js';
 import type { RouteConfig, ServerConfig } from '../../config/schema.js';
 import type { UpstreamTarget } from '../../config/upstreams.js';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../../errors.js';
@@ -17,15 +18,17 @@ import { bodyKind, isEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
+import { inputCapabilities, inputRequired, NO_CLIENT, UNKNOWN_REQUEST_STATE } from '../input-required.js';
 import { jsonAnswer, through } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
-import { readMemberMessages } from './answers.js';
+import { memberMessages, readMemberMessages } from './answers.js';
 import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
 import { type ListenTarget, mergedListen } from './listen.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
 import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
+import { type CallOutcome, nextOutcome, type Parked, ParkedCalls, type Running } from './parked.js';
 import { ResourceOwners } from './resources.js';
 import {
   AnsweredRequests,
@@ -77,6 +80,9 @@ export function createFederatedUpstream(
   const logger = deps.logger.child({ route: route.route });
   const taskIds = new TaskIds(deps.sealer);
   const answered = new AnsweredRequests();
+  /** 2026-07-28 calls of 2025-era servers waiting for the client's input (the era table). */
+  const parkedCalls = new ParkedCalls((call) => void expire(call));
+  let nextKey = 0;
   /** When an unknown URI last made this route ask for every server's resource lists. */
   let lastDiscovery = 0;
   /**
@@ -155,8 +161,9 @@ export function createFederatedUpstream(
       if (message.id === undefined) return notify(ctx, message);
       return serve(ctx, message);
     },
-    // Each server's upstream belongs to the router (HTTP pools) or the stdio registry (processes).
-    close: async () => undefined,
+    // Each server's upstream belongs to the router (HTTP pools) or the stdio registry (processes);
+    // the calls waiting for input here end (their servers told).
+    close: async () => parkedCalls.close(),
   };
 
   async function serve(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
@@ -254,7 +261,10 @@ export function createFederatedUpstream(
         if (progressKey !== undefined && progressOwners.get(progressKey) === member)
           progressOwners.delete(progressKey);
       };
-      const answer = await member.send(ctx.request, message, link, name);
+      const answer =
+        link.translate === 'toLegacy'
+          ? await legacyCall(ctx, member, link, message, name)
+          : await member.send(ctx.request, message, link, name);
       if (isRefusal(answer) || link.translate !== 'none') done();
       else answer.body.once('close', done);
       if (isRefusal(answer)) {
@@ -266,7 +276,8 @@ export function createFederatedUpstream(
         if (answer.reason === 'session_not_found' && ctx.sessions !== undefined) void endOthers(ctx, member);
         return { ...answer, ids: [id] };
       }
-      if (link.translate !== 'none') return translated(answer, id, link.translate);
+      if (link.translate === 'toLegacy') return { ...answer, servers: [member.name] };
+      if (link.translate === 'toModern') return translated(answer, id);
       // Task ids in what a task-augmented call or a tasks method answers are sealed to the caller.
       const tasks = taskMethod || (message.params as Record<string, unknown> | undefined)?.task !== undefined;
       if (tasks && !isEventStream(answer.headers['content-type']) && answer.status === 200)
@@ -293,15 +304,11 @@ export function createFederatedUpstream(
     }
 
     /**
-     * An answer across generations, read whole: a 2025-era server's results marked complete for a
-     * 2026-07-28 client; a 2026-07-28 server's `input_required` — which a 2025-era client could not
-     * read — an error for a 2025-era one (asking that client for the input is part 2).
+     * A 2025-era client's answer from a server that speaks only 2026-07-28, read whole: its
+     * `input_required` — which a 2025-era client could not read — is an error for it (asking that
+     * client for the input is not built: DESIGN.md's era table, legacy ↔ modern).
      */
-    async function translated(
-      answer: UpstreamAnswer,
-      id: RpcId,
-      translate: 'toLegacy' | 'toModern',
-    ): Promise<UpstreamAnswer | Refusal> {
+    async function translated(answer: UpstreamAnswer, id: RpcId): Promise<UpstreamAnswer | Refusal> {
       const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
       if (typeof read === 'string')
         return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids: [id] });
@@ -309,22 +316,142 @@ export function createFederatedUpstream(
       if (response === undefined) return refuse('upstream_rejected', { ids: [id] });
       const result = response.result as Record<string, unknown> | undefined;
       let out: Message = response;
-      if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
-        if (translate === 'toLegacy') out = { ...response, result: { resultType: 'complete', ...result } };
-        else if (result.resultType === 'input_required')
-          out = {
-            jsonrpc: '2.0',
-            id,
-            error: {
-              code: -32603,
-              message:
-                'The server needs input from the client, which the gateway cannot yet ask a 2025-era client for',
-              data: { reason: 'input_required_unsupported' },
-            },
-          };
-      }
+      if (typeof result === 'object' && result !== null && result.resultType === 'input_required')
+        out = {
+          jsonrpc: '2.0',
+          id,
+          error: {
+            code: -32603,
+            message:
+              'The server needs input from the client, which the gateway cannot yet ask a 2025-era client for',
+            data: { reason: 'input_required_unsupported' },
+          },
+        };
       return { ...jsonAnswer(200, out, {}), servers: [member.name] };
     }
+  }
+
+  /**
+   * A 2026-07-28 client's call of a 2025-era HTTP server (the era table, modern ↔ legacy): the
+   * server's call stream is read message by message; a request the server makes of the client
+   * mid-call goes to the client as `input_required` (for the capabilities the client's request
+   * declared) while the call waits, still running, for the client's retry — which carries the
+   * answer (`inputResponses`) and the `requestState` handle, and gets the call's answer or the
+   * server's next question. A retry whose state does not resume a call of this identity on this
+   * server, or lacks the answer, is refused and reaches no server.
+   */
+  async function legacyCall(
+    ctx: Context,
+    member: Member,
+    link: Link,
+    message: Message,
+    name: string | undefined,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const id = message.id as RpcId;
+    const params = (message.params ?? {}) as Record<string, unknown>;
+    if (params.requestState !== undefined || params.inputResponses !== undefined) {
+      const resumed = parkedCalls.take(
+        params.requestState,
+        ctx.request.identity.key,
+        member.name,
+        params.inputResponses,
+      );
+      if (resumed === undefined)
+        return jsonAnswer(200, { jsonrpc: '2.0', id, error: UNKNOWN_REQUEST_STATE }, {});
+      const { call, input } = resumed;
+      const stop = (): void => call.cancellation.cancel();
+      ctx.request.cancellation.onCancel(stop);
+      void tell(call.request, member, call.link, { jsonrpc: '2.0', id: call.asked, result: input });
+      return continueCall(ctx, member, { ...call, request: ctx.request }, id, stop);
+    }
+    const cancellation = new Cancellation();
+    const stop = (): void => cancellation.cancel();
+    ctx.request.cancellation.onCancel(stop);
+    const answer = await member.send(ctx.request, message, link, name, cancellation);
+    if (isRefusal(answer)) {
+      ctx.request.cancellation.off(stop);
+      return answer;
+    }
+    const call: Running = {
+      request: ctx.request,
+      link,
+      callId: id,
+      stream: memberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth),
+      cancellation,
+      capabilities: inputCapabilities(message) ?? NONE_DECLARED,
+    };
+    return continueCall(ctx, member, call, id, stop);
+  }
+
+  /** The client's answer to what `call`'s server says next: the call's response, or its next question. */
+  async function continueCall(
+    ctx: Context,
+    member: Member,
+    call: Running,
+    id: RpcId,
+    stop: () => void,
+  ): Promise<UpstreamAnswer | Refusal> {
+    let outcome: CallOutcome;
+    try {
+      outcome = await nextOutcome(call.stream, call.callId, call.capabilities, (reply) =>
+        tell(call.request, member, call.link, reply),
+      );
+    } catch {
+      // The server's stream failed (it ended the connection, or stayed silent past `idleMs`).
+      outcome = { unreadable: 'status' };
+    } finally {
+      ctx.request.cancellation.off(stop);
+    }
+    if ('response' in outcome) {
+      const result = outcome.response.result;
+      const complete =
+        typeof result === 'object' && result !== null && !Array.isArray(result)
+          ? { resultType: 'complete', ...result }
+          : result;
+      void call.stream.return(undefined);
+      return jsonAnswer(
+        200,
+        { ...outcome.response, id, ...(complete === undefined ? {} : { result: complete }) },
+        {},
+      );
+    }
+    if ('asks' in outcome) {
+      const key = `portcullis-${++nextKey}`;
+      const state = parkedCalls.park({
+        ...call,
+        identity: ctx.request.identity.key,
+        server: member.name,
+        asked: outcome.asks.id,
+        key,
+      });
+      return jsonAnswer(200, { jsonrpc: '2.0', id, result: inputRequired(key, outcome.asks, state) }, {});
+    }
+    void call.stream.return(undefined);
+    call.cancellation.cancel();
+    return refuse(outcome.unreadable === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
+      ids: [id],
+    });
+  }
+
+  /** No retry came in time (or the gateway stops): the server's request is refused and its call cancelled. */
+  async function expire(call: Parked): Promise<void> {
+    const member = byName.get(call.server);
+    if (member !== undefined) {
+      await tell(call.request, member, call.link, { jsonrpc: '2.0', id: call.asked, error: NO_CLIENT });
+      await tell(call.request, member, call.link, {
+        jsonrpc: '2.0',
+        method: CANCELLED_NOTIFICATION,
+        params: { requestId: call.callId, reason: 'The client did not retry in time' },
+      });
+    }
+    void call.stream.return(undefined);
+    call.cancellation.cancel();
+  }
+
+  /** One message to a server whose answer no one reads (a reply to its request, a notification). */
+  async function tell(request: UpstreamRequest, member: Member, link: Link, message: Message): Promise<void> {
+    const answer = await member.send(request, message, link, undefined, new Cancellation());
+    if (!isRefusal(answer)) answer.body.resume();
   }
 
   /**
@@ -823,6 +950,9 @@ export function createFederatedUpstream(
  * route, identity and version it stays under the sealed ids the gateway opens (`proxy/sessions.ts`).
  */
 const MAX_SESSIONS_TEXT = 4096;
+
+/** A 2026-07-28 request that declared no client capabilities: nothing can be asked of its client. */
+const NONE_DECLARED: ReadonlySet<string> = new Set();
 
 /** How often an unknown URI may make a route ask its servers for their resource lists. */
 const DISCOVERY_INTERVAL_MS = 5_000;

@@ -10,6 +10,7 @@ import {
   PROGRESS_NOTIFICATION,
   SUBSCRIPTION_ID_META,
 } from '../../jsonrpc/methods.js';
+import { INPUT_WAIT_MS, inputRequired, NO_CLIENT } from '../input-required.js';
 import type { Call, CallOwner, ClientId } from './call.js';
 import type { ChildMessage, LineEdges } from './child.js';
 
@@ -73,9 +74,6 @@ interface Parked {
   readonly timer: NodeJS.Timeout;
 }
 
-/** How long a parked request waits for the client's retry before the process is told to stop it. */
-export const INPUT_WAIT_MS = 120_000;
-
 /**
  * Where a server message with neither a progress token nor a subscription id goes (DESIGN.md
  * "Attribution"): `latest` — the one identity's (or session's) latest call; `only` (a shared
@@ -92,9 +90,6 @@ const TOO_LARGE = {
 
 /** What the gateway's own requests get when the process is gone. */
 const PROCESS_EXITED = { code: -32000, message: 'process exited' };
-
-/** Answered on a client's behalf when a server request cannot reach any client. */
-const NO_CLIENT = { code: -32601, message: 'No client can answer this request through the gateway' };
 
 /**
  * The gateway as the one MCP client of one stdio process (DESIGN.md "Upstreams" → stdio): many
@@ -438,11 +433,7 @@ export class Connection {
     timer.unref();
     this.pending.set(pendingId, { kind: 'parked', token });
     this.parked.set(requestState, { pendingId, childId, key, owner: call.owner, timer });
-    const { jsonrpc: _, id: __, ...request } = message;
-    call.answer(clientId, {
-      jsonrpc: '2.0',
-      result: { resultType: 'input_required', inputRequests: { [key]: request }, requestState },
-    });
+    call.answer(clientId, { jsonrpc: '2.0', result: inputRequired(key, message, requestState) });
     return true;
   }
 

@@ -1,4 +1,4 @@
-import { DISCOVER, isCacheable, PING, takesInputRequired } from '../../jsonrpc/methods.js';
+import { DISCOVER, isCacheable, PING } from '../../jsonrpc/methods.js';
 import {
   LEGACY_VERSION,
   LEGACY_VERSIONS,
@@ -48,20 +48,6 @@ export function localAnswer(
       },
     };
   return undefined;
-}
-
-/**
- * What a 2026-07-28 client's request lets the gateway carry to it as `input_required`: the
- * capabilities it declared, when its method allows that result; undefined otherwise.
- */
-export function inputCapabilities(message: Message): ReadonlySet<string> | undefined {
-  if (typeof message.method !== 'string' || !takesInputRequired(message.method)) return undefined;
-  const meta = (message.params as Record<string, unknown> | undefined)?._meta as
-    | Record<string, unknown>
-    | undefined;
-  const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
-  if (typeof declared !== 'object' || declared === null) return undefined;
-  return new Set(Object.keys(declared));
 }
 
 /**

@@ -21,20 +21,13 @@ import {
 import { isModern, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
 import type { Sealer } from '../../proxy/seal.js';
+import { INPUT_WAIT_MS, inputCapabilities, UNKNOWN_REQUEST_STATE } from '../input-required.js';
 import { bufferBody, jsonAnswer } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { Call, type CallOwner, type ClientId, MAX_BUFFERED_BYTES } from './call.js';
-import { INPUT_WAIT_MS, type ServerFacts } from './connection.js';
+import type { ServerFacts } from './connection.js';
 import { resolveAccount } from './environment.js';
-import {
-  agreedVersion,
-  inputCapabilities,
-  localAnswer,
-  modernResults,
-  offers,
-  toProcess,
-  unsupportedVersion,
-} from './eras.js';
+import { agreedVersion, localAnswer, modernResults, offers, toProcess, unsupportedVersion } from './eras.js';
 import { ProcessPool, type Ready } from './pool.js';
 import type { ManagedProcess } from './process.js';
 
@@ -91,12 +84,6 @@ function noInputRequired(
 const MAX_UNREAD_BYTES = 8 * 1024 * 1024;
 
 /** A retry whose `requestState` is not (or no longer) waiting here, or that lacks the input asked for. */
-const UNKNOWN_REQUEST_STATE = {
-  code: -32602,
-  message: 'requestState is unknown or expired, or the input it asked for is missing: call again without it',
-  data: { reason: 'invalid_params' },
-};
-
 /** Legacy sessions one identity may hold on one process: a new one ends its own oldest. */
 const MAX_SESSIONS_PER_IDENTITY = 64;
 /** Legacy sessions one process serves at most: beyond, a new one is refused (never another's evicted). */
