@@ -846,6 +846,8 @@ describe('a 2026-07-28 client on a federated route', () => {
     expect(answer.body).toMatchObject({
       result: {
         supportedVersions: ['2026-07-28'],
+        // The modern server's list_changed reaches a 2026-07-28 client through subscriptions/listen.
+        capabilities: { tools: { listChanged: true } },
         _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'acme-tools' } },
       },
     });

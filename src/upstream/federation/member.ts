@@ -320,7 +320,11 @@ export class Member {
       jsonrpc: '2.0',
       id: 0,
       method: INITIALIZE,
-      params: { protocolVersion: LEGACY_VERSION, capabilities: GATEWAY_CAPABILITIES, clientInfo: GATEWAY_CLIENT_INFO },
+      params: {
+        protocolVersion: LEGACY_VERSION,
+        capabilities: GATEWAY_CAPABILITIES,
+        clientInfo: GATEWAY_CLIENT_INFO,
+      },
     });
     if ('failure' in opened) return opened.refusal ?? refuse('upstream_unreachable');
     this.legacyResult = opened.result;

@@ -674,8 +674,7 @@ export function createFederatedUpstream(
           result: {
             protocolVersion: version,
             capabilities: mergeCapabilities(
-              results.map(([, result]) => result.capabilities),
-              true,
+              results.map(([, result]) => ({ capabilities: result.capabilities, notifies: true })),
             ),
             serverInfo,
             ...(instructions === '' ? {} : { instructions }),
@@ -690,11 +689,16 @@ export function createFederatedUpstream(
   /** `server/discover` (2026-07-28): the route as one server, from what every server says of itself. */
   async function discover(ctx: Context, message: Message): Promise<UpstreamAnswer | Refusal> {
     const id = message.id as RpcId;
+    const listens = new Set<string>();
     const asked = await Promise.all(
       members.map(async (member) => {
         const link = await linkOf(ctx, member);
         if (link === undefined || isRefusal(link)) return undefined;
-        if (link.translate === 'toLegacy') return member.legacyResult;
+        if (link.translate === 'toLegacy') {
+          // Through a session of the gateway's: nothing of it reaches `subscriptions/listen`.
+          listens.add(member.name);
+          return member.legacyResult;
+        }
         const reply = await member.ask(ctx.request, message, link);
         return 'message' in reply ? (reply.message.result as Record<string, unknown> | undefined) : undefined;
       }),
@@ -714,8 +718,10 @@ export function createFederatedUpstream(
       cacheScope: 'private',
       supportedVersions: [MODERN_VERSION],
       capabilities: mergeCapabilities(
-        results.map(([, result]) => result.capabilities),
-        false,
+        results.map(([server, result]) => ({
+          capabilities: result.capabilities,
+          notifies: !listens.has(server),
+        })),
       ),
       _meta: { 'io.modelcontextprotocol/serverInfo': serverInfo },
       ...(instructions === '' ? {} : { instructions }),
@@ -967,14 +973,17 @@ function answer(id: RpcId, result: Readonly<Record<string, unknown>>): UpstreamA
 
 /**
  * The capabilities of the route as one server: each kind any server offers, with what is true of
- * the merge. `listChanged` and `subscribe` (true when any server offers them) only where their
- * notifications reach the client — a legacy session's merged GET stream (`streams`); a 2026-07-28
- * client's `subscriptions/listen` across servers is not built yet. `completions` and `logging`
- * pass when any server has them.
+ * the merge. `listChanged` and `subscribe` only from servers whose notifications reach the client
+ * (`notifies`): in a legacy session every server's, through the merged GET stream; for a
+ * 2026-07-28 client those that take part in `subscriptions/listen` (not a 2025-era HTTP server,
+ * reached through a session of the gateway's). `completions` and `logging` pass when any server
+ * has them.
  */
-function mergeCapabilities(all: readonly unknown[], streams: boolean): Record<string, unknown> {
+function mergeCapabilities(
+  all: readonly { readonly capabilities: unknown; readonly notifies: boolean }[],
+): Record<string, unknown> {
   const merged: Record<string, unknown> = {};
-  for (const capabilities of all) {
+  for (const { capabilities, notifies } of all) {
     if (typeof capabilities !== 'object' || capabilities === null) continue;
     for (const [kind, value] of Object.entries(capabilities)) {
       if (kind === 'experimental' || typeof value !== 'object' || value === null) continue;
@@ -983,8 +992,8 @@ function mergeCapabilities(all: readonly unknown[], streams: boolean): Record<st
       merged[kind] = {
         ...before,
         ...rest,
-        ...(streams && (listChanged === true || before.listChanged === true) ? { listChanged: true } : {}),
-        ...(streams && (subscribe === true || before.subscribe === true) ? { subscribe: true } : {}),
+        ...((notifies && listChanged === true) || before.listChanged === true ? { listChanged: true } : {}),
+        ...((notifies && subscribe === true) || before.subscribe === true ? { subscribe: true } : {}),
       };
     }
   }
