@@ -122,7 +122,10 @@ export function createAnswerRelay(
     // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
     const list = exchange.body === undefined ? undefined : listRequestsOf(exchange.body);
     const mustFilter = list !== undefined || exchange.forwardMethod === 'GET';
-    const reading = mustFilter ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+    // A federated server's JSON answer, checked to answer only the request routed to it.
+    const mustCheck = answer.answers !== undefined && kind === 'json';
+    const reading =
+      mustFilter || mustCheck ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
     if (reading === 'refuse') {
       // An answer that must be filtered and cannot be is never passed through.
       exchange.upstreamError = 'bad_answer';
@@ -143,7 +146,8 @@ export function createAnswerRelay(
       deps.metrics.activeStreams.inc({ route: exchange.route.path });
     }
     exchange.scanner = answerScanner(exchange.body, answer.status, kind);
-    if (reading === 'read-json') return relayRead(exchange, answer, headers, list, deps);
+    if (reading === 'read-json')
+      return relayRead(exchange, answer, headers, mustFilter ? (list ?? ANY_LIST) : undefined, deps);
     relayStream(exchange, answer, headers, reading === 'rewrite-sse', list, deps);
   };
 }
@@ -170,12 +174,15 @@ function answerHeaders(
   return headers;
 }
 
-/** A list answer in JSON, read whole and filtered (errors and anything not a list result pass). */
+/**
+ * A JSON answer read whole: a list answer filtered (`lists`; errors and anything not a list result
+ * pass), a federated server's checked to answer only its own request (`answer.answers`).
+ */
 async function relayRead(
   exchange: Authenticated,
   answer: UpstreamAnswer,
   headers: OutgoingHttpHeaders,
-  list: ReadonlyMap<string | number, string> | undefined,
+  lists: ReadonlyMap<string | number, string> | undefined,
   deps: AnswerRelayDeps,
 ): Promise<void> {
   exchange.answerBody = answer.body;
@@ -188,9 +195,19 @@ async function relayRead(
     throw err;
   }
   if (exchange.finished) return;
+  if (answer.answers !== undefined && typeof read === 'string' && answersAnother(read, answer.answers)) {
+    deps.logger.warn(
+      { requestId: exchange.requestId, servers: answer.servers },
+      'server answered another request than the one routed to it: refused',
+    );
+    exchange.upstreamError = 'bad_answer';
+    return exchange.refuse(refuse('upstream_rejected'));
+  }
   const filtered =
     typeof read === 'string'
-      ? filterListAnswer(read, list ?? ANY_LIST, exchange.route.policy, exchange.identity, deps.maxJsonDepth)
+      ? lists === undefined
+        ? undefined
+        : filterListAnswer(read, lists, exchange.route.policy, exchange.identity, deps.maxJsonDepth)
       : read;
   if (typeof filtered === 'object') {
     // Never relay a list unfiltered: an answer too large, too deep or not JSON is refused.
@@ -384,3 +401,26 @@ function errorCode(err: unknown): string {
 
 /** A listener that keeps a late 'error' of a finished upstream body from being thrown. */
 function ignore(): void {}
+
+/** Whether a JSON text holds a response to another id than `id` (a null id answers nothing). */
+function answersAnother(text: string, id: string | number): boolean {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    // Not JSON: no response in it the client could take for another request's.
+    return false;
+  }
+  const messages = Array.isArray(value) ? value : [value];
+  for (const message of messages) {
+    if (typeof message !== 'object' || message === null) continue;
+    const { method, id: answered } = message as { method?: unknown; id?: unknown };
+    if (
+      method === undefined &&
+      (typeof answered === 'string' || typeof answered === 'number') &&
+      answered !== id
+    )
+      return true;
+  }
+  return false;
+}

@@ -37,6 +37,13 @@ export interface UpstreamAnswer {
   readonly body: Readable;
   /** The servers of a federated route that served it (audit, traces); absent for a single-server route. */
   readonly servers?: readonly string[];
+  /**
+   * A JSON answer is relayed only when no response in it answers another id than this one
+   * (federation: every server answers the same client, and another id could answer a request the
+   * client sent another server); refused (502 `upstream_rejected`) otherwise. The relay reads such
+   * an answer whole — of no use to the client before it is whole anyway — and checks it there.
+   */
+  readonly answers?: string | number;
 }
 
 /**

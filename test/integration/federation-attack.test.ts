@@ -1791,23 +1791,21 @@ ${servers}`,
   it('a server’s JSON answer to a call cannot answer another of the client’s requests', async () => {
     const session = await openSession(url, reader.key);
     const heard = await heardBy({ mallory: peers.mallory as { requests: RecordedRequest[] } }, async () => {
-      let text = '';
-      try {
-        const call = await rawFetch(url, reader.key, session, {
-          method: 'POST',
-          body: {
-            jsonrpc: '2.0',
-            id: 5,
-            method: 'tools/call',
-            params: { name: 'mallory__json', arguments: {} },
-          },
-        });
-        text = await call.text();
-      } catch {
-        // cut
-      }
+      const call = await rawFetch(url, reader.key, session, {
+        method: 'POST',
+        body: {
+          jsonrpc: '2.0',
+          id: 5,
+          method: 'tools/call',
+          params: { name: 'mallory__json', arguments: {} },
+        },
+      });
+      const text = await call.text();
       expect(text).not.toContain('"id":77');
       expect(text).not.toContain('forged');
+      // A precise refusal for the request the client sent: the server's answer was unusable.
+      expect(call.status).toBe(502);
+      expect(JSON.parse(text)).toMatchObject({ id: 5, error: { data: { reason: 'upstream_rejected' } } });
     });
     expect(heard).toEqual(['mallory tools/call']);
   });

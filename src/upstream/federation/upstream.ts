@@ -27,7 +27,6 @@ import { type ListenTarget, mergedListen } from './listen.js';
 import { type Link, Member, type MemberDeps } from './member.js';
 import { type MemberPage, mergePages } from './merge.js';
 import { ExposedNames, prefixesOf } from './names.js';
-import { ForeignAnswerError, ownAnswerOnly } from './own-answer.js';
 import { type CallOutcome, nextOutcome, type Parked, ParkedCalls, type Running } from './parked.js';
 import { ResourceOwners } from './resources.js';
 import {
@@ -250,9 +249,8 @@ export function createFederatedUpstream(
       const running = inFlightKey(ctx, id);
       inFlight.set(running, member);
       // Whose progress token this is: progress on the GET stream is relayed only from its server.
-      const token = (
-        (message.params as Record<string, unknown> | undefined)?._meta as Record<string, unknown> | undefined
-      )?.progressToken;
+      const params = message.params as Record<string, unknown> | undefined;
+      const token = (params?._meta as Record<string, unknown> | undefined)?.progressToken;
       const progressKey =
         typeof token === 'string' || typeof token === 'number' ? inFlightKey(ctx, token) : undefined;
       if (progressKey !== undefined) progressOwners.set(progressKey, member);
@@ -265,8 +263,10 @@ export function createFederatedUpstream(
         link.translate === 'toLegacy'
           ? await legacyCall(ctx, member, link, message, name)
           : await member.send(ctx.request, message, link, name);
-      if (isRefusal(answer) || link.translate !== 'none') done();
-      else answer.body.once('close', done);
+      const streamed = !isRefusal(answer) && isEventStream(answer.headers['content-type']);
+      // A JSON answer came whole with its headers: nothing is left running to cancel.
+      if (streamed && link.translate === 'none') answer.body.once('close', done);
+      else done();
       if (isRefusal(answer)) {
         if (answer.reason === 'session_not_found' && link.translate === 'toLegacy' && attempt === 0) {
           // The server ended the session the gateway kept for this caller: open another, once.
@@ -279,26 +279,17 @@ export function createFederatedUpstream(
       if (link.translate === 'toLegacy') return { ...answer, servers: [member.name] };
       if (link.translate === 'toModern') return translated(answer, id);
       // Task ids in what a task-augmented call or a tasks method answers are sealed to the caller.
-      const tasks = taskMethod || (message.params as Record<string, unknown> | undefined)?.task !== undefined;
-      if (tasks && !isEventStream(answer.headers['content-type']) && answer.status === 200)
-        return withSealedTasks(ctx, member, answer, id);
+      const tasks = taskMethod || params?.task !== undefined;
+      if (!streamed) {
+        if (answer.status !== 200 || bodyKind(answer.headers['content-type']) !== 'json')
+          return { ...answer, servers: [member.name] };
+        if (tasks) return withSealedTasks(ctx, member, answer, id);
+        // Relayed only when it answers this request (the relay reads and checks it).
+        return { ...answer, servers: [member.name], answers: id as string | number };
+      }
       return {
         ...answer,
-        body: withSealedRequests(
-          ctx,
-          member,
-          link,
-          answer,
-          {
-            id,
-            progressToken: (
-              (message.params as Record<string, unknown> | undefined)?._meta as
-                | Record<string, unknown>
-                | undefined
-            )?.progressToken,
-          },
-          tasks,
-        ),
+        body: withSealedRequests(ctx, member, link, answer, { id, progressToken: token }, tasks),
         servers: [member.name],
       };
     }
@@ -455,7 +446,7 @@ export function createFederatedUpstream(
   }
 
   /**
-   * A streamed answer with every server request in it under a sealed gateway id (bound to this
+   * An SSE answer with every server request in it under a sealed gateway id (bound to this
    * server, the caller and this server's session): the client's answer can only come back to the
    * server that asked. Failures and the client leaving travel both ways between the two streams.
    */
@@ -467,15 +458,6 @@ export function createFederatedUpstream(
     answering: Answering,
     tasks: boolean,
   ): Readable {
-    if (!isEventStream(answer.headers['content-type'])) {
-      if (bodyKind(answer.headers['content-type']) !== 'json') return answer.body;
-      const checked = ownAnswerOnly(answering.id, deps.maxResponseBytes);
-      checked.once('error', (err) => {
-        if (err instanceof ForeignAnswerError)
-          logger.warn({ server: member.name }, 'server answered another request than the call: refused');
-      });
-      return through(answer.body, checked);
-    }
     const rewriter = createSseRewriter(
       (data) => {
         const sealed = sealRequests(ctx, member, link, data, answering);
