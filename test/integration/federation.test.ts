@@ -517,6 +517,25 @@ describe('progress on the GET stream', () => {
     expect(firstText(((await messagesOf(await call))[0] as { result: unknown }).result)).toBe('done');
     await stream.return(undefined);
   });
+
+  it('reaches an SDK v1 client’s onprogress from the merged GET stream', async () => {
+    const client = await connectV1Client(`${gateway.url}/json`, { headers: auth(writer) });
+    try {
+      // The SDK opens its GET stream without waiting for it, and a server drops the progress it
+      // sends before that stream reaches it (on a single-server route alike): let it open first.
+      await sleep(300);
+      const seen: { progress: number; message?: string }[] = [];
+      const result = await client.callTool({ name: 'plain__slow_progress', arguments: {} }, undefined, {
+        onprogress: (progress) => seen.push(progress),
+      });
+      expect(firstText(result)).toBe('done');
+      expect(seen.length).toBeGreaterThanOrEqual(2);
+      for (const [i, progress] of seen.entries())
+        expect(progress).toMatchObject({ progress: i + 1, message: `step ${i + 1}` });
+    } finally {
+      await client.close();
+    }
+  });
 });
 
 describe('subscriptions/listen across servers (2026-07-28)', () => {
