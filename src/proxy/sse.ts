@@ -6,8 +6,19 @@ import { Transform } from 'node:stream';
  */
 export type UnreadableReason = 'too_deep' | 'too_large' | 'not_json' | 'ambiguous';
 
-/** What `rewrite` may answer for an event's data: new data, `undefined` (send it as it came), or a refusal to read it. */
-export type RewriteResult = string | undefined | { readonly unreadable: UnreadableReason };
+/** The event is not relayed at all (see {@link createSseRewriter}). */
+export interface DropEvent {
+  readonly drop: true;
+}
+
+/** What `rewrite` answers to mean "drop this event": one frozen value, nothing allocated per event. */
+export const DROP_EVENT: DropEvent = Object.freeze({ drop: true });
+
+/**
+ * What `rewrite` may answer for an event's data: new data, `undefined` (send it as it came),
+ * {@link DROP_EVENT} (send nothing of it), or a refusal to read it.
+ */
+export type RewriteResult = string | undefined | DropEvent | { readonly unreadable: UnreadableReason };
 
 /** The stream's error when an event could not be read: the exchange ends with a JSON-RPC error event. */
 export class UnreadableEventError extends Error {
@@ -25,7 +36,10 @@ export interface SseRewriterOptions {
 /**
  * Passes an SSE stream through event by event, handing the data of every event a WHATWG
  * `EventSource` would dispatch to `rewrite`: a string replaces the event's data (its other lines —
- * `id:`, `event:`, comments — kept in order), `undefined` sends the event's bytes as they came.
+ * `id:`, `event:`, comments — kept in order), `undefined` sends the event's bytes as they came,
+ * {@link DROP_EVENT} sends none of its bytes — its `id:` and `retry:` lines go with it: an `id:`
+ * alone would still be an event to parsers that dispatch empty data, and a client that resumes
+ * from an earlier id is only replayed the same event, dropped again. The stream goes on.
  * Events are found by {@link createSseFramer}, the one framer; an upstream could otherwise end an
  * event in a way the rewriter missed and have it relayed unfiltered. Each line is decoded as UTF-8
  * (invalid bytes replaced, as an `EventSource` decodes them) only when its event is handed over.
@@ -68,12 +82,16 @@ export function createSseRewriter(
   const piece = (bytes: Buffer, start: number, end: number): void => {
     line.push(bytes.subarray(start, end));
   };
-  /** The event ends at `next`: sent as it came, or as `replaced`. */
-  const endEvent = (next: number, replaced: string | undefined): void => {
+  /** The event ends at `next`: sent as it came, as `replaced`, or not at all (`DROP_EVENT`). */
+  const endEvent = (next: number, replaced: string | undefined | DropEvent): void => {
     if (replaced === undefined) {
       for (const part of held) out.push(part);
       out.push(chunk.subarray(from, next));
       crTail = 'out';
+    } else if (typeof replaced !== 'string') {
+      // Dropped: its bytes so far (held, and this chunk's from `from`) are let go, and the LF
+      // completing a CR that ended it belongs to it too.
+      crTail = 'drop';
     } else {
       let text = '';
       for (const other of kept) text += `${other}\n`;
@@ -101,7 +119,7 @@ export function createSseRewriter(
       // A blank line: dispatch (when there is data), then the next event starts.
       if (data.length === 0) return endEvent(next, undefined);
       const replaced = rewrite(data.join('\n'));
-      if (replaced !== undefined && typeof replaced !== 'string')
+      if (replaced !== undefined && typeof replaced !== 'string' && !('drop' in replaced))
         throw new UnreadableEventError(replaced.unreadable);
       endEvent(next, replaced);
     },
