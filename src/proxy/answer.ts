@@ -11,15 +11,24 @@ import type { Authenticated } from '../exchange.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import type { Metrics } from '../metrics/registry.js';
 import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
+import { DROP_UPDATE, mayReceiveUpdate, withoutDeniedUpdates } from '../policy/resource-updates.js';
 import { readCapped } from '../server/body.js';
 import type { Containment } from '../server/contain.js';
 import { corsHeaders } from '../server/respond.js';
+import type { Router } from '../server/router.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { BODY_FRAMING_HEADERS, clientResponseHeaders } from './headers.js';
 import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
 import { clientSessionId } from './session-stage.js';
 import type { SessionSealer } from './sessions.js';
-import { createSseRewriter, UnreadableEventError, type UnreadableReason } from './sse.js';
+import {
+  createSseRewriter,
+  DROP_EVENT,
+  type RewriteResult,
+  UnreadableEventError,
+  type UnreadableReason,
+} from './sse.js';
+import type { AnswerLifetimes } from './stream-lifetime.js';
 
 /**
  * How an answer the gateway must filter (a list answer, a GET stream) is read: a JSON body whole,
@@ -92,6 +101,13 @@ export interface AnswerRelayDeps {
   readonly maxResponseBytes: number;
   /** `limits.maxJsonDepth`: the deepest answer the gateway filters. */
   readonly maxJsonDepth: number;
+  /**
+   * The routes in force now (a reload swaps them): a `resources/updated` is decided under the
+   * policy in force when it is delivered, not the one its stream was admitted under.
+   */
+  readonly router: () => Pick<Router, 'match'>;
+  /** The identity each open answer's caller has now (re-authenticated at the last reload). */
+  readonly lifetimes: Pick<AnswerLifetimes, 'identityOf'>;
 }
 
 /**
@@ -102,6 +118,9 @@ export interface AnswerRelayDeps {
  * - a list answer in JSON is read whole (capped) and filtered to what the caller may use;
  * - an SSE stream that may carry a list (a list request's answer, any GET stream) is rewritten
  *   event by event, only the list events changed;
+ * - every SSE stream (a GET stream, a POST's answer, a `subscriptions/listen` stream) is read for
+ *   `resources/updated`: one the caller may not read under the policy in force now is dropped
+ *   (a subscription was authorized once; a reload may since have taken the access away);
  * - the response-size cap is counted as it flows: an answer declared too large never starts, one
  *   that grows past it is cut (with a JSON-RPC error event where it is SSE);
  * - what the answer says at the MCP level (`isError`, a JSON-RPC error) is scanned as it is
@@ -119,10 +138,12 @@ export function createAnswerRelay(
     // A stream for accounting (the gauge) whatever its spelling; readable only when `kind` says so.
     const sse = kind === 'sse' || isEventStream(contentType);
     // What the gateway must read before relaying: answers to list requests (filtered to what the
-    // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
+    // caller may use), a GET stream, which may replay (Last-Event-ID) an earlier list answer, and
+    // any SSE stream, which may carry a `resources/updated` (a JSON answer carries answers only).
     const list = exchange.body === undefined ? undefined : listRequestsOf(exchange.body);
-    const mustFilter = list !== undefined || exchange.forwardMethod === 'GET';
-    const reading = mustFilter ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+    const lists = list !== undefined || exchange.forwardMethod === 'GET';
+    const reading =
+      lists || sse ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
     if (reading === 'refuse') {
       // An answer that must be filtered and cannot be is never passed through.
       exchange.upstreamError = 'bad_answer';
@@ -144,7 +165,7 @@ export function createAnswerRelay(
     }
     exchange.scanner = answerScanner(exchange.body, answer.status, kind);
     if (reading === 'read-json') return relayRead(exchange, answer, headers, list, deps);
-    relayStream(exchange, answer, headers, reading === 'rewrite-sse', list, deps);
+    relayStream(exchange, answer, headers, reading === 'rewrite-sse', lists, list, deps);
   };
 }
 
@@ -207,13 +228,15 @@ async function relayRead(
 
 /**
  * Streams an answer through chunk by chunk as it arrives — SSE and JSON alike, nothing buffered —
- * rewriting SSE list events when `rewrite` says so. The exchange finishes when its response closes.
+ * rewriting SSE events when `rewrite` says so: list results when `lists` says so, and updates of
+ * resources the caller may no longer read. The exchange finishes when its response closes.
  */
 function relayStream(
   exchange: Authenticated,
   answer: UpstreamAnswer,
   headers: OutgoingHttpHeaders,
   rewrite: boolean,
+  lists: boolean,
   list: ReadonlyMap<string | number, string> | undefined,
   deps: AnswerRelayDeps,
 ): void {
@@ -225,19 +248,65 @@ function relayStream(
   if (exchange.sse) res.flushHeaders();
   const relay = new StreamRelay(exchange, answer.body, list, deps);
   answer.body.once('error', relay.onUpstreamError);
-  // List results are filtered event by event; everything else flows as it came. On a GET stream
-  // the gateway no longer knows the ids of earlier list requests: results are recognised by shape.
+  // List results are filtered event by event, updates the caller may not read dropped; everything
+  // else flows as it came. On a GET stream the gateway no longer knows the ids of earlier list
+  // requests: results are recognised by shape.
   let source: Readable = answer.body;
   if (rewrite) {
     const { policy } = exchange.route;
+    const updates = updateFilter(exchange, deps);
     const rewriter = createSseRewriter(
-      (data) => filterListAnswer(data, list ?? ANY_LIST, policy, exchange.identity, deps.maxJsonDepth),
+      lists
+        ? (data) => {
+            const filtered = filterListAnswer(
+              data,
+              list ?? ANY_LIST,
+              policy,
+              exchange.identity,
+              deps.maxJsonDepth,
+            );
+            if (typeof filtered === 'object') return filtered;
+            return updates(filtered ?? data) ?? filtered;
+          }
+        : updates,
       { maxEventLength: deps.maxResponseBytes },
     );
     rewriter.once('error', relay.onRewriterError);
     source = answer.body.pipe(rewriter);
   }
   relay.start(source);
+}
+
+/**
+ * What becomes of one event's data for the `resources/updated` it may carry: `undefined` (as it
+ * came), new data (a batch without the updates the caller may not receive), or dropped. Each update
+ * is decided at delivery, under the route's policy in force now and the identity its caller has
+ * now (`policy/resource-updates.ts`, which decides it as a `resources/read` of its URI): after a
+ * reload that took read access away the stream stays open but the updates stop. A route the
+ * reload removed delivers no update (its answers are being closed). One closure per stream.
+ */
+function updateFilter(exchange: Authenticated, deps: AnswerRelayDeps): (data: string) => RewriteResult {
+  const { route, res } = exchange;
+  const mayReceive = (uri: unknown): boolean => {
+    const now = deps.router().match(route.path);
+    if (now === undefined) return false;
+    // The policy it was admitted under, while no reload replaced it: the identity it has is then
+    // the one it authenticated with.
+    const identity =
+      now === route ? exchange.identity : (deps.lifetimes.identityOf(res) ?? exchange.identity);
+    return mayReceiveUpdate(now.policy, uri, identity);
+  };
+  return (data) => {
+    const checked = withoutDeniedUpdates(data, mayReceive, deps.maxJsonDepth);
+    if (checked !== DROP_UPDATE) return checked;
+    // Debug only, no URI: a busy resource would otherwise write a line per change per subscriber.
+    if (deps.logger.isLevelEnabled('debug'))
+      deps.logger.debug(
+        { requestId: exchange.requestId, route: route.path },
+        'resource update not relayed: the caller may not read it',
+      );
+    return DROP_EVENT;
+  };
 }
 
 /**
