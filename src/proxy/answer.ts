@@ -22,9 +22,10 @@ import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
 import { clientSessionId } from './session-stage.js';
 import type { SessionSealer } from './sessions.js';
 import {
-  createSseRewriter,
+  createSseEventRewriter,
   DROP_EVENT,
   type RewriteResult,
+  type SseEventRewriter,
   UnreadableEventError,
   type UnreadableReason,
 } from './sse.js';
@@ -246,16 +247,14 @@ function relayStream(
   // An SSE answer's status and headers go out now, not with its first event: a stream may stay
   // silent for minutes, and clients and proxies with a headers timeout give up on it.
   if (exchange.sse) res.flushHeaders();
-  const relay = new StreamRelay(exchange, answer.body, list, deps);
-  answer.body.once('error', relay.onUpstreamError);
   // List results are filtered event by event, updates the caller may not read dropped; everything
   // else flows as it came. On a GET stream the gateway no longer knows the ids of earlier list
   // requests: results are recognised by shape.
-  let source: Readable = answer.body;
+  let rewriter: SseEventRewriter | undefined;
   if (rewrite) {
     const { policy } = exchange.route;
     const updates = updateFilter(exchange, deps);
-    const rewriter = createSseRewriter(
+    rewriter = createSseEventRewriter(
       lists
         ? (data) => {
             const filtered = filterListAnswer(
@@ -271,10 +270,10 @@ function relayStream(
         : updates,
       { maxEventLength: deps.maxResponseBytes },
     );
-    rewriter.once('error', relay.onRewriterError);
-    source = answer.body.pipe(rewriter);
   }
-  relay.start(source);
+  const relay = new StreamRelay(exchange, answer.body, rewriter, list, deps);
+  answer.body.once('error', relay.onUpstreamError);
+  relay.start();
 }
 
 /**
@@ -317,26 +316,37 @@ function updateFilter(exchange: Authenticated, deps: AnswerRelayDeps): (data: st
  */
 class StreamRelay {
   private relayed = 0;
-  private source: Readable;
 
   constructor(
     private readonly exchange: Authenticated,
-    private readonly upstream: Readable,
+    private readonly source: Readable,
+    /** Reads the SSE events on their way (in line: no stream between upstream and response). */
+    private readonly rewriter: SseEventRewriter | undefined,
     private readonly list: ReadonlyMap<string | number, string> | undefined,
     private readonly deps: AnswerRelayDeps,
-  ) {
-    this.source = upstream;
-  }
+  ) {}
 
-  start(source: Readable): void {
-    this.source = source;
-    source.on('data', this.onData);
+  start(): void {
+    this.source.on('data', this.onData);
     this.exchange.res.on('drain', this.onDrain);
-    source.once('end', this.onEnd);
+    this.source.once('end', this.onEnd);
   }
 
-  private readonly onData = (chunk: Buffer | string): void => {
+  private readonly onData = (received: Buffer | string): void => {
     try {
+      let chunk: Buffer | string | undefined = received;
+      if (this.rewriter !== undefined) {
+        try {
+          chunk = this.rewriter.write(typeof received === 'string' ? Buffer.from(received) : received);
+        } catch (err) {
+          // Nothing more of this answer is read: it is cut (or the exchange contained).
+          this.source.off('data', this.onData);
+          this.exchange.res.off('drain', this.onDrain);
+          this.onRewriterError(err as Error);
+          return;
+        }
+        if (chunk === undefined) return; // all of it held (an event not complete yet) or dropped
+      }
       this.relayed += chunk.length;
       if (this.relayed > this.deps.maxResponseBytes) {
         this.source.off('data', this.onData);
@@ -362,8 +372,8 @@ class StreamRelay {
       // response, parsed body — would survive young-generation collections with them (measured:
       // old-space growth and mark-compacts under load, about 10 % of the gateway's CPU).
       this.source.off('data', this.onData);
-      this.upstream.off('error', this.onUpstreamError);
-      this.upstream.on('error', ignore);
+      this.source.off('error', this.onUpstreamError);
+      this.source.on('error', ignore);
       this.exchange.res.off('drain', this.onDrain);
       if (!this.exchange.res.writableEnded) this.exchange.res.end();
     } catch (err) {
@@ -388,7 +398,7 @@ class StreamRelay {
     }
   };
 
-  readonly onRewriterError = (err: Error): void => {
+  private readonly onRewriterError = (err: Error): void => {
     try {
       if (!(err instanceof UnreadableEventError)) this.deps.contain.fail('stream', this.exchange, err);
       else if (!this.exchange.clientGone && this.exchange.cut === undefined)
@@ -407,7 +417,7 @@ class StreamRelay {
     const { exchange } = this;
     exchange.cut = reason;
     exchange.upstreamError = reason === 'response_too_large' ? 'too_large' : 'bad_answer';
-    discard(this.upstream);
+    discard(this.source);
     if (!exchange.sse) {
       exchange.res.destroy();
       return;
