@@ -8,6 +8,8 @@
 // servers that each take their time against the slowest of them alone.
 //   BENCH_AGAINST=<dir>: also the gateway of another built checkout (`git worktree add <dir> <rev>`,
 //   `npm ci && npm run build` there), in the same run: a change measured against main before it.
+//   BENCH_UPSTREAM_SSE=1: the bench upstream answers calls as one SSE event instead of JSON (the
+//   gateway then reads the answer event by event, for resources/updated).
 //   BENCH_ROWS: a comma-separated subset of gateway, stdio, federation, fanout (default all).
 //   BENCH_FANOUT_DELAY_MS (default 20): the slowest server's delay in the fan-out rows; the others
 //   take 1/10, 2/10, … of it. BENCH_LATENCY_REQUESTS (default 200): sequential requests per round.

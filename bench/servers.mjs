@@ -151,8 +151,16 @@ if (kind === 'otlp-sink') {
   process.on('message', (message) => {
     if (message === 'counts') process.send({ counts });
   });
-  const send = (res, text) => {
+  // BENCH_UPSTREAM_SSE=1: calls are answered as one SSE event, as a server that streams its answers
+  // does (the gateway then reads the stream event by event, for resources/updated).
+  const sse = process.env.BENCH_UPSTREAM_SSE === '1';
+  const send = (res, text, call = false) => {
     const write = () => {
+      if (call && sse) {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        res.end(`event: message\ndata: ${text}\n\n`);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
       res.end(text);
     };
@@ -166,7 +174,7 @@ if (kind === 'otlp-sink') {
       counts[key] = (counts[key] ?? 0) + 1;
       if (method === 'tools/call') {
         req.resume();
-        req.on('end', () => send(res, RESULT));
+        req.on('end', () => send(res, RESULT, true));
         return;
       }
       const chunks = [];

@@ -103,6 +103,15 @@ function byTarget(
   }
 }
 
+/**
+ * The decision for reading resource `uri` — what `resources/read` of it would get (canonical form,
+ * patterns, the route's `default`). Used to re-authorize a `resources/updated` at delivery
+ * (`policy/resource-updates.ts`): an update tells its reader the resource changed.
+ */
+export function decideResourceRead(policy: CompiledPolicy, uri: unknown, identity: Identity): Decision {
+  return byUri(policy, uri, identity, URI_PATH);
+}
+
 function byName(
   table: NameTable,
   name: unknown,

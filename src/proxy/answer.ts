@@ -11,15 +11,25 @@ import type { Authenticated } from '../exchange.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
 import type { Metrics } from '../metrics/registry.js';
 import { ANY_LIST, filterListAnswer, isFilteredList } from '../policy/filter.js';
+import { DROP_UPDATE, mayReceiveUpdate, withoutDeniedUpdates } from '../policy/resource-updates.js';
 import { readCapped } from '../server/body.js';
 import type { Containment } from '../server/contain.js';
 import { corsHeaders } from '../server/respond.js';
+import type { Router } from '../server/router.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { BODY_FRAMING_HEADERS, clientResponseHeaders } from './headers.js';
 import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
 import { clientSessionId } from './session-stage.js';
 import type { SessionSealer } from './sessions.js';
-import { createSseRewriter, UnreadableEventError, type UnreadableReason } from './sse.js';
+import {
+  createSseEventRewriter,
+  DROP_EVENT,
+  type RewriteResult,
+  type SseEventRewriter,
+  UnreadableEventError,
+  type UnreadableReason,
+} from './sse.js';
+import type { AnswerLifetimes } from './stream-lifetime.js';
 
 /**
  * How an answer the gateway must filter (a list answer, a GET stream) is read: a JSON body whole,
@@ -92,6 +102,13 @@ export interface AnswerRelayDeps {
   readonly maxResponseBytes: number;
   /** `limits.maxJsonDepth`: the deepest answer the gateway filters. */
   readonly maxJsonDepth: number;
+  /**
+   * The routes in force now (a reload swaps them): a `resources/updated` is decided under the
+   * policy in force when it is delivered, not the one its stream was admitted under.
+   */
+  readonly router: () => Pick<Router, 'match'>;
+  /** The identity each open answer's caller has now (re-authenticated at the last reload). */
+  readonly lifetimes: Pick<AnswerLifetimes, 'identityOf'>;
 }
 
 /**
@@ -102,6 +119,9 @@ export interface AnswerRelayDeps {
  * - a list answer in JSON is read whole (capped) and filtered to what the caller may use;
  * - an SSE stream that may carry a list (a list request's answer, any GET stream) is rewritten
  *   event by event, only the list events changed;
+ * - every SSE stream (a GET stream, a POST's answer, a `subscriptions/listen` stream) is read for
+ *   `resources/updated`: one the caller may not read under the policy in force now is dropped
+ *   (a subscription was authorized once; a reload may since have taken the access away);
  * - the response-size cap is counted as it flows: an answer declared too large never starts, one
  *   that grows past it is cut (with a JSON-RPC error event where it is SSE);
  * - what the answer says at the MCP level (`isError`, a JSON-RPC error) is scanned as it is
@@ -119,13 +139,14 @@ export function createAnswerRelay(
     // A stream for accounting (the gauge) whatever its spelling; readable only when `kind` says so.
     const sse = kind === 'sse' || isEventStream(contentType);
     // What the gateway must read before relaying: answers to list requests (filtered to what the
-    // caller may use), and a GET stream, which may replay (Last-Event-ID) an earlier list answer.
+    // caller may use), a GET stream, which may replay (Last-Event-ID) an earlier list answer, and
+    // any SSE stream, which may carry a `resources/updated` (a JSON answer carries answers only).
     const list = exchange.body === undefined ? undefined : listRequestsOf(exchange.body);
-    const mustFilter = list !== undefined || exchange.forwardMethod === 'GET';
+    const lists = list !== undefined || exchange.forwardMethod === 'GET';
     // A federated server's JSON answer, checked to answer only the request routed to it.
     const mustCheck = answer.answers !== undefined && kind === 'json';
     const reading =
-      mustFilter || mustCheck ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+      lists || sse || mustCheck ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
     if (reading === 'refuse') {
       // An answer that must be filtered and cannot be is never passed through.
       exchange.upstreamError = 'bad_answer';
@@ -147,8 +168,8 @@ export function createAnswerRelay(
     }
     exchange.scanner = answerScanner(exchange.body, answer.status, kind);
     if (reading === 'read-json')
-      return relayRead(exchange, answer, headers, mustFilter ? (list ?? ANY_LIST) : undefined, deps);
-    relayStream(exchange, answer, headers, reading === 'rewrite-sse', list, deps);
+      return relayRead(exchange, answer, headers, lists ? (list ?? ANY_LIST) : undefined, deps);
+    relayStream(exchange, answer, headers, reading === 'rewrite-sse', lists, list, deps);
   };
 }
 
@@ -224,13 +245,15 @@ async function relayRead(
 
 /**
  * Streams an answer through chunk by chunk as it arrives — SSE and JSON alike, nothing buffered —
- * rewriting SSE list events when `rewrite` says so. The exchange finishes when its response closes.
+ * rewriting SSE events when `rewrite` says so: list results when `lists` says so, and updates of
+ * resources the caller may no longer read. The exchange finishes when its response closes.
  */
 function relayStream(
   exchange: Authenticated,
   answer: UpstreamAnswer,
   headers: OutgoingHttpHeaders,
   rewrite: boolean,
+  lists: boolean,
   list: ReadonlyMap<string | number, string> | undefined,
   deps: AnswerRelayDeps,
 ): void {
@@ -240,21 +263,65 @@ function relayStream(
   // An SSE answer's status and headers go out now, not with its first event: a stream may stay
   // silent for minutes, and clients and proxies with a headers timeout give up on it.
   if (exchange.sse) res.flushHeaders();
-  const relay = new StreamRelay(exchange, answer.body, list, deps);
-  answer.body.once('error', relay.onUpstreamError);
-  // List results are filtered event by event; everything else flows as it came. On a GET stream
-  // the gateway no longer knows the ids of earlier list requests: results are recognised by shape.
-  let source: Readable = answer.body;
+  // List results are filtered event by event, updates the caller may not read dropped; everything
+  // else flows as it came. On a GET stream the gateway no longer knows the ids of earlier list
+  // requests: results are recognised by shape.
+  let rewriter: SseEventRewriter | undefined;
   if (rewrite) {
     const { policy } = exchange.route;
-    const rewriter = createSseRewriter(
-      (data) => filterListAnswer(data, list ?? ANY_LIST, policy, exchange.identity, deps.maxJsonDepth),
+    const updates = updateFilter(exchange, deps);
+    rewriter = createSseEventRewriter(
+      lists
+        ? (data) => {
+            const filtered = filterListAnswer(
+              data,
+              list ?? ANY_LIST,
+              policy,
+              exchange.identity,
+              deps.maxJsonDepth,
+            );
+            if (typeof filtered === 'object') return filtered;
+            return updates(filtered ?? data) ?? filtered;
+          }
+        : updates,
       { maxEventLength: deps.maxResponseBytes },
     );
-    rewriter.once('error', relay.onRewriterError);
-    source = answer.body.pipe(rewriter);
   }
-  relay.start(source);
+  const relay = new StreamRelay(exchange, answer.body, rewriter, list, deps);
+  answer.body.once('error', relay.onUpstreamError);
+  relay.start();
+}
+
+/**
+ * What becomes of one event's data for the `resources/updated` it may carry: `undefined` (as it
+ * came), new data (a batch without the updates the caller may not receive), or dropped. Each update
+ * is decided at delivery, under the route's policy in force now and the identity its caller has
+ * now (`policy/resource-updates.ts`, which decides it as a `resources/read` of its URI): after a
+ * reload that took read access away the stream stays open but the updates stop. A route the
+ * reload removed delivers no update (its answers are being closed). One closure per stream.
+ */
+function updateFilter(exchange: Authenticated, deps: AnswerRelayDeps): (data: string) => RewriteResult {
+  const { route, res } = exchange;
+  const mayReceive = (uri: unknown): boolean => {
+    const now = deps.router().match(route.path);
+    if (now === undefined) return false;
+    // The policy it was admitted under, while no reload replaced it: the identity it has is then
+    // the one it authenticated with.
+    const identity =
+      now === route ? exchange.identity : (deps.lifetimes.identityOf(res) ?? exchange.identity);
+    return mayReceiveUpdate(now.policy, uri, identity);
+  };
+  return (data) => {
+    const checked = withoutDeniedUpdates(data, mayReceive, deps.maxJsonDepth);
+    if (checked !== DROP_UPDATE) return checked;
+    // Debug only, no URI: a busy resource would otherwise write a line per change per subscriber.
+    if (deps.logger.isLevelEnabled('debug'))
+      deps.logger.debug(
+        { requestId: exchange.requestId, route: route.path },
+        'resource update not relayed: the caller may not read it',
+      );
+    return DROP_EVENT;
+  };
 }
 
 /**
@@ -265,26 +332,37 @@ function relayStream(
  */
 class StreamRelay {
   private relayed = 0;
-  private source: Readable;
 
   constructor(
     private readonly exchange: Authenticated,
-    private readonly upstream: Readable,
+    private readonly source: Readable,
+    /** Reads the SSE events on their way (in line: no stream between upstream and response). */
+    private readonly rewriter: SseEventRewriter | undefined,
     private readonly list: ReadonlyMap<string | number, string> | undefined,
     private readonly deps: AnswerRelayDeps,
-  ) {
-    this.source = upstream;
-  }
+  ) {}
 
-  start(source: Readable): void {
-    this.source = source;
-    source.on('data', this.onData);
+  start(): void {
+    this.source.on('data', this.onData);
     this.exchange.res.on('drain', this.onDrain);
-    source.once('end', this.onEnd);
+    this.source.once('end', this.onEnd);
   }
 
-  private readonly onData = (chunk: Buffer | string): void => {
+  private readonly onData = (received: Buffer | string): void => {
     try {
+      let chunk: Buffer | string | undefined = received;
+      if (this.rewriter !== undefined) {
+        try {
+          chunk = this.rewriter.write(typeof received === 'string' ? Buffer.from(received) : received);
+        } catch (err) {
+          // Nothing more of this answer is read: it is cut (or the exchange contained).
+          this.source.off('data', this.onData);
+          this.exchange.res.off('drain', this.onDrain);
+          this.onRewriterError(err as Error);
+          return;
+        }
+        if (chunk === undefined) return; // all of it held (an event not complete yet) or dropped
+      }
       this.relayed += chunk.length;
       if (this.relayed > this.deps.maxResponseBytes) {
         this.source.off('data', this.onData);
@@ -310,8 +388,8 @@ class StreamRelay {
       // response, parsed body — would survive young-generation collections with them (measured:
       // old-space growth and mark-compacts under load, about 10 % of the gateway's CPU).
       this.source.off('data', this.onData);
-      this.upstream.off('error', this.onUpstreamError);
-      this.upstream.on('error', ignore);
+      this.source.off('error', this.onUpstreamError);
+      this.source.on('error', ignore);
       this.exchange.res.off('drain', this.onDrain);
       if (!this.exchange.res.writableEnded) this.exchange.res.end();
     } catch (err) {
@@ -336,7 +414,7 @@ class StreamRelay {
     }
   };
 
-  readonly onRewriterError = (err: Error): void => {
+  private readonly onRewriterError = (err: Error): void => {
     try {
       if (!(err instanceof UnreadableEventError)) this.deps.contain.fail('stream', this.exchange, err);
       else if (!this.exchange.clientGone && this.exchange.cut === undefined)
@@ -355,7 +433,7 @@ class StreamRelay {
     const { exchange } = this;
     exchange.cut = reason;
     exchange.upstreamError = reason === 'response_too_large' ? 'too_large' : 'bad_answer';
-    discard(this.upstream);
+    discard(this.source);
     if (!exchange.sse) {
       exchange.res.destroy();
       return;

@@ -6,8 +6,19 @@ import { Transform } from 'node:stream';
  */
 export type UnreadableReason = 'too_deep' | 'too_large' | 'not_json' | 'ambiguous';
 
-/** What `rewrite` may answer for an event's data: new data, `undefined` (send it as it came), or a refusal to read it. */
-export type RewriteResult = string | undefined | { readonly unreadable: UnreadableReason };
+/** The event is not relayed at all (see {@link createSseRewriter}). */
+export interface DropEvent {
+  readonly drop: true;
+}
+
+/** What `rewrite` answers to mean "drop this event": one frozen value, nothing allocated per event. */
+export const DROP_EVENT: DropEvent = Object.freeze({ drop: true });
+
+/**
+ * What `rewrite` may answer for an event's data: new data, `undefined` (send it as it came),
+ * {@link DROP_EVENT} (send nothing of it), or a refusal to read it.
+ */
+export type RewriteResult = string | undefined | DropEvent | { readonly unreadable: UnreadableReason };
 
 /** The stream's error when an event could not be read: the exchange ends with a JSON-RPC error event. */
 export class UnreadableEventError extends Error {
@@ -25,7 +36,10 @@ export interface SseRewriterOptions {
 /**
  * Passes an SSE stream through event by event, handing the data of every event a WHATWG
  * `EventSource` would dispatch to `rewrite`: a string replaces the event's data (its other lines —
- * `id:`, `event:`, comments — kept in order), `undefined` sends the event's bytes as they came.
+ * `id:`, `event:`, comments — kept in order), `undefined` sends the event's bytes as they came,
+ * {@link DROP_EVENT} sends none of its bytes — its `id:` and `retry:` lines go with it: an `id:`
+ * alone would still be an event to parsers that dispatch empty data, and a client that resumes
+ * from an earlier id is only replayed the same event, dropped again. The stream goes on.
  * Events are found by {@link createSseFramer}, the one framer; an upstream could otherwise end an
  * event in a way the rewriter missed and have it relayed unfiltered. Each line is decoded as UTF-8
  * (invalid bytes replaced, as an `EventSource` decodes them) only when its event is handed over.
@@ -41,8 +55,42 @@ export interface SseRewriterOptions {
  */
 export function createSseRewriter(
   rewrite: (data: string) => RewriteResult,
-  { maxEventLength }: SseRewriterOptions,
+  options: SseRewriterOptions,
 ): Transform {
+  const events = createSseEventRewriter(rewrite, options);
+  return new Transform({
+    transform(received: Buffer, _encoding, done) {
+      let out: Buffer | undefined;
+      try {
+        out = events.write(received);
+      } catch (err) {
+        return done(err as Error);
+      }
+      done(null, out);
+    },
+  });
+}
+
+/** {@link createSseRewriter}'s work without a stream around it: chunk in, bytes to send out. */
+export interface SseEventRewriter {
+  /**
+   * The bytes to send on for `chunk` (`undefined`: none yet), as slices of it where events pass
+   * unchanged. Throws {@link UnreadableEventError} (or what `rewrite` threw); from then on every
+   * chunk gives nothing. Whatever it still holds at the end of the stream is an unterminated event:
+   * it is never sent, as an `EventSource` discards it.
+   */
+  write(chunk: Buffer): Buffer | undefined;
+}
+
+/**
+ * The rewriter itself, called in line by its owner (the answer relay) rather than piped: a
+ * `Transform` and its `pipe` cost more per answer than framing and reading the events do (measured
+ * on SSE call answers), and every SSE answer is rewritten since updates are checked at delivery.
+ */
+export function createSseEventRewriter(
+  rewrite: (data: string) => RewriteResult,
+  { maxEventLength }: SseRewriterOptions,
+): SseEventRewriter {
   const utf8 = new TextDecoder('utf-8');
   /** The current line's bytes so far (a data value, or another line's text). */
   let line: Buffer[] = [];
@@ -68,12 +116,16 @@ export function createSseRewriter(
   const piece = (bytes: Buffer, start: number, end: number): void => {
     line.push(bytes.subarray(start, end));
   };
-  /** The event ends at `next`: sent as it came, or as `replaced`. */
-  const endEvent = (next: number, replaced: string | undefined): void => {
+  /** The event ends at `next`: sent as it came, as `replaced`, or not at all (`DROP_EVENT`). */
+  const endEvent = (next: number, replaced: string | undefined | DropEvent): void => {
     if (replaced === undefined) {
       for (const part of held) out.push(part);
       out.push(chunk.subarray(from, next));
       crTail = 'out';
+    } else if (typeof replaced !== 'string') {
+      // Dropped: its bytes so far (held, and this chunk's from `from`) are let go, and the LF
+      // completing a CR that ended it belongs to it too.
+      crTail = 'drop';
     } else {
       let text = '';
       for (const other of kept) text += `${other}\n`;
@@ -101,7 +153,7 @@ export function createSseRewriter(
       // A blank line: dispatch (when there is data), then the next event starts.
       if (data.length === 0) return endEvent(next, undefined);
       const replaced = rewrite(data.join('\n'));
-      if (replaced !== undefined && typeof replaced !== 'string')
+      if (replaced !== undefined && typeof replaced !== 'string' && !('drop' in replaced))
         throw new UnreadableEventError(replaced.unreadable);
       endEvent(next, replaced);
     },
@@ -112,9 +164,9 @@ export function createSseRewriter(
     },
   });
 
-  return new Transform({
-    transform(received: Buffer, _encoding, done) {
-      if (failed) return done();
+  return {
+    write(received) {
+      if (failed) return undefined;
       chunk = received;
       from = 0;
       out = [];
@@ -127,18 +179,15 @@ export function createSseRewriter(
         if (heldBytes > maxEventLength) throw new UnreadableEventError('too_large');
       } catch (err) {
         failed = true;
-        return done(err as Error);
+        held = [];
+        line = [];
+        throw err;
+      } finally {
+        chunk = EMPTY;
       }
-      chunk = EMPTY;
-      done(null, out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out));
+      return out.length === 0 ? undefined : out.length === 1 ? out[0] : Buffer.concat(out);
     },
-    flush(done) {
-      // Whatever is held is an unterminated event: discarded, as an EventSource discards it.
-      held = [];
-      line = [];
-      done();
-    },
-  });
+  };
 }
 
 const EMPTY = Buffer.alloc(0);

@@ -32,6 +32,12 @@ export interface AnswerLifetimes {
   hold(answer: HeldAnswer): void;
   /** After a policy reload: closes every held answer whose caller no longer authenticates. */
   revalidate(): Promise<void>;
+  /**
+   * The identity the answer held on `res` has under the policy now in force: as it authenticated,
+   * or as the last reload re-authenticated it (an API key's scopes edited); `undefined` when it
+   * is not held (closed, or never held).
+   */
+  identityOf(res: ServerResponse): Identity | undefined;
   /** Answers held now. */
   size(): number;
   /** Stops the expiry timer (shutdown). */
@@ -55,6 +61,8 @@ export interface AnswerLifetimeDeps {
 
 interface Entry {
   readonly answer: HeldAnswer;
+  /** What its caller is under the policy in force: replaced when a reload re-authenticates it. */
+  identity: Identity;
   /** Epoch ms when its credential stops authenticating; Infinity when never. */
   expiresAt: number;
   /** Identity key it authenticated as: a reload that maps the credential elsewhere closes it. */
@@ -74,13 +82,14 @@ interface Entry {
  */
 export function createAnswerLifetimes(deps: AnswerLifetimeDeps): AnswerLifetimes {
   const now = deps.now ?? Date.now;
-  const held = new Set<Entry>();
+  /** By response: a held answer's current identity is looked up by what the relay has. */
+  const held = new Map<ServerResponse, Entry>();
   let timer: NodeJS.Timeout | undefined;
   /** When the armed timer fires (epoch ms); Infinity when none is armed. */
   let armedFor = Number.POSITIVE_INFINITY;
 
   const end = (entry: Entry, why: CloseReason) => {
-    held.delete(entry);
+    held.delete(entry.answer.res);
     deps.onClose?.(entry.answer, why);
     entry.answer.res.destroy();
   };
@@ -100,7 +109,7 @@ export function createAnswerLifetimes(deps: AnswerLifetimeDeps): AnswerLifetimes
     armedFor = Number.POSITIVE_INFINITY;
     const at = now();
     let next = Number.POSITIVE_INFINITY;
-    for (const entry of held) {
+    for (const entry of held.values()) {
       if (entry.expiresAt <= at) end(entry, 'expired');
       else if (entry.expiresAt < next) next = entry.expiresAt;
     }
@@ -117,8 +126,11 @@ export function createAnswerLifetimes(deps: AnswerLifetimeDeps): AnswerLifetimes
       deps.onError(err, entry.answer);
       identity = undefined;
     }
-    if (!held.has(entry)) return; // closed while it was checked
+    if (held.get(entry.answer.res) !== entry) return; // closed while it was checked
     if (identity === undefined || identity.key !== entry.key) return end(entry, 'revoked');
+    // Same caller, perhaps other scopes: what is delivered on its answer from now on is decided
+    // for the identity it has now (`resources/updated`, proxy/answer.ts).
+    entry.identity = identity;
     // The new policy may move the credential's expiry (an API key's `expires` edited).
     entry.expiresAt = identity.expiresAt ?? Number.POSITIVE_INFINITY;
     if (entry.expiresAt <= now()) return end(entry, 'expired');
@@ -131,11 +143,12 @@ export function createAnswerLifetimes(deps: AnswerLifetimeDeps): AnswerLifetimes
       if (answer.res.destroyed) return;
       const entry: Entry = {
         answer,
+        identity: answer.identity,
         expiresAt: answer.identity.expiresAt ?? Number.POSITIVE_INFINITY,
         key: answer.identity.key,
       };
-      held.add(entry);
-      answer.res.once('close', () => held.delete(entry));
+      held.set(answer.res, entry);
+      answer.res.once('close', () => held.delete(answer.res));
       if (entry.expiresAt <= now()) return end(entry, 'expired');
       if (Number.isFinite(entry.expiresAt)) arm(entry.expiresAt);
       // Authenticated under a policy a reload has since replaced: the reload's sweep may have
@@ -145,8 +158,9 @@ export function createAnswerLifetimes(deps: AnswerLifetimeDeps): AnswerLifetimes
     async revalidate() {
       // Sequential: JWT re-verification mostly hits the verifier's cache; an outage of the issuer
       // must not fan out into one JWKS fetch per open stream.
-      for (const entry of [...held]) await recheck(entry);
+      for (const entry of [...held.values()]) await recheck(entry);
     },
+    identityOf: (res) => held.get(res)?.identity,
     size: () => held.size,
     close() {
       if (timer !== undefined) clearTimeout(timer);

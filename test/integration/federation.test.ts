@@ -524,7 +524,7 @@ describe('progress on the GET stream', () => {
       // The SDK opens its GET stream without waiting for it, and a server drops the progress it
       // sends before that stream reaches it (on a single-server route alike): let it open first.
       await sleep(300);
-      const seen: { progress: number; message?: string }[] = [];
+      const seen: { progress: number; message?: string | undefined }[] = [];
       const result = await client.callTool({ name: 'plain__slow_progress', arguments: {} }, undefined, {
         onprogress: (progress) => seen.push(progress),
       });

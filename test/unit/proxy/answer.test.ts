@@ -1,13 +1,15 @@
 import { PassThrough, Readable } from 'node:stream';
 import pinoLogger from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import type { Identity } from '../../../src/auth/identity.js';
 import type { ParsedBody } from '../../../src/jsonrpc/parse.js';
 import type { Metrics } from '../../../src/metrics/registry.js';
 import { createAnswerRelay, howToRead, readAnswer } from '../../../src/proxy/answer.js';
 import { createSessionSealer } from '../../../src/proxy/sessions.js';
 import { createContainment } from '../../../src/server/contain.js';
+import type { Router } from '../../../src/server/router.js';
 import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
-import { type ExchangeServer, startExchangeServer, testRouter } from '../../support/exchange.js';
+import { type ExchangeServer, READER, startExchangeServer, testRouter } from '../../support/exchange.js';
 
 const silentLogger = () => pinoLogger({ level: 'silent' });
 
@@ -60,7 +62,8 @@ function upstreamAnswer(
 }
 
 describe('createAnswerRelay', () => {
-  const route = testRouter().routes[0]!;
+  const router = testRouter();
+  const route = router.routes[0]!;
   let server: ExchangeServer | undefined;
   afterEach(async () => {
     await server?.close();
@@ -75,6 +78,8 @@ describe('createAnswerRelay', () => {
       contain: createContainment(pino, metrics),
       maxResponseBytes,
       maxJsonDepth: 64,
+      router: () => router,
+      lifetimes: { identityOf: () => undefined },
     });
   /** Serves one exchange whose parsed body holds `messages`, answered by `answer`. */
   async function serve(
@@ -176,5 +181,138 @@ describe('createAnswerRelay', () => {
     const answer = await fetch(server.url, { method: 'POST', body: '{}' });
     expect(answer.status).toBe(502);
     expect(await answer.json()).toMatchObject({ id: 2, error: { data: { reason: 'upstream_rejected' } } });
+  });
+});
+
+describe('createAnswerRelay: resources/updated only to callers who may read the resource now', () => {
+  const resources = (secret: string) =>
+    `    resources: { "file:///public/**": files:read, "file:///secret/**": ${secret} }\n`;
+  const before = testRouter(resources('files:read'));
+  const route = before.routes[0]!;
+  let server: ExchangeServer | undefined;
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+  });
+  const pino = silentLogger();
+  const event = (data: unknown) =>
+    `event: message\ndata: ${typeof data === 'string' ? data : JSON.stringify(data)}\n\n`;
+  const updated = (uri: unknown) => ({
+    jsonrpc: '2.0',
+    method: 'notifications/resources/updated',
+    params: { uri },
+  });
+  const call = [{ kind: 'request', id: 1, method: 'tools/call', params: { name: 'read_file' } }] as const;
+
+  /**
+   * One SSE answer to a call, written by the test as it goes (`body`); `current` is the router in
+   * force and `identityOf` the identity a reload gave the caller, both read at delivery.
+   */
+  async function serveStream(
+    current: { router: Router; identity?: Identity },
+    forwardMethod: 'POST' | 'GET' = 'POST',
+  ): Promise<{ server: ExchangeServer; body: PassThrough; read: () => Promise<string> }> {
+    const body = new PassThrough();
+    const started = await startExchangeServer(route, (exchange) => {
+      if (forwardMethod === 'POST') exchange.body = { batch: false, forward: '', messages: call };
+      exchange.allowed = true;
+      const metrics = started.metrics;
+      return createAnswerRelay({
+        sessions: createSessionSealer(undefined),
+        metrics,
+        logger: pino,
+        contain: createContainment(pino, metrics),
+        maxResponseBytes: 1 << 20,
+        maxJsonDepth: 64,
+        router: () => current.router,
+        lifetimes: { identityOf: () => current.identity },
+      })(exchange, { status: 200, headers: { 'content-type': 'text/event-stream' }, body });
+    });
+    const answer = await fetch(started.url, {
+      method: forwardMethod,
+      ...(forwardMethod === 'POST' ? { body: '{}' } : {}),
+    });
+    const reader = (answer.body as ReadableStream<Uint8Array>).getReader();
+    const decoder = new TextDecoder();
+    let seen = '';
+    /** What arrived so far, once the marker event (`{"mark":n}`) the test wrote last is there. */
+    let marks = 0;
+    const read = async () => {
+      marks++;
+      body.write(event({ mark: marks }));
+      while (!seen.includes(`{"mark":${marks}}`)) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        seen += decoder.decode(value, { stream: true });
+      }
+      return seen;
+    };
+    return { server: started, body, read };
+  }
+
+  it('drops, on a POST’s SSE answer, an update the policy now in force denies, and keeps the stream and the other events', async () => {
+    const current: { router: Router; identity?: Identity } = { router: before };
+    const stream = await serveStream(current);
+    server = stream.server;
+    stream.body.write(event(updated('file:///secret/a')));
+    stream.body.write(event(updated('file:///public/a')));
+    let seen = await stream.read();
+    expect(seen).toContain('file:///secret/a');
+    expect(seen).toContain('file:///public/a');
+    // A reload: the secret resources now need a scope the caller lacks.
+    current.router = testRouter(resources('admin'));
+    stream.body.write(event(updated('file:///secret/b')));
+    stream.body.write(event(updated('file:///public/b')));
+    stream.body.write(
+      event({ jsonrpc: '2.0', method: 'notifications/progress', params: { progressToken: 1, progress: 1 } }),
+    );
+    // Not JSON but naming the method: a lenient client parser might read an update in it.
+    stream.body.write(event('{"method":"notifications/resources/updated", not json'));
+    seen = await stream.read();
+    expect(seen).not.toContain('file:///secret/b');
+    expect(seen).toContain('file:///public/b');
+    expect(seen).toContain('notifications/progress');
+    expect(seen).not.toContain('not json');
+    // The same caller given the scope by that reload (its identity re-authenticated) reads it again.
+    current.identity = { ...READER, scopes: new Set(['files:read', 'admin']) };
+    stream.body.write(event(updated('file:///secret/c')));
+    seen = await stream.read();
+    expect(seen).toContain('file:///secret/c');
+  });
+
+  it('drops, on a GET stream, escaped spellings, case variants, malformed URIs and denied batch members', async () => {
+    const current = { router: testRouter(resources('admin')) };
+    const stream = await serveStream(current, 'GET');
+    server = stream.server;
+    // `upd\u0061ted`: the method to any JSON parser.
+    stream.body.write(
+      event(
+        '{"jsonrpc":"2.0","method":"notifications\\/resources\\/upd\\u0061ted","params":{"uri":"file:///secret/escaped"}}',
+      ),
+    );
+    stream.body.write(
+      event({
+        jsonrpc: '2.0',
+        method: 'notifications/resources/updated',
+        params: { uri: 'file:///public/x', URI: 'file:///secret/variant' },
+      }),
+    );
+    stream.body.write(event(updated(42)));
+    stream.body.write(event(updated('file:///public/../secret/traversal')));
+    stream.body.write(event([updated('file:///secret/batched'), updated('file:///public/batched')]));
+    const seen = await stream.read();
+    expect(seen).not.toContain('secret');
+    expect(seen).not.toContain('42');
+    expect(seen).toContain('file:///public/batched');
+    expect(seen).toContain('{"mark":1}');
+  });
+
+  it('delivers no update once the route is gone from the policy in force', async () => {
+    const current = { router: testRouter(resources('files:read')) };
+    const stream = await serveStream(current);
+    server = stream.server;
+    current.router = { ...current.router, match: () => undefined };
+    stream.body.write(event(updated('file:///public/a')));
+    expect(await stream.read()).not.toContain('file:///public/a');
   });
 });

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import {
   createSseFramer,
   createSseRewriter,
+  DROP_EVENT,
   type RewriteResult,
   UnreadableEventError,
 } from '../../../src/proxy/sse.js';
@@ -351,6 +352,47 @@ describe('createSseRewriter against a reference EventSource parser', () => {
         expect(dispatched(Buffer.from(out))).toEqual(dispatched(Buffer.from(stream)));
       }),
       { numRuns: 300 },
+    );
+  });
+});
+
+/** A rewrite that drops every event whose data starts with `{`, and keeps the others as they came. */
+const dropObjects: Rewrite = (data) => (data.startsWith('{') ? DROP_EVENT : undefined);
+
+describe('createSseRewriter: dropping whole events', () => {
+  it('sends none of a dropped event’s bytes (id:, event:, data) and the others byte for byte', async () => {
+    const kept = 'id: 1\nevent: message\ndata: keep\n\n';
+    const dropped = 'id: 2\nevent: message\ndata: {"drop":true}\n\n';
+    const after = ': ping\n\ndata: also kept\n\n';
+    const out = await through([kept + dropped + after], dropObjects);
+    expect(out.toString()).toBe(kept + after);
+  });
+
+  it('drops an event split across chunks, held bytes and all, and keeps the stream going', async () => {
+    const out = await through(
+      ['data: before\n\nid: 9\ndata: {"a":', '1}\ndata: x\n', '\ndata: after\n\n'],
+      dropObjects,
+    );
+    expect(out.toString()).toBe('data: before\n\ndata: after\n\n');
+  });
+
+  it('swallows the LF completing a CR that ended a dropped event in the previous chunk', async () => {
+    const out = await through(['data: {}\r\n\r', '\ndata: next\r\n\r\n'], dropObjects);
+    expect(out.toString()).toBe('data: next\r\n\r\n');
+    const dispatchedOut = dispatched(out);
+    expect(dispatchedOut).toEqual(['next']);
+  });
+
+  it('leaves exactly the events an EventSource dispatches minus the dropped ones, whatever the chunking', async () => {
+    await fc.assert(
+      fc.asyncProperty(sseStream, fc.array(fc.nat(), { maxLength: 8 }), async (stream, offsets) => {
+        const bytes = Buffer.from(stream);
+        const whole = await through([bytes], dropObjects);
+        const chunked = await through(splitAt(bytes, offsets), dropObjects);
+        expect(chunked.toString()).toBe(whole.toString());
+        expect(dispatched(whole)).toEqual(dispatched(bytes).filter((data) => !data.startsWith('{')));
+      }),
+      { numRuns: 400 },
     );
   });
 });

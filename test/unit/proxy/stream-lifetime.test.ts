@@ -126,6 +126,20 @@ describe('createAnswerLifetimes: revalidation', () => {
     expect(stale.closed()).toBe(true);
   });
 
+  it('keeps the identity a reload re-authenticated (same key, other scopes) for what the answer delivers next', async () => {
+    const reduced: Identity = { key: 'apiKey:alice', subject: 'alice', methods: [], scopes: new Set(['t']) };
+    const { made } = lifetimes({ reauthenticate: async () => reduced });
+    const held = fakeAnswer({ key: 'apiKey:alice', scopes: new Set(['t', 'secret']) });
+    made.hold(held.answer);
+    expect(made.identityOf(held.answer.res)?.scopes).toEqual(new Set(['t', 'secret']));
+    await made.revalidate();
+    expect(held.closed()).toBe(false);
+    expect(made.identityOf(held.answer.res)).toBe(reduced);
+    held.answer.res.destroy();
+    expect(made.identityOf(held.answer.res), 'closed: no longer held').toBeUndefined();
+    expect(made.size()).toBe(0);
+  });
+
   it('a re-check that throws (a bug) closes the answer and reports the error', async () => {
     const errors: unknown[] = [];
     const { made } = lifetimes({
