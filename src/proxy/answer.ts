@@ -146,7 +146,9 @@ export function createAnswerRelay(
     // A federated server's JSON answer, checked to answer only the request routed to it.
     const mustCheck = answer.answers !== undefined && kind === 'json';
     const reading =
-      lists || sse || mustCheck ? howToRead(answer.status, kind, answer.headers['content-encoding']) : 'relay';
+      lists || sse || mustCheck
+        ? howToRead(answer.status, kind, answer.headers['content-encoding'])
+        : 'relay';
     if (reading === 'refuse') {
       // An answer that must be filtered and cannot be is never passed through.
       exchange.upstreamError = 'bad_answer';

@@ -1,9 +1,9 @@
 import type { Readable } from 'node:stream';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { Refusal } from '../../../../src/errors.js';
+import { INPUT_WAIT_MS } from '../../../../src/upstream/input-required.js';
 import { Call, type CallOptions, type CallOwner } from '../../../../src/upstream/stdio/call.js';
 import type { ChildMessage } from '../../../../src/upstream/stdio/child.js';
-import { INPUT_WAIT_MS } from '../../../../src/upstream/input-required.js';
 import { type Attribution, Connection, type Dropped } from '../../../../src/upstream/stdio/connection.js';
 import type { UpstreamAnswer } from '../../../../src/upstream/upstream.js';
 import { answerOf, read, refusalOf } from '../../../support/settled.js';
