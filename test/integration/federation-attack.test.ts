@@ -1643,6 +1643,18 @@ describe('part 2: server-to-client requests, merged GET streams and cancellation
         res.end();
       },
     });
+    // One event, then the stream ends: over and over.
+    peers.blinky = await startPart2Server('blinky', {
+      get: (_req, res) => {
+        sse(res);
+        sseEvent(res, {
+          jsonrpc: '2.0',
+          method: 'notifications/message',
+          params: { level: 'info', data: 'blink' },
+        });
+        res.end();
+      },
+    });
     // One event longer than the gateway reads, then silence.
     peers.giant = await startPart2Server('giant', {
       get: (_req, res) => {
@@ -1810,9 +1822,13 @@ ${servers}`,
     expect(heard).toEqual(['mallory tools/call']);
   });
 
-  it('a server whose GET stream ends at once, or sends an event too long, is asked again ever later; the others’ events flow', async () => {
+  it('a server whose GET stream ends at once, after one event, or sends an event too long, is asked again ever later; the others’ events flow', async () => {
     const session = await openSession(url, reader.key);
-    const before = { flappy: gets('flappy').length, giant: gets('giant').length };
+    const before = {
+      flappy: gets('flappy').length,
+      giant: gets('giant').length,
+      blinky: gets('blinky').length,
+    };
     const abort = new AbortController();
     const stream = await rawFetch(url, reader.key, session, { method: 'GET', signal: abort.signal });
     expect(stream.status).toBe(200);
@@ -1824,6 +1840,11 @@ ${servers}`,
     // With a doubling delay from 500 ms: asked at 0, 0.5, 1.5 s (and 3.5 s) — not every 500 ms.
     expect(gets('flappy').length - before.flappy).toBeLessThanOrEqual(4);
     expect(gets('giant').length - before.giant).toBeLessThanOrEqual(4);
+    // Its events reach the client, but delivering one does not earn it a prompt reconnection.
+    expect(
+      got.filter((e) => (e.data.params as { data?: unknown } | undefined)?.data === 'blink').length,
+    ).toBeGreaterThanOrEqual(2);
+    expect(gets('blinky').length - before.blinky).toBeLessThanOrEqual(4);
   });
 
   it('a Last-Event-ID resumes only the session and identity it was given to', async () => {

@@ -19,6 +19,8 @@ const MAX_BUFFERED_BYTES = 8 * 1024 * 1024;
 /** A server whose stream dropped is asked again after this, doubling up to the maximum. */
 const RECONNECT_MS = 500;
 const MAX_RECONNECT_MS = 30_000;
+/** A stream open this long was steady: when it drops, the server is asked again at once (RECONNECT_MS). */
+const STEADY_MS = 5_000;
 
 export interface StreamMergeDeps {
   readonly route: string;
@@ -112,14 +114,14 @@ export async function openMergedStream(
       if (answer.status !== 405) again(member, link, attempt + 1);
       return false;
     }
-    // A stream that gave the client nothing before it ended (closed at once, an event too long)
-    // is asked again ever later, not every RECONNECT_MS.
-    let delivered = false;
+    // A stream that ends before it has stayed open STEADY_MS (closed at once, an event too long,
+    // one event and gone) is asked again ever later, not every RECONNECT_MS: a server cannot make
+    // the gateway reconnect twice a second for as long as the client listens.
+    const opened = Date.now();
     readServerEvents(
       answer.body,
       deps.maxEventLength,
       (event) => {
-        delivered = true;
         if (event.lastId !== undefined) ids[member.name] = event.lastId;
         push(member, link, event.data);
       },
@@ -128,7 +130,7 @@ export async function openMergedStream(
     answer.body.once('error', () => undefined);
     answer.body.once('close', () => {
       cancellations.delete(cancellation);
-      if (!closed) again(member, link, delivered ? 0 : attempt + 1);
+      if (!closed) again(member, link, Date.now() - opened >= STEADY_MS ? 0 : attempt + 1);
     });
     return true;
   };
