@@ -170,7 +170,9 @@ export function createAnswerRelay(
     }
     exchange.scanner = answerScanner(exchange.body, answer.status, kind);
     if (reading === 'read-json')
-      return relayRead(exchange, answer, headers, lists ? (list ?? ANY_LIST) : undefined, deps);
+      return lists || answer.answers === undefined
+        ? relayRead(exchange, answer, headers, list ?? ANY_LIST, deps)
+        : relayOwnAnswer(exchange, answer, answer.answers, headers, deps);
     relayStream(exchange, answer, headers, reading === 'rewrite-sse', lists, list, deps);
   };
 }
@@ -198,14 +200,86 @@ function answerHeaders(
 }
 
 /**
- * A JSON answer read whole: a list answer filtered (`lists`; errors and anything not a list result
- * pass), a federated server's checked to answer only its own request (`answer.answers`).
+ * A federated server's JSON answer (`answer.answers`): held whole as it came — its bytes, never
+ * decoded and re-encoded — and relayed only when no response in it answers another id. Of no use
+ * to the client before it is whole, it is delayed by nothing.
  */
+async function relayOwnAnswer(
+  exchange: Authenticated,
+  answer: UpstreamAnswer,
+  id: string | number,
+  headers: OutgoingHttpHeaders,
+  deps: AnswerRelayDeps,
+): Promise<void> {
+  exchange.answerBody = answer.body;
+  let whole: Buffer | 'too_large';
+  try {
+    whole = await readBytes(answer.body, deps.maxResponseBytes);
+  } catch (err) {
+    // The client left and its upstream request was aborted mid-answer: finished already.
+    if (exchange.clientGone) return;
+    throw err;
+  }
+  if (exchange.finished) return;
+  if (whole === 'too_large') {
+    discard(answer.body);
+    exchange.upstreamError = 'too_large';
+    return exchange.refuse(refuse('response_too_large'));
+  }
+  if (answersAnother(whole.toString('utf8'), id)) {
+    deps.logger.warn(
+      { requestId: exchange.requestId, servers: answer.servers },
+      'server answered another request than the one routed to it: refused',
+    );
+    exchange.upstreamError = 'bad_answer';
+    return exchange.refuse(refuse('upstream_rejected'));
+  }
+  exchange.scanner?.write(whole);
+  headers['content-length'] = whole.length;
+  exchange.res.writeHead(answer.status, headers);
+  exchange.res.end(whole);
+  exchange.finish();
+}
+
+/** A body's bytes, at most `limit` of them; rejects when it fails or closes before its end. */
+function readBytes(source: Readable, limit: number): Promise<Buffer | 'too_large'> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        resolve('too_large');
+      } else chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onGone = (err?: Error): void => {
+      cleanup();
+      reject(err ?? new Error('stream closed before its end'));
+    };
+    const cleanup = (): void => {
+      source.off('data', onData);
+      source.off('end', onEnd);
+      source.off('error', onGone);
+      source.off('close', onGone);
+    };
+    source.on('data', onData);
+    source.on('end', onEnd);
+    source.on('error', onGone);
+    source.on('close', onGone);
+  });
+}
+
+/** A list answer in JSON, read whole and filtered (errors and anything not a list result pass). */
 async function relayRead(
   exchange: Authenticated,
   answer: UpstreamAnswer,
   headers: OutgoingHttpHeaders,
-  lists: ReadonlyMap<string | number, string> | undefined,
+  lists: ReadonlyMap<string | number, string>,
   deps: AnswerRelayDeps,
 ): Promise<void> {
   exchange.answerBody = answer.body;
@@ -218,19 +292,9 @@ async function relayRead(
     throw err;
   }
   if (exchange.finished) return;
-  if (answer.answers !== undefined && typeof read === 'string' && answersAnother(read, answer.answers)) {
-    deps.logger.warn(
-      { requestId: exchange.requestId, servers: answer.servers },
-      'server answered another request than the one routed to it: refused',
-    );
-    exchange.upstreamError = 'bad_answer';
-    return exchange.refuse(refuse('upstream_rejected'));
-  }
   const filtered =
     typeof read === 'string'
-      ? lists === undefined
-        ? undefined
-        : filterListAnswer(read, lists, exchange.route.policy, exchange.identity, deps.maxJsonDepth)
+      ? filterListAnswer(read, lists, exchange.route.policy, exchange.identity, deps.maxJsonDepth)
       : read;
   if (typeof filtered === 'object') {
     // Never relay a list unfiltered: an answer too large, too deep or not JSON is refused.
@@ -482,7 +546,10 @@ function errorCode(err: unknown): string {
 /** A listener that keeps a late 'error' of a finished upstream body from being thrown. */
 function ignore(): void {}
 
-/** Whether a JSON text holds a response to another id than `id` (a null id answers nothing). */
+/**
+ * Whether a JSON text holds a response to another id than `id` (a null id answers nothing). Every
+ * key a case-insensitive decoder (Go's encoding/json) would read as `id` counts, not only `id`.
+ */
 function answersAnother(text: string, id: string | number): boolean {
   let value: unknown;
   try {
@@ -493,14 +560,14 @@ function answersAnother(text: string, id: string | number): boolean {
   }
   const messages = Array.isArray(value) ? value : [value];
   for (const message of messages) {
-    if (typeof message !== 'object' || message === null) continue;
-    const { method, id: answered } = message as { method?: unknown; id?: unknown };
-    if (
-      method === undefined &&
-      (typeof answered === 'string' || typeof answered === 'number') &&
-      answered !== id
-    )
-      return true;
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) continue;
+    const fields = message as Record<string, unknown>;
+    if (fields.method !== undefined) continue;
+    for (const key in fields) {
+      if (key.length !== 2 || key.toLowerCase() !== 'id') continue;
+      const answered = fields[key];
+      if ((typeof answered === 'string' || typeof answered === 'number') && answered !== id) return true;
+    }
   }
   return false;
 }
