@@ -12,6 +12,9 @@ Commands:
   explain --config F --route R (--tool T|--resource U|--prompt P|--method M) (--scopes a,b|--key-stdin|--token-stdin)
                            what the policy decides for one call, and why
   test --config F TESTS    expected decisions from a YAML file; exit 1 on a mismatch
+  pin --config F --route R [--write | --check]
+                           list the route's tools and prompts and diff them against its pin file;
+                           --write: write it; --check: exit 1 on any drift
   schema                   print the policy file's JSON Schema
   audit verify FILE [--key-env VAR] [--after SEQ:MAC]
                            check an audit file's HMAC chain; exit 1 at the first broken link
@@ -30,6 +33,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   keys: async () => (await import('./keys.js')).runKeys,
   explain: async () => (await import('./explain.js')).runExplain,
   test: async () => (await import('./test.js')).runPolicyTests,
+  pin: async () => (await import('./pin.js')).runPin,
   schema: async () => (await import('./schema.js')).runSchema,
   audit: async () => (await import('./audit.js')).runAudit,
 };

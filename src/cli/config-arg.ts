@@ -2,14 +2,22 @@ import { parseArgs } from 'node:util';
 import { ConfigError, type LoadedConfig, loadConfigFile } from '../config/load.js';
 
 /**
- * Parses `--config FILE` (and the boolean `flags` the command takes, as `parseArgs` options) and loads the file; prints
- * every problem and returns undefined when it is bad.
+ * Parses `--config FILE` (and the `flags` the command takes, as `parseArgs` options: booleans,
+ * and strings read from `values`) and loads the file; prints every problem and returns undefined
+ * when it is bad.
  */
 export function loadFromArgs(
   args: string[],
   command: string,
-  flags: Readonly<Record<string, { readonly type: 'boolean' }>> = {},
-): { loaded: LoadedConfig; path: string; flags: ReadonlySet<string> } | undefined {
+  flags: Readonly<Record<string, { readonly type: 'boolean' | 'string' }>> = {},
+):
+  | {
+      loaded: LoadedConfig;
+      path: string;
+      flags: ReadonlySet<string>;
+      values: Readonly<Record<string, unknown>>;
+    }
+  | undefined {
   const { values } = parseArgs({
     args,
     options: { ...flags, config: { type: 'string', short: 'c' } },
@@ -22,7 +30,7 @@ export function loadFromArgs(
     return undefined;
   }
   try {
-    return { loaded: loadConfigFile(values.config), path: values.config, flags: set };
+    return { loaded: loadConfigFile(values.config), path: values.config, flags: set, values: given };
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`${err.message}\n${err.problems.length} problem(s) in ${values.config}\n`);

@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.js';
 import { Cancellation } from '../cancellation.js';
 import type { Config, RouteConfig, ServerConfig } from '../config/schema.js';
 import { isStdioTarget, type UpstreamTarget, upstreamTargets } from '../config/upstreams.js';
+import type { Definition } from '../integrity/definitions.js';
 import { INITIALIZE, LIST_METHODS } from '../jsonrpc/methods.js';
 import { LEGACY_VERSION } from '../jsonrpc/protocol-version.js';
 import { type CompiledPolicy, compilePolicy, type NameTable } from '../policy/compile.js';
@@ -58,8 +59,8 @@ export async function connectAndDescribe(config: Config): Promise<Connected> {
           rows.push([server, '—', `unreachable: ${found.failure}`]);
           continue;
         }
-        for (const [section, names] of found.names)
-          for (const name of names) {
+        for (const [section, items] of found.items)
+          for (const name of namesOf(items)) {
             const exposed = target.server === undefined ? name : `${member.prefix}${name}`;
             if (!EXPOSED_NAME.test(exposed)) {
               rows.push([server, exposed, 'hidden: outside ^[A-Za-z0-9_.-]{1,128}$']);
@@ -89,7 +90,7 @@ export async function connectAndDescribe(config: Config): Promise<Connected> {
 }
 
 /** What a single-server route's upstream is, as a server of its own: no prefix, owning nothing declared. */
-function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerConfig {
+export function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerConfig {
   const declared = target.server === undefined ? undefined : route.servers?.[target.server];
   return (
     declared ?? {
@@ -102,7 +103,7 @@ function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerConfig {
   );
 }
 
-function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Upstream {
+export function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Upstream {
   if (!isStdioTarget(target)) return createHttpUpstream(target.upstream as string, target);
   return createStdioUpstream(target, target.upstream, {
     logger,
@@ -121,10 +122,18 @@ function scopesOf(policy: CompiledPolicy, table: NameTable): (name: string) => s
   };
 }
 
-/** Every tool and prompt name a server lists, after the handshake. */
-async function listServer(
+/** The names of listed definitions (an item without a string name is none). */
+function namesOf(items: readonly Definition[]): string[] {
+  return items.flatMap((item) => (typeof item.name === 'string' ? [item.name] : []));
+}
+
+/**
+ * Every tool and prompt a server lists (every page), after the handshake: as `check --connect`
+ * prints them and `pin` pins them.
+ */
+export async function listServer(
   member: Member,
-): Promise<{ readonly names: ReadonlyMap<'tools' | 'prompts', string[]> } | Failed> {
+): Promise<{ readonly items: ReadonlyMap<'tools' | 'prompts', Definition[]> } | Failed> {
   const request: UpstreamRequest = {
     method: 'POST',
     headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' },
@@ -143,12 +152,12 @@ async function listServer(
   });
   if ('failure' in opened) return opened;
   const link: Link = opened.link;
-  const names = new Map<'tools' | 'prompts', string[]>();
+  const lists = new Map<'tools' | 'prompts', Definition[]>();
   for (const [method, list] of LIST_METHODS) {
     if (list.field !== 'tools' && list.field !== 'prompts') continue;
     const capabilities = opened.result.capabilities as Record<string, unknown> | undefined;
     if (capabilities?.[list.field] === undefined) continue;
-    const found: string[] = [];
+    const found: Definition[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < MAX_PAGES; page++) {
       const asked = await member.ask(
@@ -160,15 +169,16 @@ async function listServer(
       const result = asked.message.result as Record<string, unknown> | undefined;
       const items = result?.[list.field];
       if (Array.isArray(items))
-        for (const item of items) {
-          const name = (item as { name?: unknown } | null)?.name;
-          if (typeof name === 'string') found.push(name);
-        }
+        for (const item of items)
+          if (typeof item === 'object' && item !== null && !Array.isArray(item))
+            found.push(item as Definition);
       cursor = typeof result?.nextCursor === 'string' ? result.nextCursor : undefined;
       if (cursor === undefined) break;
     }
-    names.set(list.field, found);
+    // Still a cursor after the last page followed: the list is not whole, and is no list to pin.
+    if (cursor !== undefined) return { failure: 'error' };
+    lists.set(list.field, found);
   }
   if (link.id !== undefined) await member.end(link.id, link.version, CHECK);
-  return { names };
+  return { items: lists };
 }

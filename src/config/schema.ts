@@ -452,6 +452,13 @@ const routeSchema = z
     methods: nameToScopes.default({}),
     rateLimits: z.array(rateLimitRuleSchema).min(1).optional(),
     failMode: z.enum(['open', 'closed']).optional(),
+    /**
+     * The route's pin file (`portcullis pin` writes it), relative to the policy file: the tool and
+     * prompt definitions the route trusts. Omitted: no pinning.
+     */
+    pins: z.string().min(1).optional(),
+    /** `_meta` keys left out of definition hashes (every key is hashed by default). */
+    volatileMeta: z.array(z.string().min(1)).default([]),
   })
   .superRefine((route, ctx) => {
     if ((route.upstream === undefined) === (route.servers === undefined))

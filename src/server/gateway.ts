@@ -165,6 +165,12 @@ export async function startGateway({
   const url = await listen(main.server, config.listen, main.proto);
   const adminUrl = await listen(admin, config.admin, 'http');
   logger.info({ url, adminUrl, routes: router.routes.map((r) => r.path) }, 'portcullis listening');
+  for (const route of config.routes)
+    if (route.pins !== undefined)
+      logger.warn(
+        { route: route.route, pins: route.pins },
+        'pins are not enforced by the gateway yet: changed or unpinned tools are still served (`portcullis pin --check` detects drift)',
+      );
 
   let closing: Promise<void> | undefined;
   const shutdown = async () => {
