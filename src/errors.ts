@@ -68,6 +68,13 @@ export const REFUSALS = {
   invalid_credential: { status: 401, rpc: -31091, decision: 'deny', message: 'Invalid credential' },
   insufficient_scope: { status: 403, rpc: -31092, decision: 'deny', message: 'Insufficient scope' },
   method_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Method not permitted' },
+  /** A tool or prompt whose definition differs from its pin, or that has none (`pins`, `onToolChange: block`). */
+  tool_changed: {
+    status: 403,
+    rpc: -31092,
+    decision: 'deny',
+    message: 'Tool definition differs from its pin',
+  },
   session_not_found: { status: 404, rpc: -32001, decision: 'deny', message: 'Session not found' },
   rate_limited: { status: 429, rpc: -31093, decision: 'rate-limited', message: 'Rate limit exceeded' },
   too_many_failures: {

@@ -118,10 +118,6 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')
       out.push(`routes[${i}] allows names the policy does not list (default: allow)`);
-    if (route.pins !== undefined)
-      out.push(
-        `routes[${i}].pins: \`portcullis pin\` writes and checks this file, but the gateway does not enforce pins yet: changed or unpinned tools are still served`,
-      );
     const ownUser = targets.filter((t) => isStdioTarget(t) && t.upstream.user === undefined);
     if (ownUser.length > 0) {
       const secrets = Object.keys(env)

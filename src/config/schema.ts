@@ -459,6 +459,10 @@ const routeSchema = z
     pins: z.string().min(1).optional(),
     /** `_meta` keys left out of definition hashes (every key is hashed by default). */
     volatileMeta: z.array(z.string().min(1)).default([]),
+    /** With `pins`: `block` hides and refuses a changed or unpinned definition; `warn` serves it, reported. */
+    onToolChange: z.enum(['block', 'warn']).default('block'),
+    /** With `pins`: how long a definition seen is taken as the server's current one before listing it again. */
+    pinRefreshSec: z.number().int().min(1).max(86_400).default(300),
   })
   .superRefine((route, ctx) => {
     if ((route.upstream === undefined) === (route.servers === undefined))

@@ -70,6 +70,8 @@ export interface Metrics {
   readonly federationServerDuration: Histogram<'route' | 'server'>;
   /** Time a fanned-out request took, from sending to every server to the merged answer. */
   readonly federationFanOutDuration: Histogram<'route' | 'method'>;
+  /** Tool and prompt definitions found to differ from their pin, or to have none (once per definition hash). */
+  readonly toolChanges: Counter<'route' | 'kind' | 'verdict'>;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -185,6 +187,12 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_auth_failures_total',
       help: 'Failed authentications, by route, method and reason',
       labelNames: ['route', 'method', 'reason'],
+      registers: [registry],
+    }),
+    toolChanges: new Counter({
+      name: 'portcullis_tool_changes_total',
+      help: 'Tool and prompt definitions a pinned route saw differ from their pin (verdict changed) or without one (unpinned), once per definition hash, by route and kind',
+      labelNames: ['route', 'kind', 'verdict'],
       registers: [registry],
     }),
     federationRequests: new Counter({

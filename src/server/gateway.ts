@@ -5,6 +5,7 @@ import { createAuditStream, logChainHeads } from '../audit/stream.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
+import { PinStore } from '../integrity/pin-store.js';
 import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
@@ -85,7 +86,11 @@ export async function startGateway({
   const sealer = createSealer(config.sessions.keys);
   const stdio = createStdioRegistry(logger, metrics, sealer);
   const federation = { logger, metrics, sealer };
-  let router: Router = createRouter(config, { jwks, stdio, federation });
+  // One directory watcher for everything re-read while running: the policy file, the TLS files
+  // and the pin files.
+  const files = createFileWatch({ logger });
+  const pins = new PinStore(PinStore.baseOf(configPath), logger, files);
+  let router: Router = createRouter(config, { jwks, stdio, federation, pins });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   // Readiness depends on Redis only where a route would refuse without it.
@@ -93,8 +98,6 @@ export async function startGateway({
     redis !== undefined && config.routes.some((r) => r.rateLimits !== undefined && r.failMode === 'closed');
 
   const drain = createDrain({ timeoutMs: config.limits.drainTimeoutMs, logger });
-  // One directory watcher for everything re-read while running: the policy file and the TLS files.
-  const files = createFileWatch({ logger });
   const policy = createPolicyReload({
     config,
     path: configPath,
@@ -105,7 +108,7 @@ export async function startGateway({
     machineProblems: accountProblems,
     async apply(next) {
       const previous = router;
-      router = createRouter(next, { jwks, stdio, federation });
+      router = createRouter(next, { jwks, stdio, federation, pins });
       // Open answers whose caller no longer authenticates under the new policy are closed.
       await lifetimes.revalidate();
       // The old pools finish what they carry, then close.
@@ -165,12 +168,6 @@ export async function startGateway({
   const url = await listen(main.server, config.listen, main.proto);
   const adminUrl = await listen(admin, config.admin, 'http');
   logger.info({ url, adminUrl, routes: router.routes.map((r) => r.path) }, 'portcullis listening');
-  for (const route of config.routes)
-    if (route.pins !== undefined)
-      logger.warn(
-        { route: route.route, pins: route.pins },
-        'pins are not enforced by the gateway yet: changed or unpinned tools are still served (`portcullis pin --check` detects drift)',
-      );
 
   let closing: Promise<void> | undefined;
   const shutdown = async () => {

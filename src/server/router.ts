@@ -6,7 +6,9 @@ import { createJwtVerifier, type JwksObserver } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import { namesTaskMethods } from '../config/task-methods.js';
-import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
+import { isStdioTarget, type UpstreamTarget, upstreamTargets } from '../config/upstreams.js';
+import { PinStore } from '../integrity/pin-store.js';
+import { pinUpstream } from '../integrity/pinned-upstream.js';
 import { type CompiledPolicy, compilePolicy } from '../policy/compile.js';
 import { compileUpstreamHeaders, type UpstreamHeaderPlan } from '../proxy/headers.js';
 import { createSealer } from '../proxy/seal.js';
@@ -55,6 +57,11 @@ export interface RouterOptions {
   readonly logger?: Logger | undefined;
   /** What federated routes need: the gateway's instruments and sealer (cursors); else a silent logger and a key of the router's own. */
   readonly federation?: Pick<FederationDeps, 'logger' | 'metrics' | 'sealer'> | undefined;
+  /**
+   * The gateway's pin files (read and watched once, relative to the policy file); without it the
+   * router reads them itself, relative to the working directory, unwatched.
+   */
+  readonly pins?: PinStore | undefined;
 }
 
 export function createRouter(config: Config, options: RouterOptions = {}): Router {
@@ -76,12 +83,19 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
     maxResponseBytes: config.limits.maxResponseBytes,
     maxJsonDepth: config.limits.maxJsonDepth,
   };
+  const pinStore = options.pins ?? new PinStore(PinStore.baseOf(undefined), federation.logger, undefined);
+  pinStore.sync(config);
   const http: Upstream[] = [];
   const routes = config.routes.map((route, index) => {
     const members = upstreamTargets(route, index).map((target) => {
-      if (isStdioTarget(target)) return { target, upstream: stdio.upstream(target, target.upstream) };
-      const upstream = createHttpUpstream(target.upstream as string, target);
-      http.push(upstream);
+      let upstream: Upstream;
+      if (isStdioTarget(target)) upstream = stdio.upstream(target, target.upstream);
+      else {
+        upstream = createHttpUpstream(target.upstream as string, target);
+        http.push(upstream);
+      }
+      // Pins are enforced on each server, where the server's own names are seen.
+      if (route.pins !== undefined) upstream = pinned(route, route.pins, target, upstream);
       return { target, upstream };
     });
     const single = (members[0] as { upstream: Upstream }).upstream;
@@ -96,6 +110,29 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
     return compileRoute(config, route, verifiers, upstream);
   });
   stdio.commit();
+
+  function pinned(route: RouteConfig, pins: string, target: UpstreamTarget, upstream: Upstream): Upstream {
+    const processes = isStdioTarget(target) ? target.upstream.processes : undefined;
+    return pinUpstream(upstream, {
+      route: route.route,
+      server: target.server,
+      pins: () => pinStore.get(pins),
+      volatileMeta: new Set(route.volatileMeta),
+      onToolChange: route.onToolChange,
+      refreshMs: route.pinRefreshSec * 1000,
+      // A stdio server run per identity (or session) is a process each: each lists for itself.
+      scopeOf:
+        processes === 'perIdentity'
+          ? (request) => request.identity.key
+          : processes === 'perSession'
+            ? (request) => request.session?.upstreamId ?? request.identity.key
+            : () => '',
+      maxResponseBytes: config.limits.maxResponseBytes,
+      maxJsonDepth: config.limits.maxJsonDepth,
+      logger: federation.logger,
+      onChange: (kind, verdict) => federation.metrics?.toolChanges.inc({ route: route.route, kind, verdict }),
+    });
+  }
   const byPath = new Map(routes.map((route) => [route.path, route]));
   const documents = new Map<string, string>();
   // Only routes naming an authorization server have a document (resourceMetadataPaths is empty otherwise).

@@ -34,19 +34,6 @@ describe('check', () => {
     expect(text).not.toContain('names no authorizationServers');
   });
 
-  it('warns that a route’s pins are not enforced by the gateway yet', () => {
-    const text = report(`  - route: /files/mcp
-    resource: https://mcp.example.com/files/mcp
-    upstream: https://files.internal/mcp
-    authentication: { methods: [jwt] }
-    authorizationServers: [https://idp.example.com/]
-    pins: pins/files.json
-`);
-    expect(text).toContain(
-      'warning: routes[0].pins: `portcullis pin` writes and checks this file, but the gateway does not enforce pins yet: changed or unpinned tools are still served',
-    );
-  });
-
   it('prints challengeScopes as written, and (none) for an empty list', () => {
     const text = report(`  - route: /a
     resource: https://mcp.example.com/a

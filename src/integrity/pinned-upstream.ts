@@ -1,0 +1,278 @@
+import type { Logger } from 'pino';
+import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
+import { LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
+import { readMemberMessages } from '../upstream/federation/answers.js';
+import { bufferBody } from '../upstream/local-answer.js';
+import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
+import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
+import { renderDiff } from './pin-diff.js';
+import { describe, type PinSet } from './pins.js';
+
+type Message = Readonly<Record<string, unknown>>;
+
+/** What a definition is, against its pin: trusted, changed, or unpinned (no pin, or unhashable). */
+export type Verdict = 'pinned' | 'changed' | 'unpinned';
+
+export interface PinningDeps {
+  readonly route: string;
+  /** The server of a federated route (undefined: the route's one upstream). */
+  readonly server: string | undefined;
+  /** The route's pins now (the pin file is reloaded while running). */
+  readonly pins: () => PinSet;
+  readonly volatileMeta: ReadonlySet<string>;
+  /** `block`: changed and unpinned definitions are hidden and refused; `warn`: served, reported. */
+  readonly onToolChange: 'block' | 'warn';
+  /** How long a definition seen is trusted as the server's current one before it is listed again. */
+  readonly refreshMs: number;
+  /**
+   * Whose definitions a request sees: a stdio server run per identity or per session may list
+   * differently per process (its key), every other server the same for all ('').
+   */
+  readonly scopeOf: (request: UpstreamRequest) => string;
+  readonly maxResponseBytes: number;
+  readonly maxJsonDepth: number;
+  readonly logger: Logger;
+  /** A definition found to differ from its pin, or to have none: counted (once per hash). */
+  readonly onChange?: (kind: DefinitionKind, verdict: Exclude<Verdict, 'pinned'>) => void;
+}
+
+/** The definitions one scope of a server was last seen with, by kind and name. */
+interface Seen {
+  /** When the server was last listed whole (0: only pieces seen in relayed lists). */
+  listedAt: number;
+  readonly hashes: Map<string, string | undefined>;
+  listing: Promise<void> | undefined;
+}
+
+/** The methods whose name must be a trusted definition, and which kind they name. */
+const CALLS: ReadonlyMap<string, DefinitionKind> = new Map([
+  [TOOLS_CALL, 'tool'],
+  [PROMPTS_GET, 'prompt'],
+]);
+/** The list methods whose items are definitions, and the kind of their items. */
+const LISTS: ReadonlyMap<string, { readonly kind: DefinitionKind; readonly field: string }> = new Map(
+  [...LIST_METHODS].flatMap(([method, list]) =>
+    list.field === 'tools' || list.field === 'prompts'
+      ? [[method, { kind: list.field === 'tools' ? 'tool' : 'prompt', field: list.field }] as const]
+      : [],
+  ),
+);
+/** Pages the gateway follows when it lists a server itself. */
+const MAX_PAGES = 100;
+
+/**
+ * Pinned tool definitions enforced on one server (DESIGN.md step 7, Inspect): wraps the upstream
+ * of a route with `pins` (each server's, on a federated route), so it sees the server's own names.
+ * Every `tools/list` and `prompts/list` answer is read: each definition's hash is recorded as the
+ * server's latest, and under `onToolChange: block` a definition that differs from its pin, or has
+ * none, is removed from the answer. A `tools/call` or `prompts/get` is forwarded only when the
+ * latest definition of its name matches its pin — else 403 `tool_changed` before the server hears
+ * of it. The latest definitions come from the lists relayed and, when none is known or it is older
+ * than `pinRefreshSec`, from the gateway listing the server itself (every page), in the caller's
+ * own context (its session, its process). Each change is logged once per definition hash, with a
+ * diff.
+ */
+export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
+  const seen = new Map<string, Seen>();
+  const reported = new Set<string>();
+  const logger = deps.logger.child({
+    route: deps.route,
+    ...(deps.server === undefined ? {} : { server: deps.server }),
+  });
+
+  const seenFor = (scope: string): Seen => {
+    let entry = seen.get(scope);
+    if (entry === undefined) {
+      entry = { listedAt: 0, hashes: new Map(), listing: undefined };
+      seen.set(scope, entry);
+    }
+    return entry;
+  };
+
+  /** Records one listed definition as the server's latest; its verdict against the pins now. */
+  const observe = (entry: Seen, kind: DefinitionKind, item: unknown): Verdict | undefined => {
+    if (typeof item !== 'object' || item === null || Array.isArray(item)) return undefined;
+    const definition = item as Definition;
+    const name = definition.name;
+    if (typeof name !== 'string') return undefined;
+    const hash = definitionHash(definition, deps.volatileMeta);
+    const known = typeof hash === 'string' ? hash : undefined;
+    entry.hashes.set(`${kind}\u0000${name}`, known);
+    const pin = deps.pins().get(kind, deps.server, name);
+    const verdict: Verdict =
+      pin === undefined || known === undefined ? 'unpinned' : pin.hash === known ? 'pinned' : 'changed';
+    if (verdict !== 'pinned') report(kind, name, known ?? 'unhashable', verdict, definition);
+    return verdict;
+  };
+
+  const report = (
+    kind: DefinitionKind,
+    name: string,
+    hash: string,
+    verdict: Exclude<Verdict, 'pinned'>,
+    definition: Definition,
+  ): void => {
+    const key = JSON.stringify([kind, name, hash]);
+    if (reported.has(key)) return;
+    reported.add(key);
+    deps.onChange?.(kind, verdict);
+    const pin = deps.pins().get(kind, deps.server, name);
+    const diff =
+      pin === undefined
+        ? undefined
+        : renderDiff({
+            added: [],
+            removed: [],
+            changed: [{ pinned: pin, listed: { ...pin, hash, definition } }],
+          }).slice(0, 4096);
+    logger.warn(
+      {
+        kind,
+        name,
+        hash,
+        pinned: pin?.hash,
+        verdict,
+        action: deps.onToolChange === 'block' ? 'hidden and refused' : 'served (warn)',
+        diff,
+      },
+      verdict === 'changed'
+        ? `${describe(kind, deps.server, name)} differs from its pin`
+        : `${describe(kind, deps.server, name)} has no pin`,
+    );
+  };
+
+  /** The server's latest definitions for this request's scope, listed again when unknown or stale. */
+  const current = async (request: UpstreamRequest): Promise<Seen> => {
+    const entry = seenFor(deps.scopeOf(request));
+    if (Date.now() - entry.listedAt <= deps.refreshMs) return entry;
+    entry.listing ??= listAll(request, entry).finally(() => {
+      entry.listing = undefined;
+    });
+    await entry.listing;
+    return entry;
+  };
+
+  /** Lists every tool and prompt of the server, in the caller's context; a failure records nothing new. */
+  const listAll = async (request: UpstreamRequest, entry: Seen): Promise<void> => {
+    const fresh = new Map<string, string | undefined>();
+    for (const [method, { kind, field }] of LISTS) {
+      let cursor: string | undefined;
+      for (let page = 0; page < MAX_PAGES; page++) {
+        const message = {
+          jsonrpc: '2.0',
+          id: `portcullis-pin-${page}`,
+          method,
+          params: cursor === undefined ? {} : { cursor },
+        };
+        const headers: Record<string, string> = { ...request.headers };
+        if (headers['mcp-method'] !== undefined) headers['mcp-method'] = method;
+        delete headers['mcp-name'];
+        const answer = await inner.send({
+          ...request,
+          headers,
+          body: undefined,
+          text: JSON.stringify(message),
+        });
+        if (isRefusal(answer)) return;
+        const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth).catch(
+          () => 'status' as const,
+        );
+        if (typeof read === 'string') return;
+        const response = read.find((m) => m.id === message.id && m.method === undefined);
+        const result = response?.result as Record<string, unknown> | undefined;
+        // A server without prompts (or tools) answers an error: it lists none.
+        if (result === undefined) break;
+        const items = result[field];
+        if (Array.isArray(items))
+          for (const item of items) {
+            observe(entry, kind, item);
+            const name = (item as { name?: unknown } | null)?.name;
+            if (typeof name === 'string')
+              fresh.set(`${kind}\u0000${name}`, entry.hashes.get(`${kind}\u0000${name}`));
+          }
+        cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
+        if (cursor === undefined) break;
+      }
+    }
+    // What the server no longer lists is no definition at all.
+    entry.hashes.clear();
+    for (const [key, hash] of fresh) entry.hashes.set(key, hash);
+    entry.listedAt = Date.now();
+  };
+
+  /** Whether a call of `name` may go: its latest definition matches its pin (or `warn`). */
+  const trusted = async (request: UpstreamRequest, kind: DefinitionKind, name: string): Promise<boolean> => {
+    const entry = await current(request);
+    const hash = entry.hashes.get(`${kind}\u0000${name}`);
+    const pin = deps.pins().get(kind, deps.server, name);
+    if (pin !== undefined && hash === pin.hash) return true;
+    return deps.onToolChange === 'warn';
+  };
+
+  return {
+    async send(request) {
+      if (request.method !== 'POST' || request.text === undefined) return inner.send(request);
+      const value: unknown = JSON.parse(request.text);
+      const messages = (Array.isArray(value) ? value : [value]) as Message[];
+      const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
+      for (const message of messages) {
+        if (typeof message.method !== 'string' || message.id === undefined) continue;
+        const list = LISTS.get(message.method);
+        if (list !== undefined) lists.set(message.id as RpcId, list);
+        const kind = CALLS.get(message.method);
+        const name = (message.params as { name?: unknown } | undefined)?.name;
+        if (kind !== undefined && typeof name === 'string' && !(await trusted(request, kind, name)))
+          return refuse('tool_changed', {
+            ids: messages.flatMap((m) =>
+              m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
+            ),
+            batch: Array.isArray(value),
+          });
+      }
+      const answer = await inner.send(request);
+      if (lists.size === 0 || isRefusal(answer)) return answer;
+      return filtered(request, answer, lists, Array.isArray(value));
+    },
+    close: () => inner.close(),
+  };
+
+  /** A list answer read whole: each definition recorded; under `block` the untrusted ones left out. */
+  async function filtered(
+    request: UpstreamRequest,
+    answer: UpstreamAnswer,
+    lists: ReadonlyMap<RpcId, { readonly kind: DefinitionKind; readonly field: string }>,
+    batch: boolean,
+  ): Promise<UpstreamAnswer | Refusal> {
+    if (answer.status !== 200) return answer;
+    const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
+    if (typeof read === 'string')
+      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
+        ids: [...lists.keys()],
+      });
+    const entry = seenFor(deps.scopeOf(request));
+    const out = read.map((message) => {
+      const list = message.method === undefined ? lists.get(message.id as RpcId) : undefined;
+      const result = message.result as Record<string, unknown> | undefined;
+      const items = result?.[list?.field ?? ''];
+      if (list === undefined || result === undefined || !Array.isArray(items)) return message;
+      const kept = items.filter((item) => {
+        const verdict = observe(entry, list.kind, item);
+        return verdict === 'pinned' || deps.onToolChange === 'warn';
+      });
+      return { ...message, result: { ...result, [list.field]: kept } };
+    });
+    const responses = out.filter((m) => m.method === undefined);
+    const session = answer.headers['mcp-session-id'];
+    const headers = typeof session === 'string' ? { 'mcp-session-id': session } : {};
+    const text = JSON.stringify(batch || responses.length !== 1 ? responses : responses[0]);
+    return {
+      status: 200,
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(text)),
+      },
+      body: bufferBody(text),
+    };
+  }
+}
