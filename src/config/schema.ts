@@ -463,6 +463,10 @@ const routeSchema = z
     onToolChange: z.enum(['block', 'warn']).default('block'),
     /** With `pins`: how long a definition seen is taken as the server's current one before listing it again. */
     pinRefreshSec: z.number().int().min(1).max(86_400).default(300),
+    /** With `pins`: `tools/call` and `prompts/get` arguments checked against the pinned definition. */
+    validateArguments: z.boolean().default(true),
+    /** With `pins` and `validateArguments`: top-level arguments a tool's schema does not declare are invalid. */
+    strictArguments: z.boolean().default(true),
   })
   .superRefine((route, ctx) => {
     if ((route.upstream === undefined) === (route.servers === undefined))

@@ -1,9 +1,11 @@
 import type { Logger } from 'pino';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
 import { LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
+import { isModern } from '../jsonrpc/protocol-version.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
-import { bufferBody } from '../upstream/local-answer.js';
+import { bufferBody, jsonAnswer } from '../upstream/local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
+import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
 import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
 import { renderDiff } from './pin-diff.js';
 import { describe, type PinSet } from './pins.js';
@@ -24,6 +26,9 @@ export interface PinningDeps {
   readonly onToolChange: 'block' | 'warn';
   /** How long a definition seen is trusted as the server's current one before it is listed again. */
   readonly refreshMs: number;
+  /** Arguments checked against the pinned definition; `strictArguments`: undeclared ones invalid. */
+  readonly validateArguments: boolean;
+  readonly strictArguments: boolean;
   /**
    * Whose definitions a request sees: a stdio server run per identity or per session may list
    * differently per process (its key), every other server the same for all ('').
@@ -220,14 +225,33 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         const list = LISTS.get(message.method);
         if (list !== undefined) lists.set(message.id as RpcId, list);
         const kind = CALLS.get(message.method);
-        const name = (message.params as { name?: unknown } | undefined)?.name;
-        if (kind !== undefined && typeof name === 'string' && !(await trusted(request, kind, name)))
-          return refuse('tool_changed', {
-            ids: messages.flatMap((m) =>
-              m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
-            ),
+        const params = message.params as { name?: unknown; arguments?: unknown } | undefined;
+        const name = params?.name;
+        if (kind === undefined || typeof name !== 'string') continue;
+        const ids = messages.flatMap((m) =>
+          m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
+        );
+        if (!(await trusted(request, kind, name)))
+          return refuse('tool_changed', { ids, batch: Array.isArray(value) });
+        // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
+        const pin = deps.pins().get(kind, deps.server, name);
+        if (pin === undefined || !deps.validateArguments) continue;
+        const problems =
+          kind === 'tool'
+            ? toolArgumentProblems(pin.definition, params?.arguments, deps.strictArguments)
+            : promptArgumentProblems(pin.definition, params?.arguments);
+        if (problems.length === 0) continue;
+        logger.info(
+          { kind, name, problems },
+          'arguments invalid against the pinned definition: not forwarded',
+        );
+        if (kind === 'prompt' || Array.isArray(value))
+          return refuse('invalid_params', {
+            ids,
             batch: Array.isArray(value),
+            data: { detail: `invalid arguments: ${problems.join('; ')}` },
           });
+        return invalidToolCall(message.id as RpcId, problems, isModern(request.version));
       }
       const answer = await inner.send(request);
       if (lists.size === 0 || isRefusal(answer)) return answer;
@@ -275,4 +299,26 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       body: bufferBody(text),
     };
   }
+}
+
+/**
+ * A tool call whose arguments break the pinned schema, answered as the specification asks servers
+ * to report input validation errors: a tool result with `isError: true` naming where and which
+ * rule (never the caller's values), so the model can correct its call.
+ */
+function invalidToolCall(id: RpcId, problems: ArgumentProblems, modern: boolean): UpstreamAnswer {
+  const text = `Invalid arguments (checked by the gateway against the tool's pinned schema): ${problems.join('; ')}`;
+  return jsonAnswer(
+    200,
+    {
+      jsonrpc: '2.0',
+      id,
+      result: {
+        ...(modern ? { resultType: 'complete' } : {}),
+        content: [{ type: 'text', text }],
+        isError: true,
+      },
+    },
+    {},
+  );
 }

@@ -120,6 +120,8 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       volatileMeta: new Set(route.volatileMeta),
       onToolChange: route.onToolChange,
       refreshMs: route.pinRefreshSec * 1000,
+      validateArguments: route.validateArguments,
+      strictArguments: route.strictArguments,
       // A stdio server run per identity (or session) is a process each: each lists for itself.
       scopeOf:
         processes === 'perIdentity'

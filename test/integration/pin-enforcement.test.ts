@@ -28,6 +28,20 @@ const cat: Record<string, Described> = Object.fromEntries(catTools.map((n) => [n
 const dogTools = ['read_note'];
 const dog: Record<string, Described> = { read_note: original('read_note') };
 
+/** A third server whose schemas the argument tests use. */
+const owl: Record<string, Described> = {
+  tag_note: {
+    description: 'Tags a note.',
+    // A pattern that backtracks exponentially in a backtracking engine.
+    inputSchema: {
+      type: 'object',
+      properties: { id: { type: 'string' }, tag: { type: 'string', pattern: '^(a+)+$' } },
+      required: ['id'],
+    },
+  },
+  loose: { description: 'Takes anything.', inputSchema: { type: 'object', additionalProperties: true } },
+};
+let owlPeer: Peer;
 let catPeer: Peer;
 let dogPeer: Peer;
 let gateway: TestGateway;
@@ -58,7 +72,14 @@ beforeAll(async () => {
     pageSize: 5,
     definition: (n) => ({ name: n, ...dog[n] }),
   });
+  owlPeer = await startCatalogServer({
+    name: 'owl',
+    tools: Object.keys(owl),
+    pageSize: 5,
+    definition: (n) => ({ name: n, ...owl[n] }),
+  });
   dir = mkdtempSync(join(tmpdir(), 'portcullis-pins-'));
+  writePins(pinPath('args'), '/args', { '': owl });
   writePins(pinPath('block'), '/block', { '': cat });
   writePins(pinPath('warn'), '/warn', { '': cat });
   // Only cat's tools are pinned on the federated route: dog's read_note has no pin of its own.
@@ -81,6 +102,12 @@ routes:
     pins: ${JSON.stringify(pinPath('warn'))}
     onToolChange: warn
     pinRefreshSec: 1
+  - route: /args
+    resource: http://127.0.0.1/args
+    upstream: "${owlPeer.url}"
+    authentication: { methods: [anonymous] }
+    default: allow
+    pins: ${JSON.stringify(pinPath('args'))}
   - route: /fed
     resource: http://127.0.0.1/fed
     servers:
@@ -98,6 +125,7 @@ afterAll(async () => {
   await gateway?.close();
   await catPeer?.close();
   await dogPeer?.close();
+  await owlPeer?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -109,7 +137,7 @@ const callsSince = (peer: Peer, from: number) =>
     .map((r) => (r.body as { params: { name: string } }).params.name);
 
 /** A raw 2025-11-25 tools/call: the gateway's refusal read precisely. */
-async function call(route: string, name: string) {
+async function call(route: string, name: string, args: Record<string, unknown> = {}) {
   const answer = await fetch(`${gateway.url}${route}`, {
     method: 'POST',
     headers: {
@@ -117,7 +145,7 @@ async function call(route: string, name: string) {
       accept: 'application/json, text/event-stream',
       'mcp-protocol-version': '2025-11-25',
     },
-    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: {} } }),
+    body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/call', params: { name, arguments: args } }),
   });
   return { status: answer.status, body: (await answer.json()) as Record<string, unknown> };
 }
@@ -294,6 +322,57 @@ describe('pinned tools of a stdio server (server-everything, a process per ident
       );
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe('arguments checked against the pinned schema', () => {
+  it('answers invalid arguments as a tool error naming paths and keywords, never values; the server hears nothing', async () => {
+    const before = owlPeer.requests.length;
+    const wrongType = await call('/args', 'tag_note', { id: 42 });
+    expect(wrongType.status).toBe(200);
+    expect(wrongType.body).toMatchObject({ id: 9, result: { isError: true } });
+    const text = JSON.stringify(wrongType.body);
+    expect(text).toContain('/id: type');
+    expect(text).not.toContain('42');
+    const missing = await call('/args', 'tag_note', {});
+    expect(JSON.stringify(missing.body)).toContain('/: required (id)');
+    // strictArguments (the default): an argument the schema does not declare.
+    const extra = await call('/args', 'tag_note', { id: 'n1', secret_sauce: 'hunter2' });
+    expect(JSON.stringify(extra.body)).toContain('/secret_sauce: not declared');
+    expect(JSON.stringify(extra.body)).not.toContain('hunter2');
+    expect(callsSince(owlPeer, before)).toEqual([]);
+    // Valid arguments, and a schema that allows anything, go through.
+    expect((await call('/args', 'tag_note', { id: 'n1', tag: 'aaa' })).body).toMatchObject({
+      result: { content: [{ text: 'owl:tag_note' }] },
+    });
+    expect((await call('/args', 'loose', { anything: 1 })).body).toMatchObject({
+      result: { content: [{ text: 'owl:loose' }] },
+    });
+    expect(callsSince(owlPeer, before)).toEqual(['tag_note', 'loose']);
+  });
+
+  it('runs an upstream-written pattern in linear time: a catastrophic-backtracking input is refused at once', async () => {
+    const started = performance.now();
+    const answer = await call('/args', 'tag_note', { id: 'n1', tag: `${'a'.repeat(5_000)}!` });
+    expect(JSON.stringify(answer.body)).toContain('/tag: pattern');
+    // A backtracking engine would take longer than the test's timeout on this input.
+    expect(performance.now() - started).toBeLessThan(2_000);
+  });
+
+  it('checks against the pin, not the schema the server lists now (under warn too)', async () => {
+    // The warn route serves a changed tool, but its arguments are checked against the pin.
+    cat.read_note = {
+      ...original('read_note'),
+      inputSchema: { type: 'object', properties: { id: { type: 'number' } } },
+    };
+    try {
+      await listed('/warn');
+      const before = catPeer.requests.length;
+      expect(JSON.stringify((await call('/warn', 'read_note', { id: 7 })).body)).toContain('/id: type');
+      expect(callsSince(catPeer, before)).toEqual([]);
+    } finally {
+      cat.read_note = original('read_note');
     }
   });
 });
