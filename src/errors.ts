@@ -68,6 +68,12 @@ export const REFUSALS = {
   invalid_credential: { status: 401, rpc: -31091, decision: 'deny', message: 'Invalid credential' },
   insufficient_scope: { status: 403, rpc: -31092, decision: 'deny', message: 'Insufficient scope' },
   method_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Method not permitted' },
+  /**
+   * Arguments that break the pinned schema: never sent as a refusal body — a tool call is answered
+   * with a tool result with `isError: true` (`integrity/pinned-upstream.ts`), a prompt with
+   * `invalid_params` — but audited and counted under this reason.
+   */
+  invalid_arguments: { status: 200, rpc: null, decision: 'deny', message: 'Invalid arguments' },
   /** A tool or prompt whose definition differs from its pin, or that has none (`pins`, `onToolChange: block`). */
   tool_changed: {
     status: 403,

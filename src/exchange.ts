@@ -62,6 +62,8 @@ export interface FinishedExchange {
   readonly upstreamMs: number | undefined;
   /** The servers of a federated route that served the request; undefined on a single-server route. */
   readonly servers: readonly string[] | undefined;
+  /** A pinned route's calls, by request id: the pinned definition hash each was checked against. */
+  readonly pinned: ReadonlyMap<string | number, string> | undefined;
   /** An answer cut after it began: its status went out as 200, the refusal is counted all the same. */
   readonly cut: 'response_too_large' | 'upstream_rejected' | undefined;
 }
@@ -156,6 +158,10 @@ export class Exchange implements FinishedExchange {
   sentAt = 0;
   upstreamMs: number | undefined = undefined;
   servers: readonly string[] | undefined = undefined;
+  /** A pinned route's calls, by request id: the pinned definition hash each was checked against. */
+  pinned: ReadonlyMap<string | number, string> | undefined = undefined;
+  /** The gateway answered a tool call itself: its arguments broke the pinned schema. */
+  invalidArguments = false;
   upstreamStatus: number | undefined = undefined;
   upstreamError: string | undefined = undefined;
   /** The upstream body being relayed or read: dropped when the client leaves. */
@@ -259,6 +265,11 @@ export class Exchange implements FinishedExchange {
       // A client that left before its answer began: 499, nothing was sent.
       this.status = this.res.headersSent ? this.res.statusCode : 499;
       this.decision = this.allowed ? 'allow' : 'error';
+      if (this.invalidArguments) {
+        // Answered (200, a tool error result) but not forwarded: a denial, for the record.
+        this.decision = 'deny';
+        this.reason = 'invalid_arguments';
+      }
     }
     this.answers = this.scanner?.end();
     this.context.finish(this);

@@ -181,6 +181,7 @@ function recordFor(
     status: shared.status,
     upstreamStatus: shared.upstreamStatus,
     servers: shared.servers,
+    pin: id === undefined || id === null ? undefined : exchange.pinned?.get(id),
     outcome: answerOf(answers, message),
     durationMs: shared.durationMs,
   };

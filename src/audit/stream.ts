@@ -45,6 +45,8 @@ export interface AuditRecord {
   readonly upstreamStatus: number | null;
   /** A federated route's servers that served the request (absent on single-server routes). */
   readonly servers?: readonly string[] | undefined;
+  /** A pinned route's call: the hash of the pinned definition it was checked against (which version ran). */
+  readonly pin?: string | undefined;
   /** What the answer said at the MCP level; absent when no answer to this request was seen. */
   readonly outcome: { readonly isError: boolean; readonly errorCode?: number } | undefined;
   readonly durationMs: number;

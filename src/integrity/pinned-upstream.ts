@@ -220,6 +220,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       const value: unknown = JSON.parse(request.text);
       const messages = (Array.isArray(value) ? value : [value]) as Message[];
       const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
+      // Which pinned definition each call was checked against: the audit record names it.
+      const pinned = new Map<string | number, string>();
       for (const message of messages) {
         if (typeof message.method !== 'string' || message.id === undefined) continue;
         const list = LISTS.get(message.method);
@@ -235,6 +237,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
           return refuse('tool_changed', { ids, batch: Array.isArray(value) });
         // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
         const pin = deps.pins().get(kind, deps.server, name);
+        if (pin !== undefined) pinned.set(message.id as string | number, pin.hash);
         if (pin === undefined || !deps.validateArguments) continue;
         const problems =
           kind === 'tool'
@@ -251,10 +254,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
             batch: Array.isArray(value),
             data: { detail: `invalid arguments: ${problems.join('; ')}` },
           });
-        return invalidToolCall(message.id as RpcId, problems, isModern(request.version));
+        return {
+          ...invalidToolCall(message.id as RpcId, problems, isModern(request.version)),
+          invalidArguments: true,
+          pinned,
+        };
       }
       const answer = await inner.send(request);
-      if (lists.size === 0 || isRefusal(answer)) return answer;
+      if (isRefusal(answer)) return answer;
+      if (lists.size === 0) return pinned.size === 0 ? answer : { ...answer, pinned };
       return filtered(request, answer, lists, Array.isArray(value));
     },
     close: () => inner.close(),

@@ -66,6 +66,8 @@ export function createSending({
     exchange.upstreamMs = performance.now() - exchange.sentAt;
     exchange.upstreamStatus = answer.status;
     exchange.servers = answer.servers;
+    exchange.pinned = answer.pinned;
+    if (answer.invalidArguments === true) exchange.invalidArguments = true;
     return answer;
   };
 }

@@ -44,6 +44,10 @@ export interface UpstreamAnswer {
    * an answer whole — of no use to the client before it is whole anyway — and checks it there.
    */
   readonly answers?: string | number;
+  /** A pinned route's calls (by request id): the hash of the pinned definition they were checked against. */
+  readonly pinned?: ReadonlyMap<string | number, string>;
+  /** A tool call answered by the gateway itself: its arguments broke the pinned schema (audited as a denial). */
+  readonly invalidArguments?: true;
 }
 
 /**

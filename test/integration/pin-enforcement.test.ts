@@ -350,6 +350,20 @@ describe('arguments checked against the pinned schema', () => {
       result: { content: [{ text: 'owl:loose' }] },
     });
     expect(callsSince(owlPeer, before)).toEqual(['tag_note', 'loose']);
+    // The audit names the pinned version that ran, and the refused call as a denial.
+    const pinHash = pinsOf(
+      [{ kind: 'tool', server: undefined, definition: { name: 'tag_note', ...owl.tag_note } }],
+      new Set(),
+    ).pins[0]?.hash;
+    const records = (await gateway.auditRecords()).filter(
+      (r) => r.route === '/args' && r.tool === 'tag_note',
+    );
+    expect(records.at(-1)).toMatchObject({ decision: 'allow', pin: pinHash, outcome: { isError: false } });
+    expect(records.find((r) => r.reason === 'invalid_arguments')).toMatchObject({
+      decision: 'deny',
+      status: 200,
+      pin: pinHash,
+    });
   });
 
   it('runs an upstream-written pattern in linear time: a catastrophic-backtracking input is refused at once', async () => {

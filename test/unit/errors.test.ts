@@ -27,6 +27,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   invalid_credential: { status: 401, rpc: -31091 },
   insufficient_scope: { status: 403, rpc: -31092 },
   method_denied: { status: 403, rpc: -31092 },
+  invalid_arguments: { status: 200, rpc: null },
   tool_changed: { status: 403, rpc: -31092 },
   session_not_found: { status: 404, rpc: -32001 },
   idp_unavailable: { status: 503, rpc: -31094 },

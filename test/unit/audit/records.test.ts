@@ -69,6 +69,7 @@ function deniedCall(args: unknown): FinishedExchange {
     upstreamError: undefined,
     upstreamMs: undefined,
     servers: undefined,
+    pinned: undefined,
     cut: undefined,
   };
 }
