@@ -68,6 +68,8 @@ export const REFUSALS = {
   invalid_credential: { status: 401, rpc: -31091, decision: 'deny', message: 'Invalid credential' },
   insufficient_scope: { status: 403, rpc: -31092, decision: 'deny', message: 'Insufficient scope' },
   method_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Method not permitted' },
+  /** A tool call its scopes allow but whose `when` rule is false, or fails to evaluate (`data.rule`, `data.detail`). */
+  argument_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Arguments not permitted' },
   /**
    * Arguments that break the pinned schema: never sent as a refusal body — a tool call is answered
    * with a tool result with `isError: true` (`integrity/pinned-upstream.ts`), a prompt with

@@ -1,4 +1,4 @@
-import type { RouteConfig } from '../config/schema.js';
+import { entryScopes, type RouteConfig } from '../config/schema.js';
 
 const WELL_KNOWN = '/.well-known/oauth-protected-resource';
 
@@ -35,9 +35,9 @@ export function challengeScopes(route: RouteConfig): readonly string[] {
   if (route.challengeScopes !== undefined) return route.challengeScopes;
   const scopes = new Set<string>();
   for (const table of [route.tools, route.resources, route.prompts]) {
-    for (const required of Object.values(table)) {
-      if (typeof required === 'string') scopes.add(required);
-      else if (required.length === 1) scopes.add(required[0] as string);
+    for (const entry of Object.values(table)) {
+      const required = entryScopes(entry);
+      if (required.length === 1) scopes.add(required[0] as string);
     }
   }
   return [...scopes].sort();
@@ -99,9 +99,7 @@ export function stepUpChallenge(
 export function resourceMetadata(route: RouteConfig): Record<string, unknown> {
   const scopes = new Set<string>();
   for (const table of [route.tools, route.resources, route.prompts, route.methods]) {
-    for (const required of Object.values(table)) {
-      for (const scope of typeof required === 'string' ? [required] : required) scopes.add(scope);
-    }
+    for (const entry of Object.values(table)) for (const scope of entryScopes(entry)) scopes.add(scope);
   }
   return {
     resource: route.resource,

@@ -1,5 +1,11 @@
 import { challengeScopes } from '../auth/challenge.js';
-import type { Config, RouteConfig, UpstreamConfig } from '../config/schema.js';
+import {
+  type Config,
+  entryScopes,
+  type RouteConfig,
+  type ToolEntry,
+  type UpstreamConfig,
+} from '../config/schema.js';
 import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
@@ -64,7 +70,7 @@ function describeRoute(route: RouteConfig, index: number): string[] {
     `  authorization   ${route.authorizationServers.length > 0 ? route.authorizationServers.join(', ') : 'none (no OAuth metadata, no resource_metadata)'}`,
     `  challenge scope ${challengeScopes(route).join(' ') || '(none)'}${route.challengeScopes === undefined ? ' (default: single-scope entries)' : ''}`,
   ];
-  const sections: [string, Readonly<Record<string, string | readonly string[]>>][] = [
+  const sections: [string, Readonly<Record<string, ToolEntry>>][] = [
     ['methods', route.methods],
     ['tools', route.tools],
     ['resources', route.resources],
@@ -76,9 +82,11 @@ function describeRoute(route: RouteConfig, index: number): string[] {
     lines.push(`  ${title}:`);
     const width = Math.max(...names.map((n) => n.length));
     for (const name of names) {
-      const scopes = entries[name];
+      const entry = entries[name] as ToolEntry;
+      const when =
+        typeof entry === 'object' && !Array.isArray(entry) ? (entry as { when?: string }).when : undefined;
       lines.push(
-        `    ${name.padEnd(width)} → ${typeof scopes === 'string' ? scopes : (scopes ?? []).join(' + ')}`,
+        `    ${name.padEnd(width)} → ${entryScopes(entry).join(' + ')}${when === undefined ? '' : ` when ${when}`}`,
       );
     }
   }

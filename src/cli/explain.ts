@@ -10,8 +10,9 @@ import { type Decision, decide } from '../policy/decide.js';
 import { loadFromArgs } from './config-arg.js';
 
 const USAGE =
-  'Usage: portcullis explain --config F --route R (--tool T | --resource U | --prompt P | --method M)\n' +
-  '                          (--scopes a,b | --key-stdin | --token-stdin)\n';
+  'Usage: portcullis explain --config F --route R (--tool T [--args-stdin] | --resource U | --prompt P | --method M)\n' +
+  '                          (--scopes a,b | --key-stdin | --token-stdin)\n' +
+  "       --args-stdin: the call's arguments as JSON on stdin (with --scopes)\n";
 
 /**
  * `portcullis explain`: what the policy decides for one call, and why. Keys and tokens are read
@@ -30,6 +31,7 @@ export async function runExplain(args: string[]): Promise<number> {
       scopes: { type: 'string' },
       'key-stdin': { type: 'boolean' },
       'token-stdin': { type: 'boolean' },
+      'args-stdin': { type: 'boolean' },
     },
     strict: true,
   });
@@ -37,9 +39,26 @@ export async function runExplain(args: string[]): Promise<number> {
   if (!found) return 2;
   const { config } = found.loaded;
   const route = config.routes.find((r) => r.route === values.route);
-  const message = callOf(values);
   const sources = [values.scopes !== undefined, values['key-stdin'] === true, values['token-stdin'] === true];
-  if (route === undefined || message === undefined || sources.filter(Boolean).length !== 1) {
+  // stdin carries one thing: the arguments, or a credential.
+  const argsFromStdin =
+    values['args-stdin'] === true && values.scopes !== undefined && values.tool !== undefined;
+  let callArguments: Record<string, unknown> | undefined;
+  if (argsFromStdin) {
+    const parsed: unknown = JSON.parse((await readStdin()) || '{}');
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      process.stderr.write(`the arguments on stdin must be a JSON object\n${USAGE}`);
+      return 2;
+    }
+    callArguments = parsed as Record<string, unknown>;
+  }
+  const message = callOf({ ...values, args: callArguments });
+  if (
+    route === undefined ||
+    message === undefined ||
+    sources.filter(Boolean).length !== 1 ||
+    (values['args-stdin'] === true && !argsFromStdin)
+  ) {
     process.stderr.write(
       route === undefined && values.route !== undefined ? `no route ${values.route}\n${USAGE}` : USAGE,
     );
@@ -61,11 +80,18 @@ export function callOf(values: {
   resource?: string | undefined;
   prompt?: string | undefined;
   method?: string | undefined;
+  /** A tool call's arguments (what its `when` rule reads). */
+  args?: Readonly<Record<string, unknown>> | undefined;
 }): RpcMessage | undefined {
   const given = [values.tool, values.resource, values.prompt, values.method].filter((v) => v !== undefined);
   if (given.length !== 1) return undefined;
   if (values.tool !== undefined)
-    return { kind: 'request', id: 1, method: TOOLS_CALL, params: { name: values.tool } };
+    return {
+      kind: 'request',
+      id: 1,
+      method: TOOLS_CALL,
+      params: { name: values.tool, ...(values.args === undefined ? {} : { arguments: values.args }) },
+    };
   if (values.resource !== undefined)
     return { kind: 'request', id: 1, method: RESOURCES_READ, params: { uri: values.resource } };
   if (values.prompt !== undefined)
@@ -104,6 +130,10 @@ export function describeDecision(decision: Decision, identity: Identity): string
     `  caller    ${identity.key}: ${[...identity.scopes].join(' ') || '(no scope)'}`,
   ];
   if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
+  if (decision.reason === 'argument_denied')
+    lines.push(
+      `  when      ${decision.detail === 'evaluation_error' ? 'could not be evaluated (a missing argument or a type mismatch?): denied' : 'false for these arguments'}`,
+    );
   return `${lines.join('\n')}\n`;
 }
 

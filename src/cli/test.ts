@@ -19,6 +19,8 @@ const caseSchema = z.strictObject({
   resource: z.string().optional(),
   prompt: z.string().optional(),
   method: z.string().optional(),
+  /** A tool call's arguments, as its `when` rule reads them. */
+  args: z.record(z.string(), z.unknown()).optional(),
   expect: z.enum(['allow', 'deny']),
 });
 const fileSchema = z.strictObject({ tests: z.array(caseSchema).min(1) });

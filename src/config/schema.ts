@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { compileCondition, isConditionProblem } from '../policy/conditions.js';
 import { resourcePatternProblem } from '../policy/uri.js';
 import { serversProblems } from '../upstream/federation/servers.js';
 
@@ -28,6 +29,26 @@ const scopeName = z
 /** One scope, or a list of scopes all of which are required. */
 const scopeRequirement = z.union([scopeName, z.array(scopeName).min(1)]);
 const nameToScopes = z.record(z.string().min(1), scopeRequirement);
+/**
+ * A `tools` entry: its scopes, or `{ scopes, when }` — the scopes plus a CEL rule over the call's
+ * arguments, the identity and the route (`policy/conditions.ts`), compiled at load.
+ */
+const toolEntry = z.union([
+  scopeRequirement,
+  z.strictObject({ scopes: scopeRequirement, when: z.string().min(1).optional() }),
+]);
+export type ToolEntry = z.infer<typeof toolEntry>;
+
+/** The scopes a policy entry requires, whatever its form. */
+export function entryScopes(
+  entry: string | readonly string[] | { readonly scopes: string | readonly string[] },
+): readonly string[] {
+  const scopes =
+    typeof entry === 'object' && !Array.isArray(entry)
+      ? (entry as { scopes: string | readonly string[] }).scopes
+      : entry;
+  return typeof scopes === 'string' ? [scopes] : (scopes as readonly string[]);
+}
 
 const cidr = z.union([z.cidrv4(), z.cidrv6(), z.ipv4(), z.ipv6()], {
   error: 'must be an IP address or CIDR range',
@@ -442,7 +463,7 @@ const routeSchema = z
       .default([]),
     mode: z.enum(['enforce', 'shadow']).default('enforce'),
     default: z.enum(['deny', 'allow']).default('deny'),
-    tools: nameToScopes.default({}),
+    tools: z.record(z.string().min(1), toolEntry).default({}),
     resources: nameToScopes.default({}),
     prompts: nameToScopes.default({}),
     /**
@@ -469,6 +490,17 @@ const routeSchema = z
     strictArguments: z.boolean().default(true),
   })
   .superRefine((route, ctx) => {
+    // Each `when` rule compiles at load, or the file does not load: the problem names where.
+    for (const [name, entry] of Object.entries(route.tools)) {
+      if (typeof entry !== 'object' || Array.isArray(entry) || entry.when === undefined) continue;
+      const compiled = compileCondition(entry.when);
+      if (isConditionProblem(compiled))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['tools', name, 'when'],
+          message: `${compiled.message} (at character ${compiled.offset + 1} of the rule)`,
+        });
+    }
     if ((route.upstream === undefined) === (route.servers === undefined))
       ctx.addIssue({
         code: 'custom',

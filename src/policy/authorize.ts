@@ -42,6 +42,19 @@ export function authorize(
   if (denied === undefined) return { decisions };
   const ids = body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
   const reason: RefusalReason = denied.reason ?? 'insufficient_scope';
+  if (reason === 'argument_denied')
+    return {
+      decisions,
+      refusal: refuse(reason, {
+        ids,
+        batch: body.batch,
+        // Which rule, and whether it said no or could not be evaluated — never the arguments.
+        data: {
+          rule: denied.rule,
+          ...(denied.detail === 'evaluation_error' ? { detail: 'evaluation_error' } : {}),
+        },
+      }),
+    };
   if (reason !== 'insufficient_scope')
     return { decisions, refusal: refuse(reason, { ids, batch: body.batch }) };
   // RFC 6750 §3.1: every scope the request needs (each message of a batch: one step-up serves all)…

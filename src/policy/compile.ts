@@ -1,4 +1,5 @@
-import type { RouteConfig } from '../config/schema.js';
+import { entryScopes, type RouteConfig, type ToolEntry } from '../config/schema.js';
+import { type Condition, compileCondition, isConditionProblem } from './conditions.js';
 import { compileGlob, type Glob } from './glob.js';
 
 /** What one name requires: all of `scopes`, because of `rule` (as written in the policy file). */
@@ -6,6 +7,8 @@ export interface Requirement {
   readonly scopes: readonly string[];
   /** The policy entry that matched, e.g. `tools.write_file`, `resources."file:///public/**"`. */
   readonly rule: string;
+  /** A tool entry's `when` rule: the call's arguments must satisfy it too. */
+  readonly when?: Condition;
 }
 
 /** A compiled `tools` / `resources` / `prompts` / `methods` table. */
@@ -29,16 +32,20 @@ interface Pattern {
  * expression ever sees a name) ordered so that the longest literal prefix wins (ties: the one
  * written first). Exact names always win over patterns. Nothing is built per request.
  */
-export function compileTable(
-  section: Section,
-  table: Readonly<Record<string, string | readonly string[]>>,
-): NameTable {
+export function compileTable(section: Section, table: Readonly<Record<string, ToolEntry>>): NameTable {
   const exact = new Map<string, Requirement>();
   const patterns: Pattern[] = [];
-  for (const [name, required] of Object.entries(table)) {
+  for (const [name, entry] of Object.entries(table)) {
+    const source =
+      typeof entry === 'object' && !Array.isArray(entry) ? (entry as { when?: string }).when : undefined;
+    // Validated at load (`config/schema.ts`): a rule that does not compile never gets here.
+    const when = source === undefined ? undefined : compileCondition(source);
+    if (when !== undefined && isConditionProblem(when))
+      throw new Error(`tools.${name}.when: ${when.message}`);
     const requirement: Requirement = {
-      scopes: Object.freeze(typeof required === 'string' ? [required] : [...required]),
+      scopes: Object.freeze([...entryScopes(entry)]),
       rule: `${section}.${/^[A-Za-z0-9_./-]+$/.test(name) ? name : JSON.stringify(name)}`,
+      ...(when === undefined ? {} : { when }),
     };
     const wildcard = name.indexOf('*');
     if (wildcard === -1) exact.set(name, requirement);
@@ -65,6 +72,8 @@ export interface CompiledPolicy {
   /** For names a table does not list. */
   readonly defaultEffect: 'deny' | 'allow';
   readonly mode: 'enforce' | 'shadow';
+  /** The route's path (what a `when` rule reads as `route`). */
+  readonly route?: string;
 }
 
 export function compilePolicy(route: RouteConfig): CompiledPolicy {
@@ -75,5 +84,6 @@ export function compilePolicy(route: RouteConfig): CompiledPolicy {
     methods: compileTable('methods', route.methods),
     defaultEffect: route.default,
     mode: route.mode,
+    route: route.route,
   };
 }

@@ -15,7 +15,8 @@ export type DenyReason =
   | 'method_denied'
   | 'method_not_found'
   | 'invalid_request'
-  | 'bad_uri';
+  | 'bad_uri'
+  | 'argument_denied';
 
 /**
  * A decision is a value: the audit record, the refusal and `portcullis explain` print it as it is.
@@ -27,6 +28,8 @@ export interface Decision {
   readonly required: readonly string[];
   readonly missing: readonly string[];
   readonly reason?: DenyReason;
+  /** Why an `argument_denied` rule denied: `false` (the rule said no) or `evaluation_error`. */
+  readonly detail?: 'false' | 'evaluation_error';
   /** The tool, resource or prompt the call names (a resource by its canonical URI). */
   readonly target?: string;
   /**
@@ -91,7 +94,12 @@ function byTarget(
     case 'identity':
       return ALLOW_IDENTITY;
     case 'tool':
-      return byName(policy.tools, params?.name, identity, policy, 'invalid_request');
+      return withCondition(
+        byName(policy.tools, params?.name, identity, policy, 'invalid_request'),
+        policy,
+        params,
+        identity,
+      );
     case 'prompt':
       return byName(policy.prompts, params?.name, identity, policy, 'invalid_request');
     case 'resource':
@@ -121,6 +129,39 @@ function byName(
 ): Decision {
   if (typeof name !== 'string') return deny(invalid, 'params.name must be a string');
   return check(table.lookup(name) ?? fallback(policy), identity, name);
+}
+
+/**
+ * A tool call its scopes allow, held to its entry's `when` rule (DESIGN.md step 7): false, or an
+ * evaluation that fails (fail closed), denies it as `argument_denied` naming the rule.
+ */
+function withCondition(
+  decision: Decision,
+  policy: CompiledPolicy,
+  params: Readonly<Record<string, unknown>> | undefined,
+  identity: Identity,
+): Decision {
+  if (decision.effect !== 'allow' || typeof params?.name !== 'string') return decision;
+  const when = policy.tools.lookup(params.name)?.when;
+  if (when === undefined) return decision;
+  const result = when.evaluate({
+    args: params.arguments ?? {},
+    identity: {
+      subject: identity.subject,
+      key: identity.key,
+      scopes: [...identity.scopes],
+      claims: identity.claims ?? {},
+      methods: [...identity.methods],
+    },
+    route: policy.route ?? '',
+  });
+  if (result === true) return decision;
+  return {
+    ...decision,
+    effect: 'deny',
+    reason: 'argument_denied',
+    detail: result === false ? 'false' : 'evaluation_error',
+  };
 }
 
 const URI_PATH: readonly string[] = ['uri'];

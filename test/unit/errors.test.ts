@@ -28,6 +28,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   insufficient_scope: { status: 403, rpc: -31092 },
   method_denied: { status: 403, rpc: -31092 },
   invalid_arguments: { status: 200, rpc: null },
+  argument_denied: { status: 403, rpc: -31092 },
   tool_changed: { status: 403, rpc: -31092 },
   session_not_found: { status: 404, rpc: -32001 },
   idp_unavailable: { status: 503, rpc: -31094 },

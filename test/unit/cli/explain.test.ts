@@ -31,7 +31,10 @@ routes:
     resource: http://127.0.0.1/files/mcp
     upstream: http://127.0.0.1:1/mcp
     authentication: { methods: [apiKey] }
-    tools: { read_file: files:read, delete_file: [files:write, files:admin] }
+    tools:
+      read_file: files:read
+      delete_file: [files:write, files:admin]
+      write_file: { scopes: files:read, when: 'args.path.startsWith("/srv/")' }
     resources: { "file:///public/**": files:read }
     prompts: { summarize: files:read }
     methods: { "files/reindex": files:admin }
@@ -39,6 +42,50 @@ routes:
     );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('decides a when rule on the arguments given on stdin', async () => {
+    const explainWrite = (args: string) =>
+      run(
+        [
+          'explain',
+          '--config',
+          config,
+          '--route',
+          '/files/mcp',
+          '--tool',
+          'write_file',
+          '--scopes',
+          'files:read',
+          '--args-stdin',
+        ],
+        args,
+      );
+    const allowed = await explainWrite('{"path":"/srv/a"}');
+    expect(allowed.code).toBe(0);
+    expect(allowed.stdout).toContain('allow');
+    const denied = await explainWrite('{"path":"/etc/passwd"}');
+    expect(denied.code).toBe(1);
+    expect(denied.stdout).toContain('deny  (argument_denied)');
+    expect(denied.stdout).toContain('when      false for these arguments');
+    const missing = await explainWrite('{}');
+    expect(missing.stdout).toContain('could not be evaluated');
+    // stdin holds arguments or a credential, not both.
+    const both = await run(
+      [
+        'explain',
+        '--config',
+        config,
+        '--route',
+        '/files/mcp',
+        '--tool',
+        'write_file',
+        '--key-stdin',
+        '--args-stdin',
+      ],
+      '{}',
+    );
+    expect(both.code).toBe(2);
+  });
 
   it('explains a denial with the rule and the missing scopes, exit 1', async () => {
     const { code, stdout } = await run([

@@ -25,7 +25,11 @@ routes:
     resource: http://127.0.0.1/files/mcp
     upstream: http://127.0.0.1:1/mcp
     authentication: { methods: [apiKey, anonymous] }
-    tools: { read_file: files:read, delete_file: [files:write, files:admin], list: public }
+    tools:
+      read_file: files:read
+      delete_file: [files:write, files:admin]
+      list: public
+      write_file: { scopes: files:read, when: 'args.path.startsWith("/srv/")' }
 `,
   );
 });
@@ -61,6 +65,20 @@ describe('portcullis test, the built CLI', () => {
 
 describe('runPolicyTests', () => {
   const runTests = (file: string) => runCommand(runPolicyTests, ['--config', config, file]);
+
+  it('decides when rules on the arguments a case gives', async () => {
+    const { code, stdout } = await runTests(
+      testFile(`tests:
+  - { route: /files/mcp, scopes: [files:read], tool: write_file, args: { path: /srv/a }, expect: allow }
+  - { route: /files/mcp, scopes: [files:read], tool: write_file, args: { path: /etc/passwd }, expect: deny }
+  - { route: /files/mcp, scopes: [files:read], tool: write_file, expect: deny }
+`),
+    );
+    expect(stdout).toBe(
+      'ok    tests[0]: allow\nok    tests[1]: deny\nok    tests[2]: deny\n3 passed, 0 failed\n',
+    );
+    expect(code).toBe(0);
+  });
 
   it('prints ok for each case that holds and exits 0', async () => {
     const { code, stdout } = await runTests(
