@@ -2,9 +2,10 @@ import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import pino from 'pino';
 import { upstreamTargets } from '../config/upstreams.js';
+import { schemaProblem } from '../integrity/arguments.js';
 import type { DefinitionKind } from '../integrity/definitions.js';
 import { diffPins, drifted, renderDiff } from '../integrity/pin-diff.js';
-import { type Pin, PinSet, parsePins, pinsOf, serializePins } from '../integrity/pins.js';
+import { describe, type Pin, PinSet, parsePins, pinsOf, serializePins } from '../integrity/pins.js';
 import { Member } from '../upstream/federation/member.js';
 import { loadFromArgs } from './config-arg.js';
 import { build, listServer, serverSpec } from './connect.js';
@@ -76,6 +77,14 @@ export async function runPin(args: string[]): Promise<number> {
   }
   const { pins, unpinnable } = pinsOf(listed, volatileMeta);
   for (const line of unpinnable) process.stderr.write(`warning: ${line}: left unpinned\n`);
+  // Pinned, but its calls will be refused when the route validates arguments: say so now.
+  for (const pin of pins) {
+    const problem = pin.kind === 'tool' ? schemaProblem(pin.definition) : undefined;
+    if (problem !== undefined)
+      process.stderr.write(
+        `warning: ${describe(pin.kind, pin.server, pin.name)}: ${problem}: its calls are refused while validateArguments is on\n`,
+      );
+  }
 
   let pinned = new PinSet([]);
   let existing: string | undefined;

@@ -82,6 +82,12 @@ function compile(definition: Definition): Compiled {
   return entry;
 }
 
+/** Why a tool definition's schema cannot be used to validate calls (they are refused); undefined when it can. */
+export function schemaProblem(definition: Definition): string | undefined {
+  const entry = compile(definition);
+  return 'unusable' in entry ? entry.unusable : undefined;
+}
+
 /**
  * The problems of a tool call's `arguments` against the pinned definition; empty when valid.
  * `strict`: top-level arguments the schema does not declare are invalid (where it says nothing of

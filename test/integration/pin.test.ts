@@ -19,13 +19,20 @@ let dir: string;
 let policy: string;
 const pinFile = () => join(dir, 'pins', 'mcp.json');
 /** What the catalog lists now: its tools and their descriptions and schemas (tests change them). */
-const tools = ['list_notes', 'read_note', 'write_note', 'delete_note', 'archive'];
-const described: Record<string, { description: string; inputSchema: Record<string, unknown> }> = {};
+const tools = ['list_notes', 'read_note', 'write_note', 'delete_note', 'archive', 'odd_pattern'];
+type Described = { description: string; inputSchema: Record<string, unknown> };
+const described: Record<string, Described> = {};
 for (const name of tools)
   described[name] = {
     description: `Does ${name}.\nSafe to call.`,
     inputSchema: { type: 'object', properties: { id: { type: 'string' } } },
   };
+
+// A pattern outside RE2's syntax (a lookahead): pinned, but the gateway cannot validate its calls.
+(described.odd_pattern as Described).inputSchema = {
+  type: 'object',
+  properties: { code: { type: 'string', pattern: '^(?=x)' } },
+};
 
 beforeAll(async () => {
   catalog = await startCatalogServer({
@@ -80,6 +87,9 @@ describe('portcullis pin', () => {
     expect(run.stdout).toMatch(/^\+ tool every\/echo /m);
     expect(run.stdout).toMatch(/^\+ prompt every\/\S+ /m);
     expect(existsSync(pinFile())).toBe(false);
+    expect(run.stderr).toMatch(
+      /warning: tool cat\/odd_pattern: the pinned inputSchema cannot be used .*: its calls are refused/,
+    );
     expect((await pin('--check')).code).toBe(1);
   });
 

@@ -1,5 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { promptArgumentProblems, toolArgumentProblems } from '../../../src/integrity/arguments.js';
+import {
+  promptArgumentProblems,
+  schemaProblem,
+  toolArgumentProblems,
+} from '../../../src/integrity/arguments.js';
 
 const tool = (inputSchema: unknown) => ({ name: 't', inputSchema });
 
@@ -55,6 +59,8 @@ describe('tool arguments against the pinned schema', () => {
     const lookahead = tool({ type: 'object', properties: { a: { type: 'string', pattern: '^(?=x)' } } });
     expect(toolArgumentProblems(lookahead, { a: 'x' }, true)[0]).toMatch(/cannot be used/);
     expect(toolArgumentProblems({ name: 't' }, {}, true)).toEqual(['no inputSchema']);
+    expect(schemaProblem(lookahead)).toMatch(/cannot be used/);
+    expect(schemaProblem(tool({ type: 'object' }))).toBeUndefined();
     // A $ref inside the schema resolves.
     const local = tool({
       type: 'object',
