@@ -117,7 +117,8 @@ export async function runPin(args: string[]): Promise<number> {
     process.stdout.write(`wrote ${pins.length} pins to ${file}\n`);
     return 0;
   }
-  if (found.flags.has('check')) return drifted(diff) ? 1 : 0;
+  // A definition that cannot be pinned is drift too: it is served nowhere the gateway enforces pins.
+  if (found.flags.has('check')) return drifted(diff) || unpinnable.length > 0 ? 1 : 0;
   if (drifted(diff)) process.stdout.write('nothing written: review, then run again with --write\n');
   return 0;
 }

@@ -14,6 +14,9 @@ import type { Definition } from './definitions.js';
  * definition.
  */
 
+/** Problems named to a caller at most. */
+const MAX_PROBLEMS = 20;
+
 /** What an invalid call is told: instance paths and keywords, never the caller's values. */
 export type ArgumentProblems = readonly string[];
 
@@ -31,7 +34,14 @@ const linear = Object.assign(
   { code: 'linearRegExp' },
 );
 
-const OPTIONS = { allErrors: true, strict: false, validateFormats: false, code: { regExp: linear } } as const;
+// The first error only: every error of a 200 000-element array would make the answer (and the
+// log line) megabytes long, and Ajv's own collection of them can exhaust the stack.
+const OPTIONS = {
+  allErrors: false,
+  strict: false,
+  validateFormats: false,
+  code: { regExp: linear },
+} as const;
 const engines = {
   draft7: new Ajv(OPTIONS),
   draft2019: new Ajv2019(OPTIONS),
@@ -59,24 +69,32 @@ function compile(definition: Definition): Compiled {
         : dialect.includes('2019-09')
           ? engines.draft2019
           : engines.draft2020;
-    try {
-      // Each pinned schema stands alone: without its `$id` none clashes with another's, and it
-      // leaves Ajv's cache once compiled (a reload compiles the pins again; nothing accumulates).
-      const { $id: _, ...standalone } = schema as Record<string, unknown>;
-      const validate = engine.compile(standalone);
-      engine.removeSchema(standalone);
-      const properties = (schema as { properties?: unknown }).properties;
-      const closed = (schema as { additionalProperties?: unknown }).additionalProperties !== undefined;
+    const recursive = recursiveAlternative(schema, '#', false);
+    if (recursive !== undefined)
       entry = {
-        validate,
-        declared:
-          typeof properties === 'object' && properties !== null && !closed
-            ? new Set(Object.keys(properties))
-            : undefined,
+        unusable: `the pinned inputSchema refers back to itself (${recursive}) inside anyOf/oneOf: its validation can take exponential time`,
       };
-    } catch (err) {
-      entry = { unusable: `the pinned inputSchema cannot be used (${(err as Error).message.slice(0, 200)})` };
-    }
+    else
+      try {
+        // Each pinned schema stands alone: without its `$id` none clashes with another's, and it
+        // leaves Ajv's cache once compiled (a reload compiles the pins again; nothing accumulates).
+        const { $id: _, ...standalone } = schema as Record<string, unknown>;
+        const validate = engine.compile(standalone);
+        engine.removeSchema(standalone);
+        const properties = (schema as { properties?: unknown }).properties;
+        const closed = (schema as { additionalProperties?: unknown }).additionalProperties !== undefined;
+        entry = {
+          validate,
+          declared:
+            typeof properties === 'object' && properties !== null && !closed
+              ? new Set(Object.keys(properties))
+              : undefined,
+        };
+      } catch (err) {
+        entry = {
+          unusable: `the pinned inputSchema cannot be used (${(err as Error).message.slice(0, 200)})`,
+        };
+      }
   }
   compiled.set(definition, entry);
   return entry;
@@ -112,8 +130,17 @@ export function toolArgumentProblems(
     for (const key of Object.keys(value))
       if (!entry.declared.has(key))
         problems.push(`/${escapePointer(key)}: not declared by the tool (additionalProperties)`);
-  if (!entry.validate(value)) problems.push(...(entry.validate.errors ?? []).map(describeError));
-  return problems;
+  let valid: boolean;
+  try {
+    valid = entry.validate(value) === true;
+  } catch {
+    // A hostile schema (recursion through anyOf) can exhaust the stack: nothing passes unchecked.
+    return [...problems, 'the pinned inputSchema could not be evaluated for these arguments'];
+  }
+  if (!valid)
+    for (const error of (entry.validate.errors ?? []).slice(0, MAX_PROBLEMS))
+      problems.push(describeError(error));
+  return problems.slice(0, MAX_PROBLEMS);
 }
 
 /** A prompt's arguments: declared names only, the required ones present, every value a string. */
@@ -151,4 +178,41 @@ function describeError(error: ErrorObject): string {
 
 function escapePointer(key: string): string {
   return key.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+/**
+ * A `$ref` inside an `anyOf` or `oneOf` that points back to the schema holding it (itself or an
+ * ancestor): each level of a nested argument then tries every alternative again, and a hostile
+ * schema makes validation exponential in the arguments' depth. Undefined when there is none. (A
+ * cycle through named `$defs` is not found here: the arguments' depth, `limits.maxJsonDepth`, and
+ * the review at pin time bound it.)
+ */
+function recursiveAlternative(schema: unknown, at: string, inAlternative: boolean): string | undefined {
+  if (typeof schema !== 'object' || schema === null) return undefined;
+  if (Array.isArray(schema)) {
+    for (const [i, item] of schema.entries()) {
+      const found = recursiveAlternative(item, `${at}/${i}`, inAlternative);
+      if (found !== undefined) return found;
+    }
+    return undefined;
+  }
+  for (const [key, value] of Object.entries(schema)) {
+    if (
+      (key === '$ref' || key === '$dynamicRef' || key === '$recursiveRef') &&
+      typeof value === 'string' &&
+      inAlternative
+    ) {
+      const target = value.startsWith('#') ? value : undefined;
+      if (target === undefined) continue;
+      // `#`, or a pointer to a schema this one sits inside.
+      if (target === '#' || at === target || at.startsWith(`${target}/`)) return value;
+    }
+    const found = recursiveAlternative(
+      value,
+      `${at}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`,
+      inAlternative || key === 'anyOf' || key === 'oneOf',
+    );
+    if (found !== undefined) return found;
+  }
+  return undefined;
 }

@@ -1,9 +1,13 @@
+import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
 import { LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
+import { isEventStream } from '../proxy/media-type.js';
+import { createSseRewriter } from '../proxy/sse.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
-import { bufferBody, jsonAnswer } from '../upstream/local-answer.js';
+import { modernMeta } from '../upstream/gateway-client.js';
+import { bufferBody, jsonAnswer, through } from '../upstream/local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
 import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
 import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
@@ -46,6 +50,11 @@ interface Seen {
   /** When the server was last listed whole (0: only pieces seen in relayed lists). */
   listedAt: number;
   readonly hashes: Map<string, string | undefined>;
+  /**
+   * When each name was last seen differ from its pin: a server that shows one definition to the
+   * gateway's own listing and another to clients is not trusted on the listing's word.
+   */
+  readonly differed: Map<string, { readonly hash: string | undefined; readonly at: number }>;
   listing: Promise<void> | undefined;
 }
 
@@ -62,6 +71,11 @@ const LISTS: ReadonlyMap<string, { readonly kind: DefinitionKind; readonly field
       : [],
   ),
 );
+/** The result fields holding definitions, whatever the method a result answers. */
+const SHAPES: readonly (readonly [string, DefinitionKind])[] = [
+  ['tools', 'tool'],
+  ['prompts', 'prompt'],
+];
 /** Pages the gateway follows when it lists a server itself. */
 const MAX_PAGES = 100;
 
@@ -88,7 +102,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   const seenFor = (scope: string): Seen => {
     let entry = seen.get(scope);
     if (entry === undefined) {
-      entry = { listedAt: 0, hashes: new Map(), listing: undefined };
+      entry = { listedAt: 0, hashes: new Map(), differed: new Map(), listing: undefined };
       seen.set(scope, entry);
     }
     return entry;
@@ -106,7 +120,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const pin = deps.pins().get(kind, deps.server, name);
     const verdict: Verdict =
       pin === undefined || known === undefined ? 'unpinned' : pin.hash === known ? 'pinned' : 'changed';
-    if (verdict !== 'pinned') report(kind, name, known ?? 'unhashable', verdict, definition);
+    if (verdict !== 'pinned') {
+      entry.differed.set(`${kind}\u0000${name}`, { hash: known, at: Date.now() });
+      report(kind, name, known ?? 'unhashable', verdict, definition);
+    }
     return verdict;
   };
 
@@ -163,11 +180,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     for (const [method, { kind, field }] of LISTS) {
       let cursor: string | undefined;
       for (let page = 0; page < MAX_PAGES; page++) {
+        // An id the server cannot tell from a client's (a number, random), and the protocol fields a modern server needs.
         const message = {
           jsonrpc: '2.0',
-          id: `portcullis-pin-${page}`,
+          id: randomInt(1, 2 ** 31),
           method,
-          params: cursor === undefined ? {} : { cursor },
+          params: {
+            ...(cursor === undefined ? {} : { cursor }),
+            ...(isModern(request.version) ? { _meta: modernMeta() } : {}),
+          },
         };
         const headers: Record<string, string> = { ...request.headers };
         if (headers['mcp-method'] !== undefined) headers['mcp-method'] = method;
@@ -208,15 +229,26 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   /** Whether a call of `name` may go: its latest definition matches its pin (or `warn`). */
   const trusted = async (request: UpstreamRequest, kind: DefinitionKind, name: string): Promise<boolean> => {
     const entry = await current(request);
-    const hash = entry.hashes.get(`${kind}\u0000${name}`);
+    const key = `${kind}\u0000${name}`;
+    const hash = entry.hashes.get(key);
     const pin = deps.pins().get(kind, deps.server, name);
-    if (pin !== undefined && hash === pin.hash) return true;
+    const differed = entry.differed.get(key);
+    // Seen differ within the refresh window — unless the pins now accept what was seen.
+    const recentlyDiffered =
+      differed !== undefined && differed.hash !== pin?.hash && Date.now() - differed.at <= deps.refreshMs;
+    if (pin !== undefined && hash === pin.hash && !recentlyDiffered) return true;
     return deps.onToolChange === 'warn';
   };
 
   return {
     async send(request) {
-      if (request.method !== 'POST' || request.text === undefined) return inner.send(request);
+      if (request.method !== 'POST' || request.text === undefined) {
+        // A GET stream: a list on it goes through the pins like any.
+        const answer = await inner.send(request);
+        return isRefusal(answer) || request.method !== 'GET'
+          ? answer
+          : unlisted(request, answer, [], new Map());
+      }
       const value: unknown = JSON.parse(request.text);
       const messages = (Array.isArray(value) ? value : [value]) as Message[];
       const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
@@ -262,11 +294,71 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       }
       const answer = await inner.send(request);
       if (isRefusal(answer)) return answer;
-      if (lists.size === 0) return pinned.size === 0 ? answer : { ...answer, pinned };
-      return filtered(request, answer, lists, Array.isArray(value));
+      if (lists.size > 0) return filtered(request, answer, lists, Array.isArray(value));
+      return unlisted(request, answer, messages, pinned);
     },
     close: () => inner.close(),
   };
+
+  /**
+   * Any other answer (and a GET stream): a list may hide in it, to be taken by a client for the
+   * answer to a list request it sent on another HTTP request (clients match ids loosely: `"2"`
+   * answers 2). Every list-shaped result on an SSE stream goes through the pins as a list answer
+   * does; a JSON answer is relayed only when its responses answer exactly the one request sent
+   * (the relay checks: `answers`).
+   */
+  function unlisted(
+    request: UpstreamRequest,
+    answer: UpstreamAnswer,
+    messages: readonly Message[],
+    pinned: ReadonlyMap<string | number, string>,
+  ): UpstreamAnswer {
+    const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
+    if (isEventStream(answer.headers['content-type'])) {
+      const entry = seenFor(deps.scopeOf(request));
+      const rewriter = createSseRewriter(
+        (data) => {
+          let value: unknown;
+          try {
+            value = JSON.parse(data);
+          } catch {
+            return undefined;
+          }
+          const list = Array.isArray(value) ? value : [value];
+          let changed = false;
+          const out = list.map((message) => {
+            const kept = keepPinned(entry, message);
+            if (kept !== message) changed = true;
+            return kept;
+          });
+          return changed ? JSON.stringify(Array.isArray(value) ? out : out[0]) : undefined;
+        },
+        { maxEventLength: deps.maxResponseBytes },
+      );
+      return { ...withPins, body: through(answer.body, rewriter) };
+    }
+    const [only] = messages;
+    if (messages.length !== 1 || only?.id === undefined || only.method === undefined) return withPins;
+    return { ...withPins, answers: only.id as string | number };
+  }
+
+  /** A response with its list-shaped result's untrusted definitions left out (under `block`); anything else as it is. */
+  function keepPinned(entry: Seen, message: unknown): unknown {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+    const result = (message as Message).result;
+    if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
+    let out: Record<string, unknown> | undefined;
+    for (const [field, kind] of SHAPES) {
+      const items = (result as Record<string, unknown>)[field];
+      if (!Array.isArray(items)) continue;
+      out ??= { ...(result as Record<string, unknown>) };
+      out[field] = items.filter((item) => {
+        const verdict = observe(entry, kind, item);
+        return verdict === 'pinned' || deps.onToolChange === 'warn';
+      });
+    }
+    return out === undefined ? message : { ...(message as Message), result: out };
+  }
 
   /** A list answer read whole: each definition recorded; under `block` the untrusted ones left out. */
   async function filtered(
@@ -282,17 +374,11 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         ids: [...lists.keys()],
       });
     const entry = seenFor(deps.scopeOf(request));
-    const out = read.map((message) => {
-      const list = message.method === undefined ? lists.get(message.id as RpcId) : undefined;
-      const result = message.result as Record<string, unknown> | undefined;
-      const items = result?.[list?.field ?? ''];
-      if (list === undefined || result === undefined || !Array.isArray(items)) return message;
-      const kept = items.filter((item) => {
-        const verdict = observe(entry, list.kind, item);
-        return verdict === 'pinned' || deps.onToolChange === 'warn';
-      });
-      return { ...message, result: { ...result, [list.field]: kept } };
-    });
+    // By shape, whatever id a response carries: a client matches `"1"` to 1, and any list it
+    // reads must have been through the pins.
+    const out = read.map((message) =>
+      message.method === undefined ? (keepPinned(entry, message) as Message) : message,
+    );
     const responses = out.filter((m) => m.method === undefined);
     const session = answer.headers['mcp-session-id'];
     const headers = typeof session === 'string' ? { 'mcp-session-id': session } : {};

@@ -54,9 +54,19 @@ export function pinsOf(
 ): { readonly pins: Pin[]; readonly unpinnable: string[] } {
   const pins: Pin[] = [];
   const unpinnable: string[] = [];
+  const seen = new Set<string>();
   for (const { kind, server, definition } of listed) {
     const name = definition.name;
     if (typeof name !== 'string') continue;
+    // A name listed twice has no one definition to trust: neither copy is pinned.
+    const key = JSON.stringify([kind, server ?? null, name]);
+    if (seen.has(key)) {
+      unpinnable.push(`${describe(kind, server, name)}: listed more than once`);
+      const at = pins.findIndex((pin) => pin.kind === kind && pin.server === server && pin.name === name);
+      if (at !== -1) pins.splice(at, 1);
+      continue;
+    }
+    seen.add(key);
     const hash = definitionHash(definition, volatileMeta);
     if (typeof hash !== 'string') {
       unpinnable.push(

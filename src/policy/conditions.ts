@@ -18,6 +18,8 @@ export const MAX_NESTING = 2;
 export const BUDGET = 100_000;
 /** The longest rule accepted. */
 export const MAX_RULE_LENGTH = 2_048;
+/** Characters of a string that cost one unit of the budget when it is read. */
+const STRING_UNIT = 32;
 /** Compiled `matches()` patterns kept (patterns may come from arguments: the cache is bounded). */
 const MAX_PATTERNS = 256;
 
@@ -83,12 +85,21 @@ export function compileCondition(source: string): Condition | ConditionProblem {
       offset: typeof offset === 'number' ? offset : 0,
     };
   }
-  const problem = walk(ast.expr, positionsOf(ast), VARIABLES, 0);
+  const fields = new Set<string>();
+  const problem = walk(ast.expr, positionsOf(ast), VARIABLES, 0, fields);
   if (problem !== undefined) return problem;
+  const folded = new Map([...fields].map((field) => [field.toLowerCase(), field]));
   const run = plan(ENV, ast);
   return {
     source,
     evaluate(input) {
+      // `Recursive` where the rule reads `recursive`: the rule would not see it, and a
+      // case-insensitive decoder upstream (Go's encoding/json) would take it for the field.
+      const variant = caseVariant(input.args, fields, folded);
+      if (variant !== undefined)
+        return {
+          error: `argument key ${JSON.stringify(variant)} differs from a field the rule reads only in case`,
+        };
       const budget = { left: BUDGET };
       let result: unknown;
       try {
@@ -124,8 +135,11 @@ function metered(value: unknown, budget: { left: number }): unknown {
     if (known !== undefined) return known;
     const proxy = new Proxy(inner, {
       get(target, key, receiver) {
-        if (--budget.left < 0) throw new BudgetExceeded('evaluation budget exceeded');
-        return wrap(Reflect.get(target, key, receiver));
+        const value = Reflect.get(target, key, receiver);
+        // A string costs by its length too: a rule reading a megabyte over and over is stopped.
+        budget.left -= typeof value === 'string' ? 1 + Math.ceil(value.length / STRING_UNIT) : 1;
+        if (budget.left < 0) throw new BudgetExceeded('evaluation budget exceeded');
+        return wrap(value);
       },
     });
     proxies.set(inner, proxy);
@@ -145,6 +159,7 @@ function walk(
   positions: Readonly<Record<string, number>>,
   scope: ReadonlySet<string>,
   depth: number,
+  fields: Set<string>,
 ): ConditionProblem | undefined {
   if (expr === undefined) return undefined;
   const kind = expr.exprKind;
@@ -155,7 +170,7 @@ function walk(
     nested = depth,
   ): ConditionProblem | undefined => {
     for (const item of items) {
-      const problem = walk(item, positions, inner, nested);
+      const problem = walk(item, positions, inner, nested, fields);
       if (problem !== undefined) return problem;
     }
     return undefined;
@@ -169,7 +184,8 @@ function walk(
             offset: at,
           };
     case 'selectExpr':
-      return walk(kind.value.operand, positions, scope, depth);
+      fields.add(kind.value.field);
+      return walk(kind.value.operand, positions, scope, depth, fields);
     case 'callExpr':
       return all([kind.value.target, ...kind.value.args]);
     case 'listExpr':
@@ -201,4 +217,30 @@ function walk(
     default:
       return undefined;
   }
+}
+
+/**
+ * A key of the arguments (at any depth) that equals, after case folding, a field the rule reads
+ * but is not spelled as it; undefined when none. Bounded by the request body's size.
+ */
+function caseVariant(
+  value: unknown,
+  fields: ReadonlySet<string>,
+  folded: ReadonlyMap<string, string>,
+): string | undefined {
+  if (folded.size === 0) return undefined;
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const next = stack.pop();
+    if (typeof next !== 'object' || next === null) continue;
+    if (Array.isArray(next)) {
+      for (const item of next) stack.push(item);
+      continue;
+    }
+    for (const [key, inner] of Object.entries(next)) {
+      if (!fields.has(key) && folded.has(key.toLowerCase())) return key;
+      stack.push(inner);
+    }
+  }
+  return undefined;
 }

@@ -71,6 +71,32 @@ describe('tool arguments against the pinned schema', () => {
   });
 });
 
+describe('tool arguments, hostile sizes', () => {
+  it('name at most a few problems, and never throw, on a huge invalid array or a recursive schema', () => {
+    const d = tool({ type: 'object', properties: { tags: { type: 'array', items: { type: 'string' } } } });
+    const problems = toolArgumentProblems(d, { tags: Array.from({ length: 200_000 }, () => 1) }, true);
+    expect(problems.length).toBeGreaterThan(0);
+    expect(problems.length).toBeLessThanOrEqual(20);
+    let nested: unknown = 'leaf';
+    for (let i = 0; i < 40; i++) nested = [nested];
+    const recursive = tool({
+      anyOf: [
+        { type: 'array', items: { $ref: '#' } },
+        { type: 'array', items: { $ref: '#' } },
+      ],
+    });
+    expect(toolArgumentProblems(recursive, nested, false)[0]).toMatch(/refers back to itself/);
+    // A union of named definitions, as schema generators write them, is usable.
+    const union = tool({
+      type: 'object',
+      $defs: { a: { type: 'string' }, b: { type: 'number' } },
+      properties: { v: { anyOf: [{ $ref: '#/$defs/a' }, { $ref: '#/$defs/b' }] } },
+    });
+    expect(toolArgumentProblems(union, { v: 'x' }, true)).toEqual([]);
+    expect(toolArgumentProblems(union, { v: true }, true)).not.toEqual([]);
+  });
+});
+
 describe('prompt arguments against the pinned definition', () => {
   it('takes declared names only, requires the required ones, and strings only', () => {
     const d = { name: 'p', arguments: [{ name: 'topic', required: true }, { name: 'tone' }] };

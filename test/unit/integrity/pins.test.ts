@@ -44,6 +44,12 @@ describe('pin files', () => {
     expect(problem({ ...file, tools: {} })).toContain('must be an array');
   });
 
+  it('pin neither copy of a name listed twice', () => {
+    const { pins, unpinnable } = pinsOf([tool('twice', 'a'), tool('ok'), tool('twice', 'b')], NONE);
+    expect(pins.map((p) => p.name)).toEqual(['ok']);
+    expect(unpinnable).toEqual(['tool a/twice: listed more than once']);
+  });
+
   it('leave out what cannot be pinned, saying why', () => {
     const { pins, unpinnable } = pinsOf([tool('ok'), tool('bad', '\ud800')], NONE);
     expect(pins.map((p) => p.name)).toEqual(['ok']);

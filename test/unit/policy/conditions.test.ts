@@ -97,4 +97,37 @@ describe('when rules', () => {
     expect(rule.evaluate({ args: { tag: 'aaa' }, identity: IDENTITY, route: '/r' })).toBe(true);
     expect(performance.now() - started).toBeLessThan(2_000);
   });
+
+  it('deny an argument key that differs from a field the rule reads only in case (a Go server would take it)', () => {
+    const rule = compiled('!has(args.recursive) || args.recursive == false');
+    expect(rule.evaluate({ args: { path: '/x' }, identity: IDENTITY, route: '/r' })).toBe(true);
+    expect(rule.evaluate({ args: { Recursive: true }, identity: IDENTITY, route: '/r' })).toMatchObject({
+      error: expect.stringContaining('"Recursive"'),
+    });
+    expect(
+      rule.evaluate({ args: { opts: [{ RECURSIVE: true }] }, identity: IDENTITY, route: '/r' }),
+    ).toMatchObject({
+      error: expect.any(String),
+    });
+  });
+
+  it('charge a string read by its length: a rule re-reading megabytes is stopped', () => {
+    const rule = compiled('args.tags.all(t, args.d.size() > 0)');
+    const started = performance.now();
+    const result = rule.evaluate({
+      args: { tags: Array.from({ length: 1_000 }, () => 'x'), d: 'y'.repeat(3_000_000) },
+      identity: IDENTITY,
+      route: '/r',
+    });
+    expect(result).toEqual({ error: 'evaluation budget exceeded' });
+    expect(performance.now() - started).toBeLessThan(2_000);
+    // A normal path is cheap.
+    expect(
+      compiled('args.path.size() < 256').evaluate({
+        args: { path: '/srv/a' },
+        identity: IDENTITY,
+        route: '/r',
+      }),
+    ).toBe(true);
+  });
 });
