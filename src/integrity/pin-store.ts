@@ -15,6 +15,8 @@ import { PinSet, parsePins } from './pins.js';
 export class PinStore {
   private readonly sets = new Map<string, PinSet>();
   private readonly watched = new Set<string>();
+  /** Each file's `volatileMeta` as the policy in force says (a reload may change it). */
+  private readonly volatile = new Map<string, ReadonlySet<string>>();
 
   constructor(
     private readonly base: string,
@@ -33,6 +35,7 @@ export class PinStore {
       if (route.pins === undefined) continue;
       const path = resolve(this.base, route.pins);
       const volatileMeta = new Set(route.volatileMeta);
+      this.volatile.set(path, volatileMeta);
       this.load(path, readOrEmpty(path), volatileMeta);
       if (this.watch === undefined || this.watched.has(path)) continue;
       this.watched.add(path);
@@ -41,7 +44,7 @@ export class PinStore {
         paths: [path],
         current: [Buffer.from(readOrEmpty(path))],
         onChange: (contents) => {
-          this.load(path, Buffer.concat(contents).toString('utf8'), volatileMeta);
+          this.load(path, Buffer.concat(contents).toString('utf8'), this.volatile.get(path) ?? volatileMeta);
           return true;
         },
       });

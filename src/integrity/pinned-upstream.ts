@@ -76,6 +76,10 @@ const SHAPES: readonly (readonly [string, DefinitionKind])[] = [
   ['tools', 'tool'],
   ['prompts', 'prompt'],
 ];
+/** Callers (identities, sessions) whose view of a server is kept at once. */
+const MAX_SCOPES = 10_000;
+/** Changed definitions remembered as reported. */
+const MAX_REPORTED = 10_000;
 /** Pages the gateway follows when it lists a server itself. */
 const MAX_PAGES = 100;
 
@@ -103,6 +107,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     let entry = seen.get(scope);
     if (entry === undefined) {
       entry = { listedAt: 0, hashes: new Map(), differed: new Map(), listing: undefined };
+      // Scopes are identities or sessions: the oldest is forgotten (it lists again when it calls).
+      if (seen.size >= MAX_SCOPES) seen.delete(seen.keys().next().value as string);
       seen.set(scope, entry);
     }
     return entry;
@@ -136,6 +142,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   ): void => {
     const key = JSON.stringify([kind, name, hash]);
     if (reported.has(key)) return;
+    // A server churning its descriptions is reported again after this many, not remembered forever.
+    if (reported.size >= MAX_REPORTED) reported.clear();
     reported.add(key);
     deps.onChange?.(kind, verdict);
     const pin = deps.pins().get(kind, deps.server, name);
