@@ -39,46 +39,35 @@ export interface Connected {
  */
 export async function connectAndDescribe(config: Config): Promise<Connected> {
   const out: Connected = { lines: [], warnings: [], problems: [] };
-  const logger = pino({ level: 'silent' });
   for (const [index, route] of config.routes.entries()) {
     const policy = compilePolicy(route);
     out.lines.push('', `route ${route.route} (connected)`);
     const rows: string[][] = [];
     for (const target of upstreamTargets(route, index)) {
-      const upstream = build(config, target, logger);
-      try {
-        const member = new Member(target, serverSpec(route, target), upstream, {
-          logger,
-          maxResponseBytes: config.limits.maxResponseBytes,
-          maxJsonDepth: config.limits.maxJsonDepth,
-        });
-        const found = await listServer(member);
-        const server = target.server ?? '(upstream)';
-        if ('failure' in found) {
-          out.problems.push(`${target.field}: could not list (${found.failure})`);
-          rows.push([server, '—', `unreachable: ${found.failure}`]);
-          continue;
-        }
-        for (const [section, items] of found.items)
-          for (const name of namesOf(items)) {
-            const exposed = target.server === undefined ? name : `${member.prefix}${name}`;
-            if (!EXPOSED_NAME.test(exposed)) {
-              rows.push([server, exposed, 'hidden: outside ^[A-Za-z0-9_.-]{1,128}$']);
-              continue;
-            }
-            if (exposed.length > PROVIDER_NAME_LIMIT || exposed.includes('.'))
-              out.warnings.push(
-                `routes[${index}] ${section === 'tools' ? 'tool' : 'prompt'} ${exposed}: ${exposed.includes('.') ? "contains '.'" : `is ${exposed.length} characters`}, which some LLM providers refuse in function names (at most 64 of A-Z a-z 0-9 _ -)`,
-              );
-            rows.push([
-              server,
-              exposed,
-              scopesOf(policy, section === 'tools' ? policy.tools : policy.prompts)(exposed),
-            ]);
-          }
-      } finally {
-        await upstream.close();
+      const found = await listTarget(config, route, target);
+      const server = target.server ?? '(upstream)';
+      if ('failure' in found) {
+        out.problems.push(`${target.field}: could not list (${found.failure})`);
+        rows.push([server, '—', `unreachable: ${found.failure}`]);
+        continue;
       }
+      for (const [section, items] of found.items)
+        for (const name of namesOf(items)) {
+          const exposed = target.server === undefined ? name : `${found.prefix}${name}`;
+          if (!EXPOSED_NAME.test(exposed)) {
+            rows.push([server, exposed, 'hidden: outside ^[A-Za-z0-9_.-]{1,128}$']);
+            continue;
+          }
+          if (exposed.length > PROVIDER_NAME_LIMIT || exposed.includes('.'))
+            out.warnings.push(
+              `routes[${index}] ${section === 'tools' ? 'tool' : 'prompt'} ${exposed}: ${exposed.includes('.') ? "contains '.'" : `is ${exposed.length} characters`}, which some LLM providers refuse in function names (at most 64 of A-Z a-z 0-9 _ -)`,
+            );
+          rows.push([
+            server,
+            exposed,
+            scopesOf(policy, section === 'tools' ? policy.tools : policy.prompts)(exposed),
+          ]);
+        }
     }
     const widths = [0, 1].map((c) => Math.max(...rows.map((r) => (r[c] ?? '').length), 6));
     for (const row of rows)
@@ -89,8 +78,34 @@ export async function connectAndDescribe(config: Config): Promise<Connected> {
   return out;
 }
 
+/**
+ * Connects to one server of a route as a client (a stdio server is started and stopped) and lists
+ * its tools and prompts, every page: what `check --connect` prints and `pin` pins.
+ */
+export async function listTarget(
+  config: Config,
+  route: RouteConfig,
+  target: UpstreamTarget,
+): Promise<
+  { readonly prefix: string; readonly items: ReadonlyMap<'tools' | 'prompts', Definition[]> } | Failed
+> {
+  const logger = pino({ level: 'silent' });
+  const upstream = build(config, target, logger);
+  try {
+    const member = new Member(target, serverSpec(route, target), upstream, {
+      logger,
+      maxResponseBytes: config.limits.maxResponseBytes,
+      maxJsonDepth: config.limits.maxJsonDepth,
+    });
+    const found = await listServer(member);
+    return 'failure' in found ? found : { prefix: member.prefix, items: found.items };
+  } finally {
+    await upstream.close();
+  }
+}
+
 /** What a single-server route's upstream is, as a server of its own: no prefix, owning nothing declared. */
-export function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerConfig {
+function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerConfig {
   const declared = target.server === undefined ? undefined : route.servers?.[target.server];
   return (
     declared ?? {
@@ -103,7 +118,7 @@ export function serverSpec(route: RouteConfig, target: UpstreamTarget): ServerCo
   );
 }
 
-export function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Upstream {
+function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Upstream {
   if (!isStdioTarget(target)) return createHttpUpstream(target.upstream as string, target);
   return createStdioUpstream(target, target.upstream, {
     logger,
@@ -131,7 +146,7 @@ function namesOf(items: readonly Definition[]): string[] {
  * Every tool and prompt a server lists (every page), after the handshake: as `check --connect`
  * prints them and `pin` pins them.
  */
-export async function listServer(
+async function listServer(
   member: Member,
 ): Promise<{ readonly items: ReadonlyMap<'tools' | 'prompts', Definition[]> } | Failed> {
   const request: UpstreamRequest = {

@@ -1,14 +1,12 @@
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import pino from 'pino';
 import { upstreamTargets } from '../config/upstreams.js';
 import { schemaProblem } from '../integrity/arguments.js';
 import type { DefinitionKind } from '../integrity/definitions.js';
 import { diffPins, drifted, renderDiff } from '../integrity/pin-diff.js';
 import { describe, type Pin, PinSet, parsePins, pinsOf, serializePins } from '../integrity/pins.js';
-import { Member } from '../upstream/federation/member.js';
 import { loadFromArgs } from './config-arg.js';
-import { build, listServer, serverSpec } from './connect.js';
+import { listTarget } from './connect.js';
 
 const KINDS: readonly (readonly ['tools' | 'prompts', DefinitionKind])[] = [
   ['tools', 'tool'],
@@ -52,28 +50,17 @@ export async function runPin(args: string[]): Promise<number> {
   const volatileMeta = new Set(route.volatileMeta);
 
   const listed: { kind: DefinitionKind; server: string | undefined; definition: Pin['definition'] }[] = [];
-  const logger = pino({ level: 'silent' });
   for (const target of upstreamTargets(route, index)) {
-    const upstream = build(config, target, logger);
-    try {
-      const member = new Member(target, serverSpec(route, target), upstream, {
-        logger,
-        maxResponseBytes: config.limits.maxResponseBytes,
-        maxJsonDepth: config.limits.maxJsonDepth,
-      });
-      const lists = await listServer(member);
-      if ('failure' in lists) {
-        process.stderr.write(
-          `portcullis pin: ${target.field}: could not list (${lists.failure}); nothing written\n`,
-        );
-        return 1;
-      }
-      for (const [field, kind] of KINDS)
-        for (const definition of lists.items.get(field) ?? [])
-          listed.push({ kind, server: target.server, definition });
-    } finally {
-      await upstream.close();
+    const lists = await listTarget(config, route, target);
+    if ('failure' in lists) {
+      process.stderr.write(
+        `portcullis pin: ${target.field}: could not list (${lists.failure}); nothing written\n`,
+      );
+      return 1;
     }
+    for (const [field, kind] of KINDS)
+      for (const definition of lists.items.get(field) ?? [])
+        listed.push({ kind, server: target.server, definition });
   }
   const { pins, unpinnable } = pinsOf(listed, volatileMeta);
   for (const line of unpinnable) process.stderr.write(`warning: ${line}: left unpinned\n`);
