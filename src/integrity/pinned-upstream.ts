@@ -4,10 +4,9 @@ import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
 import { LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import { isEventStream } from '../proxy/media-type.js';
-import { createSseRewriter } from '../proxy/sse.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
 import { modernMeta } from '../upstream/gateway-client.js';
-import { bufferBody, jsonAnswer, through } from '../upstream/local-answer.js';
+import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
 import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
 import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
@@ -324,26 +323,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
     if (isEventStream(answer.headers['content-type'])) {
       const entry = seenFor(deps.scopeOf(request));
-      const rewriter = createSseRewriter(
-        (data) => {
-          let value: unknown;
-          try {
-            value = JSON.parse(data);
-          } catch {
-            return undefined;
-          }
-          const list = Array.isArray(value) ? value : [value];
-          let changed = false;
-          const out = list.map((message) => {
-            const kept = keepPinned(entry, message);
-            if (kept !== message) changed = true;
-            return kept;
-          });
-          return changed ? JSON.stringify(Array.isArray(value) ? out : out[0]) : undefined;
-        },
-        { maxEventLength: deps.maxResponseBytes },
-      );
-      return { ...withPins, body: through(answer.body, rewriter) };
+      return {
+        ...withPins,
+        body: rewrittenEvents(answer.body, (message) => keepPinned(entry, message), deps.maxResponseBytes),
+      };
     }
     const [only] = messages;
     if (messages.length !== 1 || only?.id === undefined || only.method === undefined) return withPins;
@@ -351,9 +334,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   }
 
   /** A response with its list-shaped result's untrusted definitions left out (under `block`); anything else as it is. */
-  function keepPinned(entry: Seen, message: unknown): unknown {
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
-    const result = (message as Message).result;
+  function keepPinned(entry: Seen, message: Message): Message {
+    const result = message.result;
     if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
     let out: Record<string, unknown> | undefined;
     for (const [field, kind] of SHAPES) {
@@ -365,7 +347,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         return verdict === 'pinned' || deps.onToolChange === 'warn';
       });
     }
-    return out === undefined ? message : { ...(message as Message), result: out };
+    return out === undefined ? message : { ...message, result: out };
   }
 
   /** A list answer read whole: each definition recorded; under `block` the untrusted ones left out. */
@@ -384,9 +366,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const entry = seenFor(deps.scopeOf(request));
     // By shape, whatever id a response carries: a client matches `"1"` to 1, and any list it
     // reads must have been through the pins.
-    const out = read.map((message) =>
-      message.method === undefined ? (keepPinned(entry, message) as Message) : message,
-    );
+    const out = read.map((message) => (message.method === undefined ? keepPinned(entry, message) : message));
     const responses = out.filter((m) => m.method === undefined);
     const session = answer.headers['mcp-session-id'];
     const headers = typeof session === 'string' ? { 'mcp-session-id': session } : {};

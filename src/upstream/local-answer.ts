@@ -1,4 +1,5 @@
 import { Readable, type Transform } from 'node:stream';
+import { createSseRewriter } from '../proxy/sse.js';
 import type { UpstreamAnswer } from './upstream.js';
 
 /**
@@ -47,4 +48,41 @@ export function through(body: Readable, transform: Transform): Readable {
     if (!body.destroyed && !body.readableEnded) body.destroy();
   });
   return body.pipe(transform);
+}
+
+type Message = Readonly<Record<string, unknown>>;
+
+/**
+ * An event's data with each JSON-RPC message in it (each of a batch) passed through `rewrite`:
+ * the new data when `rewrite` replaced any, undefined — the event goes as it came — when it
+ * replaced none or the data is not JSON (the relay deals with that as with any answer).
+ */
+export function rewriteMessages(data: string, rewrite: (message: Message) => Message): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  let changed = false;
+  const one = (message: unknown): unknown => {
+    if (typeof message !== 'object' || message === null || Array.isArray(message)) return message;
+    const rewritten = rewrite(message as Message);
+    if (rewritten !== message) changed = true;
+    return rewritten;
+  };
+  const out = Array.isArray(value) ? value.map(one) : one(value);
+  return changed ? JSON.stringify(out) : undefined;
+}
+
+/** An SSE body with each event's messages passed through `rewrite` ({@link rewriteMessages}). */
+export function rewrittenEvents(
+  body: Readable,
+  rewrite: (message: Message) => Message,
+  maxEventLength: number,
+): Readable {
+  return through(
+    body,
+    createSseRewriter((data) => rewriteMessages(data, rewrite), { maxEventLength }),
+  );
 }

@@ -3,10 +3,9 @@ import { isRefusal, type RpcId, refuse } from '../errors.js';
 import { federationOf, mirroredNameOf, TASKS_PREFIX } from '../jsonrpc/methods.js';
 import { isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
-import { createSseRewriter } from '../proxy/sse.js';
 import { readMemberMessages } from './federation/answers.js';
 import { sealTaskIds, TaskIds } from './federation/tasks.js';
-import { bufferBody, through } from './local-answer.js';
+import { bufferBody, rewrittenEvents } from './local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from './upstream.js';
 
 type Message = Readonly<Record<string, unknown>>;
@@ -112,21 +111,11 @@ export function bindTasks(route: string, inner: Upstream, deps: TaskBindingDeps)
   /** An SSE answer with every task id in it sealed. */
   function sealedStream(answer: UpstreamAnswer, seal: (id: string) => string): Readable {
     if (!isEventStream(answer.headers['content-type'])) return answer.body;
-    const rewriter = createSseRewriter(
-      (data) => {
-        let value: unknown;
-        try {
-          value = JSON.parse(data);
-        } catch {
-          return undefined;
-        }
-        if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
-        const sealed = sealTaskIds(value as Message, seal);
-        return sealed === undefined ? undefined : JSON.stringify(sealed);
-      },
-      { maxEventLength: deps.maxResponseBytes },
+    return rewrittenEvents(
+      answer.body,
+      (message) => sealTaskIds(message, seal) ?? message,
+      deps.maxResponseBytes,
     );
-    return through(answer.body, rewriter);
   }
 }
 

@@ -19,7 +19,7 @@ import type { Sealer } from '../../proxy/seal.js';
 import { createSseRewriter } from '../../proxy/sse.js';
 import { VERSION } from '../../version.js';
 import { inputCapabilities, inputRequired, NO_CLIENT, UNKNOWN_REQUEST_STATE } from '../input-required.js';
-import { jsonAnswer, through } from '../local-answer.js';
+import { jsonAnswer, rewriteMessages, through } from '../local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream.js';
 import { memberMessages, readMemberMessages } from './answers.js';
 import { openCursor, type ServerCursors, sealFittingCursor } from './cursor.js';
@@ -478,16 +478,9 @@ export function createFederatedUpstream(
 
   /** One message's text with its task ids sealed to the caller; undefined when it names none. */
   function sealTasksIn(ctx: Context, member: Member, data: string): string | undefined {
-    let value: unknown;
-    try {
-      value = JSON.parse(data);
-    } catch {
-      return undefined;
-    }
-    if (typeof value !== 'object' || value === null || Array.isArray(value)) return undefined;
     const scope = { route: route.route, identity: ctx.request.identity.key };
-    const sealed = sealTaskIds(value as Message, (id) => taskIds.seal(scope, { server: member.name, id }));
-    return sealed === undefined ? undefined : JSON.stringify(sealed);
+    const seal = (id: string) => taskIds.seal(scope, { server: member.name, id });
+    return rewriteMessages(data, (message) => sealTaskIds(message, seal) ?? message);
   }
 
   /** A JSON answer naming tasks, read whole and given back with their ids sealed to the caller. */
