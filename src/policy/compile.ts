@@ -15,6 +15,8 @@ export interface Requirement {
 export interface NameTable {
   /** The requirement for `name`, or `undefined` when the table does not list it. */
   lookup(name: string): Requirement | undefined;
+  /** Whether any entry has a `when` rule (a call is looked up again only then). */
+  readonly conditional: boolean;
 }
 
 export type Section = 'tools' | 'resources' | 'prompts' | 'methods';
@@ -54,6 +56,7 @@ export function compileTable(section: Section, table: Readonly<Record<string, To
   // Stable sort: equal prefixes keep the order of the file.
   patterns.sort((a, b) => b.prefixLength - a.prefixLength);
   return {
+    conditional: [...exact.values(), ...patterns.map((p) => p.requirement)].some((r) => r.when !== undefined),
     lookup(name) {
       const found = exact.get(name);
       if (found !== undefined) return found;

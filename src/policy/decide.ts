@@ -141,7 +141,8 @@ function withCondition(
   params: Readonly<Record<string, unknown>> | undefined,
   identity: Identity,
 ): Decision {
-  if (decision.effect !== 'allow' || typeof params?.name !== 'string') return decision;
+  if (!policy.tools.conditional || decision.effect !== 'allow' || typeof params?.name !== 'string')
+    return decision;
   const when = policy.tools.lookup(params.name)?.when;
   if (when === undefined) return decision;
   const result = when.evaluate({
