@@ -52,6 +52,28 @@ export interface AuditRecord {
   readonly durationMs: number;
 }
 
+/**
+ * A record of what the gateway saw rather than of a request (README "Audit records"): a tool or
+ * prompt definition that differs from its pin, or has none — once per definition hash.
+ */
+export interface DefinitionEvent {
+  readonly time: string;
+  readonly event: 'definition-changed';
+  readonly route: string;
+  /** The server of a federated route (absent: the route's one upstream). */
+  readonly server: string | undefined;
+  readonly kind: 'tool' | 'prompt';
+  /** The name on the server (not the exposed, prefixed one). */
+  readonly name: string;
+  /** SHA-256 of the definition seen, or `unhashable`. */
+  readonly hash: string;
+  /** The pin's hash; absent when there is no pin. */
+  readonly pinned: string | undefined;
+  readonly verdict: 'changed' | 'unpinned';
+  /** What the gateway does with it: `block` (hidden and refused) or `warn` (served). */
+  readonly onToolChange: 'block' | 'warn';
+}
+
 export interface AuditIdentity {
   readonly key: string;
   readonly subject: string;
@@ -68,7 +90,7 @@ export interface AuditStream {
    * them — the finish step reads it to build no record at all (nor view any arguments).
    */
   readonly enabled: boolean;
-  write(record: AuditRecord): void;
+  write(record: AuditRecord | DefinitionEvent): void;
   /** The chain's last record, when records are chained. */
   head(): ChainHead | undefined;
   /** Reopens the file (after logrotate moved it; SIGUSR2); the chain continues. */

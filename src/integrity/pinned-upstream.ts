@@ -1,11 +1,13 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
-import { LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
+import { LIST_CHANGED_FILTERS, LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import { isEventStream } from '../proxy/media-type.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
+import type { Failed } from '../upstream/federation/member.js';
 import { modernMeta } from '../upstream/gateway-client.js';
+import type { Listed } from '../upstream/list-server.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
 import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
@@ -17,6 +19,31 @@ type Message = Readonly<Record<string, unknown>>;
 
 /** What a definition is, against its pin: trusted, changed, or unpinned (no pin, or unhashable). */
 export type Verdict = 'pinned' | 'changed' | 'unpinned';
+
+/** A definition seen to differ from its pin, or to have none: reported once per definition hash. */
+export interface DefinitionChange {
+  readonly kind: DefinitionKind;
+  readonly name: string;
+  /** The SHA-256 of the definition seen (`unhashable`: too large, or not valid Unicode JSON). */
+  readonly hash: string;
+  /** Its pin's hash (undefined: no pin). */
+  readonly pinned: string | undefined;
+  readonly verdict: Exclude<Verdict, 'pinned'>;
+}
+
+/**
+ * The gateway listing a server as a client of its own — at start, every `pinRefreshSec`, and when
+ * the server says its list changed — so a change is reported even when no caller lists.
+ */
+export interface OwnListing {
+  readonly list: () => Promise<Listed | Failed>;
+  /**
+   * Whether what it lists is what every caller sees (an HTTP server: callers share one view), so
+   * callers take it as the server's latest; a stdio server is listed through a process of its own,
+   * whose listing is reported but never stands in for the callers' processes.
+   */
+  readonly shared: boolean;
+}
 
 export interface PinningDeps {
   readonly route: string;
@@ -40,14 +67,19 @@ export interface PinningDeps {
   readonly maxResponseBytes: number;
   readonly maxJsonDepth: number;
   readonly logger: Logger;
-  /** A definition found to differ from its pin, or to have none: counted (once per hash). */
-  readonly onChange?: (kind: DefinitionKind, verdict: Exclude<Verdict, 'pinned'>) => void;
+  /** A definition found to differ from its pin, or to have none (once per hash): counted and audited. */
+  readonly onChange?: (change: DefinitionChange) => void;
+  readonly ownListing?: OwnListing | undefined;
 }
 
 /** The definitions one scope of a server was last seen with, by kind and name. */
 interface Seen {
   /** When the server was last listed whole (0: only pieces seen in relayed lists). */
   listedAt: number;
+  /** Bumped when the server says its list changed: a listing started before is stale when it ends. */
+  generation: number;
+  /** The generation the last whole listing started in. */
+  listedGeneration: number;
   readonly hashes: Map<string, string | undefined>;
   /**
    * When each name was last seen differ from its pin: a server that shows one definition to the
@@ -81,6 +113,12 @@ const MAX_SCOPES = 10_000;
 const MAX_REPORTED = 10_000;
 /** Pages the gateway follows when it lists a server itself. */
 const MAX_PAGES = 100;
+/** The `list_changed` notifications that make a server's definitions stale. */
+const LIST_CHANGED: ReadonlySet<string> = new Set(
+  LIST_CHANGED_FILTERS.flatMap((f) => (f.capability === 'resources' ? [] : [f.method])),
+);
+/** The scope of the gateway's own listing of a stdio server (its own process): never a caller's. */
+const OWN_PROCESS = '\u0000own';
 
 /**
  * Pinned tool definitions enforced on one server (DESIGN.md step 7, Inspect): wraps the upstream
@@ -105,7 +143,14 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   const seenFor = (scope: string): Seen => {
     let entry = seen.get(scope);
     if (entry === undefined) {
-      entry = { listedAt: 0, hashes: new Map(), differed: new Map(), listing: undefined };
+      entry = {
+        listedAt: 0,
+        generation: 0,
+        listedGeneration: 0,
+        hashes: new Map(),
+        differed: new Map(),
+        listing: undefined,
+      };
       // Scopes are identities or sessions: the oldest is forgotten (it lists again when it calls).
       if (seen.size >= MAX_SCOPES) seen.delete(seen.keys().next().value as string);
       seen.set(scope, entry);
@@ -144,8 +189,9 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     // A server churning its descriptions is reported again after this many, not remembered forever.
     if (reported.size >= MAX_REPORTED) reported.clear();
     reported.add(key);
-    deps.onChange?.(kind, verdict);
     const pin = deps.pins().get(kind, deps.server, name);
+    // A listing that ends after the router closed reports to the log only: the audit may be closed.
+    if (!closed) deps.onChange?.({ kind, name, hash, pinned: pin?.hash, verdict });
     const diff =
       pin === undefined
         ? undefined
@@ -170,21 +216,104 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     );
   };
 
-  /** The server's latest definitions for this request's scope, listed again when unknown or stale. */
+  const fresh = (entry: Seen): boolean =>
+    entry.listedGeneration === entry.generation && Date.now() - entry.listedAt <= deps.refreshMs;
+
+  /**
+   * The server's latest definitions for this request's scope, listed again when unknown, stale or
+   * announced changed (a listing that started before the announcement is followed by another).
+   */
   const current = async (request: UpstreamRequest): Promise<Seen> => {
-    const entry = seenFor(deps.scopeOf(request));
-    if (Date.now() - entry.listedAt <= deps.refreshMs) return entry;
-    entry.listing ??= listAll(request, entry).finally(() => {
-      entry.listing = undefined;
-    });
-    await entry.listing;
+    const scope = deps.scopeOf(request);
+    const entry = seenFor(scope);
+    for (let attempt = 0; attempt < 2 && !fresh(entry); attempt++) {
+      entry.listing ??= (
+        scope === '' && deps.ownListing?.shared === true ? listOwn(entry) : listAll(request, entry)
+      ).finally(() => {
+        entry.listing = undefined;
+      });
+      await entry.listing;
+    }
     return entry;
   };
 
+  /** Records a whole listing as the scope's latest: what the server no longer lists is no definition. */
+  const replace = (
+    entry: Seen,
+    items: ReadonlyMap<DefinitionKind, readonly unknown[]>,
+    generation: number,
+  ) => {
+    const latest = new Map<string, string | undefined>();
+    for (const [kind, list] of items)
+      for (const item of list) {
+        observe(entry, kind, item);
+        const name = (item as { name?: unknown } | null)?.name;
+        if (typeof name === 'string')
+          latest.set(`${kind}\u0000${name}`, entry.hashes.get(`${kind}\u0000${name}`));
+      }
+    entry.hashes.clear();
+    for (const [key, hash] of latest) entry.hashes.set(key, hash);
+    entry.listedAt = Date.now();
+    entry.listedGeneration = generation;
+  };
+
+  /** The gateway's own listing (a client of its own); a failure records nothing new. */
+  const listOwn = async (entry: Seen): Promise<void> => {
+    const own = deps.ownListing;
+    if (own === undefined) return;
+    const generation = entry.generation;
+    const listed = await own.list().catch((err: unknown) => ({ failure: 'error' as const, err }));
+    if ('failure' in listed) {
+      logger.warn(
+        { failure: listed.failure },
+        'the gateway could not list the server to compare its definitions with the pins: callers list it again',
+      );
+      return;
+    }
+    const items = new Map<DefinitionKind, readonly unknown[]>();
+    for (const [field, list] of listed.items) items.set(field === 'tools' ? 'tool' : 'prompt', list);
+    replace(entry, items, generation);
+  };
+
+  /** The scope the own listing stands for: the callers' shared one, or a process of its own. */
+  const ownScope = deps.ownListing?.shared === true ? '' : OWN_PROCESS;
+  let closed = false;
+  let again = false;
+  /** Lists the server now (at start, on schedule, on `list_changed`); one at a time, once more if asked meanwhile. */
+  const refreshOwn = (): void => {
+    if (deps.ownListing === undefined || closed) return;
+    const entry = seenFor(ownScope);
+    if (entry.listing !== undefined) {
+      if (!again) {
+        again = true;
+        void entry.listing.finally(() => {
+          again = false;
+          refreshOwn();
+        });
+      }
+      return;
+    }
+    entry.listing = listOwn(entry).finally(() => {
+      entry.listing = undefined;
+    });
+  };
+  /** A server that says its list changed: what was seen in that scope is stale at once. */
+  const announced = (scope: string): void => {
+    const entry = seen.get(scope);
+    if (entry !== undefined) entry.generation++;
+    if (scope === ownScope || deps.ownListing?.shared !== true) refreshOwn();
+  };
+  const timer = deps.ownListing === undefined ? undefined : setInterval(refreshOwn, deps.refreshMs);
+  timer?.unref();
+  if (deps.ownListing !== undefined) setImmediate(refreshOwn);
+
   /** Lists every tool and prompt of the server, in the caller's context; a failure records nothing new. */
   const listAll = async (request: UpstreamRequest, entry: Seen): Promise<void> => {
-    const fresh = new Map<string, string | undefined>();
+    const generation = entry.generation;
+    const items = new Map<DefinitionKind, unknown[]>();
     for (const [method, { kind, field }] of LISTS) {
+      const found: unknown[] = [];
+      items.set(kind, found);
       let cursor: string | undefined;
       for (let page = 0; page < MAX_PAGES; page++) {
         // An id the server cannot tell from a client's (a number, random), and the protocol fields a modern server needs.
@@ -215,22 +344,13 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         const result = response?.result as Record<string, unknown> | undefined;
         // A server without prompts (or tools) answers an error: it lists none.
         if (result === undefined) break;
-        const items = result[field];
-        if (Array.isArray(items))
-          for (const item of items) {
-            observe(entry, kind, item);
-            const name = (item as { name?: unknown } | null)?.name;
-            if (typeof name === 'string')
-              fresh.set(`${kind}\u0000${name}`, entry.hashes.get(`${kind}\u0000${name}`));
-          }
+        const listed = result[field];
+        if (Array.isArray(listed)) found.push(...listed);
         cursor = typeof result.nextCursor === 'string' ? result.nextCursor : undefined;
         if (cursor === undefined) break;
       }
     }
-    // What the server no longer lists is no definition at all.
-    entry.hashes.clear();
-    for (const [key, hash] of fresh) entry.hashes.set(key, hash);
-    entry.listedAt = Date.now();
+    replace(entry, items, generation);
   };
 
   /** Whether a call of `name` may go: its latest definition matches its pin (or `warn`). */
@@ -304,7 +424,11 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       if (lists.size > 0) return filtered(request, answer, lists, Array.isArray(value));
       return unlisted(request, answer, messages, pinned);
     },
-    close: () => inner.close(),
+    close: () => {
+      closed = true;
+      clearInterval(timer);
+      return inner.close();
+    },
   };
 
   /**
@@ -322,10 +446,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   ): UpstreamAnswer {
     const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
     if (isEventStream(answer.headers['content-type'])) {
-      const entry = seenFor(deps.scopeOf(request));
+      const scope = deps.scopeOf(request);
+      const entry = seenFor(scope);
       return {
         ...withPins,
-        body: rewrittenEvents(answer.body, (message) => keepPinned(entry, message), deps.maxResponseBytes),
+        body: rewrittenEvents(
+          answer.body,
+          (message) => keepPinned(scope, entry, message),
+          deps.maxResponseBytes,
+        ),
       };
     }
     const [only] = messages;
@@ -333,8 +462,12 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     return { ...withPins, answers: only.id as string | number };
   }
 
-  /** A response with its list-shaped result's untrusted definitions left out (under `block`); anything else as it is. */
-  function keepPinned(entry: Seen, message: Message): Message {
+  /**
+   * A response with its list-shaped result's untrusted definitions left out (under `block`); a
+   * `list_changed` makes the scope's definitions stale; anything else as it is.
+   */
+  function keepPinned(scope: string, entry: Seen, message: Message): Message {
+    if (typeof message.method === 'string' && LIST_CHANGED.has(message.method)) announced(scope);
     const result = message.result;
     if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
     let out: Record<string, unknown> | undefined;
@@ -363,10 +496,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
         ids: [...lists.keys()],
       });
-    const entry = seenFor(deps.scopeOf(request));
+    const scope = deps.scopeOf(request);
+    const entry = seenFor(scope);
     // By shape, whatever id a response carries: a client matches `"1"` to 1, and any list it
     // reads must have been through the pins.
-    const out = read.map((message) => (message.method === undefined ? keepPinned(entry, message) : message));
+    const out = read.map((message) =>
+      message.method === undefined || LIST_CHANGED.has(message.method as string)
+        ? keepPinned(scope, entry, message)
+        : message,
+    );
     const responses = out.filter((m) => m.method === undefined);
     const session = answer.headers['mcp-session-id'];
     const headers = typeof session === 'string' ? { 'mcp-session-id': session } : {};

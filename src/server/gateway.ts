@@ -90,7 +90,7 @@ export async function startGateway({
   // and the pin files.
   const files = createFileWatch({ logger });
   const pins = new PinStore(PinStore.baseOf(configPath), logger, files);
-  let router: Router = createRouter(config, { jwks, stdio, federation, pins });
+  let router: Router = createRouter(config, { jwks, stdio, federation, pins, audit });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   // Readiness depends on Redis only where a route would refuse without it.
@@ -108,7 +108,7 @@ export async function startGateway({
     machineProblems: accountProblems,
     async apply(next) {
       const previous = router;
-      router = createRouter(next, { jwks, stdio, federation, pins });
+      router = createRouter(next, { jwks, stdio, federation, pins, audit });
       // Open answers whose caller no longer authenticates under the new policy are closed.
       await lifetimes.revalidate();
       // The old pools finish what they carry, then close.

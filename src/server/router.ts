@@ -1,7 +1,9 @@
 import pino, { type Logger } from 'pino';
+import type { AuditStream } from '../audit/stream.js';
 import { createApiKeyVerifier } from '../auth/api-key.js';
 import { type Authenticate, createAuthenticator, type Verifiers } from '../auth/authenticate.js';
 import { resourceMetadata, resourceMetadataPaths, resourceMetadataUrl } from '../auth/challenge.js';
+import type { Identity } from '../auth/identity.js';
 import { createJwtVerifier, type JwksObserver } from '../auth/jwt.js';
 import { createMtlsMatcher } from '../auth/mtls.js';
 import type { Config, RouteConfig } from '../config/schema.js';
@@ -15,7 +17,9 @@ import { createSealer } from '../proxy/seal.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
 import { createFederatedUpstream, type FederationDeps } from '../upstream/federation/upstream.js';
 import { createHttpUpstream } from '../upstream/http.js';
+import { listServer } from '../upstream/list-server.js';
 import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
+import { createStdioUpstream } from '../upstream/stdio/upstream.js';
 import { bindTasks } from '../upstream/task-binding.js';
 import type { Upstream } from '../upstream/upstream.js';
 
@@ -62,7 +66,12 @@ export interface RouterOptions {
    * router reads them itself, relative to the working directory, unwatched.
    */
   readonly pins?: PinStore | undefined;
+  /** Where a definition seen to differ from its pin is recorded (besides the log and the metric). */
+  readonly audit?: AuditStream | undefined;
 }
+
+/** Who the gateway is to a server it lists to compare with the pins. */
+const PIN_CHECK: Identity = { key: 'gateway', subject: 'portcullis (pins)', methods: [], scopes: new Set() };
 
 export function createRouter(config: Config, options: RouterOptions = {}): Router {
   const verifiers: Verifiers = {
@@ -132,7 +141,39 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       maxResponseBytes: config.limits.maxResponseBytes,
       maxJsonDepth: config.limits.maxJsonDepth,
       logger: federation.logger,
-      onChange: (kind, verdict) => federation.metrics?.toolChanges.inc({ route: route.route, kind, verdict }),
+      onChange: (change) => {
+        federation.metrics?.toolChanges.inc({
+          route: route.route,
+          kind: change.kind,
+          verdict: change.verdict,
+        });
+        options.audit?.write({
+          time: new Date().toISOString(),
+          event: 'definition-changed',
+          route: route.route,
+          server: target.server,
+          ...change,
+          onToolChange: route.onToolChange,
+        });
+      },
+      ownListing: {
+        // An HTTP server is listed through the route's own pool; a stdio server through a process
+        // of its own, stopped after (DESIGN.md: the callers' processes are theirs alone).
+        list: () => {
+          const listing = isStdioTarget(target)
+            ? createStdioUpstream(target, target.upstream, {
+                logger: federation.logger,
+                sealer: federation.sealer,
+                maxResponseBytes: config.limits.maxResponseBytes,
+                maxJsonDepth: config.limits.maxJsonDepth,
+              })
+            : upstream;
+          return listServer(route, target, listing, federation, PIN_CHECK).finally(() =>
+            listing === upstream ? undefined : listing.close(),
+          );
+        },
+        shared: !isStdioTarget(target),
+      },
     });
   }
   const byPath = new Map(routes.map((route) => [route.path, route]));

@@ -202,14 +202,15 @@ describe('pinned tools', () => {
 
   it('learns of a change by listing the server itself when what it saw is older than pinRefreshSec', async () => {
     await listed('/block');
+    const before = catPeer.requests.length;
     cat.delete_note = {
       ...original('delete_note'),
       inputSchema: { type: 'object', properties: { all: { type: 'boolean' } } },
     };
     try {
       await sleep(1100);
-      const before = catPeer.requests.length;
-      // No client listed since the change: the gateway lists the server (every page) before the call.
+      // No client listed since the change: the gateway listed the server (every page), on its
+      // schedule or before the call.
       const refused = await call('/block', 'delete_note');
       expect(refused.status).toBe(403);
       const since = catPeer.requests.slice(before).map((r) => rpcMethod(r));
@@ -237,16 +238,22 @@ describe('pinned tools', () => {
   });
 
   it('under onToolChange: warn serves the changed tool and counts the change', async () => {
+    const counted = async () =>
+      Number(
+        /portcullis_tool_changes_total\{route="\/warn",kind="tool",verdict="changed"\} (\d+)/.exec(
+          await (await fetch(`${gateway.adminUrl}/metrics`)).text(),
+        )?.[1] ?? 0,
+      );
+    const earlier = await counted();
     cat.write_note = { ...original('write_note'), description: 'Changed for warn.' };
     try {
       expect(await listed('/warn')).toContain('write_note');
       const before = catPeer.requests.length;
       expect((await call('/warn', 'write_note')).status).toBe(200);
       expect(callsSince(catPeer, before)).toEqual(['write_note']);
-      const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
-      expect(metrics).toMatch(
-        /portcullis_tool_changes_total\{route="\/warn",kind="tool",verdict="changed"\} 1/,
-      );
+      // Once for this definition, however often it is listed.
+      expect(await listed('/warn')).toContain('write_note');
+      expect(await counted()).toBe(earlier + 1);
     } finally {
       cat.write_note = original('write_note');
     }
