@@ -326,9 +326,11 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
             ...(isModern(request.version) ? { _meta: modernMeta() } : {}),
           },
         };
-        const headers: Record<string, string> = { ...request.headers };
+        // The caller's headers, less what mirrors its own request (name, arguments).
+        const headers: Record<string, string> = {};
+        for (const [name, value] of Object.entries(request.headers))
+          if (name !== 'mcp-name' && !name.startsWith('mcp-param-')) headers[name] = value;
         if (headers['mcp-method'] !== undefined) headers['mcp-method'] = method;
-        delete headers['mcp-name'];
         const answer = await inner.send({
           ...request,
           headers,
@@ -353,19 +355,23 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     replace(entry, items, generation);
   };
 
-  /** Whether a call of `name` may go: its latest definition matches its pin (or `warn`). */
-  const trusted = async (request: UpstreamRequest, kind: DefinitionKind, name: string): Promise<boolean> => {
-    const entry = await current(request);
+  /**
+   * Whether `name`'s latest definition in this scope is trusted: it matches its pin, and was not
+   * seen differ within the refresh window — unless the pins now accept what was seen (a server that
+   * flips back, or shows one definition to the gateway and another to clients, is not taken at
+   * its word).
+   */
+  const accepted = (entry: Seen, kind: DefinitionKind, name: string): boolean => {
     const key = `${kind}\u0000${name}`;
-    const hash = entry.hashes.get(key);
     const pin = deps.pins().get(kind, deps.server, name);
+    if (pin === undefined || entry.hashes.get(key) !== pin.hash) return false;
     const differed = entry.differed.get(key);
-    // Seen differ within the refresh window — unless the pins now accept what was seen.
-    const recentlyDiffered =
-      differed !== undefined && differed.hash !== pin?.hash && Date.now() - differed.at <= deps.refreshMs;
-    if (pin !== undefined && hash === pin.hash && !recentlyDiffered) return true;
-    return deps.onToolChange === 'warn';
+    return differed === undefined || differed.hash === pin.hash || Date.now() - differed.at > deps.refreshMs;
   };
+
+  /** Whether a call of `name` may go: its latest definition is trusted (or `warn`). */
+  const trusted = async (request: UpstreamRequest, kind: DefinitionKind, name: string): Promise<boolean> =>
+    accepted(await current(request), kind, name) || deps.onToolChange === 'warn';
 
   return {
     async send(request) {
@@ -477,7 +483,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       out ??= { ...(result as Record<string, unknown>) };
       out[field] = items.filter((item) => {
         const verdict = observe(entry, kind, item);
-        return verdict === 'pinned' || deps.onToolChange === 'warn';
+        if (deps.onToolChange === 'warn') return true;
+        return verdict === 'pinned' && accepted(entry, kind, (item as { name: string }).name);
       });
     }
     return out === undefined ? message : { ...message, result: out };
