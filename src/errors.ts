@@ -71,11 +71,12 @@ export const REFUSALS = {
   /** A tool call its scopes allow but whose `when` rule is false, or fails to evaluate (`data.rule`, `data.detail`). */
   argument_denied: { status: 403, rpc: -31092, decision: 'deny', message: 'Arguments not permitted' },
   /**
-   * Arguments that break the pinned schema: never sent as a refusal body — a tool call is answered
-   * with a tool result with `isError: true` (`integrity/pinned-upstream.ts`), a prompt with
-   * `invalid_params` — but audited and counted under this reason.
+   * Arguments that break the pinned definition. A `prompts/get` (or a batch) is refused with this;
+   * a lone `tools/call` is answered instead with a tool result with `isError: true`
+   * (`integrity/pinned-upstream.ts`), as the specification asks for input validation errors — and
+   * audited under this reason all the same.
    */
-  invalid_arguments: { status: 200, rpc: null, decision: 'deny', message: 'Invalid arguments' },
+  invalid_arguments: { status: 400, rpc: -32602, decision: 'deny', message: 'Invalid params' },
   /** A tool or prompt whose definition differs from its pin, or that has none (`pins`, `onToolChange: block`). */
   tool_changed: {
     status: 403,

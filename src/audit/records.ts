@@ -178,6 +178,7 @@ function recordFor(
     reason: exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
     rule: decision?.rule,
     missingScopes: decision?.missing.length ? decision.missing : undefined,
+    evaluationError: decision?.evaluationError,
     status: shared.status,
     upstreamStatus: shared.upstreamStatus,
     servers: shared.servers,

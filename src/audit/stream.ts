@@ -41,6 +41,8 @@ export interface AuditRecord {
   /** The policy entry that decided (`tools.write_file`, `default: deny`, `method-table`). */
   readonly rule: string | undefined;
   readonly missingScopes: readonly string[] | undefined;
+  /** A `when` rule that could not be evaluated: what went wrong, in fixed words (never a value). */
+  readonly evaluationError?: string | undefined;
   readonly status: number;
   readonly upstreamStatus: number | null;
   /** A federated route's servers that served the request (absent on single-server routes). */

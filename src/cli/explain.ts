@@ -132,7 +132,7 @@ export function describeDecision(decision: Decision, identity: Identity): string
   if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
   if (decision.reason === 'argument_denied')
     lines.push(
-      `  when      ${decision.detail === 'evaluation_error' ? 'could not be evaluated (a missing argument or a type mismatch?): denied' : 'false for these arguments'}`,
+      `  when      ${decision.detail === 'evaluation_error' ? `could not be evaluated (${decision.evaluationError ?? 'evaluation error'}): denied` : 'false for these arguments'}`,
     );
   return `${lines.join('\n')}\n`;
 }

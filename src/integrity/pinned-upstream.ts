@@ -414,7 +414,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
           'arguments invalid against the pinned definition: not forwarded',
         );
         if (kind === 'prompt' || Array.isArray(value))
-          return refuse('invalid_params', {
+          return refuse('invalid_arguments', {
             ids,
             batch: Array.isArray(value),
             data: { detail: `invalid arguments: ${problems.join('; ')}` },

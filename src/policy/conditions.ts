@@ -97,9 +97,7 @@ export function compileCondition(source: string): Condition | ConditionProblem {
       // case-insensitive decoder upstream (Go's encoding/json) would take it for the field.
       const variant = caseVariant(input.args, fields, folded);
       if (variant !== undefined)
-        return {
-          error: `argument key ${JSON.stringify(variant)} differs from a field the rule reads only in case`,
-        };
+        return { error: 'an argument key differs from a field the rule reads only in case' };
       const budget = { left: BUDGET };
       let result: unknown;
       try {
@@ -109,16 +107,34 @@ export function compileCondition(source: string): Condition | ConditionProblem {
           route: input.route,
         } as never);
       } catch (err) {
-        return { error: budget.left < 0 ? 'evaluation budget exceeded' : (err as Error).message };
+        return { error: budget.left < 0 ? 'evaluation budget exceeded' : errorKind((err as Error).message) };
       }
       // Exhausted is an error whatever came back: CEL's `||` and `&&` absorb errors.
       if (budget.left < 0) return { error: 'evaluation budget exceeded' };
-      if (isCelError(result)) return { error: (result as { message: string }).message };
+      if (isCelError(result)) return { error: errorKind((result as { message: string }).message) };
       if (typeof result !== 'boolean') return { error: 'the rule did not evaluate to a boolean' };
       return result;
     },
   };
 }
+
+/**
+ * What kind of evaluation error a CEL message names, as a fixed phrase: the messages themselves
+ * can quote the caller's values (`int(args.x)` says "Cannot convert <value> to a BigInt"), and
+ * the audit record says why a rule failed without ever carrying an argument.
+ */
+function errorKind(message: string): string {
+  for (const [pattern, kind] of ERROR_KINDS) if (pattern.test(message)) return kind;
+  return 'evaluation error';
+}
+
+const ERROR_KINDS: readonly (readonly [RegExp, string])[] = [
+  [/^field not found|no such key|no such field/i, 'a field the rule reads is missing'],
+  [/no matching overload/i, 'an operation applied to the wrong types'],
+  [/out of bounds|index/i, 'an index out of range'],
+  [/convert|overflow|parse|invalid syntax/i, 'a conversion failed'],
+  [/divi(de|sion) by zero|modulus by zero/i, 'division by zero'],
+];
 
 export function isConditionProblem(value: Condition | ConditionProblem): value is ConditionProblem {
   return 'offset' in value;

@@ -30,6 +30,8 @@ export interface Decision {
   readonly reason?: DenyReason;
   /** Why an `argument_denied` rule denied: `false` (the rule said no) or `evaluation_error`. */
   readonly detail?: 'false' | 'evaluation_error';
+  /** An `evaluation_error`'s kind, in fixed words (`a field the rule reads is missing`): never a value. */
+  readonly evaluationError?: string;
   /** The tool, resource or prompt the call names (a resource by its canonical URI). */
   readonly target?: string;
   /**
@@ -161,7 +163,9 @@ function withCondition(
     ...decision,
     effect: 'deny',
     reason: 'argument_denied',
-    detail: result === false ? 'false' : 'evaluation_error',
+    ...(result === false
+      ? { detail: 'false' }
+      : { detail: 'evaluation_error', evaluationError: result.error }),
   };
 }
 

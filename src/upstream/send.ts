@@ -63,11 +63,15 @@ export function createSending({
       exchange.upstreamError = UPSTREAM_ERROR_KIND[answer.reason];
       return answer;
     }
+    exchange.pinned = answer.pinned;
+    // Answered by the gateway itself (arguments that break the pin): the server was never asked.
+    if (answer.invalidArguments === true) {
+      exchange.invalidArguments = true;
+      return answer;
+    }
     exchange.upstreamMs = performance.now() - exchange.sentAt;
     exchange.upstreamStatus = answer.status;
     exchange.servers = answer.servers;
-    exchange.pinned = answer.pinned;
-    if (answer.invalidArguments === true) exchange.invalidArguments = true;
     return answer;
   };
 }

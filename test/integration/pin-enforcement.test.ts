@@ -377,6 +377,8 @@ describe('arguments checked against the pinned schema', () => {
     expect(records.find((r) => r.reason === 'invalid_arguments')).toMatchObject({
       decision: 'deny',
       status: 200,
+      // Answered by the gateway: the server was never asked.
+      upstreamStatus: null,
       pin: pinHash,
     });
   });

@@ -102,6 +102,7 @@ describe('when rules', () => {
       reason: 'argument_denied',
       rule: 'tools.echo',
       tool: 'echo',
+      evaluationError: 'a field the rule reads is missing',
     });
   });
 

@@ -27,7 +27,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   invalid_credential: { status: 401, rpc: -31091 },
   insufficient_scope: { status: 403, rpc: -31092 },
   method_denied: { status: 403, rpc: -31092 },
-  invalid_arguments: { status: 200, rpc: null },
+  invalid_arguments: { status: 400, rpc: -32602 },
   argument_denied: { status: 403, rpc: -31092 },
   tool_changed: { status: 403, rpc: -31092 },
   session_not_found: { status: 404, rpc: -32001 },

@@ -42,15 +42,32 @@ describe('when rules', () => {
 
   it('fail closed: a missing argument, a type mismatch or a non-boolean is an error', () => {
     const rule = compiled('args.path.startsWith("/srv/")');
-    expect(rule.evaluate({ args: {}, identity: IDENTITY, route: '/r' })).toMatchObject({
-      error: expect.any(String),
+    expect(rule.evaluate({ args: {}, identity: IDENTITY, route: '/r' })).toEqual({
+      error: 'a field the rule reads is missing',
     });
-    expect(rule.evaluate({ args: { path: 5 }, identity: IDENTITY, route: '/r' })).toMatchObject({
-      error: expect.any(String),
+    expect(rule.evaluate({ args: { path: 5 }, identity: IDENTITY, route: '/r' })).toEqual({
+      error: 'an operation applied to the wrong types',
     });
     expect(compiled('args.path').evaluate({ args: { path: 'x' }, identity: IDENTITY, route: '/r' })).toEqual({
       error: 'the rule did not evaluate to a boolean',
     });
+  });
+
+  it('say why they failed in fixed words, never quoting the caller’s values', () => {
+    const input = (args: Record<string, unknown>) => ({ args, identity: IDENTITY, route: '/r' });
+    const secret = 'secretVALUE42';
+    const cases: [string, Record<string, unknown>, string][] = [
+      ['int(args.x) > 0', { x: secret }, 'a conversion failed'],
+      ['args.m[args.x] == 1', { x: secret, m: {} }, 'a field the rule reads is missing'],
+      ['args.l[5] == 1', { l: [secret] }, 'an index out of range'],
+      ['timestamp(args.x) > timestamp("2020-01-01T00:00:00Z")', { x: secret }, 'a conversion failed'],
+      ['args.x + 1 == 2', { x: secret }, 'an operation applied to the wrong types'],
+    ];
+    for (const [source, args, kind] of cases) {
+      const result = compiled(source).evaluate(input(args));
+      expect(result, source).toEqual({ error: kind });
+      expect(JSON.stringify(result)).not.toContain(secret);
+    }
   });
 
   it('are refused at load with where: syntax, unknown variables, nesting', () => {
@@ -101,8 +118,8 @@ describe('when rules', () => {
   it('deny an argument key that differs from a field the rule reads only in case (a Go server would take it)', () => {
     const rule = compiled('!has(args.recursive) || args.recursive == false');
     expect(rule.evaluate({ args: { path: '/x' }, identity: IDENTITY, route: '/r' })).toBe(true);
-    expect(rule.evaluate({ args: { Recursive: true }, identity: IDENTITY, route: '/r' })).toMatchObject({
-      error: expect.stringContaining('"Recursive"'),
+    expect(rule.evaluate({ args: { Recursive: true }, identity: IDENTITY, route: '/r' })).toEqual({
+      error: 'an argument key differs from a field the rule reads only in case',
     });
     expect(
       rule.evaluate({ args: { opts: [{ RECURSIVE: true }] }, identity: IDENTITY, route: '/r' }),
