@@ -29,13 +29,13 @@ export const HEADERS = {
   'mcp-name': 'list_notes',
 };
 
-/** The tools/call request the load sends, calling `name`. */
-export function callBody(name) {
+/** The tools/call request the load sends, calling `name` with `args`. */
+export function callBody(name, args = {}) {
   return JSON.stringify({
     jsonrpc: '2.0',
     id: 1,
     method: 'tools/call',
-    params: { name, arguments: {}, _meta: META },
+    params: { name, arguments: args, _meta: META },
   });
 }
 

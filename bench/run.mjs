@@ -10,12 +10,20 @@
 //   `npm ci && npm run build` there), in the same run: a change measured against main before it.
 //   BENCH_UPSTREAM_SSE=1: the bench upstream answers calls as one SSE event instead of JSON (the
 //   gateway then reads the answer event by event, for resources/updated).
-//   BENCH_ROWS: a comma-separated subset of gateway, stdio, federation, fanout (default all).
+// Then the integrity row (issue 18): the same tools/call through a route with a pin file (written
+// by `portcullis pin --write` against the bench upstream), argument validation and a `when` rule on
+// the called tool, against the same route without them.
+//   BENCH_ROWS: a comma-separated subset of gateway, stdio, federation, fanout, integrity (default all).
 //   BENCH_FANOUT_DELAY_MS (default 20): the slowest server's delay in the fan-out rows; the others
 //   take 1/10, 2/10, … of it. BENCH_LATENCY_REQUESTS (default 200): sequential requests per round.
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { newApiKey } from '../dist/auth/api-key.js';
+import { PinSet, parsePins } from '../dist/integrity/pins.js';
 import {
   callBody,
   compare,
@@ -26,10 +34,11 @@ import {
   reportLatency,
   start,
   stopAll,
+  writePolicy,
 } from './harness.mjs';
 
-/** Which rows run: `BENCH_ROWS=federation,fanout` (default all: gateway, stdio, federation, fanout). */
-const ROWS = new Set((process.env.BENCH_ROWS ?? 'gateway,stdio,federation,fanout').split(','));
+/** Which rows run: `BENCH_ROWS=federation,fanout` (default all: gateway, stdio, federation, fanout, integrity). */
+const ROWS = new Set((process.env.BENCH_ROWS ?? 'gateway,stdio,federation,fanout,integrity').split(','));
 const against = process.env.BENCH_AGAINST;
 const againstServers = against === undefined ? undefined : join(resolve(against), 'bench/servers.mjs');
 if (againstServers !== undefined && !existsSync(againstServers)) {
@@ -95,6 +104,22 @@ function countsOf(upstream) {
   });
 }
 
+/** What the bench upstream answers every tools/call with: a route that relays the call returns it. */
+const NOTES = 'welcome: Welcome\ngroceries: Groceries';
+
+/** One request through `target`: its status and its JSON body (undefined when it is not JSON). */
+async function answerOf(target, headers, body) {
+  const answer = await fetch(target.url, { method: 'POST', headers, body });
+  const text = await answer.text();
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: answer.status, json, text };
+}
+
 /** One request through `target`; throws unless it is answered 200 with a JSON-RPC result. */
 async function probe(target, headers, body) {
   const answer = await fetch(target.url, { method: 'POST', headers, body });
@@ -129,7 +154,7 @@ if (ROWS.has('federation')) {
         { ...HEADERS, ...target.client.headers },
         target.client.body ?? callBody('list_notes'),
       );
-      if (result.content?.[0]?.text !== 'welcome: Welcome\ngroceries: Groceries')
+      if (result.content?.[0]?.text !== NOTES)
         throw new Error(`${target.kind}: unexpected result ${JSON.stringify(result)}`);
     }
     const s = await compare(calls);
@@ -207,5 +232,94 @@ if (ROWS.has('fanout')) {
     ]);
   } finally {
     stopAll([...ten, ...lists]);
+  }
+}
+
+// Tool integrity (issue 18): the same tools/call through a route with pins, argument validation
+// (on by default with pins) and one `when` rule on the called tool, against the same route
+// without them; both in front of one bench upstream, both from writePolicy (the `gateway` kind's
+// configuration). The pin file is what a user gets: `portcullis pin --write` run against the bench
+// upstream. Both routes get the same call, with an argument the pinned schema and the rule accept.
+if (ROWS.has('integrity')) {
+  const upstream = await start('upstream');
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-integrity-'));
+  const RULE = 'args.query.size() < 100';
+  const pinFile = join(dir, 'pins.json');
+  const plainPolicy = writePolicy(dir, 'route-plain', {
+    upstream: upstream.url,
+    route: '    tools: { list_notes: notes:read }',
+  });
+  const pinnedPolicy = writePolicy(dir, 'route-pinned', {
+    upstream: upstream.url,
+    // Absolute: the `policy` participant starts the gateway without the policy file's path, so
+    // a relative one would be read from the working directory (the pin command reads both alike).
+    route: `    pins: ${JSON.stringify(pinFile)}\n    tools: { list_notes: { scopes: notes:read, when: ${JSON.stringify(RULE)} } }`,
+  });
+  const cli = fileURLToPath(new URL('../dist/cli/main.js', import.meta.url));
+  // Rejects (the run fails) when the command exits non-zero: a server it could not list.
+  await promisify(execFile)(process.execPath, [
+    cli,
+    'pin',
+    '--config',
+    pinnedPolicy,
+    '--route',
+    '/mcp',
+    '--write',
+  ]);
+  const pins = parsePins(readFileSync(pinFile, 'utf8'), new Set());
+  if (
+    !(pins instanceof PinSet) ||
+    pins.size !== 10 ||
+    pins.get('tool', undefined, 'list_notes') === undefined
+  )
+    throw new Error(`the pin file does not pin the bench upstream's 10 tools: ${JSON.stringify(pins)}`);
+
+  const CALL = callBody('list_notes', { query: 'groceries' });
+  const targets = [
+    await start('policy', [plainPolicy], { body: CALL }, undefined, 'route-plain'),
+    await start('policy', [pinnedPolicy], { body: CALL }, undefined, 'route-pinned'),
+  ];
+  const [plain, pinned] = targets;
+  try {
+    // The measured call reaches the upstream through both routes and comes back with its answer.
+    for (const target of targets) {
+      const result = await probe(target, HEADERS, CALL);
+      if (result.content?.[0]?.text !== NOTES || result.isError !== false)
+        throw new Error(`${target.kind}: unexpected result ${JSON.stringify(result)}`);
+    }
+    // Proof that the pinned route enforces, else the row measures nothing. A list has a size too,
+    // so `query: ["…"]` passes the rule and only the pinned schema (query: string) refuses it; the
+    // plain route, which checks no arguments, relays the same call. (`query: 5` would not get that
+    // far: the rule runs at authorization, before the pins, and cannot take the size of a number.)
+    const wrongType = callBody('list_notes', { query: ['groceries'] });
+    const relayed = await answerOf(plain, HEADERS, wrongType);
+    if (relayed.status !== 200 || relayed.json?.result?.content?.[0]?.text !== NOTES)
+      throw new Error(
+        `route-plain: a wrongly typed argument was not relayed: ${relayed.status} ${relayed.text}`,
+      );
+    const seenBefore = (await countsOf(upstream))['tools/call list_notes'] ?? 0;
+    const invalid = await answerOf(pinned, HEADERS, wrongType);
+    const problem = invalid.json?.result?.content?.[0]?.text ?? '';
+    if (invalid.status !== 200 || invalid.json?.result?.isError !== true || !problem.includes('/query'))
+      throw new Error(
+        `route-pinned: a wrongly typed argument was not answered as invalid: ${invalid.status} ${invalid.text}`,
+      );
+    const denied = await answerOf(pinned, HEADERS, callBody('list_notes', { query: 'x'.repeat(100) }));
+    if (denied.status !== 403 || denied.json?.error?.data?.reason !== 'argument_denied')
+      throw new Error(
+        `route-pinned: a call breaking the when rule was not refused: ${denied.status} ${denied.text}`,
+      );
+    const seenAfter = (await countsOf(upstream))['tools/call list_notes'] ?? 0;
+    if (seenAfter !== seenBefore)
+      throw new Error(`route-pinned: the upstream received ${seenAfter - seenBefore} refused calls`);
+
+    const s = await compare(targets);
+    report(s, [
+      `route-pinned ÷ route-plain: ${(s['route-pinned'].rps / s['route-plain'].rps).toFixed(3)} (target ≥ 0.95; CPU µs/req ${s['route-pinned'].cpuPerReqUs.toFixed(1)} vs ${s['route-plain'].cpuPerReqUs.toFixed(1)})`,
+      `route-pinned: 10 tools pinned by portcullis pin --write, validateArguments on, list_notes when ${JSON.stringify(RULE)}; probed before the load: query ["groceries"] → isError "${problem}", query of 100 characters → 403 argument_denied, neither reached the upstream`,
+    ]);
+  } finally {
+    stopAll([upstream, ...targets]);
+    rmSync(dir, { recursive: true, force: true });
   }
 }
