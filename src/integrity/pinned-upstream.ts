@@ -12,6 +12,7 @@ import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answe
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
 import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
 import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
+import { paramDeclarations, paramMismatches } from './mirrored-params.js';
 import { renderDiff } from './pin-diff.js';
 import { describe, type PinSet } from './pins.js';
 
@@ -403,6 +404,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
         const pin = deps.pins().get(kind, deps.server, name);
         if (pin !== undefined) pinned.set(message.id as string | number, pin.hash);
+        const mismatch =
+          pin === undefined || kind !== 'tool' ? undefined : mirrored(pin.definition, params, request);
+        if (mismatch !== undefined) {
+          logger.info(
+            { kind, name, mismatch },
+            'Mcp-Param headers disagree with the arguments: not forwarded',
+          );
+          return refuse('header_mismatch', { ids, batch: Array.isArray(value), data: { detail: mismatch } });
+        }
         if (pin === undefined || !deps.validateArguments) continue;
         const problems =
           kind === 'tool'
@@ -436,6 +446,34 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       return inner.close();
     },
   };
+
+  /**
+   * Where a tool call's `Mcp-Param-*` headers disagree with its arguments under the pinned schema's
+   * `x-mcp-header` declarations (undefined: they agree), so a router or WAF that reads headers sees
+   * what the policy decided. On the modern protocol a declared argument must be mirrored — unless
+   * under `warn`, where clients mirror the changed schema: then only headers sent are checked. A
+   * pinned schema whose annotations are invalid is no tool a conforming modern client calls.
+   */
+  function mirrored(
+    definition: Definition,
+    params: { arguments?: unknown } | undefined,
+    request: UpstreamRequest,
+  ): string | undefined {
+    const declarations = paramDeclarations(definition.inputSchema);
+    const modern = isModern(request.version);
+    if ('invalid' in declarations)
+      return modern
+        ? `the pinned schema's x-mcp-header annotations are invalid: ${declarations.invalid}`
+        : undefined;
+    if (declarations.length === 0) return undefined;
+    const wrong = paramMismatches(
+      declarations,
+      params?.arguments,
+      request.headers,
+      modern && deps.onToolChange === 'block',
+    );
+    return wrong.length === 0 ? undefined : `disagrees with the arguments: ${wrong.join(', ')}`;
+  }
 
   /**
    * Any other answer (and a GET stream): a list may hide in it, to be taken by a client for the

@@ -21,7 +21,8 @@ const FIELD_VALUE = /^[\x20-\x7e\t]*$/;
  * with), and the body's `_meta` protocol version with the request's version. On the modern
  * protocol (`required`) the body's `_meta` protocol version must be present (else -32602, checked
  * first) and so must `Mcp-Method` on requests and `Mcp-Name` where the method mirrors one.
- * `Mcp-Param-*` are the upstream's to validate (DESIGN.md).
+ * `Mcp-Param-*` need the tool's schema: on a route with pins they are held to the pinned one
+ * (`integrity/mirrored-params.ts`), elsewhere they are the upstream's to validate (DESIGN.md).
  */
 export function checkMirroredHeaders(
   message: RpcMessage,
