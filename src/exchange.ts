@@ -63,6 +63,8 @@ export interface FinishedExchange {
   /** The servers of a federated route that served the request; undefined on a single-server route. */
   readonly servers: readonly string[] | undefined;
   /** A pinned route's calls, by request id: the pinned definition hash each was checked against. */
+  /** Tool calls whose result broke the pinned output schema, replaced by the gateway. */
+  readonly invalidResults: ReadonlySet<string | number> | undefined;
   readonly pinned: ReadonlyMap<string | number, string> | undefined;
   /** An answer cut after it began: its status went out as 200, the refusal is counted all the same. */
   readonly cut: 'response_too_large' | 'upstream_rejected' | undefined;
@@ -162,6 +164,8 @@ export class Exchange implements FinishedExchange {
   pinned: ReadonlyMap<string | number, string> | undefined = undefined;
   /** The gateway answered a tool call itself: its arguments broke the pinned schema. */
   invalidArguments = false;
+  /** Tool calls whose result broke the pinned output schema, replaced by the gateway (filled as the answer is read). */
+  invalidResults: ReadonlySet<string | number> | undefined = undefined;
   upstreamStatus: number | undefined = undefined;
   upstreamError: string | undefined = undefined;
   /** The upstream body being relayed or read: dropped when the client leaves. */

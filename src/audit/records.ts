@@ -174,8 +174,13 @@ function recordFor(
       (target === 'tool' || target === 'prompt') && params?.arguments !== undefined
         ? argumentsView(params.arguments)
         : undefined,
-    decision: messageDecision(exchange, decision),
-    reason: exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
+    // A result the gateway replaced because it broke the pinned output schema: the server failed.
+    ...(id !== undefined && id !== null && exchange.invalidResults?.has(id)
+      ? { decision: 'error' as const, reason: 'invalid_result' }
+      : {
+          decision: messageDecision(exchange, decision),
+          reason: exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
+        }),
     rule: decision?.rule,
     missingScopes: decision?.missing.length ? decision.missing : undefined,
     evaluationError: decision?.evaluationError,

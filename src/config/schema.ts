@@ -488,6 +488,8 @@ const routeSchema = z
     validateArguments: z.boolean().default(true),
     /** With `pins` and `validateArguments`: top-level arguments a tool's schema does not declare are invalid. */
     strictArguments: z.boolean().default(true),
+    /** With `pins`: a tool result's `structuredContent` checked against the pinned `outputSchema`. */
+    validateResults: z.boolean().default(false),
   })
   .superRefine((route, ctx) => {
     // Each `when` rule compiles at load, or the file does not load: the problem names where.

@@ -53,56 +53,52 @@ type Compiled =
   | { readonly validate: ValidateFunction; readonly declared: ReadonlySet<string> | undefined }
   | { readonly unusable: string };
 
-const compiled = new WeakMap<Definition, Compiled>();
+/** Compiled schemas, by the pinned schema object (a reload reads new objects: nothing accumulates). */
+const compiled = new WeakMap<object, Compiled>();
 
-function compile(definition: Definition): Compiled {
-  let entry = compiled.get(definition);
-  if (entry !== undefined) return entry;
-  const schema = definition.inputSchema;
+function compile(schema: unknown, field: 'inputSchema' | 'outputSchema'): Compiled {
   if (typeof schema !== 'object' || schema === null || Array.isArray(schema))
-    entry = { unusable: 'no inputSchema' };
-  else {
-    const dialect = String((schema as { $schema?: unknown }).$schema ?? '');
-    const engine =
-      dialect.includes('draft-07') || dialect.includes('draft-06')
-        ? engines.draft7
-        : dialect.includes('2019-09')
-          ? engines.draft2019
-          : engines.draft2020;
-    const recursive = recursiveAlternative(schema, '#', false);
-    if (recursive !== undefined)
+    return { unusable: `no ${field}` };
+  let entry = compiled.get(schema);
+  if (entry !== undefined) return entry;
+  const dialect = String((schema as { $schema?: unknown }).$schema ?? '');
+  const engine =
+    dialect.includes('draft-07') || dialect.includes('draft-06')
+      ? engines.draft7
+      : dialect.includes('2019-09')
+        ? engines.draft2019
+        : engines.draft2020;
+  const recursive = recursiveAlternative(schema, '#', false);
+  if (recursive !== undefined)
+    entry = {
+      unusable: `the pinned ${field} refers back to itself (${recursive}) inside anyOf/oneOf: its validation can take exponential time`,
+    };
+  else
+    try {
+      // Each pinned schema stands alone: without its `$id` none clashes with another's, and it
+      // leaves Ajv's cache once compiled (a reload compiles the pins again; nothing accumulates).
+      const { $id: _, ...standalone } = schema as Record<string, unknown>;
+      const validate = engine.compile(standalone);
+      engine.removeSchema(standalone);
+      const properties = (schema as { properties?: unknown }).properties;
+      const closed = (schema as { additionalProperties?: unknown }).additionalProperties !== undefined;
       entry = {
-        unusable: `the pinned inputSchema refers back to itself (${recursive}) inside anyOf/oneOf: its validation can take exponential time`,
+        validate,
+        declared:
+          typeof properties === 'object' && properties !== null && !closed
+            ? new Set(Object.keys(properties))
+            : undefined,
       };
-    else
-      try {
-        // Each pinned schema stands alone: without its `$id` none clashes with another's, and it
-        // leaves Ajv's cache once compiled (a reload compiles the pins again; nothing accumulates).
-        const { $id: _, ...standalone } = schema as Record<string, unknown>;
-        const validate = engine.compile(standalone);
-        engine.removeSchema(standalone);
-        const properties = (schema as { properties?: unknown }).properties;
-        const closed = (schema as { additionalProperties?: unknown }).additionalProperties !== undefined;
-        entry = {
-          validate,
-          declared:
-            typeof properties === 'object' && properties !== null && !closed
-              ? new Set(Object.keys(properties))
-              : undefined,
-        };
-      } catch (err) {
-        entry = {
-          unusable: `the pinned inputSchema cannot be used (${(err as Error).message.slice(0, 200)})`,
-        };
-      }
-  }
-  compiled.set(definition, entry);
+    } catch (err) {
+      entry = { unusable: `the pinned ${field} cannot be used (${(err as Error).message.slice(0, 200)})` };
+    }
+  compiled.set(schema, entry);
   return entry;
 }
 
 /** Why a tool definition's schema cannot be used to validate calls (they are refused); undefined when it can. */
 export function schemaProblem(definition: Definition): string | undefined {
-  const entry = compile(definition);
+  const entry = compile(definition.inputSchema, 'inputSchema');
   return 'unusable' in entry ? entry.unusable : undefined;
 }
 
@@ -116,7 +112,7 @@ export function toolArgumentProblems(
   args: unknown,
   strict: boolean,
 ): ArgumentProblems {
-  const entry = compile(definition);
+  const entry = compile(definition.inputSchema, 'inputSchema');
   if ('unusable' in entry) return [entry.unusable];
   const value = args ?? {};
   const problems: string[] = [];
@@ -130,17 +126,39 @@ export function toolArgumentProblems(
     for (const key of Object.keys(value))
       if (!entry.declared.has(key))
         problems.push(`/${escapePointer(key)}: not declared by the tool (additionalProperties)`);
+  problems.push(...validated(entry.validate, value, 'inputSchema'));
+  return problems.slice(0, MAX_PROBLEMS);
+}
+
+/**
+ * The problems of a tool result's `structuredContent` against the pinned `outputSchema`
+ * (`validateResults`); undefined when the pinned tool declares none (nothing to hold it to). A
+ * result without `structuredContent` breaks a declared schema too: the specification asks servers
+ * that declare one to provide it. Named by path and keyword, never by the server's values.
+ */
+export function resultProblems(
+  definition: Definition,
+  structuredContent: unknown,
+): ArgumentProblems | undefined {
+  if (definition.outputSchema === undefined) return undefined;
+  const entry = compile(definition.outputSchema, 'outputSchema');
+  if ('unusable' in entry) return [entry.unusable];
+  if (structuredContent === undefined)
+    return ['/: structuredContent missing (the tool declares an outputSchema)'];
+  return validated(entry.validate, structuredContent, 'outputSchema');
+}
+
+/** One validation, its errors described (at most MAX_PROBLEMS); never a throw. */
+function validated(validate: ValidateFunction, value: unknown, field: string): string[] {
   let valid: boolean;
   try {
-    valid = entry.validate(value) === true;
+    valid = validate(value) === true;
   } catch {
     // A hostile schema (recursion through anyOf) can exhaust the stack: nothing passes unchecked.
-    return [...problems, 'the pinned inputSchema could not be evaluated for these arguments'];
+    return [`the pinned ${field} could not be evaluated for this value`];
   }
-  if (!valid)
-    for (const error of (entry.validate.errors ?? []).slice(0, MAX_PROBLEMS))
-      problems.push(describeError(error));
-  return problems.slice(0, MAX_PROBLEMS);
+  if (valid) return [];
+  return (validate.errors ?? []).slice(0, MAX_PROBLEMS).map(describeError);
 }
 
 /** A prompt's arguments: declared names only, the required ones present, every value a string. */

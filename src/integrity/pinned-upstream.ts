@@ -10,7 +10,12 @@ import { modernMeta } from '../upstream/gateway-client.js';
 import type { Listed } from '../upstream/list-server.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { Upstream, UpstreamAnswer, UpstreamRequest } from '../upstream/upstream.js';
-import { type ArgumentProblems, promptArgumentProblems, toolArgumentProblems } from './arguments.js';
+import {
+  type ArgumentProblems,
+  promptArgumentProblems,
+  resultProblems,
+  toolArgumentProblems,
+} from './arguments.js';
 import { type Definition, type DefinitionKind, definitionHash } from './definitions.js';
 import { paramDeclarations, paramMismatches } from './mirrored-params.js';
 import { renderDiff } from './pin-diff.js';
@@ -60,6 +65,8 @@ export interface PinningDeps {
   /** Arguments checked against the pinned definition; `strictArguments`: undeclared ones invalid. */
   readonly validateArguments: boolean;
   readonly strictArguments: boolean;
+  /** A tool result's `structuredContent` checked against the pinned `outputSchema`; a mismatch replaced. */
+  readonly validateResults: boolean;
   /**
    * Whose definitions a request sees: a stdio server run per identity or per session may list
    * differently per process (its key), every other server the same for all ('').
@@ -388,6 +395,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
       // Which pinned definition each call was checked against: the audit record names it.
       const pinned = new Map<string | number, string>();
+      // Calls whose result is held to the pinned output schema, by id as text (a client matches `"1"` to 1).
+      const results = new Map<string, Definition>();
       for (const message of messages) {
         if (typeof message.method !== 'string' || message.id === undefined) continue;
         const list = LISTS.get(message.method);
@@ -413,6 +422,13 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
           );
           return refuse('header_mismatch', { ids, batch: Array.isArray(value), data: { detail: mismatch } });
         }
+        if (
+          kind === 'tool' &&
+          pin !== undefined &&
+          deps.validateResults &&
+          pin.definition.outputSchema !== undefined
+        )
+          results.set(String(message.id), pin.definition);
         if (pin === undefined || !deps.validateArguments) continue;
         const problems =
           kind === 'tool'
@@ -438,7 +454,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       const answer = await inner.send(request);
       if (isRefusal(answer)) return answer;
       if (lists.size > 0) return filtered(request, answer, lists, Array.isArray(value));
-      return unlisted(request, answer, messages, pinned);
+      const relayed = unlisted(request, answer, messages, pinned, results);
+      return results.size === 0 || isEventStream(answer.headers['content-type'])
+        ? relayed
+        : checkedJson(request, relayed, results, Array.isArray(value));
     },
     close: () => {
       closed = true;
@@ -487,16 +506,20 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     answer: UpstreamAnswer,
     messages: readonly Message[],
     pinned: ReadonlyMap<string | number, string>,
+    results: ReadonlyMap<string, Definition> = new Map(),
   ): UpstreamAnswer {
     const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
     if (isEventStream(answer.headers['content-type'])) {
       const scope = deps.scopeOf(request);
       const entry = seenFor(scope);
+      const invalid = new Set<string | number>();
+      const modern = isModern(request.version);
       return {
         ...withPins,
+        ...(results.size === 0 ? {} : { invalidResults: invalid }),
         body: rewrittenEvents(
           answer.body,
-          (message) => keepPinned(scope, entry, message),
+          (message) => checkedResult(keepPinned(scope, entry, message), results, modern, invalid),
           deps.maxResponseBytes,
         ),
       };
@@ -504,6 +527,76 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const [only] = messages;
     if (messages.length !== 1 || only?.id === undefined || only.method === undefined) return withPins;
     return { ...withPins, answers: only.id as string | number };
+  }
+
+  /**
+   * A tool call's JSON answer read whole, its result held to the pinned output schema
+   * (`validateResults`); relayed as re-serialized, still checked by the relay for answering
+   * exactly the request sent.
+   */
+  async function checkedJson(
+    request: UpstreamRequest,
+    answer: UpstreamAnswer,
+    results: ReadonlyMap<string, Definition>,
+    batch: boolean,
+  ): Promise<UpstreamAnswer | Refusal> {
+    if (answer.status !== 200) return answer;
+    const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
+    if (typeof read === 'string')
+      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
+        ids: [...results.keys()],
+      });
+    const invalid = new Set<string | number>();
+    const modern = isModern(request.version);
+    const out = read.map((message) => checkedResult(message, results, modern, invalid));
+    const text = JSON.stringify(batch || out.length !== 1 ? out : out[0]);
+    const session = answer.headers['mcp-session-id'];
+    return {
+      ...answer,
+      headers: {
+        ...(typeof session === 'string' ? { 'mcp-session-id': session } : {}),
+        'content-type': 'application/json',
+        'content-length': String(Buffer.byteLength(text)),
+      },
+      body: bufferBody(text),
+      invalidResults: invalid,
+    };
+  }
+
+  /**
+   * A tool result whose `structuredContent` breaks the pinned `outputSchema`, replaced by an
+   * `isError` result naming paths and keywords (a compromised server cannot hand the model
+   * unexpected data silently), its id noted for the audit; any other message as it is. Error
+   * results, and results that are not final (`input_required`, a task), are not held to it.
+   */
+  function checkedResult(
+    message: Message,
+    results: ReadonlyMap<string, Definition>,
+    modern: boolean,
+    invalid: Set<string | number>,
+  ): Message {
+    if (results.size === 0 || message.method !== undefined) return message;
+    const id = message.id;
+    if (typeof id !== 'string' && typeof id !== 'number') return message;
+    const definition = results.get(String(id));
+    const result = message.result as Record<string, unknown> | undefined;
+    if (definition === undefined || typeof result !== 'object' || result === null || Array.isArray(result))
+      return message;
+    if (result.isError === true) return message;
+    if (result.resultType !== undefined && result.resultType !== 'complete') return message;
+    if (typeof result.task === 'object' && result.task !== null) return message;
+    const problems = resultProblems(definition, result.structuredContent);
+    if (problems === undefined || problems.length === 0) return message;
+    invalid.add(id);
+    logger.warn(
+      { name: definition.name, problems },
+      'a tool result broke the pinned outputSchema: replaced by an error result',
+    );
+    return toolError(
+      id,
+      `The server's result did not match the tool's pinned output schema (checked by the gateway): ${problems.join('; ')}`,
+      modern,
+    );
   }
 
   /**
@@ -572,18 +665,27 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
  * rule (never the caller's values), so the model can correct its call.
  */
 function invalidToolCall(id: RpcId, problems: ArgumentProblems, modern: boolean): UpstreamAnswer {
-  const text = `Invalid arguments (checked by the gateway against the tool's pinned schema): ${problems.join('; ')}`;
   return jsonAnswer(
     200,
-    {
-      jsonrpc: '2.0',
+    toolError(
       id,
-      result: {
-        ...(modern ? { resultType: 'complete' } : {}),
-        content: [{ type: 'text', text }],
-        isError: true,
-      },
-    },
+      `Invalid arguments (checked by the gateway against the tool's pinned schema): ${problems.join('; ')}`,
+      modern,
+    ),
     {},
   );
+}
+
+/** A response carrying a tool result with `isError: true` and one text. */
+function toolError(id: RpcId, text: string, modern: boolean): Message {
+  return {
+    jsonrpc: '2.0',
+    id,
+    result: {
+      // Results the gateway makes itself are final, on the modern protocol said so.
+      ...(modern ? { resultType: 'complete' } : {}),
+      content: [{ type: 'text', text }],
+      isError: true,
+    },
+  };
 }

@@ -131,6 +131,7 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       refreshMs: route.pinRefreshSec * 1000,
       validateArguments: route.validateArguments,
       strictArguments: route.strictArguments,
+      validateResults: route.validateResults,
       // A stdio server run per identity (or session) is a process each: each lists for itself.
       scopeOf:
         processes === 'perIdentity'

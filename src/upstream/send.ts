@@ -64,6 +64,7 @@ export function createSending({
       return answer;
     }
     exchange.pinned = answer.pinned;
+    exchange.invalidResults = answer.invalidResults;
     // Answered by the gateway itself (arguments that break the pin): the server was never asked.
     if (answer.invalidArguments === true) {
       exchange.invalidArguments = true;

@@ -48,6 +48,11 @@ export interface UpstreamAnswer {
   readonly pinned?: ReadonlyMap<string | number, string>;
   /** A tool call answered by the gateway itself: its arguments broke the pinned schema (audited as a denial). */
   readonly invalidArguments?: true;
+  /**
+   * Tool calls whose result broke the pinned output schema and was replaced (`validateResults`):
+   * filled while the answer is read, so the audit, written when it ends, can say so.
+   */
+  readonly invalidResults?: ReadonlySet<string | number>;
 }
 
 /**

@@ -70,6 +70,7 @@ function deniedCall(args: unknown): FinishedExchange {
     upstreamMs: undefined,
     servers: undefined,
     pinned: undefined,
+    invalidResults: undefined,
     cut: undefined,
   };
 }
