@@ -1,7 +1,13 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
-import { LIST_CHANGED_FILTERS, LIST_METHODS, PROMPTS_GET, TOOLS_CALL } from '../jsonrpc/methods.js';
+import {
+  COMPLETION_COMPLETE,
+  LIST_CHANGED_FILTERS,
+  LIST_METHODS,
+  PROMPTS_GET,
+  TOOLS_CALL,
+} from '../jsonrpc/methods.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import { isEventStream } from '../proxy/media-type.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
@@ -401,15 +407,22 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         if (typeof message.method !== 'string' || message.id === undefined) continue;
         const list = LISTS.get(message.method);
         if (list !== undefined) lists.set(message.id as RpcId, list);
-        const kind = CALLS.get(message.method);
-        const params = message.params as { name?: unknown; arguments?: unknown } | undefined;
-        const name = params?.name;
+        const params = message.params as { name?: unknown; arguments?: unknown; ref?: unknown } | undefined;
+        // A completion of a prompt's argument names the prompt: it must be one clients may see.
+        const ref =
+          message.method === COMPLETION_COMPLETE
+            ? (params?.ref as { type?: unknown; name?: unknown })
+            : undefined;
+        const completion = ref?.type === 'ref/prompt';
+        const kind = completion ? 'prompt' : CALLS.get(message.method);
+        const name = completion ? ref?.name : params?.name;
         if (kind === undefined || typeof name !== 'string') continue;
         const ids = messages.flatMap((m) =>
           m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
         );
         if (!(await trusted(request, kind, name)))
           return refuse('tool_changed', { ids, batch: Array.isArray(value) });
+        if (completion) continue;
         // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
         const pin = deps.pins().get(kind, deps.server, name);
         if (pin !== undefined) pinned.set(message.id as string | number, pin.hash);

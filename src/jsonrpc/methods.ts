@@ -148,6 +148,7 @@ export const SUBSCRIPTION_ID_META = 'io.modelcontextprotocol/subscriptionId';
 export const TOOLS_CALL = 'tools/call';
 export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
+export const COMPLETION_COMPLETE = 'completion/complete';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
 
 type Extra = Partial<
@@ -254,7 +255,7 @@ const ROWS: readonly McpMethod[] = [
   request(RESOURCES_SUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
   request(RESOURCES_UNSUBSCRIBE, LEGACY, NONE, 'resource', { federated: 'uri' }),
   request(LISTEN, MODERN, NONE, 'subscriptions', { stream: true, federated: 'listen' }),
-  request('completion/complete', BOTH, NONE, 'completion-ref', { federated: 'ref' }),
+  request(COMPLETION_COMPLETE, BOTH, NONE, 'completion-ref', { federated: 'ref' }),
   request('logging/setLevel', LEGACY, NONE, 'identity', { federated: 'everyServer' }),
   // Server requests of 2025-11-25 (in 2026-07-28 only `input_required` payloads, no methods).
   request('sampling/createMessage', NONE, LEGACY, 'closed', { capability: 'sampling' }),

@@ -6,7 +6,7 @@
  * -32602 and audited `deny` / `invalid_arguments`, and the server never
  * receives it.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -118,6 +118,38 @@ describe('pinned prompt arguments', () => {
         status: 400,
         upstreamStatus: null,
       });
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('refuses a completion of an unpinned prompt’s argument before the server hears of it (last: edits the pins)', async () => {
+    const file = join(dir, 'pins.json');
+    const pins = JSON.parse(readFileSync(file, 'utf8')) as { prompts: { name: string }[] };
+    pins.prompts = pins.prompts.filter((p) => p.name !== FIXTURE_PROMPT_NAME);
+    writeFileSync(file, JSON.stringify(pins, null, 2));
+    const client = await connectV1Client(`${gateway.url}/mcp`);
+    try {
+      await vi.waitFor(
+        async () =>
+          expect((await client.listPrompts()).prompts.map((p) => p.name)).not.toContain(FIXTURE_PROMPT_NAME),
+        { timeout: 5000, interval: 200 },
+      );
+      const before = server.requests.length;
+      await expect(
+        client.complete({
+          ref: { type: 'ref/prompt', name: FIXTURE_PROMPT_NAME },
+          argument: { name: 'topic', value: 'p' },
+        }),
+      ).rejects.toThrow(/tool_changed|changed/);
+      await expect(
+        client.getPrompt({ name: FIXTURE_PROMPT_NAME, arguments: { topic: 'pins' } }),
+      ).rejects.toThrow(/tool_changed|changed/);
+      expect(
+        server.requests
+          .slice(before)
+          .filter((r) => ['completion/complete', 'prompts/get'].includes(String(rpcMethod(r)))),
+      ).toEqual([]);
     } finally {
       await client.close();
     }
