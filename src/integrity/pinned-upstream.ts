@@ -396,81 +396,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
           ? answer
           : unlisted(request, answer, [], new Map());
       }
+      // The messages as the gateway parsed them when they are what is sent (a single-server
+      // route); a federated route's member request is text of its own (names it rewrote).
+      const parsed = request.body?.forward === request.text ? request.body : undefined;
+      if (parsed !== undefined)
+        return sendParsed(request, parsed.messages as readonly Message[], parsed.batch);
       const value: unknown = JSON.parse(request.text);
-      const messages = (Array.isArray(value) ? value : [value]) as Message[];
-      const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
-      // Which pinned definition each call was checked against: the audit record names it.
-      const pinned = new Map<string | number, string>();
-      // Calls whose result is held to the pinned output schema, by id as text (a client matches `"1"` to 1).
-      const results = new Map<string, Definition>();
-      for (const message of messages) {
-        if (typeof message.method !== 'string' || message.id === undefined) continue;
-        const list = LISTS.get(message.method);
-        if (list !== undefined) lists.set(message.id as RpcId, list);
-        const params = message.params as { name?: unknown; arguments?: unknown; ref?: unknown } | undefined;
-        // A completion of a prompt's argument names the prompt: it must be one clients may see.
-        const ref =
-          message.method === COMPLETION_COMPLETE
-            ? (params?.ref as { type?: unknown; name?: unknown })
-            : undefined;
-        const completion = ref?.type === 'ref/prompt';
-        const kind = completion ? 'prompt' : CALLS.get(message.method);
-        const name = completion ? ref?.name : params?.name;
-        if (kind === undefined || typeof name !== 'string') continue;
-        const ids = messages.flatMap((m) =>
-          m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
-        );
-        if (!(await trusted(request, kind, name)))
-          return refuse('tool_changed', { ids, batch: Array.isArray(value) });
-        if (completion) continue;
-        // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
-        const pin = deps.pins().get(kind, deps.server, name);
-        if (pin !== undefined) pinned.set(message.id as string | number, pin.hash);
-        const mismatch =
-          pin === undefined || kind !== 'tool' ? undefined : mirrored(pin.definition, params, request);
-        if (mismatch !== undefined) {
-          logger.info(
-            { kind, name, mismatch },
-            'Mcp-Param headers disagree with the arguments: not forwarded',
-          );
-          return refuse('header_mismatch', { ids, batch: Array.isArray(value), data: { detail: mismatch } });
-        }
-        if (
-          kind === 'tool' &&
-          pin !== undefined &&
-          deps.validateResults &&
-          pin.definition.outputSchema !== undefined
-        )
-          results.set(String(message.id), pin.definition);
-        if (pin === undefined || !deps.validateArguments) continue;
-        const problems =
-          kind === 'tool'
-            ? toolArgumentProblems(pin.definition, params?.arguments, deps.strictArguments)
-            : promptArgumentProblems(pin.definition, params?.arguments);
-        if (problems.length === 0) continue;
-        logger.info(
-          { kind, name, problems },
-          'arguments invalid against the pinned definition: not forwarded',
-        );
-        if (kind === 'prompt' || Array.isArray(value))
-          return refuse('invalid_arguments', {
-            ids,
-            batch: Array.isArray(value),
-            data: { detail: `invalid arguments: ${problems.join('; ')}` },
-          });
-        return {
-          ...invalidToolCall(message.id as RpcId, problems, isModern(request.version)),
-          invalidArguments: true,
-          pinned,
-        };
-      }
-      const answer = await inner.send(request);
-      if (isRefusal(answer)) return answer;
-      if (lists.size > 0) return filtered(request, answer, lists, Array.isArray(value));
-      const relayed = unlisted(request, answer, messages, pinned, results);
-      return results.size === 0 || isEventStream(answer.headers['content-type'])
-        ? relayed
-        : checkedJson(request, relayed, results, Array.isArray(value));
+      return Array.isArray(value)
+        ? sendParsed(request, value as Message[], true)
+        : sendParsed(request, [value as Message], false);
     },
     close: () => {
       closed = true;
@@ -478,6 +412,80 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       return inner.close();
     },
   };
+
+  /** A POST's messages checked against the pins (every call's definition and arguments), then sent. */
+  async function sendParsed(
+    request: UpstreamRequest,
+    messages: readonly Message[],
+    batch: boolean,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const lists = new Map<RpcId, { readonly kind: DefinitionKind; readonly field: string }>();
+    // Which pinned definition each call was checked against: the audit record names it.
+    const pinned = new Map<string | number, string>();
+    // Calls whose result is held to the pinned output schema, by id as text (a client matches `"1"` to 1).
+    const results = new Map<string, Definition>();
+    for (const message of messages) {
+      if (typeof message.method !== 'string' || message.id === undefined) continue;
+      const list = LISTS.get(message.method);
+      if (list !== undefined) lists.set(message.id as RpcId, list);
+      const params = message.params as { name?: unknown; arguments?: unknown; ref?: unknown } | undefined;
+      // A completion of a prompt's argument names the prompt: it must be one clients may see.
+      const ref =
+        message.method === COMPLETION_COMPLETE
+          ? (params?.ref as { type?: unknown; name?: unknown })
+          : undefined;
+      const completion = ref?.type === 'ref/prompt';
+      const kind = completion ? 'prompt' : CALLS.get(message.method);
+      const name = completion ? ref?.name : params?.name;
+      if (kind === undefined || typeof name !== 'string') continue;
+      const ids = messages.flatMap((m) =>
+        m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
+      );
+      if (!(await trusted(request, kind, name))) return refuse('tool_changed', { ids, batch });
+      if (completion) continue;
+      // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
+      const pin = deps.pins().get(kind, deps.server, name);
+      if (pin !== undefined) pinned.set(message.id as string | number, pin.hash);
+      const mismatch =
+        pin === undefined || kind !== 'tool' ? undefined : mirrored(pin.definition, params, request);
+      if (mismatch !== undefined) {
+        logger.info({ kind, name, mismatch }, 'Mcp-Param headers disagree with the arguments: not forwarded');
+        return refuse('header_mismatch', { ids, batch, data: { detail: mismatch } });
+      }
+      if (
+        kind === 'tool' &&
+        pin !== undefined &&
+        deps.validateResults &&
+        pin.definition.outputSchema !== undefined
+      )
+        results.set(String(message.id), pin.definition);
+      if (pin === undefined || !deps.validateArguments) continue;
+      const problems =
+        kind === 'tool'
+          ? toolArgumentProblems(pin.definition, params?.arguments, deps.strictArguments)
+          : promptArgumentProblems(pin.definition, params?.arguments);
+      if (problems.length === 0) continue;
+      logger.info({ kind, name, problems }, 'arguments invalid against the pinned definition: not forwarded');
+      if (kind === 'prompt' || batch)
+        return refuse('invalid_arguments', {
+          ids,
+          batch,
+          data: { detail: `invalid arguments: ${problems.join('; ')}` },
+        });
+      return {
+        ...invalidToolCall(message.id as RpcId, problems, isModern(request.version)),
+        invalidArguments: true,
+        pinned,
+      };
+    }
+    const answer = await inner.send(request);
+    if (isRefusal(answer)) return answer;
+    if (lists.size > 0) return filtered(request, answer, lists, batch);
+    const relayed = unlisted(request, answer, messages, pinned, results);
+    return results.size === 0 || isEventStream(answer.headers['content-type'])
+      ? relayed
+      : checkedJson(request, relayed, results, batch);
+  }
 
   /**
    * Where a tool call's `Mcp-Param-*` headers disagree with its arguments under the pinned schema's
