@@ -56,6 +56,12 @@ export class PinStore {
     return this.sets.get(resolve(this.base, pins)) ?? EMPTY;
   }
 
+  /** What a route reads on each call: its `pins` path resolved once, the set it holds now. */
+  current(pins: string): () => PinSet {
+    const path = resolve(this.base, pins);
+    return () => this.sets.get(path) ?? EMPTY;
+  }
+
   private load(path: string, text: string, volatileMeta: ReadonlySet<string>): void {
     if (text === '') {
       if (!this.sets.has(path))

@@ -383,9 +383,20 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     return differed === undefined || differed.hash === pin.hash || Date.now() - differed.at > deps.refreshMs;
   };
 
-  /** Whether a call of `name` may go: its latest definition is trusted (or `warn`). */
-  const trusted = async (request: UpstreamRequest, kind: DefinitionKind, name: string): Promise<boolean> =>
-    accepted(await current(request), kind, name) || deps.onToolChange === 'warn';
+  /**
+   * Whether a call of `name` may go: its latest definition is trusted (or `warn`). Answered at once
+   * when what was seen is fresh (the common case: no promise to wait for), else after listing.
+   */
+  const trusted = (
+    request: UpstreamRequest,
+    kind: DefinitionKind,
+    name: string,
+  ): boolean | Promise<boolean> => {
+    const warn = deps.onToolChange === 'warn';
+    const entry = seen.get(deps.scopeOf(request));
+    if (entry !== undefined && fresh(entry)) return accepted(entry, kind, name) || warn;
+    return current(request).then((listed) => accepted(listed, kind, name) || warn);
+  };
 
   return {
     async send(request) {
@@ -441,7 +452,9 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       const ids = messages.flatMap((m) =>
         m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
       );
-      if (!(await trusted(request, kind, name))) return refuse('tool_changed', { ids, batch });
+      const verdict = trusted(request, kind, name);
+      if (!(typeof verdict === 'boolean' ? verdict : await verdict))
+        return refuse('tool_changed', { ids, batch });
       if (completion) continue;
       // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
       const pin = deps.pins().get(kind, deps.server, name);

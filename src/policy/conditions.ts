@@ -85,10 +85,12 @@ export function compileCondition(source: string): Condition | ConditionProblem {
       offset: typeof offset === 'number' ? offset : 0,
     };
   }
-  const fields = new Set<string>();
-  const problem = walk(ast.expr, positionsOf(ast), VARIABLES, 0, fields);
+  const facts: Facts = { fields: new Set(), variables: new Set(), loops: false };
+  const problem = walk(ast.expr, positionsOf(ast), VARIABLES, 0, facts);
   if (problem !== undefined) return problem;
+  const { fields } = facts;
   const folded = new Map([...fields].map((field) => [field.toLowerCase(), field]));
+  const readsIdentity = facts.variables.has('identity');
   const run = plan(ENV, ast);
   return {
     source,
@@ -99,11 +101,14 @@ export function compileCondition(source: string): Condition | ConditionProblem {
       if (variant !== undefined)
         return { error: 'an argument key differs from a field the rule reads only in case' };
       const budget = { left: BUDGET };
+      // Without a comprehension a rule reads a fixed number of fields, each once: only loops need
+      // the metering (and its proxies' cost). What the rule never names is not handed to it.
+      const meter = (value: unknown) => (facts.loops ? metered(value, budget) : value);
       let result: unknown;
       try {
         result = run({
-          args: metered(input.args ?? {}, budget),
-          identity: metered(input.identity, budget),
+          args: meter(input.args ?? {}),
+          ...(readsIdentity ? { identity: meter(input.identity) } : {}),
           route: input.route,
         } as never);
       } catch (err) {
@@ -169,13 +174,20 @@ function positionsOf(ast: Ast): Readonly<Record<string, number>> {
   return positions ?? {};
 }
 
-/** Unknown identifiers and nesting too deep, with the offset of the node that has them. */
+/** What a rule reads: the fields it selects, the variables it names, whether it loops. */
+interface Facts {
+  readonly fields: Set<string>;
+  readonly variables: Set<string>;
+  loops: boolean;
+}
+
+/** Unknown identifiers and nesting too deep, with the offset of the node that has them; `facts` gathered. */
 function walk(
   expr: Expr | undefined,
   positions: Readonly<Record<string, number>>,
   scope: ReadonlySet<string>,
   depth: number,
-  fields: Set<string>,
+  facts: Facts,
 ): ConditionProblem | undefined {
   if (expr === undefined) return undefined;
   const kind = expr.exprKind;
@@ -186,13 +198,15 @@ function walk(
     nested = depth,
   ): ConditionProblem | undefined => {
     for (const item of items) {
-      const problem = walk(item, positions, inner, nested, fields);
+      const problem = walk(item, positions, inner, nested, facts);
       if (problem !== undefined) return problem;
     }
     return undefined;
   };
   switch (kind.case) {
     case 'identExpr':
+      // A comprehension's own variable may shadow one: counting it as read costs only a conversion.
+      if (VARIABLES.has(kind.value.name)) facts.variables.add(kind.value.name);
       return scope.has(kind.value.name)
         ? undefined
         : {
@@ -200,8 +214,8 @@ function walk(
             offset: at,
           };
     case 'selectExpr':
-      fields.add(kind.value.field);
-      return walk(kind.value.operand, positions, scope, depth, fields);
+      facts.fields.add(kind.value.field);
+      return walk(kind.value.operand, positions, scope, depth, facts);
     case 'callExpr':
       return all([kind.value.target, ...kind.value.args]);
     case 'listExpr':
@@ -215,6 +229,7 @@ function walk(
       );
     case 'comprehensionExpr': {
       const comprehension = kind.value;
+      facts.loops = true;
       if (depth + 1 > MAX_NESTING)
         return { message: `comprehensions nested deeper than ${MAX_NESTING}`, offset: at };
       const outer = all([comprehension.iterRange, comprehension.accuInit]);

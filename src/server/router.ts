@@ -125,7 +125,7 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
     return pinUpstream(upstream, {
       route: route.route,
       server: target.server,
-      pins: () => pinStore.get(pins),
+      pins: pinStore.current(pins),
       volatileMeta: new Set(route.volatileMeta),
       onToolChange: route.onToolChange,
       refreshMs: route.pinRefreshSec * 1000,
