@@ -399,20 +399,26 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   };
 
   return {
-    async send(request) {
-      if (request.method !== 'POST' || request.text === undefined) {
+    // Not `async`: the promise of the step that answers is returned as it is (no extra ticks per call).
+    send(request) {
+      if (request.method !== 'POST' || request.text === undefined)
         // A GET stream: a list on it goes through the pins like any.
-        const answer = await inner.send(request);
-        return isRefusal(answer) || request.method !== 'GET'
-          ? answer
-          : unlisted(request, answer, [], new Map());
-      }
+        return inner
+          .send(request)
+          .then((answer) =>
+            isRefusal(answer) || request.method !== 'GET' ? answer : unlisted(request, answer, [], new Map()),
+          );
       // The messages as the gateway parsed them when they are what is sent (a single-server
       // route); a federated route's member request is text of its own (names it rewrote).
       const parsed = request.body?.forward === request.text ? request.body : undefined;
       if (parsed !== undefined)
         return sendParsed(request, parsed.messages as readonly Message[], parsed.batch);
-      const value: unknown = JSON.parse(request.text);
+      let value: unknown;
+      try {
+        value = JSON.parse(request.text);
+      } catch (err) {
+        return Promise.reject(err);
+      }
       return Array.isArray(value)
         ? sendParsed(request, value as Message[], true)
         : sendParsed(request, [value as Message], false);
@@ -449,12 +455,9 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       const kind = completion ? 'prompt' : CALLS.get(message.method);
       const name = completion ? ref?.name : params?.name;
       if (kind === undefined || typeof name !== 'string') continue;
-      const ids = messages.flatMap((m) =>
-        m.id === undefined || m.method === undefined ? [] : [m.id as RpcId],
-      );
       const verdict = trusted(request, kind, name);
       if (!(typeof verdict === 'boolean' ? verdict : await verdict))
-        return refuse('tool_changed', { ids, batch });
+        return refuse('tool_changed', { ids: requestIds(messages), batch });
       if (completion) continue;
       // Against the pin, also under `warn` (a changed tool is served, never checked against its new schema).
       const pin = deps.pins().get(kind, deps.server, name);
@@ -463,7 +466,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         pin === undefined || kind !== 'tool' ? undefined : mirrored(pin.definition, params, request);
       if (mismatch !== undefined) {
         logger.info({ kind, name, mismatch }, 'Mcp-Param headers disagree with the arguments: not forwarded');
-        return refuse('header_mismatch', { ids, batch, data: { detail: mismatch } });
+        return refuse('header_mismatch', { ids: requestIds(messages), batch, data: { detail: mismatch } });
       }
       if (
         kind === 'tool' &&
@@ -481,7 +484,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       logger.info({ kind, name, problems }, 'arguments invalid against the pinned definition: not forwarded');
       if (kind === 'prompt' || batch)
         return refuse('invalid_arguments', {
-          ids,
+          ids: requestIds(messages),
           batch,
           data: { detail: `invalid arguments: ${problems.join('; ')}` },
         });
@@ -542,8 +545,8 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     pinned: ReadonlyMap<string | number, string>,
     results: ReadonlyMap<string, Definition> = new Map(),
   ): UpstreamAnswer {
-    const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
     if (isEventStream(answer.headers['content-type'])) {
+      const withPins = pinned.size === 0 ? answer : { ...answer, pinned };
       const scope = deps.scopeOf(request);
       const entry = seenFor(scope);
       const invalid = new Set<string | number>();
@@ -559,8 +562,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       };
     }
     const [only] = messages;
-    if (messages.length !== 1 || only?.id === undefined || only.method === undefined) return withPins;
-    return { ...withPins, answers: only.id as string | number };
+    const answers =
+      messages.length !== 1 || only?.method === undefined ? undefined : (only.id as RpcId | undefined);
+    if (answers === undefined || answers === null) return pinned.size === 0 ? answer : { ...answer, pinned };
+    return pinned.size === 0 ? { ...answer, answers } : { ...answer, pinned, answers };
   }
 
   /**
@@ -722,4 +727,9 @@ function toolError(id: RpcId, text: string, modern: boolean): Message {
       isError: true,
     },
   };
+}
+
+/** The ids of a body's requests: one error each when the body is refused. */
+function requestIds(messages: readonly Message[]): RpcId[] {
+  return messages.flatMap((m) => (m.id === undefined || m.method === undefined ? [] : [m.id as RpcId]));
 }

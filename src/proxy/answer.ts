@@ -17,7 +17,7 @@ import type { Containment } from '../server/contain.js';
 import { corsHeaders } from '../server/respond.js';
 import type { Router } from '../server/router.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
-import { BODY_FRAMING_HEADERS, clientResponseHeaders } from './headers.js';
+import { clientResponseHeaders } from './headers.js';
 import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
 import { clientSessionId } from './session-stage.js';
 import type { SessionSealer } from './sessions.js';
@@ -184,9 +184,8 @@ function answerHeaders(
   sessions: SessionSealer,
   rewritten: boolean,
 ): OutgoingHttpHeaders {
-  const headers = clientResponseHeaders(answer.headers);
   // The body is rewritten: the upstream's length and digests describe bytes the client never gets.
-  if (rewritten) for (const name of BODY_FRAMING_HEADERS) delete headers[name];
+  const headers = clientResponseHeaders(answer.headers, rewritten);
   headers['x-request-id'] = exchange.requestId;
   if (exchange.limitHeaders !== undefined) Object.assign(headers, exchange.limitHeaders);
   const upstreamSession = answer.headers['mcp-session-id'];
