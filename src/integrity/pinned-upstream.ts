@@ -1,6 +1,7 @@
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
 import { isRefusal, type Refusal, type RpcId, refuse } from '../errors.js';
+import { withoutCaseVariants } from '../jsonrpc/case-fold.js';
 import {
   COMPLETION_COMPLETE,
   LIST_CHANGED_FILTERS,
@@ -121,6 +122,7 @@ const SHAPES: readonly (readonly [string, DefinitionKind])[] = [
   ['tools', 'tool'],
   ['prompts', 'prompt'],
 ];
+const SHAPE_FIELDS: ReadonlySet<string> = new Set(SHAPES.map(([field]) => field));
 /** Callers (identities, sessions) whose view of a server is kept at once. */
 const MAX_SCOPES = 10_000;
 /** Changed definitions remembered as reported. */
@@ -565,7 +567,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const answers =
       messages.length !== 1 || only?.method === undefined ? undefined : (only.id as RpcId | undefined);
     if (answers === undefined || answers === null) return pinned.size === 0 ? answer : { ...answer, pinned };
-    return pinned.size === 0 ? { ...answer, answers } : { ...answer, pinned, answers };
+    // Checked by the relay for a list-shaped result under another id, the only one pins fear here.
+    return pinned.size === 0
+      ? { ...answer, answers, answersGuard: 'lists' }
+      : { ...answer, pinned, answers, answersGuard: 'lists' };
   }
 
   /**
@@ -644,13 +649,15 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
    */
   function keepPinned(scope: string, entry: Seen, message: Message): Message {
     if (typeof message.method === 'string' && LIST_CHANGED.has(message.method)) announced(scope);
-    const result = message.result;
-    if (typeof result !== 'object' || result === null || Array.isArray(result)) return message;
-    let out: Record<string, unknown> | undefined;
+    const given = message.result;
+    if (typeof given !== 'object' || given === null || Array.isArray(given)) return message;
+    // `"Tools"` or `"toolſ"`: a case-insensitive client reads it as the list, which the pins never saw.
+    const result = withoutCaseVariants(given as Record<string, unknown>, SHAPE_FIELDS);
+    let out: Record<string, unknown> | undefined = result === given ? undefined : result;
     for (const [field, kind] of SHAPES) {
-      const items = (result as Record<string, unknown>)[field];
+      const items = result[field];
       if (!Array.isArray(items)) continue;
-      out ??= { ...(result as Record<string, unknown>) };
+      out ??= { ...result };
       out[field] = items.filter((item) => {
         const verdict = observe(entry, kind, item);
         if (deps.onToolChange === 'warn') return true;

@@ -100,3 +100,17 @@ function foldedNames(names: ReadonlySet<string>): ReadonlySet<string> {
   }
   return folded;
 }
+
+/**
+ * `object` without the keys that fold to one of `names` without being it (`"Tools"`, `"toolſ"`
+ * where `tools` is meant); `object` itself when it has none. A list result relayed to a
+ * case-insensitive client must carry its list under one spelling only: the one the gateway read.
+ */
+export function withoutCaseVariants<T extends object>(object: T, names: ReadonlySet<string>): T {
+  if (!hasCaseVariant(object, names)) return object;
+  const folded = foldedNames(names);
+  const kept: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(object))
+    if (names.has(key) || !folded.has(foldKey(key))) kept[key] = value;
+  return kept as T;
+}

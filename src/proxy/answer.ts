@@ -225,7 +225,8 @@ async function relayOwnAnswer(
     exchange.upstreamError = 'too_large';
     return exchange.refuse(refuse('response_too_large'));
   }
-  if (answersAnother(whole.toString('utf8'), id)) {
+  const text = whole.toString('utf8');
+  if (!(answer.answersGuard === 'lists' && listFree(text)) && answersAnother(text, id)) {
     deps.logger.warn(
       { requestId: exchange.requestId, servers: answer.servers },
       'server answered another request than the one routed to it: refused',
@@ -544,6 +545,21 @@ function errorCode(err: unknown): string {
 
 /** A listener that keeps a late 'error' of a finished upstream body from being thrown. */
 function ignore(): void {}
+
+/**
+ * Whether a JSON text can hold no `tools` or `prompts` field: it is ASCII, neither name (in any
+ * case) ends a string in it, and no `\u` escape could spell one. Two linear regular expressions,
+ * no parse.
+ */
+function listFree(text: string): boolean {
+  // ASCII only: a non-ASCII key can fold to one (`toolſ`); such answers are parsed.
+  return ASCII.test(text) && !LIST_KEY.test(text);
+}
+
+/** Plain ASCII text, printable or not (a JSON text needs no more). */
+const ASCII = /^[\x00-\x7f]*$/;
+/** A key ending a list field's name in any case, or an escape that could spell one. */
+const LIST_KEY = /tools"|prompts"|\\u/i;
 
 /**
  * Whether a JSON text holds a response to another id than `id` (a null id answers nothing). Every

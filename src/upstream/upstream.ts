@@ -44,6 +44,12 @@ export interface UpstreamAnswer {
    * an answer whole — of no use to the client before it is whole anyway — and checks it there.
    */
   readonly answers?: string | number;
+  /**
+   * What the `answers` check guards against when it is not the federation's: on a pinned route,
+   * only a list-shaped result smuggled under another id (`lists`) — so an answer whose text names
+   * no `tools` or `prompts` field (and spells nothing with `\u` escapes) needs no parsing.
+   */
+  readonly answersGuard?: 'lists';
   /** A pinned route's calls (by request id): the hash of the pinned definition they were checked against. */
   readonly pinned?: ReadonlyMap<string | number, string>;
   /** A tool call answered by the gateway itself: its arguments broke the pinned schema (audited as a denial). */

@@ -115,6 +115,34 @@ describe('createAnswerRelay', () => {
     expect(await finished).toMatchObject({ status: 200, sse: false, answers: [{ id: 1, isError: true }] });
   });
 
+  it('relays a pinned call’s JSON answer that can hold no list without parsing it, and refuses one that might, answering another id', async () => {
+    const guarded = (text: string) => () => ({
+      ...upstreamAnswer(200, { 'content-type': 'application/json' }, [text]),
+      answers: 1,
+      answersGuard: 'lists' as const,
+    });
+    // No list field can be in it: relayed (its other-id response is no list a client could misuse).
+    const plain = '{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"ok"}]}}';
+    server = await serve(call, guarded(plain));
+    let answer = await fetch(server.url, { method: 'POST', body: '{}' });
+    expect(await answer.text()).toBe(plain);
+    await server.close();
+    // A list under another id, however spelled: `"Tools"`, `"toolſ"` (Go folds it to tools), an escape.
+    for (const smuggled of [
+      '{"jsonrpc":"2.0","id":"7","result":{"Tools":[{"name":"evil"}]}}',
+      '{"jsonrpc":"2.0","id":"7","result":{"toolſ":[{"name":"evil"}]}}',
+      '{"jsonrpc":"2.0","id":"7","result":{"tool\\u0073":[{"name":"evil"}]}}',
+      '{"jsonrpc":"2.0","id":"7","result":{"prompts":[{"name":"evil"}]}}',
+    ]) {
+      server = await serve(call, guarded(smuggled));
+      answer = await fetch(server.url, { method: 'POST', body: '{}' });
+      expect(answer.status, smuggled).toBe(502);
+      expect(await answer.text()).not.toContain('evil');
+      await server.close();
+    }
+    server = undefined;
+  });
+
   it('rewrites an SSE list answer event by event, filtered to what the caller may use', async () => {
     const event = (data: string) => `event: message\ndata: ${data}\n\n`;
     const tools = '{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"read_file"},{"name":"drop_table"}]}}';
