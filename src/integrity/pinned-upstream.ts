@@ -244,7 +244,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const entry = seenFor(scope);
     for (let attempt = 0; attempt < 2 && !fresh(entry); attempt++) {
       entry.listing ??= (
-        scope === '' && deps.ownListing?.shared === true ? listOwn(entry) : listAll(request, entry)
+        scope === '' && deps.ownListing?.shared === true
+          ? // The gateway's own listing; when it fails (a server that will not list for it), the caller's.
+            listOwn(entry).then((listed) => (listed ? undefined : listAll(request, entry)))
+          : listAll(request, entry)
       ).finally(() => {
         entry.listing = undefined;
       });
@@ -273,10 +276,10 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     entry.listedGeneration = generation;
   };
 
-  /** The gateway's own listing (a client of its own); a failure records nothing new. */
-  const listOwn = async (entry: Seen): Promise<void> => {
+  /** The gateway's own listing (a client of its own); a failure records nothing new (false). */
+  const listOwn = async (entry: Seen): Promise<boolean> => {
     const own = deps.ownListing;
-    if (own === undefined) return;
+    if (own === undefined) return false;
     const generation = entry.generation;
     const listed = await own.list().catch((err: unknown) => ({ failure: 'error' as const, err }));
     if ('failure' in listed) {
@@ -284,11 +287,12 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
         { failure: listed.failure },
         'the gateway could not list the server to compare its definitions with the pins: callers list it again',
       );
-      return;
+      return false;
     }
     const items = new Map<DefinitionKind, readonly unknown[]>();
     for (const [field, list] of listed.items) items.set(field === 'tools' ? 'tool' : 'prompt', list);
     replace(entry, items, generation);
+    return true;
   };
 
   /** The scope the own listing stands for: the callers' shared one, or a process of its own. */
@@ -309,9 +313,11 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
       }
       return;
     }
-    entry.listing = listOwn(entry).finally(() => {
-      entry.listing = undefined;
-    });
+    entry.listing = listOwn(entry)
+      .then(() => undefined)
+      .finally(() => {
+        entry.listing = undefined;
+      });
   };
   /** A server that says its list changed: what was seen in that scope is stale at once. */
   const announced = (scope: string): void => {
