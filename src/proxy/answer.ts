@@ -556,8 +556,8 @@ function listFree(text: string): boolean {
   return ASCII.test(text) && !LIST_KEY.test(text);
 }
 
-/** Plain ASCII text, printable or not (a JSON text needs no more). */
-const ASCII = /^[\x00-\x7f]*$/;
+/** Printable ASCII and JSON whitespace: any other character (non-ASCII, a raw control one) takes the parsing path. */
+const ASCII = /^[\t\n\r\x20-\x7e]*$/;
 /** A key ending a list field's name in any case, or an escape that could spell one. */
 const LIST_KEY = /tools"|prompts"|\\u/i;
 
