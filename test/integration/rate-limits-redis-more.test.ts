@@ -222,7 +222,9 @@ describe('SCRIPT FLUSH on the server between calls', () => {
 describe('the rate-limit script failing in Redis', () => {
   const env = withOwnRedis({
     commandTimeoutMs: 1000,
-    routes: () => route('/s/mcp', upstream.url, '[{ per: identity, limit: 1000/hour }]', 'open'),
+    // 100/hour: one call's counter lives 36 s in Redis (at 1000/hour, 3.6 s — less than a loaded
+    // CI machine may take before the test looks for it).
+    routes: () => route('/s/mcp', upstream.url, '[{ per: identity, limit: 100/hour }]', 'open'),
   });
 
   it('is 500 internal on a failMode: open route, counted; the upstream sees nothing; never the fallback', async () => {
