@@ -1,4 +1,4 @@
-// npm run bench:auth: the authentication paths under the same tools/call load — the gateway with an
+// npm run bench:auth (and the `auth` row of npm run bench): the authentication paths under the same tools/call load — the gateway with an
 // API key, with a JWT (RS256, one token reused as agents do), and with mTLS, beside a bare TLS
 // pass-through that also requires a client certificate. Certificates come from openssl, keys and
 // tokens from the gateway's own code and jose, all made fresh in a temporary directory.
@@ -8,13 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { newApiKey } from '../dist/auth/api-key.js';
-import { compare, report, start, stopAll } from './harness.mjs';
+import { compare, isMain, report, start, stopAll, verdict } from './harness.mjs';
 
-const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-auth-'));
-const file = (name) => join(dir, name);
 const openssl = (...args) => execFileSync('openssl', args, { stdio: ['ignore', 'ignore', 'pipe'] });
 
-function certificates() {
+function certificates(file) {
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
   openssl(
     'req',
@@ -64,7 +62,7 @@ function certificates() {
   }
 }
 
-function policy(name, { tls = '', identities, methods }) {
+function policy(file, upstream, name, { tls = '', identities, methods }) {
   const scheme = tls ? 'https' : 'http';
   writeFileSync(
     file(`${name}.yaml`),
@@ -79,84 +77,90 @@ ${identities}
 routes:
   - route: /mcp
     resource: ${scheme}://127.0.0.1/mcp
-    upstream: ${process.env.UPSTREAM}
+    upstream: ${upstream}
     authentication: { methods: [${methods}] }
 `,
   );
   return file(`${name}.yaml`);
 }
 
-certificates();
-const upstream = await start('upstream');
-process.env.UPSTREAM = upstream.url;
+/** Starts the participants, drives the load, prints the table and the verdicts. */
+export async function benchAuth() {
+  const dir = mkdtempSync(join(tmpdir(), 'portcullis-bench-auth-'));
+  const file = (name) => join(dir, name);
+  certificates(file);
+  const upstream = await start('upstream');
 
-const apiKey = newApiKey('pk_bench_');
-const { publicKey, privateKey } = await generateKeyPair('RS256');
-const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
-const token = await new SignJWT({ scope: 'notes:read' })
-  .setProtectedHeader({ alg: 'RS256', kid: 'bench-1' })
-  .setIssuer('https://idp.bench.example/')
-  .setSubject('agent-7')
-  .setAudience('http://127.0.0.1/mcp')
-  .setIssuedAt()
-  .setExpirationTime('1h')
-  .sign(privateKey);
-const tlsSection = `tls: { cert: ${file('server.crt')}, key: ${file('server.key')}, clientCA: ${file('ca.crt')}, clientCertificate: required }`;
-const clientTls = {
-  tlsOptions: {
-    cert: readFileSync(file('client.crt')),
-    key: readFileSync(file('client.key')),
-    ca: readFileSync(file('ca.crt')),
-  },
-};
-
-const targets = [
-  await start(
-    'policy',
-    [
-      policy('apikey', {
-        identities: `  apiKeys: [{ id: bench, hash: "${apiKey.hash}" }]`,
-        methods: 'apiKey',
-      }),
-    ],
-    {
-      headers: { authorization: `Bearer ${apiKey.key}` },
+  const apiKey = newApiKey('pk_bench_');
+  const { publicKey, privateKey } = await generateKeyPair('RS256');
+  const jwk = { ...(await exportJWK(publicKey)), kid: 'bench-1', alg: 'RS256', use: 'sig' };
+  const token = await new SignJWT({ scope: 'notes:read' })
+    .setProtectedHeader({ alg: 'RS256', kid: 'bench-1' })
+    .setIssuer('https://idp.bench.example/')
+    .setSubject('agent-7')
+    .setAudience('http://127.0.0.1/mcp')
+    .setIssuedAt()
+    .setExpirationTime('1h')
+    .sign(privateKey);
+  const tlsSection = `tls: { cert: ${file('server.crt')}, key: ${file('server.key')}, clientCA: ${file('ca.crt')}, clientCertificate: required }`;
+  const clientTls = {
+    tlsOptions: {
+      cert: readFileSync(file('client.crt')),
+      key: readFileSync(file('client.key')),
+      ca: readFileSync(file('ca.crt')),
     },
-  ),
-  await start(
-    'policy',
-    [
-      policy('jwt', {
-        identities: `  jwt: [{ issuer: "https://idp.bench.example/", keys: [${JSON.stringify(jwk)}], algorithms: [RS256] }]`,
-        methods: 'jwt',
-      }),
-    ],
-    { headers: { authorization: `Bearer ${token}` } },
-  ),
-  await start(
-    'policy',
-    [
-      policy('mtls', {
-        tls: tlsSection,
-        identities: '  mtls: [{ name: agent, match: { uri: "spiffe://bench/agent" } }]',
-        methods: 'mtls',
-      }),
-    ],
-    clientTls,
-  ),
-  await start('bare-tls', [upstream.url, dir], clientTls),
-];
-// One process per participant: name them for the report.
-['gateway-apikey', 'gateway-jwt', 'gateway-mtls', 'bare-tls'].forEach((kind, i) => {
-  targets[i].kind = kind;
-});
-try {
-  const s = await compare(targets);
-  report(s, [
-    `jwt ÷ api key:     ${(s['gateway-jwt'].rps / s['gateway-apikey'].rps).toFixed(3)} (target ≥ 0.95)`,
-    `mtls ÷ bare TLS:   ${(s['gateway-mtls'].rps / s['bare-tls'].rps).toFixed(3)} (target ≥ 0.85)`,
-  ]);
-} finally {
-  stopAll([upstream, ...targets]);
-  rmSync(dir, { recursive: true, force: true });
+  };
+
+  const targets = [
+    await start(
+      'policy',
+      [
+        policy(file, upstream.url, 'apikey', {
+          identities: `  apiKeys: [{ id: bench, hash: "${apiKey.hash}" }]`,
+          methods: 'apiKey',
+        }),
+      ],
+      {
+        headers: { authorization: `Bearer ${apiKey.key}` },
+      },
+    ),
+    await start(
+      'policy',
+      [
+        policy(file, upstream.url, 'jwt', {
+          identities: `  jwt: [{ issuer: "https://idp.bench.example/", keys: [${JSON.stringify(jwk)}], algorithms: [RS256] }]`,
+          methods: 'jwt',
+        }),
+      ],
+      { headers: { authorization: `Bearer ${token}` } },
+    ),
+    await start(
+      'policy',
+      [
+        policy(file, upstream.url, 'mtls', {
+          tls: tlsSection,
+          identities: '  mtls: [{ name: agent, match: { uri: "spiffe://bench/agent" } }]',
+          methods: 'mtls',
+        }),
+      ],
+      clientTls,
+    ),
+    await start('bare-tls', [upstream.url, dir], clientTls),
+  ];
+  // One process per participant: name them for the report.
+  ['gateway-apikey', 'gateway-jwt', 'gateway-mtls', 'bare-tls'].forEach((kind, i) => {
+    targets[i].kind = kind;
+  });
+  try {
+    const s = await compare(targets);
+    report(s, [
+      verdict('jwt ÷ api key', s['gateway-jwt'].rps / s['gateway-apikey'].rps, 0.95),
+      verdict('mtls ÷ bare TLS', s['gateway-mtls'].rps / s['bare-tls'].rps, 0.85),
+    ]);
+  } finally {
+    stopAll([upstream, ...targets]);
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
+
+if (isMain(import.meta.url)) await benchAuth();

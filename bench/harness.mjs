@@ -1,13 +1,14 @@
-// Shared by bench/run.mjs and bench/auth.mjs: start participants in their own processes, drive the
+// Shared by bench/run.mjs and the bench:* scripts: start participants in their own processes, drive the
 // same tools/call load at each in interleaved rounds, and report medians; or time one request
 // after another at each (latency) in interleaved rounds.
 //   BENCH_ROUNDS (default 5), BENCH_DURATION seconds per run (default 5), BENCH_CONNECTIONS (default 32)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import autocannon from 'autocannon';
-import { Client } from 'undici';
+import { Client, Pool } from 'undici';
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
@@ -42,7 +43,8 @@ export function callBody(name, args = {}) {
 /**
  * Starts `node bench/servers.mjs kind ...args` (another checkout's `servers` when given, reported
  * as `label`) and waits for its port. `client` carries what the
- * load generator must send to it: extra headers (a credential, another `Mcp-Name`), TLS options
+ * load generator must send to it: extra headers (a credential, another `Mcp-Name`; undefined
+ * leaves one of the load's headers out), TLS options
  * (a client certificate) and another body (another tool's name).
  */
 export async function start(kind, args = [], client = {}, servers = SERVERS, label = kind) {
@@ -51,7 +53,13 @@ export async function start(kind, args = [], client = {}, servers = SERVERS, lab
       ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile']
       : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
   const child = fork(servers, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  const [message] = await once(child, 'message');
+  // A participant that exits before it listens (a policy that does not load) fails the row
+  // instead of leaving the run waiting for its port.
+  const exited = once(child, 'exit').then(([code]) => {
+    throw new Error(`participant ${label} (${kind} ${args.join(' ')}) exited ${code} before listening`);
+  });
+  const [message] = await Promise.race([once(child, 'message'), exited]);
+  exited.catch(() => {});
   const scheme = message.tls ? 'https' : 'http';
   return {
     kind: label,
@@ -70,10 +78,13 @@ function cpu(child) {
 
 async function drive(target, duration) {
   const before = await cpu(target.child);
+  const headers = { ...HEADERS, ...target.client.headers };
+  // A header the participant's client maps to undefined is not sent (a tools/list names no tool).
+  for (const name of Object.keys(headers)) if (headers[name] === undefined) delete headers[name];
   const result = await autocannon({
     url: target.url,
     method: 'POST',
-    headers: { ...HEADERS, ...target.client.headers },
+    headers,
     body: target.client.body ?? BODY,
     connections: CONNECTIONS,
     duration,
@@ -237,6 +248,10 @@ export function report(summary, lines) {
   );
 }
 
+/** The module at `url` was run as a script (`node bench/auth.mjs`), not imported by bench/run.mjs. */
+export const isMain = (url) =>
+  process.argv[1] !== undefined && resolve(process.argv[1]) === fileURLToPath(url);
+
 export function stopAll(participants) {
   // SIGTERM lets a profiled participant write its profile.
   for (const p of participants) p.child.kill('SIGTERM');
@@ -244,10 +259,22 @@ export function stopAll(participants) {
 
 /**
  * Writes a gateway policy for a participant: loopback listeners, audit to a file in `dir`, one
- * anonymous route `/mcp` to `upstream` whose extra YAML lines are `route`; `top` adds sections;
- * `audit` replaces the audit section (a flow mapping).
+ * route `/mcp` to `upstream` whose extra YAML lines are `route`; `top` adds sections; `audit`
+ * replaces the audit section (a flow mapping). Anonymous unless `identities` (the YAML lines under
+ * `identities:`) and `methods` (the route's authentication methods) say otherwise.
  */
-export function writePolicy(dir, name, { upstream, route, top = '', audit = '' }) {
+export function writePolicy(
+  dir,
+  name,
+  {
+    upstream,
+    route,
+    top = '',
+    audit = '',
+    identities = '  anonymous: { scopes: [notes:read] }',
+    methods = 'anonymous',
+  },
+) {
   const file = join(dir, `${name}.yaml`);
   const auditSection = audit || `{ destination: ${JSON.stringify(join(dir, `${name}-audit.jsonl`))} }`;
   writeFileSync(
@@ -258,14 +285,173 @@ audit: ${auditSection}
 log: { level: warn }
 ${top}
 identities:
-  anonymous: { scopes: [notes:read] }
+${identities}
 routes:
   - route: /mcp
     resource: http://127.0.0.1/mcp
     upstream: ${upstream}
-    authentication: { methods: [anonymous] }
+    authentication: { methods: [${methods}] }
 ${route}
 `,
   );
   return file;
+}
+
+/**
+ * A route's `tools:` section listing `count` entries: `list_notes` (the call of every row) and a
+ * realistic mix of the rest — mostly exact names, every tenth a pattern with its own literal
+ * prefix — none of which matches a tool the bench upstream has, so the call's lookup is the same
+ * whatever the count.
+ */
+export function toolsSection(count) {
+  const tools = ['      list_notes: notes:read'];
+  for (let i = 1; i < count; i++) {
+    tools.push(
+      i % 10 === 0 ? `      "group${i}_*": [notes:read, scope${i}]` : `      tool_${i}: scope${i % 17}`,
+    );
+  }
+  return `    tools:\n${tools.join('\n')}`;
+}
+
+/**
+ * The issue's targets met or not, in the order checked: every `verdict` of this process, for the
+ * table `npm run bench` ends with.
+ */
+const VERDICTS = [];
+
+const COMPARE = {
+  '≥': (value, target) => value >= target,
+  '≤': (value, target) => value <= target,
+};
+
+/**
+ * Checks `value` against `target` (`cmp` '≥' or '≤'), remembers it for `targetsTable` and returns
+ * the line a row prints: `label: 0.912 (target ≥ 0.95) FAIL`. `digits` formats both figures, `unit`
+ * follows them; a `stretch` target is reported as such (it is not the issue's bar), `note` is
+ * appended. A value that is not a finite number (a row that could not measure it) fails.
+ */
+export function verdict(
+  label,
+  value,
+  target,
+  { cmp = '≥', digits = 3, unit = '', stretch = false, note = '' } = {},
+) {
+  const pass = Number.isFinite(value) && COMPARE[cmp](value, target);
+  const entry = {
+    label,
+    value: Number.isFinite(value) ? `${value.toFixed(digits)}${unit}` : String(value),
+    target: `${stretch ? 'stretch ' : ''}${cmp} ${target}${unit}`,
+    result: pass ? 'PASS' : 'FAIL',
+  };
+  VERDICTS.push(entry);
+  return `${label}: ${entry.value} (target ${entry.target}) ${entry.result}${note ? `; ${note}` : ''}`;
+}
+
+/** Records a row that failed before it measured what it checks: its targets read ERROR. */
+export function verdictError(label, error) {
+  VERDICTS.push({
+    label,
+    value: '—',
+    target: '—',
+    result: `ERROR: ${String(error?.message ?? error)
+      .split('\n')[0]
+      .slice(0, 120)}`,
+  });
+}
+
+/** Every verdict of this run as one table: ratio, its value, its target, PASS/FAIL. */
+export function targetsTable() {
+  const head = ['ratio', 'value', 'target', 'result'];
+  const rows = VERDICTS.map((v) => [v.label, v.value, v.target, v.result]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
+  const passed = VERDICTS.filter((v) => v.result === 'PASS').length;
+  return [
+    '',
+    'targets (issue 19; one run on a noisy machine: read a FAIL near its bar as unproven, not as a regression)',
+    '',
+    line(head),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map(line),
+    '',
+    `${passed} of ${VERDICTS.length} met`,
+    '',
+  ].join('\n');
+}
+
+/**
+ * Latency at a fixed request rate (open loop: requests are sent on a schedule, not when the last one
+ * came back) rather than at saturation: ROUNDS interleaved rounds of DURATION seconds at `rate`
+ * req/s per target, the load's tools/call over CONNECTIONS keep-alive connections. Each request is
+ * timed in µs from the moment it is handed to the client (a request waiting for a free connection
+ * counts its wait) to the last byte of its answer; autocannon's histogram counts whole
+ * milliseconds, too coarse for a 1 ms target. Returns per target the medians over the rounds of
+ * p50 and p99 (ms), and the rate achieved.
+ */
+export async function fixedRate(targets, rate) {
+  process.stdout.write(
+    `warm-up, then ${ROUNDS} interleaved rounds of ${DURATION}s at ${rate.toFixed(0)} req/s per target (open loop, ${CONNECTIONS} connections)\n`,
+  );
+  const pools = new Map(
+    targets.map((t) => [t.kind, new Pool(new URL(t.url).origin, { connections: CONNECTIONS })]),
+  );
+  const one = async (target, times) => {
+    const started = performance.now();
+    const answer = await pools.get(target.kind).request({
+      path: new URL(target.url).pathname,
+      method: 'POST',
+      headers: { ...HEADERS, ...target.client.headers },
+      body: target.client.body ?? BODY,
+    });
+    const text = await answer.body.text();
+    if (answer.statusCode !== 200)
+      throw new Error(`${target.kind}: HTTP ${answer.statusCode}: ${text.slice(0, 300)}`);
+    times.push(performance.now() - started);
+  };
+  const run = async (target, seconds) => {
+    const total = Math.round(rate * seconds);
+    const times = [];
+    const inFlight = [];
+    const begun = performance.now();
+    let sent = 0;
+    // A timer every millisecond sends what is due by then: a few requests per tick, without a
+    // busy loop that would take a core from the participants.
+    await new Promise((resolve) => {
+      const tick = () => {
+        const due = Math.min(total, Math.floor(((performance.now() - begun) * rate) / 1000));
+        while (sent < due) {
+          inFlight.push(one(target, times));
+          sent++;
+        }
+        if (sent < total) setTimeout(tick, 1);
+        else resolve();
+      };
+      tick();
+    });
+    await Promise.all(inFlight);
+    const elapsed = (performance.now() - begun) / 1000;
+    times.sort((a, b) => a - b);
+    return { p50: percentile(times, 50), p99: percentile(times, 99), rps: times.length / elapsed };
+  };
+  try {
+    for (const target of targets) await run(target, 1);
+    const runs = new Map(targets.map((t) => [t.kind, []]));
+    for (let round = 0; round < ROUNDS; round++) {
+      const order = targets.map((_, i) => targets[(i + round) % targets.length]);
+      for (const target of order) runs.get(target.kind).push(await run(target, DURATION));
+      process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
+    }
+    return Object.fromEntries(
+      [...runs].map(([kind, list]) => [
+        kind,
+        {
+          p50: median(list.map((r) => r.p50)),
+          p99: median(list.map((r) => r.p99)),
+          rps: median(list.map((r) => r.rps)),
+        },
+      ]),
+    );
+  } finally {
+    await Promise.all([...pools.values()].map((pool) => pool.close()));
+  }
 }

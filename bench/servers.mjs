@@ -1,5 +1,6 @@
 // One benchmark participant per process, so that each one's CPU time can be measured alone:
-//   node bench/servers.mjs upstream [<delay-ms>]            (answers after delay-ms when given)
+//   node bench/servers.mjs upstream [<delay-ms> [<tools>]]  (answers after delay-ms when given; lists
+//                                                          10 tools, or <tools>)
 //   node bench/servers.mjs otlp-sink                      (accepts OTLP/HTTP exports, drops them)
 //   node bench/servers.mjs bare <upstream-url>      (undici pass-through: read body, forward, pipe back)
 //   node bench/servers.mjs http-proxy <upstream-url>
@@ -37,12 +38,16 @@ const RESULT = JSON.stringify({
   result: { content: [{ type: 'text', text: 'welcome: Welcome\ngroceries: Groceries' }], isError: false },
 });
 
-/** The bench upstream's tools: `list_notes`, which every row calls, and nine more for lists to carry. */
-const TOOLS = ['list_notes', ...Array.from({ length: 9 }, (_, i) => `note_tool_${i + 1}`)].map((name) => ({
-  name,
-  description: `The bench's ${name}.`,
-  inputSchema: { type: 'object', properties: { query: { type: 'string' } } },
-}));
+/**
+ * The bench upstream's tools: `list_notes`, which every row calls, and `count - 1` more for lists to
+ * carry (note_tool_1, note_tool_2, …): 10 by default, 1 000 for the list-filtering row.
+ */
+const toolsOf = (count) =>
+  ['list_notes', ...Array.from({ length: count - 1 }, (_, i) => `note_tool_${i + 1}`)].map((name) => ({
+    name,
+    description: `The bench's ${name}.`,
+    inputSchema: { type: 'object', properties: { query: { type: 'string' } } },
+  }));
 
 /** What the bench upstream answers, by method, besides tools/call. */
 const ANSWERS = {
@@ -52,7 +57,10 @@ const ANSWERS = {
     capabilities: { tools: {} },
     _meta: { 'io.modelcontextprotocol/serverInfo': { name: 'bench-upstream', version: '1.0.0' } },
   },
-  'tools/list': { resultType: 'complete', tools: TOOLS },
+  'tools/list': {
+    resultType: 'complete',
+    tools: toolsOf(kind === 'upstream' ? Number(process.argv[4] ?? 10) : 10),
+  },
 };
 
 function ready(server) {
