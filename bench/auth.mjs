@@ -1,7 +1,9 @@
 // npm run bench:auth (and the `auth` row of npm run bench): the authentication paths under the same tools/call load — the gateway with an
 // API key, with a JWT (RS256, one token reused as agents do), and with mTLS, beside a bare TLS
 // pass-through that also requires a client certificate. Certificates come from openssl, keys and
-// tokens from the gateway's own code and jose, all made fresh in a temporary directory.
+// tokens from the gateway's own code and jose, all made fresh in a temporary directory. Every
+// route grants the call by one tool entry, and every identity (the token's `scope` claim) holds
+// its scope: without them the default-deny route answers 403.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -79,6 +81,7 @@ routes:
     resource: ${scheme}://127.0.0.1/mcp
     upstream: ${upstream}
     authentication: { methods: [${methods}] }
+    tools: { list_notes: notes:read }
 `,
   );
   return file(`${name}.yaml`);
@@ -116,7 +119,7 @@ export async function benchAuth() {
       'policy',
       [
         policy(file, upstream.url, 'apikey', {
-          identities: `  apiKeys: [{ id: bench, hash: "${apiKey.hash}" }]`,
+          identities: `  apiKeys: [{ id: bench, hash: "${apiKey.hash}", scopes: [notes:read] }]`,
           methods: 'apiKey',
         }),
       ],
@@ -139,7 +142,8 @@ export async function benchAuth() {
       [
         policy(file, upstream.url, 'mtls', {
           tls: tlsSection,
-          identities: '  mtls: [{ name: agent, match: { uri: "spiffe://bench/agent" } }]',
+          identities:
+            '  mtls: [{ name: agent, match: { uri: "spiffe://bench/agent" }, scopes: [notes:read] }]',
           methods: 'mtls',
         }),
       ],
