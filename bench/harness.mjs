@@ -112,12 +112,12 @@ const median = (values) => {
 };
 
 /**
- * Warm-up, then ROUNDS rounds in rotating order; returns the medians per participant, and the
+ * Warm-up, then ROUNDS rounds in rotating order (`what` names the load in the header line); returns the medians per participant, and the
  * 2xx answers it gave in all (warm-up included) as `answered`.
  */
-export async function compare(targets) {
+export async function compare(targets, what = 'tools/call') {
   process.stdout.write(
-    `warm-up, then ${ROUNDS} interleaved rounds of ${DURATION}s × ${CONNECTIONS} connections, POST tools/call\n`,
+    `warm-up, then ${ROUNDS} interleaved rounds of ${DURATION}s × ${CONNECTIONS} connections, POST ${what}\n`,
   );
   const answered = new Map(targets.map((t) => [t.kind, 0]));
   for (const target of targets) answered.set(target.kind, (await drive(target, 1)).ok);

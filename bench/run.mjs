@@ -521,7 +521,7 @@ async function listingRow() {
       if (result.tools?.length !== count)
         throw new Error(`${target.kind}: ${result.tools?.length} tools listed, not ${count}`);
     }
-    const s = await compare(targets);
+    const s = await compare(targets, 'tools/list');
     report(s, [
       verdict(
         'filtered tools/list ÷ unfiltered (1 000 tools)',
