@@ -163,7 +163,7 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
     const relayed = unlisted(request, answer, messages, pinned, results);
     return results.size === 0 || isEventStream(answer.headers['content-type'])
       ? relayed
-      : checkedJson(request, relayed, results, batch);
+      : checkedJson(request, relayed, results, messages, batch);
   }
 
   /**
@@ -239,32 +239,52 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
    * (`validateResults`); relayed as re-serialized, still checked by the relay for answering
    * exactly the request sent.
    */
-  async function checkedJson(
+  function checkedJson(
     request: UpstreamRequest,
     answer: UpstreamAnswer,
     results: ReadonlyMap<string, Definition>,
+    messages: readonly Message[],
     batch: boolean,
+  ): Promise<UpstreamAnswer | Refusal> {
+    const invalid = new Set<string | number>();
+    const modern = isModern(request.version);
+    return rewrittenJson(
+      answer,
+      requestIds(messages),
+      batch,
+      (read) => read.map((message) => checkedResult(message, results, modern, invalid)),
+      { invalidResults: invalid },
+    );
+  }
+
+  /**
+   * A JSON answer read whole (a 200; any other status as it came), its messages rewritten and
+   * re-serialized (an array for a batch or several, else the one): what the pins relay of the list
+   * answers and checked results they read. Unreadable or too large: refused for `ids`.
+   */
+  async function rewrittenJson(
+    answer: UpstreamAnswer,
+    ids: readonly RpcId[],
+    batch: boolean,
+    rewrite: (read: readonly Message[]) => readonly Message[],
+    extra: Partial<UpstreamAnswer> = {},
   ): Promise<UpstreamAnswer | Refusal> {
     if (answer.status !== 200) return answer;
     const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
     if (typeof read === 'string')
-      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
-        ids: [...results.keys()],
-      });
-    const invalid = new Set<string | number>();
-    const modern = isModern(request.version);
-    const out = read.map((message) => checkedResult(message, results, modern, invalid));
+      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids });
+    const out = rewrite(read);
     const text = JSON.stringify(batch || out.length !== 1 ? out : out[0]);
     const session = answer.headers['mcp-session-id'];
     return {
       ...answer,
+      ...extra,
       headers: {
         ...(typeof session === 'string' ? { 'mcp-session-id': session } : {}),
         'content-type': 'application/json',
         'content-length': String(Buffer.byteLength(text)),
       },
       body: bufferBody(text),
-      invalidResults: invalid,
     };
   }
 
@@ -329,40 +349,25 @@ export function pinUpstream(inner: Upstream, deps: PinningDeps): Upstream {
   }
 
   /** A list answer read whole: each definition recorded; under `block` the untrusted ones left out. */
-  async function filtered(
+  function filtered(
     request: UpstreamRequest,
     answer: UpstreamAnswer,
     lists: ReadonlyMap<RpcId, { readonly kind: DefinitionKind; readonly field: string }>,
     batch: boolean,
   ): Promise<UpstreamAnswer | Refusal> {
-    if (answer.status !== 200) return answer;
-    const read = await readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth);
-    if (typeof read === 'string')
-      return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', {
-        ids: [...lists.keys()],
-      });
     const scope = deps.scopeOf(request);
     const entry = seenFor(scope);
-    // By shape, whatever id a response carries: a client matches `"1"` to 1, and any list it
-    // reads must have been through the pins.
-    const out = read.map((message) =>
-      message.method === undefined || LIST_CHANGED.has(message.method as string)
-        ? keepPinned(scope, entry, message)
-        : message,
+    return rewrittenJson(answer, [...lists.keys()], batch, (read) =>
+      read
+        // By shape, whatever id a response carries: a client matches `"1"` to 1, and any list it
+        // reads must have been through the pins.
+        .map((message) =>
+          message.method === undefined || LIST_CHANGED.has(message.method as string)
+            ? keepPinned(scope, entry, message)
+            : message,
+        )
+        .filter((message) => message.method === undefined),
     );
-    const responses = out.filter((m) => m.method === undefined);
-    const session = answer.headers['mcp-session-id'];
-    const headers = typeof session === 'string' ? { 'mcp-session-id': session } : {};
-    const text = JSON.stringify(batch || responses.length !== 1 ? responses : responses[0]);
-    return {
-      status: 200,
-      headers: {
-        ...headers,
-        'content-type': 'application/json',
-        'content-length': String(Buffer.byteLength(text)),
-      },
-      body: bufferBody(text),
-    };
   }
 }
 

@@ -6,12 +6,11 @@
  * of the call. An SDK v2 server (which validates them itself) pinned by the real `portcullis pin
  * --write`, the SDK v2 client (which mirrors them from the listed schema) and raw requests.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fromJsonSchema } from '@modelcontextprotocol/server';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runPin } from '../../src/cli/pin.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   type ChangingTool,
   type ChangingV2Peer,
@@ -21,6 +20,7 @@ import {
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
 import { toolCall } from '../support/modern-call.js';
+import { pinWithCli } from '../support/pins.js';
 
 /** The tool's input schema: two arguments mirrored into headers, one not. */
 const DEPLOY_SCHEMA = {
@@ -53,14 +53,7 @@ routes:
     default: allow
     pins: ${JSON.stringify(join(dir, 'pins.json'))}
 `;
-  const file = join(dir, 'portcullis.yaml');
-  writeFileSync(file, policy);
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  try {
-    expect(await runPin(['--config', file, '--route', '/mcp', '--write'])).toBe(0);
-  } finally {
-    stdout.mockRestore();
-  }
+  await pinWithCli(dir, policy);
   gateway = await startTestGateway({ policy });
   url = `${gateway.url}/mcp`;
 });

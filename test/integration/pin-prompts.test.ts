@@ -10,10 +10,10 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runPin } from '../../src/cli/pin.js';
 import { connectV1Client, FIXTURE_PROMPT_NAME, startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { rpcMethod } from '../support/inspect.js';
+import { pinWithCli } from '../support/pins.js';
 
 let server: V1Peer;
 let gateway: TestGateway;
@@ -31,14 +31,7 @@ routes:
     default: allow
     pins: ${JSON.stringify(join(dir, 'pins.json'))}
 `;
-  const file = join(dir, 'portcullis.yaml');
-  writeFileSync(file, policy);
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  try {
-    expect(await runPin(['--config', file, '--route', '/mcp', '--write'])).toBe(0);
-  } finally {
-    stdout.mockRestore();
-  }
+  await pinWithCli(dir, policy);
   gateway = await startTestGateway({ policy });
 });
 

@@ -7,17 +7,17 @@
  * which hash changed — though no `pinRefreshSec` has passed: the announcement makes the gateway
  * list the server again at once.
  */
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import * as z from 'zod';
 import { verifyText } from '../../src/audit/chain.js';
-import { runPin } from '../../src/cli/pin.js';
 import { type ChangingTool, type ChangingV2Peer, startChangingV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { firstText, rpcMethod } from '../support/inspect.js';
+import { pinWithCli } from '../support/pins.js';
 
 const CHAIN_KEY = 'rug-pull-test-chain-key-0123456789abcdef';
 const FETCH: ChangingTool = {
@@ -46,15 +46,8 @@ routes:
     # Long: only the server's announcement can make the gateway look again within this test.
     pinRefreshSec: 3600
 `;
-  const file = join(dir, 'portcullis.yaml');
-  writeFileSync(file, policy);
   // Approved as listed now, by the real command.
-  const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  try {
-    expect(await runPin(['--config', file, '--route', '/mcp', '--write'])).toBe(0);
-  } finally {
-    stdout.mockRestore();
-  }
+  await pinWithCli(dir, policy);
   gateway = await startTestGateway({
     policy: policy.replace('pins: pins.json', `pins: ${JSON.stringify(join(dir, 'pins.json'))}`),
     audit: `chainKey: "${CHAIN_KEY}"`,
