@@ -1,4 +1,4 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, createSecretKey, type KeyObject, timingSafeEqual } from 'node:crypto';
 import { closeSync, createReadStream, openSync, readSync, statSync } from 'node:fs';
 
 /**
@@ -34,7 +34,15 @@ export const GENESIS: ChainHead = { seq: 0, mac: '' };
 
 const MAC_FIELD = ',"mac":"';
 
-function macOf(key: string, previous: string, body: string): string {
+/**
+ * The chain key as a key object, made once per chain or verifier: a string key is imported into a
+ * new key on every `createHmac` — one per audit record.
+ */
+function chainKeyOf(key: string): KeyObject {
+  return createSecretKey(Buffer.from(key, 'utf8'));
+}
+
+function macOf(key: KeyObject, previous: string, body: string): string {
   return createHmac('sha256', key).update(previous).update(body).digest('hex');
 }
 
@@ -45,7 +53,8 @@ export interface Chain {
   head(): ChainHead;
 }
 
-export function createChain(key: string, head: ChainHead = GENESIS): Chain {
+export function createChain(chainKey: string, head: ChainHead = GENESIS): Chain {
+  const key = chainKeyOf(chainKey);
   let { seq, mac } = head;
   return {
     seal(record) {
@@ -163,7 +172,8 @@ interface Unlinked {
  * starts mid-chain (the rotated continuation of another) is checked from `after` — the head of the
  * file before it.
  */
-export function createVerifier(key: string, after: ChainHead = GENESIS): Verifier {
+export function createVerifier(chainKey: string, after: ChainHead = GENESIS): Verifier {
+  const key = chainKeyOf(chainKey);
   let head = after;
   let number = 0;
   let records = 0;

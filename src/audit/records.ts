@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Identity } from '../auth/identity.js';
 import type { FinishedExchange } from '../exchange.js';
@@ -206,5 +206,5 @@ function auditIdentity(identity: Identity): AuditIdentity {
 
 /** A session is named by a hash of the sealed id, which is a bearer secret for its identity. */
 function sessionHash(sealed: string): string {
-  return createHash('sha256').update(sealed).digest('hex').slice(0, 32);
+  return hash('sha256', sealed).slice(0, 32);
 }

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Config } from '../config/schema.js';
 import type { ApiKeyFailure, Failed } from './failures.js';
 import type { Identity } from './identity.js';
@@ -43,7 +43,8 @@ export function createApiKeyVerifier(
     });
   }
   return (presented, now = Date.now()) => {
-    const digest = createHash('sha256').update(presented, 'utf8').digest();
+    // One-shot: no Hash object per request.
+    const digest = hash('sha256', presented, 'buffer');
     const found = byHash.get(digest.toString('hex'));
     if (found === undefined || !timingSafeEqual(found.digest, digest)) return UNKNOWN;
     if (now >= found.expiresAt) return EXPIRED;

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash as digestOf } from 'node:crypto';
 import {
   createLocalJWKSet,
   createRemoteJWKSet,
@@ -125,7 +125,7 @@ export function createJwtVerifier(
 
   async function verify(token: string, audience: string, thumbprint: string | undefined): Promise<JwtResult> {
     const now = Date.now();
-    const hash = createHash('sha256').update(token).digest('base64url');
+    const hash = digestOf('sha256', token, 'base64url');
     const cached = cache.get(hash);
     if (cached !== undefined && cached.audience === audience && now < cached.until) {
       // Only while the key set that vouched for it is within jwksCacheMaxAgeSec; past that the

@@ -46,6 +46,40 @@ describe('createAuditStream', () => {
     expect(readFileSync(file, 'utf8')).toBe('{"requestId":"r1"}\n');
     expect(() => stream.reopen()).not.toThrow();
   });
+
+  it('writes a lone record within the flush bound, without a close', async () => {
+    const file = join(dir, 'bound.jsonl');
+    const stream = createAuditStream({
+      destination: file,
+      chainKey: 'stream-test-chain-key-bound-0001',
+      logger,
+    });
+    stream.write({ requestId: 'alone' } as never);
+    // README promises at least every 100 ms; allow for a loaded machine, never for a close.
+    const deadline = Date.now() + 2_000;
+    while (!readFileSync(file, 'utf8').includes('"alone"') && Date.now() < deadline)
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(readFileSync(file, 'utf8')).toContain('"requestId":"alone"');
+    await stream.close();
+  });
+
+  it('keeps every record, in order, across many batches: the chain verifies', async () => {
+    const file = join(dir, 'many.jsonl');
+    const key = 'stream-test-chain-key-many-00001';
+    const stream = createAuditStream({ destination: file, chainKey: key, logger });
+    // ~80 bytes a record: thousands of them span many 8 KiB batches and SonicBoom's own queue.
+    for (let i = 0; i < 5_000; i++) stream.write({ requestId: `r${i}`, note: 'é'.repeat(i % 7) } as never);
+    await stream.close();
+    const text = readFileSync(file, 'utf8');
+    const ids = text
+      .trimEnd()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { requestId: string }).requestId);
+    expect(ids).toEqual(Array.from({ length: 5_000 }, (_, i) => `r${i}`));
+    const result = verifyText(text, key);
+    expect(result).toMatchObject({ records: 5_000, skipped: [] });
+    expect(result.broken).toBeUndefined();
+  });
 });
 
 describe('createAuditStream on a file a crash left behind', () => {
