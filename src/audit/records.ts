@@ -156,6 +156,8 @@ function recordFor(
   const name = typeof params?.name === 'string' ? params.name : undefined;
   // What the method names for policy (the method table) is what the record names.
   const target = policyTargetOf(method);
+  // A result the gateway replaced because it broke the pinned output schema: the server failed.
+  const invalidResult = id !== undefined && id !== null && exchange.invalidResults?.has(id) === true;
   return {
     time: shared.time,
     requestId: shared.requestId,
@@ -174,13 +176,10 @@ function recordFor(
       (target === 'tool' || target === 'prompt') && params?.arguments !== undefined
         ? argumentsView(params.arguments)
         : undefined,
-    // A result the gateway replaced because it broke the pinned output schema: the server failed.
-    ...(id !== undefined && id !== null && exchange.invalidResults?.has(id)
-      ? { decision: 'error' as const, reason: 'invalid_result' }
-      : {
-          decision: messageDecision(exchange, decision),
-          reason: exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined),
-        }),
+    decision: invalidResult ? 'error' : messageDecision(exchange, decision),
+    reason: invalidResult
+      ? 'invalid_result'
+      : (exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined)),
     rule: decision?.rule,
     missingScopes: decision?.missing.length ? decision.missing : undefined,
     evaluationError: decision?.evaluationError,
@@ -193,7 +192,22 @@ function recordFor(
   };
 }
 
+/**
+ * Identities are built once per credential and reused while it is (an API key's, a cached JWT's,
+ * a connection's certificate's): so is what their records say of them.
+ */
+const auditIdentities = new WeakMap<Identity, AuditIdentity>();
+
 function auditIdentity(identity: Identity): AuditIdentity {
+  let named = auditIdentities.get(identity);
+  if (named === undefined) {
+    named = describeIdentity(identity);
+    auditIdentities.set(identity, named);
+  }
+  return named;
+}
+
+function describeIdentity(identity: Identity): AuditIdentity {
   return {
     key: identity.key,
     subject: identity.subject,

@@ -1,5 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { METHOD_LABELS, metricLabelOf, TOOLS_CALL } from '../jsonrpc/methods.js';
+import { talliedCounter } from './tally.js';
 
 /** Labels of requests that carry no JSON-RPC method: GET/DELETE/OPTIONS, a client answer, a batch, no body. */
 const NON_METHOD_LABELS: ReadonlySet<string> = new Set([
@@ -89,7 +90,7 @@ export function createMetrics(version: string): Metrics {
   buildInfo.set({ version, node: process.version }, 1);
   return {
     registry,
-    requests: new Counter({
+    requests: talliedCounter({
       name: 'portcullis_requests_total',
       help: 'HTTP requests answered, by route, JSON-RPC method (or HTTP method for GET/DELETE) and status',
       labelNames: ['route', 'method', 'status'],
@@ -125,7 +126,7 @@ export function createMetrics(version: string): Metrics {
       'where',
       INTERNAL_ERROR_SITES,
     ),
-    toolCalls: new Counter({
+    toolCalls: talliedCounter({
       name: 'portcullis_tool_calls_total',
       help: `${TOOLS_CALL} requests, by route, tool (the policy entry that matched, else other), decision and MCP outcome (ok, tool_error, rpc_error, none)`,
       labelNames: ['route', 'tool', 'decision', 'outcome'],
@@ -177,7 +178,7 @@ export function createMetrics(version: string): Metrics {
       'result',
       ['applied', 'invalid', 'refused'],
     ),
-    decisions: new Counter({
+    decisions: talliedCounter({
       name: 'portcullis_policy_decisions_total',
       help: 'Policy decisions per JSON-RPC message, by route and decision (allow, deny, shadow-deny)',
       labelNames: ['route', 'decision'],

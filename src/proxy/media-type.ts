@@ -108,6 +108,20 @@ export type BodyKind = 'json' | 'sse' | 'other';
  * is `other`: relayed as it came where nothing must be read, refused where something must.
  */
 export function bodyKind(contentType: string | readonly string[] | undefined): BodyKind {
+  // An upstream answers with the same Content-Type every time: judged once, not parsed per answer.
+  if (typeof contentType === 'string' && contentType === lastContentType) return lastKind;
+  const kind = judgeBodyKind(contentType);
+  if (typeof contentType === 'string') {
+    lastContentType = contentType;
+    lastKind = kind;
+  }
+  return kind;
+}
+
+let lastContentType: string | undefined;
+let lastKind: BodyKind = 'other';
+
+function judgeBodyKind(contentType: string | readonly string[] | undefined): BodyKind {
   const media = parseMediaType(contentType);
   if (media === undefined) return 'other';
   const charset = media.parameters.get('charset');

@@ -60,37 +60,46 @@ export function createMemoryLimiter(
       return { allowed, retryAfterSec };
     },
     consumeAll(charges, now = Date.now()) {
+      const count = charges.length;
       // A working copy per key, so a key charged twice in one call counts twice.
-      const working = new Map<string, GcraState | undefined>();
-      const results = charges.map((charge) => {
-        const before = working.has(charge.key) ? working.get(charge.key) : tats.get(charge.key);
-        const result = gcra(before, charge.rate, now);
+      const working = new Map<string, GcraState>();
+      const before: (GcraState | undefined)[] = new Array(count);
+      const results: ReturnType<typeof gcra>[] = new Array(count);
+      let allowed = true;
+      let retryAfterSec = 0;
+      for (let i = 0; i < count; i++) {
+        const charge = charges[i] as (typeof charges)[number];
+        const state = working.get(charge.key) ?? tats.get(charge.key);
+        const result = gcra(state, charge.rate, now);
+        before[i] = state;
+        results[i] = result;
         if (result.allowed) working.set(charge.key, result.tat);
-        return { charge, before, result };
-      });
-      const allowed = results.every(({ result }) => result.allowed);
+        else allowed = false;
+        if (result.retryAfterSec > retryAfterSec) retryAfterSec = result.retryAfterSec;
+      }
       let degraded = false;
       if (allowed) {
         // Every key that fits is charged even when one does not: under `failMode: open` the call
         // goes through, and the caller's existing counters must still count it.
-        for (const [key, tat] of working) {
-          if (tat !== undefined && !store(key, tat, now)) degraded = true;
-        }
+        for (const [key, tat] of working) if (!store(key, tat, now)) degraded = true;
       }
       // Refused: nothing was written; each counter reports how it stands (0 where it refused).
-      const rooms = results.map(({ charge, before, result }) => {
-        const state = allowed ? result.tat : before;
-        return state === undefined
-          ? { remaining: charge.rate.burst ?? charge.rate.limit, resetSec: 0 }
-          : headroom(state, charge.rate, now);
-      });
-      return {
-        allowed,
-        retryAfterSec: results.reduce((most, { result }) => Math.max(most, result.retryAfterSec), 0),
-        remaining: results.map(({ result }, i) => (result.allowed ? (rooms[i]?.remaining ?? 0) : 0)),
-        resetSec: rooms.map((room) => room.resetSec),
-        ...(degraded ? { degraded } : {}),
-      };
+      const remaining: number[] = new Array(count);
+      const resetSec: number[] = new Array(count);
+      for (let i = 0; i < count; i++) {
+        const charge = charges[i] as (typeof charges)[number];
+        const result = results[i] as ReturnType<typeof gcra>;
+        const state = allowed ? result.tat : before[i];
+        const room =
+          state === undefined
+            ? { remaining: charge.rate.burst ?? charge.rate.limit, resetSec: 0 }
+            : headroom(state, charge.rate, now);
+        remaining[i] = result.allowed ? room.remaining : 0;
+        resetSec[i] = room.resetSec;
+      }
+      return degraded
+        ? { allowed, retryAfterSec, remaining, resetSec, degraded }
+        : { allowed, retryAfterSec, remaining, resetSec };
     },
     consume(key, rate, now = Date.now()) {
       const result = gcra(tats.get(key), rate, now);

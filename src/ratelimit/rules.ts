@@ -7,6 +7,8 @@ import { type Charge, parseRate, type Rate } from './limiter.js';
 type RuleConfig = NonNullable<RouteConfig['rateLimits']>[number];
 
 interface CompiledRule {
+  /** What each charge names of its rule: one object per rule, not one per charge. */
+  readonly described: RuleCharge['rule'];
   readonly index: number;
   readonly per: RuleConfig['per'];
   readonly rate: Rate;
@@ -19,6 +21,8 @@ interface CompiledRule {
 /** A charge with the rule it comes from, so refusals and headers can name it. */
 export interface RuleCharge extends Charge {
   readonly rule: {
+    /** Its `RateLimit-Policy` item (`"r0";q=100;w=3600`). */
+    readonly policyItem: string;
     readonly index: number;
     readonly per: string;
     readonly limit: string;
@@ -43,10 +47,18 @@ export function compileRateLimits(
     const table = rule.tools
       ? compileTable('tools', Object.fromEntries(rule.tools.map((t) => [t, 'match'])))
       : undefined;
+    const rate = parseRate(rule.limit, rule.burst);
     return {
+      described: Object.freeze({
+        policyItem: `"r${index}";q=${rate.burst ?? rate.limit};w=${Math.round(rate.periodMs / 1000)}`,
+        index,
+        per: rule.per,
+        limit: rule.limit,
+        rate,
+      }),
       index,
       per: rule.per,
-      rate: parseRate(rule.limit, rule.burst),
+      rate,
       limit: rule.limit,
       ...(table ? { tools: (name: string) => table.lookup(name) !== undefined } : {}),
     };
@@ -63,7 +75,7 @@ export function compileRateLimits(
         charges.push({
           key: rateLimitKey(tag, rule, who, tool, message.method),
           rate: rule.rate,
-          rule: { index: rule.index, per: rule.per, limit: rule.limit, rate: rule.rate },
+          rule: rule.described,
         });
       }
     }
@@ -146,19 +158,23 @@ export function rateLimitHeaders(
   resetSec: readonly number[],
 ): Record<string, string> {
   let tightest = 0;
-  remaining.forEach((left, i) => {
-    if (left < (remaining[tightest] ?? Number.POSITIVE_INFINITY)) tightest = i;
-  });
-  const policies = charges
-    .map(
-      (c) =>
-        `"r${c.rule.index}";q=${c.rule.rate.burst ?? c.rule.rate.limit};w=${Math.round(c.rule.rate.periodMs / 1000)}`,
-    )
-    .filter((value, i, all) => all.indexOf(value) === i);
+  for (let i = 1; i < remaining.length; i++)
+    if ((remaining[i] as number) < (remaining[tightest] as number)) tightest = i;
   const rule = charges[tightest]?.rule;
   if (rule === undefined) return {};
+  // Each rule once, in the order charged (a batch charges a rule once per message).
+  let policy = '';
+  for (let i = 0; i < charges.length; i++) {
+    const item = (charges[i] as RuleCharge).rule.policyItem;
+    if (!isListedBefore(charges, i, item)) policy = policy === '' ? item : `${policy}, ${item}`;
+  }
   return {
-    'ratelimit-policy': policies.join(', '),
+    'ratelimit-policy': policy,
     ratelimit: `"r${rule.index}";r=${remaining[tightest] ?? 0};t=${resetSec[tightest] ?? 0}`,
   };
+}
+
+function isListedBefore(charges: readonly RuleCharge[], end: number, item: string): boolean {
+  for (let i = 0; i < end; i++) if ((charges[i] as RuleCharge).rule.policyItem === item) return true;
+  return false;
 }
