@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { type Refusal, refuse } from '../errors.js';
@@ -10,6 +11,8 @@ import { type BuiltJson, createStrictJsonScanner, type ScannedText } from '../js
  * arrives. 64 KiB: one socket read, ~1 ms of native parse and stringify.
  */
 export const SMALL_BODY_BYTES = 64 * 1024;
+
+const BOM = 0xfeff;
 
 /** How a capped read ended: read whole, cut at the cap, or not UTF-8 (read to the end all the same). */
 export type CappedRead = 'read' | 'too_large' | 'not_utf8';
@@ -27,20 +30,35 @@ export function readCapped(
   limit: number,
   sink: (piece: string) => void,
 ): Promise<CappedRead> {
-  // One decoder per read: `stream` keeps a character split across two chunks.
-  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   return new Promise((resolve, reject) => {
     let size = 0;
     let invalid = false;
+    let first = true;
+    // A streaming decoder keeps a character split across two chunks. It is made only for a read
+    // that needs one: a chunk that is whole UTF-8 by itself (every small body, one socket read) is
+    // validated and decoded natively, without a decoder's setup per request.
+    let utf8: InstanceType<typeof TextDecoder> | undefined;
     const decode = (chunk: Buffer | undefined): void => {
       if (invalid) return;
       let piece: string;
       try {
-        piece = chunk === undefined ? utf8.decode() : utf8.decode(chunk, { stream: true });
+        if (chunk === undefined) piece = utf8 === undefined ? '' : utf8.decode();
+        else if (utf8 === undefined && isUtf8(chunk)) piece = chunk.toString('utf8');
+        else {
+          // From here on every chunk goes through the decoder, in order. A BOM is dropped only at
+          // the start of the text: a decoder made after the first chunk keeps one.
+          utf8 ??= new TextDecoder('utf-8', { fatal: true, ignoreBOM: !first });
+          piece = utf8.decode(chunk, { stream: true });
+        }
       } catch (err) {
         if (!(err instanceof TypeError)) throw err;
         invalid = true; // not UTF-8: read on (the read is bounded) and say so at the end
         return;
+      }
+      if (first && chunk !== undefined) {
+        first = false;
+        // The leading BOM the decoder would have dropped, dropped here when there was none.
+        if (utf8 === undefined && piece.charCodeAt(0) === BOM) piece = piece.slice(1);
       }
       if (piece !== '') sink(piece);
     };
