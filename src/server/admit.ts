@@ -2,7 +2,7 @@ import { type Refusal, refuse } from '../errors.js';
 import type { Authenticated, Authorized } from '../exchange.js';
 import { requestIds } from '../jsonrpc/request.js';
 import { type Concurrency, opensStream } from '../ratelimit/concurrency.js';
-import type { Limiter, MultiDecision } from '../ratelimit/limiter.js';
+import type { Limiter, MaybePromise, MultiDecision } from '../ratelimit/limiter.js';
 import { type RuleCharge, rateLimitHeaders } from '../ratelimit/rules.js';
 
 /**
@@ -45,9 +45,9 @@ export interface MessageAdmissionDeps {
  */
 export function createMessageAdmission(
   deps: MessageAdmissionDeps,
-): (exchange: Authorized) => Promise<Refusal | undefined> {
+): (exchange: Authorized) => MaybePromise<Refusal | undefined> {
   const { concurrency, limiter } = deps;
-  return async (exchange) => {
+  return (exchange) => {
     const { body, route } = exchange;
     if (opensStream(body.messages)) {
       const slot = concurrency.stream(exchange.identity.key);
@@ -59,21 +59,34 @@ export function createMessageAdmission(
       client: exchange.clientAddress,
     });
     if (charges.length === 0) return undefined;
-    const verdict = await limiter.consumeAll(charges);
-    if (verdict.degraded && route.config.failMode === 'closed') {
-      // The shared limiter cannot answer and this route would rather refuse than run unlimited.
-      return refuse('limiter_unavailable', {
-        ids: requestIds(body),
-        batch: body.batch,
-        headers: { 'retry-after': '1' },
-      });
-    }
-    exchange.failedOpen = verdict.degraded === true && verdict.allowed;
-    const limitHeaders = rateLimitHeaders(charges, verdict.remaining, verdict.resetSec);
-    if (!verdict.allowed) return rateLimited(charges, verdict, limitHeaders, requestIds(body), body.batch);
-    exchange.limitHeaders = limitHeaders;
-    return undefined;
+    // The in-process limiter answers at once: no promise, no microtask.
+    const verdict = limiter.consumeAll(charges);
+    return verdict instanceof Promise
+      ? verdict.then((decided) => admitByRate(exchange, charges, decided))
+      : admitByRate(exchange, charges, verdict);
   };
+}
+
+/** The rate limits' verdict applied: the route's `failMode`, the IETF headers, or a 429. */
+function admitByRate(
+  exchange: Authorized,
+  charges: readonly RuleCharge[],
+  verdict: MultiDecision,
+): Refusal | undefined {
+  const { body, route } = exchange;
+  if (verdict.degraded && route.config.failMode === 'closed') {
+    // The shared limiter cannot answer and this route would rather refuse than run unlimited.
+    return refuse('limiter_unavailable', {
+      ids: requestIds(body),
+      batch: body.batch,
+      headers: { 'retry-after': '1' },
+    });
+  }
+  exchange.failedOpen = verdict.degraded === true && verdict.allowed;
+  const limitHeaders = rateLimitHeaders(charges, verdict.remaining, verdict.resetSec);
+  if (!verdict.allowed) return rateLimited(charges, verdict, limitHeaders, requestIds(body), body.batch);
+  exchange.limitHeaders = limitHeaders;
+  return undefined;
 }
 
 function concurrencyLimited(): Refusal {

@@ -1,7 +1,8 @@
+import type { AuthFailure } from '../auth/authenticate.js';
 import type { Identity } from '../auth/identity.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authenticated, Guarded } from '../exchange.js';
-import type { Limiter, Rate } from '../ratelimit/limiter.js';
+import type { Decision, Limiter, MaybePromise, Rate } from '../ratelimit/limiter.js';
 
 export interface AuthenticationDeps {
   /** Counts failed authentications per client address (`authFailures`). */
@@ -18,27 +19,38 @@ export interface AuthenticationDeps {
 export function createAuthentication({
   limiter,
   authFailureRate,
-}: AuthenticationDeps): (exchange: Guarded) => Promise<Authenticated | Refusal> {
-  return async (exchange) => {
-    const headers = exchange.req.headers;
-    const guessing = headers.authorization !== undefined || headers['x-api-key'] !== undefined;
-    const damping = guessing
-      ? await limiter.peek(`auth:${exchange.clientAddress}`, authFailureRate)
-      : undefined;
+}: AuthenticationDeps): (exchange: Guarded) => MaybePromise<Authenticated | Refusal> {
+  // Each step waits only for what is asynchronous (Redis, a JWKS fetch): an API key checked
+  // against the in-process limiter costs no promise and no trip through the microtask queue.
+  const afterDamping = (exchange: Guarded, damping: Decision | undefined) => {
     if (damping !== undefined && !damping.allowed)
       return refuse('too_many_failures', { headers: { 'retry-after': String(damping.retryAfterSec) } });
     const attempt = exchange.route.authenticate(exchange.req);
-    const identity = attempt instanceof Promise ? await attempt : attempt;
-    if ('refusal' in identity) {
-      exchange.authFailure = { method: identity.method, why: identity.why };
-      // Only a presented credential that failed is a guess; a missing one is how clients discover
-      // auth, and one the IdP could not check (idp_unavailable) was never judged: neither counts
-      // toward damping (an IdP outage must not lock real users out with 429).
-      if (identity.refusal.reason === 'invalid_credential')
-        await limiter.consume(`auth:${exchange.clientAddress}`, authFailureRate);
-      return identity.refusal;
-    }
-    return authenticated(exchange, identity);
+    return attempt instanceof Promise
+      ? attempt.then((identity) => settle(exchange, identity))
+      : settle(exchange, attempt);
+  };
+  const settle = (
+    exchange: Guarded,
+    identity: Identity | AuthFailure,
+  ): MaybePromise<Authenticated | Refusal> => {
+    if (!('refusal' in identity)) return authenticated(exchange, identity);
+    exchange.authFailure = { method: identity.method, why: identity.why };
+    // Only a presented credential that failed is a guess; a missing one is how clients discover
+    // auth, and one the IdP could not check (idp_unavailable) was never judged: neither counts
+    // toward damping (an IdP outage must not lock real users out with 429).
+    if (identity.refusal.reason !== 'invalid_credential') return identity.refusal;
+    const counted = limiter.consume(`auth:${exchange.clientAddress}`, authFailureRate);
+    return counted instanceof Promise ? counted.then(() => identity.refusal) : identity.refusal;
+  };
+  return (exchange) => {
+    const headers = exchange.req.headers;
+    const guessing = headers.authorization !== undefined || headers['x-api-key'] !== undefined;
+    if (!guessing) return afterDamping(exchange, undefined);
+    const damping = limiter.peek(`auth:${exchange.clientAddress}`, authFailureRate);
+    return damping instanceof Promise
+      ? damping.then((decided) => afterDamping(exchange, decided))
+      : afterDamping(exchange, damping);
   };
 }
 

@@ -115,7 +115,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const guarded = routed as Guarded;
 
     // 4. Authenticate (failure damping first), then open the legacy session the request names.
-    const authenticated = await authenticate(guarded);
+    // A stage that answers at once is not awaited: each await is a promise and a microtask hop.
+    const authenticating = authenticate(guarded);
+    const authenticated = authenticating instanceof Promise ? await authenticating : authenticating;
     if (isRefusal(authenticated)) return guarded.refuse(authenticated);
     const sessionRefusal = openSession(authenticated);
     if (sessionRefusal !== undefined) return authenticated.refuse(sessionRefusal);
@@ -138,7 +140,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (isRefusal(authorized)) return parsed.refuse(authorized);
 
       // 8b. Admit the messages: the listen stream slot, then every rate limit in one limiter call.
-      const limitRefusal = await admitMessages(authorized);
+      const admitting = admitMessages(authorized);
+      const limitRefusal = admitting instanceof Promise ? await admitting : admitting;
       if (limitRefusal !== undefined) return authorized.refuse(limitRefusal);
       admitted = authorized;
     }
