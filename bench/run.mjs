@@ -21,8 +21,8 @@
 //   listing: a tools/list of 1 000 tools through a route whose policy hides half of them, against
 //     the same list through a `default: allow` route.
 //   streams: bench/streams.mjs — 10 000 idle GET SSE streams (legacy sessions) held through the
-//     gateway: its RSS and heap growth per stream, and the latency of an event with 50 streams open
-//     and with all of them (BENCH_STREAMS overrides the count).
+//     gateway: its RSS and heap growth per stream, and the latency of an event on them against a
+//     control gateway holding 50, interleaved (BENCH_STREAMS overrides the count).
 //   BENCH_ROWS: a comma-separated subset of the rows above (default all).
 //   BENCH_AGAINST=<dir>: also the gateway of another built checkout (`git worktree add <dir> <rev>`,
 //   `npm ci && npm run build` there), in the same run: a change measured against main before it.
