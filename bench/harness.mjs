@@ -45,13 +45,16 @@ export function callBody(name, args = {}) {
  * as `label`) and waits for its port. `client` carries what the
  * load generator must send to it: extra headers (a credential, another `Mcp-Name`; undefined
  * leaves one of the load's headers out), TLS options
- * (a client certificate) and another body (another tool's name).
+ * (a client certificate) and another body (another tool's name). `flags` are more Node options for
+ * its process (`--expose-gc`, for a row that measures memory).
  */
-export async function start(kind, args = [], client = {}, servers = SERVERS, label = kind) {
-  const execArgv =
-    process.env.BENCH_PROFILE === kind
+export async function start(kind, args = [], client = {}, servers = SERVERS, label = kind, flags = []) {
+  const execArgv = [
+    ...(process.env.BENCH_PROFILE === kind
       ? ['--cpu-prof', '--cpu-prof-dir=.tmp/profile']
-      : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+      : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)),
+    ...flags,
+  ];
   const child = fork(servers, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
   // A participant that exits before it listens (a policy that does not load) fails the row
   // instead of leaving the run waiting for its port.

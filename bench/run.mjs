@@ -20,6 +20,9 @@
 //     observability.mjs (also `npm run bench:<name>` alone).
 //   listing: a tools/list of 1 000 tools through a route whose policy hides half of them, against
 //     the same list through a `default: allow` route.
+//   streams: bench/streams.mjs — 10 000 idle GET SSE streams (legacy sessions) held through the
+//     gateway: its RSS and heap growth per stream, and the latency of an event on them against a
+//     control gateway holding 50, interleaved (BENCH_STREAMS overrides the count).
 //   BENCH_ROWS: a comma-separated subset of the rows above (default all).
 //   BENCH_AGAINST=<dir>: also the gateway of another built checkout (`git worktree add <dir> <rev>`,
 //   `npm ci && npm run build` there), in the same run: a change measured against main before it.
@@ -27,8 +30,6 @@
 //   gateway then reads the answer event by event, for resources/updated).
 //   BENCH_FANOUT_DELAY_MS (default 20): the slowest server's delay in the fan-out rows; the others
 //   take 1/10, 2/10, … of it. BENCH_LATENCY_REQUESTS (default 200): sequential requests per round.
-// Not measured here: issue 19's 10 000 idle SSE streams (RSS per stream); bench/soak.mjs holds 8
-// streams under faults and samples the gateway's RSS, not the cost of one stream.
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,6 +59,7 @@ import {
 import { benchObservability } from './observability.mjs';
 import { benchPolicy } from './policy.mjs';
 import { benchRatelimit } from './ratelimit.mjs';
+import { benchStreams } from './streams.mjs';
 
 const ALL_ROWS = [
   'gateway',
@@ -71,6 +73,7 @@ const ALL_ROWS = [
   'ratelimit',
   'observability',
   'listing',
+  'streams',
 ];
 /** Which rows run: `BENCH_ROWS=federation,fanout` (default all). */
 const ROWS = new Set(process.env.BENCH_ROWS ? process.env.BENCH_ROWS.split(',') : ALL_ROWS);
@@ -551,6 +554,7 @@ const RUNS = [
   ['ratelimit', benchRatelimit],
   ['observability', benchObservability],
   ['listing', listingRow],
+  ['streams', benchStreams],
 ];
 const began = Date.now();
 let failed = false;

@@ -11,9 +11,12 @@
 //   node bench/servers.mjs bare-tls <upstream-url> <dir>  (bare, behind TLS with client certificates)
 //   node bench/servers.mjs supergateway                   (supergateway bridging bench/stdio-server.mjs)
 //   node bench/servers.mjs mcp-proxy                      (mcp-proxy bridging bench/stdio-server.mjs)
+//   node bench/servers.mjs session-upstream               (legacy sessions and idle GET streams that
+//                                                          send an event when told over IPC)
 // Each reports { port } over IPC when listening and answers 'cpu' with the CPU time of its process
-// and every process under it (a stdio server, a bridge and its server), read from /proc; an
-// upstream also answers 'counts' with the requests it received, by method and name.
+// and every process under it (a stdio server, a bridge and its server), read from /proc, and
+// 'memory' with its process.memoryUsage() (after two full collections when started with
+// --expose-gc); an upstream also answers 'counts' with the requests it received, by method and name.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
@@ -69,6 +72,13 @@ function ready(server) {
 
 process.on('message', (message) => {
   if (message === 'cpu') process.send({ cpu: treeCpu() });
+  else if (message === 'memory') {
+    // Garbage no longer reachable is not a cost of what is held: collected first, twice (a first
+    // full collection can leave objects that only a finalizer freed for the second).
+    globalThis.gc?.();
+    globalThis.gc?.();
+    process.send({ memory: process.memoryUsage() });
+  }
 });
 
 /** Clock ticks per second of /proc's utime and stime (USER_HZ: 100 on Linux). */
@@ -199,6 +209,100 @@ if (kind === 'otlp-sink') {
               : { jsonrpc: '2.0', id, result },
           ),
         );
+      });
+    }),
+  );
+} else if (kind === 'session-upstream') {
+  // A legacy (2025-11-25) upstream with sessions, for the streams row, in raw node:http (it must
+  // hold 10 000 streams cheaply; it is not what is measured): `initialize` opens session `s<n>`
+  // (`Mcp-Session-Id`, and the same id as the result's `instructions`, so that the bench can tell
+  // its streams apart behind the gateway's sealed ids) in the group its `clientInfo.name` names
+  // (one per gateway the bench drives); a GET with that session opens an SSE stream that stays
+  // silent until the bench sends `{ notify: { group, count, seq } }`: then `count` open streams
+  // of the group, spread evenly over them, get one `notifications/message` each carrying its
+  // session, `seq` and the moment it was written (`process.hrtime.bigint()`: CLOCK_MONOTONIC, one
+  // clock for every process of the machine), and the bench gets `{ notified: { seq, sent } }`
+  // with the sessions written to. 'streams' answers `{ streams }`: open streams by group.
+  let sessions = 0;
+  /** The group of every session opened. */
+  const groupOf = new Map();
+  /** Open GET streams by group, then by session id, in the order they opened. */
+  const streams = new Map();
+  process.on('message', (message) => {
+    if (message === 'streams') {
+      const open = Object.fromEntries([...streams].map(([group, held]) => [group, held.size]));
+      return void process.send({ streams: open });
+    }
+    if (message?.notify === undefined) return;
+    const { group, count, seq } = message.notify;
+    const open = [...(streams.get(group) ?? [])];
+    const step = Math.max(1, Math.floor(open.length / count));
+    const sent = [];
+    for (let i = 0; i < open.length && sent.length < count; i += step) {
+      const [session, res] = open[i];
+      const data = { session, seq, sentNs: process.hrtime.bigint().toString() };
+      const note = { jsonrpc: '2.0', method: 'notifications/message', params: { level: 'info', data } };
+      res.write(`event: message\ndata: ${JSON.stringify(note)}\n\n`);
+      sent.push(session);
+    }
+    process.send({ notified: { seq, sent } });
+  });
+  const json = (res, status, body, headers = {}) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, {
+      'content-type': 'application/json',
+      'content-length': Buffer.byteLength(text),
+      ...headers,
+    });
+    res.end(text);
+  };
+  ready(
+    createServer((req, res) => {
+      const session = req.headers['mcp-session-id'];
+      if (req.method === 'GET') {
+        const group = groupOf.get(session);
+        if (group === undefined) return void res.writeHead(404).end();
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        res.flushHeaders();
+        if (!streams.has(group)) streams.set(group, new Map());
+        const held = streams.get(group);
+        held.set(session, res);
+        res.once('close', () => {
+          if (held.get(session) === res) held.delete(session);
+        });
+        return;
+      }
+      const chunks = [];
+      req.on('data', (c) => chunks.push(c));
+      req.on('end', () => {
+        const message = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        if (message.id === undefined) return void res.writeHead(202).end();
+        if (message.method === 'initialize') {
+          const id = `s${++sessions}`;
+          groupOf.set(id, String(message.params?.clientInfo?.name));
+          return json(
+            res,
+            200,
+            {
+              jsonrpc: '2.0',
+              id: message.id,
+              result: {
+                protocolVersion: '2025-11-25',
+                capabilities: { logging: {} },
+                serverInfo: { name: 'bench-session-upstream', version: '1.0.0' },
+                instructions: id,
+              },
+            },
+            { 'mcp-session-id': id },
+          );
+        }
+        json(res, 200, {
+          jsonrpc: '2.0',
+          id: message.id,
+          ...(message.method === 'ping'
+            ? { result: {} }
+            : { error: { code: -32601, message: 'Method not found' } }),
+        });
       });
     }),
   );
