@@ -1,7 +1,8 @@
 // Shared by bench/run.mjs and the bench:* scripts: start participants in their own processes, drive the
 // same tools/call load at each in interleaved rounds, and report medians; or time one request
 // after another at each (latency) in interleaved rounds.
-//   BENCH_ROUNDS (default 5), BENCH_DURATION seconds per run (default 5), BENCH_CONNECTIONS (default 32)
+//   BENCH_ROUNDS (default 5), BENCH_DURATION seconds per run (default 5), BENCH_CONNECTIONS (default 32),
+//   BENCH_RESTART=0 (keep each participant's process for every round; default: a fresh one per round)
 import { fork } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -13,6 +14,8 @@ import { Client, Pool } from 'undici';
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const DURATION = Number(process.env.BENCH_DURATION ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+/** BENCH_RESTART=0: every round on the same participant processes (default: fresh ones each round). */
+const RESTART = process.env.BENCH_RESTART !== '0';
 const SERVERS = new URL('./servers.mjs', import.meta.url).pathname;
 
 export const META = {
@@ -55,21 +58,33 @@ export async function start(kind, args = [], client = {}, servers = SERVERS, lab
       : (process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean)),
     ...flags,
   ];
-  const child = fork(servers, [kind, ...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], execArgv });
-  // A participant that exits before it listens (a policy that does not load) fails the row
-  // instead of leaving the run waiting for its port.
-  const exited = once(child, 'exit').then(([code]) => {
-    throw new Error(`participant ${label} (${kind} ${args.join(' ')}) exited ${code} before listening`);
-  });
-  const [message] = await Promise.race([once(child, 'message'), exited]);
-  exited.catch(() => {});
-  const scheme = message.tls ? 'https' : 'http';
-  return {
-    kind: label,
-    child,
-    url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}`,
-    client,
+  const launch = async () => {
+    const child = fork(servers, [kind, ...args], {
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execArgv,
+    });
+    // A participant that exits before it listens (a policy that does not load) fails the row
+    // instead of leaving the run waiting for its port.
+    const exited = once(child, 'exit').then(([code]) => {
+      throw new Error(`participant ${label} (${kind} ${args.join(' ')}) exited ${code} before listening`);
+    });
+    const [message] = await Promise.race([once(child, 'message'), exited]);
+    exited.catch(() => {});
+    const scheme = message.tls ? 'https' : 'http';
+    return { child, url: `${scheme}://127.0.0.1:${message.port}${message.path ?? '/mcp'}` };
   };
+  const target = { kind: label, ...(await launch()), client };
+  /** The same participant in a new process (new port): `compare` runs each round on fresh ones. */
+  target.restart = async () => {
+    const old = target.child;
+    if (old.exitCode === null && old.signalCode === null) {
+      const gone = once(old, 'exit');
+      old.kill('SIGTERM');
+      await gone;
+    }
+    Object.assign(target, await launch());
+  };
+  return target;
 }
 
 function cpu(child) {
@@ -128,7 +143,17 @@ export async function compare(targets, what = 'tools/call') {
   for (let round = 0; round < ROUNDS; round++) {
     // Rotate the order each round so no participant always runs first or last.
     const order = targets.map((_, i) => targets[(i + round) % targets.length]);
-    for (const target of order) runs.get(target.kind).push(await drive(target, DURATION));
+    for (const target of order) {
+      // A fresh process each round (after a warm-up): on a shared VM one process of a participant
+      // can run ~40 % slower than another of the same, for its whole life, so the median must
+      // span processes, not only rounds of one.
+      if (RESTART && round > 0 && target.restart !== undefined) {
+        await target.restart();
+        // Warm-up only: a slow participant may answer nothing in it (its errors show in the run).
+        await drive(target, 2).catch(() => undefined);
+      }
+      runs.get(target.kind).push(await drive(target, DURATION));
+    }
     process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
   return Object.fromEntries(
