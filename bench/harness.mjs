@@ -150,7 +150,8 @@ export async function compare(targets, what = 'tools/call') {
       if (RESTART && round > 0 && target.restart !== undefined) {
         await target.restart();
         // Warm-up only: a slow participant may answer nothing in it (its errors show in the run).
-        await drive(target, 2).catch(() => undefined);
+        const warm = await drive(target, 2).catch(() => undefined);
+        if (warm !== undefined) answered.set(target.kind, answered.get(target.kind) + warm.ok);
       }
       runs.get(target.kind).push(await drive(target, DURATION));
     }
