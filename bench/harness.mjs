@@ -129,6 +129,19 @@ const median = (values) => {
   return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 };
 
+/** Per participant, the median over its rounds of each of `fields` (a run's figures by name). */
+function mediansOf(runs, fields, extra = () => ({})) {
+  return Object.fromEntries(
+    [...runs].map(([kind, list]) => [
+      kind,
+      {
+        ...Object.fromEntries(fields.map((field) => [field, median(list.map((r) => r[field]))])),
+        ...extra(kind, list),
+      },
+    ]),
+  );
+}
+
 /**
  * Warm-up, then ROUNDS rounds in rotating order (`what` names the load in the header line); returns the medians per participant, and the
  * 2xx answers it gave in all (warm-up included) as `answered`.
@@ -157,18 +170,9 @@ export async function compare(targets, what = 'tools/call') {
     }
     process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
   }
-  return Object.fromEntries(
-    [...runs].map(([kind, list]) => [
-      kind,
-      {
-        rps: median(list.map((r) => r.rps)),
-        p50: median(list.map((r) => r.p50)),
-        p99: median(list.map((r) => r.p99)),
-        cpuPerReqUs: median(list.map((r) => r.cpuPerReqUs)),
-        answered: answered.get(kind) + list.reduce((sum, r) => sum + r.ok, 0),
-      },
-    ]),
-  );
+  return mediansOf(runs, ['rps', 'p50', 'p99', 'cpuPerReqUs'], (kind, list) => ({
+    answered: answered.get(kind) + list.reduce((sum, r) => sum + r.ok, 0),
+  }));
 }
 
 const percentile = (sorted, p) =>
@@ -220,16 +224,7 @@ export async function latency(targets, { count, warmUp = 20, check }) {
       }
       process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
-    return Object.fromEntries(
-      [...runs].map(([kind, list]) => [
-        kind,
-        {
-          p50: median(list.map((r) => r.p50)),
-          p99: median(list.map((r) => r.p99)),
-          mean: median(list.map((r) => r.mean)),
-        },
-      ]),
-    );
+    return mediansOf(runs, ['p50', 'p99', 'mean']);
   } finally {
     await Promise.all([...clients.values()].map((client) => client.close()));
   }
@@ -470,16 +465,7 @@ export async function fixedRate(targets, rate) {
       for (const target of order) runs.get(target.kind).push(await run(target, DURATION));
       process.stdout.write(`round ${round + 1}/${ROUNDS} done\n`);
     }
-    return Object.fromEntries(
-      [...runs].map(([kind, list]) => [
-        kind,
-        {
-          p50: median(list.map((r) => r.p50)),
-          p99: median(list.map((r) => r.p99)),
-          rps: median(list.map((r) => r.rps)),
-        },
-      ]),
-    );
+    return mediansOf(runs, ['p50', 'p99', 'rps']);
   } finally {
     await Promise.all([...pools.values()].map((pool) => pool.close()));
   }
