@@ -5,8 +5,10 @@ import {
   type RouteConfig,
   type ToolEntry,
   type UpstreamConfig,
+  type UpstreamIdentityConfig,
 } from '../config/schema.js';
 import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
+import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
@@ -31,9 +33,12 @@ export async function runCheck(args: string[]): Promise<number> {
   return problems.length === 0 ? 0 : 1;
 }
 
-/** Each stdio route's program must be an executable the child can run (not a load error: it may be installed later). */
+/**
+ * Each stdio route's program must be an executable the child can run (not a load error: it may be
+ * installed later), and each of `gatewayIdentity.signingKeys` a key that signs.
+ */
 export function commandProblems(config: Config): string[] {
-  const problems = accountProblems(config);
+  const problems = [...accountProblems(config), ...signingKeyProblems(config)];
   config.routes.forEach((route, i) => {
     for (const target of upstreamTargets(route, i)) {
       if (!isStdioTarget(target) || findExecutable(target.upstream) !== undefined) continue;
@@ -59,10 +64,12 @@ function describeRoute(route: RouteConfig, index: number): string[] {
   const auth = route.authentication;
   const lines = [
     `route ${route.route}`,
-    ...upstreamTargets(route, index).map((target) =>
-      target.server === undefined
-        ? `  upstream        ${describeUpstream(target.upstream)}`
-        : `  server ${target.server.padEnd(8)} ${describeUpstream(target.upstream)}${route.servers?.[target.server]?.required ? ' (required)' : ''}`,
+    ...upstreamTargets(route, index).map(
+      (target) =>
+        (target.server === undefined
+          ? `  upstream        ${describeUpstream(target.upstream)}`
+          : `  server ${target.server.padEnd(8)} ${describeUpstream(target.upstream)}${route.servers?.[target.server]?.required ? ' (required)' : ''}`) +
+        describeIdentity(target.identity),
     ),
     `  resource        ${route.resource}`,
     `  authentication  ${auth.methods.join(', ')} (require ${auth.require})`,
@@ -97,6 +104,12 @@ function describeRoute(route: RouteConfig, index: number): string[] {
     }
   }
   return lines;
+}
+
+/** How the upstream is told who calls, after its address: ` (told who calls: assertion for aud …)`. */
+function describeIdentity(identity: UpstreamIdentityConfig | undefined): string {
+  if (identity === undefined) return '';
+  return ` (told who calls: assertion for ${identity.audience}, ${identity.scopes === 'call' ? "the call's scopes" : "the caller's scopes"})`;
 }
 
 function describeUpstream(upstream: UpstreamConfig): string {

@@ -9,6 +9,7 @@ Commands:
                            start a demo MCP server and the gateway in front of it (npm start)
   keys new [--prefix P] [--id ID]
                            a new API key and the sha256 line for the policy
+  keys jwks --config FILE  the JSON Web Key Set of gatewayIdentity.signingKeys (what upstreams verify with)
   explain --config F --route R (--tool T|--resource U|--prompt P|--method M) (--scopes a,b|--key-stdin|--token-stdin)
                            what the policy decides for one call, and why
   test --config F TESTS    expected decisions from a YAML file; exit 1 on a mismatch

@@ -8,6 +8,8 @@ import { createSealer } from '../proxy/seal.js';
 import type { Failed } from '../upstream/federation/member.js';
 import { EXPOSED_NAME } from '../upstream/federation/names.js';
 import { createHttpUpstream } from '../upstream/http.js';
+import { assertIdentity } from '../upstream/identity/asserted-upstream.js';
+import { createAssertions } from '../upstream/identity/assertions.js';
 import { type Listed, listServer } from '../upstream/list-server.js';
 import { createStdioUpstream } from '../upstream/stdio/upstream.js';
 import type { Upstream } from '../upstream/upstream.js';
@@ -83,7 +85,7 @@ export async function listTarget(
   target: UpstreamTarget,
 ): Promise<Listed | Failed> {
   const logger = pino({ level: 'silent' });
-  const upstream = build(config, target, logger);
+  const upstream = await build(config, target, logger);
   try {
     return await listServer(
       route,
@@ -101,8 +103,13 @@ export async function listTarget(
   }
 }
 
-function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Upstream {
-  if (!isStdioTarget(target)) return createHttpUpstream(target.upstream as string, target);
+/** The server's upstream as the gateway builds it: an HTTP server told who asks by assertion gets one here too. */
+async function build(config: Config, target: UpstreamTarget, logger: pino.Logger): Promise<Upstream> {
+  if (!isStdioTarget(target)) {
+    const upstream = createHttpUpstream(target.upstream as string, target);
+    if (target.identity?.mode !== 'assertion' || config.gatewayIdentity === undefined) return upstream;
+    return assertIdentity(upstream, await createAssertions(config.gatewayIdentity), target.identity);
+  }
   return createStdioUpstream(target, target.upstream, {
     logger,
     sealer: createSealer(undefined),

@@ -1,4 +1,5 @@
 import { startGateway } from '../server/gateway.js';
+import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
 import { loadFromArgs } from './config-arg.js';
 import { runUntilSignal } from './signals.js';
 
@@ -9,6 +10,12 @@ import { runUntilSignal } from './signals.js';
 export async function runStart(args: string[]): Promise<number> {
   const found = loadFromArgs(args, 'start');
   if (!found) return 1;
+  // Keys that cannot sign refuse the start with one line each, as `check` prints them.
+  const keyProblems = signingKeyProblems(found.loaded.config);
+  if (keyProblems.length > 0) {
+    for (const problem of keyProblems) process.stderr.write(`error: ${problem}\n`);
+    return 1;
+  }
   const gateway = await startGateway({
     config: found.loaded.config,
     configPath: found.path,

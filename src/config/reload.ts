@@ -175,7 +175,7 @@ export function policyHash(text: string): string {
 export type ReloadResult = 'applied' | 'unchanged' | 'invalid' | 'refused';
 
 /** What may change while running; listeners, TLS paths, limits, Redis, audit and the rest need a restart. */
-const LIVE_FIELDS: ReadonlySet<string> = new Set(['routes', 'identities']);
+const LIVE_FIELDS: ReadonlySet<string> = new Set(['routes', 'identities', 'gatewayIdentity']);
 
 export interface PolicyReloadOptions {
   /** The running configuration. */

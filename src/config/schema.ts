@@ -156,6 +156,39 @@ const tracingSchema = z.strictObject({
   sampleRatio: z.number().min(0).max(1).default(1),
 });
 
+/**
+ * Who the gateway is when it vouches for a caller to an upstream (`upstreamIdentity: { mode:
+ * assertion }`): the issuer of its assertions and the keys that sign them.
+ */
+const gatewayIdentitySchema = z.strictObject({
+  /** `iss` of every assertion, and `act.sub`: the gateway as the party acting for the caller. */
+  issuer: httpUrl,
+  /**
+   * PEM private keys (EC P-256 → ES256, Ed25519 → EdDSA): the first signs, all are published in
+   * the JWKS (rotation: add the next key second, let upstreams fetch it, then move it first).
+   */
+  signingKeys: z.array(filePath).min(1),
+  /** How long an assertion is valid. Default and maximum 300 s. */
+  assertionLifetimeSec: z.number().int().min(30).max(300).default(300),
+});
+export type GatewayIdentityConfig = z.infer<typeof gatewayIdentitySchema>;
+
+/**
+ * How an upstream learns who is calling (DESIGN.md "Identity to the upstream"). `assertion`: a
+ * short-lived JWT the gateway signs, in `Authorization: Bearer`. The caller's own credential is
+ * never forwarded, in any mode.
+ */
+const upstreamIdentitySchema = z.discriminatedUnion('mode', [
+  z.strictObject({
+    mode: z.literal('assertion'),
+    /** `aud` of the assertion: the upstream's own identifier, which it checks. */
+    audience: z.string().min(1),
+    /** `scope`: every scope the caller holds (`caller`, default), or only those the call needed (`call`). */
+    scopes: z.enum(['caller', 'call']).default('caller'),
+  }),
+]);
+export type UpstreamIdentityConfig = z.infer<typeof upstreamIdentitySchema>;
+
 const apiKeySchema = z.strictObject({
   /** Stable id, shown in audit records; two entries may share it during a rotation. */
   id: z.string().min(1),
@@ -382,6 +415,20 @@ const upstreamHeadersSchema = z.record(
   z.string(),
 );
 
+/** What only an HTTP upstream has: set beside a stdio one, it would silently do nothing. */
+const HTTP_ONLY = ['upstreamTls', 'upstreamHeaders', 'upstreamIdentity'] as const;
+
+const IDENTITY_CLASH = 'cannot be set with upstreamIdentity, which sends the Authorization header';
+
+/** The `upstreamHeaders` name that would overwrite the assertion `upstreamIdentity` sends, if any. */
+function identityHeaderClash(spec: {
+  readonly upstreamIdentity?: unknown;
+  readonly upstreamHeaders?: Readonly<Record<string, string>> | undefined;
+}): string | undefined {
+  if (spec.upstreamIdentity === undefined) return undefined;
+  return Object.keys(spec.upstreamHeaders ?? {}).find((name) => name.toLowerCase() === 'authorization');
+}
+
 /** One member of a federated route (DESIGN.md "Upstreams" → Federation). */
 const serverSchema = z
   .strictObject({
@@ -392,6 +439,8 @@ const serverSchema = z
     upstreamTimeouts: upstreamTimeoutsSchema.optional(),
     /** Headers added to every request to this server (e.g. its own credential). */
     upstreamHeaders: upstreamHeadersSchema.default({}),
+    /** Who the caller is, told to this server (HTTP servers only). */
+    upstreamIdentity: upstreamIdentitySchema.optional(),
     /** What this server's tools and prompts are exposed under. Default `<server>__`. */
     prefix: z.string().optional(),
     /** Resource URI patterns this server owns (canonical form): their URIs route to it. */
@@ -401,11 +450,14 @@ const serverSchema = z
   })
   .superRefine((server, ctx) => {
     if (typeof server.upstream !== 'string')
-      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+      for (const field of HTTP_ONLY) {
         const value = server[field];
         if (value !== undefined && Object.keys(value).length > 0)
           ctx.addIssue({ code: 'custom', path: [field], message: 'applies to HTTP upstreams only' });
       }
+    const clash = identityHeaderClash(server);
+    if (clash !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['upstreamHeaders', clash], message: IDENTITY_CLASH });
     server.resources.forEach((pattern, i) => {
       const problem = resourcePatternProblem(pattern);
       if (problem !== undefined) ctx.addIssue({ code: 'custom', path: ['resources', i], message: problem });
@@ -437,6 +489,8 @@ const routeSchema = z
     upstreamTimeouts: upstreamTimeoutsSchema.default(DEFAULT_UPSTREAM_TIMEOUTS),
     /** Headers added to every upstream request (e.g. the upstream's own credential). */
     upstreamHeaders: upstreamHeadersSchema.default({}),
+    /** Who the caller is, told to the upstream (HTTP upstreams; per server on a federated route). */
+    upstreamIdentity: upstreamIdentitySchema.optional(),
     /**
      * Client request headers forwarded upstream beyond the built-in allow-list (MCP headers,
      * `Accept`, `Content-Type`, `Last-Event-ID`, trace context, `User-Agent`). Credentials,
@@ -514,7 +568,7 @@ const routeSchema = z
       });
     if (route.servers !== undefined) {
       // What a federated route sets per server: at the route it would silently do nothing.
-      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+      for (const field of HTTP_ONLY) {
         const value = route[field];
         if (value !== undefined && Object.keys(value).length > 0)
           ctx.addIssue({
@@ -533,12 +587,15 @@ const routeSchema = z
       });
     else if (typeof route.upstream !== 'string') {
       // What only an HTTP upstream has: set beside a stdio one, it would silently do nothing.
-      for (const field of ['upstreamTls', 'upstreamHeaders'] as const) {
+      for (const field of HTTP_ONLY) {
         const value = route[field];
         if (value !== undefined && Object.keys(value).length > 0)
           ctx.addIssue({ code: 'custom', path: [field], message: 'applies to HTTP upstreams only' });
       }
     }
+    const clash = identityHeaderClash(route);
+    if (clash !== undefined)
+      ctx.addIssue({ code: 'custom', path: ['upstreamHeaders', clash], message: IDENTITY_CLASH });
     if (route.rateLimits !== undefined && route.failMode === undefined) {
       ctx.addIssue({ code: 'custom', path: ['failMode'], message: 'is required when rateLimits is set' });
     }
@@ -575,6 +632,7 @@ export const configSchema = z
     audit: auditSchema.default(auditSchema.parse({})),
     log: logSchema.default({ level: 'info', requests: false }),
     tracing: tracingSchema.optional(),
+    gatewayIdentity: gatewayIdentitySchema.optional(),
     identities: identitiesSchema.default(identitiesSchema.parse({})),
     routes: z.array(routeSchema).min(1, 'must list at least one route'),
   })
@@ -590,6 +648,14 @@ export const configSchema = z
         });
       }
       seen.set(route.route, index);
+      if (config.gatewayIdentity === undefined)
+        for (const [path, spec] of identityTargets(route))
+          if (spec.upstreamIdentity?.mode === 'assertion')
+            ctx.addIssue({
+              code: 'custom',
+              path: ['routes', index, ...path, 'upstreamIdentity'],
+              message: 'mode assertion needs gatewayIdentity (the issuer and the keys that sign)',
+            });
       route.authentication.methods.forEach((method, m) => {
         const missing = missingIdentitySource(config, method);
         if (missing)
@@ -622,6 +688,14 @@ export const configSchema = z
       names.add(entry.name);
     });
   });
+
+/** The route, or each server of a federated one, with where it sits under the route. */
+function identityTargets(
+  route: z.output<typeof routeSchema>,
+): [(string | number)[], { readonly upstreamIdentity?: UpstreamIdentityConfig | undefined }][] {
+  if (route.servers === undefined) return [[[], route]];
+  return Object.entries(route.servers).map(([name, server]) => [['servers', name], server]);
+}
 
 /** Why a route cannot use `method` with this configuration, or `undefined` when it can. */
 function missingIdentitySource(

@@ -2,6 +2,7 @@ import type {
   RouteConfig,
   StdioUpstreamConfig,
   UpstreamConfig,
+  UpstreamIdentityConfig,
   UpstreamTimeoutsConfig,
   UpstreamTlsConfig,
 } from './schema.js';
@@ -22,6 +23,8 @@ export interface UpstreamTarget {
   readonly timeouts: UpstreamTimeoutsConfig;
   /** Headers added to every request to it. */
   readonly headers: Readonly<Record<string, string>>;
+  /** How it is told who calls (`upstreamIdentity`); HTTP servers only. */
+  readonly identity: UpstreamIdentityConfig | undefined;
   /** Where its `upstream` is written in the policy file, for messages: `routes[0].servers.files.upstream`. */
   readonly field: string;
 }
@@ -40,6 +43,7 @@ export function upstreamTargets(route: RouteConfig, index: number): UpstreamTarg
         tls: route.upstreamTls,
         timeouts: route.upstreamTimeouts,
         headers: route.upstreamHeaders,
+        identity: route.upstreamIdentity,
         field: `routes[${index}].upstream`,
       },
     ];
@@ -50,6 +54,7 @@ export function upstreamTargets(route: RouteConfig, index: number): UpstreamTarg
     tls: spec.upstreamTls,
     timeouts: spec.upstreamTimeouts ?? route.upstreamTimeouts,
     headers: spec.upstreamHeaders,
+    identity: spec.upstreamIdentity,
     field: `routes[${index}].servers.${server}.upstream`,
   }));
 }

@@ -16,6 +16,8 @@ import { createConcurrency } from '../ratelimit/concurrency.js';
 import { type Limiter, parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter, type RedisLimiter } from '../ratelimit/redis.js';
+import { createAssertions } from '../upstream/identity/assertions.js';
+import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { createStdioRegistry } from '../upstream/stdio/registry.js';
 import { VERSION } from '../version.js';
@@ -90,7 +92,17 @@ export async function startGateway({
   // and the pin files.
   const files = createFileWatch({ logger });
   const pins = new PinStore(PinStore.baseOf(configPath), logger, files);
-  let router: Router = createRouter(config, { jwks, stdio, federation, pins, audit });
+  // Loaded before the router that needs them (a key's `kid` is its thumbprint, computed async).
+  const assertionsOf = (next: Config) =>
+    next.gatewayIdentity === undefined ? undefined : createAssertions(next.gatewayIdentity);
+  let router: Router = createRouter(config, {
+    jwks,
+    stdio,
+    federation,
+    pins,
+    audit,
+    assertions: await assertionsOf(config),
+  });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   // Readiness depends on Redis only where a route would refuse without it.
@@ -105,10 +117,17 @@ export async function startGateway({
     watch: files,
     logger,
     metrics,
-    machineProblems: accountProblems,
+    machineProblems: (next) => [...accountProblems(next), ...signingKeyProblems(next)],
     async apply(next) {
       const previous = router;
-      router = createRouter(next, { jwks, stdio, federation, pins, audit });
+      router = createRouter(next, {
+        jwks,
+        stdio,
+        federation,
+        pins,
+        audit,
+        assertions: await assertionsOf(next),
+      });
       // Open answers whose caller no longer authenticates under the new policy are closed.
       await lifetimes.revalidate();
       // The old pools finish what they carry, then close.
@@ -163,6 +182,7 @@ export async function startGateway({
     createAdminHandler({
       metrics,
       ready: () => !drain.isDraining() && (!needsRedis || redis?.healthy() === true),
+      jwks: () => router.jwks,
     }),
   );
   const url = await listen(main.server, config.listen, main.proto);

@@ -94,7 +94,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const metadata = router.metadata(req.url);
       if (metadata !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
         sendMetadata(res, metadata);
-        return exchange.finishUnrecorded('protected resource metadata');
+        return exchange.finishUnrecorded('well-known document');
       }
       return exchange.refuse(refuse('not_found'));
     }

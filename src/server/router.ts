@@ -17,6 +17,8 @@ import { createSealer } from '../proxy/seal.js';
 import { compileRateLimits } from '../ratelimit/rules.js';
 import { createFederatedUpstream, type FederationDeps } from '../upstream/federation/upstream.js';
 import { createHttpUpstream } from '../upstream/http.js';
+import { assertIdentity } from '../upstream/identity/asserted-upstream.js';
+import type { Assertions } from '../upstream/identity/assertions.js';
 import { listServer } from '../upstream/list-server.js';
 import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
 import { createStdioUpstream } from '../upstream/stdio/upstream.js';
@@ -43,8 +45,13 @@ export interface CompiledRoute {
 export interface Router {
   /** Exact match on the path (query ignored); no normalization, so `/mcp/` and `/MCP` are not `/mcp`. */
   match(url: string | undefined): CompiledRoute | undefined;
-  /** The RFC 9728 document served at `url`, serialized, if it is a route's metadata path. */
+  /**
+   * The document served at `url`, serialized: a route's RFC 9728 metadata, or the gateway's JWKS
+   * at `/.well-known/jwks.json` when it signs assertions.
+   */
   metadata(url: string | undefined): string | undefined;
+  /** The JWKS of `gatewayIdentity` (also served by the admin listener); undefined without one. */
+  readonly jwks: string | undefined;
   readonly routes: readonly CompiledRoute[];
   close(): Promise<void>;
 }
@@ -68,7 +75,15 @@ export interface RouterOptions {
   readonly pins?: PinStore | undefined;
   /** Where a definition seen to differ from its pin is recorded (besides the log and the metric). */
   readonly audit?: AuditStream | undefined;
+  /**
+   * `gatewayIdentity`'s keys, loaded (`createAssertions`): required when a route's upstream is told
+   * who calls by assertion.
+   */
+  readonly assertions?: Assertions | undefined;
 }
+
+/** Where the gateway's JWKS is served, on the main and the admin listener. */
+export const JWKS_PATH = '/.well-known/jwks.json';
 
 /** Who the gateway is to a server it lists to compare with the pins. */
 const PIN_CHECK: Identity = { key: 'gateway', subject: 'portcullis (pins)', methods: [], scopes: new Set() };
@@ -102,6 +117,13 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
       else {
         upstream = createHttpUpstream(target.upstream as string, target);
         http.push(upstream);
+        if (target.identity?.mode === 'assertion') {
+          if (options.assertions === undefined)
+            throw new Error(
+              `${target.field}: upstreamIdentity needs gatewayIdentity's keys, which were not loaded`,
+            );
+          upstream = assertIdentity(upstream, options.assertions, target.identity);
+        }
       }
       // Pins are enforced on each server, where the server's own names are seen.
       if (route.pins !== undefined) upstream = pinned(route, route.pins, target, upstream);
@@ -184,6 +206,8 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
     const document = JSON.stringify(resourceMetadata(route));
     for (const path of resourceMetadataPaths(route)) documents.set(path, document);
   }
+  const jwks = config.gatewayIdentity === undefined ? undefined : options.assertions?.jwks;
+  if (jwks !== undefined) documents.set(JWKS_PATH, jwks);
   const pathOf = (url: string) => {
     const q = url.indexOf('?');
     return q === -1 ? url : url.slice(0, q);
@@ -192,6 +216,7 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
     routes,
     match: (url) => (url === undefined ? undefined : byPath.get(pathOf(url))),
     metadata: (url) => (url === undefined ? undefined : documents.get(pathOf(url))),
+    jwks,
     async close() {
       // HTTP pools are this router's; stdio processes outlive it when the next router keeps them.
       await Promise.all([...http.map((upstream) => upstream.close()), own?.close()]);

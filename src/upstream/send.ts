@@ -58,6 +58,7 @@ export function createSending({
       version: requestVersion(exchange),
       identity: exchange.identity,
       session,
+      decisions: exchange.decisions,
     });
     if (isRefusal(answer)) {
       exchange.upstreamError = UPSTREAM_ERROR_KIND[answer.reason];

@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.js';
 import type { Cancellation } from '../cancellation.js';
 import type { Refusal } from '../errors.js';
 import type { ParsedBody } from '../jsonrpc/parse.js';
+import type { Decision } from '../policy/decide.js';
 import type { SessionClaims } from '../proxy/sessions.js';
 
 /** What the pipeline hands a route's upstream once an exchange is authorized and admitted. */
@@ -25,6 +26,8 @@ export interface UpstreamRequest {
   readonly identity: Identity;
   /** The legacy session the request belongs to, opened and checked by the gateway. */
   readonly session: SessionClaims | undefined;
+  /** The policy's decisions for `body`'s messages (POST): what an assertion naming the scopes a call needed reads. */
+  readonly decisions?: readonly Decision[] | undefined;
 }
 
 /**

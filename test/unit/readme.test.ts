@@ -39,6 +39,7 @@ describe('README', () => {
       '## Authorization policy',
       '## stdio servers',
       '## Federated routes',
+      '## Identity to the upstream',
       '## Rate and concurrency limits',
       '## Security model',
       '## Operations',
@@ -90,6 +91,8 @@ interface SchemaNode {
   readonly properties?: Record<string, SchemaNode>;
   readonly items?: SchemaNode;
   readonly anyOf?: readonly SchemaNode[];
+  /** A discriminated union (`upstreamIdentity`'s modes). */
+  readonly oneOf?: readonly SchemaNode[];
   readonly default?: unknown;
 }
 
@@ -111,7 +114,8 @@ function schemaFields(): Map<string, unknown> {
       walk(child, childPath, value);
     }
     if (node.items) walk(node.items, `${path}[]`, undefined);
-    for (const alternative of node.anyOf ?? []) walk(alternative, path, inherited);
+    for (const alternative of [...(node.anyOf ?? []), ...(node.oneOf ?? [])])
+      walk(alternative, path, inherited);
   };
   walk(configJsonSchema() as SchemaNode, '', undefined);
   return fields;
