@@ -84,6 +84,13 @@ export const REFUSALS = {
     decision: 'deny',
     message: 'Tool definition differs from its pin',
   },
+  /** The authorization server refused to exchange the caller's token for the upstream (RFC 8693); `data.error` is its `error`. */
+  exchange_refused: {
+    status: 403,
+    rpc: -31092,
+    decision: 'deny',
+    message: 'Token exchange refused by the authorization server',
+  },
   session_not_found: { status: 404, rpc: -32001, decision: 'deny', message: 'Session not found' },
   rate_limited: { status: 429, rpc: -31093, decision: 'rate-limited', message: 'Rate limit exceeded' },
   too_many_failures: {
@@ -100,7 +107,10 @@ export const REFUSALS = {
   },
   limiter_unavailable: { status: 503, rpc: -31094, decision: 'error', message: 'Rate limiter unavailable' },
   draining: { status: 503, rpc: -31094, decision: 'error', message: 'Gateway is shutting down' },
-  /** The issuer's JWKS could not be read: the token was never judged, so this is not a 401. */
+  /**
+   * The issuer's JWKS could not be read (the token was never judged, so this is not a 401), or a
+   * token endpoint did not answer usably for a token exchange.
+   */
   idp_unavailable: {
     status: 503,
     rpc: -31094,

@@ -18,6 +18,10 @@ const REDACTED_PATHS: readonly string[] = [
   '*.upstreamHeaders',
   'chainKey',
   '*.chainKey',
+  'clientSecret',
+  '*.clientSecret',
+  'upstreamIdentity.clientSecret',
+  '*.upstreamIdentity.clientSecret',
   'sessions.keys',
   'redis.url',
 ];

@@ -66,6 +66,18 @@ interface IssuerState {
 }
 
 const MAX_CACHED_TOKENS = 10_000;
+
+/**
+ * The token each JWT identity was verified from, for token exchange (RFC 8693 needs the subject
+ * token) and nothing else. Kept beside the identity rather than on it, so that no code describing,
+ * logging or auditing an identity can ever carry the token with it.
+ */
+const SUBJECT_TOKENS = new WeakMap<Identity, string>();
+
+/** The JWT `identity` was verified from; undefined for an identity not made by a JWT verifier alone. */
+export function subjectTokenOf(identity: Identity): string | undefined {
+  return SUBJECT_TOKENS.get(identity);
+}
 /** jose's own default, written down: a hanging JWKS endpoint holds a verification this long. */
 const JWKS_TIMEOUT_MS = 5_000;
 /** After a failed JWKS fetch, no other is tried for this long (at most `jwksCooldownMs`). */
@@ -194,6 +206,7 @@ export function createJwtVerifier(
       claims: Object.freeze({ ...payload }),
       expiresAt: (payload.exp as number) * 1000 + config.clockToleranceSec * 1000,
     });
+    SUBJECT_TOKENS.set(identity, token);
     if (cache.size >= MAX_CACHED_TOKENS) {
       // Bounded: drop the oldest entry (Map keeps insertion order).
       const oldest = cache.keys().next().value;

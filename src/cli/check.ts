@@ -8,7 +8,7 @@ import {
   type UpstreamIdentityConfig,
 } from '../config/schema.js';
 import { isStdioTarget, upstreamTargets } from '../config/upstreams.js';
-import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
+import { identityKeyProblems } from '../upstream/identity/key-problems.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { findExecutable } from '../upstream/stdio/executable.js';
 import { loadFromArgs } from './config-arg.js';
@@ -38,7 +38,7 @@ export async function runCheck(args: string[]): Promise<number> {
  * installed later), and each of `gatewayIdentity.signingKeys` a key that signs.
  */
 export function commandProblems(config: Config): string[] {
-  const problems = [...accountProblems(config), ...signingKeyProblems(config)];
+  const problems = [...accountProblems(config), ...identityKeyProblems(config)];
   config.routes.forEach((route, i) => {
     for (const target of upstreamTargets(route, i)) {
       if (!isStdioTarget(target) || findExecutable(target.upstream) !== undefined) continue;
@@ -109,7 +109,10 @@ function describeRoute(route: RouteConfig, index: number): string[] {
 /** How the upstream is told who calls, after its address: ` (told who calls: assertion for aud …)`. */
 function describeIdentity(identity: UpstreamIdentityConfig | undefined): string {
   if (identity === undefined) return '';
-  return ` (told who calls: assertion for ${identity.audience}, ${identity.scopes === 'call' ? "the call's scopes" : "the caller's scopes"})`;
+  const scopes = identity.scopes === 'call' ? "the call's scopes" : "the caller's scopes";
+  return identity.mode === 'assertion'
+    ? ` (told who calls: assertion for ${identity.audience}, ${scopes})`
+    : ` (told who calls: token exchanged at ${identity.tokenEndpoint} for ${identity.audience}, ${scopes})`;
 }
 
 function describeUpstream(upstream: UpstreamConfig): string {
@@ -134,7 +137,15 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
   };
   config.routes.forEach((route, i) => {
     const targets = upstreamTargets(route, i);
-    for (const target of targets) if (!isStdioTarget(target)) plain(target.field, target.upstream as string);
+    for (const target of targets) {
+      if (!isStdioTarget(target)) plain(target.field, target.upstream as string);
+      // The callers' tokens travel to the token endpoint.
+      if (target.identity?.mode === 'tokenExchange')
+        plain(
+          `${target.field.replace(/\.upstream$/, '')}.upstreamIdentity.tokenEndpoint`,
+          target.identity.tokenEndpoint,
+        );
+    }
     plain(`routes[${i}].resource`, route.resource);
     if (route.mode === 'shadow') out.push(`routes[${i}] is in shadow mode: denied calls are forwarded`);
     if (route.default === 'allow')

@@ -1,5 +1,5 @@
 import { startGateway } from '../server/gateway.js';
-import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
+import { identityKeyProblems } from '../upstream/identity/key-problems.js';
 import { loadFromArgs } from './config-arg.js';
 import { runUntilSignal } from './signals.js';
 
@@ -11,7 +11,7 @@ export async function runStart(args: string[]): Promise<number> {
   const found = loadFromArgs(args, 'start');
   if (!found) return 1;
   // Keys that cannot sign refuse the start with one line each, as `check` prints them.
-  const keyProblems = signingKeyProblems(found.loaded.config);
+  const keyProblems = identityKeyProblems(found.loaded.config);
   if (keyProblems.length > 0) {
     for (const problem of keyProblems) process.stderr.write(`error: ${problem}\n`);
     return 1;

@@ -174,9 +174,10 @@ const gatewayIdentitySchema = z.strictObject({
 export type GatewayIdentityConfig = z.infer<typeof gatewayIdentitySchema>;
 
 /**
- * How an upstream learns who is calling (DESIGN.md "Identity to the upstream"). `assertion`: a
- * short-lived JWT the gateway signs, in `Authorization: Bearer`. The caller's own credential is
- * never forwarded, in any mode.
+ * How an upstream learns who is calling (DESIGN.md "Identity to the upstream"), in
+ * `Authorization: Bearer`. `assertion`: a short-lived JWT the gateway signs. `tokenExchange`: the
+ * caller's JWT exchanged (RFC 8693) at an authorization server for a token meant for the upstream.
+ * The caller's own credential is never forwarded, in any mode.
  */
 const upstreamIdentitySchema = z.discriminatedUnion('mode', [
   z.strictObject({
@@ -186,6 +187,31 @@ const upstreamIdentitySchema = z.discriminatedUnion('mode', [
     /** `scope`: every scope the caller holds (`caller`, default), or only those the call needed (`call`). */
     scopes: z.enum(['caller', 'call']).default('caller'),
   }),
+  z
+    .strictObject({
+      mode: z.literal('tokenExchange'),
+      /** The authorization server's token endpoint. */
+      tokenEndpoint: httpUrl,
+      /** The authorization server's issuer identifier: the `aud` of a `private_key_jwt` client assertion. Default: `tokenEndpoint`. */
+      issuer: httpUrl.optional(),
+      clientId: z.string().min(1),
+      /** Client authentication by secret (`client_secret_basic`)… */
+      clientSecret: z.string().min(1).optional(),
+      /** …or by `private_key_jwt`: a PEM private key (EC P-256 → ES256, Ed25519 → EdDSA, RSA → RS256). */
+      clientKey: filePath.optional(),
+      /** `audience` of the exchange: the upstream the token is for. */
+      audience: z.string().min(1),
+      /** `resource` of the exchange (RFC 8707), when the authorization server wants one. */
+      resource: httpUrl.optional(),
+      /** `scope` asked for: every scope the caller holds (`caller`, default) or those the call needed (`call`). */
+      scopes: z.enum(['caller', 'call']).default('caller'),
+      /** How long the token endpoint may take; slower is 503 `idp_unavailable`. Default 5 s. */
+      timeoutMs: positiveMs.default(5_000),
+    })
+    .refine(
+      (spec) => (spec.clientSecret === undefined) !== (spec.clientKey === undefined),
+      'needs exactly one of clientSecret and clientKey',
+    ),
 ]);
 export type UpstreamIdentityConfig = z.infer<typeof upstreamIdentitySchema>;
 
@@ -648,14 +674,23 @@ export const configSchema = z
         });
       }
       seen.set(route.route, index);
-      if (config.gatewayIdentity === undefined)
-        for (const [path, spec] of identityTargets(route))
-          if (spec.upstreamIdentity?.mode === 'assertion')
-            ctx.addIssue({
-              code: 'custom',
-              path: ['routes', index, ...path, 'upstreamIdentity'],
-              message: 'mode assertion needs gatewayIdentity (the issuer and the keys that sign)',
-            });
+      for (const [path, spec] of identityTargets(route)) {
+        const mode = spec.upstreamIdentity?.mode;
+        if (mode === 'assertion' && config.gatewayIdentity === undefined)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, ...path, 'upstreamIdentity'],
+            message: 'mode assertion needs gatewayIdentity (the issuer and the keys that sign)',
+          });
+        // Only a JWT can be exchanged: a caller by API key or certificate has no token to give.
+        const methods = route.authentication.methods;
+        if (mode === 'tokenExchange' && (methods.length !== 1 || methods[0] !== 'jwt'))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, ...path, 'upstreamIdentity'],
+            message: 'mode tokenExchange needs a route that authenticates by jwt only',
+          });
+      }
       route.authentication.methods.forEach((method, m) => {
         const missing = missingIdentitySource(config, method);
         if (missing)

@@ -73,6 +73,8 @@ export interface Metrics {
   readonly federationFanOutDuration: Histogram<'route' | 'method'>;
   /** Tool and prompt definitions found to differ from their pin, or to have none (once per definition hash). */
   readonly toolChanges: Counter<'route' | 'kind' | 'verdict'>;
+  /** RFC 8693 exchanges of callers' tokens (`upstreamIdentity: { mode: tokenExchange }`), by outcome. */
+  readonly tokenExchanges: Counter<'route' | 'server' | 'result'>;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -214,6 +216,12 @@ export function createMetrics(version: string): Metrics {
       help: 'Time a request fanned out to every server of a federated route took, until the merged answer, by route and method',
       labelNames: ['route', 'method'],
       buckets: DURATION_BUCKETS,
+      registers: [registry],
+    }),
+    tokenExchanges: new Counter({
+      name: 'portcullis_token_exchanges_total',
+      help: 'Token exchanges (RFC 8693) at an authorization server for an upstream, by route, server (empty for a single-server route) and result (issued; refused: 403 exchange_refused; unavailable: 503 idp_unavailable)',
+      labelNames: ['route', 'server', 'result'],
       registers: [registry],
     }),
     stdioProcesses: new Gauge({

@@ -17,7 +17,7 @@ import { type Limiter, parseRate } from '../ratelimit/limiter.js';
 import { createMemoryLimiter } from '../ratelimit/memory.js';
 import { createRedisLimiter, type RedisLimiter } from '../ratelimit/redis.js';
 import { createAssertions } from '../upstream/identity/assertions.js';
-import { signingKeyProblems } from '../upstream/identity/signing-keys.js';
+import { identityKeyProblems } from '../upstream/identity/key-problems.js';
 import { accountProblems } from '../upstream/stdio/environment.js';
 import { createStdioRegistry } from '../upstream/stdio/registry.js';
 import { VERSION } from '../version.js';
@@ -117,7 +117,7 @@ export async function startGateway({
     watch: files,
     logger,
     metrics,
-    machineProblems: (next) => [...accountProblems(next), ...signingKeyProblems(next)],
+    machineProblems: (next) => [...accountProblems(next), ...identityKeyProblems(next)],
     async apply(next) {
       const previous = router;
       router = createRouter(next, {

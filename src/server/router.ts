@@ -19,6 +19,7 @@ import { createFederatedUpstream, type FederationDeps } from '../upstream/federa
 import { createHttpUpstream } from '../upstream/http.js';
 import { assertIdentity } from '../upstream/identity/asserted-upstream.js';
 import type { Assertions } from '../upstream/identity/assertions.js';
+import { exchangeIdentity } from '../upstream/identity/token-exchange.js';
 import { listServer } from '../upstream/list-server.js';
 import { createStdioRegistry, type StdioGeneration, type StdioRegistry } from '../upstream/stdio/registry.js';
 import { createStdioUpstream } from '../upstream/stdio/upstream.js';
@@ -123,7 +124,13 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
               `${target.field}: upstreamIdentity needs gatewayIdentity's keys, which were not loaded`,
             );
           upstream = assertIdentity(upstream, options.assertions, target.identity);
-        }
+        } else if (target.identity?.mode === 'tokenExchange')
+          upstream = exchangeIdentity(upstream, target.identity, {
+            route: route.route,
+            server: target.server,
+            logger: federation.logger,
+            metrics: federation.metrics,
+          });
       }
       // Pins are enforced on each server, where the server's own names are seen.
       if (route.pins !== undefined) upstream = pinned(route, route.pins, target, upstream);

@@ -30,6 +30,7 @@ const DESIGN_TABLE: Readonly<Record<RefusalReason, { status: number; rpc: number
   invalid_arguments: { status: 400, rpc: -32602 },
   argument_denied: { status: 403, rpc: -31092 },
   tool_changed: { status: 403, rpc: -31092 },
+  exchange_refused: { status: 403, rpc: -31092 },
   session_not_found: { status: 404, rpc: -32001 },
   idp_unavailable: { status: 503, rpc: -31094 },
   rate_limited: { status: 429, rpc: -31093 },

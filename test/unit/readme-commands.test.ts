@@ -3,7 +3,7 @@
  * command and options the CLI accepts, a script package.json has — and (b) run by a test or by CI
  * (`.ci/run`), or listed below with the reason it is not.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli } from '../../src/cli/commands.js';
@@ -66,14 +66,24 @@ async function cliCommands(): Promise<Map<string, CliCommand>> {
   const commands = new Map<string, CliCommand>();
   for (const m of usage.slice(usage.indexOf('Commands:')).matchAll(/^ {2}([a-z]+)(?: ([a-z]+)\b)?/gm)) {
     const name = m[1] as string;
-    const module = modules.get(name);
-    if (module === undefined) throw new Error(`USAGE lists ${name}, which commands.ts does not load`);
+    const sub = m[2];
+    const loaded = modules.get(name);
+    if (loaded === undefined) throw new Error(`USAGE lists ${name}, which commands.ts does not load`);
+    // A subcommand with a module of its own (`keys jwks` → keys-jwks.ts) takes that module's options.
+    const module =
+      sub !== undefined && existsSync(join(ROOT, `src/cli/${loaded}-${sub}.ts`))
+        ? `${loaded}-${sub}`
+        : loaded;
     const text = read(`src/cli/${module}.ts`);
     const options = new Set([
       ...optionsIn(module),
       ...(text.includes('loadFromArgs(') ? optionsIn('config-arg') : []),
     ]);
-    commands.set(name, { name, ...(m[2] === undefined ? {} : { sub: m[2] }), options });
+    commands.set(sub === undefined ? name : `${name} ${sub}`, {
+      name,
+      ...(sub === undefined ? {} : { sub }),
+      options,
+    });
   }
   return commands;
 }
@@ -118,12 +128,20 @@ beforeAll(async () => {
 });
 afterEach(() => vi.restoreAllMocks());
 
+/** The command a `portcullis …` line runs: `keys new` by its subcommand, `start` by its name. */
+function commandOf(words: readonly string[]): CliCommand | undefined {
+  const [, name = '', second] = words;
+  return cli.get(name) ?? cli.get(`${name} ${second}`);
+}
+
 /** Why a `portcullis …` line is not a command the CLI accepts, or undefined when it is. */
 function cliProblem(words: readonly string[]): string | undefined {
   const [, name = '', second] = words;
-  const command = cli.get(name);
-  if (command === undefined) return `no command ${name}`;
-  if (command.sub !== undefined && second !== command.sub) return `${name} needs ${command.sub}`;
+  const command = commandOf(words);
+  if (command === undefined) {
+    const subs = [...cli.values()].filter((c) => c.name === name && c.sub !== undefined).map((c) => c.sub);
+    return subs.length === 0 ? `no command ${name}` : `${name} needs ${subs.join(' or ')}, not ${second}`;
+  }
   const unknown = optionsOf(words).filter((option) => !command.options.has(option));
   return unknown.length === 0
     ? undefined
@@ -133,7 +151,7 @@ function cliProblem(words: readonly string[]): string | undefined {
 /** The test that runs this `portcullis …` line: its command, subcommand and every option. */
 function cliTestOf(words: readonly string[]): string | undefined {
   const [, name = '', second] = words;
-  const sub = cli.get(name)?.sub;
+  const sub = commandOf(words)?.sub;
   const call = new RegExp(
     sub === undefined ? quoted(name) : `${quoted(name)},\\s*${quoted(sub ?? second ?? '')}`,
   );

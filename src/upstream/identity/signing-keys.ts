@@ -17,10 +17,15 @@ export interface SigningKey {
 }
 
 /**
- * The private key in `path` and its algorithm, or why it cannot sign. Synchronous, so a start or a
+ * The private key in `path` and the algorithm it signs with, or why it cannot sign: EC P-256 →
+ * ES256, Ed25519 → EdDSA, and RSA → RS256 where `rsa` allows it (a client key for
+ * `private_key_jwt`; the gateway's own assertions are never RSA). Synchronous, so a start or a
  * reload can refuse a key that does not load before anything is swapped.
  */
-function readKey(path: string): { key: KeyObject; alg: SigningAlgorithm } | string {
+export function readPrivateKey(
+  path: string,
+  rsa = false,
+): { key: KeyObject; alg: SigningAlgorithm | 'RS256' } | string {
   let pem: Buffer;
   try {
     pem = readFileSync(path);
@@ -37,14 +42,18 @@ function readKey(path: string): { key: KeyObject; alg: SigningAlgorithm } | stri
   if (key.asymmetricKeyType === 'ed25519') return { key, alg: 'EdDSA' };
   if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1')
     return { key, alg: 'ES256' };
-  return 'must be an EC P-256 (ES256) or Ed25519 (EdDSA) private key';
+  if (rsa && key.asymmetricKeyType === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048)
+    return { key, alg: 'RS256' };
+  return rsa
+    ? 'must be an EC P-256 (ES256), Ed25519 (EdDSA) or RSA ≥ 2048 bits (RS256) private key'
+    : 'must be an EC P-256 (ES256) or Ed25519 (EdDSA) private key';
 }
 
 /** Why `gatewayIdentity.signingKeys` cannot be used, one line per key (start and reload refuse). */
 export function signingKeyProblems(config: Config): string[] {
   const problems: string[] = [];
   config.gatewayIdentity?.signingKeys.forEach((path, i) => {
-    const read = readKey(path);
+    const read = readPrivateKey(path);
     if (typeof read === 'string') problems.push(`gatewayIdentity.signingKeys[${i}]: ${path} ${read}`);
   });
   return problems;
@@ -54,16 +63,12 @@ export function signingKeyProblems(config: Config): string[] {
 export async function loadSigningKeys(paths: readonly string[]): Promise<SigningKey[]> {
   return Promise.all(
     paths.map(async (path, i) => {
-      const read = readKey(path);
+      const read = readPrivateKey(path);
       if (typeof read === 'string') throw new Error(`gatewayIdentity.signingKeys[${i}]: ${path} ${read}`);
+      const alg = read.alg as SigningAlgorithm;
       const jwk = createPublicKey(read.key).export({ format: 'jwk' }) as JWK;
       const kid = await calculateJwkThumbprint(jwk, 'sha256');
-      return {
-        kid,
-        alg: read.alg,
-        privateKey: read.key,
-        publicJwk: { ...jwk, kid, alg: read.alg, use: 'sig' },
-      };
+      return { kid, alg, privateKey: read.key, publicJwk: { ...jwk, kid, alg, use: 'sig' } };
     }),
   );
 }
