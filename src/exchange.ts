@@ -49,6 +49,8 @@ export interface FinishedExchange {
   readonly decision: 'allow' | AuditDecision;
   /** Why the exchange was refused; undefined when it was not. */
   readonly reason: RefusalReason | undefined;
+  /** The rule a refusal names (`data.rule`) when no message's decision does (`maxDelegationDepth`). */
+  readonly refusalRule: string | undefined;
   /** What the answer's responses said, by id; undefined when the answer was not read. */
   readonly answers: readonly AnswerOutcome[] | undefined;
   /** An SSE answer: its duration is the stream's life, kept out of the latency histogram. */
@@ -182,6 +184,7 @@ export class Exchange implements FinishedExchange {
   status = 0;
   decision: 'allow' | AuditDecision = 'error';
   reason: RefusalReason | undefined = undefined;
+  refusalRule: string | undefined = undefined;
   answers: readonly AnswerOutcome[] | undefined = undefined;
   durationMs = 0;
   /** Set for an answer the gateway gives itself (metadata, preflight): a span, no record. */
@@ -265,6 +268,8 @@ export class Exchange implements FinishedExchange {
       this.status = spec.status;
       this.decision = spec.decision;
       this.reason = refusal.reason;
+      const rule = refusal.data?.rule;
+      if (typeof rule === 'string') this.refusalRule = rule;
     } else {
       // A client that left before its answer began: 499, nothing was sent.
       this.status = this.res.headersSent ? this.res.statusCode : 499;

@@ -180,7 +180,7 @@ function recordFor(
     reason: invalidResult
       ? 'invalid_result'
       : (exchange.reason ?? (decision?.effect === 'deny' ? decision.reason : undefined)),
-    rule: decision?.rule,
+    rule: decision?.rule ?? exchange.refusalRule,
     missingScopes: decision?.missing.length ? decision.missing : undefined,
     evaluationError: decision?.evaluationError,
     status: shared.status,

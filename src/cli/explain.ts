@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { createApiKeyVerifier } from '../auth/api-key.js';
+import { delegationChain, delegationDepth } from '../auth/delegation.js';
 import type { Identity } from '../auth/identity.js';
 import { createJwtVerifier } from '../auth/jwt.js';
 import type { Config } from '../config/schema.js';
@@ -69,6 +70,13 @@ export async function runExplain(args: string[]): Promise<number> {
     process.stdout.write(`deny  (${identity}: the credential does not authenticate)\n`);
     return 1;
   }
+  const max = route.maxDelegationDepth;
+  if (max !== undefined && delegationDepth(identity.claims) > max) {
+    process.stdout.write(
+      `deny  (method_denied)\n  rule      maxDelegationDepth ${max}\n  caller    ${identity.key}\n  delegated ${describeChain(identity)}\n`,
+    );
+    return 1;
+  }
   const decision = decide(compilePolicy(route), message, identity, false);
   process.stdout.write(describeDecision(decision, identity));
   return decision.effect === 'allow' ? 0 : 1;
@@ -129,12 +137,19 @@ export function describeDecision(decision: Decision, identity: Identity): string
     `  requires  ${decision.required.length === 0 ? '(no scope)' : decision.required.join(' ')}`,
     `  caller    ${identity.key}: ${[...identity.scopes].join(' ') || '(no scope)'}`,
   ];
+  if (delegationDepth(identity.claims) > 0) lines.push(`  delegated ${describeChain(identity)}`);
   if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
   if (decision.reason === 'argument_denied')
     lines.push(
       `  when      ${decision.detail === 'evaluation_error' ? `could not be evaluated (${decision.evaluationError ?? 'evaluation error'}): denied` : 'false for these arguments'}`,
     );
   return `${lines.join('\n')}\n`;
+}
+
+/** The caller's delegation chain as `explain` prints it: `by agent-42, for orchestrator (2 actors)`. */
+function describeChain(identity: Identity): string {
+  const chain = delegationChain(identity.claims);
+  return `through ${chain.join(' ← ')} (${chain.length} actor${chain.length === 1 ? '' : 's'}; identity.claims.act in when rules)`;
 }
 
 async function readStdin(): Promise<string> {

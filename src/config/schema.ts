@@ -541,6 +541,11 @@ const routeSchema = z
     allowedOrigins: z
       .array(z.string().regex(/^https?:\/\/[^/]+$/, 'must be an origin like https://app.example.com'))
       .default([]),
+    /**
+     * The longest delegation chain a caller's token may carry (its nested `act` claims): deeper is
+     * 403 `method_denied` (`data.rule: maxDelegationDepth`) for every request. Omitted: no bound.
+     */
+    maxDelegationDepth: z.number().int().min(0).max(16).optional(),
     mode: z.enum(['enforce', 'shadow']).default('enforce'),
     default: z.enum(['deny', 'allow']).default('deny'),
     tools: z.record(z.string().min(1), toolEntry).default({}),

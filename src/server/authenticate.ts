@@ -1,4 +1,5 @@
 import type { AuthFailure } from '../auth/authenticate.js';
+import { delegationDepth } from '../auth/delegation.js';
 import type { Identity } from '../auth/identity.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authenticated, Guarded } from '../exchange.js';
@@ -34,7 +35,14 @@ export function createAuthentication({
     exchange: Guarded,
     identity: Identity | AuthFailure,
   ): MaybePromise<Authenticated | Refusal> => {
-    if (!('refusal' in identity)) return authenticated(exchange, identity);
+    if (!('refusal' in identity)) {
+      const max = exchange.route.config.maxDelegationDepth;
+      const accepted = authenticated(exchange, identity);
+      // Who the caller is stays known (audit) even when its chain of actors is too long.
+      if (max !== undefined && delegationDepth(identity.claims) > max)
+        return refuse('method_denied', { data: { rule: 'maxDelegationDepth' } });
+      return accepted;
+    }
     exchange.authFailure = { method: identity.method, why: identity.why };
     // Only a presented credential that failed is a guess; a missing one is how clients discover
     // auth, and one the IdP could not check (idp_unavailable) was never judged: neither counts

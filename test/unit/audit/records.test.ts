@@ -62,6 +62,7 @@ function deniedCall(args: unknown): FinishedExchange {
     upstreamStatus: undefined,
     decision: 'deny',
     reason: 'insufficient_scope',
+    refusalRule: undefined,
     answers: undefined,
     sse: false,
     span: undefined,

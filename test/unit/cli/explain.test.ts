@@ -38,10 +38,56 @@ routes:
     resources: { "file:///public/**": files:read }
     prompts: { summarize: files:read }
     methods: { "files/reindex": files:admin }
+  - route: /agents/mcp
+    resource: http://127.0.0.1/agents/mcp
+    upstream: http://127.0.0.1:1/mcp
+    authentication: { methods: [jwt] }
+    maxDelegationDepth: 2
+    tools:
+      read_file: { scopes: files:read, when: '!has(identity.claims.act) || identity.claims.act.sub == "agent-42"' }
 `,
     );
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('shows a token caller’s delegation chain, decides when rules on it, and refuses a chain past maxDelegationDepth', async () => {
+    const tokenActing = (act: Record<string, unknown> | undefined) =>
+      signJwt(signer, {
+        iss: ISSUER,
+        sub: 'alice',
+        aud: 'http://127.0.0.1/agents/mcp',
+        scope: 'files:read',
+        iat: nowSec(),
+        exp: nowSec() + 300,
+        ...(act === undefined ? {} : { act }),
+      });
+    const args = [
+      'explain',
+      '--config',
+      config,
+      '--route',
+      '/agents/mcp',
+      '--tool',
+      'read_file',
+      '--token-stdin',
+    ];
+    const direct = await run(args, await tokenActing(undefined));
+    expect(direct.code).toBe(0);
+    expect(direct.stdout).not.toContain('delegated');
+    const agent = await run(args, await tokenActing({ sub: 'agent-42', act: { sub: 'orchestrator' } }));
+    expect(agent.code).toBe(0);
+    expect(agent.stdout).toContain('delegated through agent-42 ← orchestrator (2 actors');
+    const otherAgent = await run(args, await tokenActing({ sub: 'agent-7' }));
+    expect(otherAgent.code).toBe(1);
+    expect(otherAgent.stdout).toContain('argument_denied');
+    const tooDeep = await run(
+      args,
+      await tokenActing({ sub: 'agent-42', act: { sub: 'orchestrator', act: { sub: 'scheduler' } } }),
+    );
+    expect(tooDeep.code).toBe(1);
+    expect(tooDeep.stdout).toContain('rule      maxDelegationDepth 2');
+    expect(tooDeep.stdout).toContain('agent-42 ← orchestrator ← scheduler (3 actors');
+  });
 
   it('decides a when rule on the arguments given on stdin', async () => {
     const explainWrite = (args: string) =>

@@ -1,0 +1,110 @@
+/**
+ * The caller's own delegation chain (the nested `act` claims of its token) in policy:
+ * `maxDelegationDepth` refuses a chain deeper than the route allows for every request, before
+ * anything reaches the upstream; `when` rules read it as `identity.claims.act`.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Peer, startV2Server } from '../fixtures/peers.js';
+import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { createSigningKey, nowSec, type SigningKey, signJwt } from '../support/jwks.js';
+import { META } from '../support/wire.js';
+
+const ISSUER = 'https://idp.test/';
+
+describe('delegation chains in policy', () => {
+  let signer: SigningKey;
+  let upstream: Peer;
+  let gateway: TestGateway;
+
+  const token = (act?: unknown) =>
+    signJwt(signer, {
+      iss: ISSUER,
+      sub: 'alice',
+      aud: 'http://127.0.0.1/mcp',
+      scope: 'notes:read',
+      iat: nowSec(),
+      exp: nowSec() + 300,
+      ...(act === undefined ? {} : { act }),
+    });
+  const call = async (bearer: string, tool = 'echo') =>
+    fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': tool,
+        authorization: `Bearer ${bearer}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: tool, arguments: { text: 'hi' }, _meta: META },
+      }),
+    });
+
+  beforeAll(async () => {
+    signer = await createSigningKey('ES256');
+    upstream = await startV2Server({ response: 'json' });
+    gateway = await startTestGateway({
+      policy: `identities:
+  jwt: [{ issuer: "${ISSUER}", keys: [${JSON.stringify(signer.publicJwk)}], algorithms: [ES256] }]
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream.url}
+    authentication: { methods: [jwt] }
+    maxDelegationDepth: 1
+    tools:
+      echo: { scopes: notes:read, when: '!has(identity.claims.act) || identity.claims.act.sub == "agent-42"' }
+`,
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('serves the user and the one agent a when rule names, acting for them', async () => {
+    expect((await call(await token())).status).toBe(200);
+    expect((await call(await token({ sub: 'agent-42' }))).status).toBe(200);
+    const other = await call(await token({ sub: 'agent-7' }));
+    expect(other.status).toBe(403);
+    expect(((await other.json()) as { error: { data: { reason: string } } }).error.data.reason).toBe(
+      'argument_denied',
+    );
+  });
+
+  it('refuses a chain past maxDelegationDepth on every request, before the upstream hears of it', async () => {
+    const before = upstream.requests.length;
+    const deep = await token({ sub: 'agent-42', act: { sub: 'orchestrator' } });
+    const refused = await call(deep);
+    expect(refused.status).toBe(403);
+    const body = (await refused.json()) as { error: { code: number; data: Record<string, unknown> } };
+    expect(body.error.code).toBe(-31092);
+    expect(body.error.data).toMatchObject({ reason: 'method_denied', rule: 'maxDelegationDepth' });
+    // Not only calls: a GET stream and a DELETE are refused the same way.
+    for (const method of ['GET', 'DELETE']) {
+      const answer = await fetch(`${gateway.url}/mcp`, {
+        method,
+        headers: { accept: 'text/event-stream', authorization: `Bearer ${deep}`, 'mcp-session-id': 'x' },
+      });
+      expect(answer.status, method).toBe(403);
+      await answer.arrayBuffer();
+    }
+    // A hostile chain hundreds of levels deep is read no further than needed.
+    let act: Record<string, unknown> = { sub: 'bottom' };
+    for (let i = 0; i < 300; i++) act = { sub: `a${i}`, act };
+    expect((await call(await token(act))).status).toBe(403);
+    expect(upstream.requests.length).toBe(before);
+    const records = await gateway.auditRecords();
+    const denied = records.filter(
+      (r) => r.reason === 'method_denied' && JSON.stringify(r).includes('maxDelegationDepth'),
+    );
+    expect(denied.length).toBeGreaterThan(0);
+    expect(JSON.stringify(denied[0])).toContain(`jwt:${ISSUER}|alice`);
+  });
+});
