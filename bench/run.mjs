@@ -56,6 +56,7 @@ import {
   verdictError,
   writePolicy,
 } from './harness.mjs';
+import { benchIdentity } from './identity.mjs';
 import { benchObservability } from './observability.mjs';
 import { benchPolicy } from './policy.mjs';
 import { benchRatelimit } from './ratelimit.mjs';
@@ -74,6 +75,7 @@ const ALL_ROWS = [
   'observability',
   'listing',
   'streams',
+  'identity',
 ];
 /** Which rows run: `BENCH_ROWS=federation,fanout` (default all). */
 const ROWS = new Set(process.env.BENCH_ROWS ? process.env.BENCH_ROWS.split(',') : ALL_ROWS);
@@ -558,6 +560,7 @@ const RUNS = [
   ['observability', benchObservability],
   ['listing', listingRow],
   ['streams', benchStreams],
+  ['identity', benchIdentity],
 ];
 const began = Date.now();
 let failed = false;

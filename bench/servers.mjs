@@ -16,7 +16,8 @@
 // Each reports { port } over IPC when listening and answers 'cpu' with the CPU time of its process
 // and every process under it (a stdio server, a bridge and its server), read from /proc, and
 // 'memory' with its process.memoryUsage() (after two full collections when started with
-// --expose-gc); an upstream also answers 'counts' with the requests it received, by method and name.
+// --expose-gc); an upstream also answers 'counts' with the requests it received, by method and name
+// (and the last Authorization header it was sent).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, Agent as HttpAgent } from 'node:http';
@@ -166,8 +167,10 @@ if (kind === 'otlp-sink') {
   const delayMs = Number(process.argv[3] ?? 0);
   /** Requests received, by `Mcp-Method` (and `Mcp-Name` for calls): proof of what reached this server. */
   const counts = {};
+  /** The last `Authorization` header received: what a route with `upstreamIdentity` sent (the identity row's probe). */
+  let authorization;
   process.on('message', (message) => {
-    if (message === 'counts') process.send({ counts });
+    if (message === 'counts') process.send({ counts, authorization });
   });
   // BENCH_UPSTREAM_SSE=1: calls are answered as one SSE event, as a server that streams its answers
   // does (the gateway then reads the stream event by event, for resources/updated).
@@ -190,6 +193,7 @@ if (kind === 'otlp-sink') {
       const method = req.headers['mcp-method'] ?? 'tools/call';
       const key = method === 'tools/call' ? `tools/call ${req.headers['mcp-name']}` : method;
       counts[key] = (counts[key] ?? 0) + 1;
+      if (req.headers.authorization !== undefined) authorization = req.headers.authorization;
       if (method === 'tools/call') {
         req.resume();
         req.on('end', () => send(res, RESULT, true));
