@@ -8,6 +8,7 @@
  * refused at render time.
  */
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
@@ -491,5 +492,66 @@ describe('exposure', () => {
     expect(helmError(['template', 'rel', CHART, ...KUBE, '--set', 'preStopSleepSeconds=0'])).toContain(
       'preStopSleepSeconds',
     );
+  });
+});
+
+describe('identity keys for upstreamIdentity', () => {
+  const values = [
+    '--set',
+    'identityKeys.existingSecret=portcullis-identity',
+    '--set',
+    'identityKeys.signingKeys={current,previous}',
+    '--set',
+    'config.gatewayIdentity.issuer=https://portcullis.example.com',
+  ];
+
+  it('mounts the Secret readable by the gateway only and points gatewayIdentity.signingKeys at its keys, first signing', () => {
+    const manifests = render(values);
+    const map = manifests.find((m) => m.kind === 'ConfigMap' && m.data?.['portcullis.yaml'] !== undefined);
+    const policy = parse(map?.data?.['portcullis.yaml'] ?? '') as {
+      gatewayIdentity?: Record<string, unknown>;
+    };
+    expect(policy.gatewayIdentity).toEqual({
+      issuer: 'https://portcullis.example.com',
+      signingKeys: ['/etc/portcullis/identity/current', '/etc/portcullis/identity/previous'],
+    });
+    const pod = templateOf(manifests.find((m) => m.kind === 'Deployment')).spec as {
+      volumes: { name: string; secret?: { secretName: string; defaultMode?: number } }[];
+      containers: { volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] }[];
+    };
+    expect(pod.volumes.find((v) => v.name === 'identity-keys')?.secret).toEqual({
+      secretName: 'portcullis-identity',
+      defaultMode: 0o440,
+    });
+    expect(pod.containers[0]?.volumeMounts).toContainEqual({
+      name: 'identity-keys',
+      mountPath: '/etc/portcullis/identity',
+      readOnly: true,
+    });
+    expect(unknownFields(manifests, 'identity-keys')).toBe('');
+    // The rendered policy is one the gateway accepts once the Secret's keys are where it says.
+    const dir = join(scratch, 'identity-keys');
+    mkdirSync(dir, { recursive: true });
+    for (const name of ['current', 'previous'])
+      writeFileSync(
+        join(dir, name),
+        generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+          type: 'pkcs8',
+          format: 'pem',
+        }),
+      );
+    const file = join(dir, 'policy.yaml');
+    writeFileSync(file, (map?.data?.['portcullis.yaml'] ?? '').replaceAll('/etc/portcullis/identity', dir));
+    const out = execFileSync(process.execPath, [CLI, 'check', '--config', file], { encoding: 'utf8' });
+    expect(out).toMatch(/valid/);
+  });
+
+  it('refuses signing keys without the Secret or without the issuer', () => {
+    const template = (args: string[]) =>
+      helmError(['template', 'rel', CHART, ...KUBE, ...API_VERSIONS, ...args]);
+    expect(template(['--set', 'identityKeys.signingKeys={current}'])).toMatch(/set the Secret/);
+    expect(
+      template(['--set', 'identityKeys.existingSecret=s', '--set', 'identityKeys.signingKeys={current}']),
+    ).toMatch(/config.gatewayIdentity.issuer/);
   });
 });

@@ -85,6 +85,15 @@ listeners, TLS paths (the mounts below) and the session keys (environment from t
 {{- $_ := set $sessions "keys" $keys -}}
 {{- $_ := set $config "sessions" $sessions -}}
 {{- end -}}
+{{- if .Values.identityKeys.signingKeys -}}
+{{- $identity := default dict (get $config "gatewayIdentity") -}}
+{{- $paths := list -}}
+{{- range .Values.identityKeys.signingKeys -}}
+{{- $paths = append $paths (printf "/etc/portcullis/identity/%s" .) -}}
+{{- end -}}
+{{- $_ := set $identity "signingKeys" $paths -}}
+{{- $_ := set $config "gatewayIdentity" $identity -}}
+{{- end -}}
 {{- toYaml $config -}}
 {{- end -}}
 
@@ -95,6 +104,12 @@ count rate limits alone, and a session sealed by one replica would 404 on the ne
 {{- define "portcullis.validate" -}}
 {{- $replicas := int (include "portcullis.maxReplicas" .) -}}
 {{- $config := default dict .Values.config -}}
+{{- if and .Values.identityKeys.signingKeys (not .Values.identityKeys.existingSecret) -}}
+{{- fail "identityKeys.signingKeys names keys of identityKeys.existingSecret: set the Secret" -}}
+{{- end -}}
+{{- if and .Values.identityKeys.signingKeys (not (get (default dict (get $config "gatewayIdentity")) "issuer")) -}}
+{{- fail "identityKeys.signingKeys sign the gateway's assertions: set config.gatewayIdentity.issuer (the gateway's issuer URL)" -}}
+{{- end -}}
 {{- $stdio := include "portcullis.stdioRoutes" . | fromYamlArray -}}
 {{- if and $stdio (gt $replicas 1) (not .Values.stdio.sessionAffinity) -}}
 {{- fail (printf "config.routes %v run stdio servers: a legacy session lives in the replica that started its process, so %d replicas need ingress affinity on the Mcp-Session-Id header. Configure it and set stdio.sessionAffinity=true, or run one replica." $stdio $replicas) -}}
