@@ -13,7 +13,7 @@ import { toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer } from '@modelcontextprotocol/server';
 import type { JWK } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectV1Client, listenRecording, type Peer } from '../fixtures/peers.js';
+import { connectV1Client, listenRecording, type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { createSigningKey, type JwksServer, nowSec, signJwt, startJwksServer } from '../support/jwks.js';
 import {
@@ -97,6 +97,7 @@ describe('upstreamIdentity: mode tokenExchange (RFC 8693)', () => {
   let idp: JwksServer;
   let as: ExchangeServer;
   let upstream: Peer & { refused: number };
+  let plain: Peer;
   let gateway: TestGateway;
   let clientKeyFile: string;
 
@@ -160,19 +161,28 @@ describe('upstreamIdentity: mode tokenExchange (RFC 8693)', () => {
       ],
     });
     upstream = await startIntrospectingUpstream(() => as);
+    plain = await startV2Server({ response: 'json', legacy: 'stateless' });
     const secret = `{ mode: tokenExchange, tokenEndpoint: "${as.tokenEndpoint}", clientId: portcullis, clientSecret: "${GATEWAY_SECRET}", audience: "${AUDIENCE}" }`;
     gateway = await startTestGateway({
       policy: `identities:
   jwt:
     - { issuer: "${SUBJECT_ISSUER}", jwksUri: "${idp.url}", algorithms: [ES256] }
 routes:
-${route('/mcp', secret)}${route('/pkjwt', `{ mode: tokenExchange, tokenEndpoint: "${as.tokenEndpoint}", issuer: "${as.issuer}", clientId: portcullis-jwt, clientKey: "${clientKeyFile}", audience: "${AUDIENCE}", scopes: call }`)}${route('/elsewhere', `{ mode: tokenExchange, tokenEndpoint: "${as.tokenEndpoint}", clientId: portcullis, clientSecret: "${GATEWAY_SECRET}", audience: "https://unknown.upstream" }`)}${route('/down', `{ mode: tokenExchange, tokenEndpoint: "http://127.0.0.1:9/token", clientId: portcullis, clientSecret: "${GATEWAY_SECRET}", audience: "${AUDIENCE}", timeoutMs: 1000 }`)}`,
+${route('/mcp', secret)}${route('/pkjwt', `{ mode: tokenExchange, tokenEndpoint: "${as.tokenEndpoint}", issuer: "${as.issuer}", clientId: portcullis-jwt, clientKey: "${clientKeyFile}", audience: "${AUDIENCE}", scopes: call }`)}${route('/elsewhere', `{ mode: tokenExchange, tokenEndpoint: "${as.tokenEndpoint}", clientId: portcullis, clientSecret: "${GATEWAY_SECRET}", audience: "https://unknown.upstream" }`)}${route('/down', `{ mode: tokenExchange, tokenEndpoint: "http://127.0.0.1:9/token", clientId: portcullis, clientSecret: "${GATEWAY_SECRET}", audience: "${AUDIENCE}", timeoutMs: 1000 }`)}  - route: /fed
+    resource: http://127.0.0.1/fed
+    servers:
+      a: { upstream: "${upstream.url}", upstreamIdentity: ${secret} }
+      b: { upstream: "${plain.url}" }
+    authentication: { methods: [jwt] }
+    tools: { a__whoami: notes:read, b__echo: notes:read }
+`,
     });
   });
 
   afterAll(async () => {
     await gateway?.close();
     await upstream?.close();
+    await plain?.close();
     await as?.close();
     await idp?.close();
   });
@@ -268,6 +278,38 @@ ${route('/mcp', secret)}${route('/pkjwt', `{ mode: tokenExchange, tokenEndpoint:
     expect(upstream.requests.length).toBe(requests);
     // Not cached: the next call is exchanged and served.
     expect((await call(gateway.url, '/mcp', await tokenFor('user-13'))).status).toBe(200);
+  });
+
+  it('per server on a federated route: server a gets the exchanged token, server b no Authorization, neither the caller’s', async () => {
+    const token = await tokenFor('user-15', '/fed');
+    const answer = await call(gateway.url, '/fed', token, 'a__whoami');
+    expect(answer.status).toBe(200);
+    const body = (await answer.json()) as { result: { content: { text: string }[] } };
+    expect(JSON.parse(body.result.content[0]?.text ?? 'null')).toMatchObject({
+      active: true,
+      sub: 'user-15',
+    });
+    const echo = await fetch(`${gateway.url}/fed`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'b__echo',
+        authorization: `Bearer ${token}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 8,
+        method: 'tools/call',
+        params: { name: 'b__echo', arguments: { text: 'hi' }, _meta: META },
+      }),
+    });
+    expect(echo.status).toBe(200);
+    expect(plain.requests.length).toBeGreaterThan(0);
+    for (const request of plain.requests) expect(request.headers.authorization).toBeUndefined();
+    expect(JSON.stringify([...upstream.requests, ...plain.requests])).not.toContain(token);
   });
 
   it('an SDK v1 client on the legacy protocol: every request of its session carries the exchanged token', async () => {
