@@ -20,6 +20,10 @@ const ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 const MAX_CACHED = 10_000;
 /** What a 503 `idp_unavailable` from a token endpoint asks the client to wait. */
 const RETRY_AFTER_SEC = '5';
+/** The largest token endpoint answer read: an OAuth token response is a few kilobytes. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+/** An issued token the gateway will put in a header: RFC 6750 `b64token`, at most 16 KiB. */
+const BEARER_TOKEN = /^[A-Za-z0-9\-._~+/]{1,16384}=*$/;
 
 export interface TokenExchangeDeps {
   readonly route: string;
@@ -81,6 +85,16 @@ export function exchangeIdentity(upstream: Upstream, spec: ExchangeSpec, deps: T
       deps.logger.warn(
         { route: deps.route, server: deps.server, tokenEndpoint: spec.tokenEndpoint, err: errorSummary(err) },
         'token exchange failed: the authorization server did not answer usably',
+      );
+      return refuse('idp_unavailable', { headers: { 'retry-after': RETRY_AFTER_SEC } });
+    }
+    // What goes into the upstream's Authorization header must be a header value: a server
+    // answering with line breaks or a megabyte "token" answered nothing usable.
+    if (!BEARER_TOKEN.test(answer.access_token)) {
+      count('unavailable');
+      deps.logger.warn(
+        { route: deps.route, server: deps.server, tokenEndpoint: spec.tokenEndpoint },
+        'token exchange failed: the issued access_token is not a bearer token',
       );
       return refuse('idp_unavailable', { headers: { 'retry-after': RETRY_AFTER_SEC } });
     }
@@ -146,9 +160,35 @@ async function clientOf(spec: ExchangeSpec): Promise<oauth.Configuration> {
     auth,
   );
   config.timeout = spec.timeoutMs / 1000;
+  config[oauth.customFetch] = cappedFetch;
   // A plain-http token endpoint is the operator's choice (`check` warns off loopback).
   if (spec.tokenEndpoint.startsWith('http:')) oauth.allowInsecureRequests(config);
   return config;
+}
+
+/**
+ * `fetch` that reads at most {@link MAX_ANSWER_BYTES} of an answer (the timeout bounds the time):
+ * a token endpoint streaming without end fails the exchange instead of filling the gateway's memory.
+ */
+async function cappedFetch(url: string, options: oauth.CustomFetchOptions): Promise<Response> {
+  const answer = await fetch(url, { ...options, redirect: 'manual' } as RequestInit);
+  const reader = answer.body?.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (reader !== undefined)
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      size += read.value.byteLength;
+      if (size > MAX_ANSWER_BYTES) {
+        await reader.cancel();
+        throw new Error(`the token endpoint answered more than ${MAX_ANSWER_BYTES} bytes`);
+      }
+      chunks.push(read.value);
+    }
+  return new Response(size === 0 ? null : Buffer.concat(chunks), {
+    status: answer.status,
+    statusText: answer.statusText,
+    headers: answer.headers,
+  });
 }
 
 const CLIENT_KEY_ALGORITHMS = { ES256: 'ES256', EdDSA: 'EdDSA', RS256: 'RS256' } as const;
