@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { createArgumentsView } from '../audit/arguments.js';
 import { createAuditRecorder } from '../audit/records.js';
 import { createAuditStream, logChainHeads } from '../audit/stream.js';
+import { delegationDepth } from '../auth/delegation.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
@@ -230,7 +231,11 @@ function createLifetimes(router: () => Router, logger: Logger): AnswerLifetimes 
       const route = router().match(answer.route);
       if (route === undefined) return undefined;
       const outcome = await route.authenticate(answer.req);
-      if (!('refusal' in outcome)) return outcome;
+      if (!('refusal' in outcome)) {
+        // A bound on delegation lowered by the reload closes the answers of chains now too long.
+        const max = route.config.maxDelegationDepth;
+        return max !== undefined && delegationDepth(outcome.claims) > max ? undefined : outcome;
+      }
       // The issuer's JWKS is down: the token could not be judged, not found bad. The answer keeps
       // its identity (and its expiry timer); a revocation shows at the next reload or at `exp`.
       return outcome.refusal.reason === 'idp_unavailable' ? answer.identity : undefined;

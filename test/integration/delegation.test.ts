@@ -3,10 +3,15 @@
  * `maxDelegationDepth` refuses a chain deeper than the route allows for every request, before
  * anything reaches the upstream; `when` rules read it as `identity.claims.act`.
  */
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Peer, startV2Server } from '../fixtures/peers.js';
-import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type Peer, startV1Server, startV2Server } from '../fixtures/peers.js';
+import { startTestGateway, startWatchedGateway, type TestGateway } from '../support/gateway.js';
 import { createSigningKey, nowSec, type SigningKey, signJwt } from '../support/jwks.js';
+import { LEGACY, openSession } from '../support/raw-mcp.js';
+import { sleep } from '../support/wait.js';
 import { META } from '../support/wire.js';
 
 const ISSUER = 'https://idp.test/';
@@ -106,5 +111,71 @@ routes:
     );
     expect(denied.length).toBeGreaterThan(0);
     expect(JSON.stringify(denied[0])).toContain(`jwt:${ISSUER}|alice`);
+  });
+});
+
+describe('a bound on delegation lowered by reload', () => {
+  it('closes the open GET stream of a chain now too long, and leaves a direct caller’s open', async () => {
+    const signer = await createSigningKey('ES256');
+    const upstream = await startV1Server({ response: 'sse' });
+    const dir = mkdtempSync(join(tmpdir(), 'portcullis-delegation-'));
+    const file = join(dir, 'portcullis.yaml');
+    const policy = (max: number) => `listen: { host: 127.0.0.1, port: 0 }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
+limits: { drainTimeoutMs: 1000 }
+identities:
+  jwt: [{ issuer: "${ISSUER}", keys: [${JSON.stringify(signer.publicJwk)}], algorithms: [ES256] }]
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream.url}
+    authentication: { methods: [jwt] }
+    maxDelegationDepth: ${max}
+    default: allow
+`;
+    writeFileSync(file, policy(1));
+    const gateway = await startWatchedGateway(file);
+    try {
+      const tokenActing = (act?: unknown) =>
+        signJwt(signer, {
+          iss: ISSUER,
+          sub: 'alice',
+          aud: 'http://127.0.0.1/mcp',
+          iat: nowSec(),
+          exp: nowSec() + 300,
+          ...(act === undefined ? {} : { act }),
+        });
+      const stream = async (token: string) => {
+        const session = await openSession(`${gateway.url}/mcp`, token);
+        const answer = await fetch(`${gateway.url}/mcp`, {
+          headers: {
+            accept: 'text/event-stream',
+            authorization: `Bearer ${token}`,
+            'mcp-session-id': session,
+            'mcp-protocol-version': LEGACY,
+          },
+        });
+        expect(answer.status).toBe(200);
+        return (answer.body as ReadableStream<Uint8Array>).getReader();
+      };
+      const endsWithin = async (reader: ReadableStreamDefaultReader<Uint8Array>, ms: number) =>
+        Promise.race([
+          (async () => {
+            for (;;) if ((await reader.read()).done) return 'closed';
+          })().catch(() => 'closed'),
+          sleep(ms).then(() => 'still open'),
+        ]);
+      const delegated = await stream(await tokenActing({ sub: 'agent-42' }));
+      const direct = await stream(await tokenActing());
+      writeFileSync(file, policy(0));
+      expect(['applied', 'unchanged']).toContain(await gateway.reload());
+      expect(await endsWithin(delegated, 2_000)).toBe('closed');
+      expect(await endsWithin(direct, 500)).toBe('still open');
+      await direct.cancel();
+    } finally {
+      await gateway.close();
+      await upstream.close();
+    }
   });
 });
