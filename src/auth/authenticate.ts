@@ -141,6 +141,8 @@ const CREDENTIAL_HEADERS: ReadonlySet<string> = new Set(['authorization', 'x-api
 /** `require: all`: one identity naming each method; scopes are what every method grants. */
 function combine(identities: readonly Identity[]): Identity {
   const [first, ...rest] = identities as [Identity, ...Identity[]];
+  // One method: its identity as it is (what is kept beside it, e.g. a JWT's subject token, stays).
+  if (rest.length === 0) return first;
   const scopes = new Set([...first.scopes].filter((scope) => rest.every((i) => i.scopes.has(scope))));
   const jwt = identities.find((i) => i.methods.includes('jwt'));
   const mtls = identities.find((i) => i.methods.includes('mtls'));

@@ -6,7 +6,7 @@ export interface Identity {
   readonly key: string;
   /** Human-readable subject, for audit and traces. */
   readonly subject: string;
-  /** The methods that authenticated this caller. */
+  /** The methods that authenticated this caller; none for the gateway's own requests ({@link isGatewaysOwn}). */
   readonly methods: readonly AuthMethod[];
   readonly scopes: ReadonlySet<string>;
   readonly keyId?: string;
@@ -23,4 +23,12 @@ export interface Identity {
    * identity is closed then (proxy/stream-lifetime.ts).
    */
   readonly expiresAt?: number;
+}
+
+/**
+ * The gateway asking for itself (pin checks, federation probes, `check --connect`), not a caller:
+ * such identities name no authentication method, and every caller's names at least one.
+ */
+export function isGatewaysOwn(identity: Identity): boolean {
+  return identity.methods.length === 0;
 }

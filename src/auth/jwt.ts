@@ -12,6 +12,7 @@ import {
   jwtVerify,
 } from 'jose';
 import type { Config } from '../config/schema.js';
+import { isDelegationChain } from './delegation.js';
 import type { Failed, JwtFailure } from './failures.js';
 import type { Identity } from './identity.js';
 
@@ -196,6 +197,7 @@ export function createJwtVerifier(
     if (typeof subject !== 'string' || subject === '') return { failure: 'no_subject' };
     const bound = boundThumbprintOf(payload);
     if (bound === null) return { failure: 'claims' };
+    if (!isDelegationChain(payload.act)) return { failure: 'claims' };
 
     const identity: Identity = Object.freeze({
       key: `jwt:${config.issuer}|${subject}`,

@@ -135,6 +135,20 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
     if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname))
       out.push(`${label} uses plain http off loopback: ${value}`);
   };
+  // Two upstreams told who calls under one audience accept each other's assertions and tokens.
+  const audiences = new Map<string, string>();
+  config.routes.forEach((route, i) => {
+    for (const target of upstreamTargets(route, i)) {
+      if (target.identity === undefined) continue;
+      const field = target.field.replace(/\.upstream$/, '');
+      const first = audiences.get(target.identity.audience);
+      if (first === undefined) audiences.set(target.identity.audience, field);
+      else
+        out.push(
+          `${field}.upstreamIdentity.audience ${target.identity.audience} is ${first}'s too: what is sent to one is good at the other`,
+        );
+    }
+  });
   config.routes.forEach((route, i) => {
     const targets = upstreamTargets(route, i);
     for (const target of targets) {

@@ -100,10 +100,20 @@ routes:
       expect(answer.status, method).toBe(403);
       await answer.arrayBuffer();
     }
-    // A hostile chain hundreds of levels deep is read no further than needed.
+    // A chain that is not one — hundreds of levels deep, an array, a string — does not
+    // authenticate at all: no bound and no rule could judge it, no assertion could carry it.
     let act: Record<string, unknown> = { sub: 'bottom' };
     for (let i = 0; i < 300; i++) act = { sub: `a${i}`, act };
-    expect((await call(await token(act))).status).toBe(403);
+    for (const malformed of [
+      act,
+      [{ sub: 'agent-1' }, { sub: 'agent-2' }],
+      'agent-1',
+      { sub: 'a', act: 'b' },
+    ]) {
+      const answer = await call(await token(malformed));
+      expect(answer.status).toBe(401);
+      await answer.arrayBuffer();
+    }
     expect(upstream.requests.length).toBe(before);
     const records = await gateway.auditRecords();
     const denied = records.filter(

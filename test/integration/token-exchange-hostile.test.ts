@@ -15,7 +15,7 @@ import { META } from '../support/wire.js';
 const ISSUER = 'https://idp.test/';
 
 /** What the hostile token endpoint does at each path. */
-const CASES: Record<string, (res: import('node:http').ServerResponse) => void> = {
+const CASES: Record<string, (res: import('node:http').ServerResponse, body: string) => void> = {
   '/garbage': (res) => res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token": '),
   '/html': (res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>hello</html>'),
   '/injection': (res) =>
@@ -33,6 +33,33 @@ const CASES: Record<string, (res: import('node:http').ServerResponse) => void> =
   },
   '/silent': () => {},
   '/redirect': (res) => res.writeHead(307, { location: 'http://127.0.0.1:9/token' }).end(),
+  // A lenient server handing the caller's own token back: it must never go upstream.
+  '/echo-subject': (res, body) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        access_token: new URLSearchParams(body).get('subject_token'),
+        issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+        token_type: 'Bearer',
+        expires_in: 60,
+      }),
+    ),
+  // RFC 8693: `N_A` is not a token to present as Bearer.
+  '/not-an-access-token': (res) =>
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({
+        access_token: 'eyJhbGciOiJub25lIn0.e30.',
+        issued_token_type: 'urn:ietf:params:oauth:token-type:id_token',
+        token_type: 'N_A',
+        expires_in: 60,
+      }),
+    ),
+  // Busy, or refusing the gateway itself as a client: unavailable, not the caller refused.
+  '/busy': (res) =>
+    res.writeHead(429, { 'content-type': 'application/json' }).end(JSON.stringify({ error: 'slow_down' })),
+  '/bad-client': (res) =>
+    res
+      .writeHead(400, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ error: 'invalid_client' })),
   '/weird-error': (res) =>
     res
       .writeHead(400, { 'content-type': 'application/json' })
@@ -86,10 +113,13 @@ describe('a hostile token endpoint', () => {
     signer = await createSigningKey('ES256');
     upstream = await startV2Server({ response: 'json' });
     endpoint = createServer((req, res) => {
-      req.resume();
-      const behave = CASES[req.url ?? ''];
-      if (behave === undefined) res.writeHead(404).end();
-      else behave(res);
+      const chunks: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => chunks.push(chunk));
+      req.on('end', () => {
+        const behave = CASES[req.url ?? ''];
+        if (behave === undefined) res.writeHead(404).end();
+        else behave(res, Buffer.concat(chunks).toString('utf8'));
+      });
     });
     await new Promise<void>((resolve) => endpoint.listen(0, '127.0.0.1', resolve));
     base = `http://127.0.0.1:${(endpoint.address() as AddressInfo).port}`;
@@ -119,16 +149,24 @@ ${routes}`,
     await new Promise((resolve) => endpoint?.close(resolve));
   });
 
-  it.each(['/garbage', '/html', '/injection', '/endless', '/silent', '/redirect'])(
-    '%s: 503 idp_unavailable with Retry-After, within the timeout',
-    async (route) => {
-      const result = await call(route);
-      expect(result.status).toBe(503);
-      expect(result.data?.reason).toBe('idp_unavailable');
-      expect(result.retryAfter).toBe('5');
-      expect(result.ms).toBeLessThan(3_000);
-    },
-  );
+  it.each([
+    '/garbage',
+    '/html',
+    '/injection',
+    '/endless',
+    '/silent',
+    '/redirect',
+    '/echo-subject',
+    '/not-an-access-token',
+    '/busy',
+    '/bad-client',
+  ])('%s: 503 idp_unavailable with Retry-After, within the timeout', async (route) => {
+    const result = await call(route);
+    expect(result.status).toBe(503);
+    expect(result.data?.reason).toBe('idp_unavailable');
+    expect(result.retryAfter).toBe('5');
+    expect(result.ms).toBeLessThan(3_000);
+  });
 
   it('an error string outside the OAuth error charset is passed on as invalid_request, never reflected', async () => {
     const result = await call('/weird-error');

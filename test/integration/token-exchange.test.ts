@@ -175,6 +175,18 @@ ${route('/mcp', secret)}${route('/pkjwt', `{ mode: tokenExchange, tokenEndpoint:
       b: { upstream: "${plain.url}" }
     authentication: { methods: [jwt] }
     tools: { a__whoami: notes:read, b__echo: notes:read }
+  - route: /fednarrow
+    resource: http://127.0.0.1/fednarrow
+    servers:
+      a: { upstream: "${upstream.url}", upstreamIdentity: ${secret.replace(' }', ', scopes: call }')} }
+    authentication: { methods: [jwt] }
+    tools: { a__whoami: notes:read }
+  - route: /all
+    resource: http://127.0.0.1/all
+    upstream: ${upstream.url}
+    upstreamIdentity: ${secret}
+    authentication: { methods: [jwt], require: all }
+    tools: { whoami: notes:read }
 `,
     });
   });
@@ -310,6 +322,26 @@ ${route('/mcp', secret)}${route('/pkjwt', `{ mode: tokenExchange, tokenEndpoint:
     expect(plain.requests.length).toBeGreaterThan(0);
     for (const request of plain.requests) expect(request.headers.authorization).toBeUndefined();
     expect(JSON.stringify([...upstream.requests, ...plain.requests])).not.toContain(token);
+  });
+
+  it("scopes: call on a federated server asks for the call's scopes; require: all with jwt alone is exchanged too", async () => {
+    const narrow = await call(
+      gateway.url,
+      '/fednarrow',
+      await tokenFor('user-16', '/fednarrow'),
+      'a__whoami',
+    );
+    expect(narrow.status).toBe(200);
+    expect(as.exchanges.at(-1)).toMatchObject({ scope: 'notes:read' });
+    const before = as.exchanges.length;
+    const all = await call(gateway.url, '/all', await tokenFor('user-17', '/all'));
+    expect(all.status).toBe(200);
+    const body = (await all.json()) as { result: { content: { text: string }[] } };
+    expect(JSON.parse(body.result.content[0]?.text ?? 'null')).toMatchObject({
+      active: true,
+      sub: 'user-17',
+    });
+    expect(as.exchanges.length).toBe(before + 1);
   });
 
   it('an SDK v1 client on the legacy protocol: every request of its session carries the exchanged token', async () => {

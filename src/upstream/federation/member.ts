@@ -156,6 +156,8 @@ export class Member {
       version: link.version,
       identity: request.identity,
       session: this.sessionOf(request, link),
+      // What the call needed, for an identity of scope `call` (a batch: every message's).
+      decisions: request.decisions,
     });
     this.duration?.observe((performance.now() - started) / 1000);
     if (isRefusal(answer)) {
@@ -372,6 +374,7 @@ export class Member {
         version: request.version,
         identity: request.identity,
         session: undefined,
+        decisions: request.decisions,
       });
       if (isRefusal(answer)) {
         this.count(failureOf(answer));
@@ -449,6 +452,7 @@ export class Member {
         version: link.version,
         identity: request.identity,
         session: this.sessionOf(request, link),
+        decisions: request.decisions,
       })
       .then((answer) => {
         if (!isRefusal(answer) && answer.status === 404 && link.id !== undefined) {

@@ -70,20 +70,18 @@ export function assertionsOf(
   return {
     jwks: jwksDocument(keys),
     token(identity, audience, scope) {
-      const key = `${identity.key}\n${audience}\n${scope}`;
+      // Everything the assertion says of the caller is in the key: the same subject acting
+      // through another chain of actors, or by another method, gets an assertion of its own.
+      const key = `${claimsKeyOf(identity)}${JSON.stringify([audience, scope])}`;
       const at = now();
       const cached = cache.get(key);
+      const credentialEnd = credentialEndOf(identity);
       // Never vouched for past the caller's own credential: a later token of the same subject that
       // expires sooner gets an assertion of its own.
-      if (
-        cached !== undefined &&
-        at < cached.reuseUntilMs &&
-        cached.expMs <= (identity.expiresAt ?? Number.POSITIVE_INFINITY)
-      )
+      if (cached !== undefined && at < cached.reuseUntilMs && cached.expMs <= credentialEnd)
         return cached.token ?? (cached.pending as Promise<string>);
       // Whole seconds: `exp` is never later than the lifetime or the credential allow.
-      const expMs =
-        Math.floor(Math.min(at + lifetimeMs, identity.expiresAt ?? Number.POSITIVE_INFINITY) / 1000) * 1000;
+      const expMs = Math.floor(Math.min(at + lifetimeMs, credentialEnd) / 1000) * 1000;
       // Re-signed with some life left (half of it when the credential's expiry cut it short).
       const entry: Cached = { expMs, reuseUntilMs: expMs - Math.min(marginMs, (expMs - at) / 2) };
       const pending = sign(identity, audience, scope, at, expMs).then(
@@ -106,6 +104,30 @@ export function assertionsOf(
   };
 }
 
+const claimsKeys = new WeakMap<Identity, string>();
+
+/** What an assertion says of `identity` (its `sub` and `act`), as an unambiguous cache key part. */
+function claimsKeyOf(identity: Identity): string {
+  let key = claimsKeys.get(identity);
+  if (key === undefined) {
+    key = JSON.stringify([identity.key, identity.issuer ?? null, identity.methods, identity.claims?.act ?? null]);
+    claimsKeys.set(identity, key);
+  }
+  return key;
+}
+
+/**
+ * When the caller's credential stops: a token's own `exp` (not the clock tolerance the gateway
+ * allows when checking it), an API key's `expires`; never for a credential without an end.
+ */
+function credentialEndOf(identity: Identity): number {
+  const exp = identity.claims?.exp;
+  return Math.min(
+    typeof exp === 'number' ? exp * 1000 : Number.POSITIVE_INFINITY,
+    identity.expiresAt ?? Number.POSITIVE_INFINITY,
+  );
+}
+
 /**
  * The `act` claim (RFC 8693 §4.1): the gateway is the party acting for the subject. It says how
  * the caller authenticated (`amr`), which issuer vouched for a token caller (`caller_iss`), and
@@ -117,6 +139,6 @@ function actor(issuer: string, identity: Identity): Record<string, unknown> {
     sub: issuer,
     amr: [...identity.methods],
     ...(identity.issuer !== undefined ? { caller_iss: identity.issuer } : {}),
-    ...(prior !== undefined && prior !== null && typeof prior === 'object' ? { act: prior } : {}),
+    ...(prior !== null && typeof prior === 'object' && !Array.isArray(prior) ? { act: prior } : {}),
   };
 }

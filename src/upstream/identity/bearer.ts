@@ -11,9 +11,23 @@ export function withBearer(request: UpstreamRequest, token: string): UpstreamReq
   return { ...request, headers: { ...request.headers, authorization: `Bearer ${token}` } };
 }
 
-/** Every scope the caller holds, in the order its credential lists them. */
+/** An RFC 6749 scope token: what a space-separated `scope` can carry without being misread. */
+const SCOPE_TOKEN = /^[\x21\x23-\x5B\x5D-\x7E]+$/;
+const callerScopesOf = new WeakMap<Identity, string>();
+
+/**
+ * Every scope the caller holds, in the order its credential lists them, space-separated. A scope
+ * a token's `scp` array spells with a space or a control character is left out: the gateway holds
+ * it as one inert scope, an upstream would read its words as several.
+ */
 export function callerScopes(request: { readonly identity: Identity }): string {
-  return [...request.identity.scopes].join(' ');
+  const { identity } = request;
+  let scope = callerScopesOf.get(identity);
+  if (scope === undefined) {
+    scope = [...identity.scopes].filter((s) => SCOPE_TOKEN.test(s)).join(' ');
+    callerScopesOf.set(identity, scope);
+  }
+  return scope;
 }
 
 /** The scopes the allowed messages of the call required, sorted (a GET or DELETE needs none). */

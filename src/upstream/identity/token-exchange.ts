@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { importPKCS8 } from 'jose';
 import * as oauth from 'openid-client';
 import type { Logger } from 'pino';
+import { isGatewaysOwn } from '../../auth/identity.js';
 import { subjectTokenOf } from '../../auth/jwt.js';
 import type { Config, UpstreamIdentityConfig } from '../../config/schema.js';
 import { upstreamTargets } from '../../config/upstreams.js';
@@ -59,6 +60,16 @@ export function exchangeIdentity(upstream: Upstream, spec: ExchangeSpec, deps: T
     deps.metrics?.tokenExchanges.inc({ ...labels, result });
   const scopeOf = spec.scopes === 'call' ? (r: UpstreamRequest) => neededScopes(r.decisions) : callerScopes;
 
+  /** 503 `idp_unavailable`, logged (never a token) and counted. */
+  const unavailable = (message: string, detail: Record<string, unknown> = {}): Refusal => {
+    count('unavailable');
+    deps.logger.warn(
+      { route: deps.route, server: deps.server, tokenEndpoint: spec.tokenEndpoint, ...detail },
+      message,
+    );
+    return refuse('idp_unavailable', { headers: { 'retry-after': RETRY_AFTER_SEC } });
+  };
+
   const exchange = async (
     subject: string,
     scope: string,
@@ -75,29 +86,32 @@ export function exchangeIdentity(upstream: Upstream, spec: ExchangeSpec, deps: T
     try {
       answer = await oauth.genericGrantRequest(await client, GRANT, parameters);
     } catch (err) {
-      const refused = refusedBy(err);
-      if (refused !== undefined) {
+      const said = oauthErrorOf(err);
+      if (said !== undefined && !said.unavailable) {
         count('refused');
-        return refuse('exchange_refused', { data: { error: refused } });
+        return refuse('exchange_refused', { data: { error: said.error } });
       }
-      count('unavailable');
       // The message names what failed (a timeout, a status, a malformed answer); never a token.
-      deps.logger.warn(
-        { route: deps.route, server: deps.server, tokenEndpoint: spec.tokenEndpoint, err: errorSummary(err) },
-        'token exchange failed: the authorization server did not answer usably',
+      return unavailable(
+        said === undefined
+          ? 'token exchange failed: the authorization server did not answer usably'
+          : `token exchange failed: the authorization server answered ${said.error} (${said.status})${said.gateway ? ': it refuses the gateway as a client — check clientId and its credential' : ''}`,
+        said === undefined ? { err: errorSummary(err) } : {},
       );
-      return refuse('idp_unavailable', { headers: { 'retry-after': RETRY_AFTER_SEC } });
     }
-    // What goes into the upstream's Authorization header must be a header value: a server
-    // answering with line breaks or a megabyte "token" answered nothing usable.
-    if (!BEARER_TOKEN.test(answer.access_token)) {
-      count('unavailable');
-      deps.logger.warn(
-        { route: deps.route, server: deps.server, tokenEndpoint: spec.tokenEndpoint },
-        'token exchange failed: the issued access_token is not a bearer token',
-      );
-      return refuse('idp_unavailable', { headers: { 'retry-after': RETRY_AFTER_SEC } });
-    }
+    // What goes into the upstream's Authorization header must be a bearer token meant for it: a
+    // header value (no line breaks, no megabyte), issued as an access token (RFC 8693: `N_A` is
+    // not one), and not the caller's own token handed back by a lenient server.
+    const problem = !BEARER_TOKEN.test(answer.access_token)
+      ? 'is not a bearer token'
+      : answer.issued_token_type !== ACCESS_TOKEN
+        ? 'is not an access token (issued_token_type)'
+        : answer.token_type.toLowerCase() !== 'bearer'
+          ? 'is not a bearer token (token_type)'
+          : answer.access_token === subject
+            ? "is the caller's own token"
+            : undefined;
+    if (problem !== undefined) return unavailable(`token exchange failed: the issued access_token ${problem}`);
     count('issued');
     const issuedFor = typeof answer.expires_in === 'number' ? now() + answer.expires_in * 1000 : Infinity;
     return { token: answer.access_token, expMs: issuedFor };
@@ -136,7 +150,16 @@ export function exchangeIdentity(upstream: Upstream, spec: ExchangeSpec, deps: T
   return {
     send(request) {
       const subject = subjectTokenOf(request.identity);
-      if (subject === undefined) return upstream.send(request);
+      if (subject === undefined) {
+        // The gateway's own requests (pin checks) have no caller's token and go without one.
+        if (isGatewaysOwn(request.identity)) return upstream.send(request);
+        // A caller with no token to exchange: never forwarded without the upstream's token.
+        deps.logger.error(
+          { route: deps.route, server: deps.server, identity: request.identity.key },
+          'token exchange: the caller has no subject token (a bug); the call is refused',
+        );
+        return Promise.resolve(refuse('internal'));
+      }
       const token = tokenFor(request, subject);
       if (typeof token === 'string') return upstream.send(withBearer(request, token));
       return token.then((issued) =>
@@ -219,16 +242,25 @@ export function clientKeyProblems(config: Config): string[] {
 /** RFC 6749 §5.2 `error` characters; anything else the server sent is not passed on. */
 const ERROR_CODE = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
 
+/** OAuth errors that are about the gateway as a client, not about the caller's token. */
+const GATEWAY_ERRORS: ReadonlySet<string> = new Set(['invalid_client', 'unauthorized_client']);
+
 /**
- * The `error` of an authorization server that answered and said no (a 4xx with an OAuth error
- * body, or a 401 challenge); undefined when it did not answer usably (unreachable, timeout, 5xx,
- * an answer that is not an OAuth response).
+ * What an authorization server that answered with an OAuth error (a 4xx error body, or a 401
+ * challenge) said: its `error` (one outside the RFC 6749 charset reads `invalid_request`), and
+ * whether that leaves the exchange unavailable rather than refused — the server busy (429, 408)
+ * or refusing the gateway itself as a client (the operator's fix, not the caller's). Undefined
+ * when it did not answer usably (unreachable, timeout, 5xx, not an OAuth answer).
  */
-function refusedBy(err: unknown): string | undefined {
+function oauthErrorOf(
+  err: unknown,
+): { error: string; status: number; unavailable: boolean; gateway: boolean } | undefined {
   if (typeof err !== 'object' || err === null) return undefined;
   const { error, status } = err as { error?: unknown; status?: unknown };
   if (typeof status !== 'number' || status < 400 || status >= 500) return undefined;
-  return typeof error === 'string' && ERROR_CODE.test(error) ? error : 'invalid_request';
+  const code = typeof error === 'string' && ERROR_CODE.test(error) ? error : 'invalid_request';
+  const gateway = GATEWAY_ERRORS.has(code);
+  return { error: code, status, gateway, unavailable: gateway || status === 429 || status === 408 };
 }
 
 /** What the log says of a failed exchange: the error's kind and message, never its cause's request. */

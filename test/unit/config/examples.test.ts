@@ -34,6 +34,34 @@ describe('config/ examples', () => {
     expect(text).toMatch(/files\/reindex\s+→ files:admin/);
     expect(text).toContain('warning: routes[0].upstream uses plain http off loopback');
     expect(text).not.toContain(ENV.FILES_UPSTREAM_TOKEN);
+    expect(text).toContain(
+      "upstream        http://tickets-mcp.tools.svc:8080/mcp (told who calls: assertion for https://tickets-mcp.tools.svc, the call's scopes)",
+    );
+  });
+
+  it('check warns about two upstreams told who calls under one audience, and a token endpoint off loopback in plain http', () => {
+    const { config } = loadConfigFile(join(ROOT, 'config', 'example.yaml'), ENV);
+    const tickets = config.routes[1] as (typeof config.routes)[number];
+    const exchanged = {
+      mode: 'tokenExchange' as const,
+      tokenEndpoint: 'http://idp.example.com/token',
+      clientId: 'portcullis',
+      clientSecret: 'a-secret-never-printed',
+      audience: 'https://tickets-mcp.tools.svc',
+      scopes: 'caller' as const,
+      timeoutMs: 5000,
+    };
+    const twice = {
+      ...config,
+      routes: [...config.routes, { ...tickets, route: '/tickets2/mcp', upstreamIdentity: exchanged }],
+    };
+    const text = describeConfig(twice, 'example.yaml');
+    expect(text).toContain(
+      "warning: routes[2].upstreamIdentity.audience https://tickets-mcp.tools.svc is routes[1]'s too: what is sent to one is good at the other",
+    );
+    expect(text).toContain('warning: routes[2].upstreamIdentity.tokenEndpoint uses plain http off loopback');
+    expect(text).toContain('told who calls: token exchanged at http://idp.example.com/token');
+    expect(text).not.toContain('a-secret-never-printed');
   });
 });
 

@@ -6,6 +6,7 @@ import { createLocalJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from '
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../../../../src/auth/identity.js';
 import { assertionsOf } from '../../../../src/upstream/identity/assertions.js';
+import { callerScopes } from '../../../../src/upstream/identity/bearer.js';
 import { loadSigningKeys, signingKeyProblems } from '../../../../src/upstream/identity/signing-keys.js';
 import { configProblems } from '../../../support/config.js';
 
@@ -71,6 +72,29 @@ describe('assertions', () => {
     expect(decodeJwt(renewed).jti).not.toBe(decodeJwt(first).jti);
   });
 
+  it('is not shared between the same subject acting directly, through an agent, or by another method', async () => {
+    const assertions = assertionsOf(config([ec]), await loadSigningKeys([ec]));
+    const user: Identity = {
+      ...alice,
+      key: 'jwt:https://idp/|u1',
+      methods: ['jwt'],
+      issuer: 'https://idp/',
+      claims: {},
+    };
+    const direct = await assertions.token(user, 'aud', 'a');
+    const viaAgent = await assertions.token({ ...user, claims: { act: { sub: 'agent-42' } } }, 'aud', 'a');
+    expect(viaAgent).not.toBe(direct);
+    expect((decodeJwt(viaAgent).act as { act?: unknown }).act).toEqual({ sub: 'agent-42' });
+    expect((decodeJwt(direct).act as { act?: unknown }).act).toBeUndefined();
+    const combined = await assertions.token({ ...user, methods: ['jwt', 'mtls'] }, 'aud', 'a');
+    expect(combined).not.toBe(direct);
+    // Key parts cannot run into each other: a newline in a subject is not a separator.
+    const a = await assertions.token({ ...alice, key: 'apiKey:x\naud' }, 'b', '');
+    const b = await assertions.token({ ...alice, key: 'apiKey:x' }, 'aud\nb', '');
+    expect(decodeJwt(a).sub).toBe('apiKey:x\naud');
+    expect(decodeJwt(b).sub).toBe('apiKey:x');
+  });
+
   it('never vouches past the caller’s own credential', async () => {
     const now = 1_800_000_000_000;
     const assertions = assertionsOf(config([ec]), await loadSigningKeys([ec]), { now: () => now });
@@ -80,6 +104,15 @@ describe('assertions', () => {
     // The same subject with a credential that expires sooner gets an assertion of its own.
     const sooner = await assertions.token({ ...alice, expiresAt: now + 50_000 }, 'aud', '');
     expect(decodeJwt(sooner).exp).toBe((now + 50_000) / 1000);
+    // A token's own exp, not the clock tolerance its check allows (expiresAt).
+    const jwtCaller: Identity = {
+      ...alice,
+      key: 'jwt:https://idp/|u2',
+      methods: ['jwt'],
+      claims: { exp: (now + 60_000) / 1000 },
+      expiresAt: now + 90_000,
+    };
+    expect(decodeJwt(await assertions.token(jwtCaller, 'aud', '')).exp).toBe((now + 60_000) / 1000);
   });
 
   it('carries a JWT caller’s issuer and its own delegation chain beneath the gateway', async () => {
@@ -99,6 +132,16 @@ describe('assertions', () => {
       caller_iss: 'https://idp/',
       act: { sub: 'agent', act: { sub: 'orchestrator' } },
     });
+  });
+});
+
+describe('the scope an upstream is told', () => {
+  it('leaves out a scope a token spelled with a space or a control character', () => {
+    const identity: Identity = {
+      ...alice,
+      scopes: new Set(['notes:read', 'notes:read admin', 'x\u0000y', 'ok']),
+    };
+    expect(callerScopes({ identity })).toBe('notes:read ok');
   });
 });
 
