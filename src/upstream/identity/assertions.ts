@@ -110,7 +110,12 @@ const claimsKeys = new WeakMap<Identity, string>();
 function claimsKeyOf(identity: Identity): string {
   let key = claimsKeys.get(identity);
   if (key === undefined) {
-    key = JSON.stringify([identity.key, identity.issuer ?? null, identity.methods, identity.claims?.act ?? null]);
+    key = JSON.stringify([
+      identity.key,
+      identity.issuer ?? null,
+      identity.methods,
+      identity.claims?.act ?? null,
+    ]);
     claimsKeys.set(identity, key);
   }
   return key;

@@ -1,5 +1,4 @@
 import { hash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { importPKCS8 } from 'jose';
 import * as oauth from 'openid-client';
 import type { Logger } from 'pino';
@@ -111,7 +110,8 @@ export function exchangeIdentity(upstream: Upstream, spec: ExchangeSpec, deps: T
           : answer.access_token === subject
             ? "is the caller's own token"
             : undefined;
-    if (problem !== undefined) return unavailable(`token exchange failed: the issued access_token ${problem}`);
+    if (problem !== undefined)
+      return unavailable(`token exchange failed: the issued access_token ${problem}`);
     count('issued');
     const issuedFor = typeof answer.expires_in === 'number' ? now() + answer.expires_in * 1000 : Infinity;
     return { token: answer.access_token, expMs: issuedFor };
