@@ -20,6 +20,8 @@ export interface RefusalSpec {
   readonly decision: AuditDecision;
   /** Fixed, short text: never echoes what the client sent. */
   readonly message: string;
+  /** The code on the 2026-07-28 protocol when it differs (a missing client capability: -32021). */
+  readonly modernRpc?: number;
 }
 
 export const REFUSALS = {
@@ -91,6 +93,28 @@ export const REFUSALS = {
     decision: 'deny',
     message: 'Token exchange refused by the authorization server',
   },
+  /** The caller declined (or cancelled) confirming a `confirm` tool call, or accepted without `confirm: true`. */
+  confirmation_declined: {
+    status: 403,
+    rpc: -31098,
+    decision: 'deny',
+    message: 'The call was not confirmed',
+  },
+  /** A confirmation that expired, was already used, or was made for another caller, call or arguments. */
+  confirmation_expired: {
+    status: 403,
+    rpc: -31098,
+    decision: 'deny',
+    message: 'The confirmation expired or does not match this call',
+  },
+  /** The caller's client cannot be asked to confirm (no `elicitation` capability): never forwarded unconfirmed. */
+  confirmation_unavailable: {
+    status: 400,
+    rpc: -31098,
+    modernRpc: -32021,
+    decision: 'deny',
+    message: 'This call needs confirmation and the client cannot be asked',
+  },
   session_not_found: { status: 404, rpc: -32001, decision: 'deny', message: 'Session not found' },
   rate_limited: { status: 429, rpc: -31093, decision: 'rate-limited', message: 'Rate limit exceeded' },
   too_many_failures: {
@@ -150,6 +174,8 @@ export interface Refusal {
   readonly data?: Readonly<Record<string, unknown>>;
   /** The request was a batch: answer with an array of errors. */
   readonly batch?: boolean;
+  /** Answered on the 2026-07-28 protocol: a reason's `modernRpc`, where it has one, is the code. */
+  readonly modern?: boolean;
 }
 
 export function refuse(
@@ -159,6 +185,7 @@ export function refuse(
     headers?: Record<string, string>;
     data?: Record<string, unknown>;
     batch?: boolean;
+    modern?: boolean;
   } = {},
 ): Refusal {
   return {
@@ -166,6 +193,7 @@ export function refuse(
     reason,
     ids: extra.ids ?? [],
     ...(extra.batch ? { batch: true } : {}),
+    ...(extra.modern ? { modern: true } : {}),
     ...(extra.headers ? { headers: extra.headers } : {}),
     ...(extra.data ? { data: extra.data } : {}),
   };
@@ -183,7 +211,11 @@ export function refusalBody(refusal: Refusal): string {
   const errors = ids.map((id) => ({
     jsonrpc: '2.0',
     id,
-    error: { code: spec.rpc, message: spec.message, data: { ...refusal.data, reason: refusal.reason } },
+    error: {
+      code: (refusal.modern ? spec.modernRpc : undefined) ?? spec.rpc,
+      message: spec.message,
+      data: { ...refusal.data, reason: refusal.reason },
+    },
   }));
   return JSON.stringify(refusal.batch ? errors : errors[0]);
 }

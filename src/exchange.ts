@@ -51,6 +51,8 @@ export interface FinishedExchange {
   readonly reason: RefusalReason | undefined;
   /** The rule a refusal names (`data.rule`) when no message's decision does (`maxDelegationDepth`). */
   readonly refusalRule: string | undefined;
+  /** A `confirm` call: which step of its confirmation this request was, and the id linking the steps. */
+  readonly confirmation: Confirmation | undefined;
   /** What the answer's responses said, by id; undefined when the answer was not read. */
   readonly answers: readonly AnswerOutcome[] | undefined;
   /** An SSE answer: its duration is the stream's life, kept out of the latency histogram. */
@@ -95,6 +97,13 @@ export interface Guarded extends Routed {
 export interface Authenticated extends Guarded {
   readonly identity: Identity;
 }
+/** One step of a call's human confirmation: asked, then accepted, declined or expired. */
+export interface Confirmation {
+  readonly step: 'asked' | 'accepted' | 'declined' | 'expired';
+  /** The same for the question and its answer (a hash of the confirmation's nonce). */
+  readonly id: string;
+}
+
 /** Parsed (step 5, POST only). */
 export interface Parsed extends Authenticated {
   /** Writable: the authorize stage puts the resource URIs policy matched in their canonical form. */
@@ -185,6 +194,7 @@ export class Exchange implements FinishedExchange {
   decision: 'allow' | AuditDecision = 'error';
   reason: RefusalReason | undefined = undefined;
   refusalRule: string | undefined = undefined;
+  confirmation: Confirmation | undefined = undefined;
   answers: readonly AnswerOutcome[] | undefined = undefined;
   durationMs = 0;
   /** Set for an answer the gateway gives itself (metadata, preflight): a span, no record. */

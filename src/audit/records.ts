@@ -187,6 +187,7 @@ function recordFor(
     upstreamStatus: shared.upstreamStatus,
     servers: shared.servers,
     pin: id === undefined || id === null ? undefined : exchange.pinned?.get(id),
+    confirmation: decision?.confirm === undefined ? undefined : exchange.confirmation,
     outcome: answerOf(answers, message),
     durationMs: shared.durationMs,
   };

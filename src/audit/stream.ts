@@ -49,6 +49,8 @@ export interface AuditRecord {
   readonly servers?: readonly string[] | undefined;
   /** A pinned route's call: the hash of the pinned definition it was checked against (which version ran). */
   readonly pin?: string | undefined;
+  /** A `confirm` call: the step of its confirmation and the id that links the question to the answer. */
+  readonly confirmation?: { readonly step: string; readonly id: string } | undefined;
   /** What the answer said at the MCP level; absent when no answer to this request was seen. */
   readonly outcome: { readonly isError: boolean; readonly errorCode?: number } | undefined;
   readonly durationMs: number;

@@ -138,6 +138,8 @@ export function describeDecision(decision: Decision, identity: Identity): string
     `  caller    ${identity.key}: ${[...identity.scopes].join(' ') || '(no scope)'}`,
   ];
   if (delegationDepth(identity.claims) > 0) lines.push(`  delegated ${describeChain(identity)}`);
+  if (decision.confirm !== undefined)
+    lines.push(`  confirm   ${decision.confirm}: forwarded only after the caller confirms it`);
   if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
   if (decision.reason === 'argument_denied')
     lines.push(

@@ -35,7 +35,15 @@ const nameToScopes = z.record(z.string().min(1), scopeRequirement);
  */
 const toolEntry = z.union([
   scopeRequirement,
-  z.strictObject({ scopes: scopeRequirement, when: z.string().min(1).optional() }),
+  z.strictObject({
+    scopes: scopeRequirement,
+    when: z.string().min(1).optional(),
+    /**
+     * A human says yes to each call, with these arguments, before it is forwarded: `caller` — the
+     * calling user, through their own MCP client (DESIGN.md "human confirmation").
+     */
+    confirm: z.enum(['caller']).optional(),
+  }),
 ]);
 export type ToolEntry = z.infer<typeof toolEntry>;
 
@@ -214,6 +222,12 @@ const upstreamIdentitySchema = z.discriminatedUnion('mode', [
     ),
 ]);
 export type UpstreamIdentityConfig = z.infer<typeof upstreamIdentitySchema>;
+
+/** Human confirmation of `confirm` tools (part 2 adds approvers). */
+const approvalsSchema = z.strictObject({
+  /** How long a caller has to confirm a call: its `requestState` expires then. Default 120 s. */
+  confirmTimeoutSec: z.number().int().min(5).max(3_600).default(120),
+});
 
 const apiKeySchema = z.strictObject({
   /** Stable id, shown in audit records; two entries may share it during a rotation. */
@@ -664,6 +678,7 @@ export const configSchema = z
     log: logSchema.default({ level: 'info', requests: false }),
     tracing: tracingSchema.optional(),
     gatewayIdentity: gatewayIdentitySchema.optional(),
+    approvals: approvalsSchema.default({ confirmTimeoutSec: 120 }),
     identities: identitiesSchema.default(identitiesSchema.parse({})),
     routes: z.array(routeSchema).min(1, 'must list at least one route'),
   })

@@ -75,6 +75,10 @@ export interface Metrics {
   readonly toolChanges: Counter<'route' | 'kind' | 'verdict'>;
   /** RFC 8693 exchanges of callers' tokens (`upstreamIdentity: { mode: tokenExchange }`), by outcome. */
   readonly tokenExchanges: Counter<'route' | 'server' | 'result'>;
+  /** Human confirmations of `confirm` calls, by step. */
+  readonly confirmations: Counter<'route' | 'result'>;
+  /** Time from asking a caller to confirm to the yes. */
+  readonly confirmationSeconds: Histogram<'route'>;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -222,6 +226,19 @@ export function createMetrics(version: string): Metrics {
       name: 'portcullis_token_exchanges_total',
       help: 'Token exchanges (RFC 8693) at an authorization server for an upstream, by route, server (empty for a single-server route) and result (issued; refused: 403 exchange_refused; unavailable: 503 idp_unavailable)',
       labelNames: ['route', 'server', 'result'],
+      registers: [registry],
+    }),
+    confirmations: new Counter({
+      name: 'portcullis_confirmations_total',
+      help: 'Human confirmations of confirm tool calls, by route and result (asked, accepted, declined, expired: too late, used or for another call, unavailable: the client cannot be asked)',
+      labelNames: ['route', 'result'],
+      registers: [registry],
+    }),
+    confirmationSeconds: new Histogram({
+      name: 'portcullis_confirmation_duration_seconds',
+      help: 'Time from asking the caller to confirm a call to the yes, by route',
+      labelNames: ['route'],
+      buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
       registers: [registry],
     }),
     stdioProcesses: new Gauge({

@@ -9,6 +9,8 @@ export interface Requirement {
   readonly rule: string;
   /** A tool entry's `when` rule: the call's arguments must satisfy it too. */
   readonly when?: Condition;
+  /** A tool entry's `confirm`: who must say yes to each call before it is forwarded. */
+  readonly confirm?: 'caller';
 }
 
 /** A compiled `tools` / `resources` / `prompts` / `methods` table. */
@@ -38,8 +40,11 @@ export function compileTable(section: Section, table: Readonly<Record<string, To
   const exact = new Map<string, Requirement>();
   const patterns: Pattern[] = [];
   for (const [name, entry] of Object.entries(table)) {
-    const source =
-      typeof entry === 'object' && !Array.isArray(entry) ? (entry as { when?: string }).when : undefined;
+    const object =
+      typeof entry === 'object' && !Array.isArray(entry)
+        ? (entry as { when?: string; confirm?: 'caller' })
+        : undefined;
+    const source = object?.when;
     // Validated at load (`config/schema.ts`): a rule that does not compile never gets here.
     const when = source === undefined ? undefined : compileCondition(source);
     if (when !== undefined && isConditionProblem(when))
@@ -48,6 +53,7 @@ export function compileTable(section: Section, table: Readonly<Record<string, To
       scopes: Object.freeze([...entryScopes(entry)]),
       rule: `${section}.${/^[A-Za-z0-9_./-]+$/.test(name) ? name : JSON.stringify(name)}`,
       ...(when === undefined ? {} : { when }),
+      ...(object?.confirm === undefined ? {} : { confirm: object.confirm }),
     };
     const wildcard = name.indexOf('*');
     if (wildcard === -1) exact.set(name, requirement);

@@ -34,6 +34,8 @@ export interface Decision {
   readonly evaluationError?: string;
   /** The tool, resource or prompt the call names (a resource by its canonical URI). */
   readonly target?: string;
+  /** An allowed tool call a human must confirm before it is forwarded (its entry's `confirm`). */
+  readonly confirm?: 'caller';
   /**
    * The resource URIs the message names whose canonical form differs from the client's spelling:
    * the canonical URI the policy matched is what is forwarded (`canonical-body.ts`).
@@ -268,16 +270,25 @@ function check(requirement: Requirement | null, identity: Identity, target: stri
       target,
     };
   const missing = requirement.scopes.filter((scope) => !identity.scopes.has(scope));
-  return missing.length === 0
-    ? { effect: 'allow', rule: requirement.rule, required: requirement.scopes, missing, target }
-    : {
-        effect: 'deny',
-        rule: requirement.rule,
-        required: requirement.scopes,
-        missing,
-        reason: 'insufficient_scope',
-        target,
-      };
+  if (missing.length === 0)
+    return requirement.confirm === undefined
+      ? { effect: 'allow', rule: requirement.rule, required: requirement.scopes, missing, target }
+      : {
+          effect: 'allow',
+          rule: requirement.rule,
+          required: requirement.scopes,
+          missing,
+          target,
+          confirm: requirement.confirm,
+        };
+  return {
+    effect: 'deny',
+    rule: requirement.rule,
+    required: requirement.scopes,
+    missing,
+    reason: 'insufficient_scope',
+    target,
+  };
 }
 
 function deny(reason: DenyReason, rule: string, target?: string): Decision {

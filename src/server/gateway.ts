@@ -6,6 +6,7 @@ import { delegationDepth } from '../auth/delegation.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
+import { createUsedNonces } from '../confirm/used-nonces.js';
 import { PinStore } from '../integrity/pin-store.js';
 import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
@@ -175,6 +176,11 @@ export async function startGateway({
       }),
       logger,
       isDraining: drain.isDraining,
+      confirmation: {
+        sealer,
+        used: createUsedNonces(),
+        timeoutMs: config.approvals.confirmTimeoutSec * 1000,
+      },
       lifetimes,
       tracing,
     }),

@@ -11,10 +11,12 @@ import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { Limiter, Rate } from '../ratelimit/limiter.js';
 import type { Tracing } from '../tracing/tracer.js';
 import { createSending } from '../upstream/send.js';
+import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { createMessageAdmission, createRequestAdmission } from './admit.js';
 import { createAuthentication } from './authenticate.js';
 import { createAuthorization } from './authorize.js';
 import type { ClientAddress } from './client-address.js';
+import { type ConfirmationDeps, createConfirmation } from './confirm.js';
 import { createContainment } from './contain.js';
 import { guardRequest } from './guard.js';
 import { createParsing } from './parse.js';
@@ -45,6 +47,8 @@ export interface PipelineDeps {
   readonly logger: Logger;
   /** True once SIGTERM started the drain: new requests on open connections are answered 503 `draining`. */
   readonly isDraining: () => boolean;
+  /** Human confirmation of `confirm` calls: the sealer of its `requestState`, the used nonces, the timeout. */
+  readonly confirmation: Omit<ConfirmationDeps, 'metrics'>;
   /** OpenTelemetry, when `tracing` is configured. */
   readonly tracing?: Tracing | undefined;
 }
@@ -65,6 +69,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   const authorize = createAuthorization();
   const admitMessages = createMessageAdmission(deps);
   const send = createSending(deps);
+  const confirm = createConfirmation({ ...deps.confirmation, metrics: deps.metrics });
   const relay = createAnswerRelay({ ...deps, contain });
 
   return (req, res) => {
@@ -143,6 +148,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const admitting = admitMessages(authorized);
       const limitRefusal = admitting instanceof Promise ? await admitting : admitting;
       if (limitRefusal !== undefined) return authorized.refuse(limitRefusal);
+
+      // 9. Confirm: a `confirm` call goes on only with the caller's yes (rate tokens charged first).
+      const confirmed = confirm(authorized);
+      if (isRefusal(confirmed)) return authorized.refuse(confirmed);
+      if (confirmed !== authorized) return relay(authorized, confirmed as UpstreamAnswer);
       admitted = authorized;
     }
 

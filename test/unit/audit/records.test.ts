@@ -63,6 +63,7 @@ function deniedCall(args: unknown): FinishedExchange {
     decision: 'deny',
     reason: 'insufficient_scope',
     refusalRule: undefined,
+    confirmation: undefined,
     answers: undefined,
     sse: false,
     span: undefined,

@@ -347,6 +347,19 @@ describe('describeDecision', () => {
     );
   });
 
+  it('says when a call is forwarded only after the caller confirms it', () => {
+    const allow: Decision = {
+      effect: 'allow',
+      rule: 'tools.drop',
+      required: [],
+      missing: [],
+      confirm: 'caller',
+    };
+    expect(describeDecision(allow, identity)).toContain(
+      '  confirm   caller: forwarded only after the caller confirms it\n',
+    );
+  });
+
   it('prints the reason after the effect and the missing scopes last', () => {
     const deny: Decision = {
       effect: 'deny',
