@@ -1,12 +1,25 @@
 /**
  * Confirmations already taken, so that each is used once (DESIGN.md "human confirmation": the
- * bindings of a `requestState` "do not by themselves guarantee single-use"). In process: one
- * replica only. A nonce is kept until its confirmation expires — after that its sealed state is
- * refused as expired anyway — so the set holds at most the confirmations of one timeout.
+ * bindings of a `requestState` "do not by themselves guarantee single-use"). With Redis every
+ * replica shares them ({@link createRedisUsedNonces}); in process, one replica only. A nonce is
+ * kept until its confirmation expires — after that its sealed state is refused as expired
+ * anyway — so the store holds at most the confirmations of one timeout.
  */
 export interface UsedNonces {
-  /** True the first time `nonce` is taken before `expiresAt`; false for every later try. */
-  consume(nonce: string, expiresAt: number, now: number): boolean;
+  /**
+   * True the first time `nonce` is taken before `expiresAt`; false for every later try. Rejects
+   * when the shared store cannot say (the confirmation is then refused, never taken twice).
+   */
+  consume(nonce: string, expiresAt: number, now: number): boolean | Promise<boolean>;
+}
+
+/** Used nonces in Redis: one `SET NX PX` per yes, so two replicas can never both take one. */
+export function createRedisUsedNonces(redis: {
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
+}): UsedNonces {
+  return {
+    consume: (nonce, expiresAt, now) => redis.claimOnce(`portcullis:confirm:${nonce}`, expiresAt - now),
+  };
 }
 
 /** Live confirmations remembered at most: beyond it a new yes is refused (fail closed), never forgotten. */

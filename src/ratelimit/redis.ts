@@ -115,6 +115,12 @@ interface Pending {
 export interface RedisLimiter extends Limiter {
   /** Whether the last command reached Redis (for /readyz). */
   readonly healthy: () => boolean;
+  /**
+   * Claims `key` for `ttlMs` — true for the one caller that claims it first, on any replica
+   * (`SET NX PX`: one atomic command); rejects when Redis does not answer in time (the caller
+   * fails closed: there is no fallback for "used once").
+   */
+  claimOnce(key: string, ttlMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -302,6 +308,20 @@ export function createRedisLimiter(
 
   return {
     healthy: () => healthy,
+    async claimOnce(key, ttlMs) {
+      try {
+        const reply = await replyWithin(
+          client.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'),
+          config.commandTimeoutMs,
+        );
+        healthy = true;
+        return reply === 'OK';
+      } catch (err) {
+        healthy = false;
+        deps.onError(classifyRedisFailure(err) === 'timeout' ? 'timeout' : 'unavailable');
+        throw err;
+      }
+    },
     consumeAll: (charges) =>
       guarded(
         () => run(charges, true),

@@ -15,6 +15,7 @@ import type { Authorized } from '../exchange.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Sealer } from '../proxy/seal.js';
+import type { MaybePromise } from '../ratelimit/limiter.js';
 import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
 import { jsonAnswer } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
@@ -45,7 +46,7 @@ export interface ConfirmationDeps {
  */
 export function createConfirmation(
   deps: ConfirmationDeps,
-): (exchange: Authorized) => Authorized | UpstreamAnswer | Refusal {
+): (exchange: Authorized) => MaybePromise<Authorized | UpstreamAnswer | Refusal> {
   const now = deps.now ?? Date.now;
   const count = (route: string, result: 'asked' | 'accepted' | 'declined' | 'expired' | 'unavailable') =>
     deps.metrics?.confirmations.inc({ route, result });
@@ -112,16 +113,29 @@ export function createConfirmation(
       exchange.confirmation = { step: 'declined', id };
       return refuse('confirmation_declined', { ids });
     }
-    if (!deps.used.consume(asked.nonce, asked.expiresAt, at)) {
-      count(route.path, 'expired');
-      exchange.confirmation = { step: 'expired', id };
-      return refuse('confirmation_expired', { ids, data: { detail: 'used' } });
+    const taken = (first: boolean): Authorized | Refusal => {
+      if (!first) {
+        count(route.path, 'expired');
+        exchange.confirmation = { step: 'expired', id };
+        return refuse('confirmation_expired', { ids, data: { detail: 'used' } });
+      }
+      count(route.path, 'accepted');
+      deps.metrics?.confirmationSeconds.observe({ route: route.path }, (at - asked.askedAt) / 1000);
+      exchange.confirmation = { step: 'accepted', id };
+      exchange.body = withoutConfirmation(body, index);
+      return exchange;
+    };
+    let consumed: boolean | Promise<boolean>;
+    try {
+      consumed = deps.used.consume(asked.nonce, asked.expiresAt, at);
+    } catch {
+      return refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
     }
-    count(route.path, 'accepted');
-    deps.metrics?.confirmationSeconds.observe({ route: route.path }, (at - asked.askedAt) / 1000);
-    exchange.confirmation = { step: 'accepted', id };
-    exchange.body = withoutConfirmation(body, index);
-    return exchange;
+    if (typeof consumed === 'boolean') return taken(consumed);
+    // Redis could not say whether this yes was already used: refused (the client asks again).
+    return consumed.then(taken, () =>
+      refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } }),
+    );
   };
 }
 

@@ -6,7 +6,7 @@ import { delegationDepth } from '../auth/delegation.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
-import { createUsedNonces } from '../confirm/used-nonces.js';
+import { createRedisUsedNonces, createUsedNonces } from '../confirm/used-nonces.js';
 import { PinStore } from '../integrity/pin-store.js';
 import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
@@ -178,7 +178,8 @@ export async function startGateway({
       isDraining: drain.isDraining,
       confirmation: {
         sealer,
-        used: createUsedNonces(),
+        // Shared by every replica with Redis: a confirmation is used once, wherever it is brought.
+        used: redis === undefined ? createUsedNonces() : createRedisUsedNonces(redis),
         timeoutMs: config.approvals.confirmTimeoutSec * 1000,
       },
       lifetimes,

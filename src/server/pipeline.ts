@@ -150,7 +150,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (limitRefusal !== undefined) return authorized.refuse(limitRefusal);
 
       // 9. Confirm: a `confirm` call goes on only with the caller's yes (rate tokens charged first).
-      const confirmed = confirm(authorized);
+      const confirming = confirm(authorized);
+      const confirmed = confirming instanceof Promise ? await confirming : confirming;
       if (isRefusal(confirmed)) return authorized.refuse(confirmed);
       if (confirmed !== authorized) return relay(authorized, confirmed as UpstreamAnswer);
       admitted = authorized;

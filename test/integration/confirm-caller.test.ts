@@ -12,6 +12,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
+import { sleep } from '../support/wait.js';
 import { META } from '../support/wire.js';
 
 const alice = newApiKey('pk_alice_');
@@ -235,5 +237,100 @@ routes:
         new RegExp(`portcullis_confirmations_total\\{route="/mcp",result="${result}"\\} [1-9]`),
       );
     expect(metrics).toMatch(/portcullis_confirmation_duration_seconds_count\{route="\/mcp"\} [1-9]/);
+  });
+});
+
+describe('confirm: caller across two gateways sharing Redis', () => {
+  let redis: RedisServer;
+  let upstream: Peer;
+  let one: TestGateway;
+  let two: TestGateway;
+  const sessionKey = Buffer.alloc(32, 9).toString('base64');
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    upstream = await startV2Server({ response: 'json' });
+    const policy = `redis: { url: "${redis.url}", commandTimeoutMs: 200 }
+sessions: { keys: ["${sessionKey}"] }
+identities:
+  apiKeys: [{ id: alice, hash: "${alice.hash}", scopes: [notes:write] }]
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream.url}
+    authentication: { methods: [apiKey] }
+    tools: { echo: { scopes: notes:write, confirm: caller } }
+`;
+    one = await startTestGateway({ policy });
+    two = await startTestGateway({ policy });
+    await sleep(300);
+  });
+
+  afterAll(async () => {
+    await Promise.all([one?.close(), two?.close()]);
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  const post = (gateway: TestGateway, params: Record<string, unknown>) =>
+    fetch(`${gateway.url}/mcp`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+        authorization: `Bearer ${alice.key}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: {
+          name: 'echo',
+          arguments: { text: 'wire money' },
+          ...params,
+          _meta: { ...META, 'io.modelcontextprotocol/clientCapabilities': { elicitation: {} } },
+        },
+      }),
+    });
+  const calls = () =>
+    upstream.requests.filter(
+      (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === 'echo',
+    ).length;
+
+  it('a yes asked by one replica is taken by the other, once: the nonce is single use across them', async () => {
+    const question = (await (await post(one, {})).json()) as { result: { requestState: string } };
+    const yes = {
+      requestState: question.result.requestState,
+      inputResponses: { [KEY]: { action: 'accept', content: { confirm: true } } },
+    };
+    const before = calls();
+    const [a, b] = await Promise.all([post(two, yes), post(one, yes)]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual([200, 403]);
+    const refused = (await (a.status === 403 ? a : b).json()) as { error: { data: Record<string, unknown> } };
+    expect(refused.error.data).toMatchObject({ reason: 'confirmation_expired', detail: 'used' });
+    await (a.status === 200 ? a : b).text();
+    expect(calls()).toBe(before + 1);
+  });
+
+  it('Redis down: a yes is refused 503 limiter_unavailable (never taken twice), nothing forwarded', async () => {
+    const question = (await (await post(one, {})).json()) as { result: { requestState: string } };
+    const before = calls();
+    await redis.stop();
+    try {
+      const answer = await post(two, {
+        requestState: question.result.requestState,
+        inputResponses: { [KEY]: { action: 'accept', content: { confirm: true } } },
+      });
+      expect(answer.status).toBe(503);
+      expect(answer.headers.get('retry-after')).toBe('1');
+      await answer.text();
+    } finally {
+      await redis.start();
+    }
+    expect(calls()).toBe(before);
   });
 });
