@@ -79,6 +79,8 @@ export interface Bindings {
   readonly tool: string;
   /** SHA-256 of the arguments' canonical JSON (RFC 8785). */
   readonly argumentsHash: string;
+  /** The hash of the tool's pinned definition when asked (null: not pinned): a changed pin is another call. */
+  readonly pinHash: string | null;
 }
 
 /** A confirmation the gateway asked for, opened from its sealed `requestState`. */
@@ -91,7 +93,7 @@ export interface Asked extends Bindings {
 }
 
 const PURPOSE = 'confirm';
-const VERSION = 1;
+const VERSION = 2;
 
 export function argumentsHashOf(args: unknown): string {
   return hash('sha256', canonicalize(args ?? {}) ?? 'null');
@@ -111,6 +113,7 @@ export function sealAsked(
     bindings.route,
     bindings.tool,
     bindings.argumentsHash,
+    bindings.pinHash,
     nonce,
     now,
     now + ttlMs,
@@ -122,19 +125,20 @@ export function sealAsked(
 export function openAsked(sealer: Sealer, state: unknown): Asked | undefined {
   if (typeof state !== 'string') return undefined;
   const fields = sealer.open(PURPOSE, state);
-  if (fields === undefined || fields[0] !== VERSION || fields.length !== 8) return undefined;
-  const [, identity, route, tool, argumentsHash, nonce, askedAt, expiresAt] = fields;
+  if (fields === undefined || fields[0] !== VERSION || fields.length !== 9) return undefined;
+  const [, identity, route, tool, argumentsHash, pinHash, nonce, askedAt, expiresAt] = fields;
   if (
     typeof identity !== 'string' ||
     typeof route !== 'string' ||
     typeof tool !== 'string' ||
     typeof argumentsHash !== 'string' ||
+    (pinHash !== null && typeof pinHash !== 'string') ||
     typeof nonce !== 'string' ||
     typeof askedAt !== 'number' ||
     typeof expiresAt !== 'number'
   )
     return undefined;
-  return { identity, route, tool, argumentsHash, nonce, askedAt, expiresAt };
+  return { identity, route, tool, argumentsHash, pinHash, nonce, askedAt, expiresAt };
 }
 
 /** Whether `asked` was made for exactly this call (a mismatch is never forwarded). */
@@ -143,6 +147,7 @@ export function matches(asked: Bindings, call: Bindings): boolean {
     asked.identity === call.identity &&
     asked.route === call.route &&
     asked.tool === call.tool &&
-    asked.argumentsHash === call.argumentsHash
+    asked.argumentsHash === call.argumentsHash &&
+    asked.pinHash === call.pinHash
   );
 }

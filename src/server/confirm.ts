@@ -70,6 +70,7 @@ export function createConfirmation(
       route: route.path,
       tool,
       argumentsHash: argumentsHashOf(params.arguments),
+      pinHash: route.pinnedToolHash(tool),
     };
     const asked = openAsked(deps.sealer, params.requestState);
     if (asked === undefined) {

@@ -41,6 +41,11 @@ export interface CompiledRoute {
   readonly resourceMetadata: string | undefined;
   /** Where the route sends what it admits: an HTTP server or a spawned stdio one. */
   readonly upstream: Upstream;
+  /**
+   * The hash of the pinned definition of the tool exposed as `name` (a federated route: its
+   * server's pin), or null — no pins, or none for it. What a confirmation is bound to.
+   */
+  readonly pinnedToolHash: (name: string) => string | null;
 }
 
 export interface Router {
@@ -145,7 +150,7 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
         : Object.keys(route.methods).some(namesTaskMethods)
           ? bindTasks(route.route, single, federation)
           : single;
-    return compileRoute(config, route, verifiers, upstream);
+    return compileRoute(config, route, verifiers, upstream, pinnedToolHashes(route, pinStore));
   });
   stdio.commit();
 
@@ -231,11 +236,28 @@ export function createRouter(config: Config, options: RouterOptions = {}): Route
   };
 }
 
+/** The route's pinned tool hashes by exposed name ({@link CompiledRoute.pinnedToolHash}). */
+function pinnedToolHashes(route: RouteConfig, pinStore: PinStore): (name: string) => string | null {
+  if (route.pins === undefined) return () => null;
+  const pins = pinStore.current(route.pins);
+  if (route.servers === undefined) return (name) => pins().get('tool', undefined, name)?.hash ?? null;
+  const prefixes = Object.entries(route.servers).map(([server, spec]) => ({
+    server,
+    prefix: spec.prefix ?? `${server}__`,
+  }));
+  return (name) => {
+    for (const { server, prefix } of prefixes)
+      if (name.startsWith(prefix)) return pins().get('tool', server, name.slice(prefix.length))?.hash ?? null;
+    return null;
+  };
+}
+
 function compileRoute(
   config: Config,
   route: RouteConfig,
   verifiers: Verifiers,
   upstream: Upstream,
+  pinnedToolHash: (name: string) => string | null,
 ): CompiledRoute {
   return {
     config: route,
@@ -248,5 +270,6 @@ function compileRoute(
     rateLimits: compileRateLimits(route),
     resourceMetadata: resourceMetadataUrl(route),
     upstream,
+    pinnedToolHash,
   };
 }

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
+import { isRefusal, type Refusal } from '../../../src/errors.js';
+import type { Authorized } from '../../../src/exchange.js';
+import { createSealer } from '../../../src/proxy/seal.js';
+import { createConfirmation } from '../../../src/server/confirm.js';
+import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
+
+const KEY = 'io.portcullis/confirm';
+const META = {
+  'io.modelcontextprotocol/protocolVersion': '2026-07-28',
+  'io.modelcontextprotocol/clientCapabilities': { elicitation: {} },
+};
+
+/** The parts of an authorized exchange the confirm stage reads (a unit test's stand-in). */
+function exchangeOf(params: Record<string, unknown>, pin: () => string | null, version = '2026-07-28') {
+  const message = {
+    jsonrpc: '2.0',
+    id: 7,
+    method: 'tools/call',
+    params: { name: 'drop', ...params, _meta: META },
+  };
+  return {
+    identity: { key: 'apiKey:alice', subject: 'alice', methods: ['apiKey'], scopes: new Set() },
+    route: { path: '/mcp', pinnedToolHash: pin },
+    version,
+    body: {
+      batch: false,
+      forward: JSON.stringify(message),
+      messages: [{ kind: 'request', id: 7, method: 'tools/call', params: message.params }],
+    },
+    decisions: [{ effect: 'allow', rule: 'tools.drop', required: [], missing: [], confirm: 'caller' }],
+    confirmation: undefined,
+  } as unknown as Authorized;
+}
+
+describe('the confirm stage', () => {
+  let now = 1_800_000_000_000;
+  const confirm = createConfirmation({
+    sealer: createSealer(undefined),
+    used: createUsedNonces(),
+    timeoutMs: 60_000,
+    now: () => now,
+  });
+  const question = (pin: () => string | null, args: unknown = { table: 'users' }) => {
+    const asked = confirm(exchangeOf({ arguments: args }, pin));
+    if (isRefusal(asked) || asked instanceof Promise || !('status' in asked)) throw new Error('not asked');
+    return asked as UpstreamAnswer;
+  };
+  const stateOf = async (answer: UpstreamAnswer) => {
+    let text = '';
+    for await (const chunk of answer.body) text += String(chunk);
+    return (JSON.parse(text) as { result: { requestState: string } }).result.requestState;
+  };
+  const yes = (state: string, extra: Record<string, unknown> = {}) => ({
+    arguments: { table: 'users' },
+    requestState: state,
+    inputResponses: { [KEY]: { action: 'accept', content: { confirm: true } }, ...extra },
+  });
+
+  it('is bound to the pinned definition: a pin that changed since the question makes it another call', async () => {
+    let pin = 'sha256:aaa';
+    const state = await stateOf(question(() => pin));
+    pin = 'sha256:bbb';
+    const refused = confirm(exchangeOf(yes(state), () => pin)) as Refusal;
+    expect(refused.reason).toBe('confirmation_expired');
+    expect(refused.data).toMatchObject({ detail: 'mismatch' });
+    pin = 'sha256:aaa';
+    expect(isRefusal(confirm(exchangeOf(yes(state), () => pin)))).toBe(false);
+  });
+
+  it('expires after the timeout', async () => {
+    const state = await stateOf(question(() => null));
+    now += 60_001;
+    const refused = confirm(exchangeOf(yes(state), () => null)) as Refusal;
+    expect(refused.data).toMatchObject({ detail: 'expired' });
+  });
+
+  it('forwards the call without its own key and state, keeping the client’s other input responses', async () => {
+    const state = await stateOf(question(() => null));
+    const confirmed = confirm(
+      exchangeOf(yes(state, { 'server/key': { answer: 42 } }), () => null),
+    ) as Authorized;
+    const forwarded = JSON.parse(confirmed.body.forward) as { params: Record<string, unknown> };
+    expect(forwarded.params.requestState).toBeUndefined();
+    expect(forwarded.params.inputResponses).toEqual({ 'server/key': { answer: 42 } });
+    expect(forwarded.params.arguments).toEqual({ table: 'users' });
+    expect(confirmed.confirmation?.step).toBe('accepted');
+  });
+
+  it('refuses a legacy call as confirmation_unavailable (the legacy question is not built yet)', () => {
+    const refused = confirm(exchangeOf({ arguments: {} }, () => null, '2025-11-25')) as Refusal;
+    expect(refused.reason).toBe('confirmation_unavailable');
+    expect(refused.modern).toBeUndefined();
+  });
+});
