@@ -1,3 +1,4 @@
+import type { Bindings } from './confirm/confirmation.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
@@ -99,9 +100,12 @@ export interface Authenticated extends Guarded {
 }
 /** One step of a call's human confirmation: asked, then accepted, declined or expired. */
 export interface Confirmation {
-  readonly step: 'asked' | 'accepted' | 'declined' | 'expired';
+  /** `continued`: a confirmed call's retry of the upstream's own `input_required`. */
+  readonly step: 'asked' | 'accepted' | 'continued' | 'declined' | 'expired';
   /** The same for the question and its answer (a hash of the confirmation's nonce). */
   readonly id: string;
+  /** A call forwarded confirmed: what the upstream's own `requestState` is sealed with (never audited). */
+  readonly bindings?: Bindings;
 }
 
 /** Parsed (step 5, POST only). */

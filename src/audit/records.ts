@@ -187,7 +187,10 @@ function recordFor(
     upstreamStatus: shared.upstreamStatus,
     servers: shared.servers,
     pin: id === undefined || id === null ? undefined : exchange.pinned?.get(id),
-    confirmation: decision?.confirm === undefined ? undefined : exchange.confirmation,
+    confirmation:
+      decision?.confirm === undefined || exchange.confirmation === undefined
+        ? undefined
+        : { step: exchange.confirmation.step, id: exchange.confirmation.id },
     outcome: answerOf(answers, message),
     durationMs: shared.durationMs,
   };

@@ -151,3 +151,57 @@ export function matches(asked: Bindings, call: Bindings): boolean {
     asked.pinHash === call.pinHash
   );
 }
+
+const CONTINUED = 'confirmed';
+
+/**
+ * A confirmed call's own multi round-trip: the upstream answered `input_required`, and its
+ * `requestState` goes to the client sealed inside the gateway's, with the confirmation's bindings
+ * and a fresh single-use nonce. The client's retry brings it back; the gateway restores the
+ * upstream's state and forwards without asking again. The upstream never sees the gateway's state,
+ * the client never sees the upstream's.
+ */
+export interface Continued extends Bindings {
+  readonly upstreamState: string;
+  readonly nonce: string;
+  readonly expiresAt: number;
+}
+
+export function sealContinued(
+  sealer: Sealer,
+  bindings: Bindings,
+  upstreamState: string,
+  now: number,
+  ttlMs: number,
+): string {
+  return sealer.seal(CONTINUED, [
+    VERSION,
+    bindings.identity,
+    bindings.route,
+    bindings.tool,
+    bindings.argumentsHash,
+    bindings.pinHash,
+    upstreamState,
+    randomBytes(16).toString('base64url'),
+    now + ttlMs,
+  ]);
+}
+
+export function openContinued(sealer: Sealer, state: unknown): Continued | undefined {
+  if (typeof state !== 'string') return undefined;
+  const fields = sealer.open(CONTINUED, state);
+  if (fields === undefined || fields[0] !== VERSION || fields.length !== 9) return undefined;
+  const [, identity, route, tool, argumentsHash, pinHash, upstreamState, nonce, expiresAt] = fields;
+  if (
+    typeof identity !== 'string' ||
+    typeof route !== 'string' ||
+    typeof tool !== 'string' ||
+    typeof argumentsHash !== 'string' ||
+    (pinHash !== null && typeof pinHash !== 'string') ||
+    typeof upstreamState !== 'string' ||
+    typeof nonce !== 'string' ||
+    typeof expiresAt !== 'number'
+  )
+    return undefined;
+  return { identity, route, tool, argumentsHash, pinHash, upstreamState, nonce, expiresAt };
+}

@@ -7,17 +7,21 @@ import {
   confirmationRequest,
   matches,
   openAsked,
+  openContinued,
   sealAsked,
+  sealContinued,
 } from '../confirm/confirmation.js';
 import type { UsedNonces } from '../confirm/used-nonces.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authorized } from '../exchange.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import type { Metrics } from '../metrics/registry.js';
+import { isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
 import type { MaybePromise } from '../ratelimit/limiter.js';
 import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
-import { jsonAnswer } from '../upstream/local-answer.js';
+import { readMemberMessages } from '../upstream/federation/answers.js';
+import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 
 export interface ConfirmationDeps {
@@ -72,6 +76,30 @@ export function createConfirmation(
       argumentsHash: argumentsHashOf(params.arguments),
       pinHash: route.pinnedToolHash(tool),
     };
+    // A confirmed call's retry of the upstream's own input_required: its state restored, not asked again.
+    const continued = openContinued(deps.sealer, params.requestState);
+    if (continued !== undefined) {
+      const at = now();
+      const id = confirmationId(continued.nonce);
+      if (at > continued.expiresAt || !matches(continued, call)) {
+        count(route.path, 'expired');
+        exchange.confirmation = { step: 'expired', id };
+        return refuse('confirmation_expired', {
+          ids,
+          data: { detail: at > continued.expiresAt ? 'expired' : 'mismatch' },
+        });
+      }
+      return consumeThen(continued.nonce, continued.expiresAt, at, ids, (first) => {
+        if (!first) {
+          count(route.path, 'expired');
+          exchange.confirmation = { step: 'expired', id };
+          return refuse('confirmation_expired', { ids, data: { detail: 'used' } });
+        }
+        exchange.confirmation = { step: 'continued', id, bindings: call };
+        exchange.body = withoutConfirmation(body, index, continued.upstreamState);
+        return exchange;
+      });
+    }
     const asked = openAsked(deps.sealer, params.requestState);
     if (asked === undefined) {
       // Asked first: the caller's client must be able to answer.
@@ -114,7 +142,7 @@ export function createConfirmation(
       exchange.confirmation = { step: 'declined', id };
       return refuse('confirmation_declined', { ids });
     }
-    const taken = (first: boolean): Authorized | Refusal => {
+    return consumeThen(asked.nonce, asked.expiresAt, at, ids, (first) => {
       if (!first) {
         count(route.path, 'expired');
         exchange.confirmation = { step: 'expired', id };
@@ -122,21 +150,69 @@ export function createConfirmation(
       }
       count(route.path, 'accepted');
       deps.metrics?.confirmationSeconds.observe({ route: route.path }, (at - asked.askedAt) / 1000);
-      exchange.confirmation = { step: 'accepted', id };
+      exchange.confirmation = { step: 'accepted', id, bindings: call };
       exchange.body = withoutConfirmation(body, index);
       return exchange;
-    };
+    });
+  };
+
+  /**
+   * `then(first)` once the nonce is consumed — at once in process, after Redis answers otherwise.
+   * Redis not answering refuses the yes (503; the client asks again): it is never taken twice.
+   */
+  function consumeThen(
+    nonce: string,
+    expiresAt: number,
+    at: number,
+    ids: readonly (string | number)[],
+    then: (first: boolean) => Authorized | Refusal,
+  ): MaybePromise<Authorized | Refusal> {
+    const unavailable = () => refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
     let consumed: boolean | Promise<boolean>;
     try {
-      consumed = deps.used.consume(asked.nonce, asked.expiresAt, at);
+      consumed = deps.used.consume(nonce, expiresAt, at);
     } catch {
-      return refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
+      return unavailable();
     }
-    if (typeof consumed === 'boolean') return taken(consumed);
-    // Redis could not say whether this yes was already used: refused (the client asks again).
-    return consumed.then(taken, () =>
-      refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } }),
-    );
+    return typeof consumed === 'boolean' ? then(consumed) : consumed.then(then, unavailable);
+  }
+}
+
+/**
+ * A confirmed call's answer with the upstream's own `input_required` states sealed inside the
+ * gateway's ({@link sealContinued}): the client's retry continues the confirmed call without being
+ * asked again, and the upstream's state never reaches the client bare. Any other answer as it is.
+ */
+export function createContinuation(
+  deps: Pick<ConfirmationDeps, 'sealer' | 'timeoutMs' | 'now'> & {
+    readonly maxResponseBytes: number;
+    readonly maxJsonDepth: number;
+  },
+): (exchange: Authorized, answer: UpstreamAnswer) => Promise<UpstreamAnswer | Refusal> | UpstreamAnswer {
+  const now = deps.now ?? Date.now;
+  return (exchange, answer) => {
+    const bindings = exchange.confirmation?.bindings;
+    if (bindings === undefined || answer.status !== 200) return answer;
+    const wrap = (message: Readonly<Record<string, unknown>>): Readonly<Record<string, unknown>> => {
+      const result = message.result as Record<string, unknown> | undefined;
+      if (result?.resultType !== 'input_required' || typeof result.requestState !== 'string') return message;
+      const state = sealContinued(deps.sealer, bindings, result.requestState, now(), deps.timeoutMs);
+      return { ...message, result: { ...result, requestState: state } };
+    };
+    if (isEventStream(answer.headers['content-type']))
+      return { ...answer, body: rewrittenEvents(answer.body, wrap, deps.maxResponseBytes) };
+    return readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth).then((read) => {
+      const ids = exchange.body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
+      if (typeof read === 'string')
+        return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids });
+      const out = read.map(wrap);
+      const text = JSON.stringify(out.length === 1 ? out[0] : out);
+      return {
+        ...answer,
+        headers: { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(text)) },
+        body: bufferBody(text),
+      };
+    });
   };
 }
 
@@ -149,11 +225,17 @@ function confirmationId(nonce: string): string {
  * The body with the gateway's own `inputResponses` key and its `requestState` taken out of the
  * confirmed call: what the client first sent, re-serialized.
  */
-function withoutConfirmation(body: Authorized['body'], index: number): Authorized['body'] {
+function withoutConfirmation(
+  body: Authorized['body'],
+  index: number,
+  upstreamState?: string,
+): Authorized['body'] {
   const value = JSON.parse(body.forward) as Record<string, unknown>;
   const params = { ...(value.params as Record<string, unknown>) };
   const { [CONFIRM_KEY]: _ours, ...others } = (params.inputResponses ?? {}) as Record<string, unknown>;
-  delete params.requestState;
+  // The upstream's own state goes back to it in place of the gateway's; else no state at all.
+  if (upstreamState !== undefined) params.requestState = upstreamState;
+  else delete params.requestState;
   if (Object.keys(others).length > 0) params.inputResponses = others;
   else delete params.inputResponses;
   const message = body.messages[index];

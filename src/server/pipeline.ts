@@ -1,7 +1,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import { isRefusal, refuse } from '../errors.js';
-import { Exchange, type ExchangeContext, type Finish, type Guarded, type Routed } from '../exchange.js';
+import {
+  type Authorized,
+  Exchange,
+  type ExchangeContext,
+  type Finish,
+  type Guarded,
+  type Routed,
+} from '../exchange.js';
 import type { Metrics } from '../metrics/registry.js';
 import { createAnswerRelay } from '../proxy/answer.js';
 import { createSessionOpening } from '../proxy/session-stage.js';
@@ -16,7 +23,7 @@ import { createMessageAdmission, createRequestAdmission } from './admit.js';
 import { createAuthentication } from './authenticate.js';
 import { createAuthorization } from './authorize.js';
 import type { ClientAddress } from './client-address.js';
-import { type ConfirmationDeps, createConfirmation } from './confirm.js';
+import { type ConfirmationDeps, createConfirmation, createContinuation } from './confirm.js';
 import { createContainment } from './contain.js';
 import { guardRequest } from './guard.js';
 import { createParsing } from './parse.js';
@@ -70,6 +77,7 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   const admitMessages = createMessageAdmission(deps);
   const send = createSending(deps);
   const confirm = createConfirmation({ ...deps.confirmation, metrics: deps.metrics });
+  const continueConfirmed = createContinuation({ ...deps.confirmation, ...deps });
   const relay = createAnswerRelay({ ...deps, contain });
 
   return (req, res) => {
@@ -159,7 +167,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
 
     // 10. Send through the route's upstream, and relay its answer.
     if (admitted.finished) return; // the client left while its body or the limiter was awaited
-    const answer = await send(admitted);
+    const sent = await send(admitted);
+    if (isRefusal(sent)) return admitted.refuse(sent);
+    // A confirmed call's upstream asking for more input: its state sealed inside the gateway's.
+    const continuing = admitted.forwardMethod === 'POST' ? continueConfirmed(admitted as Authorized, sent) : sent;
+    const answer = continuing instanceof Promise ? await continuing : continuing;
     if (isRefusal(answer)) return admitted.refuse(answer);
     return relay(admitted, answer);
   }

@@ -8,9 +8,12 @@ import {
   Client as V2Client,
   StreamableHTTPClientTransport as V2ClientTransport,
 } from '@modelcontextprotocol/client';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import { acceptedContent, createMcpHandler, inputRequired, McpServer } from '@modelcontextprotocol/server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { type Peer, startV2Server } from '../fixtures/peers.js';
+import { listenRecording, type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { sleep } from '../support/wait.js';
@@ -332,5 +335,100 @@ routes:
       await redis.start();
     }
     expect(calls()).toBe(before);
+  });
+});
+
+describe('confirm: caller in front of an upstream that itself asks for input', () => {
+  let upstream: Peer;
+  let gateway: TestGateway;
+  const UPSTREAM_STATE = 'upstream-state-42';
+
+  beforeAll(async () => {
+    const handler = createMcpHandler(
+      () => {
+        const server = new McpServer({ name: 'asking', version: '1.0.0' }, { capabilities: { tools: {} } });
+        server.registerTool(
+          'transfer',
+          { description: 'Sends money, asking why first', inputSchema: z.object({ amount: z.number() }) },
+          async ({ amount }, ctx) => {
+            const reason = acceptedContent<{ why?: string }>(ctx.mcpReq.inputResponses, 'reason');
+            if (reason?.why === undefined)
+              return inputRequired({
+                inputRequests: {
+                  reason: inputRequired.elicit({
+                    message: 'Why?',
+                    requestedSchema: z.object({ why: z.string() }),
+                  }),
+                },
+                requestState: UPSTREAM_STATE,
+              });
+            return { content: [{ type: 'text', text: `sent ${amount} for ${reason.why}` }] };
+          },
+        );
+        return server;
+      },
+      { responseMode: 'json', legacy: 'reject', keepAliveMs: 0 },
+    );
+    const node = toNodeHandler(handler);
+    upstream = await listenRecording(
+      (req, res, body) => node(req as never, res, body),
+      () => handler.close(),
+    );
+    gateway = await startTestGateway({
+      policy: `identities:
+  apiKeys: [{ id: alice, hash: "${alice.hash}", scopes: [money:send] }]
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${upstream.url}
+    authentication: { methods: [apiKey] }
+    tools: { transfer: { scopes: money:send, confirm: caller } }
+`,
+    });
+  });
+
+  afterAll(async () => {
+    await gateway?.close();
+    await upstream?.close();
+  });
+
+  it('asks once; the upstream’s own question and state travel through, its state sealed inside the gateway’s', async () => {
+    const c = new V2Client(
+      { name: 'confirming-client', version: '1.0.0' },
+      { capabilities: { elicitation: {} }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+    );
+    const asked: string[] = [];
+    c.setRequestHandler('elicitation/create', async (request) => {
+      const message = String((request.params as { message?: unknown }).message);
+      asked.push(message);
+      return message === 'Why?'
+        ? { action: 'accept', content: { why: 'rent' } }
+        : { action: 'accept', content: { confirm: true } };
+    });
+    await c.connect(
+      new V2ClientTransport(new URL(`${gateway.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      }),
+    );
+    try {
+      const result = await c.callTool({ name: 'transfer', arguments: { amount: 100 } });
+      expect((result.content as { text: string }[])[0]?.text).toBe('sent 100 for rent');
+    } finally {
+      await c.close();
+    }
+    // The gateway asked once, the upstream once.
+    expect(asked.filter((m) => m === 'Why?')).toHaveLength(1);
+    expect(asked.filter((m) => m.includes('transfer'))).toHaveLength(1);
+    const calls = upstream.requests
+      .map((r) => r.body as { method?: string; params?: Record<string, unknown> })
+      .filter((b) => b?.method === 'tools/call');
+    // The upstream: first the confirmed call without any state, then its own state back with the answer.
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.params?.requestState).toBeUndefined();
+    expect(calls[1]?.params?.requestState).toBe(UPSTREAM_STATE);
+    expect(calls[1]?.params?.inputResponses).toEqual({
+      reason: { action: 'accept', content: { why: 'rent' } },
+    });
+    expect(JSON.stringify(upstream.requests)).not.toContain(KEY);
   });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { argumentsHashOf, sealContinued } from '../../../src/confirm/confirmation.js';
 import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
 import { isRefusal, type Refusal } from '../../../src/errors.js';
 import type { Authorized } from '../../../src/exchange.js';
@@ -36,8 +37,9 @@ function exchangeOf(params: Record<string, unknown>, pin: () => string | null, v
 
 describe('the confirm stage', () => {
   let now = 1_800_000_000_000;
+  const sealer = createSealer(undefined);
   const confirm = createConfirmation({
-    sealer: createSealer(undefined),
+    sealer,
     used: createUsedNonces(),
     timeoutMs: 60_000,
     now: () => now,
@@ -86,6 +88,41 @@ describe('the confirm stage', () => {
     expect(forwarded.params.inputResponses).toEqual({ 'server/key': { answer: 42 } });
     expect(forwarded.params.arguments).toEqual({ table: 'users' });
     expect(confirmed.confirmation?.step).toBe('accepted');
+  });
+
+  it('continues a confirmed call once per upstream state: its own state restored, a replay refused', () => {
+    const bindings = {
+      identity: 'apiKey:alice',
+      route: '/mcp',
+      tool: 'drop',
+      argumentsHash: argumentsHashOf({ table: 'users' }),
+      pinHash: null,
+    };
+    const state = sealContinued(sealer, bindings, 'upstream-7', now, 60_000);
+    const retry = () =>
+      confirm(
+        exchangeOf(
+          {
+            arguments: { table: 'users' },
+            requestState: state,
+            inputResponses: { reason: { action: 'accept' } },
+          },
+          () => null,
+        ),
+      );
+    const continued = retry() as Authorized;
+    const forwarded = JSON.parse(continued.body.forward) as { params: Record<string, unknown> };
+    expect(forwarded.params.requestState).toBe('upstream-7');
+    expect(forwarded.params.inputResponses).toEqual({ reason: { action: 'accept' } });
+    expect(continued.confirmation?.step).toBe('continued');
+    expect((retry() as Refusal).data).toMatchObject({ detail: 'used' });
+    // Another caller's retry of it is another call.
+    const other = { ...bindings, identity: 'apiKey:bob' };
+    const foreign = sealContinued(sealer, other, 'upstream-8', now, 60_000);
+    const refused = confirm(
+      exchangeOf({ arguments: { table: 'users' }, requestState: foreign }, () => null),
+    ) as Refusal;
+    expect(refused.data).toMatchObject({ detail: 'mismatch' });
   });
 
   it('refuses a legacy call as confirmation_unavailable (the legacy question is not built yet)', () => {
