@@ -1,10 +1,10 @@
-import type { Bindings } from './confirm/confirmation.js';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { AnswerOutcome, AnswerScanner } from './audit/answer-outcome.js';
 import type { Identity } from './auth/identity.js';
 import type { Cancellation } from './cancellation.js';
+import type { Bindings } from './confirm/confirmation.js';
 import { type AuditDecision, REFUSALS, type Refusal, type RefusalReason } from './errors.js';
 import type { ParsedBody } from './jsonrpc/parse.js';
 import { requestIds } from './jsonrpc/request.js';

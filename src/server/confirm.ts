@@ -19,8 +19,8 @@ import type { Metrics } from '../metrics/registry.js';
 import { isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
 import type { MaybePromise } from '../ratelimit/limiter.js';
-import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
+import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 

@@ -170,7 +170,8 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const sent = await send(admitted);
     if (isRefusal(sent)) return admitted.refuse(sent);
     // A confirmed call's upstream asking for more input: its state sealed inside the gateway's.
-    const continuing = admitted.forwardMethod === 'POST' ? continueConfirmed(admitted as Authorized, sent) : sent;
+    const continuing =
+      admitted.forwardMethod === 'POST' ? continueConfirmed(admitted as Authorized, sent) : sent;
     const answer = continuing instanceof Promise ? await continuing : continuing;
     if (isRefusal(answer)) return admitted.refuse(answer);
     return relay(admitted, answer);
