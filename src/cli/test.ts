@@ -22,6 +22,11 @@ const caseSchema = z.strictObject({
   /** A tool call's arguments, as its `when` rule reads them. */
   args: z.record(z.string(), z.unknown()).optional(),
   expect: z.enum(['allow', 'deny']),
+  /**
+   * Whether an allowed tool call needs a human's yes: `caller` (its entry's `confirm`), or `none`.
+   * Omitted: not checked.
+   */
+  confirm: z.enum(['caller', 'none']).optional(),
 });
 const fileSchema = z.strictObject({ tests: z.array(caseSchema).min(1) });
 
@@ -64,7 +69,11 @@ export async function runPolicyTests(args: string[]): Promise<number> {
       return;
     }
     const decision = decide(compilePolicy(route), message, identity, false);
-    if (decision.effect === test.expect) {
+    const confirm = decision.confirm ?? 'none';
+    if (test.confirm !== undefined && decision.effect === 'allow' && confirm !== test.confirm) {
+      failures++;
+      process.stdout.write(`FAIL  ${label}: expected confirm ${test.confirm}, got ${confirm}\n`);
+    } else if (decision.effect === test.expect) {
       process.stdout.write(`ok    ${label}: ${decision.effect}\n`);
     } else {
       failures++;

@@ -30,6 +30,7 @@ routes:
       delete_file: [files:write, files:admin]
       list: public
       write_file: { scopes: files:read, when: 'args.path.startsWith("/srv/")' }
+      rename_file: { scopes: files:read, confirm: caller }
 `,
   );
 });
@@ -44,6 +45,22 @@ function testFile(text: string): string {
 
 describe('portcullis test, the built CLI', () => {
   const run = (args: string[]) => runBuiltCli(args);
+
+  it('checks that a call needs the caller to confirm it, when a case says so', async () => {
+    const passing = testFile(`tests:
+  - { route: /files/mcp, scopes: [files:read], tool: rename_file, expect: allow, confirm: caller }
+  - { route: /files/mcp, scopes: [files:read], tool: read_file, expect: allow, confirm: none }
+`);
+    const ok = await run(['test', '--config', config, passing]);
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain('2 passed, 0 failed');
+    const failing = testFile(`tests:
+  - { name: unconfirmed, route: /files/mcp, scopes: [files:read], tool: rename_file, expect: allow, confirm: none }
+`);
+    const failed = await run(['test', '--config', config, failing]);
+    expect(failed.code).toBe(1);
+    expect(failed.stdout).toContain('FAIL  unconfirmed: expected confirm none, got caller');
+  });
 
   it('runs a policy test file and fails on a mismatch', async () => {
     const tests = testFile(`tests:
