@@ -1,5 +1,6 @@
 import { hash, randomBytes } from 'node:crypto';
 import canonicalize from 'canonicalize';
+import { ELICITATION_CREATE } from '../jsonrpc/methods.js';
 import type { Sealer } from '../proxy/seal.js';
 
 /**
@@ -45,7 +46,7 @@ export function argumentSummary(args: unknown): string {
 /** The `elicitation/create` request (form mode) asking the caller to confirm `tool` with `args`. */
 export function confirmationRequest(tool: string, args: unknown): Record<string, unknown> {
   return {
-    method: 'elicitation/create',
+    method: ELICITATION_CREATE,
     params: {
       mode: 'form',
       message: `Confirm this call of ${tool}: ${argumentSummary(args)}`,

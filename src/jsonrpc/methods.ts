@@ -150,6 +150,8 @@ export const RESOURCES_READ = 'resources/read';
 export const PROMPTS_GET = 'prompts/get';
 export const COMPLETION_COMPLETE = 'completion/complete';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
+/** What the gateway asks a caller with when a `confirm` call needs their yes. */
+export const ELICITATION_CREATE = 'elicitation/create';
 
 type Extra = Partial<
   Pick<
