@@ -34,7 +34,10 @@ export interface Decision {
   readonly evaluationError?: string;
   /** The tool, resource or prompt the call names (a resource by its canonical URI). */
   readonly target?: string;
-  /** An allowed tool call a human must confirm before it is forwarded (its entry's `confirm`). */
+  /**
+   * A tool call a human must confirm before it is forwarded (its entry's `confirm`): set on a
+   * denial too, which a `shadow` route still forwards.
+   */
   readonly confirm?: 'caller';
   /**
    * The resource URIs the message names whose canonical form differs from the client's spelling:
@@ -270,25 +273,19 @@ function check(requirement: Requirement | null, identity: Identity, target: stri
       target,
     };
   const missing = requirement.scopes.filter((scope) => !identity.scopes.has(scope));
-  if (missing.length === 0)
-    return requirement.confirm === undefined
+  const decided: Decision =
+    missing.length === 0
       ? { effect: 'allow', rule: requirement.rule, required: requirement.scopes, missing, target }
       : {
-          effect: 'allow',
+          effect: 'deny',
           rule: requirement.rule,
           required: requirement.scopes,
           missing,
+          reason: 'insufficient_scope',
           target,
-          confirm: requirement.confirm,
         };
-  return {
-    effect: 'deny',
-    rule: requirement.rule,
-    required: requirement.scopes,
-    missing,
-    reason: 'insufficient_scope',
-    target,
-  };
+  // On denials too: a `shadow` route forwards them, and a call forwarded is a call confirmed.
+  return requirement.confirm === undefined ? decided : { ...decided, confirm: requirement.confirm };
 }
 
 function deny(reason: DenyReason, rule: string, target?: string): Decision {

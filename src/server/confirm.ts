@@ -56,7 +56,8 @@ export function createConfirmation(
     deps.metrics?.confirmations.inc({ route, result });
 
   return (exchange) => {
-    const index = exchange.decisions.findIndex((d) => d.effect === 'allow' && d.confirm === 'caller');
+    // Any decision of a `confirm` entry: in `shadow` mode a denied call is forwarded too.
+    const index = exchange.decisions.findIndex((d) => d.confirm === 'caller');
     if (index === -1) return exchange;
     const { body, route } = exchange;
     const message = body.messages[index];

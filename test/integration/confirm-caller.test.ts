@@ -113,6 +113,13 @@ routes:
     tools:
       echo: { scopes: notes:write, confirm: caller }
       add: notes:write
+  - route: /shadow
+    resource: http://127.0.0.1/shadow
+    upstream: ${upstream.url}
+    authentication: { methods: [apiKey] }
+    mode: shadow
+    tools:
+      echo: { scopes: notes:admin, confirm: caller }
 `,
     });
   });
@@ -163,6 +170,32 @@ routes:
     } finally {
       await c.close();
     }
+    expect(echoes().length).toBe(before);
+  });
+
+  it('a shadow route forwards denials, but never a confirm call unconfirmed', async () => {
+    const before = echoes().length;
+    const answer = await fetch(`${gateway.url}/shadow`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        'mcp-protocol-version': '2026-07-28',
+        'mcp-method': 'tools/call',
+        'mcp-name': 'echo',
+        authorization: `Bearer ${alice.key}`,
+      },
+      body: JSON.stringify({
+        jsonrpc: '2.0',
+        id: 1,
+        method: 'tools/call',
+        params: { name: 'echo', arguments: { text: 'drop table' }, _meta: withElicitation },
+      }),
+    });
+    expect(answer.status).toBe(200);
+    expect(((await answer.json()) as { result: { resultType: string } }).result.resultType).toBe(
+      'input_required',
+    );
     expect(echoes().length).toBe(before);
   });
 
