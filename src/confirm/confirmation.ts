@@ -13,49 +13,110 @@ import type { Sealer } from '../proxy/seal.js';
  * The gateway's key in `inputRequests`/`inputResponses`: the reserved `io.portcullis/` prefix, so
  * it can never be an upstream's own (the gateway strips it before forwarding).
  */
-export const CONFIRM_KEY = 'io.portcullis/confirm';
+export const RESERVED_PREFIX = 'io.portcullis/';
+export const CONFIRM_KEY = `${RESERVED_PREFIX}confirm`;
 
-/** Keys whose values a confirmation shows masked: what looks like a secret is never displayed. */
-const SECRET_KEY = /pass|secret|token|key|auth|credential|cookie|session|private/i;
-/** The longest argument summary shown: a prompt is read by a person. */
-const MAX_SUMMARY = 600;
+/** Name words that mark a secret: a value under such a name is shown as `•••`. */
+const SECRET_WORDS: ReadonlySet<string> = new Set([
+  'password',
+  'passwd',
+  'pwd',
+  'passphrase',
+  'secret',
+  'token',
+  'credential',
+  'credentials',
+  'cookie',
+  'authorization',
+  'apikey',
+  'privatekey',
+  'accesskey',
+]);
+/** One value shown at most this long: the rest is said to be cut, never silently dropped. */
+const MAX_VALUE = 160;
+/** Every argument name is shown; a question longer than this is not asked (nothing hidden). */
+const MAX_SUMMARY = 4_000;
+/** Nesting shown; deeper values read `…`. */
+const MAX_DEPTH = 4;
 
 /**
- * The arguments as one readable line: `path="/srv/a.txt", force=true, token=•••`, secret-looking
- * keys masked at any depth, cut at {@link MAX_SUMMARY} characters.
+ * Whether an argument name looks like a secret's: by whole words (`api_key`, `apiKey`,
+ * `db-password`), not substrings — `primary_key`, `author` and `session_id` stay visible.
  */
-export function argumentSummary(args: unknown): string {
+function isSecretName(name: string): boolean {
+  const words = name
+    .replace(/([a-z0-9])([A-Z])/g, '$1 $2')
+    .toLowerCase()
+    .split(/[^a-z0-9]+/)
+    .filter(Boolean);
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i] as string;
+    if (SECRET_WORDS.has(word) || SECRET_WORDS.has(`${word}${words[i + 1] ?? ''}`)) return true;
+  }
+  return false;
+}
+
+/**
+ * `value` as JSON a person can read safely: every control, format (bidi overrides, zero-width),
+ * line and paragraph separator character escaped as `\uXXXX` — a terminal or a chat window
+ * shows them as what they are, never acts on them.
+ */
+export function shownText(value: unknown): string {
+  return (JSON.stringify(value) ?? 'null').replace(
+    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
+    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * The arguments as a person reads them: `"path"="/srv/a.txt", "force"=true, "token"=•••`. Every
+ * top-level name is shown (quoted and escaped, so a name cannot pose as another argument); a long
+ * value is cut with the count of what was cut; secret-looking names are masked at any depth.
+ * Undefined when every name cannot be shown within {@link MAX_SUMMARY}: the caller is then not
+ * asked at all — a question that hides part of the call is no confirmation.
+ */
+export function argumentSummary(args: unknown): string | undefined {
   const show = (value: unknown, depth: number): string => {
-    if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'undefined';
-    if (depth > 4) return '…';
-    if (Array.isArray(value)) return `[${value.map((v) => show(v, depth + 1)).join(', ')}]`;
-    return `{${entries(value as Record<string, unknown>, depth + 1)}}`;
+    if (value === null || typeof value !== 'object') return cut(shownText(value));
+    if (depth > MAX_DEPTH) return '…';
+    if (Array.isArray(value)) return cut(`[${value.map((v) => show(v, depth + 1)).join(', ')}]`);
+    return cut(`{${entries(value as Record<string, unknown>, depth + 1)}}`);
   };
   const entries = (object: Record<string, unknown>, depth: number): string =>
     Object.entries(object)
-      .map(([key, value]) => `${key}=${SECRET_KEY.test(key) ? '•••' : show(value, depth)}`)
+      .map(([name, value]) => `${shownText(name)}=${isSecretName(name) ? '•••' : show(value, depth)}`)
       .join(', ');
+  const cut = (text: string): string =>
+    text.length > MAX_VALUE
+      ? `${text.slice(0, MAX_VALUE)}…(${text.length - MAX_VALUE} more characters)`
+      : text;
+  if (args === undefined || args === null) return '(no arguments)';
   const text =
-    args !== null && typeof args === 'object' && !Array.isArray(args)
+    typeof args === 'object' && !Array.isArray(args)
       ? entries(args as Record<string, unknown>, 1)
       : show(args, 1);
-  const line = text === '' ? '(no arguments)' : text;
-  return line.length > MAX_SUMMARY ? `${line.slice(0, MAX_SUMMARY)}…` : line;
+  if (text.length > MAX_SUMMARY) return undefined;
+  return text === '' ? '(no arguments)' : text;
 }
 
-/** The `elicitation/create` request (form mode) asking the caller to confirm `tool` with `args`. */
-export function confirmationRequest(tool: string, args: unknown): Record<string, unknown> {
+/**
+ * The `elicitation/create` request (form mode) asking the caller to confirm `tool` with `args`;
+ * undefined when the arguments cannot all be shown ({@link argumentSummary}).
+ */
+export function confirmationRequest(tool: string, args: unknown): Record<string, unknown> | undefined {
+  const summary = argumentSummary(args);
+  if (summary === undefined || tool.length > 128) return undefined;
   return {
     method: ELICITATION_CREATE,
     params: {
       mode: 'form',
-      message: `Confirm this call of ${tool}: ${argumentSummary(args)}`,
+      message: `Confirm this call of ${shownText(tool)}: ${summary}`,
       requestedSchema: {
         type: 'object',
         properties: {
           confirm: {
             type: 'boolean',
-            title: `Run ${tool}`,
+            title: `Run ${shownText(tool)}`,
             description: 'Set to true to let this call run with these arguments',
           },
         },
@@ -82,6 +143,8 @@ export interface Bindings {
   readonly argumentsHash: string;
   /** The hash of the tool's pinned definition when asked (null: not pinned): a changed pin is another call. */
   readonly pinHash: string | null;
+  /** Where its nonce is remembered ({@link UsedNonces.scope}): it opens nowhere else. */
+  readonly store: string;
 }
 
 /** A confirmation the gateway asked for, opened from its sealed `requestState`. */
@@ -94,7 +157,7 @@ export interface Asked extends Bindings {
 }
 
 const PURPOSE = 'confirm';
-const VERSION = 2;
+const VERSION = 3;
 
 export function argumentsHashOf(args: unknown): string {
   return hash('sha256', canonicalize(args ?? {}) ?? 'null');
@@ -115,6 +178,7 @@ export function sealAsked(
     bindings.tool,
     bindings.argumentsHash,
     bindings.pinHash,
+    bindings.store,
     nonce,
     now,
     now + ttlMs,
@@ -126,20 +190,21 @@ export function sealAsked(
 export function openAsked(sealer: Sealer, state: unknown): Asked | undefined {
   if (typeof state !== 'string') return undefined;
   const fields = sealer.open(PURPOSE, state);
-  if (fields === undefined || fields[0] !== VERSION || fields.length !== 9) return undefined;
-  const [, identity, route, tool, argumentsHash, pinHash, nonce, askedAt, expiresAt] = fields;
+  if (fields === undefined || fields[0] !== VERSION || fields.length !== 10) return undefined;
+  const [, identity, route, tool, argumentsHash, pinHash, store, nonce, askedAt, expiresAt] = fields;
   if (
     typeof identity !== 'string' ||
     typeof route !== 'string' ||
     typeof tool !== 'string' ||
     typeof argumentsHash !== 'string' ||
     (pinHash !== null && typeof pinHash !== 'string') ||
+    typeof store !== 'string' ||
     typeof nonce !== 'string' ||
     typeof askedAt !== 'number' ||
     typeof expiresAt !== 'number'
   )
     return undefined;
-  return { identity, route, tool, argumentsHash, pinHash, nonce, askedAt, expiresAt };
+  return { identity, route, tool, argumentsHash, pinHash, store, nonce, askedAt, expiresAt };
 }
 
 /** Whether `asked` was made for exactly this call (a mismatch is never forwarded). */
@@ -149,7 +214,8 @@ export function matches(asked: Bindings, call: Bindings): boolean {
     asked.route === call.route &&
     asked.tool === call.tool &&
     asked.argumentsHash === call.argumentsHash &&
-    asked.pinHash === call.pinHash
+    asked.pinHash === call.pinHash &&
+    asked.store === call.store
   );
 }
 
@@ -182,6 +248,7 @@ export function sealContinued(
     bindings.tool,
     bindings.argumentsHash,
     bindings.pinHash,
+    bindings.store,
     upstreamState,
     randomBytes(16).toString('base64url'),
     now + ttlMs,
@@ -191,18 +258,19 @@ export function sealContinued(
 export function openContinued(sealer: Sealer, state: unknown): Continued | undefined {
   if (typeof state !== 'string') return undefined;
   const fields = sealer.open(CONTINUED, state);
-  if (fields === undefined || fields[0] !== VERSION || fields.length !== 9) return undefined;
-  const [, identity, route, tool, argumentsHash, pinHash, upstreamState, nonce, expiresAt] = fields;
+  if (fields === undefined || fields[0] !== VERSION || fields.length !== 10) return undefined;
+  const [, identity, route, tool, argumentsHash, pinHash, store, upstreamState, nonce, expiresAt] = fields;
   if (
     typeof identity !== 'string' ||
     typeof route !== 'string' ||
     typeof tool !== 'string' ||
     typeof argumentsHash !== 'string' ||
     (pinHash !== null && typeof pinHash !== 'string') ||
+    typeof store !== 'string' ||
     typeof upstreamState !== 'string' ||
     typeof nonce !== 'string' ||
     typeof expiresAt !== 'number'
   )
     return undefined;
-  return { identity, route, tool, argumentsHash, pinHash, upstreamState, nonce, expiresAt };
+  return { identity, route, tool, argumentsHash, pinHash, store, upstreamState, nonce, expiresAt };
 }

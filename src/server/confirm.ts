@@ -8,6 +8,7 @@ import {
   matches,
   openAsked,
   openContinued,
+  RESERVED_PREFIX,
   sealAsked,
   sealContinued,
 } from '../confirm/confirmation.js';
@@ -76,18 +77,20 @@ export function createConfirmation(
       tool,
       argumentsHash: argumentsHashOf(params.arguments),
       pinHash: route.pinnedToolHash(tool),
+      store: deps.used.scope,
     };
     // A confirmed call's retry of the upstream's own input_required: its state restored, not asked again.
     const continued = openContinued(deps.sealer, params.requestState);
     if (continued !== undefined) {
       const at = now();
       const id = confirmationId(continued.nonce);
-      if (at > continued.expiresAt || !matches(continued, call)) {
+      // From `expiresAt` on: the used nonce may be forgotten then, so the state must be too.
+      if (at >= continued.expiresAt || !matches(continued, call)) {
         count(route.path, 'expired');
         exchange.confirmation = { step: 'expired', id };
         return refuse('confirmation_expired', {
           ids,
-          data: { detail: at > continued.expiresAt ? 'expired' : 'mismatch' },
+          data: { detail: at >= continued.expiresAt ? 'expired' : 'mismatch' },
         });
       }
       return consumeThen(continued.nonce, continued.expiresAt, at, ids, (first) => {
@@ -112,38 +115,46 @@ export function createConfirmation(
           data: { requiredCapabilities: { elicitation: {} } },
         });
       }
+      // A question that cannot show the whole call (arguments too long to read) is not asked.
+      const question = confirmationRequest(tool, params.arguments);
+      if (question === undefined) {
+        count(route.path, 'unavailable');
+        return refuse('confirmation_unavailable', {
+          ids,
+          modern: true,
+          data: { detail: 'too_long_to_show' },
+        });
+      }
       const at = now();
       const { state, nonce } = sealAsked(deps.sealer, call, at, deps.timeoutMs);
       count(route.path, 'asked');
       exchange.confirmation = { step: 'asked', id: confirmationId(nonce) };
       return jsonAnswer(
         200,
-        {
-          jsonrpc: '2.0',
-          id: message.id,
-          result: inputRequired(CONFIRM_KEY, confirmationRequest(tool, params.arguments), state),
-        },
+        { jsonrpc: '2.0', id: message.id, result: inputRequired(CONFIRM_KEY, question, state) },
         {},
       );
     }
     const id = confirmationId(asked.nonce);
     const at = now();
     // Made for another caller, route, tool or arguments, or too late: never this call's yes.
-    if (at > asked.expiresAt || !matches(asked, call)) {
+    if (at >= asked.expiresAt || !matches(asked, call)) {
       count(route.path, 'expired');
       exchange.confirmation = { step: 'expired', id };
       return refuse('confirmation_expired', {
         ids,
-        data: { detail: at > asked.expiresAt ? 'expired' : 'mismatch' },
+        data: { detail: at >= asked.expiresAt ? 'expired' : 'mismatch' },
       });
     }
     const responses = params.inputResponses as Record<string, unknown> | undefined;
-    if (answerOf(responses?.[CONFIRM_KEY]) !== 'yes') {
-      count(route.path, 'declined');
-      exchange.confirmation = { step: 'declined', id };
-      return refuse('confirmation_declined', { ids });
-    }
+    const yes = answerOf(responses?.[CONFIRM_KEY]) === 'yes';
+    // Any answer uses the question up: a no is final, never turned into a yes by a later retry.
     return consumeThen(asked.nonce, asked.expiresAt, at, ids, (first) => {
+      if (first && !yes) {
+        count(route.path, 'declined');
+        exchange.confirmation = { step: 'declined', id };
+        return refuse('confirmation_declined', { ids });
+      }
       if (!first) {
         count(route.path, 'expired');
         exchange.confirmation = { step: 'expired', id };
@@ -169,12 +180,14 @@ export function createConfirmation(
     then: (first: boolean) => Authorized | Refusal,
   ): MaybePromise<Authorized | Refusal> {
     const unavailable = () => refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
-    let consumed: boolean | Promise<boolean>;
+    let consumed: boolean | 'full' | Promise<boolean>;
     try {
       consumed = deps.used.consume(nonce, expiresAt, at);
     } catch {
       return unavailable();
     }
+    // A store full of live confirmations refuses new ones (503) rather than forget any.
+    if (consumed === 'full') return unavailable();
     return typeof consumed === 'boolean' ? then(consumed) : consumed.then(then, unavailable);
   }
 }
@@ -233,7 +246,12 @@ function withoutConfirmation(
 ): Authorized['body'] {
   const value = JSON.parse(body.forward) as Record<string, unknown>;
   const params = { ...(value.params as Record<string, unknown>) };
-  const { [CONFIRM_KEY]: _ours, ...others } = (params.inputResponses ?? {}) as Record<string, unknown>;
+  // Every key under the gateway's reserved prefix is the gateway's: none goes upstream.
+  const others = Object.fromEntries(
+    Object.entries((params.inputResponses ?? {}) as Record<string, unknown>).filter(
+      ([key]) => !key.startsWith(RESERVED_PREFIX),
+    ),
+  );
   // The upstream's own state goes back to it in place of the gateway's; else no state at all.
   if (upstreamState !== undefined) params.requestState = upstreamState;
   else delete params.requestState;

@@ -140,8 +140,8 @@ routes:
       expect((result.content as { text: string }[])[0]?.text).toBe('drop table');
       expect(asked).toHaveLength(1);
       expect(asked[0]).toContain('echo');
-      expect(asked[0]).toContain('text="drop table"');
-      expect(asked[0]).toContain('password=•••');
+      expect(asked[0]).toContain('"text"="drop table"');
+      expect(asked[0]).toContain('"password"=•••');
       expect(asked[0]).not.toContain('hunter2');
       // A call without confirm goes straight through.
       expect((await c.callTool({ name: 'add', arguments: { a: 1, b: 2 } })).content).toBeDefined();

@@ -38,9 +38,10 @@ function exchangeOf(params: Record<string, unknown>, pin: () => string | null, v
 describe('the confirm stage', () => {
   let now = 1_800_000_000_000;
   const sealer = createSealer(undefined);
+  const used = createUsedNonces();
   const confirm = createConfirmation({
     sealer,
-    used: createUsedNonces(),
+    used,
     timeoutMs: 60_000,
     now: () => now,
   });
@@ -71,9 +72,29 @@ describe('the confirm stage', () => {
     expect(isRefusal(confirm(exchangeOf(yes(state), () => pin)))).toBe(false);
   });
 
-  it('expires after the timeout', async () => {
+  it('a no is final: the same question cannot bring a yes afterwards', async () => {
     const state = await stateOf(question(() => null));
-    now += 60_001;
+    const no = { ...yes(state), inputResponses: { [KEY]: { action: 'decline' } } };
+    expect((confirm(exchangeOf(no, () => null)) as Refusal).reason).toBe('confirmation_declined');
+    expect((confirm(exchangeOf(yes(state), () => null)) as Refusal).data).toMatchObject({ detail: 'used' });
+  });
+
+  it('opens only where its nonce is remembered: another process (a restart) refuses it', async () => {
+    const state = await stateOf(question(() => null));
+    const restarted = createConfirmation({
+      sealer,
+      used: createUsedNonces(),
+      timeoutMs: 60_000,
+      now: () => now,
+    });
+    expect((restarted(exchangeOf(yes(state), () => null)) as Refusal).data).toMatchObject({
+      detail: 'mismatch',
+    });
+  });
+
+  it('expires at the timeout, to the millisecond the used nonce may be forgotten', async () => {
+    const state = await stateOf(question(() => null));
+    now += 60_000;
     const refused = confirm(exchangeOf(yes(state), () => null)) as Refusal;
     expect(refused.data).toMatchObject({ detail: 'expired' });
   });
@@ -97,6 +118,7 @@ describe('the confirm stage', () => {
       tool: 'drop',
       argumentsHash: argumentsHashOf({ table: 'users' }),
       pinHash: null,
+      store: used.scope,
     };
     const state = sealContinued(sealer, bindings, 'upstream-7', now, 60_000);
     const retry = () =>

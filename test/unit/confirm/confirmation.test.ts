@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import { argumentSummary, confirmationRequest } from '../../../src/confirm/confirmation.js';
+import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
+
+describe('what a caller is shown', () => {
+  it('quotes and escapes names and values: no name poses as another argument, no control character acts', () => {
+    const summary = argumentSummary({
+      'table="scratch", note': 'x'.repeat(700),
+      table: 'production',
+      'a\u001b[2Kb': 'c\u202ed\u009be\u2028f\u200bg',
+    }) as string;
+    // Every top-level name is there, the long value cut with a count, the real table visible.
+    expect(summary).toContain('"table"="production"');
+    expect(summary).toContain('…(542 more characters)');
+    expect(summary).toContain('"table=\\"scratch\\", note"=');
+    // Escape, bidi override, C1 control, line separator and zero-width space: all escaped.
+    expect(summary).toContain('"a\\u001b[2Kb"="c\\u202ed\\u009be\\u2028f\\u200bg"');
+    for (const raw of ['\u001b', '\u202e', '\u009b', '\u2028', '\u200b']) expect(summary).not.toContain(raw);
+  });
+
+  it('masks names that are secrets by whole words, and shows the ones that only look alike', () => {
+    const summary = argumentSummary({
+      password: 'p',
+      api_key: 'k',
+      apiKey: 'k',
+      clientSecret: 's',
+      'db-password': 'p',
+      primary_key: 42,
+      author: 'ann',
+      session_id: 's-1',
+      keyspace: 'ks',
+    }) as string;
+    for (const hidden of ['password', 'api_key', 'apiKey', 'clientSecret', 'db-password'])
+      expect(summary).toContain(`"${hidden}"=•••`);
+    for (const shown of ['"primary_key"=42', '"author"="ann"', '"session_id"="s-1"', '"keyspace"="ks"'])
+      expect(summary).toContain(shown);
+  });
+
+  it('says when there are no arguments, and refuses to ask when the whole call cannot be shown', () => {
+    expect(argumentSummary(undefined)).toBe('(no arguments)');
+    expect(argumentSummary({})).toBe('(no arguments)');
+    const many = Object.fromEntries(Array.from({ length: 400 }, (_, i) => [`argument_${i}`, i]));
+    expect(argumentSummary(many)).toBeUndefined();
+    expect(confirmationRequest('drop', many)).toBeUndefined();
+    expect(confirmationRequest('x'.repeat(129), {})).toBeUndefined();
+  });
+});
+
+describe('used nonces in process', () => {
+  it('takes a nonce once, refuses new ones when full of live ones, and makes room as they expire', () => {
+    const used = createUsedNonces(2);
+    expect(used.consume('a', 100, 0)).toBe(true);
+    expect(used.consume('a', 100, 0)).toBe(false);
+    expect(used.consume('b', 200, 0)).toBe(true);
+    expect(used.consume('c', 200, 50)).toBe('full');
+    // 'a' expired at 100: swept when room is needed.
+    expect(used.consume('c', 200, 100)).toBe(true);
+    expect(used.scope).toMatch(/^process:/);
+    expect(createUsedNonces().scope).not.toBe(used.scope);
+  });
+});
