@@ -41,9 +41,9 @@ export interface ConfirmationDeps {
  *
  * On the 2026-07-28 protocol the gateway answers the call itself with an `input_required` result:
  * an `elicitation/create` form under its reserved key and a sealed `requestState`. The client's
- * retry brings the answer; a yes (`confirm: true`) is consumed once, and the call goes on with the
- * gateway's own `inputResponses` key and `requestState` stripped — the upstream sees the call as
- * the client first made it, and nothing before. A client that did not declare `elicitation`
+ * retry brings the answer; a yes (`confirm: true`) is consumed once, and the retry goes on with
+ * the gateway's own `inputResponses` keys and `requestState` stripped — the upstream sees the
+ * same tool and arguments the caller confirmed (bound by hash), and nothing before. A client that did not declare `elicitation`
  * cannot be asked: 400 -32021. The legacy protocol (an `elicitation/create` on the call's SSE
  * answer) is not built yet: such a call is refused `confirmation_unavailable`, never forwarded.
  *
@@ -67,7 +67,12 @@ export function createConfirmation(
     const modern = isModern(exchange.version);
     if (!modern || body.batch) {
       count(route.path, 'unavailable');
-      return refuse('confirmation_unavailable', { ids, data: { detail: 'legacy' } });
+      // A batch is refused whole, one error per request (the client reads an array).
+      return refuse('confirmation_unavailable', {
+        ids: body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : [])),
+        batch: body.batch,
+        data: { detail: body.batch ? 'batch' : 'legacy' },
+      });
     }
     const params = message.params ?? {};
     const tool = String(params.name);

@@ -147,6 +147,24 @@ describe('the confirm stage', () => {
     expect(refused.data).toMatchObject({ detail: 'mismatch' });
   });
 
+  it('refuses a batch holding a confirm call whole, one error per request', () => {
+    const exchange = exchangeOf({ arguments: {} }, () => null, '2025-03-26') as unknown as {
+      body: { batch: boolean; messages: unknown[] };
+      decisions: unknown[];
+    };
+    exchange.body = {
+      ...exchange.body,
+      batch: true,
+      messages: [...exchange.body.messages, { kind: 'request', id: 8, method: 'ping' }],
+    };
+    exchange.decisions = [
+      ...exchange.decisions,
+      { effect: 'allow', rule: 'method-table', required: [], missing: [] },
+    ];
+    const refused = confirm(exchange as unknown as Authorized) as Refusal;
+    expect(refused).toMatchObject({ reason: 'confirmation_unavailable', ids: [7, 8], batch: true });
+  });
+
   it('refuses a legacy call as confirmation_unavailable (the legacy question is not built yet)', () => {
     const refused = confirm(exchangeOf({ arguments: {} }, () => null, '2025-11-25')) as Refusal;
     expect(refused.reason).toBe('confirmation_unavailable');
