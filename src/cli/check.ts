@@ -90,11 +90,14 @@ function describeRoute(route: RouteConfig, index: number): string[] {
     const width = Math.max(...names.map((n) => n.length));
     for (const name of names) {
       const entry = entries[name] as ToolEntry;
-      const when =
-        typeof entry === 'object' && !Array.isArray(entry) ? (entry as { when?: string }).when : undefined;
-      lines.push(
-        `    ${name.padEnd(width)} → ${entryScopes(entry).join(' + ')}${when === undefined ? '' : ` when ${when}`}`,
-      );
+      const object =
+        typeof entry === 'object' && !Array.isArray(entry)
+          ? (entry as { when?: string; confirm?: string })
+          : undefined;
+      const when = object?.when === undefined ? '' : ` when ${object.when}`;
+      // A call a person must say yes to: shown, since it changes what a client experiences.
+      const confirm = object?.confirm === undefined ? '' : `, confirmed by the ${object.confirm}`;
+      lines.push(`    ${name.padEnd(width)} → ${entryScopes(entry).join(' + ')}${when}${confirm}`);
     }
   }
   if (route.rateLimits) {

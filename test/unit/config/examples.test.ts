@@ -32,6 +32,7 @@ describe('config/ examples', () => {
     expect(text).toContain('upstream        http://files-mcp.tools.svc:8080/mcp');
     expect(text).toMatch(/delete_file\s+→ files:write \+ files:admin/);
     expect(text).toMatch(/files\/reindex\s+→ files:admin/);
+    expect(text).toMatch(/rename_file\s+→ files:write, confirmed by the caller/);
     expect(text).toContain('warning: routes[0].upstream uses plain http off loopback');
     expect(text).not.toContain(ENV.FILES_UPSTREAM_TOKEN);
     expect(text).toContain(
