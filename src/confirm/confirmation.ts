@@ -171,40 +171,56 @@ export function sealAsked(
   ttlMs: number,
 ): { state: string; nonce: string } {
   const nonce = randomBytes(16).toString('base64url');
-  const state = sealer.seal(PURPOSE, [
-    VERSION,
+  const state = sealer.seal(PURPOSE, [VERSION, ...bindingFields(bindings), nonce, now, now + ttlMs]);
+  return { state, nonce };
+}
+
+/** The confirmation a `requestState` carries, or undefined when it is not one the gateway sealed. */
+export function openAsked(sealer: Sealer, state: unknown): Asked | undefined {
+  const opened = openBound(sealer, PURPOSE, state, 3);
+  if (opened === undefined) return undefined;
+  const [nonce, askedAt, expiresAt] = opened.rest;
+  if (typeof nonce !== 'string' || typeof askedAt !== 'number' || typeof expiresAt !== 'number')
+    return undefined;
+  return { ...opened.bindings, nonce, askedAt, expiresAt };
+}
+
+/** The sealed fields of `bindings`, in the order {@link openBound} reads them. */
+function bindingFields(bindings: Bindings): unknown[] {
+  return [
     bindings.identity,
     bindings.route,
     bindings.tool,
     bindings.argumentsHash,
     bindings.pinHash,
     bindings.store,
-    nonce,
-    now,
-    now + ttlMs,
-  ]);
-  return { state, nonce };
+  ];
 }
 
-/** The confirmation a `requestState` carries, or undefined when it is not one the gateway sealed. */
-export function openAsked(sealer: Sealer, state: unknown): Asked | undefined {
+/**
+ * A state sealed for `purpose` as `[VERSION, ...bindingFields, ...rest]` with `rest` fields after
+ * the bindings: the bindings and those fields, or undefined when it is not one the gateway sealed.
+ */
+function openBound(
+  sealer: Sealer,
+  purpose: string,
+  state: unknown,
+  rest: number,
+): { bindings: Bindings; rest: unknown[] } | undefined {
   if (typeof state !== 'string') return undefined;
-  const fields = sealer.open(PURPOSE, state);
-  if (fields === undefined || fields[0] !== VERSION || fields.length !== 10) return undefined;
-  const [, identity, route, tool, argumentsHash, pinHash, store, nonce, askedAt, expiresAt] = fields;
+  const fields = sealer.open(purpose, state);
+  if (fields === undefined || fields[0] !== VERSION || fields.length !== 7 + rest) return undefined;
+  const [, identity, route, tool, argumentsHash, pinHash, store] = fields;
   if (
     typeof identity !== 'string' ||
     typeof route !== 'string' ||
     typeof tool !== 'string' ||
     typeof argumentsHash !== 'string' ||
     (pinHash !== null && typeof pinHash !== 'string') ||
-    typeof store !== 'string' ||
-    typeof nonce !== 'string' ||
-    typeof askedAt !== 'number' ||
-    typeof expiresAt !== 'number'
+    typeof store !== 'string'
   )
     return undefined;
-  return { identity, route, tool, argumentsHash, pinHash, store, nonce, askedAt, expiresAt };
+  return { bindings: { identity, route, tool, argumentsHash, pinHash, store }, rest: fields.slice(7) };
 }
 
 /** Whether `asked` was made for exactly this call (a mismatch is never forwarded). */
@@ -243,12 +259,7 @@ export function sealContinued(
 ): string {
   return sealer.seal(CONTINUED, [
     VERSION,
-    bindings.identity,
-    bindings.route,
-    bindings.tool,
-    bindings.argumentsHash,
-    bindings.pinHash,
-    bindings.store,
+    ...bindingFields(bindings),
     upstreamState,
     randomBytes(16).toString('base64url'),
     now + ttlMs,
@@ -256,21 +267,10 @@ export function sealContinued(
 }
 
 export function openContinued(sealer: Sealer, state: unknown): Continued | undefined {
-  if (typeof state !== 'string') return undefined;
-  const fields = sealer.open(CONTINUED, state);
-  if (fields === undefined || fields[0] !== VERSION || fields.length !== 10) return undefined;
-  const [, identity, route, tool, argumentsHash, pinHash, store, upstreamState, nonce, expiresAt] = fields;
-  if (
-    typeof identity !== 'string' ||
-    typeof route !== 'string' ||
-    typeof tool !== 'string' ||
-    typeof argumentsHash !== 'string' ||
-    (pinHash !== null && typeof pinHash !== 'string') ||
-    typeof store !== 'string' ||
-    typeof upstreamState !== 'string' ||
-    typeof nonce !== 'string' ||
-    typeof expiresAt !== 'number'
-  )
+  const opened = openBound(sealer, CONTINUED, state, 3);
+  if (opened === undefined) return undefined;
+  const [upstreamState, nonce, expiresAt] = opened.rest;
+  if (typeof upstreamState !== 'string' || typeof nonce !== 'string' || typeof expiresAt !== 'number')
     return undefined;
-  return { identity, route, tool, argumentsHash, pinHash, store, upstreamState, nonce, expiresAt };
+  return { ...opened.bindings, upstreamState, nonce, expiresAt };
 }
