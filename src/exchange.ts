@@ -5,7 +5,7 @@ import type { AnswerOutcome, AnswerScanner } from './audit/answer-outcome.js';
 import type { Identity } from './auth/identity.js';
 import type { Cancellation } from './cancellation.js';
 import type { Bindings } from './confirm/confirmation.js';
-import { type AuditDecision, REFUSALS, type Refusal, type RefusalReason } from './errors.js';
+import { type AuditDecision, REFUSALS, type Refusal, type RefusalReason, refusalBody } from './errors.js';
 import type { ParsedBody } from './jsonrpc/parse.js';
 import { requestIds } from './jsonrpc/request.js';
 import type { Metrics } from './metrics/registry.js';
@@ -100,8 +100,11 @@ export interface Authenticated extends Guarded {
 }
 /** One step of a call's human confirmation: asked, then accepted, declined or expired. */
 export interface Confirmation {
-  /** `continued`: a confirmed call's retry of the upstream's own `input_required`. */
-  readonly step: 'asked' | 'accepted' | 'continued' | 'declined' | 'expired';
+  /**
+   * `continued`: a confirmed call's retry of the upstream's own `input_required`; `answered`: the
+   * client's response to a question asked on a legacy session (the call's record says what came of it).
+   */
+  readonly step: 'asked' | 'accepted' | 'continued' | 'declined' | 'expired' | 'answered';
   /** The same for the question and its answer (a hash of the confirmation's nonce). */
   readonly id: string;
   /** A call forwarded confirmed: what the upstream's own `requestState` is sealed with (never audited). */
@@ -201,6 +204,8 @@ export class Exchange implements FinishedExchange {
   confirmation: Confirmation | undefined = undefined;
   answers: readonly AnswerOutcome[] | undefined = undefined;
   durationMs = 0;
+  /** Refused in a stream already open: the client got 200 and the refusal as an event. */
+  private refusedInStream = false;
   /** Set for an answer the gateway gives itself (metadata, preflight): a span, no record. */
   private unrecorded: string | undefined = undefined;
 
@@ -248,7 +253,11 @@ export class Exchange implements FinishedExchange {
       refusal.ids.length === 0 && body !== undefined
         ? { ...refusal, ids: requestIds(body), batch: body.batch }
         : refusal;
-    sendRefusal(this.res, answer, { requestId: this.requestId, origin: this.origin, close });
+    if (this.res.headersSent) {
+      // An SSE answer the gateway opened itself (a legacy confirmation): the refusal is its last event.
+      this.refusedInStream = true;
+      this.res.end(`event: message\ndata: ${refusalBody(answer)}\n\n`);
+    } else sendRefusal(this.res, answer, { requestId: this.requestId, origin: this.origin, close });
     this.refusal = refusal;
     this.finish();
   }
@@ -279,7 +288,7 @@ export class Exchange implements FinishedExchange {
     const refusal = this.refusal;
     if (refusal !== undefined) {
       const spec = REFUSALS[refusal.reason];
-      this.status = spec.status;
+      this.status = this.refusedInStream ? this.res.statusCode : spec.status;
       this.decision = spec.decision;
       this.reason = refusal.reason;
       const rule = refusal.data?.rule;

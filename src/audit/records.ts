@@ -188,7 +188,7 @@ function recordFor(
     servers: shared.servers,
     pin: id === undefined || id === null ? undefined : exchange.pinned?.get(id),
     confirmation:
-      decision?.confirm === undefined || exchange.confirmation === undefined
+      exchange.confirmation === undefined || (decision?.confirm === undefined && message?.kind !== 'response')
         ? undefined
         : { step: exchange.confirmation.step, id: exchange.confirmation.id },
     outcome: answerOf(answers, message),

@@ -103,13 +103,18 @@ export function argumentSummary(args: unknown): string | undefined {
  * The `elicitation/create` request (form mode) asking the caller to confirm `tool` with `args`;
  * undefined when the arguments cannot all be shown ({@link argumentSummary}).
  */
-export function confirmationRequest(tool: string, args: unknown): Record<string, unknown> | undefined {
+export function confirmationRequest(
+  tool: string,
+  args: unknown,
+  /** Says `mode: form` (2025-11-25 on); 2025-06-18's elicitation has no modes. */
+  withMode = true,
+): Record<string, unknown> | undefined {
   const summary = argumentSummary(args);
   if (summary === undefined || tool.length > 128) return undefined;
   return {
     method: ELICITATION_CREATE,
     params: {
-      mode: 'form',
+      ...(withMode ? { mode: 'form' } : {}),
       message: `Confirm this call of ${shownText(tool)}: ${summary}`,
       requestedSchema: {
         type: 'object',

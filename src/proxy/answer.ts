@@ -134,6 +134,8 @@ export function createAnswerRelay(
   return async (exchange, answer) => {
     // The client left while the upstream was answering: its exchange finished as 499.
     if (exchange.finished) return discard(answer.body);
+    // A confirmed legacy call: the gateway opened its SSE answer to ask, the upstream's answer follows.
+    if (exchange.res.headersSent) return relayIntoOpenStream(exchange, answer, deps);
     const contentType = answer.headers['content-type'];
     const kind = bodyKind(contentType);
     // A stream for accounting (the gauge) whatever its spelling; readable only when `kind` says so.
@@ -175,6 +177,52 @@ export function createAnswerRelay(
         : relayOwnAnswer(exchange, answer, answer.answers, headers, deps);
     relayStream(exchange, answer, headers, reading === 'rewrite-sse', lists, list, deps);
   };
+}
+
+/**
+ * The upstream's answer to a call whose SSE answer the gateway already opened (a legacy
+ * confirmation asked on it): an SSE answer's events follow in the same stream (read for
+ * `resources/updated` like any other), a JSON answer becomes one event, read whole within the
+ * response-size cap. Its status and headers cannot be sent any more: an answer that is neither —
+ * or not a 200 SSE — ends the stream with a JSON-RPC error event.
+ */
+async function relayIntoOpenStream(
+  exchange: Authenticated,
+  answer: UpstreamAnswer,
+  deps: AnswerRelayDeps,
+): Promise<void> {
+  const kind = bodyKind(answer.headers['content-type']);
+  const reading = howToRead(answer.status, kind, answer.headers['content-encoding']);
+  if (reading === 'refuse' || reading === 'relay' || (kind === 'sse' && answer.status !== 200)) {
+    exchange.upstreamError = 'bad_answer';
+    exchange.refuse(refuse('upstream_rejected'));
+    return discard(answer.body);
+  }
+  exchange.scanner = answerScanner(exchange.body, answer.status, kind);
+  if (kind === 'sse') return relayStream(exchange, answer, {}, true, false, undefined, deps);
+  exchange.answerBody = answer.body;
+  let whole: Buffer | 'too_large';
+  try {
+    whole = await readBytes(answer.body, deps.maxResponseBytes);
+  } catch (err) {
+    if (exchange.clientGone) return;
+    throw err;
+  }
+  if (exchange.finished) return;
+  if (whole === 'too_large') {
+    discard(answer.body);
+    exchange.upstreamError = 'too_large';
+    return exchange.refuse(refuse('response_too_large'));
+  }
+  const text = whole.toString('utf8');
+  if (answer.answers !== undefined && answersAnother(text, answer.answers)) {
+    exchange.upstreamError = 'bad_answer';
+    return exchange.refuse(refuse('upstream_rejected'));
+  }
+  exchange.scanner?.write(whole);
+  // One event: each line of the JSON its own `data:` line (an SSE reader joins them with newlines).
+  exchange.res.end(`event: message\ndata: ${text.split(/\r\n|\r|\n/).join('\ndata: ')}\n\n`);
+  exchange.finish();
 }
 
 /** The client's headers for an answer: the upstream's minus hop-by-hop ones, plus the gateway's. */
@@ -325,10 +373,12 @@ function relayStream(
 ): void {
   const { res } = exchange;
   exchange.answerBody = answer.body;
-  res.writeHead(answer.status, headers);
-  // An SSE answer's status and headers go out now, not with its first event: a stream may stay
-  // silent for minutes, and clients and proxies with a headers timeout give up on it.
-  if (exchange.sse) res.flushHeaders();
+  if (!res.headersSent) {
+    res.writeHead(answer.status, headers);
+    // An SSE answer's status and headers go out now, not with its first event: a stream may stay
+    // silent for minutes, and clients and proxies with a headers timeout give up on it.
+    if (exchange.sse) res.flushHeaders();
+  }
   // List results are filtered event by event, updates the caller may not read dropped; everything
   // else flows as it came. On a GET stream the gateway no longer knows the ids of earlier list
   // requests: results are recognised by shape.

@@ -56,7 +56,22 @@ export function clientSessionId(
     identity: exchange.identity.key,
     version: exchange.session?.version ?? negotiatedVersion(exchange),
     issuedAt: Math.floor(Date.now() / 1000),
+    elicitation: exchange.session?.elicitation ?? declaresFormElicitation(exchange),
   });
+}
+
+/**
+ * Whether the `initialize` this answer is for declared form-mode elicitation: `elicitation: {}`
+ * (form, as before modes existed) or with `form` in it — not a client that declared URL mode only.
+ */
+function declaresFormElicitation(exchange: Authenticated): boolean {
+  const [first] = exchange.body?.messages ?? [];
+  if (first?.kind !== 'request' || !opensSession(first.method)) return false;
+  const capabilities = first.params?.capabilities as Record<string, unknown> | undefined;
+  const elicitation = capabilities?.elicitation;
+  if (typeof elicitation !== 'object' || elicitation === null || Array.isArray(elicitation)) return false;
+  const modes = elicitation as Record<string, unknown>;
+  return modes.form !== undefined || modes.url === undefined;
 }
 
 /** The version an `initialize` asked for (the session's version from then on), else the request's. */

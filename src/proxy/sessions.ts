@@ -11,6 +11,11 @@ export interface SessionClaims {
   readonly version: string;
   /** When it was sealed, epoch seconds. */
   readonly issuedAt: number;
+  /**
+   * The client declared form-mode `elicitation` at `initialize`: the gateway may ask it to confirm
+   * a call (DESIGN.md "human confirmation"). Capabilities are declared once, so they are sealed.
+   */
+  readonly elicitation?: boolean;
 }
 
 export interface SessionSealer {
@@ -35,7 +40,14 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
       sealText(
         keys,
         FORMAT,
-        JSON.stringify([claims.upstreamId, claims.route, claims.identity, claims.version, claims.issuedAt]),
+        JSON.stringify([
+          claims.upstreamId,
+          claims.route,
+          claims.identity,
+          claims.version,
+          claims.issuedAt,
+          ...(claims.elicitation === true ? [1] : []),
+        ]),
       ),
     open(sealed) {
       if (!/^[A-Za-z0-9_-]{40,8192}$/.test(sealed)) return undefined;
@@ -47,10 +59,13 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
 
 function claimsOf(plaintext: string): SessionClaims | undefined {
   const value: unknown = JSON.parse(plaintext);
-  if (!Array.isArray(value) || value.length !== 5) return undefined;
-  const [upstreamId, route, identity, version, issuedAt] = value as unknown[];
+  // Five fields, or six with the elicitation flag (a session without it seals as before).
+  if (!Array.isArray(value) || value.length < 5 || value.length > 6) return undefined;
+  const [upstreamId, route, identity, version, issuedAt, elicitation] = value as unknown[];
   if (typeof upstreamId !== 'string' || typeof route !== 'string' || typeof identity !== 'string')
     return undefined;
   if (typeof version !== 'string' || typeof issuedAt !== 'number') return undefined;
-  return { upstreamId, route, identity, version, issuedAt };
+  if (elicitation !== undefined && elicitation !== 1) return undefined;
+  const claims = { upstreamId, route, identity, version, issuedAt };
+  return elicitation === 1 ? { ...claims, elicitation: true } : claims;
 }

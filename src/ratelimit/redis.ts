@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.js';
+import type { QuestionStore } from '../confirm/questions.js';
 import type { Charge, Decision, Limiter, MultiDecision, Rate } from './limiter.js';
 import type { MemoryLimiter } from './memory.js';
 import { classifyRedisFailure, RedisLimiterBroken, RedisTimeoutError } from './redis-failures.js';
@@ -121,8 +122,13 @@ export interface RedisLimiter extends Limiter {
    * fails closed: there is no fallback for "used once").
    */
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
+  /** Open legacy confirmations shared by every replica (`confirm/questions.ts`). */
+  readonly questions: QuestionStore;
   close(): Promise<void>;
 }
+
+/** The channel legacy confirmations' answers travel on, from the replica that took one to the one asking. */
+const QUESTIONS_CHANNEL = 'portcullis:confirm:answers';
 
 /**
  * The shared limiter: Redis standalone, Sentinel or Cluster. A Redis that is down, slower than
@@ -306,22 +312,54 @@ export function createRedisLimiter(
     }
   }
 
+  /** One command within `commandTimeoutMs`, its failure counted; rejects (callers fail closed). */
+  async function command<T>(reply: Promise<T>): Promise<T> {
+    try {
+      const answered = await replyWithin(reply, config.commandTimeoutMs);
+      healthy = true;
+      return answered;
+    } catch (err) {
+      healthy = false;
+      deps.onError(classifyRedisFailure(err) === 'timeout' ? 'timeout' : 'unavailable');
+      throw err;
+    }
+  }
+
+  /** A connection of its own in subscriber mode (it can run nothing else), made when first asked. */
+  let subscriber: Client | undefined;
+  const questions: QuestionStore = {
+    open: async (key, ttlMs) => {
+      await command(client.set(`portcullis:confirm:q:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs))));
+    },
+    take: async (key) => (await command(client.del(`portcullis:confirm:q:${key}`))) === 1,
+    publish: async (message) => {
+      await command(client.publish(QUESTIONS_CHANNEL, message));
+    },
+    async subscribe(onMessage) {
+      // Its SUBSCRIBE waits in the offline queue until Redis answers, and ioredis repeats it after
+      // each reconnect: answers published while it is away are lost (those questions expire).
+      subscriber ??=
+        client instanceof Cluster
+          ? client.duplicate(undefined, { enableOfflineQueue: true })
+          : client.duplicate({ enableOfflineQueue: true });
+      subscriber.on('error', () => undefined); // reported by the main connection's handler
+      subscriber.on('message', (channel: string, message: string) => {
+        if (channel === QUESTIONS_CHANNEL) onMessage(message);
+      });
+      // ioredis subscribes again by itself after a reconnect.
+      await subscriber.subscribe(QUESTIONS_CHANNEL);
+      const own = subscriber;
+      return async () => {
+        own.disconnect();
+      };
+    },
+  };
+
   return {
     healthy: () => healthy,
-    async claimOnce(key, ttlMs) {
-      try {
-        const reply = await replyWithin(
-          client.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'),
-          config.commandTimeoutMs,
-        );
-        healthy = true;
-        return reply === 'OK';
-      } catch (err) {
-        healthy = false;
-        deps.onError(classifyRedisFailure(err) === 'timeout' ? 'timeout' : 'unavailable');
-        throw err;
-      }
-    },
+    questions,
+    claimOnce: async (key, ttlMs) =>
+      (await command(client.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))) === 'OK',
     consumeAll: (charges) =>
       guarded(
         () => run(charges, true),
@@ -338,6 +376,7 @@ export function createRedisLimiter(
         () => deps.fallback.consume(key, rate),
       ),
     async close() {
+      subscriber?.disconnect();
       client.disconnect();
     },
   };

@@ -12,6 +12,7 @@ import {
   sealAsked,
   sealContinued,
 } from '../confirm/confirmation.js';
+import type { OpenQuestions } from '../confirm/questions.js';
 import type { UsedNonces } from '../confirm/used-nonces.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authorized } from '../exchange.js';
@@ -19,15 +20,21 @@ import { isModern } from '../jsonrpc/protocol-version.js';
 import type { Metrics } from '../metrics/registry.js';
 import { isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
+import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { MaybePromise } from '../ratelimit/limiter.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
 import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
+import { askInSession, createSessionAnswers } from './confirm-session.js';
 
 export interface ConfirmationDeps {
   readonly sealer: Sealer;
   readonly used: UsedNonces;
+  /** Legacy sessions' questions waiting for the client's answer. */
+  readonly questions: OpenQuestions;
+  /** The request slot a waiting call gives back is taken again after the yes. */
+  readonly concurrency: Concurrency;
   /** How long the caller has to answer (`approvals.confirmTimeoutSec`). */
   readonly timeoutMs: number;
   readonly metrics?: Metrics | undefined;
@@ -43,9 +50,13 @@ export interface ConfirmationDeps {
  * an `elicitation/create` form under its reserved key and a sealed `requestState`. The client's
  * retry brings the answer; a yes (`confirm: true`) is consumed once, and the retry goes on with
  * the gateway's own `inputResponses` keys and `requestState` stripped — the upstream sees the
- * same tool and arguments the caller confirmed (bound by hash), and nothing before. A client that did not declare `elicitation`
- * cannot be asked: 400 -32021. The legacy protocol (an `elicitation/create` on the call's SSE
- * answer) is not built yet: such a call is refused `confirmation_unavailable`, never forwarded.
+ * same tool and arguments the caller confirmed (bound by hash), and nothing before. A client that
+ * did not declare `elicitation` cannot be asked: 400 -32021.
+ *
+ * On a legacy session the question is an `elicitation/create` on the call's own SSE answer, and the
+ * call waits for the client's response (`confirm-session.ts`); a session whose client did not
+ * declare form elicitation at `initialize`, a request without a session, or a batch is refused
+ * `confirmation_unavailable`. Either way a `confirm` call is never forwarded unconfirmed.
  *
  * Returns the exchange to send on, an answer the gateway gives itself (the question), or a refusal.
  */
@@ -55,8 +66,12 @@ export function createConfirmation(
   const now = deps.now ?? Date.now;
   const count = (route: string, result: 'asked' | 'accepted' | 'declined' | 'expired' | 'unavailable') =>
     deps.metrics?.confirmations.inc({ route, result });
+  const sessionAnswers = createSessionAnswers(deps.questions);
 
   return (exchange) => {
+    // The client answering one of the gateway's own questions (legacy): taken here, never forwarded.
+    const answered = sessionAnswers(exchange);
+    if (answered !== undefined) return answered;
     // Any decision of a `confirm` entry: in `shadow` mode a denied call is forwarded too.
     const index = exchange.decisions.findIndex((d) => d.confirm === 'caller');
     if (index === -1) return exchange;
@@ -65,17 +80,44 @@ export function createConfirmation(
     if (message === undefined || message.kind !== 'request') return exchange;
     const ids = [message.id];
     const modern = isModern(exchange.version);
-    if (!modern || body.batch) {
+    if (body.batch) {
       count(route.path, 'unavailable');
       // A batch is refused whole, one error per request (the client reads an array).
       return refuse('confirmation_unavailable', {
         ids: body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : [])),
-        batch: body.batch,
-        data: { detail: body.batch ? 'batch' : 'legacy' },
+        batch: true,
+        data: { detail: 'batch' },
       });
     }
     const params = message.params ?? {};
     const tool = String(params.name);
+    if (!modern) {
+      const session = exchange.session;
+      const detail =
+        session === undefined
+          ? 'no_session'
+          : session.elicitation !== true
+            ? 'no_elicitation'
+            : !acceptsEventStream(exchange.req.headers.accept)
+              ? 'no_event_stream'
+              : undefined;
+      // The form mode exists from 2025-11-25 on; 2025-06-18's elicitation has no `mode`.
+      const question =
+        detail === undefined
+          ? confirmationRequest(tool, params.arguments, session?.version !== '2025-06-18')
+          : undefined;
+      if (question === undefined) {
+        count(route.path, 'unavailable');
+        return refuse('confirmation_unavailable', {
+          ids,
+          data: {
+            detail: detail ?? 'too_long_to_show',
+            ...(detail === 'no_elicitation' ? { requiredCapabilities: { elicitation: { form: {} } } } : {}),
+          },
+        });
+      }
+      return askInSession(deps, exchange, question, (outcome) => count(route.path, outcome));
+    }
     const call: Bindings = {
       identity: exchange.identity.key,
       route: route.path,
@@ -233,6 +275,13 @@ export function createContinuation(
       };
     });
   };
+}
+
+/** Whether an `Accept` header takes an SSE answer (the legacy transport asks clients to list both). */
+function acceptsEventStream(accept: string | undefined): boolean {
+  if (accept === undefined) return false;
+  const lower = accept.toLowerCase();
+  return lower.includes('text/event-stream') || lower.includes('*/*') || lower.includes('text/*');
 }
 
 /** What links the records of one confirmation (the question, the answer) without revealing its nonce. */

@@ -6,6 +6,7 @@ import { delegationDepth } from '../auth/delegation.js';
 import type { JwksObserver } from '../auth/jwt.js';
 import { createFileWatch, createPolicyReload, type ReloadResult } from '../config/reload.js';
 import type { Config } from '../config/schema.js';
+import { createOpenQuestions } from '../confirm/questions.js';
 import { createRedisUsedNonces, createUsedNonces } from '../confirm/used-nonces.js';
 import { PinStore } from '../integrity/pin-store.js';
 import { createLogger } from '../logger.js';
@@ -107,6 +108,7 @@ export async function startGateway({
   });
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
+  const questions = createOpenQuestions(redis?.questions);
   // Readiness depends on Redis only where a route would refuse without it.
   const needsRedis =
     redis !== undefined && config.routes.some((r) => r.rateLimits !== undefined && r.failMode === 'closed');
@@ -180,6 +182,8 @@ export async function startGateway({
         sealer,
         // Shared by every replica with Redis: a confirmation is used once, wherever it is brought.
         used: redis === undefined ? createUsedNonces() : createRedisUsedNonces(redis),
+        // Legacy sessions' open questions: with Redis an answer may reach any replica.
+        questions,
         timeoutMs: config.approvals.confirmTimeoutSec * 1000,
       },
       lifetimes,
@@ -205,6 +209,7 @@ export async function startGateway({
     await router.close();
     // After the drain: every stdio server gets SIGTERM, SIGKILL 5 s later.
     await stdio.close();
+    await questions.close();
     await redis?.close();
     await audit.close();
     chainHeads.stop();

@@ -55,7 +55,7 @@ export interface PipelineDeps {
   /** True once SIGTERM started the drain: new requests on open connections are answered 503 `draining`. */
   readonly isDraining: () => boolean;
   /** Human confirmation of `confirm` calls: the sealer of its `requestState`, the used nonces, the timeout. */
-  readonly confirmation: Omit<ConfirmationDeps, 'metrics'>;
+  readonly confirmation: Omit<ConfirmationDeps, 'metrics' | 'concurrency'>;
   /** OpenTelemetry, when `tracing` is configured. */
   readonly tracing?: Tracing | undefined;
 }
@@ -76,7 +76,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
   const authorize = createAuthorization();
   const admitMessages = createMessageAdmission(deps);
   const send = createSending(deps);
-  const confirm = createConfirmation({ ...deps.confirmation, metrics: deps.metrics });
+  const confirm = createConfirmation({
+    ...deps.confirmation,
+    concurrency: deps.concurrency,
+    metrics: deps.metrics,
+  });
   const continueConfirmed = createContinuation({ ...deps.confirmation, ...deps });
   const relay = createAnswerRelay({ ...deps, contain });
 

@@ -21,6 +21,16 @@ describe('createSessionSealer', () => {
     expect(sealer.open('not base64!')).toBeUndefined();
   });
 
+  it('seals whether the client declared form elicitation; an id sealed before the flag existed opens without it', () => {
+    const sealer = createSessionSealer([key(1)]);
+    expect(sealer.open(sealer.seal({ ...claims, elicitation: true }))).toEqual({
+      ...claims,
+      elicitation: true,
+    });
+    expect(sealer.open(sealer.seal({ ...claims, elicitation: false }))).toEqual(claims);
+    expect(sealer.open(sealer.seal(claims))?.elicitation).toBeUndefined();
+  });
+
   it('rotates: the first key seals, every key opens; a removed key stops opening', () => {
     const old = createSessionSealer([key(1)]);
     const rotated = createSessionSealer([key(2), key(1)]);

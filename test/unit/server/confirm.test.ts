@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { argumentsHashOf, sealContinued } from '../../../src/confirm/confirmation.js';
+import { createOpenQuestions } from '../../../src/confirm/questions.js';
 import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
 import { isRefusal, type Refusal } from '../../../src/errors.js';
 import type { Authorized } from '../../../src/exchange.js';
 import { createSealer } from '../../../src/proxy/seal.js';
+import { createConcurrency } from '../../../src/ratelimit/concurrency.js';
 import { createConfirmation } from '../../../src/server/confirm.js';
 import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
 
@@ -35,6 +37,8 @@ function exchangeOf(params: Record<string, unknown>, pin: () => string | null, v
   } as unknown as Authorized;
 }
 
+const LIMITS = { maxConcurrentPerIdentity: 8, maxStreamsPerIdentity: 8, maxConcurrentTotal: 64 };
+
 describe('the confirm stage', () => {
   let now = 1_800_000_000_000;
   const sealer = createSealer(undefined);
@@ -42,6 +46,8 @@ describe('the confirm stage', () => {
   const confirm = createConfirmation({
     sealer,
     used,
+    questions: createOpenQuestions(),
+    concurrency: createConcurrency(LIMITS),
     timeoutMs: 60_000,
     now: () => now,
   });
@@ -84,6 +90,8 @@ describe('the confirm stage', () => {
     const restarted = createConfirmation({
       sealer,
       used: createUsedNonces(),
+      questions: createOpenQuestions(),
+      concurrency: createConcurrency(LIMITS),
       timeoutMs: 60_000,
       now: () => now,
     });
