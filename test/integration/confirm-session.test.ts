@@ -375,7 +375,10 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     );
     expect(call1).toBeDefined();
     expect(answer).toBeDefined();
-    expect((answer?.confirmation as { id: string }).id).toBe((call1?.confirmation as { id: string }).id);
+    const linked = (record: Record<string, unknown> | undefined) =>
+      (record?.confirmation as { id?: string } | undefined)?.id;
+    expect(linked(answer)).toBe(linked(call1));
+    expect(linked(answer)).toMatch(/^[0-9a-f]{16}$/);
   });
 
   it('a response to the gateway outside a session, or in a batch of more, is never forwarded', async () => {
