@@ -131,6 +131,16 @@ export function confirmationRequest(
   };
 }
 
+/**
+ * Whether a client's declared `elicitation` capability takes a form: `{}` (form, as before modes
+ * existed) or with `form` in it — not a client that declared URL mode only.
+ */
+export function takesForm(elicitation: unknown): boolean {
+  if (typeof elicitation !== 'object' || elicitation === null || Array.isArray(elicitation)) return false;
+  const modes = elicitation as Record<string, unknown>;
+  return modes.form !== undefined || modes.url === undefined;
+}
+
 /** A caller's answer: yes only as an accepted form with `confirm: true`. */
 export function answerOf(response: unknown): 'yes' | 'no' {
   if (response === null || typeof response !== 'object') return 'no';

@@ -1,3 +1,4 @@
+import { takesForm } from '../confirm/confirmation.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authenticated } from '../exchange.js';
 import { opensSession } from '../jsonrpc/methods.js';
@@ -60,18 +61,12 @@ export function clientSessionId(
   });
 }
 
-/**
- * Whether the `initialize` this answer is for declared form-mode elicitation: `elicitation: {}`
- * (form, as before modes existed) or with `form` in it — not a client that declared URL mode only.
- */
+/** Whether the `initialize` this answer is for declared form-mode elicitation ({@link takesForm}). */
 function declaresFormElicitation(exchange: Authenticated): boolean {
   const [first] = exchange.body?.messages ?? [];
   if (first?.kind !== 'request' || !opensSession(first.method)) return false;
   const capabilities = first.params?.capabilities as Record<string, unknown> | undefined;
-  const elicitation = capabilities?.elicitation;
-  if (typeof elicitation !== 'object' || elicitation === null || Array.isArray(elicitation)) return false;
-  const modes = elicitation as Record<string, unknown>;
-  return modes.form !== undefined || modes.url === undefined;
+  return takesForm(capabilities?.elicitation);
 }
 
 /** The version an `initialize` asked for (the session's version from then on), else the request's. */

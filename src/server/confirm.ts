@@ -11,6 +11,7 @@ import {
   RESERVED_PREFIX,
   sealAsked,
   sealContinued,
+  takesForm,
 } from '../confirm/confirmation.js';
 import type { OpenQuestions } from '../confirm/questions.js';
 import type { UsedNonces } from '../confirm/used-nonces.js';
@@ -23,7 +24,7 @@ import type { Sealer } from '../proxy/seal.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { MaybePromise } from '../ratelimit/limiter.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
-import { inputCapabilities, inputRequired } from '../upstream/input-required.js';
+import { inputRequired } from '../upstream/input-required.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { askInSession, createSessionAnswers } from './confirm-session.js';
@@ -154,7 +155,7 @@ export function createConfirmation(
     const asked = openAsked(deps.sealer, params.requestState);
     if (asked === undefined) {
       // Asked first: the caller's client must be able to answer.
-      if (inputCapabilities(message)?.has('elicitation') !== true) {
+      if (!takesForm(declaredCapabilities(message)?.elicitation)) {
         count(route.path, 'unavailable');
         return refuse('confirmation_unavailable', {
           ids,
@@ -275,6 +276,17 @@ export function createContinuation(
       };
     });
   };
+}
+
+/** The capabilities a 2026-07-28 request declares in its `_meta`, when it declares any. */
+function declaredCapabilities(message: {
+  readonly params?: Readonly<Record<string, unknown>>;
+}): Readonly<Record<string, unknown>> | undefined {
+  const meta = message.params?._meta as Record<string, unknown> | undefined;
+  const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
+  return typeof declared === 'object' && declared !== null
+    ? (declared as Record<string, unknown>)
+    : undefined;
 }
 
 /** Whether an `Accept` header takes an SSE answer (the legacy transport asks clients to list both). */

@@ -13,6 +13,7 @@ import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontex
 import { ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
+import { everythingStdio } from '../fixtures/everything.js';
 import { startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
@@ -532,5 +533,59 @@ describe('confirm: caller on a legacy session across two gateways sharing Redis'
       expect([403, 404]).toContain(again.status);
     }
     expect(callsOf(upstream, 'echo')).toBe(before + 1);
+  });
+});
+
+describe('confirm: caller on a legacy session in front of a stdio server (server-everything)', () => {
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    gateway = await startTestGateway({
+      policy: `identities:
+  apiKeys:
+    - { id: alice, hash: "${alice.hash}", scopes: [tools] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    upstream: ${everythingStdio()}
+    authentication: { methods: [apiKey] }
+    tools:
+      echo: { scopes: tools, confirm: caller }
+      get-sum: tools
+`,
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await gateway?.close();
+  });
+
+  it('asks, then forwards the confirmed call to the process and relays its answer into the stream', async () => {
+    const { client, asked } = await v1Client(`${gateway.url}/mcp`, alice.key, {
+      action: 'accept',
+      content: { confirm: true },
+    });
+    try {
+      const result = await client.callTool({ name: 'echo', arguments: { message: 'to the process' } });
+      expect(JSON.stringify(result.content)).toContain('to the process');
+      expect(asked).toHaveLength(1);
+      expect(asked[0]).toContain('"message"="to the process"');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a decline never reaches the process', async () => {
+    const { client } = await v1Client(`${gateway.url}/mcp`, alice.key, { action: 'decline' });
+    try {
+      const refused = await client
+        .callTool({ name: 'echo', arguments: { message: 'no' } })
+        .catch((e: unknown) => e);
+      expect(refused).toMatchObject({ data: { reason: 'confirmation_declined' } });
+    } finally {
+      await client.close();
+    }
+    const records = await gateway.auditRecords();
+    const calls = records.filter((r) => r.tool === 'echo');
+    expect(calls.filter((r) => r.decision === 'deny' && r.upstreamStatus === null).length).toBeGreaterThan(0);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { argumentSummary, confirmationRequest } from '../../../src/confirm/confirmation.js';
+import { argumentSummary, confirmationRequest, takesForm } from '../../../src/confirm/confirmation.js';
 import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
 
 describe('what a caller is shown', () => {
@@ -57,5 +57,18 @@ describe('used nonces in process', () => {
     expect(used.consume('c', 200, 100)).toBe(true);
     expect(used.scope).toMatch(/^process:/);
     expect(createUsedNonces().scope).not.toBe(used.scope);
+  });
+});
+
+describe('takesForm', () => {
+  it('a form is taken by elicitation: {} (before modes) or with form; never by URL mode alone', () => {
+    expect(takesForm({})).toBe(true);
+    expect(takesForm({ form: {} })).toBe(true);
+    expect(takesForm({ form: {}, url: {} })).toBe(true);
+    expect(takesForm({ url: {} })).toBe(false);
+    expect(takesForm(undefined)).toBe(false);
+    expect(takesForm(true)).toBe(false);
+    expect(takesForm([])).toBe(false);
+    expect(takesForm(null)).toBe(false);
   });
 });
