@@ -382,6 +382,40 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     expect(linked(answer)).toMatch(/^[0-9a-f]{16}$/);
   });
 
+  it('a caller who leaves while asked: recorded as asked, never sent upstream; the stream and the question closed, nothing forwarded', async () => {
+    const url = `${gateway.url}/mcp`;
+    const mine = await rawSession(url, alice.key);
+    const before = callsOf(upstream, 'echo');
+    const streams = async () =>
+      (await gateway.metrics.activeStreams.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const abort = new AbortController();
+    const call = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        authorization: `Bearer ${alice.key}`,
+        'mcp-protocol-version': '2025-11-25',
+        'mcp-session-id': mine.session,
+      },
+      body: JSON.stringify(echoCall(11, 'leaving')),
+      signal: abort.signal,
+    });
+    const { messages } = await readEvents(call.body as ReadableStream<Uint8Array>, 1);
+    const question = messages[0] as { id: string };
+    expect(await streams()).toBe(1);
+    abort.abort();
+    await sleep(200);
+    expect(await streams()).toBe(0);
+    // Its question is gone with it: the answer finds nothing, the call is never sent.
+    expect((await mine.post(yes(question.id))).status).toBe(403);
+    expect(callsOf(upstream, 'echo')).toBe(before);
+    const records = await gateway.auditRecords();
+    const left = records.find((r) => r.id === 11 && r.tool === 'echo');
+    // Its answer had begun (the question), so the record says 200, as for any stream the client cut.
+    expect(left).toMatchObject({ status: 200, upstreamStatus: null, confirmation: { step: 'asked' } });
+  });
+
   it('a response to the gateway outside a session, or in a batch of more, is never forwarded', async () => {
     const url = `${gateway.url}/mcp`;
     const mine = await rawSession(url, alice.key);

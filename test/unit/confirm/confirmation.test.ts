@@ -60,6 +60,13 @@ describe('used nonces in process', () => {
   });
 });
 
+describe('confirmationRequest on 2025-06-18', () => {
+  it('says no mode (that version has none); from 2025-11-25 on it says form', () => {
+    expect((confirmationRequest('drop', {}, false)?.params as Record<string, unknown>).mode).toBeUndefined();
+    expect((confirmationRequest('drop', {})?.params as Record<string, unknown>).mode).toBe('form');
+  });
+});
+
 describe('takesForm', () => {
   it('a form is taken by elicitation: {} (before modes) or with form; never by URL mode alone', () => {
     expect(takesForm({})).toBe(true);

@@ -173,9 +173,22 @@ describe('the confirm stage', () => {
     expect(refused).toMatchObject({ reason: 'confirmation_unavailable', ids: [7, 8], batch: true });
   });
 
-  it('refuses a legacy call as confirmation_unavailable (the legacy question is not built yet)', () => {
+  it('refuses a legacy call it cannot ask: no session, or a session whose client declared no form elicitation', () => {
     const refused = confirm(exchangeOf({ arguments: {} }, () => null, '2025-11-25')) as Refusal;
     expect(refused.reason).toBe('confirmation_unavailable');
+    expect(refused.data).toMatchObject({ detail: 'no_session' });
     expect(refused.modern).toBeUndefined();
+    const session = {
+      upstreamId: 'up-1',
+      route: '/mcp',
+      identity: 'apiKey:ci',
+      version: '2025-11-25',
+      issuedAt: 0,
+    };
+    const without = { ...exchangeOf({ arguments: {} }, () => null, '2025-11-25'), session } as Authorized;
+    expect((confirm(without) as Refusal).data).toMatchObject({
+      detail: 'no_elicitation',
+      requiredCapabilities: { elicitation: { form: {} } },
+    });
   });
 });
