@@ -62,8 +62,11 @@ describe('used nonces in process', () => {
 
 describe('confirmationRequest on 2025-06-18', () => {
   it('says no mode (that version has none); from 2025-11-25 on it says form', () => {
-    expect((confirmationRequest('drop', {}, false)?.params as Record<string, unknown>).mode).toBeUndefined();
-    expect((confirmationRequest('drop', {})?.params as Record<string, unknown>).mode).toBe('form');
+    const modeOf = (request: Record<string, unknown> | undefined) =>
+      (request?.params as { mode?: unknown } | undefined)?.mode;
+    expect(confirmationRequest('drop', {}, false)).toBeDefined();
+    expect(modeOf(confirmationRequest('drop', {}, false))).toBeUndefined();
+    expect(modeOf(confirmationRequest('drop', {}))).toBe('form');
   });
 });
 
