@@ -161,6 +161,11 @@ export class Exchange implements FinishedExchange {
   decisions: readonly Decision[] | undefined = undefined;
   /** Policy and admission let it through toward the upstream. */
   allowed = false;
+  /**
+   * A legacy confirmation's question is out and the call waits for the caller: a client that
+   * leaves now left before any answer to its call began (499), though its stream had opened.
+   */
+  awaitingCaller = false;
   failedOpen = false;
   /** The rate-limit headers every answer to it carries. */
   limitHeaders: Record<string, string> | undefined = undefined;
@@ -295,7 +300,8 @@ export class Exchange implements FinishedExchange {
       if (typeof rule === 'string') this.refusalRule = rule;
     } else {
       // A client that left before its answer began: 499, nothing was sent.
-      this.status = this.res.headersSent ? this.res.statusCode : 499;
+      this.status =
+        this.res.headersSent && !(this.awaitingCaller && this.clientGone) ? this.res.statusCode : 499;
       this.decision = this.allowed ? 'allow' : 'error';
       if (this.invalidArguments) {
         // Answered (200, a tool error result) but not forwarded: a denial, for the record.

@@ -187,8 +187,11 @@ function recordFor(
     upstreamStatus: shared.upstreamStatus,
     servers: shared.servers,
     pin: id === undefined || id === null ? undefined : exchange.pinned?.get(id),
+    // The confirmed call's record (its entry may have lost `confirm` in a reload while it waited),
+    // or the answer's; in a batch only the record of the message that needed it.
     confirmation:
-      exchange.confirmation === undefined || (decision?.confirm === undefined && message?.kind !== 'response')
+      exchange.confirmation === undefined ||
+      (decision?.confirm === undefined && (exchange.body?.messages.length ?? 0) > 1)
         ? undefined
         : { step: exchange.confirmation.step, id: exchange.confirmation.id },
     outcome: answerOf(answers, message),

@@ -106,7 +106,7 @@ export function argumentSummary(args: unknown): string | undefined {
 export function confirmationRequest(
   tool: string,
   args: unknown,
-  /** Says `mode: form` (2025-11-25 on); 2025-06-18's elicitation has no modes. */
+  /** Says `mode: form` (2026-07-28); a legacy session's question leaves it out (2025-06-18 has no modes). */
   withMode = true,
 ): Record<string, unknown> | undefined {
   const summary = argumentSummary(args);

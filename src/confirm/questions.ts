@@ -75,8 +75,12 @@ export function createOpenQuestions(store?: QuestionStore): OpenQuestions {
         const [key, verdict] = Array.isArray(parsed) ? parsed : [];
         if (typeof key === 'string' && (verdict === 'yes' || verdict === 'no')) waiting.get(key)?.(verdict);
       })
-      // A replica that cannot listen still asks, and takes the answers that reach it.
-      .catch(() => undefined);
+      // A replica that cannot listen now still asks, takes the answers that reach it, and tries
+      // again with its next question.
+      .catch(() => {
+        subscribed = undefined;
+        return undefined;
+      });
   };
 
   return {
@@ -92,9 +96,12 @@ export function createOpenQuestions(store?: QuestionStore): OpenQuestions {
       const verdict = new Promise<Verdict>((resolve) => {
         const timer = setTimeout(() => end('expired'), ttlMs);
         end = (result) => {
-          waiting.delete(key);
+          if (!waiting.delete(key)) return;
           clearTimeout(timer);
           resolve(result);
+          // Unanswered: its shared key goes too, so a late answer on any replica finds nothing.
+          if (store !== undefined && (result === 'expired' || result === 'gone'))
+            store.take(key).catch(() => undefined);
         };
       });
       waiting.set(key, end);

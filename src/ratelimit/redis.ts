@@ -325,8 +325,8 @@ export function createRedisLimiter(
     }
   }
 
-  /** A connection of its own in subscriber mode (it can run nothing else), made when first asked. */
-  let subscriber: Client | undefined;
+  /** Connections in subscriber mode, closed with the limiter. */
+  const subscribers = new Set<Client>();
   const questions: QuestionStore = {
     open: async (key, ttlMs) => {
       await command(client.set(`portcullis:confirm:q:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs))));
@@ -336,22 +336,34 @@ export function createRedisLimiter(
       await command(client.publish(QUESTIONS_CHANNEL, message));
     },
     async subscribe(onMessage) {
-      // Its SUBSCRIBE waits in the offline queue until Redis answers, and ioredis repeats it after
-      // each reconnect: answers published while it is away are lost (those questions expire).
-      subscriber ??=
+      // A connection of its own: in subscriber mode it can run nothing else. Its SUBSCRIBE waits
+      // in the offline queue until Redis answers, and never gives up while Redis is away
+      // (`maxRetriesPerRequest: null`): a SUBSCRIBE that failed once is not repeated by ioredis,
+      // one that succeeded is repeated after every reconnect. Answers published while it is away
+      // are lost: those questions expire.
+      const own =
         client instanceof Cluster
-          ? client.duplicate(undefined, { enableOfflineQueue: true })
-          : client.duplicate({ enableOfflineQueue: true });
-      subscriber.on('error', () => undefined); // reported by the main connection's handler
-      subscriber.on('message', (channel: string, message: string) => {
+          ? client.duplicate(undefined, {
+              enableOfflineQueue: true,
+              redisOptions: { ...options, maxRetriesPerRequest: null },
+            })
+          : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+      subscribers.add(own);
+      own.on('error', () => undefined); // reported by the main connection's handler
+      own.on('message', (channel: string, message: string) => {
         if (channel === QUESTIONS_CHANNEL) onMessage(message);
       });
-      // ioredis subscribes again by itself after a reconnect.
-      await subscriber.subscribe(QUESTIONS_CHANNEL);
-      const own = subscriber;
-      return async () => {
+      const stop = async () => {
+        subscribers.delete(own);
         own.disconnect();
       };
+      try {
+        await own.subscribe(QUESTIONS_CHANNEL);
+      } catch (err) {
+        await stop();
+        throw err;
+      }
+      return stop;
     },
   };
 
@@ -376,7 +388,7 @@ export function createRedisLimiter(
         () => deps.fallback.consume(key, rate),
       ),
     async close() {
-      subscriber?.disconnect();
+      for (const subscriber of subscribers) subscriber.disconnect();
       client.disconnect();
     },
   };

@@ -52,6 +52,11 @@ export async function askInSession(
   const now = deps.now ?? Date.now;
   const id = `${QUESTION_ID_PREFIX}${randomBytes(16).toString('base64url')}`;
   const asker: Asker = { identity: exchange.identity.key, route: route.path, session: session.upstreamId };
+  // A waiting call is an open stream: bounded per identity by `limits.maxStreamsPerIdentity`,
+  // so no caller can hold every question a replica can keep open.
+  const stream = deps.concurrency.stream(exchange.identity.key);
+  if (stream === undefined) return refuse('concurrency_limited');
+  exchange.streamSlot = stream;
   let waiting: Awaited<ReturnType<OpenQuestions['open']>>;
   try {
     waiting = await deps.questions.open(id, asker, deps.timeoutMs);
@@ -80,9 +85,12 @@ export async function askInSession(
   exchange.streamCounted = true;
   deps.metrics?.activeStreams.inc({ route: route.path });
   res.write(`event: message\ndata: ${JSON.stringify({ jsonrpc: '2.0', id, ...question })}\n\n`);
-  // A person may take minutes: the call gives its request slot back while it waits.
+  // A person may take minutes: the call gives its request slot back while it waits, and is not
+  // let through until the yes (a client leaving now is recorded as leaving before its answer).
   exchange.requestSlot?.();
   exchange.requestSlot = undefined;
+  exchange.allowed = false;
+  exchange.awaitingCaller = true;
   const heartbeat = setInterval(() => res.write(': waiting for confirmation\n\n'), HEARTBEAT_MS);
   const gone = () => waiting.cancel();
   res.once('close', gone);
@@ -93,12 +101,13 @@ export async function askInSession(
     clearInterval(heartbeat);
     res.off('close', gone);
   }
+  exchange.awaitingCaller = false;
   const step = (next: Confirmation['step']) => {
     exchange.confirmation = { step: next, id: confirmation };
   };
   switch (verdict) {
     case 'gone':
-      // Finished already as the client's leaving (499), recorded as asked.
+      // Finished already as the client's leaving (499, recorded as asked).
       return refuse('internal');
     case 'expired':
       count('expired');
@@ -115,6 +124,7 @@ export async function askInSession(
   const slot = deps.concurrency.request(exchange.identity.key);
   if (slot === undefined) return refuse('concurrency_limited');
   exchange.requestSlot = slot;
+  exchange.allowed = true;
   return exchange;
 }
 
@@ -131,8 +141,8 @@ export function createSessionAnswers(
     if (!body.messages.some(isQuestionAnswer)) return undefined;
     const message = body.messages[0];
     const session = exchange.session;
-    // One response alone, in the session that was asked: nothing else in the body to forward.
-    if (body.messages.length !== 1 || message?.kind !== 'response' || session === undefined)
+    // One response alone (not in a batch), in the session that was asked: nothing else to forward.
+    if (body.batch || body.messages.length !== 1 || message?.kind !== 'response' || session === undefined)
       return Promise.resolve(refuse('confirmation_expired', { data: { detail: 'not_in_session' } }));
     const id = String(message.id);
     exchange.confirmation = { step: 'answered', id: questionId(id) };

@@ -102,11 +102,9 @@ export function createConfirmation(
             : !acceptsEventStream(exchange.req.headers.accept)
               ? 'no_event_stream'
               : undefined;
-      // The form mode exists from 2025-11-25 on; 2025-06-18's elicitation has no `mode`.
-      const question =
-        detail === undefined
-          ? confirmationRequest(tool, params.arguments, session?.version !== '2025-06-18')
-          : undefined;
+      // Without `mode`: optional for a form in 2025-11-25, unknown to 2025-06-18 (and a session
+      // seals the version its client asked for, not the one its server agreed to).
+      const question = detail === undefined ? confirmationRequest(tool, params.arguments, false) : undefined;
       if (question === undefined) {
         count(route.path, 'unavailable');
         return refuse('confirmation_unavailable', {

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import { isRefusal, refuse } from '../errors.js';
+import { isRefusal, type Refusal, refuse } from '../errors.js';
 import {
   type Authorized,
   Exchange,
@@ -102,6 +102,17 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     });
   };
 
+  /** `exchange` authorized again under the routes in force now and the identity its caller has now. */
+  function decideAgain(exchange: Authorized): Authorized | Refusal {
+    const route = deps.router().match(exchange.req.url);
+    if (route === undefined) return refuse('not_found');
+    // The one place facts are replaced: the stages that read them run again from here.
+    const current = exchange as Exchange;
+    current.route = route;
+    current.identity = deps.lifetimes.identityOf(exchange.res) ?? exchange.identity;
+    return authorize(exchange);
+  }
+
   async function handle(exchange: Exchange): Promise<void> {
     const { req, res } = exchange;
     // 2. Router: exact path, nothing else; no upstream contact for anything unrouted.
@@ -166,6 +177,12 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       const confirmed = confirming instanceof Promise ? await confirming : confirming;
       if (isRefusal(confirmed)) return authorized.refuse(confirmed);
       if (confirmed !== authorized) return relay(authorized, confirmed as UpstreamAnswer);
+      // A legacy confirmation may have waited minutes: a reload since decides the call again,
+      // under the route and identity in force now (its old upstream's connections are closed).
+      if (deps.router() !== router) {
+        const again = decideAgain(authorized);
+        if (isRefusal(again)) return authorized.refuse(again);
+      }
       admitted = authorized;
     }
 

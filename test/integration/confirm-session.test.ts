@@ -300,7 +300,10 @@ describe('confirm: caller on a legacy session, on the wire', () => {
   beforeAll(async () => {
     upstream = await startV1Server({ response: 'json' });
     gateway = await startTestGateway({
-      policy: policyFor(upstream.url, 'limits: { maxConcurrentPerIdentity: 1, drainTimeoutMs: 2000 }\n'),
+      policy: policyFor(
+        upstream.url,
+        'limits: { maxConcurrentPerIdentity: 1, maxStreamsPerIdentity: 1, drainTimeoutMs: 2000 }\n',
+      ),
     });
   });
   afterAll(async () => {
@@ -318,7 +321,8 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     const { messages, reader } = await readEvents(call.body as ReadableStream<Uint8Array>, 1);
     const question = messages[0] as { id: string; method: string; params: { mode: string } };
     expect(question.method).toBe('elicitation/create');
-    expect(question.params.mode).toBe('form');
+    // No `mode` on a legacy session: a form is the default in 2025-11-25, and 2025-06-18 has none.
+    expect(question.params.mode).toBeUndefined();
     expect(question.id.startsWith('io.portcullis/')).toBe(true);
 
     // With maxConcurrentPerIdentity 1, alice's other calls run while the first waits for her.
@@ -331,6 +335,12 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     expect(other.status).toBe(200);
     expect(await other.text()).toContain('"3"');
 
+    // A waiting call is an open stream: alice's second one is refused by her stream cap (1 here),
+    // so no caller can hold every question a replica keeps open.
+    const second = await mine.post(echoCall(4));
+    expect(second.status).toBe(429);
+    expect(await second.json()).toMatchObject({ error: { data: { reason: 'concurrency_limited' } } });
+
     // Bob, in his own session, cannot answer alice's question; in hers he is not even in a session.
     const his = await rawSession(url, bob.key);
     const bobs = await his.post(yes(question.id));
@@ -340,8 +350,8 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     });
     expect((await mine.post(yes(question.id), url, bob.key)).status).toBe(404);
     // Another session of alice's cannot either (the question was asked in this one).
-    const second = await rawSession(url, alice.key);
-    expect((await second.post(yes(question.id))).status).toBe(403);
+    const another = await rawSession(url, alice.key);
+    expect((await another.post(yes(question.id))).status).toBe(403);
     expect(callsOf(upstream, 'echo')).toBe(before);
 
     // Her answer, in her session: 202, and the call's answer follows in its stream.
@@ -382,7 +392,7 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     expect(linked(answer)).toMatch(/^[0-9a-f]{16}$/);
   });
 
-  it('a caller who leaves while asked: recorded as asked, never sent upstream; the stream and the question closed, nothing forwarded', async () => {
+  it('a caller who leaves while asked: recorded as asked (499), never sent upstream; the stream and the question closed, nothing forwarded', async () => {
     const url = `${gateway.url}/mcp`;
     const mine = await rawSession(url, alice.key);
     const before = callsOf(upstream, 'echo');
@@ -412,8 +422,13 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     expect(callsOf(upstream, 'echo')).toBe(before);
     const records = await gateway.auditRecords();
     const left = records.find((r) => r.id === 11 && r.tool === 'echo');
-    // Its answer had begun (the question), so the record says 200, as for any stream the client cut.
-    expect(left).toMatchObject({ status: 200, upstreamStatus: null, confirmation: { step: 'asked' } });
+    // Gone before any answer to its call began (the question is not one): 499, never let through.
+    expect(left).toMatchObject({
+      status: 499,
+      decision: 'error',
+      upstreamStatus: null,
+      confirmation: { step: 'asked' },
+    });
   });
 
   it('a response to the gateway outside a session, or in a batch of more, is never forwarded', async () => {

@@ -84,6 +84,43 @@ describe('open questions (legacy confirmation)', () => {
     await questions.close();
   });
 
+  it('a subscription that failed (Redis down at the first question) is tried again with the next one', async () => {
+    const shared = sharedStore();
+    let up = false;
+    let tries = 0;
+    const flaky = (): QuestionStore => {
+      const inner = shared();
+      return {
+        ...inner,
+        open: (key, ttl) => (up ? inner.open(key, ttl) : Promise.reject(new Error('down'))),
+        subscribe: (onMessage) => {
+          tries++;
+          return up ? inner.subscribe(onMessage) : Promise.reject(new Error('down'));
+        },
+      };
+    };
+    const one = createOpenQuestions(flaky());
+    const two = createOpenQuestions(flaky());
+    await expect(one.open('q0', alice, 60_000)).rejects.toThrow('down');
+    await Promise.resolve();
+    up = true;
+    const waiting = await one.open('q1', alice, 60_000);
+    expect(await two.answer('q1', alice, 'yes')).toBe(true);
+    expect(await waiting.verdict).toBe('yes');
+    expect(tries).toBe(2);
+  });
+
+  it('an unanswered question takes its shared key with it: a late answer on another replica finds nothing', async () => {
+    const store = sharedStore();
+    const one = createOpenQuestions(store());
+    const two = createOpenQuestions(store());
+    const waiting = await one.open('q1', alice, 60_000);
+    waiting.cancel();
+    expect(await waiting.verdict).toBe('gone');
+    await Promise.resolve();
+    expect(await two.answer('q1', alice, 'yes')).toBe(false);
+  });
+
   it('ignores messages on the channel that are not an answer', async () => {
     let publish: (message: string) => void = () => undefined;
     const store: QuestionStore = {
