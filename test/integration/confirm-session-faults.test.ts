@@ -57,8 +57,7 @@ async function rawSession(url: string, key: string) {
   }).then((r) => r.text());
   return {
     session,
-    post: (body: unknown, signal?: AbortSignal) =>
-      fetch(url, { method: 'POST', headers: inSession, body: JSON.stringify(body), signal }),
+    post: (body: unknown) => fetch(url, { method: 'POST', headers: inSession, body: JSON.stringify(body) }),
   };
 }
 
