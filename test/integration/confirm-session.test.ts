@@ -638,3 +638,72 @@ routes:
     expect(calls.filter((r) => r.decision === 'deny' && r.upstreamStatus === null).length).toBeGreaterThan(0);
   });
 });
+
+describe('confirm: caller on a legacy session of a federated route', () => {
+  let json: V1Peer;
+  let sse: V1Peer;
+  let gateway: TestGateway;
+
+  beforeAll(async () => {
+    json = await startV1Server({ response: 'json' });
+    sse = await startV1Server({ response: 'sse' });
+    gateway = await startTestGateway({
+      policy: `identities:
+  apiKeys:
+    - { id: alice, hash: "${alice.hash}", scopes: [notes:write] }
+routes:
+  - route: /mcp
+    resource: http://127.0.0.1/mcp
+    servers:
+      plain: { upstream: "${json.url}" }
+      streamed: { upstream: "${sse.url}" }
+    authentication: { methods: [apiKey] }
+    tools:
+      "plain__echo": { scopes: notes:write, confirm: caller }
+      "streamed__echo": { scopes: notes:write, confirm: caller }
+      "plain__add": notes:write
+`,
+    });
+  });
+  afterAll(async () => {
+    await gateway?.close();
+    await json?.close();
+    await sse?.close();
+  });
+
+  it('asks before the call reaches the server that serves it, JSON or SSE, and relays its answer', async () => {
+    const { client, asked } = await v1Client(`${gateway.url}/mcp`, alice.key, {
+      action: 'accept',
+      content: { confirm: true },
+    });
+    try {
+      for (const [name, server] of [
+        ['plain__echo', json],
+        ['streamed__echo', sse],
+      ] as const) {
+        const before = callsOf(server, 'echo');
+        const result = await client.callTool({ name, arguments: { text: `via ${name}` } });
+        expect((result.content as { text: string }[])[0]?.text).toBe(`via ${name}`);
+        expect(callsOf(server, 'echo')).toBe(before + 1);
+      }
+      expect(asked).toHaveLength(2);
+      expect(asked[1]).toContain('"streamed__echo"');
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('a decline reaches neither server', async () => {
+    const before = callsOf(json, 'echo') + callsOf(sse, 'echo');
+    const { client } = await v1Client(`${gateway.url}/mcp`, alice.key, { action: 'decline' });
+    try {
+      const refused = await client
+        .callTool({ name: 'plain__echo', arguments: { text: 'no' } })
+        .catch((e: unknown) => e);
+      expect(refused).toMatchObject({ data: { reason: 'confirmation_declined' } });
+    } finally {
+      await client.close();
+    }
+    expect(callsOf(json, 'echo') + callsOf(sse, 'echo')).toBe(before);
+  });
+});
