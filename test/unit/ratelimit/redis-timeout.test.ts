@@ -69,7 +69,9 @@ describe('redis command timeout vs. our own event-loop stalls', () => {
 
   it('a Redis that really stalls (DEBUG SLEEP) still times out, counted as a timeout', async () => {
     errors.length = 0;
-    const sleeping = admin.call('DEBUG', 'SLEEP', '0.5');
+    // Two seconds: on a loaded machine our own late timers restart the window (at most twice), and
+    // a half-second sleep could end before the last window did (seen in CI under load).
+    const sleeping = admin.call('DEBUG', 'SLEEP', '2');
     await new Promise((resolve) => setTimeout(resolve, 20));
     const started = performance.now();
     const verdict = await limiter.consumeAll([{ key: 'pc:test:{sleep}:a', rate }]);
@@ -77,7 +79,8 @@ describe('redis command timeout vs. our own event-loop stalls', () => {
     expect(verdict.degraded).toBe(true);
     expect(errors).toEqual(['timeout']);
     expect(took).toBeGreaterThanOrEqual(TIMEOUT_MS - 5);
-    expect(took).toBeLessThan(400);
+    // Never waited for Redis to wake up.
+    expect(took).toBeLessThan(1_500);
     await sleeping;
     // Redis is back: answered by Redis again.
     errors.length = 0;
