@@ -139,7 +139,9 @@ export function describeDecision(decision: Decision, identity: Identity): string
   ];
   if (delegationDepth(identity.claims) > 0) lines.push(`  delegated ${describeChain(identity)}`);
   if (decision.confirm !== undefined)
-    lines.push(`  confirm   ${decision.confirm}: forwarded only after the caller confirms it`);
+    lines.push(
+      `  confirm   ${decision.confirm}: forwarded only after ${decision.confirm === 'caller' ? 'the caller confirms' : 'an approver approves'} it`,
+    );
   if (decision.missing.length > 0) lines.push(`  missing   ${decision.missing.join(' ')}`);
   if (decision.reason === 'argument_denied')
     lines.push(

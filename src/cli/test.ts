@@ -23,10 +23,11 @@ const caseSchema = z.strictObject({
   args: z.record(z.string(), z.unknown()).optional(),
   expect: z.enum(['allow', 'deny']),
   /**
-   * Whether an allowed tool call needs a human's yes: `caller` (its entry's `confirm`), or `none`.
+   * Whether an allowed tool call needs a human's yes: `caller` or `approver` (its entry's
+   * `confirm`), or `none`.
    * Omitted: not checked.
    */
-  confirm: z.enum(['caller', 'none']).optional(),
+  confirm: z.enum(['caller', 'approver', 'none']).optional(),
 });
 const fileSchema = z.strictObject({ tests: z.array(caseSchema).min(1) });
 

@@ -40,9 +40,10 @@ const toolEntry = z.union([
     when: z.string().min(1).optional(),
     /**
      * A human says yes to each call, with these arguments, before it is forwarded: `caller` — the
-     * calling user, through their own MCP client (DESIGN.md "human confirmation").
+     * calling user, through their own MCP client; `approver` — another person, on the gateway's
+     * approval page (DESIGN.md "human confirmation").
      */
-    confirm: z.enum(['caller']).optional(),
+    confirm: z.enum(['caller', 'approver']).optional(),
   }),
 ]);
 export type ToolEntry = z.infer<typeof toolEntry>;
@@ -223,11 +224,52 @@ const upstreamIdentitySchema = z.discriminatedUnion('mode', [
 ]);
 export type UpstreamIdentityConfig = z.infer<typeof upstreamIdentitySchema>;
 
-/** Human confirmation of `confirm` tools (part 2 adds approvers). */
-const approvalsSchema = z.strictObject({
-  /** How long a caller has to confirm a call: its `requestState` expires then. Default 120 s. */
-  confirmTimeoutSec: z.number().int().min(5).max(3_600).default(120),
-});
+/** Human confirmation of `confirm` tools: the caller's (`confirm: caller`), or an approver's. */
+const approvalsSchema = z
+  .strictObject({
+    /** How long a caller has to confirm a call: its `requestState` expires then. Default 120 s. */
+    confirmTimeoutSec: z.number().int().min(5).max(3_600).default(120),
+    /**
+     * `confirm: approver`: the gateway's public base URL (where people reach its main listener).
+     * Approval and status pages are served under `<publicUrl>/portcullis/`.
+     */
+    publicUrl: httpUrl.optional(),
+    /** The OpenID provider approvers and requesters log in with (code flow + PKCE). */
+    oidc: z
+      .strictObject({
+        issuer: httpUrl,
+        clientId: z.string().min(1),
+        /** Omitted: a public client (PKCE only). */
+        clientSecret: z.string().min(1).optional(),
+        /** More scopes asked at login besides `openid` (the approver scopes are asked too). */
+        scopes: z.array(scopeName).default([]),
+      })
+      .optional(),
+    /** An approver's login must grant all of these scopes… */
+    approverScopes: z.array(scopeName).min(1).optional(),
+    /** …or carry this claim with this value (an array claim containing it counts). */
+    approverClaim: z
+      .record(z.string().min(1), z.string().min(1))
+      .refine((claim) => Object.keys(claim).length === 1, 'must name exactly one claim')
+      .optional(),
+    /** How long an approval may stay pending, and an approved one wait for its call. Default 900 s. */
+    ttlSec: z.number().int().min(60).max(86_400).default(900),
+    /** Whether a requester may approve their own call. Default false. */
+    allowSelfApproval: z.boolean().default(false),
+    /**
+     * Requesters that are not JWT callers of `oidc.issuer`: identity key (`apiKey:ci-bot`,
+     * `mtls:ops`) → the subject at `oidc.issuer` who owns them (self-approval, the status page).
+     */
+    owners: z.record(z.string().min(1), z.string().min(1)).default({}),
+    /** Where approvers are told of a pending approval: a JSON POST with the link. */
+    notify: z.strictObject({ webhook: httpUrl, timeoutMs: positiveMs.default(5_000) }).optional(),
+    /** Pending approvals one identity may create. Default 10/minute. */
+    createLimit: rateSpec.default('10/minute'),
+  })
+  .refine(
+    (approvals) => approvals.approverScopes === undefined || approvals.approverClaim === undefined,
+    'approverScopes and approverClaim are exclusive',
+  );
 
 const apiKeySchema = z.strictObject({
   /** Stable id, shown in audit records; two entries may share it during a rotation. */
@@ -678,7 +720,7 @@ export const configSchema = z
     log: logSchema.default({ level: 'info', requests: false }),
     tracing: tracingSchema.optional(),
     gatewayIdentity: gatewayIdentitySchema.optional(),
-    approvals: approvalsSchema.default({ confirmTimeoutSec: 120 }),
+    approvals: approvalsSchema.default(approvalsSchema.parse({})),
     identities: identitiesSchema.default(identitiesSchema.parse({})),
     routes: z.array(routeSchema).min(1, 'must list at least one route'),
   })
@@ -731,6 +773,32 @@ export const configSchema = z
         message: 'hash needs audit.chainKey (a bare SHA-256 of a short value is reversible)',
       });
     }
+    config.routes.forEach((route, index) => {
+      // Until it is built (issue 22) a policy asking for it does not load: never a silent refusal.
+      if (usesApprover(route))
+        ctx.addIssue({
+          code: 'custom',
+          path: ['routes', index, 'tools'],
+          message: 'confirm: approver is not built yet; use confirm: caller',
+        });
+    });
+    if (config.routes.some(usesApprover)) {
+      const { approvals } = config;
+      for (const [field, missing] of [
+        ['publicUrl', approvals.publicUrl === undefined],
+        ['oidc', approvals.oidc === undefined],
+        ['approverScopes', approvals.approverScopes === undefined && approvals.approverClaim === undefined],
+      ] as const)
+        if (missing)
+          ctx.addIssue({
+            code: 'custom',
+            path: ['approvals', field],
+            message:
+              field === 'approverScopes'
+                ? 'confirm: approver needs approverScopes or approverClaim (who may approve)'
+                : 'confirm: approver needs it',
+          });
+    }
     const names = new Set<string>();
     config.identities.mtls.forEach((entry, index) => {
       if (names.has(entry.name)) {
@@ -743,6 +811,17 @@ export const configSchema = z
       names.add(entry.name);
     });
   });
+
+/** Whether a route has a tool entry that needs an approver's yes. */
+function usesApprover(route: z.output<typeof routeSchema>): boolean {
+  return Object.values(route.tools).some(
+    (entry) =>
+      typeof entry === 'object' &&
+      !Array.isArray(entry) &&
+      'confirm' in entry &&
+      entry.confirm === 'approver',
+  );
+}
 
 /** The route, or each server of a federated one, with where it sits under the route. */
 function identityTargets(

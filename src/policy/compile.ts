@@ -10,8 +10,11 @@ export interface Requirement {
   /** A tool entry's `when` rule: the call's arguments must satisfy it too. */
   readonly when?: Condition;
   /** A tool entry's `confirm`: who must say yes to each call before it is forwarded. */
-  readonly confirm?: 'caller';
+  readonly confirm?: ConfirmBy;
 }
+
+/** Who says yes to a `confirm` tool's calls: the caller, or an approver (another person). */
+export type ConfirmBy = 'caller' | 'approver';
 
 /** A compiled `tools` / `resources` / `prompts` / `methods` table. */
 export interface NameTable {
@@ -42,7 +45,7 @@ export function compileTable(section: Section, table: Readonly<Record<string, To
   for (const [name, entry] of Object.entries(table)) {
     const object =
       typeof entry === 'object' && !Array.isArray(entry)
-        ? (entry as { when?: string; confirm?: 'caller' })
+        ? (entry as { when?: string; confirm?: ConfirmBy })
         : undefined;
     const source = object?.when;
     // Validated at load (`config/schema.ts`): a rule that does not compile never gets here.

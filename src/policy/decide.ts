@@ -7,7 +7,7 @@ import {
   type PolicyTarget,
 } from '../jsonrpc/methods.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
-import type { CompiledPolicy, NameTable, Requirement } from './compile.js';
+import type { CompiledPolicy, ConfirmBy, NameTable, Requirement } from './compile.js';
 import { canonicalResourceTemplate, canonicalResourceUri } from './uri.js';
 
 export type DenyReason =
@@ -38,7 +38,7 @@ export interface Decision {
    * A tool call a human must confirm before it is forwarded (its entry's `confirm`): set on a
    * denial too, which a `shadow` route still forwards.
    */
-  readonly confirm?: 'caller';
+  readonly confirm?: ConfirmBy;
   /**
    * The resource URIs the message names whose canonical form differs from the client's spelling:
    * the canonical URI the policy matched is what is forwarded (`canonical-body.ts`).

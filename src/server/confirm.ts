@@ -74,8 +74,13 @@ export function createConfirmation(
     const answered = sessionAnswers(exchange);
     if (answered !== undefined) return answered;
     // Any decision of a `confirm` entry: in `shadow` mode a denied call is forwarded too.
-    const index = exchange.decisions.findIndex((d) => d.confirm === 'caller');
+    const index = exchange.decisions.findIndex((d) => d.confirm !== undefined);
     if (index === -1) return exchange;
+    if (exchange.decisions[index]?.confirm === 'approver') {
+      // Part 2 (an approver's yes) is not built: such a call is refused, never forwarded.
+      count(exchange.route.path, 'unavailable');
+      return refuse('confirmation_unavailable', { data: { detail: 'approver_not_built' } });
+    }
     const { body, route } = exchange;
     const message = body.messages[index];
     if (message === undefined || message.kind !== 'request') return exchange;

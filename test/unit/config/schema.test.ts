@@ -185,3 +185,46 @@ describe('configJsonSchema', () => {
     expect(Object.keys(schema.properties)).toEqual(Object.keys(configSchema.shape));
   });
 });
+
+describe('approvals (confirm: approver)', () => {
+  const approverTool = { tools: { drop: { scopes: 'db:admin', confirm: 'approver' } } };
+  const approvals = {
+    publicUrl: 'https://portcullis.example.com',
+    oidc: { issuer: 'https://idp.example.com/', clientId: 'portcullis-approvals' },
+    approverScopes: ['mcp:approve'],
+  };
+
+  it('does not load while it is not built: never a policy whose approver calls would all be refused', () => {
+    expect(issuesOf(withRoute(approverTool, { approvals }))).toEqual([
+      'routes.0.tools: confirm: approver is not built yet; use confirm: caller',
+    ]);
+  });
+
+  it('names what an approver route needs: the public URL, the provider, who may approve', () => {
+    expect(issuesOf(withRoute(approverTool))).toEqual([
+      'routes.0.tools: confirm: approver is not built yet; use confirm: caller',
+      'approvals.publicUrl: confirm: approver needs it',
+      'approvals.oidc: confirm: approver needs it',
+      'approvals.approverScopes: confirm: approver needs approverScopes or approverClaim (who may approve)',
+    ]);
+  });
+
+  it('approverScopes and approverClaim are exclusive; a claim names exactly one', () => {
+    expect(
+      issuesOf({ ...BASE, approvals: { ...approvals, approverClaim: { groups: 'mcp-approvers' } } }),
+    ).toEqual(['approvals: approverScopes and approverClaim are exclusive']);
+    expect(issuesOf({ ...BASE, approvals: { approverClaim: { a: 'x', b: 'y' } } })).toEqual([
+      'approvals.approverClaim: must name exactly one claim',
+    ]);
+  });
+
+  it('defaults: 900 s pending, no self-approval, 10 new approvals a minute per identity', () => {
+    expect(configSchema.parse(BASE).approvals).toEqual({
+      confirmTimeoutSec: 120,
+      ttlSec: 900,
+      allowSelfApproval: false,
+      owners: {},
+      createLimit: '10/minute',
+    });
+  });
+});

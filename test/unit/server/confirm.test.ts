@@ -173,6 +173,18 @@ describe('the confirm stage', () => {
     expect(refused).toMatchObject({ reason: 'confirmation_unavailable', ids: [7, 8], batch: true });
   });
 
+  it('refuses a call whose entry needs an approver (not built): never forwarded', () => {
+    const exchange = exchangeOf({ arguments: {} }, () => null);
+    const approver = {
+      ...exchange,
+      decisions: [{ effect: 'allow', rule: 'tools.drop', required: [], missing: [], confirm: 'approver' }],
+    } as unknown as Authorized;
+    expect(confirm(approver)).toMatchObject({
+      reason: 'confirmation_unavailable',
+      data: { detail: 'approver_not_built' },
+    });
+  });
+
   it('refuses a legacy call it cannot ask: no session, or a session whose client declared no form elicitation', () => {
     const refused = confirm(exchangeOf({ arguments: {} }, () => null, '2025-11-25')) as Refusal;
     expect(refused.reason).toBe('confirmation_unavailable');
