@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
+import type { ApprovalRedis } from '../approvals/store.js';
 import type { Config } from '../config/schema.js';
 import type { QuestionStore } from '../confirm/questions.js';
 import type { Charge, Decision, Limiter, MultiDecision, Rate } from './limiter.js';
@@ -124,8 +125,22 @@ export interface RedisLimiter extends Limiter {
   claimOnce(key: string, ttlMs: number): Promise<boolean>;
   /** Open legacy confirmations shared by every replica (`confirm/questions.ts`). */
   readonly questions: QuestionStore;
+  /** Pending approvals shared by every replica (`approvals/store.ts`). */
+  readonly approvals: ApprovalRedis;
   close(): Promise<void>;
 }
+
+/**
+ * An approval's state change: `KEYS[1]` from `ARGV[1]` to `ARGV[2]` (and `KEYS[2]` to `ARGV[3]`
+ * unless empty), keeping their expiry — or nothing, when it holds anything else. One script, so
+ * two replicas can never both decide, or both use, one approval.
+ */
+const APPROVAL_SWAP = `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL') end
+return 1
+`;
 
 /** The channel legacy confirmations' answers travel on, from the replica that took one to the one asking. */
 const QUESTIONS_CHANNEL = 'portcullis:confirm:answers';
@@ -367,9 +382,22 @@ export function createRedisLimiter(
     },
   };
 
+  const approvals: ApprovalRedis = {
+    async setAll(entries, ttlMs) {
+      const multi = client.multi();
+      for (const [key, value] of entries) multi.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));
+      const replies = await command(multi.exec());
+      if (replies === null || replies.some(([err]) => err !== null)) throw new RedisLimiterBroken('reply');
+    },
+    getAll: (keys) => command(client.mget(...keys)),
+    swap: async (stateKey, from, to, extraKey, extra) =>
+      (await command(client.eval(APPROVAL_SWAP, 2, stateKey, extraKey, from, to, extra))) === 1,
+  };
+
   return {
     healthy: () => healthy,
     questions,
+    approvals,
     claimOnce: async (key, ttlMs) =>
       (await command(client.set(key, '1', 'PX', Math.max(1, Math.ceil(ttlMs)), 'NX'))) === 'OK',
     consumeAll: (charges) =>
