@@ -102,9 +102,19 @@ export interface Authenticated extends Guarded {
 export interface Confirmation {
   /**
    * `continued`: a confirmed call's retry of the upstream's own `input_required`; `answered`: the
-   * client's response to a question asked on a legacy session (the call's record says what came of it).
+   * client's response to a question asked on a legacy session (the call's record says what came of it);
+   * `pending`, `approved`: a `confirm: approver` call asked for (or still waiting on) its approval,
+   * and the retry forwarded after it — `id` is then the approval's.
    */
-  readonly step: 'asked' | 'accepted' | 'continued' | 'declined' | 'expired' | 'answered';
+  readonly step:
+    | 'asked'
+    | 'accepted'
+    | 'continued'
+    | 'declined'
+    | 'expired'
+    | 'answered'
+    | 'pending'
+    | 'approved';
   /** The same for the question and its answer (a hash of the confirmation's nonce). */
   readonly id: string;
   /** A call forwarded confirmed: what the upstream's own `requestState` is sealed with (never audited). */

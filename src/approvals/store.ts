@@ -49,7 +49,10 @@ export interface Approval extends ApprovalRequest {
 export interface ApprovalStore {
   /** `local`: this process only; `redis`: every replica sharing it. */
   readonly kind: 'local' | 'redis';
-  create(request: ApprovalRequest): Promise<void>;
+  /** Stores a new pending approval; with `binding`, {@link find} finds it by that key until it expires. */
+  create(request: ApprovalRequest, binding?: string): Promise<void>;
+  /** The approval last created with `binding`, while it lives. */
+  find(binding: string): Promise<Approval | undefined>;
   /** The approval, or undefined when unknown or expired. */
   get(id: string): Promise<Approval | undefined>;
   /** pending → approved or denied, once; the approval as decided, or undefined when it was not pending. */
@@ -74,6 +77,7 @@ const MAX_LOCAL = 10_000;
 /** Approvals in this process (one replica): a map swept of expired entries as it fills. */
 export function createLocalApprovalStore(now: () => number = Date.now): ApprovalStore {
   const approvals = new Map<string, Approval>();
+  const bound = new Map<string, string>();
   const live = (id: string): Approval | undefined => {
     const found = approvals.get(id);
     if (found === undefined) return undefined;
@@ -90,13 +94,19 @@ export function createLocalApprovalStore(now: () => number = Date.now): Approval
   };
   return {
     kind: 'local',
-    async create(request) {
+    async create(request, binding) {
       if (approvals.size >= MAX_LOCAL) {
         const at = now();
         for (const [id, approval] of approvals) if (approval.expiresAt <= at) approvals.delete(id);
+        for (const [key, id] of bound) if (!approvals.has(id)) bound.delete(key);
         if (approvals.size >= MAX_LOCAL) throw new Error('too many pending approvals');
       }
       approvals.set(request.id, { ...request, state: 'pending' });
+      if (binding !== undefined) bound.set(binding, request.id);
+    },
+    async find(binding) {
+      const id = bound.get(binding);
+      return id === undefined ? undefined : live(id);
     },
     get: async (id) => live(id),
     decide: async (id, state, by, at) => transition(id, 'pending', { state, decidedBy: by, decidedAt: at }),
@@ -127,16 +137,23 @@ export function createRedisApprovalStore(redis: ApprovalRedis): ApprovalStore {
     ] as const;
   return {
     kind: 'redis',
-    async create(request) {
+    async create(request, binding) {
       const [requestKey, stateKey, decisionKey] = keys(request.id);
+      const ttlMs = Math.max(1, request.expiresAt - Date.now());
       await redis.setAll(
         [
           [requestKey, JSON.stringify(request)],
           [stateKey, 'pending'],
           [decisionKey, ''],
         ],
-        Math.max(1, request.expiresAt - Date.now()),
+        ttlMs,
       );
+      if (binding !== undefined)
+        await redis.setAll([[`portcullis:approval:bound:${binding}`, request.id]], ttlMs);
+    },
+    async find(binding) {
+      const [id] = await redis.getAll([`portcullis:approval:bound:${binding}`]);
+      return typeof id === 'string' && isApprovalId(id) ? this.get(id) : undefined;
     },
     async get(id) {
       const [request, state, decision] = await redis.getAll(keys(id));

@@ -78,6 +78,26 @@ export interface DefinitionEvent {
   readonly onToolChange: 'block' | 'warn';
 }
 
+/**
+ * A record of an approval of a `confirm: approver` call (README "Human confirmation"): created,
+ * decided on the page by an approver (who, from their login), or a decision the page refused.
+ * Linked to the call's records by `approval` (their `confirmation.id`).
+ */
+export interface ApprovalEvent {
+  readonly time: string;
+  readonly event: 'approval';
+  readonly step: 'pending' | 'approved' | 'denied' | 'refused';
+  readonly approval: string;
+  readonly route: string | undefined;
+  readonly tool: string | undefined;
+  /** The requester's identity key. */
+  readonly requester: string | undefined;
+  /** The person who decided, or tried to. */
+  readonly by: { readonly issuer: string; readonly subject: string } | undefined;
+  /** Why a decision was refused: `self_approval`, `not_approver`, `csrf`, `origin`, `no_session`, `decided`. */
+  readonly reason: string | undefined;
+}
+
 export interface AuditIdentity {
   readonly key: string;
   readonly subject: string;
@@ -94,7 +114,7 @@ export interface AuditStream {
    * them — the finish step reads it to build no record at all (nor view any arguments).
    */
   readonly enabled: boolean;
-  write(record: AuditRecord | DefinitionEvent): void;
+  write(record: AuditRecord | DefinitionEvent | ApprovalEvent): void;
   /** The chain's last record, when records are chained. */
   head(): ChainHead | undefined;
   /** Reopens the file (after logrotate moved it; SIGUSR2); the chain continues. */

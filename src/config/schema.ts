@@ -773,15 +773,6 @@ export const configSchema = z
         message: 'hash needs audit.chainKey (a bare SHA-256 of a short value is reversible)',
       });
     }
-    config.routes.forEach((route, index) => {
-      // Until it is built (issue 22) a policy asking for it does not load: never a silent refusal.
-      if (usesApprover(route))
-        ctx.addIssue({
-          code: 'custom',
-          path: ['routes', index, 'tools'],
-          message: 'confirm: approver is not built yet; use confirm: caller',
-        });
-    });
     if (config.routes.some(usesApprover)) {
       const { approvals } = config;
       for (const [field, missing] of [

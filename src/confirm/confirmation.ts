@@ -289,3 +289,38 @@ export function openContinued(sealer: Sealer, state: unknown): Continued | undef
     return undefined;
   return { ...opened.bindings, upstreamState, nonce, expiresAt };
 }
+
+const AWAITING = 'approval';
+
+/**
+ * A call waiting for an approver (`confirm: approver`, 2026-07-28): its `requestState` names the
+ * pending approval, bound like a question. The client's retries bring it back until the approval
+ * is decided; the approval itself, in the store, says whether and once.
+ */
+export interface Awaiting extends Bindings {
+  readonly approval: string;
+  readonly expiresAt: number;
+}
+
+export function sealAwaiting(
+  sealer: Sealer,
+  bindings: Bindings,
+  approval: string,
+  expiresAt: number,
+): string {
+  return sealer.seal(AWAITING, [VERSION, ...bindingFields(bindings), approval, expiresAt]);
+}
+
+export function openAwaiting(sealer: Sealer, state: unknown): Awaiting | undefined {
+  const opened = openBound(sealer, AWAITING, state, 2);
+  if (opened === undefined) return undefined;
+  const [approval, expiresAt] = opened.rest;
+  if (typeof approval !== 'string' || typeof expiresAt !== 'number') return undefined;
+  return { ...opened.bindings, approval, expiresAt };
+}
+
+/** Whether a client's declared `elicitation` capability takes a URL (`url` mode, 2025-11-25 on). */
+export function takesUrl(elicitation: unknown): boolean {
+  if (typeof elicitation !== 'object' || elicitation === null || Array.isArray(elicitation)) return false;
+  return (elicitation as Record<string, unknown>).url !== undefined;
+}

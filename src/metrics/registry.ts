@@ -79,6 +79,12 @@ export interface Metrics {
   readonly confirmations: Counter<'route' | 'result'>;
   /** Time from asking a caller to confirm to the yes. */
   readonly confirmationSeconds: Histogram<'route'>;
+  /** Approvals of `confirm: approver` calls, by what became of them. */
+  readonly approvals: Counter<'route' | 'result'>;
+  /** Time from an approval's creation to its decision. */
+  readonly approvalSeconds: Histogram<'route'>;
+  /** Approver webhooks that failed. */
+  readonly approvalNotifyFailures: Counter;
 }
 
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -239,6 +245,24 @@ export function createMetrics(version: string): Metrics {
       help: 'Time from asking the caller to confirm a call to the yes, by route',
       labelNames: ['route'],
       buckets: [1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1800, 3600],
+      registers: [registry],
+    }),
+    approvals: new Counter({
+      name: 'portcullis_approvals_total',
+      help: 'Approvals of confirm: approver tool calls, by route and result (pending: created; approved, denied: decided on the page; refused: a decision the page refused; expired: a retry found it gone; used: the call forwarded)',
+      labelNames: ['route', 'result'],
+      registers: [registry],
+    }),
+    approvalSeconds: new Histogram({
+      name: 'portcullis_approval_decision_seconds',
+      help: 'Time from a pending approval to its decision on the approval page, by route',
+      labelNames: ['route'],
+      buckets: [5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 86400],
+      registers: [registry],
+    }),
+    approvalNotifyFailures: new Counter({
+      name: 'portcullis_approval_notify_failures_total',
+      help: 'Approver webhooks (approvals.notify) that failed or timed out',
       registers: [registry],
     }),
     stdioProcesses: new Gauge({

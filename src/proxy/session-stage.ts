@@ -1,4 +1,4 @@
-import { takesForm } from '../confirm/confirmation.js';
+import { takesForm, takesUrl } from '../confirm/confirmation.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authenticated } from '../exchange.js';
 import { opensSession } from '../jsonrpc/methods.js';
@@ -57,16 +57,17 @@ export function clientSessionId(
     identity: exchange.identity.key,
     version: exchange.session?.version ?? negotiatedVersion(exchange),
     issuedAt: Math.floor(Date.now() / 1000),
-    elicitation: exchange.session?.elicitation ?? declaresFormElicitation(exchange),
+    elicitation: exchange.session?.elicitation ?? takesForm(declaredElicitation(exchange)),
+    urlElicitation: exchange.session?.urlElicitation ?? takesUrl(declaredElicitation(exchange)),
   });
 }
 
-/** Whether the `initialize` this answer is for declared form-mode elicitation ({@link takesForm}). */
-function declaresFormElicitation(exchange: Authenticated): boolean {
+/** The `elicitation` capability the `initialize` this answer is for declared (its modes: {@link takesForm}, {@link takesUrl}). */
+function declaredElicitation(exchange: Authenticated): unknown {
   const [first] = exchange.body?.messages ?? [];
-  if (first?.kind !== 'request' || !opensSession(first.method)) return false;
+  if (first?.kind !== 'request' || !opensSession(first.method)) return undefined;
   const capabilities = first.params?.capabilities as Record<string, unknown> | undefined;
-  return takesForm(capabilities?.elicitation);
+  return capabilities?.elicitation;
 }
 
 /** The version an `initialize` asked for (the session's version from then on), else the request's. */

@@ -16,6 +16,8 @@ export interface SessionClaims {
    * a call (DESIGN.md "human confirmation"). Capabilities are declared once, so they are sealed.
    */
   readonly elicitation?: boolean;
+  /** The client declared URL-mode elicitation (2025-11-25): an approver's link can be sent to it. */
+  readonly urlElicitation?: boolean;
 }
 
 export interface SessionSealer {
@@ -46,7 +48,9 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
           claims.identity,
           claims.version,
           claims.issuedAt,
-          ...(claims.elicitation === true ? [1] : []),
+          ...(claims.elicitation === true || claims.urlElicitation === true
+            ? [(claims.elicitation === true ? 1 : 0) | (claims.urlElicitation === true ? 2 : 0)]
+            : []),
         ]),
       ),
     open(sealed) {
@@ -59,13 +63,19 @@ export function createSessionSealer(base64Keys: readonly string[] | undefined): 
 
 function claimsOf(plaintext: string): SessionClaims | undefined {
   const value: unknown = JSON.parse(plaintext);
-  // Five fields, or six with the elicitation flag (a session without it seals as before).
+  // Five fields, or six with the elicitation modes (1 form, 2 URL; a session without seals as before).
   if (!Array.isArray(value) || value.length < 5 || value.length > 6) return undefined;
   const [upstreamId, route, identity, version, issuedAt, elicitation] = value as unknown[];
   if (typeof upstreamId !== 'string' || typeof route !== 'string' || typeof identity !== 'string')
     return undefined;
   if (typeof version !== 'string' || typeof issuedAt !== 'number') return undefined;
-  if (elicitation !== undefined && elicitation !== 1) return undefined;
+  if (elicitation !== undefined && elicitation !== 1 && elicitation !== 2 && elicitation !== 3)
+    return undefined;
   const claims = { upstreamId, route, identity, version, issuedAt };
-  return elicitation === 1 ? { ...claims, elicitation: true } : claims;
+  const modes = typeof elicitation === 'number' ? elicitation : 0;
+  return {
+    ...claims,
+    ...((modes & 1) === 1 ? { elicitation: true } : {}),
+    ...((modes & 2) === 2 ? { urlElicitation: true } : {}),
+  };
 }

@@ -14,6 +14,7 @@ import {
   takesForm,
 } from '../confirm/confirmation.js';
 import type { OpenQuestions } from '../confirm/questions.js';
+import { withoutConfirmation } from '../confirm/strip.js';
 import type { UsedNonces } from '../confirm/used-nonces.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authorized } from '../exchange.js';
@@ -36,6 +37,10 @@ export interface ConfirmationDeps {
   readonly questions: OpenQuestions;
   /** The request slot a waiting call gives back is taken again after the yes. */
   readonly concurrency: Concurrency;
+  /** `confirm: approver` calls (undefined without `approvals.publicUrl` and `oidc`). */
+  readonly approver?:
+    | ((exchange: Authorized, index: number) => Promise<Authorized | UpstreamAnswer | Refusal>)
+    | undefined;
   /** How long the caller has to answer (`approvals.confirmTimeoutSec`). */
   readonly timeoutMs: number;
   readonly metrics?: Metrics | undefined;
@@ -77,9 +82,10 @@ export function createConfirmation(
     const index = exchange.decisions.findIndex((d) => d.confirm !== undefined);
     if (index === -1) return exchange;
     if (exchange.decisions[index]?.confirm === 'approver') {
-      // Part 2 (an approver's yes) is not built: such a call is refused, never forwarded.
+      if (deps.approver !== undefined) return deps.approver(exchange, index);
+      // Refused at load without `approvals`; never forwarded all the same.
       count(exchange.route.path, 'unavailable');
-      return refuse('confirmation_unavailable', { data: { detail: 'approver_not_built' } });
+      return refuse('confirmation_unavailable', { data: { detail: 'no_approvals' } });
     }
     const { body, route } = exchange;
     const message = body.messages[index];
@@ -302,33 +308,4 @@ function acceptsEventStream(accept: string | undefined): boolean {
 /** What links the records of one confirmation (the question, the answer) without revealing its nonce. */
 function confirmationId(nonce: string): string {
   return hash('sha256', nonce).slice(0, 16);
-}
-
-/**
- * The body with the gateway's own `inputResponses` key and its `requestState` taken out of the
- * confirmed call: what the client first sent, re-serialized.
- */
-function withoutConfirmation(
-  body: Authorized['body'],
-  index: number,
-  upstreamState?: string,
-): Authorized['body'] {
-  const value = JSON.parse(body.forward) as Record<string, unknown>;
-  const params = { ...(value.params as Record<string, unknown>) };
-  // Every key under the gateway's reserved prefix is the gateway's: none goes upstream.
-  const others = Object.fromEntries(
-    Object.entries((params.inputResponses ?? {}) as Record<string, unknown>).filter(
-      ([key]) => !key.startsWith(RESERVED_PREFIX),
-    ),
-  );
-  // The upstream's own state goes back to it in place of the gateway's; else no state at all.
-  if (upstreamState !== undefined) params.requestState = upstreamState;
-  else delete params.requestState;
-  if (Object.keys(others).length > 0) params.inputResponses = others;
-  else delete params.inputResponses;
-  const message = body.messages[index];
-  if (message === undefined || message.kind !== 'request') return body;
-  const messages = [...body.messages];
-  messages[index] = { ...message, params };
-  return { ...body, messages, forward: JSON.stringify({ ...value, params }) };
 }

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { createApprovals } from '../approvals/approvals.js';
 import { createArgumentsView } from '../audit/arguments.js';
 import { createAuditRecorder } from '../audit/records.js';
 import { createAuditStream, logChainHeads } from '../audit/stream.js';
@@ -109,6 +110,7 @@ export async function startGateway({
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   const questions = createOpenQuestions(redis?.questions);
+  const approvals = createApprovals(config, { sealer, redis, limiter, audit, metrics, logger });
   // Readiness depends on Redis only where a route would refuse without it.
   const needsRedis =
     redis !== undefined && config.routes.some((r) => r.rateLimits !== undefined && r.failMode === 'closed');
@@ -184,10 +186,12 @@ export async function startGateway({
         used: redis === undefined ? createUsedNonces() : createRedisUsedNonces(redis),
         // Legacy sessions' open questions: with Redis an answer may reach any replica.
         questions,
+        approver: approvals?.confirm,
         timeoutMs: config.approvals.confirmTimeoutSec * 1000,
       },
       lifetimes,
       tracing,
+      approvalPages: approvals?.pages,
     }),
   });
   const admin = createAdminListener(

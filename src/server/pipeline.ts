@@ -58,6 +58,8 @@ export interface PipelineDeps {
   readonly confirmation: Omit<ConfirmationDeps, 'metrics' | 'concurrency'>;
   /** OpenTelemetry, when `tracing` is configured. */
   readonly tracing?: Tracing | undefined;
+  /** The approval pages under `/portcullis/` (`confirm: approver`), when `approvals` is configured. */
+  readonly approvalPages?: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
 }
 
 /**
@@ -119,6 +121,11 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
     const router = deps.router();
     const route = router.match(req.url);
     if (route === undefined) {
+      if (deps.approvalPages !== undefined && req.url?.startsWith('/portcullis/') === true) {
+        // People's pages, not MCP: their decisions are audited as approval events.
+        await deps.approvalPages(req, res);
+        return exchange.finishUnrecorded('approval page');
+      }
       const metadata = router.metadata(req.url);
       if (metadata !== undefined && (req.method === 'GET' || req.method === 'HEAD')) {
         sendMetadata(res, metadata);

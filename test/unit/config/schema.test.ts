@@ -194,15 +194,12 @@ describe('approvals (confirm: approver)', () => {
     approverScopes: ['mcp:approve'],
   };
 
-  it('does not load while it is not built: never a policy whose approver calls would all be refused', () => {
-    expect(issuesOf(withRoute(approverTool, { approvals }))).toEqual([
-      'routes.0.tools: confirm: approver is not built yet; use confirm: caller',
-    ]);
+  it('loads with the public URL, the provider and who may approve', () => {
+    expect(issuesOf(withRoute(approverTool, { approvals }))).toEqual([]);
   });
 
   it('names what an approver route needs: the public URL, the provider, who may approve', () => {
     expect(issuesOf(withRoute(approverTool))).toEqual([
-      'routes.0.tools: confirm: approver is not built yet; use confirm: caller',
       'approvals.publicUrl: confirm: approver needs it',
       'approvals.oidc: confirm: approver needs it',
       'approvals.approverScopes: confirm: approver needs approverScopes or approverClaim (who may approve)',

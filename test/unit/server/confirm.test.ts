@@ -173,7 +173,7 @@ describe('the confirm stage', () => {
     expect(refused).toMatchObject({ reason: 'confirmation_unavailable', ids: [7, 8], batch: true });
   });
 
-  it('refuses a call whose entry needs an approver (not built): never forwarded', () => {
+  it('refuses a call whose entry needs an approver when no approvals are configured: never forwarded', () => {
     const exchange = exchangeOf({ arguments: {} }, () => null);
     const approver = {
       ...exchange,
@@ -181,7 +181,7 @@ describe('the confirm stage', () => {
     } as unknown as Authorized;
     expect(confirm(approver)).toMatchObject({
       reason: 'confirmation_unavailable',
-      data: { detail: 'approver_not_built' },
+      data: { detail: 'no_approvals' },
     });
   });
 
