@@ -1,8 +1,8 @@
 /**
  * `confirm: approver`: another person approves a call on the gateway's approval page, in a real
  * browser (Debian's chromium through puppeteer-core), after a real OpenID Connect login
- * (oidc-provider, code flow + PKCE). The caller is a real SDK v2 client; the upstream (SDK v2)
- * is proven to see nothing before the approval.
+ * (oidc-provider, code flow + PKCE). Callers are real SDK v2 (2026-07-28 and 2025-11-25) and SDK
+ * v1 clients; the upstream (SDK v2) is proven to see nothing before the approval.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,78 +10,180 @@ import {
   Client as V2Client,
   StreamableHTTPClientTransport as V2ClientTransport,
 } from '@modelcontextprotocol/client';
+import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { type Peer, startV2Server } from '../fixtures/peers.js';
+import { type Peer, startV1Server, startV2Server, type V1Peer } from '../fixtures/peers.js';
 import { launchBrowser } from '../support/browser.js';
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type LoginProvider, startLoginProvider } from '../support/login-provider.js';
+import { type RedisServer, startRedis } from '../support/redis.js';
 
 const alice = newApiKey('pk_alice_');
+const sessionKey = Buffer.alloc(32, 9).toString('base64');
 
 /** What the approvers' webhook received. */
 interface Notice {
+  readonly approval: string;
   readonly link: string;
   readonly tool: string;
   readonly requester: string;
 }
 
-describe('confirm: approver on the 2026-07-28 protocol', () => {
-  let upstream: Peer;
-  let provider: LoginProvider;
-  let gateway: TestGateway;
-  let browser: Browser;
-  let hook: Server;
+/** The approvers' webhook: every notice it received, in order. */
+async function startHook(): Promise<{ server: Server; url: string; notices: Notice[] }> {
   const notices: Notice[] = [];
-
-  const echoes = () =>
-    upstream.requests.filter(
-      (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === 'echo',
-    ).length;
-
-  beforeAll(async () => {
-    upstream = await startV2Server({ response: 'json' });
-    const port = await freePort();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    provider = await startLoginProvider({
-      redirectUri: `${publicUrl}/portcullis/callback`,
-      clientId: 'portcullis-approvals',
-      clientSecret: 'approvals-secret',
-      scopes: ['mcp:approve'],
-      accounts: { carol: { name: 'Carol Approver' }, alice: { name: 'Alice Requester' } },
+  const server = createServer((req, res) => {
+    let text = '';
+    req.on('data', (chunk: Buffer) => {
+      text += chunk.toString();
     });
-    hook = createServer((req, res) => {
-      let text = '';
-      req.on('data', (chunk: Buffer) => {
-        text += chunk.toString();
-      });
-      req.on('end', () => {
-        notices.push(JSON.parse(text) as Notice);
-        res.writeHead(204).end();
-      });
+    req.on('end', () => {
+      notices.push(JSON.parse(text) as Notice);
+      res.writeHead(204).end();
     });
-    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
-    gateway = await startTestGateway({
-      port,
-      policy: `approvals:
-  publicUrl: ${publicUrl}
-  oidc: { issuer: "${provider.issuer}", clientId: portcullis-approvals, clientSecret: approvals-secret }
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, notices };
+}
+
+async function nextNotice(notices: Notice[], seen: number): Promise<Notice> {
+  const deadline = Date.now() + 10_000;
+  while (notices.length <= seen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+  const notice = notices[seen];
+  if (notice === undefined) throw new Error('no approver was notified');
+  return notice;
+}
+
+const policyFor = (opts: {
+  publicUrl: string;
+  issuer: string;
+  hook: string;
+  upstream: string;
+  top?: string;
+}) => `${opts.top ?? ''}sessions: { keys: ["${sessionKey}"] }
+approvals:
+  publicUrl: ${opts.publicUrl}
+  oidc: { issuer: "${opts.issuer}", clientId: portcullis-approvals, clientSecret: approvals-secret }
   approverScopes: [mcp:approve]
   owners: { "apiKey:alice": alice }
-  notify: { webhook: "http://127.0.0.1:${(hook.address() as AddressInfo).port}/hook" }
+  notify: { webhook: "${opts.hook}" }
 identities:
   apiKeys:
     - { id: alice, hash: "${alice.hash}", scopes: [notes:write] }
 routes:
   - route: /mcp
-    resource: ${publicUrl}/mcp
-    upstream: ${upstream.url}
+    resource: ${opts.publicUrl}/mcp
+    upstream: ${opts.upstream}
     authentication: { methods: [apiKey] }
     tools:
       echo: { scopes: notes:write, confirm: approver }
       add: notes:write
-`,
+`;
+
+/** Logs `login` in at the provider's development pages (any password), then consents. */
+async function logIn(page: Page, login: string): Promise<void> {
+  await page.waitForSelector('input[name=login]');
+  await page.type('input[name=login]', login);
+  await page.type('input[name=password]', 'any');
+  await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+  if (page.url().includes('/interaction/'))
+    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
+}
+
+/** Opens `link` in a fresh browser context as `login` (logging in on the way). */
+async function openAs(browser: Browser, link: string, login: string): Promise<Page> {
+  const context = await browser.createBrowserContext();
+  const page = await context.newPage();
+  await page.goto(link);
+  await logIn(page, login);
+  return page;
+}
+
+async function decide(page: Page, decision: 'approve' | 'deny'): Promise<string> {
+  await Promise.all([page.waitForNavigation(), page.click(`button.${decision}`)]);
+  return page.content();
+}
+
+/** An SDK v2 client on 2026-07-28 whose URL elicitation handler waits for `released` before it accepts. */
+async function modernClient(url: string, released: Promise<void>, seen: string[]) {
+  const client = new V2Client(
+    { name: 'requester', version: '1.0.0' },
+    { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
+  );
+  client.setRequestHandler('elicitation/create', async (request) => {
+    const params = request.params as { mode?: string; url?: string };
+    seen.push(`${params.mode} ${params.url}`);
+    await released;
+    return { action: 'accept' };
+  });
+  await client.connect(
+    new V2ClientTransport(new URL(url), {
+      requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+    }),
+  );
+  return client;
+}
+
+/** The `elicitationId` of a -32042 error's first URL elicitation. */
+function elicitationOf(error: unknown): string | undefined {
+  return (error as { data?: { elicitations?: { elicitationId?: string }[] } }).data?.elicitations?.[0]
+    ?.elicitationId;
+}
+
+function latch(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
+describe('confirm: approver, one gateway', () => {
+  let upstream: Peer;
+  let legacyUpstream: V1Peer;
+  let provider: LoginProvider;
+  let gateway: TestGateway;
+  let legacyGateway: TestGateway;
+  let browser: Browser;
+  let hook: Awaited<ReturnType<typeof startHook>>;
+
+  const echoes = (peer: Peer = upstream) =>
+    peer.requests.filter(
+      (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === 'echo',
+    ).length;
+
+  beforeAll(async () => {
+    upstream = await startV2Server({ response: 'json' });
+    legacyUpstream = await startV1Server({ response: 'json' });
+    const [port, legacyPort] = [await freePort(), await freePort()];
+    provider = await startLoginProvider({
+      redirectUris: [port, legacyPort].map((p) => `http://127.0.0.1:${p}/portcullis/callback`),
+      clientId: 'portcullis-approvals',
+      clientSecret: 'approvals-secret',
+      scopes: ['mcp:approve'],
+      accounts: { carol: { name: 'Carol Approver' }, alice: { name: 'Alice Requester' } },
+    });
+    hook = await startHook();
+    gateway = await startTestGateway({
+      port,
+      policy: policyFor({
+        publicUrl: `http://127.0.0.1:${port}`,
+        issuer: provider.issuer,
+        hook: hook.url,
+        upstream: upstream.url,
+      }),
+    });
+    legacyGateway = await startTestGateway({
+      port: legacyPort,
+      policy: policyFor({
+        publicUrl: `http://127.0.0.1:${legacyPort}`,
+        issuer: provider.issuer,
+        hook: hook.url,
+        upstream: legacyUpstream.url,
+      }),
     });
     browser = await launchBrowser();
   }, 60_000);
@@ -89,61 +191,27 @@ routes:
   afterAll(async () => {
     await browser?.close();
     await gateway?.close();
+    await legacyGateway?.close();
     await provider?.close();
-    hook?.close();
+    hook?.server.close();
     await upstream?.close();
+    await legacyUpstream?.close();
   });
 
-  /** Logs `login` in at the provider's development pages (any password), then consents. */
-  async function logIn(page: Page, login: string): Promise<void> {
-    await page.waitForSelector('input[name=login]');
-    await page.type('input[name=login]', login);
-    await page.type('input[name=password]', 'any');
-    await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-    // The consent page, when the provider shows one.
-    if (page.url().includes('/interaction/'))
-      await Promise.all([page.waitForNavigation(), page.click('button[type=submit]')]);
-  }
-
-  it('a requester’s call waits; an approver logs in, sees it and approves; the call then runs once', async () => {
+  it('2026-07-28: the call waits; an approver logs in, sees it and approves; the call then runs once', async () => {
     const before = echoes();
-    let statusUrl = '';
-    let heardWhenAsked = -1;
-    let approved: () => void = () => undefined;
-    const decided = new Promise<void>((resolve) => {
-      approved = resolve;
-    });
-    const client = new V2Client(
-      { name: 'requester', version: '1.0.0' },
-      { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: { pin: '2026-07-28' } } },
-    );
-    client.setRequestHandler('elicitation/create', async (request) => {
-      const params = request.params as { mode?: string; url?: string };
-      expect(params.mode).toBe('url');
-      statusUrl = String(params.url);
-      heardWhenAsked = echoes();
-      // The person follows the status page until an approver decides, then the client calls again.
-      await decided;
-      return { action: 'accept' };
-    });
-    await client.connect(
-      new V2ClientTransport(new URL(`${gateway.url}/mcp`), {
-        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
-      }),
-    );
+    const seen: string[] = [];
+    const release = latch();
+    const client = await modernClient(`${gateway.url}/mcp`, release.promise, seen);
+    const notified = hook.notices.length;
     const calling = client.callTool({ name: 'echo', arguments: { text: 'drop table', password: 'hunter2' } });
 
-    // The approvers' webhook names the approval page; the requester's URL is the status page.
-    const deadline = Date.now() + 10_000;
-    while (notices.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    const notice = notices[0] as Notice;
+    const notice = await nextNotice(hook.notices, notified);
     expect(notice).toMatchObject({ tool: 'echo', requester: 'apiKey:alice' });
-    expect(statusUrl).toBe(`${notice.link}/status`);
-    expect(heardWhenAsked).toBe(before);
+    expect(seen).toEqual([`url ${notice.link}/status`]);
+    expect(echoes()).toBe(before);
 
-    const page = await browser.newPage();
-    await page.goto(notice.link);
-    await logIn(page, 'carol');
+    const page = await openAs(browser, notice.link, 'carol');
     expect(page.url()).toBe(notice.link);
     const shown = await page.content();
     expect(shown).toContain('echo');
@@ -151,22 +219,284 @@ routes:
     expect(shown).toContain('tools.echo');
     expect(shown).toContain('"text"="drop table"');
     expect(shown).not.toContain('hunter2');
+    // The page's headers: no framing, no script, no cache.
+    const headers = (await page.reload())?.headers() ?? {};
+    expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");
+    expect(headers['content-security-policy']).toContain("default-src 'none'");
+    expect(headers['cache-control']).toBe('no-store');
     expect(echoes()).toBe(before);
-    await Promise.all([page.waitForNavigation(), page.click('button.approve')]);
-    expect(await page.content()).toContain('Approved.');
-    await page.close();
+    expect(await decide(page, 'approve')).toContain('Approved.');
+    await page.browserContext().close();
 
-    approved();
+    release.open();
     const result = await calling;
     expect((result.content as { text: string }[])[0]?.text).toBe('drop table');
     expect(echoes()).toBe(before + 1);
     await client.close();
 
     const records = await gateway.auditRecords();
-    const events = records.filter(
-      (r) => r.event === 'approval' && r.approval === notice.link.split('/').pop(),
-    );
+    const events = records.filter((r) => r.event === 'approval' && r.approval === notice.approval);
     expect(events.map((e) => e.step)).toEqual(['pending', 'approved']);
     expect(events[1]?.by).toMatchObject({ subject: 'carol' });
+    const call = records.find(
+      (r) => r.tool === 'echo' && (r.confirmation as { step?: string } | undefined)?.step === 'approved',
+    );
+    expect(call?.confirmation).toEqual({ step: 'approved', id: notice.approval });
+  }, 60_000);
+
+  it('a denial is confirmation_declined and never reaches the upstream', async () => {
+    const before = echoes();
+    const release = latch();
+    const client = await modernClient(`${gateway.url}/mcp`, release.promise, []);
+    const notified = hook.notices.length;
+    const calling = client
+      .callTool({ name: 'echo', arguments: { text: 'deny me' } })
+      .catch((e: unknown) => e);
+    const notice = await nextNotice(hook.notices, notified);
+    const page = await openAs(browser, notice.link, 'carol');
+    expect(await decide(page, 'deny')).toContain('Denied.');
+    await page.browserContext().close();
+    release.open();
+    // 403 with the JSON-RPC error naming the approval (the SDK reports the HTTP status).
+    const refused = String(await calling);
+    expect(refused).toContain('confirmation_declined');
+    expect(refused).toContain(notice.approval);
+    expect(echoes()).toBe(before);
+    await client.close();
+  }, 60_000);
+
+  it('the requester cannot approve their own call; the status page is theirs alone; forged and cross-origin decisions are refused', async () => {
+    const before = echoes();
+    const release = latch();
+    const client = await modernClient(`${gateway.url}/mcp`, release.promise, []);
+    const notified = hook.notices.length;
+    const calling = client.callTool({ name: 'echo', arguments: { text: 'mine' } }).catch((e: unknown) => e);
+    const notice = await nextNotice(hook.notices, notified);
+
+    // Alice owns apiKey:alice (owners): she may follow it, never approve it.
+    const hers = await openAs(browser, notice.link, 'alice');
+    expect(await hers.content()).toContain('You asked for this call');
+    expect(await hers.$('button.approve')).toBeNull();
+    const status = await hers.goto(`${notice.link}/status`);
+    expect(status?.status()).toBe(200);
+    expect(await hers.content()).toContain('pending');
+    // Even a POST with her own valid session is refused, and audited.
+    const aliceCookie = (await hers.browserContext().cookies()).find((c) =>
+      c.name.startsWith('__Host-portcullis-approvals'),
+    );
+    await hers.browserContext().close();
+
+    // Carol may approve, but not see alice's status page.
+    const carols = await openAs(browser, `${notice.link}/status`, 'carol');
+    expect(await carols.content()).toContain('Not yours');
+    await carols.goto(notice.link);
+    const cookie = (await carols.browserContext().cookies()).find((c) =>
+      c.name.startsWith('__Host-portcullis-approvals'),
+    );
+    const token = await carols.$eval(
+      'input[name=csrf]',
+      (input) => (input as unknown as { value: string }).value,
+    );
+    const origin = new URL(notice.link).origin;
+    const post = (headers: Record<string, string>, body: string) =>
+      fetch(notice.link, {
+        method: 'POST',
+        redirect: 'manual',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+        body,
+      });
+    const session = `${cookie?.name}=${cookie?.value}`;
+    // A forged token, a token with no session, a cross-origin post, no Origin at all: all 403.
+    expect((await post({ cookie: session, origin }, 'decision=approve&csrf=forged')).status).toBe(403);
+    expect((await post({ origin }, `decision=approve&csrf=${token}`)).status).toBe(403);
+    expect(
+      (await post({ cookie: session, origin: 'https://evil.example' }, `decision=approve&csrf=${token}`))
+        .status,
+    ).toBe(403);
+    expect((await post({ cookie: session }, `decision=approve&csrf=${token}`)).status).toBe(403);
+    // Alice's own session with a token for her session: refused as self-approval.
+    const hersession = `${aliceCookie?.name}=${aliceCookie?.value}`;
+    expect((await post({ cookie: hersession, origin }, `decision=approve&csrf=${token}`)).status).toBe(403);
+    expect(echoes()).toBe(before);
+
+    // Carol's own approval, then the same link again: decided, no form; a second POST is 409.
+    expect(await decide(carols, 'approve')).toContain('Approved.');
+    expect((await post({ cookie: session, origin }, `decision=deny&csrf=${token}`)).status).toBe(409);
+    await carols.browserContext().close();
+    release.open();
+    await calling;
+    expect(echoes()).toBe(before + 1);
+    await client.close();
+
+    const refused = (await gateway.auditRecords()).filter(
+      (r) => r.event === 'approval' && r.approval === notice.approval && r.step === 'refused',
+    );
+    expect(refused.map((r) => r.reason)).toEqual([
+      'csrf',
+      'no_session',
+      'origin',
+      'origin',
+      'csrf',
+      'decided',
+    ]);
+  }, 60_000);
+
+  it('an unknown approval id is 404, a malformed one never reaches the store, a login link cannot redirect elsewhere', async () => {
+    const origin = gateway.url;
+    expect(
+      (await fetch(`${origin}/portcullis/approvals/AAAAAAAAAAAAAAAAAAAAAA`, { redirect: 'manual' })).status,
+    ).toBe(302);
+    expect((await fetch(`${origin}/portcullis/approvals/..%2F..%2Fetc`, { redirect: 'manual' })).status).toBe(
+      404,
+    );
+    expect(
+      (await fetch(`${origin}/portcullis/login?next=https://evil.example/`, { redirect: 'manual' })).status,
+    ).toBe(400);
+    expect(
+      (
+        await fetch(`${origin}/portcullis/login?next=//evil.example/portcullis/approvals/x`, {
+          redirect: 'manual',
+        })
+      ).status,
+    ).toBe(400);
+  });
+
+  it('2025-11-25, SDK v1: -32042 with the status URL; after the approval the same call runs once', async () => {
+    const before = echoes(legacyUpstream);
+    const client = new V1Client(
+      { name: 'legacy-requester', version: '1.0.0' },
+      { capabilities: { elicitation: { url: {} } } },
+    );
+    await client.connect(
+      new V1ClientTransport(new URL(`${legacyGateway.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      }),
+    );
+    const notified = hook.notices.length;
+    const first = await client
+      .callTool({ name: 'echo', arguments: { text: 'legacy' } })
+      .catch((e: unknown) => e);
+    const notice = await nextNotice(hook.notices, notified);
+    expect(first).toMatchObject({ code: -32042 });
+    const elicitation = (
+      first as { data: { elicitations: { mode: string; url: string; elicitationId: string }[] } }
+    ).data.elicitations[0];
+    expect(elicitation).toEqual({
+      mode: 'url',
+      elicitationId: notice.approval,
+      url: `${notice.link}/status`,
+      message: expect.stringContaining('"echo"'),
+    });
+    // Still pending: the same answer again, the same approval.
+    const again = await client
+      .callTool({ name: 'echo', arguments: { text: 'legacy' } })
+      .catch((e: unknown) => e);
+    expect(again).toMatchObject({ code: -32042 });
+    expect(elicitationOf(again)).toBe(notice.approval);
+    expect(echoes(legacyUpstream)).toBe(before);
+
+    const page = await openAs(browser, notice.link, 'carol');
+    expect(await decide(page, 'approve')).toContain('Approved.');
+    await page.browserContext().close();
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'legacy' } });
+    expect((result.content as { text: string }[])[0]?.text).toBe('legacy');
+    expect(echoes(legacyUpstream)).toBe(before + 1);
+    // Used: the same call again is a new call, asked anew.
+    const fresh = await client
+      .callTool({ name: 'echo', arguments: { text: 'legacy' } })
+      .catch((e: unknown) => e);
+    expect(fresh).toMatchObject({ code: -32042 });
+    expect(elicitationOf(fresh)).not.toBe(notice.approval);
+    expect(echoes(legacyUpstream)).toBe(before + 1);
+    await client.close();
+  }, 60_000);
+
+  it('2025-11-25: a client that did not declare URL elicitation cannot be asked', async () => {
+    const plain = new V1Client({ name: 'plain', version: '1.0.0' });
+    await plain.connect(
+      new V1ClientTransport(new URL(`${legacyGateway.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      }),
+    );
+    const refused = await plain.callTool({ name: 'echo', arguments: { text: 'x' } }).catch((e: unknown) => e);
+    expect(String(refused)).toContain('no_url_elicitation');
+    await plain.close();
+  });
+});
+
+describe('confirm: approver across two gateways sharing Redis', () => {
+  let redis: RedisServer;
+  let upstream: Peer;
+  let provider: LoginProvider;
+  let one: TestGateway;
+  let two: TestGateway;
+  let browser: Browser;
+  let hook: Awaited<ReturnType<typeof startHook>>;
+
+  beforeAll(async () => {
+    redis = await startRedis();
+    upstream = await startV2Server({ response: 'json' });
+    const [portOne, portTwo] = [await freePort(), await freePort()];
+    provider = await startLoginProvider({
+      redirectUris: [portOne, portTwo].map((p) => `http://127.0.0.1:${p}/portcullis/callback`),
+      clientId: 'portcullis-approvals',
+      clientSecret: 'approvals-secret',
+      scopes: ['mcp:approve'],
+      accounts: { carol: { name: 'Carol Approver' } },
+    });
+    hook = await startHook();
+    const top = `redis: { url: "${redis.url}", commandTimeoutMs: 500 }\n`;
+    one = await startTestGateway({
+      port: portOne,
+      policy: policyFor({
+        publicUrl: `http://127.0.0.1:${portOne}`,
+        issuer: provider.issuer,
+        hook: hook.url,
+        upstream: upstream.url,
+        top,
+      }),
+    });
+    two = await startTestGateway({
+      port: portTwo,
+      policy: policyFor({
+        publicUrl: `http://127.0.0.1:${portTwo}`,
+        issuer: provider.issuer,
+        hook: hook.url,
+        upstream: upstream.url,
+        top,
+      }),
+    });
+    browser = await launchBrowser();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await one?.close();
+    await two?.close();
+    await provider?.close();
+    hook?.server.close();
+    await upstream?.close();
+    await redis?.stop();
+  });
+
+  it('asked on one, approved on the other’s page, the retry forwarded once by either', async () => {
+    const echoes = () =>
+      upstream.requests.filter(
+        (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === 'echo',
+      ).length;
+    const before = echoes();
+    const release = latch();
+    const client = await modernClient(`${one.url}/mcp`, release.promise, []);
+    const notified = hook.notices.length;
+    const calling = client.callTool({ name: 'echo', arguments: { text: 'replicated' } });
+    const notice = await nextNotice(hook.notices, notified);
+    const page = await openAs(browser, notice.link.replace(one.url, two.url), 'carol');
+    expect(await page.content()).toContain('replicated');
+    expect(await decide(page, 'approve')).toContain('Approved.');
+    await page.browserContext().close();
+    release.open();
+    expect(((await calling).content as { text: string }[])[0]?.text).toBe('replicated');
+    expect(echoes()).toBe(before + 1);
+    await client.close();
   }, 60_000);
 });

@@ -20,8 +20,8 @@ export interface Account {
 }
 
 export async function startLoginProvider(opts: {
-  /** The gateway's callback URL (`<publicUrl>/portcullis/callback`). */
-  readonly redirectUri: string;
+  /** The gateways' callback URLs (`<publicUrl>/portcullis/callback`). */
+  readonly redirectUris: readonly string[];
   readonly clientId: string;
   readonly clientSecret: string;
   readonly accounts: Readonly<Record<string, Account>>;
@@ -39,7 +39,7 @@ export async function startLoginProvider(opts: {
       {
         client_id: opts.clientId,
         client_secret: opts.clientSecret,
-        redirect_uris: [opts.redirectUri],
+        redirect_uris: [...opts.redirectUris],
         grant_types: ['authorization_code'],
         response_types: ['code'],
       },
