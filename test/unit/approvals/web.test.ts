@@ -1,0 +1,163 @@
+/** The approval pages' decisions without a provider: a stub login stands for the person (unit). */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Login, Person } from '../../../src/approvals/login.js';
+import { type Approval, createLocalApprovalStore, newApprovalId } from '../../../src/approvals/store.js';
+import { createApprovalPages } from '../../../src/approvals/web.js';
+
+const people: Record<string, Person> = {
+  carol: {
+    issuer: 'https://idp',
+    subject: 'carol',
+    approver: true,
+    session: 's-carol',
+    expiresAt: Date.now() + 60_000,
+  },
+  dave: {
+    issuer: 'https://idp',
+    subject: 'dave',
+    approver: false,
+    session: 's-dave',
+    expiresAt: Date.now() + 60_000,
+  },
+  alice: {
+    issuer: 'https://idp',
+    subject: 'alice',
+    approver: true,
+    session: 's-alice',
+    expiresAt: Date.now() + 60_000,
+  },
+};
+
+/** A login whose session cookie is the person's name. */
+const login: Login = {
+  start: async (next) => ({ location: `https://idp/auth?next=${encodeURIComponent(next)}`, cookie: 'l=1' }),
+  finish: async () => ({ failed: 'no' }),
+  person: (cookie) => (cookie === undefined ? undefined : people[cookie]),
+  clearLogin: 'l=; Max-Age=0',
+};
+
+describe('approval pages (unit, stub login)', () => {
+  const store = createLocalApprovalStore();
+  const refused: string[] = [];
+  let server: Server;
+  let origin = '';
+  let id = '';
+  let selfAllowed = '';
+
+  const approval = (requester: Approval['requester']): Approval => ({
+    id: newApprovalId(),
+    requester,
+    bindings: {
+      identity: requester.key,
+      route: '/mcp',
+      tool: '<script>x</script>',
+      argumentsHash: 'h',
+      pinHash: null,
+      store: 'approvals',
+    },
+    summary: '"q"="</pre><img src=x onerror=alert(1)>"',
+    rule: 'tools."<b>"',
+    createdAt: Date.now(),
+    expiresAt: Date.now() + 60_000,
+    state: 'pending',
+  });
+
+  beforeAll(async () => {
+    server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const pages = createApprovalPages({
+      approvals: {
+        confirmTimeoutSec: 120,
+        ttlSec: 900,
+        allowSelfApproval: false,
+        owners: { 'apiKey:alice': 'alice' },
+        createLimit: '10/minute',
+        publicUrl: origin,
+        oidc: { issuer: 'https://idp', clientId: 'c', scopes: [] },
+        approverScopes: ['mcp:approve'],
+      },
+      store,
+      login,
+      logger: pino({ level: 'silent' }),
+      onDecision: () => undefined,
+      onRefused: (_id, _approval, _by, why) => refused.push(why),
+    });
+    server.on('request', (req, res) => {
+      void pages(req, res);
+    });
+    const mine = approval({ key: 'apiKey:alice' });
+    id = mine.id;
+    await store.create(mine);
+    const other = approval({ key: 'jwt:https://idp|alice', issuer: 'https://idp', subject: 'alice' });
+    selfAllowed = other.id;
+    await store.create(other);
+  });
+  afterAll(() => {
+    server.close();
+  });
+
+  const get = (path: string, who?: string) =>
+    fetch(`${origin}${path}`, {
+      redirect: 'manual',
+      headers: who === undefined ? {} : { cookie: `__Host-portcullis-approvals=${who}` },
+    });
+
+  it('escapes everything it shows: no tag from a tool name, an argument or a rule reaches the page', async () => {
+    const page = await (await get(`/portcullis/approvals/${id}`, 'carol')).text();
+    expect(page).not.toContain('<script>x');
+    expect(page).not.toContain('<img');
+    expect(page).not.toContain('<b>');
+    expect(page).toContain('&#60;script&#62;');
+  });
+
+  it('asks for a login first, and never redirects off the gateway', async () => {
+    const answer = await get(`/portcullis/approvals/${id}`);
+    expect(answer.status).toBe(302);
+    expect(answer.headers.get('location')).toBe(
+      `/portcullis/login?next=${encodeURIComponent(`/portcullis/approvals/${id}`)}`,
+    );
+    expect((await get('/portcullis/login?next=/elsewhere')).status).toBe(400);
+    expect((await get(`/portcullis/login?next=/portcullis/approvals/${id}`)).status).toBe(302);
+  });
+
+  it('a person who is not an approver sees the call and no form; self-approval by subject (JWT) and by owner refused', async () => {
+    const dave = await get(`/portcullis/approvals/${id}`, 'dave');
+    expect(dave.status).toBe(403);
+    expect(await dave.text()).toContain('not an approver');
+    expect((await get(`/portcullis/approvals/${id}`, 'alice')).status).toBe(403);
+    expect((await get(`/portcullis/approvals/${selfAllowed}`, 'alice')).status).toBe(403);
+    const carol = await get(`/portcullis/approvals/${id}`, 'carol');
+    expect(carol.status).toBe(200);
+    expect(carol.headers.get('x-frame-options')).toBe('DENY');
+  });
+
+  it('a non-approver’s decision is refused even with a good token; methods, bodies and ids are checked', async () => {
+    const post = (path: string, who: string, body: string, type = 'application/x-www-form-urlencoded') =>
+      fetch(`${origin}${path}`, {
+        method: 'POST',
+        headers: { cookie: `__Host-portcullis-approvals=${who}`, origin, 'content-type': type },
+        body,
+      });
+    // dave's own token for his session and this approval: still not an approver.
+    const { createHash } = await import('node:crypto');
+    const token = createHash('sha256').update(`portcullis approvals csrf\ns-dave\n${id}`).digest('base64url');
+    expect((await post(`/portcullis/approvals/${id}`, 'dave', `decision=approve&csrf=${token}`)).status).toBe(
+      403,
+    );
+    expect(refused.at(-1)).toBe('not_approver');
+    expect(
+      (await post(`/portcullis/approvals/${id}`, 'carol', '{"decision":"approve"}', 'application/json'))
+        .status,
+    ).toBe(403);
+    expect((await post(`/portcullis/approvals/${id}`, 'carol', `csrf=${'x'.repeat(5000)}`)).status).toBe(403);
+    expect((await post(`/portcullis/approvals/${id}/status`, 'carol', '')).status).toBe(405);
+    expect((await fetch(`${origin}/portcullis/approvals/${id}`, { method: 'DELETE' })).status).toBe(405);
+    expect((await get('/portcullis/approvals/short', 'carol')).status).toBe(404);
+    expect((await get('/portcullis/nothing', 'carol')).status).toBe(404);
+    expect((await store.get(id))?.state).toBe('pending');
+  });
+});
