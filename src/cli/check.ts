@@ -138,6 +138,11 @@ function warnings(config: Config, env: NodeJS.ProcessEnv = process.env): string[
     if (url.protocol === 'http:' && !LOOPBACK.test(url.hostname))
       out.push(`${label} uses plain http off loopback: ${value}`);
   };
+  // People log in and decide on these pages: their session cookie is Secure (kept on loopback only over http).
+  if (config.approvals.publicUrl !== undefined) plain('approvals.publicUrl', config.approvals.publicUrl);
+  if (config.approvals.oidc !== undefined) plain('approvals.oidc.issuer', config.approvals.oidc.issuer);
+  if (config.approvals.allowSelfApproval)
+    out.push('approvals.allowSelfApproval: a requester may approve their own call (no second person)');
   // Two upstreams told who calls under one audience accept each other's assertions and tokens.
   const audiences = new Map<string, string>();
   config.routes.forEach((route, i) => {

@@ -66,6 +66,34 @@ describe('config/ examples', () => {
   });
 });
 
+describe('check on approvals', () => {
+  it('warns about approval pages or their provider in plain http off loopback, and about self-approval; prints no client secret', () => {
+    const { config } = loadConfigFile(join(ROOT, 'config', 'example.yaml'), ENV);
+    const text = describeConfig(
+      {
+        ...config,
+        approvals: {
+          ...config.approvals,
+          publicUrl: 'http://portcullis.example.com',
+          oidc: {
+            issuer: 'http://idp.example.com/',
+            clientId: 'c',
+            clientSecret: 'approvals-secret-never-printed',
+            scopes: [],
+          },
+          approverScopes: ['mcp:approve'],
+          allowSelfApproval: true,
+        },
+      },
+      'example.yaml',
+    );
+    expect(text).toContain('warning: approvals.publicUrl uses plain http off loopback');
+    expect(text).toContain('warning: approvals.oidc.issuer uses plain http off loopback');
+    expect(text).toContain('warning: approvals.allowSelfApproval: a requester may approve their own call');
+    expect(text).not.toContain('approvals-secret-never-printed');
+  });
+});
+
 describe('schema/portcullis.schema.json', () => {
   it('is the JSON Schema of the current config schema (run `npm run schema` when this fails)', () => {
     const committed = JSON.parse(
