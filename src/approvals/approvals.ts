@@ -4,8 +4,10 @@ import type { ApprovalEvent, AuditStream } from '../audit/stream.js';
 import type { Config } from '../config/schema.js';
 import type { Refusal } from '../errors.js';
 import type { Authorized } from '../exchange.js';
+import { ELICITATION_COMPLETE } from '../jsonrpc/methods.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Sealer } from '../proxy/seal.js';
+import type { SessionStreams } from '../proxy/session-streams.js';
 import type { Limiter } from '../ratelimit/limiter.js';
 import type { RedisLimiter } from '../ratelimit/redis.js';
 import { createApproverConfirmation } from '../server/confirm-approver.js';
@@ -37,6 +39,8 @@ export function createApprovals(
     readonly audit: AuditStream;
     readonly metrics: Metrics;
     readonly logger: Logger;
+    /** Legacy sessions' GET streams: a decided approval's client is told there. */
+    readonly sessionStreams: SessionStreams;
   },
 ): Approvals | undefined {
   const { approvals } = config;
@@ -77,6 +81,39 @@ export function createApprovals(
       event('pending', approval.id, approval, undefined);
     },
   });
+  // A legacy client is told its approval was decided (`notifications/elicitation/complete`) on
+  // its session's GET stream, wherever that stream is: with Redis every replica hears of it.
+  const complete = (route: string, session: string, id: string) =>
+    deps.sessionStreams.send(route, session, {
+      jsonrpc: '2.0',
+      method: ELICITATION_COMPLETE,
+      params: { elicitationId: id },
+    });
+  const decided = deps.redis?.approvals.decided;
+  decided
+    ?.subscribe((message) => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(message);
+      } catch {
+        return;
+      }
+      const [route, session, id] = Array.isArray(parsed) ? parsed : [];
+      if (typeof route === 'string' && typeof session === 'string' && typeof id === 'string')
+        complete(route, session, id);
+    })
+    .catch((err: unknown) => logger.warn({ err }, 'approvals: not listening for other replicas’ decisions'));
+  const tell = (approval: Approval) => {
+    const { session } = approval;
+    if (session === undefined) return;
+    if (decided === undefined) complete(approval.bindings.route, session, approval.id);
+    else
+      decided
+        .publish(JSON.stringify([approval.bindings.route, session, approval.id]))
+        .catch((err: unknown) =>
+          logger.warn({ err }, 'approvals: a decision was not announced to other replicas'),
+        );
+  };
   const pages = createApprovalPages({
     approvals,
     store,
@@ -88,6 +125,7 @@ export function createApprovals(
       if (approval.decidedAt !== undefined)
         metrics.approvalSeconds.observe({ route }, (approval.decidedAt - approval.createdAt) / 1000);
       event(approval.state === 'approved' ? 'approved' : 'denied', approval.id, approval, by);
+      tell(approval);
       logger.info(
         {
           approval: approval.id,

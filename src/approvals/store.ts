@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Bindings } from '../confirm/confirmation.js';
+import type { Channel } from '../ratelimit/redis.js';
 
 /**
  * Pending approvals of `confirm: approver` calls (DESIGN.md "human confirmation"): created when a
@@ -34,6 +35,8 @@ export interface ApprovalRequest {
   readonly summary: string;
   /** The policy entry that asked for it (`tools.drop_table`). */
   readonly rule: string;
+  /** A legacy session's call: the upstream session id its client is told in when it is decided. */
+  readonly session?: string;
   readonly createdAt: number;
   readonly expiresAt: number;
 }
@@ -121,6 +124,8 @@ export interface ApprovalRedis {
   getAll(keys: readonly string[]): Promise<(string | null)[]>;
   /** Sets `stateKey` to `to` (and `extraKey` to `extra`) when it holds `from`, keeping their TTL: true when it did. */
   swap(stateKey: string, from: string, to: string, extraKey: string, extra: string): Promise<boolean>;
+  /** Tells every replica that an approval was decided (a legacy session's client is told). */
+  readonly decided: Channel;
 }
 
 /**

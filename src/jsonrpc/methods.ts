@@ -152,6 +152,8 @@ export const COMPLETION_COMPLETE = 'completion/complete';
 export const PROGRESS_NOTIFICATION = 'notifications/progress';
 /** What the gateway asks a caller with when a `confirm` call needs their yes. */
 export const ELICITATION_CREATE = 'elicitation/create';
+/** What a server tells a legacy client when a URL elicitation it asked for completed (an approval decided). */
+export const ELICITATION_COMPLETE = 'notifications/elicitation/complete';
 
 type Extra = Partial<
   Pick<

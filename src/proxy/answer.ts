@@ -20,6 +20,7 @@ import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { clientResponseHeaders } from './headers.js';
 import { type BodyKind, bodyKind, isEventStream } from './media-type.js';
 import { clientSessionId } from './session-stage.js';
+import type { SessionStreams } from './session-streams.js';
 import type { SessionSealer } from './sessions.js';
 import {
   createSseEventRewriter,
@@ -109,6 +110,8 @@ export interface AnswerRelayDeps {
   readonly router: () => Pick<Router, 'match'>;
   /** The identity each open answer's caller has now (re-authenticated at the last reload). */
   readonly lifetimes: Pick<AnswerLifetimes, 'identityOf'>;
+  /** Legacy sessions' GET streams, held where the gateway tells a client something of its own. */
+  readonly sessionStreams?: SessionStreams | undefined;
 }
 
 /**
@@ -406,6 +409,10 @@ function relayStream(
   const relay = new StreamRelay(exchange, answer.body, rewriter, list, deps);
   answer.body.once('error', relay.onUpstreamError);
   relay.start();
+  // A session's GET stream: held, so that the gateway can tell the client (an approval decided).
+  // Rewritten, so each relayed write ends at an event's end and the gateway's events fit between.
+  if (rewriter !== undefined && exchange.forwardMethod === 'GET' && exchange.session !== undefined)
+    deps.sessionStreams?.hold(exchange.route.path, exchange.session.upstreamId, res);
 }
 
 /**

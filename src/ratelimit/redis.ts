@@ -142,6 +142,16 @@ if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[3], 'KEEPTTL') end
 return 1
 `;
 
+/** Where a replica tells the others that an approval was decided (legacy sessions' notification). */
+const DECIDED_CHANNEL = 'portcullis:approvals:decided';
+
+/** One Pub/Sub channel: its messages reach every replica subscribed to it. */
+export interface Channel {
+  publish(message: string): Promise<void>;
+  /** Calls `onMessage` for each message published by any replica; resolves to a stop function. */
+  subscribe(onMessage: (message: string) => void): Promise<() => Promise<void>>;
+}
+
 /** The channel legacy confirmations' answers travel on, from the replica that took one to the one asking. */
 const QUESTIONS_CHANNEL = 'portcullis:confirm:answers';
 
@@ -342,20 +352,18 @@ export function createRedisLimiter(
 
   /** Connections in subscriber mode, closed with the limiter. */
   const subscribers = new Set<Client>();
-  const questions: QuestionStore = {
-    open: async (key, ttlMs) => {
-      await command(client.set(`portcullis:confirm:q:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs))));
-    },
-    take: async (key) => (await command(client.del(`portcullis:confirm:q:${key}`))) === 1,
+  /**
+   * Publish and subscribe on one channel. A subscriber is a connection of its own (in subscriber
+   * mode it can run nothing else). Its SUBSCRIBE waits in the offline queue until Redis answers,
+   * and never gives up while Redis is away (`maxRetriesPerRequest: null`): a SUBSCRIBE that failed
+   * once is not repeated by ioredis, one that succeeded is repeated after every reconnect.
+   * Messages published while it is away are lost.
+   */
+  const channel = (name: string): Channel => ({
     publish: async (message) => {
-      await command(client.publish(QUESTIONS_CHANNEL, message));
+      await command(client.publish(name, message));
     },
     async subscribe(onMessage) {
-      // A connection of its own: in subscriber mode it can run nothing else. Its SUBSCRIBE waits
-      // in the offline queue until Redis answers, and never gives up while Redis is away
-      // (`maxRetriesPerRequest: null`): a SUBSCRIBE that failed once is not repeated by ioredis,
-      // one that succeeded is repeated after every reconnect. Answers published while it is away
-      // are lost: those questions expire.
       const own =
         client instanceof Cluster
           ? client.duplicate(undefined, {
@@ -365,24 +373,33 @@ export function createRedisLimiter(
           : client.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
       subscribers.add(own);
       own.on('error', () => undefined); // reported by the main connection's handler
-      own.on('message', (channel: string, message: string) => {
-        if (channel === QUESTIONS_CHANNEL) onMessage(message);
+      own.on('message', (from: string, message: string) => {
+        if (from === name) onMessage(message);
       });
       const stop = async () => {
         subscribers.delete(own);
         own.disconnect();
       };
       try {
-        await own.subscribe(QUESTIONS_CHANNEL);
+        await own.subscribe(name);
       } catch (err) {
         await stop();
         throw err;
       }
       return stop;
     },
+  });
+
+  const questions: QuestionStore = {
+    open: async (key, ttlMs) => {
+      await command(client.set(`portcullis:confirm:q:${key}`, '1', 'PX', Math.max(1, Math.ceil(ttlMs))));
+    },
+    take: async (key) => (await command(client.del(`portcullis:confirm:q:${key}`))) === 1,
+    ...channel(QUESTIONS_CHANNEL),
   };
 
   const approvals: ApprovalRedis = {
+    decided: channel(DECIDED_CHANNEL),
     async setAll(entries, ttlMs) {
       const multi = client.multi();
       for (const [key, value] of entries) multi.set(key, value, 'PX', Math.max(1, Math.ceil(ttlMs)));

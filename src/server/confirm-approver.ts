@@ -145,6 +145,7 @@ export function createApproverConfirmation(
       createdAt: at,
       expiresAt: at + deps.approvals.ttlSec * 1000,
       state: 'pending',
+      ...(modern || exchange.session === undefined ? {} : { session: exchange.session.upstreamId }),
     };
     try {
       // A legacy retry finds it by what it is bound to, on any replica sharing the store.

@@ -14,6 +14,7 @@ import { createLogger } from '../logger.js';
 import { recordCertificateExpiry } from '../metrics/certificates.js';
 import { createMetrics, type Metrics } from '../metrics/registry.js';
 import { createSealer } from '../proxy/seal.js';
+import { createSessionStreams } from '../proxy/session-streams.js';
 import { createSessionSealer } from '../proxy/sessions.js';
 import { type AnswerLifetimes, createAnswerLifetimes } from '../proxy/stream-lifetime.js';
 import { createConcurrency } from '../ratelimit/concurrency.js';
@@ -110,7 +111,16 @@ export async function startGateway({
   const lifetimes = createLifetimes(() => router, logger);
   const { limiter, redis } = createLimiters(config, logger, metrics);
   const questions = createOpenQuestions(redis?.questions);
-  const approvals = createApprovals(config, { sealer, redis, limiter, audit, metrics, logger });
+  const sessionStreams = createSessionStreams();
+  const approvals = createApprovals(config, {
+    sealer,
+    redis,
+    limiter,
+    audit,
+    metrics,
+    logger,
+    sessionStreams,
+  });
   // Readiness depends on Redis only where a route would refuse without it.
   const needsRedis =
     redis !== undefined && config.routes.some((r) => r.rateLimits !== undefined && r.failMode === 'closed');
@@ -192,6 +202,7 @@ export async function startGateway({
       lifetimes,
       tracing,
       approvalPages: approvals?.pages,
+      sessionStreams,
     }),
   });
   const admin = createAdminListener(

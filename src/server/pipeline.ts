@@ -12,6 +12,7 @@ import {
 import type { Metrics } from '../metrics/registry.js';
 import { createAnswerRelay } from '../proxy/answer.js';
 import { createSessionOpening } from '../proxy/session-stage.js';
+import type { SessionStreams } from '../proxy/session-streams.js';
 import type { SessionSealer } from '../proxy/sessions.js';
 import type { AnswerLifetimes } from '../proxy/stream-lifetime.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
@@ -58,6 +59,8 @@ export interface PipelineDeps {
   readonly confirmation: Omit<ConfirmationDeps, 'metrics' | 'concurrency'>;
   /** OpenTelemetry, when `tracing` is configured. */
   readonly tracing?: Tracing | undefined;
+  /** Legacy sessions' GET streams (the relay holds them; approvals write to them). */
+  readonly sessionStreams?: SessionStreams | undefined;
   /** The approval pages under `/portcullis/` (`confirm: approver`), when `approvals` is configured. */
   readonly approvalPages?: ((req: IncomingMessage, res: ServerResponse) => Promise<void>) | undefined;
 }

@@ -12,6 +12,7 @@ import {
 } from '@modelcontextprotocol/client';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { ElicitationCompleteNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
@@ -361,12 +362,16 @@ describe('confirm: approver, one gateway', () => {
     ).toBe(400);
   });
 
-  it('2025-11-25, SDK v1: -32042 with the status URL; after the approval the same call runs once', async () => {
+  it('2025-11-25, SDK v1: -32042 with the status URL; notifications/elicitation/complete when approved; the same call then runs once', async () => {
     const before = echoes(legacyUpstream);
     const client = new V1Client(
       { name: 'legacy-requester', version: '1.0.0' },
       { capabilities: { elicitation: { url: {} } } },
     );
+    const completed: string[] = [];
+    client.setNotificationHandler(ElicitationCompleteNotificationSchema, (notification) => {
+      completed.push(notification.params.elicitationId);
+    });
     await client.connect(
       new V1ClientTransport(new URL(`${legacyGateway.url}/mcp`), {
         requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
@@ -398,6 +403,10 @@ describe('confirm: approver, one gateway', () => {
     const page = await openAs(browser, notice.link, 'carol');
     expect(await decide(page, 'approve')).toContain('Approved.');
     await page.browserContext().close();
+    // The session's GET stream tells the client its elicitation completed.
+    const deadline = Date.now() + 5_000;
+    while (completed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(completed).toEqual([notice.approval]);
     const result = await client.callTool({ name: 'echo', arguments: { text: 'legacy' } });
     expect((result.content as { text: string }[])[0]?.text).toBe('legacy');
     expect(echoes(legacyUpstream)).toBe(before + 1);
