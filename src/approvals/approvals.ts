@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { ApprovalEvent, AuditStream } from '../audit/stream.js';
 import type { Config } from '../config/schema.js';
+import type { Bindings } from '../confirm/confirmation.js';
 import type { Refusal } from '../errors.js';
 import type { Authorized } from '../exchange.js';
 import { ELICITATION_COMPLETE } from '../jsonrpc/methods.js';
@@ -25,7 +26,11 @@ import { createApprovalPages } from './web.js';
  */
 export interface Approvals {
   /** The confirm stage's part for a call whose entry says `confirm: approver`. */
-  readonly confirm: (exchange: Authorized, index: number) => Promise<Authorized | UpstreamAnswer | Refusal>;
+  readonly confirm: (
+    exchange: Authorized,
+    index: number,
+    call: Bindings,
+  ) => Promise<Authorized | UpstreamAnswer | Refusal>;
   /** Serves a request under `/portcullis/`. */
   readonly pages: (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 }

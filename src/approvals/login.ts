@@ -36,6 +36,15 @@ export const LOGIN_COOKIE = '__Host-portcullis-login';
 /** Where the provider sends the browser back, under `publicUrl`. */
 export const CALLBACK_PATH = '/portcullis/callback';
 
+/**
+ * The public URL of a page at `path` (`/portcullis/…`): under `publicUrl` with its path kept — a
+ * gateway behind a proxy at `https://example.com/mcp-gateway` links to
+ * `https://example.com/mcp-gateway/portcullis/…` (the proxy strips its prefix on the way in).
+ */
+export function pageUrl(publicUrl: string, path: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}${path}`;
+}
+
 export interface Login {
   /** The provider's authorization URL for a new login, and the pre-login cookie to set with it. */
   start(next: string): Promise<{ readonly location: string; readonly cookie: string }>;
@@ -58,7 +67,7 @@ export function createLogin(approvals: ApprovalsConfig, sealer: Sealer, now: () 
   const publicUrl = approvals.publicUrl;
   if (spec === undefined || publicUrl === undefined)
     throw new Error('approvals.oidc and publicUrl are required');
-  const redirectUri = new URL(CALLBACK_PATH, publicUrl).href;
+  const redirectUri = pageUrl(publicUrl, CALLBACK_PATH);
   const scope = ['openid', ...(approvals.approverScopes ?? []), ...spec.scopes].join(' ');
   // Discovered at the first login, then kept; a failed discovery is tried again next time.
   let provider: Promise<oidc.Configuration> | undefined;

@@ -54,7 +54,7 @@ function details(approval: Approval): string {
     approval.decidedBy === undefined
       ? ''
       : `<dt>Decided by</dt><dd>${escapeHtml(approval.decidedBy.name ?? approval.decidedBy.subject)}</dd>`;
-  return `<dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd><code>${escapeHtml(v)}</code></dd>`).join('')}${decided}<dt>State</dt><dd class="state ${approval.state}">${approval.state}</dd></dl><h2>Arguments</h2><pre>${escapeHtml(approval.summary)}</pre>`;
+  return `<dl>${rows.map(([k, v]) => `<dt>${k}</dt><dd><code>${escapeHtml(v)}</code></dd>`).join('')}${decided}<dt>State</dt><dd class="state ${approval.state}">${approval.state}</dd></dl><h2>Arguments</h2><pre>${escapeHtml(approval.arguments)}</pre>`;
 }
 
 /** The approver's page: the request, and approve / deny when it is still pending. */

@@ -31,8 +31,11 @@ export interface ApprovalRequest {
   readonly requester: Requester;
   /** The call it approves: the retry must match every field. */
   readonly bindings: Bindings;
-  /** The arguments as shown to people (escaped text, secrets masked). */
-  readonly summary: string;
+  /**
+   * The whole arguments as approvers see them: indented JSON, control and format characters
+   * escaped (`\uXXXX`), nothing cut and nothing masked — an approver approves what they saw.
+   */
+  readonly arguments: string;
   /** The policy entry that asked for it (`tools.drop_table`). */
   readonly rule: string;
   /** A legacy session's call: the upstream session id its client is told in when it is decided. */
@@ -170,9 +173,13 @@ export function createRedisApprovalStore(redis: ApprovalRedis): ApprovalStore {
         : { ...parsed, state, decidedBy: decided.by, decidedAt: decided.at };
     },
     async decide(id, state, by, at) {
+      // Read first, then one compare-and-set: once it has swapped, nothing more can fail, so a
+      // decision taken is always reported (and audited) as taken.
+      const current = await this.get(id);
+      if (current?.state !== 'pending') return undefined;
       const [, stateKey, decisionKey] = keys(id);
       const swapped = await redis.swap(stateKey, 'pending', state, decisionKey, JSON.stringify({ by, at }));
-      return swapped ? this.get(id) : undefined;
+      return swapped ? { ...current, state, decidedBy: by, decidedAt: at } : undefined;
     },
     async use(id) {
       const [, stateKey, decisionKey] = keys(id);

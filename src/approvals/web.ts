@@ -8,6 +8,7 @@ import {
   LOGIN_COOKIE,
   type Login,
   type Person,
+  pageUrl,
   SESSION_COOKIE,
 } from './login.js';
 import { approvalPage, messagePage, PAGE_HEADERS, statusPage } from './pages.js';
@@ -50,7 +51,8 @@ export function createApprovalPages(
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { approvals, store, login } = deps;
   const now = deps.now ?? Date.now;
-  const origin = new URL(approvals.publicUrl as string).origin;
+  const publicUrl = approvals.publicUrl as string;
+  const origin = new URL(publicUrl).origin;
   const issuer = approvals.oidc?.issuer;
 
   const send = (
@@ -67,12 +69,26 @@ export function createApprovalPages(
     res.end();
   };
 
-  /** Whether `person` is the one who asked for `approval` (by subject, or as an owner). */
+  /**
+   * Whether `person` is the one who asked for `approval`: a JWT caller of the login's issuer by
+   * its subject, or whoever `owners` names for the requester's identity (any requester, a JWT
+   * caller of another issuer too). Issuers compare as URLs (a trailing slash is no other issuer).
+   */
   const isRequester = (approval: Approval, person: Person): boolean => {
     const { requester } = approval;
-    if (requester.issuer !== undefined)
-      return requester.issuer === person.issuer && requester.subject === person.subject;
-    return person.issuer === issuer && approvals.owners[requester.key] === person.subject;
+    if (
+      requester.issuer !== undefined &&
+      sameIssuer(requester.issuer, person.issuer) &&
+      requester.subject === person.subject
+    )
+      return true;
+    const owner = approvals.owners[requester.key];
+    return (
+      owner !== undefined &&
+      issuer !== undefined &&
+      sameIssuer(person.issuer, issuer) &&
+      owner === person.subject
+    );
   };
 
   return async (req, res) => {
@@ -113,7 +129,7 @@ export function createApprovalPages(
         );
       }
       if ('failed' in finished) return send(res, 400, messagePage('Login failed', finished.failed));
-      return redirect(res, finished.next, [finished.cookie, login.clearLogin], 303);
+      return redirect(res, pageUrl(publicUrl, finished.next), [finished.cookie, login.clearLogin], 303);
     }
 
     const match = /^\/portcullis\/approvals\/([^/]+)(\/status)?$/.exec(url.pathname);
@@ -130,7 +146,7 @@ export function createApprovalPages(
         deps.onRefused(id, undefined, undefined, 'no_session');
         return send(res, 403, messagePage('Log in first', 'Your session ended. Open the link again.'));
       }
-      return redirect(res, `/portcullis/login?next=${encodeURIComponent(url.pathname)}`);
+      return redirect(res, pageUrl(publicUrl, `/portcullis/login?next=${encodeURIComponent(url.pathname)}`));
     }
     const approval = await store.get(id);
     if (approval === undefined)
@@ -153,12 +169,16 @@ export function createApprovalPages(
         ? 'You asked for this call: another person must approve it.'
         : undefined;
     const token = csrfToken(person, id);
-    if (req.method === 'GET')
+    if (req.method === 'GET') {
+      // The call is shown to approvers and to its requester; anyone else holding the link sees nothing of it.
+      if (!person.approver && !self)
+        return send(res, 403, messagePage('Not an approver', 'You are not an approver.'));
       return send(
         res,
         refusal === undefined ? 200 : 403,
         approvalPage(approval, refusal === undefined ? token : undefined, refusal),
       );
+    }
 
     // A decision: from our own origin, with the token of this session and this approval.
     if (req.headers.origin !== origin) {
@@ -176,7 +196,7 @@ export function createApprovalPages(
     }
     if (refusal !== undefined) {
       deps.onRefused(id, approval, person, person.approver ? 'self_approval' : 'not_approver');
-      return send(res, 403, approvalPage(approval, undefined, refusal));
+      return send(res, 403, messagePage('Refused', refusal));
     }
     const decision = form.get('decision');
     if (decision !== 'approve' && decision !== 'deny')
@@ -212,6 +232,18 @@ export function createApprovalPages(
     });
     return read === 'read' ? new URLSearchParams(text) : undefined;
   }
+}
+
+/** Whether two issuer identifiers name one issuer: equal as URLs, a trailing slash aside. */
+export function sameIssuer(a: string, b: string): boolean {
+  const canonical = (value: string) => {
+    try {
+      return new URL(value).href.replace(/\/+$/, '');
+    } catch {
+      return value;
+    }
+  };
+  return canonical(a) === canonical(b);
 }
 
 /** The CSRF token of `person`'s session for approval `id`: a page of another session, or another approval, has another. */

@@ -68,6 +68,21 @@ export function shownText(value: unknown): string {
   );
 }
 
+/** The longest arguments an approver is shown whole; a call with longer ones is not asked. */
+const MAX_SHOWN_ARGUMENTS = 65_536;
+
+/**
+ * The whole arguments as an approver reads them: indented JSON with every control, format and
+ * separator character escaped ({@link shownText}); undefined when longer than 64 KiB (such a call
+ * is not asked: an approval of what nobody could read is no approval).
+ */
+export function shownArguments(args: unknown): string | undefined {
+  const text = (JSON.stringify(args ?? {}, null, 2) ?? 'null').replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) =>
+    c === '\n' ? c : `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  );
+  return text.length > MAX_SHOWN_ARGUMENTS ? undefined : text;
+}
+
 /**
  * The arguments as a person reads them: `"path"="/srv/a.txt", "force"=true, "token"=•••`. Every
  * top-level name is shown (quoted and escaped, so a name cannot pose as another argument); a long

@@ -1,16 +1,16 @@
 import { hash } from 'node:crypto';
-import type { ApprovalsConfig } from '../approvals/login.js';
+import { type ApprovalsConfig, pageUrl } from '../approvals/login.js';
 import type { Notifier } from '../approvals/notify.js';
 import { type Approval, type ApprovalStore, newApprovalId, type Requester } from '../approvals/store.js';
 import type { Identity } from '../auth/identity.js';
 import {
-  argumentSummary,
   argumentsHashOf,
   type Bindings,
   matches,
   openAwaiting,
   RESERVED_PREFIX,
   sealAwaiting,
+  shownArguments,
   shownText,
   takesUrl,
 } from '../confirm/confirmation.js';
@@ -58,12 +58,16 @@ const APPROVAL_KEY = `${RESERVED_PREFIX}approval`;
 
 export function createApproverConfirmation(
   deps: ApproverDeps,
-): (exchange: Authorized, index: number) => Promise<Authorized | UpstreamAnswer | Refusal> {
+): (
+  exchange: Authorized,
+  index: number,
+  confirmed: Bindings,
+) => Promise<Authorized | UpstreamAnswer | Refusal> {
   const now = deps.now ?? Date.now;
   const publicUrl = deps.approvals.publicUrl as string;
   const createRate = parseRate(deps.approvals.createLimit);
 
-  return async (exchange, index) => {
+  return async (exchange, index, confirmed) => {
     const message = exchange.body.messages[index];
     if (message === undefined || message.kind !== 'request') return exchange;
     const ids = [message.id];
@@ -89,7 +93,7 @@ export function createApproverConfirmation(
             data: { approval: awaiting.approval, detail: 'mismatch' },
           });
         const approval = await deps.store.get(awaiting.approval);
-        return settle(exchange, index, approval, awaiting.approval, () =>
+        return settle(exchange, index, confirmed, approval, awaiting.approval, () =>
           jsonAnswer(
             200,
             {
@@ -125,22 +129,24 @@ export function createApproverConfirmation(
       }
       // A used approval (the call ran): this is a new call, asked anew below.
       if (known !== undefined && known.state !== 'used')
-        return settle(exchange, index, known, known.id, () => urlRequiredError(message.id, known.id, tool));
+        return settle(exchange, index, confirmed, known, known.id, () =>
+          urlRequiredError(message.id, known.id, tool),
+        );
     }
 
     // A new approval: at most `createLimit` per identity.
     const charged = await deps.limiter.consume(`approvals:create:${exchange.identity.key}`, createRate);
     if (!charged.allowed)
       return refuse('rate_limited', { ids, headers: { 'retry-after': String(charged.retryAfterSec) } });
-    const summary = argumentSummary(params.arguments);
-    if (summary === undefined)
+    const shown = shownArguments(params.arguments);
+    if (shown === undefined)
       return refuse('confirmation_unavailable', { ids, modern, data: { detail: 'too_long_to_show' } });
     const at = now();
     const approval: Approval = {
       id: newApprovalId(),
       requester: requesterOf(exchange.identity),
       bindings: call,
-      summary,
+      arguments: shown,
       rule,
       createdAt: at,
       expiresAt: at + deps.approvals.ttlSec * 1000,
@@ -157,7 +163,7 @@ export function createApproverConfirmation(
       return refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
     }
     deps.onCreated(approval);
-    deps.notifier.pending(approval, new URL(`/portcullis/approvals/${approval.id}`, publicUrl).href);
+    deps.notifier.pending(approval, pageUrl(publicUrl, `/portcullis/approvals/${approval.id}`));
     exchange.confirmation = { step: 'pending', id: approval.id };
     if (!modern) return urlRequiredError(message.id, approval.id, tool);
     const state = sealAwaiting(deps.sealer, call, approval.id, approval.expiresAt);
@@ -172,6 +178,8 @@ export function createApproverConfirmation(
   async function settle(
     exchange: Authorized,
     index: number,
+    /** The confirmed call's bindings: an upstream's own `input_required` is sealed with them. */
+    confirmed: Bindings,
     approval: Approval | undefined,
     id: string,
     again: () => UpstreamAnswer,
@@ -206,7 +214,7 @@ export function createApproverConfirmation(
       exchange.confirmation = { step: 'expired', id };
       return refuse('confirmation_expired', { ids, data: { approval: id, detail: 'used' } });
     }
-    exchange.confirmation = { step: 'approved', id };
+    exchange.confirmation = { step: 'approved', id, bindings: confirmed };
     deps.metrics?.approvals.inc({ route: exchange.route.path, result: 'used' });
     exchange.body = withoutConfirmation(exchange.body, index);
     return exchange;
@@ -257,7 +265,7 @@ export function createApproverConfirmation(
   }
 
   function statusUrl(id: string): string {
-    return new URL(`/portcullis/approvals/${id}/status`, publicUrl).href;
+    return pageUrl(publicUrl, `/portcullis/approvals/${id}/status`);
   }
 }
 

@@ -39,7 +39,11 @@ export interface ConfirmationDeps {
   readonly concurrency: Concurrency;
   /** `confirm: approver` calls (undefined without `approvals.publicUrl` and `oidc`). */
   readonly approver?:
-    | ((exchange: Authorized, index: number) => Promise<Authorized | UpstreamAnswer | Refusal>)
+    | ((
+        exchange: Authorized,
+        index: number,
+        call: Bindings,
+      ) => Promise<Authorized | UpstreamAnswer | Refusal>)
     | undefined;
   /** How long the caller has to answer (`approvals.confirmTimeoutSec`). */
   readonly timeoutMs: number;
@@ -81,12 +85,6 @@ export function createConfirmation(
     // Any decision of a `confirm` entry: in `shadow` mode a denied call is forwarded too.
     const index = exchange.decisions.findIndex((d) => d.confirm !== undefined);
     if (index === -1) return exchange;
-    if (exchange.decisions[index]?.confirm === 'approver') {
-      if (deps.approver !== undefined) return deps.approver(exchange, index);
-      // Refused at load without `approvals`; never forwarded all the same.
-      count(exchange.route.path, 'unavailable');
-      return refuse('confirmation_unavailable', { data: { detail: 'no_approvals' } });
-    }
     const { body, route } = exchange;
     const message = body.messages[index];
     if (message === undefined || message.kind !== 'request') return exchange;
@@ -103,6 +101,48 @@ export function createConfirmation(
     }
     const params = message.params ?? {};
     const tool = String(params.name);
+    const call: Bindings = {
+      identity: exchange.identity.key,
+      route: route.path,
+      tool,
+      argumentsHash: argumentsHashOf(params.arguments),
+      pinHash: route.pinnedToolHash(tool),
+      store: deps.used.scope,
+    };
+    // A confirmed call's retry of the upstream's own input_required — confirmed by its caller or
+    // approved by another person: its state restored, not asked again.
+    if (modern) {
+      const continued = openContinued(deps.sealer, params.requestState);
+      if (continued !== undefined) {
+        const at = now();
+        const id = confirmationId(continued.nonce);
+        // From `expiresAt` on: the used nonce may be forgotten then, so the state must be too.
+        if (at >= continued.expiresAt || !matches(continued, call)) {
+          count(route.path, 'expired');
+          exchange.confirmation = { step: 'expired', id };
+          return refuse('confirmation_expired', {
+            ids,
+            data: { detail: at >= continued.expiresAt ? 'expired' : 'mismatch' },
+          });
+        }
+        return consumeThen(continued.nonce, continued.expiresAt, at, ids, (first) => {
+          if (!first) {
+            count(route.path, 'expired');
+            exchange.confirmation = { step: 'expired', id };
+            return refuse('confirmation_expired', { ids, data: { detail: 'used' } });
+          }
+          exchange.confirmation = { step: 'continued', id, bindings: call };
+          exchange.body = withoutConfirmation(body, index, continued.upstreamState);
+          return exchange;
+        });
+      }
+    }
+    if (exchange.decisions[index]?.confirm === 'approver') {
+      if (deps.approver !== undefined) return deps.approver(exchange, index, call);
+      // Refused at load without `approvals`; never forwarded all the same.
+      count(route.path, 'unavailable');
+      return refuse('confirmation_unavailable', { ids, data: { detail: 'no_approvals' } });
+    }
     if (!modern) {
       const session = exchange.session;
       const detail =
@@ -127,39 +167,6 @@ export function createConfirmation(
         });
       }
       return askInSession(deps, exchange, question, (outcome) => count(route.path, outcome));
-    }
-    const call: Bindings = {
-      identity: exchange.identity.key,
-      route: route.path,
-      tool,
-      argumentsHash: argumentsHashOf(params.arguments),
-      pinHash: route.pinnedToolHash(tool),
-      store: deps.used.scope,
-    };
-    // A confirmed call's retry of the upstream's own input_required: its state restored, not asked again.
-    const continued = openContinued(deps.sealer, params.requestState);
-    if (continued !== undefined) {
-      const at = now();
-      const id = confirmationId(continued.nonce);
-      // From `expiresAt` on: the used nonce may be forgotten then, so the state must be too.
-      if (at >= continued.expiresAt || !matches(continued, call)) {
-        count(route.path, 'expired');
-        exchange.confirmation = { step: 'expired', id };
-        return refuse('confirmation_expired', {
-          ids,
-          data: { detail: at >= continued.expiresAt ? 'expired' : 'mismatch' },
-        });
-      }
-      return consumeThen(continued.nonce, continued.expiresAt, at, ids, (first) => {
-        if (!first) {
-          count(route.path, 'expired');
-          exchange.confirmation = { step: 'expired', id };
-          return refuse('confirmation_expired', { ids, data: { detail: 'used' } });
-        }
-        exchange.confirmation = { step: 'continued', id, bindings: call };
-        exchange.body = withoutConfirmation(body, index, continued.upstreamState);
-        return exchange;
-      });
     }
     const asked = openAsked(deps.sealer, params.requestState);
     if (asked === undefined) {

@@ -218,8 +218,9 @@ describe('confirm: approver, one gateway', () => {
     expect(shown).toContain('echo');
     expect(shown).toContain('apiKey:alice');
     expect(shown).toContain('tools.echo');
-    expect(shown).toContain('"text"="drop table"');
-    expect(shown).not.toContain('hunter2');
+    // The whole arguments, nothing cut or masked: an approver approves what they saw.
+    expect(shown).toContain('"text": "drop table"');
+    expect(shown).toContain('"password": "hunter2"');
     // The page's headers: no framing, no script, no cache.
     const headers = (await page.reload())?.headers() ?? {};
     expect(headers['content-security-policy']).toContain("frame-ancestors 'none'");

@@ -27,7 +27,7 @@ const request = (ttlMs = 60_000): ApprovalRequest => ({
     pinHash: null,
     store: 'approvals',
   },
-  summary: '"table"="users"',
+  arguments: '{\n  "table": "users"\n}',
   rule: 'tools.drop_table',
   createdAt: Date.now(),
   expiresAt: Date.now() + ttlMs,
@@ -89,6 +89,38 @@ afterAll(async () => {
   await redis?.stop();
 });
 contract('Redis', () => createRedisApprovalStore(limiter.approvals));
+
+describe('a decision in Redis', () => {
+  it('is reported as taken once its compare-and-set has swapped, whatever Redis does next', async () => {
+    const values = new Map<string, string>();
+    let failReads = false;
+    const redis = {
+      setAll: async (entries: readonly (readonly [string, string])[]) => {
+        for (const [k, v] of entries) values.set(k, v);
+      },
+      getAll: async (keys: readonly string[]) => {
+        if (failReads) throw new Error('redis went away');
+        return keys.map((k) => values.get(k) ?? null);
+      },
+      swap: async (stateKey: string, from: string, to: string) => {
+        if (values.get(stateKey) !== from) return false;
+        values.set(stateKey, to);
+        failReads = true; // gone right after the write
+        return true;
+      },
+      decided: { publish: async () => undefined, subscribe: async () => async () => undefined },
+    };
+    const store = createRedisApprovalStore(redis);
+    const asked = request();
+    await store.create(asked);
+    expect(await store.decide(asked.id, 'approved', carol, 7)).toMatchObject({
+      id: asked.id,
+      state: 'approved',
+      decidedBy: carol,
+      decidedAt: 7,
+    });
+  });
+});
 
 describe('approval ids', () => {
   it('are 128 random bits, URL-safe; nothing else names one', () => {

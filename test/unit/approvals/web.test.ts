@@ -5,7 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Login, Person } from '../../../src/approvals/login.js';
 import { type Approval, createLocalApprovalStore, newApprovalId } from '../../../src/approvals/store.js';
-import { createApprovalPages } from '../../../src/approvals/web.js';
+import { createApprovalPages, sameIssuer } from '../../../src/approvals/web.js';
 
 const people: Record<string, Person> = {
   carol: {
@@ -58,7 +58,7 @@ describe('approval pages (unit, stub login)', () => {
       pinHash: null,
       store: 'approvals',
     },
-    summary: '"q"="</pre><img src=x onerror=alert(1)>"',
+    arguments: '{ "q": "</pre><img src=x onerror=alert(1)>" }',
     rule: 'tools."<b>"',
     createdAt: Date.now(),
     expiresAt: Date.now() + 60_000,
@@ -118,16 +118,19 @@ describe('approval pages (unit, stub login)', () => {
     const answer = await get(`/portcullis/approvals/${id}`);
     expect(answer.status).toBe(302);
     expect(answer.headers.get('location')).toBe(
-      `/portcullis/login?next=${encodeURIComponent(`/portcullis/approvals/${id}`)}`,
+      `${origin}/portcullis/login?next=${encodeURIComponent(`/portcullis/approvals/${id}`)}`,
     );
     expect((await get('/portcullis/login?next=/elsewhere')).status).toBe(400);
     expect((await get(`/portcullis/login?next=/portcullis/approvals/${id}`)).status).toBe(302);
   });
 
-  it('a person who is not an approver sees the call and no form; self-approval by subject (JWT) and by owner refused', async () => {
+  it('a person who is neither approver nor requester sees nothing of the call; self-approval by subject (JWT) and by owner refused', async () => {
     const dave = await get(`/portcullis/approvals/${id}`, 'dave');
     expect(dave.status).toBe(403);
-    expect(await dave.text()).toContain('not an approver');
+    const page = await dave.text();
+    expect(page).toContain('not an approver');
+    expect(page).not.toContain('onerror');
+    expect(page).not.toContain('&#60;script');
     expect((await get(`/portcullis/approvals/${id}`, 'alice')).status).toBe(403);
     expect((await get(`/portcullis/approvals/${selfAllowed}`, 'alice')).status).toBe(403);
     const carol = await get(`/portcullis/approvals/${id}`, 'carol');
@@ -159,5 +162,114 @@ describe('approval pages (unit, stub login)', () => {
     expect((await get('/portcullis/approvals/short', 'carol')).status).toBe(404);
     expect((await get('/portcullis/nothing', 'carol')).status).toBe(404);
     expect((await store.get(id))?.state).toBe('pending');
+  });
+});
+
+describe('who asked (self-approval and the status page)', () => {
+  const store = createLocalApprovalStore();
+  let server: Server;
+  let origin = '';
+  const ids: Record<string, string> = {};
+  const personAt = (issuer: string, subject: string): Person => ({
+    issuer,
+    subject,
+    approver: true,
+    session: `s-${subject}-${issuer}`,
+    expiresAt: Date.now() + 60_000,
+  });
+  const logins: Record<string, Person> = {
+    // The provider's `iss` without the slash the policy's `oidc.issuer` has.
+    alice: personAt('https://idp.example.com', 'alice'),
+    bob: personAt('https://idp.example.com', 'bob'),
+    carol: personAt('https://idp.example.com', 'carol'),
+  };
+
+  beforeAll(async () => {
+    server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const pages = createApprovalPages({
+      approvals: {
+        confirmTimeoutSec: 120,
+        ttlSec: 900,
+        allowSelfApproval: false,
+        // bob calls as a JWT of another issuer (the MCP authorization server), owned by bob at the IdP.
+        owners: { 'apiKey:alice': 'alice', 'jwt:https://mcp-as.example.com|u-77': 'bob' },
+        createLimit: '10/minute',
+        publicUrl: origin,
+        oidc: { issuer: 'https://idp.example.com/', clientId: 'c', scopes: [] },
+        approverScopes: ['mcp:approve'],
+      },
+      store,
+      login: { ...login, person: (cookie) => (cookie === undefined ? undefined : logins[cookie]) },
+      logger: pino({ level: 'silent' }),
+      onDecision: () => undefined,
+      onRefused: () => undefined,
+    });
+    server.on('request', (req, res) => {
+      void pages(req, res);
+    });
+    const base = {
+      bindings: {
+        identity: '',
+        route: '/mcp',
+        tool: 'drop',
+        argumentsHash: 'h',
+        pinHash: null,
+        store: 'approvals',
+      },
+      arguments: '{}',
+      rule: 'tools.drop',
+      createdAt: Date.now(),
+      expiresAt: Date.now() + 60_000,
+    };
+    for (const [name, requester] of [
+      ['owned', { key: 'apiKey:alice' }],
+      [
+        'otherIssuer',
+        { key: 'jwt:https://mcp-as.example.com|u-77', issuer: 'https://mcp-as.example.com', subject: 'u-77' },
+      ],
+      [
+        'sameIssuer',
+        { key: 'jwt:https://idp.example.com/|alice', issuer: 'https://idp.example.com/', subject: 'alice' },
+      ],
+    ] as const) {
+      ids[name] = newApprovalId();
+      await store.create({ ...base, id: ids[name] as string, requester });
+    }
+  });
+  afterAll(() => {
+    server.close();
+  });
+
+  const get = (path: string, who: string) =>
+    fetch(`${origin}${path}`, {
+      redirect: 'manual',
+      headers: { cookie: `__Host-portcullis-approvals=${who}` },
+    });
+
+  it('an owner is recognized though the provider spells its issuer without the policy’s trailing slash', async () => {
+    expect((await get(`/portcullis/approvals/${ids.owned}`, 'alice')).status).toBe(403);
+    expect((await get(`/portcullis/approvals/${ids.owned}/status`, 'alice')).status).toBe(200);
+    expect((await get(`/portcullis/approvals/${ids.owned}`, 'carol')).status).toBe(200);
+  });
+
+  it('a JWT caller of another issuer is recognized through owners', async () => {
+    expect((await get(`/portcullis/approvals/${ids.otherIssuer}`, 'bob')).status).toBe(403);
+    expect((await get(`/portcullis/approvals/${ids.otherIssuer}/status`, 'bob')).status).toBe(200);
+    expect((await get(`/portcullis/approvals/${ids.otherIssuer}/status`, 'carol')).status).toBe(403);
+  });
+
+  it('a JWT caller of the login’s issuer is recognized by subject, a trailing slash aside', async () => {
+    expect((await get(`/portcullis/approvals/${ids.sameIssuer}`, 'alice')).status).toBe(403);
+    expect((await get(`/portcullis/approvals/${ids.sameIssuer}/status`, 'alice')).status).toBe(200);
+  });
+
+  it('sameIssuer: equal as URLs, a trailing slash aside; nothing else', () => {
+    expect(sameIssuer('https://idp.example.com/', 'https://idp.example.com')).toBe(true);
+    expect(sameIssuer('https://IDP.example.com/', 'https://idp.example.com')).toBe(true);
+    expect(sameIssuer('https://idp.example.com/a', 'https://idp.example.com/a/')).toBe(true);
+    expect(sameIssuer('https://idp.example.com/a', 'https://idp.example.com/b')).toBe(false);
+    expect(sameIssuer('https://idp.example.com', 'http://idp.example.com')).toBe(false);
   });
 });

@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { argumentSummary, confirmationRequest, takesForm } from '../../../src/confirm/confirmation.js';
+import {
+  argumentSummary,
+  confirmationRequest,
+  shownArguments,
+  takesForm,
+} from '../../../src/confirm/confirmation.js';
 import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
 
 describe('what a caller is shown', () => {
@@ -80,5 +85,27 @@ describe('takesForm', () => {
     expect(takesForm(true)).toBe(false);
     expect(takesForm([])).toBe(false);
     expect(takesForm(null)).toBe(false);
+  });
+});
+
+describe('shownArguments (what an approver sees)', () => {
+  it('shows the whole call: deep values, long values and secret-looking names, nothing cut or masked', () => {
+    const deep = { a: { b: { c: { d: { e: { f: 'DROP TABLE users' } } } } } };
+    const long = `SELECT 1 /*${' '.repeat(170)}*/; DROP TABLE users`;
+    const text = shownArguments({ deep, long, api_key: 'sk-live-1' }) as string;
+    expect(text).toContain('DROP TABLE users');
+    expect(text).toContain(long);
+    expect(text).toContain('sk-live-1');
+  });
+
+  it('escapes control, bidi and zero-width characters; keeps its own line breaks', () => {
+    const text = shownArguments({ name: 'a\u202Eb\u200Bc\u0007' }) as string;
+    expect(text).toContain('a\\u202eb\\u200bc\\u0007');
+    expect(text.split('\n')).toHaveLength(3);
+  });
+
+  it('is undefined past 64 KiB: such a call is not asked', () => {
+    expect(shownArguments({ big: 'x'.repeat(70_000) })).toBeUndefined();
+    expect(shownArguments(undefined)).toBe('{}');
   });
 });
