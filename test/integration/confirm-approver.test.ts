@@ -10,13 +10,16 @@ import {
   Client as V2Client,
   StreamableHTTPClientTransport as V2ClientTransport,
 } from '@modelcontextprotocol/client';
+import { toNodeHandler } from '@modelcontextprotocol/node';
 import { Client as V1Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport as V1ClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ElicitationCompleteNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { acceptedContent, createMcpHandler, inputRequired, McpServer } from '@modelcontextprotocol/server';
 import type { Browser, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import * as z from 'zod';
 import { newApiKey } from '../../src/auth/api-key.js';
-import { type Peer, startV1Server, startV2Server, type V1Peer } from '../fixtures/peers.js';
+import { listenRecording, type Peer, startV1Server, startV2Server, type V1Peer } from '../fixtures/peers.js';
 import { launchBrowser } from '../support/browser.js';
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type LoginProvider, startLoginProvider } from '../support/login-provider.js';
@@ -508,5 +511,118 @@ describe('confirm: approver across two gateways sharing Redis', () => {
     expect(((await calling).content as { text: string }[])[0]?.text).toBe('replicated');
     expect(echoes()).toBe(before + 1);
     await client.close();
+  }, 60_000);
+});
+
+describe('confirm: approver in front of an upstream that itself asks for input', () => {
+  let upstream: Peer;
+  let provider: LoginProvider;
+  let gateway: TestGateway;
+  let browser: Browser;
+  let hook: Awaited<ReturnType<typeof startHook>>;
+  const UPSTREAM_STATE = 'upstream-state-7';
+
+  beforeAll(async () => {
+    const handler = createMcpHandler(
+      () => {
+        const server = new McpServer({ name: 'asking', version: '1.0.0' }, { capabilities: { tools: {} } });
+        server.registerTool(
+          'echo',
+          { description: 'Echoes, asking why first', inputSchema: z.object({ text: z.string() }) },
+          async ({ text }, ctx) => {
+            const reason = acceptedContent<{ why?: string }>(ctx.mcpReq.inputResponses, 'reason');
+            if (reason?.why === undefined)
+              return inputRequired({
+                inputRequests: {
+                  reason: inputRequired.elicit({
+                    message: 'Why?',
+                    requestedSchema: z.object({ why: z.string() }),
+                  }),
+                },
+                requestState: UPSTREAM_STATE,
+              });
+            return { content: [{ type: 'text', text: `${text} because ${reason.why}` }] };
+          },
+        );
+        return server;
+      },
+      { responseMode: 'json', legacy: 'reject', keepAliveMs: 0 },
+    );
+    const node = toNodeHandler(handler);
+    upstream = await listenRecording(
+      (req, res, body) => node(req as never, res, body),
+      () => handler.close(),
+    );
+    const port = await freePort();
+    provider = await startLoginProvider({
+      redirectUris: [`http://127.0.0.1:${port}/portcullis/callback`],
+      clientId: 'portcullis-approvals',
+      clientSecret: 'approvals-secret',
+      scopes: ['mcp:approve'],
+      accounts: { carol: { name: 'Carol Approver' } },
+    });
+    hook = await startHook();
+    gateway = await startTestGateway({
+      port,
+      policy: policyFor({
+        publicUrl: `http://127.0.0.1:${port}`,
+        issuer: provider.issuer,
+        hook: hook.url,
+        upstream: upstream.url,
+      }),
+    });
+    browser = await launchBrowser();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+    await provider?.close();
+    hook?.server.close();
+    await upstream?.close();
+  });
+
+  it('approved once; the upstream’s own question and state travel through sealed, with no second approval', async () => {
+    const release = latch();
+    const client = new V2Client(
+      { name: 'requester', version: '1.0.0' },
+      {
+        capabilities: { elicitation: { form: {}, url: {} } },
+        versionNegotiation: { mode: { pin: '2026-07-28' } },
+      },
+    );
+    const asked: string[] = [];
+    client.setRequestHandler('elicitation/create', async (request) => {
+      const params = request.params as { mode?: string; message?: string };
+      asked.push(String(params.mode ?? 'form'));
+      if (params.mode === 'url') {
+        await release.promise;
+        return { action: 'accept' };
+      }
+      return { action: 'accept', content: { why: 'audit' } };
+    });
+    await client.connect(
+      new V2ClientTransport(new URL(`${gateway.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      }),
+    );
+    const calling = client.callTool({ name: 'echo', arguments: { text: 'ship it' } });
+    const notice = await nextNotice(hook.notices, 0);
+    const page = await openAs(browser, notice.link, 'carol');
+    expect(await decide(page, 'approve')).toContain('Approved.');
+    await page.browserContext().close();
+    release.open();
+    expect(((await calling).content as { text: string }[])[0]?.text).toBe('ship it because audit');
+    await client.close();
+    // One approval, then the upstream's own question; the upstream got its own state back.
+    expect(asked).toEqual(['url', 'form']);
+    expect(hook.notices).toHaveLength(1);
+    const calls = upstream.requests
+      .map((r) => r.body as { method?: string; params?: Record<string, unknown> })
+      .filter((b) => b?.method === 'tools/call');
+    expect(calls).toHaveLength(2);
+    expect(calls[0]?.params?.requestState).toBeUndefined();
+    expect(calls[1]?.params?.requestState).toBe(UPSTREAM_STATE);
+    expect(JSON.stringify(upstream.requests)).not.toContain('io.portcullis/');
   }, 60_000);
 });
