@@ -134,13 +134,14 @@ export function createApproverConfirmation(
         );
     }
 
+    // A call nobody could read whole is not asked (and charges nothing).
+    const shown = shownArguments(params.arguments);
+    if (shown === undefined)
+      return refuse('confirmation_unavailable', { ids, modern, data: { detail: 'too_long_to_show' } });
     // A new approval: at most `createLimit` per identity.
     const charged = await deps.limiter.consume(`approvals:create:${exchange.identity.key}`, createRate);
     if (!charged.allowed)
       return refuse('rate_limited', { ids, headers: { 'retry-after': String(charged.retryAfterSec) } });
-    const shown = shownArguments(params.arguments);
-    if (shown === undefined)
-      return refuse('confirmation_unavailable', { ids, modern, data: { detail: 'too_long_to_show' } });
     const at = now();
     const approval: Approval = {
       id: newApprovalId(),
