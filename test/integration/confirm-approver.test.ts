@@ -424,6 +424,33 @@ describe('confirm: approver, one gateway', () => {
     await client.close();
   }, 60_000);
 
+  it('2025-11-25, SDK v2: -32042 with the status URL; after the approval the same call runs once', async () => {
+    const before = echoes(legacyUpstream);
+    const client = new V2Client(
+      { name: 'legacy-v2', version: '1.0.0' },
+      { capabilities: { elicitation: { url: {} } }, versionNegotiation: { mode: 'legacy' } },
+    );
+    await client.connect(
+      new V2ClientTransport(new URL(`${legacyGateway.url}/mcp`), {
+        requestInit: { headers: { authorization: `Bearer ${alice.key}` } },
+      }),
+    );
+    const notified = hook.notices.length;
+    const first = await client
+      .callTool({ name: 'echo', arguments: { text: 'v2 legacy' } })
+      .catch((e: unknown) => e);
+    const notice = await nextNotice(hook.notices, notified);
+    expect(first).toMatchObject({ code: -32042 });
+    expect(JSON.stringify(first)).toContain(`${notice.link}/status`);
+    const page = await openAs(browser, notice.link, 'carol');
+    expect(await decide(page, 'approve')).toContain('Approved.');
+    await page.browserContext().close();
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'v2 legacy' } });
+    expect((result.content as { text: string }[])[0]?.text).toBe('v2 legacy');
+    expect(echoes(legacyUpstream)).toBe(before + 1);
+    await client.close();
+  }, 60_000);
+
   it('2025-11-25: a client that did not declare URL elicitation cannot be asked', async () => {
     const plain = new V1Client({ name: 'plain', version: '1.0.0' });
     await plain.connect(
