@@ -4,8 +4,11 @@
  * (oidc-provider, code flow + PKCE). Callers are real SDK v2 (2026-07-28 and 2025-11-25) and SDK
  * v1 clients; the upstream (SDK v2) is proven to see nothing before the approval.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import {
   Client as V2Client,
   StreamableHTTPClientTransport as V2ClientTransport,
@@ -22,6 +25,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { listenRecording, type Peer, startV1Server, startV2Server, type V1Peer } from '../fixtures/peers.js';
 import { launchBrowser } from '../support/browser.js';
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
+import { ensureBuilt, type GatewayProcess, startGatewayProcess } from '../support/gateway-process.js';
 import { type LoginProvider, startLoginProvider } from '../support/login-provider.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 
@@ -464,12 +468,15 @@ describe('confirm: approver, one gateway', () => {
   });
 });
 
-describe('confirm: approver across two gateways sharing Redis', () => {
+describe('confirm: approver across two gateway processes sharing Redis', () => {
   let redis: RedisServer;
   let upstream: Peer;
   let provider: LoginProvider;
   let one: TestGateway;
-  let two: TestGateway;
+  /** The second gateway: the built CLI in a process of its own. */
+  let two: GatewayProcess;
+  let twoUrl = '';
+  let dir = '';
   let browser: Browser;
   let hook: Awaited<ReturnType<typeof startHook>>;
 
@@ -496,30 +503,33 @@ describe('confirm: approver across two gateways sharing Redis', () => {
         top,
       }),
     });
-    two = await startTestGateway({
-      port: portTwo,
-      policy: policyFor({
-        publicUrl: `http://127.0.0.1:${portTwo}`,
-        issuer: provider.issuer,
-        hook: hook.url,
-        upstream: upstream.url,
-        top,
-      }),
-    });
+    ensureBuilt(['src/approvals/web.ts', 'src/approvals/store.ts', 'src/server/confirm-approver.ts']);
+    dir = mkdtempSync(join(tmpdir(), 'portcullis-approver-'));
+    const file = join(dir, 'portcullis.yaml');
+    twoUrl = `http://127.0.0.1:${portTwo}`;
+    writeFileSync(
+      file,
+      `listen: { host: 127.0.0.1, port: ${portTwo} }
+admin: { host: 127.0.0.1, port: 0 }
+audit: { destination: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
+${policyFor({ publicUrl: twoUrl, issuer: provider.issuer, hook: hook.url, upstream: upstream.url, top })}`,
+    );
+    two = await startGatewayProcess(file);
     browser = await launchBrowser();
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
     await one?.close();
-    await two?.close();
+    two?.kill();
     await provider?.close();
     hook?.server.close();
     await upstream?.close();
     await redis?.stop();
+    if (dir !== '') rmSync(dir, { recursive: true, force: true });
   });
 
-  it('asked on one, approved on the other’s page, the retry forwarded once by either', async () => {
+  it('asked on one, approved on the other process’s page, the retry forwarded once', async () => {
     const echoes = () =>
       upstream.requests.filter(
         (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === 'echo',
@@ -530,7 +540,7 @@ describe('confirm: approver across two gateways sharing Redis', () => {
     const notified = hook.notices.length;
     const calling = client.callTool({ name: 'echo', arguments: { text: 'replicated' } });
     const notice = await nextNotice(hook.notices, notified);
-    const page = await openAs(browser, notice.link.replace(one.url, two.url), 'carol');
+    const page = await openAs(browser, notice.link.replace(one.url, twoUrl), 'carol');
     expect(await page.content()).toContain('replicated');
     expect(await decide(page, 'approve')).toContain('Approved.');
     await page.browserContext().close();
