@@ -663,3 +663,69 @@ describe('confirm: approver in front of an upstream that itself asks for input',
     expect(JSON.stringify(upstream.requests)).not.toContain('io.portcullis/');
   }, 60_000);
 });
+
+describe('confirm: approver named by a claim (approverClaim, read from UserInfo)', () => {
+  let upstream: Peer;
+  let provider: LoginProvider;
+  let gateway: TestGateway;
+  let browser: Browser;
+  let hook: Awaited<ReturnType<typeof startHook>>;
+
+  beforeAll(async () => {
+    upstream = await startV2Server({ response: 'json' });
+    const port = await freePort();
+    provider = await startLoginProvider({
+      redirectUris: [`http://127.0.0.1:${port}/portcullis/callback`],
+      clientId: 'portcullis-approvals',
+      clientSecret: 'approvals-secret',
+      accounts: {
+        dan: { name: 'Dan', groups: ['staff', 'mcp-approvers'] },
+        erin: { name: 'Erin', groups: ['staff'] },
+      },
+    });
+    hook = await startHook();
+    const publicUrl = `http://127.0.0.1:${port}`;
+    gateway = await startTestGateway({
+      port,
+      policy: policyFor({ publicUrl, issuer: provider.issuer, hook: hook.url, upstream: upstream.url })
+        .replace('  approverScopes: [mcp:approve]\n', '  approverClaim: { groups: mcp-approvers }\n')
+        .replace(
+          'clientSecret: approvals-secret }',
+          'clientSecret: approvals-secret, scopes: [profile, groups] }',
+        ),
+    });
+    browser = await launchBrowser();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await gateway?.close();
+    await provider?.close();
+    hook?.server.close();
+    await upstream?.close();
+  });
+
+  it('a member of the group approves; someone outside it sees nothing of the call', async () => {
+    const release = latch();
+    const client = await modernClient(`${gateway.url}/mcp`, release.promise, []);
+    const calling = client.callTool({ name: 'echo', arguments: { text: 'by claim' } });
+    const notice = await nextNotice(hook.notices, 0);
+    const erin = await openAs(browser, notice.link, 'erin');
+    expect(await erin.content()).toContain('You are not an approver');
+    expect(await erin.content()).not.toContain('by claim');
+    await erin.browserContext().close();
+    const dan = await openAs(browser, notice.link, 'dan');
+    expect(await dan.content()).toContain('by claim');
+    expect(await decide(dan, 'approve')).toContain('Approved.');
+    await dan.browserContext().close();
+    release.open();
+    expect(((await calling).content as { text: string }[])[0]?.text).toBe('by claim');
+    await client.close();
+    // Counted: created, approved, used; and the time to decision.
+    const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+    expect(metrics).toContain('portcullis_approvals_total{route="/mcp",result="pending"} 1');
+    expect(metrics).toContain('portcullis_approvals_total{route="/mcp",result="approved"} 1');
+    expect(metrics).toContain('portcullis_approvals_total{route="/mcp",result="used"} 1');
+    expect(metrics).toMatch(/portcullis_approval_decision_seconds_count\{route="\/mcp"\} 1/);
+  }, 60_000);
+});

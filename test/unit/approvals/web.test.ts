@@ -273,3 +273,62 @@ describe('who asked (self-approval and the status page)', () => {
     expect(sameIssuer('https://idp.example.com', 'http://idp.example.com')).toBe(false);
   });
 });
+
+describe('an expired approval', () => {
+  it('is gone from its pages: 404 to the approver and the requester, and no decision can be taken', async () => {
+    let clock = Date.now();
+    const store = createLocalApprovalStore(() => clock);
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const pages = createApprovalPages({
+      approvals: {
+        confirmTimeoutSec: 120,
+        ttlSec: 900,
+        allowSelfApproval: false,
+        owners: { 'apiKey:alice': 'alice' },
+        createLimit: '10/minute',
+        publicUrl: origin,
+        oidc: { issuer: 'https://idp', clientId: 'c', scopes: [] },
+        approverScopes: ['mcp:approve'],
+      },
+      store,
+      login,
+      logger: pino({ level: 'silent' }),
+      onDecision: () => undefined,
+      onRefused: () => undefined,
+    });
+    server.on('request', (req, res) => {
+      void pages(req, res);
+    });
+    try {
+      const id = newApprovalId();
+      await store.create({
+        id,
+        requester: { key: 'apiKey:alice' },
+        bindings: {
+          identity: 'apiKey:alice',
+          route: '/mcp',
+          tool: 'drop',
+          argumentsHash: 'h',
+          pinHash: null,
+          store: 'approvals',
+        },
+        arguments: '{}',
+        rule: 'tools.drop',
+        createdAt: clock,
+        expiresAt: clock + 900_000,
+      });
+      const as = (who: string) => ({ headers: { cookie: `__Host-portcullis-approvals=${who}` } });
+      expect((await fetch(`${origin}/portcullis/approvals/${id}`, as('carol'))).status).toBe(200);
+      clock += 900_001;
+      expect((await fetch(`${origin}/portcullis/approvals/${id}`, as('carol'))).status).toBe(404);
+      expect((await fetch(`${origin}/portcullis/approvals/${id}/status`, as('alice'))).status).toBe(404);
+      expect(
+        await store.decide(id, 'approved', { issuer: 'https://idp', subject: 'carol' }, clock),
+      ).toBeUndefined();
+    } finally {
+      server.close();
+    }
+  });
+});
