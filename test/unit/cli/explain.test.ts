@@ -360,6 +360,19 @@ describe('describeDecision', () => {
     );
   });
 
+  it('says when a call is forwarded only after an approver approves it', () => {
+    const allow: Decision = {
+      effect: 'allow',
+      rule: 'tools.purge',
+      required: [],
+      missing: [],
+      confirm: 'approver',
+    };
+    expect(describeDecision(allow, identity)).toContain(
+      '  confirm   approver: forwarded only after an approver approves it\n',
+    );
+  });
+
   it('prints the reason after the effect and the missing scopes last', () => {
     const deny: Decision = {
       effect: 'deny',

@@ -17,7 +17,11 @@ beforeAll(() => {
   config = join(dir, 'portcullis.yaml');
   writeFileSync(
     config,
-    `identities:
+    `approvals:
+  publicUrl: https://portcullis.example.com
+  oidc: { issuer: "https://idp.example.com/", clientId: approvals }
+  approverScopes: [mcp:approve]
+identities:
   apiKeys: [{ id: ci-bot, hash: "${key.hash}", scopes: [files:read] }]
   anonymous: { scopes: [public] }
 routes:
@@ -31,6 +35,7 @@ routes:
       list: public
       write_file: { scopes: files:read, when: 'args.path.startsWith("/srv/")' }
       rename_file: { scopes: files:read, confirm: caller }
+      purge: { scopes: files:read, confirm: approver }
 `,
   );
 });
@@ -46,14 +51,15 @@ function testFile(text: string): string {
 describe('portcullis test, the built CLI', () => {
   const run = (args: string[]) => runBuiltCli(args);
 
-  it('checks that a call needs the caller to confirm it, when a case says so', async () => {
+  it('checks that a call needs the caller’s or an approver’s yes, when a case says so', async () => {
     const passing = testFile(`tests:
   - { route: /files/mcp, scopes: [files:read], tool: rename_file, expect: allow, confirm: caller }
   - { route: /files/mcp, scopes: [files:read], tool: read_file, expect: allow, confirm: none }
+  - { route: /files/mcp, scopes: [files:read], tool: purge, expect: allow, confirm: approver }
 `);
     const ok = await run(['test', '--config', config, passing]);
     expect(ok.code).toBe(0);
-    expect(ok.stdout).toContain('2 passed, 0 failed');
+    expect(ok.stdout).toContain('3 passed, 0 failed');
     const failing = testFile(`tests:
   - { name: unconfirmed, route: /files/mcp, scopes: [files:read], tool: rename_file, expect: allow, confirm: none }
 `);
