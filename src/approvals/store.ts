@@ -108,7 +108,12 @@ export function createLocalApprovalStore(now: () => number = Date.now): Approval
         if (approvals.size >= MAX_LOCAL) throw new Error('too many pending approvals');
       }
       approvals.set(request.id, { ...request, state: 'pending' });
-      if (binding !== undefined) bound.set(binding, request.id);
+      if (binding !== undefined) {
+        // Bindings of approvals gone (expired, read once after) go too: the map stays bounded.
+        if (bound.size >= MAX_LOCAL)
+          for (const [key, id] of bound) if (live(id) === undefined) bound.delete(key);
+        bound.set(binding, request.id);
+      }
     },
     async find(binding) {
       const id = bound.get(binding);

@@ -57,28 +57,38 @@ function isSecretName(name: string): boolean {
 }
 
 /**
- * `value` as JSON a person can read safely: every control, format (bidi overrides, zero-width),
- * line and paragraph separator character escaped as `\uXXXX` — a terminal or a chat window
- * shows them as what they are, never acts on them.
+ * Characters a person cannot see or that change what they see: controls, format characters
+ * (bidi overrides, zero-width), line and paragraph separators, and every default-ignorable code
+ * point (variation selectors, tag characters, fillers) — text can hide a payload in those and
+ * still read "ok".
+ */
+const UNSEEN = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}]/gu;
+
+/** `c` as an escape a person reads: `\u200b`, or `\u{e0100}` beyond the Basic Multilingual Plane. */
+function escaped(c: string): string {
+  const code = c.codePointAt(0) as number;
+  return code > 0xffff ? `\\u{${code.toString(16)}}` : `\\u${code.toString(16).padStart(4, '0')}`;
+}
+
+/**
+ * `value` as JSON a person can read safely: every character they could not see ({@link UNSEEN})
+ * escaped — a terminal or a chat window shows them as what they are, never acts on them.
  */
 export function shownText(value: unknown): string {
-  return (JSON.stringify(value) ?? 'null').replace(
-    /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu,
-    (c) => `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
-  );
+  return (JSON.stringify(value) ?? 'null').replace(UNSEEN, escaped);
 }
 
 /** The longest arguments an approver is shown whole; a call with longer ones is not asked. */
 const MAX_SHOWN_ARGUMENTS = 65_536;
 
 /**
- * The whole arguments as an approver reads them: indented JSON with every control, format and
- * separator character escaped ({@link shownText}); undefined when longer than 64 KiB (such a call
- * is not asked: an approval of what nobody could read is no approval).
+ * The whole arguments as an approver reads them: indented JSON with every character they could
+ * not see escaped ({@link shownText}; its own line breaks kept); undefined when longer than 64 KiB
+ * (such a call is not asked: an approval of what nobody could read is no approval).
  */
 export function shownArguments(args: unknown): string | undefined {
-  const text = (JSON.stringify(args ?? {}, null, 2) ?? 'null').replace(/[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu, (c) =>
-    c === '\n' ? c : `\\u${(c.codePointAt(0) as number).toString(16).padStart(4, '0')}`,
+  const text = (JSON.stringify(args ?? {}, null, 2) ?? 'null').replace(UNSEEN, (c) =>
+    c === '\n' ? c : escaped(c),
   );
   return text.length > MAX_SHOWN_ARGUMENTS ? undefined : text;
 }
@@ -190,7 +200,15 @@ const PURPOSE = 'confirm';
 const VERSION = 3;
 
 export function argumentsHashOf(args: unknown): string {
-  return hash('sha256', canonicalize(args ?? {}) ?? 'null');
+  let canonical: string | undefined;
+  try {
+    canonical = canonicalize(args ?? {});
+  } catch {
+    // Not I-JSON (a lone surrogate in a string): no canonical form. Its serialization still binds
+    // it — the same parsed arguments always hash alike, anything else is a mismatch (refused).
+    return hash('sha256', `not-canonical:${JSON.stringify(args)}`);
+  }
+  return hash('sha256', canonical ?? 'null');
 }
 
 /** A new question's `requestState`: the bindings, a fresh nonce and the expiry, sealed. */

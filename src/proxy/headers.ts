@@ -24,8 +24,23 @@ const ALWAYS_FORWARDED: readonly string[] = [
 /** `Mcp-Param-{Name}`: tool arguments a modern client mirrors into headers. */
 const PARAM_PREFIX = 'mcp-param-';
 
+/**
+ * What every answer on the gateway's origin says to a browser, whatever its body: not a page.
+ * An upstream's answer (or an error page) is relayed as it came, and a browser opening it must
+ * never run it as the gateway's origin — where the approval pages and their session cookie live:
+ * a script there could approve a call in an approver's name. MCP clients ignore both headers.
+ */
+export const NOT_A_PAGE: Readonly<Record<string, string>> = {
+  'content-security-policy': "sandbox; default-src 'none'; frame-ancestors 'none'",
+  'x-content-type-options': 'nosniff',
+};
+
 /** Upstream answer headers not relayed: hop-by-hop ones, and the upstream's own auth challenge. */
 const RESPONSE_DROP: ReadonlySet<string> = new Set([
+  // Replaced by the gateway's own ({@link NOT_A_PAGE}).
+  'content-security-policy',
+  'content-security-policy-report-only',
+  'x-content-type-options',
   'connection',
   'keep-alive',
   'proxy-connection',
@@ -136,6 +151,8 @@ export function clientResponseHeaders(
     if (rewritten && BODY_FRAMING_HEADERS.has(name)) continue;
     out[name] = value;
   }
+  out['content-security-policy'] = NOT_A_PAGE['content-security-policy'];
+  out['x-content-type-options'] = NOT_A_PAGE['x-content-type-options'];
   return out;
 }
 

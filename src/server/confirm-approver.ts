@@ -92,7 +92,12 @@ export function createApproverConfirmation(
             ids,
             data: { approval: awaiting.approval, detail: 'mismatch' },
           });
-        const approval = await deps.store.get(awaiting.approval);
+        let approval: Approval | undefined;
+        try {
+          approval = await deps.store.get(awaiting.approval);
+        } catch {
+          return refuse('limiter_unavailable', { ids, headers: { 'retry-after': '1' } });
+        }
         return settle(exchange, index, confirmed, approval, awaiting.approval, () =>
           jsonAnswer(
             200,

@@ -5,6 +5,7 @@ import { type Refusal, refuse } from '../errors.js';
 import type { Authorized, Confirmation } from '../exchange.js';
 import type { RpcMessage } from '../jsonrpc/parse.js';
 import type { Metrics } from '../metrics/registry.js';
+import { NOT_A_PAGE } from '../proxy/headers.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import { jsonAnswer } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
@@ -76,6 +77,7 @@ export async function askInSession(
   res.writeHead(200, {
     'content-type': 'text/event-stream',
     'cache-control': 'no-cache, no-store',
+    ...NOT_A_PAGE,
     'x-request-id': exchange.requestId,
     ...exchange.limitHeaders,
     ...corsHeaders(exchange.origin),

@@ -1,5 +1,6 @@
 import type { OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import { REFUSALS, type Refusal, refusalBody } from '../errors.js';
+import { NOT_A_PAGE } from '../proxy/headers.js';
 
 /** Headers a browser client may read from a cross-origin answer. */
 const EXPOSED =
@@ -40,6 +41,7 @@ export function sendRefusal(
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...NOT_A_PAGE,
     'x-request-id': opts.requestId,
     ...refusal.headers,
     ...corsHeaders(opts.origin),
@@ -75,6 +77,7 @@ export function sendMetadata(res: ServerResponse, document: string): void {
     'content-length': Buffer.byteLength(document),
     'cache-control': 'public, max-age=300',
     'access-control-allow-origin': '*',
+    ...NOT_A_PAGE,
   });
   res.end(document);
 }

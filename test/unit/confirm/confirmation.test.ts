@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
   argumentSummary,
+  argumentsHashOf,
   confirmationRequest,
   shownArguments,
   takesForm,
 } from '../../../src/confirm/confirmation.js';
+
 import { createUsedNonces } from '../../../src/confirm/used-nonces.js';
 
 describe('what a caller is shown', () => {
@@ -107,5 +109,16 @@ describe('shownArguments (what an approver sees)', () => {
   it('is undefined past 64 KiB: such a call is not asked', () => {
     expect(shownArguments({ big: 'x'.repeat(70_000) })).toBeUndefined();
     expect(shownArguments(undefined)).toBe('{}');
+  });
+});
+
+describe('argumentsHashOf', () => {
+  it('binds arguments with no canonical form (a lone surrogate) too: the same ones alike, others apart', () => {
+    const lone = JSON.parse('{"text":"\\ud800"}') as unknown;
+    expect(argumentsHashOf(lone)).toBe(argumentsHashOf(JSON.parse('{"text":"\\ud800"}')));
+    expect(argumentsHashOf(lone)).not.toBe(argumentsHashOf(JSON.parse('{"text":"\\ud801"}')));
+    expect(argumentsHashOf(lone)).not.toBe(argumentsHashOf({ text: '' }));
+    // Canonical ones do not depend on key order.
+    expect(argumentsHashOf({ a: 1, b: 2 })).toBe(argumentsHashOf({ b: 2, a: 1 }));
   });
 });

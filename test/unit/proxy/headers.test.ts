@@ -5,6 +5,7 @@ import {
   clientResponseHeaders,
   compileUpstreamHeaders,
   type ForwardingContext,
+  NOT_A_PAGE,
   upstreamRequestHeaders,
 } from '../../../src/proxy/headers.js';
 
@@ -252,6 +253,18 @@ describe('clientResponseHeaders', () => {
   it('skips undefined values', () => {
     expect(clientResponseHeaders({ 'content-type': 'application/json', 'x-none': undefined })).toEqual({
       'content-type': 'application/json',
+      ...NOT_A_PAGE,
     });
+  });
+
+  it('says every answer is not a page, in place of the upstream’s own CSP and nosniff', () => {
+    const out = clientResponseHeaders({
+      'content-type': 'text/html',
+      'content-security-policy': "script-src 'unsafe-inline'",
+      'content-security-policy-report-only': 'default-src *',
+      'x-content-type-options': 'sniff-away',
+    });
+    expect(out).toEqual({ 'content-type': 'text/html', ...NOT_A_PAGE });
+    expect(NOT_A_PAGE['content-security-policy']).toContain('sandbox');
   });
 });
