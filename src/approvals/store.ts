@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Bindings } from '../confirm/confirmation.js';
-import type { Channel } from '../ratelimit/redis.js';
+import type { Channel } from '../ratelimit/channel.js';
 
 /**
  * Pending approvals of `confirm: approver` calls (DESIGN.md "human confirmation"): created when a

@@ -1,4 +1,5 @@
 import { hash } from 'node:crypto';
+import type { Channel } from '../ratelimit/channel.js';
 
 /**
  * The confirmations the gateway is asking on legacy sessions (DESIGN.md "human confirmation"): a
@@ -42,14 +43,11 @@ export interface OpenQuestions {
 }
 
 /** The shared store's part, in Redis: single-use keys and one channel every replica listens on. */
-export interface QuestionStore {
+export interface QuestionStore extends Channel {
   /** Sets `key` for `ttlMs` (the question is open). */
   open(key: string, ttlMs: number): Promise<void>;
   /** Deletes `key`: true when it was there (this caller took the question, nobody else can). */
   take(key: string): Promise<boolean>;
-  publish(message: string): Promise<void>;
-  /** Calls `onMessage` for every message published by any replica; resolves to a stop function. */
-  subscribe(onMessage: (message: string) => void): Promise<() => Promise<void>>;
 }
 
 /** The most questions one replica keeps open: beyond it a new one is refused (503), never a wait forgotten. */

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { ApprovalRedis } from '../approvals/store.js';
 import type { Config } from '../config/schema.js';
 import type { QuestionStore } from '../confirm/questions.js';
+import type { Channel } from './channel.js';
 import type { Charge, Decision, Limiter, MultiDecision, Rate } from './limiter.js';
 import type { MemoryLimiter } from './memory.js';
 import { classifyRedisFailure, RedisLimiterBroken, RedisTimeoutError } from './redis-failures.js';
@@ -144,13 +145,6 @@ return 1
 
 /** Where a replica tells the others that an approval was decided (legacy sessions' notification). */
 const DECIDED_CHANNEL = 'portcullis:approvals:decided';
-
-/** One Pub/Sub channel: its messages reach every replica subscribed to it. */
-export interface Channel {
-  publish(message: string): Promise<void>;
-  /** Calls `onMessage` for each message published by any replica; resolves to a stop function. */
-  subscribe(onMessage: (message: string) => void): Promise<() => Promise<void>>;
-}
 
 /** The channel legacy confirmations' answers travel on, from the replica that took one to the one asking. */
 const QUESTIONS_CHANNEL = 'portcullis:confirm:answers';

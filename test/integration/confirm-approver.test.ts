@@ -503,7 +503,7 @@ describe('confirm: approver across two gateway processes sharing Redis', () => {
         top,
       }),
     });
-    ensureBuilt(['src/approvals/web.ts', 'src/approvals/store.ts', 'src/server/confirm-approver.ts']);
+    ensureBuilt(['src/approvals/web.ts', 'src/approvals/store.ts', 'src/approvals/caller.ts']);
     dir = mkdtempSync(join(tmpdir(), 'portcullis-approver-'));
     const file = join(dir, 'portcullis.yaml');
     twoUrl = `http://127.0.0.1:${portTwo}`;

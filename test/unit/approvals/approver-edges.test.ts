@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { createApproverConfirmation } from '../../../src/approvals/caller.js';
 import type { ApprovalsConfig } from '../../../src/approvals/login.js';
 import { type ApprovalStore, createLocalApprovalStore } from '../../../src/approvals/store.js';
 import { argumentsHashOf, type Bindings, shownArguments } from '../../../src/confirm/confirmation.js';
@@ -6,7 +7,6 @@ import { isRefusal } from '../../../src/errors.js';
 import type { Authorized } from '../../../src/exchange.js';
 import { createSealer } from '../../../src/proxy/seal.js';
 import { createMemoryLimiter } from '../../../src/ratelimit/memory.js';
-import { createApproverConfirmation } from '../../../src/server/confirm-approver.js';
 import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
 
 const APPROVALS: ApprovalsConfig = {

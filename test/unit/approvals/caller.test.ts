@@ -1,5 +1,6 @@
 /** The caller's side of `confirm: approver` without a web page (unit): what is asked, bound and refused. */
 import { describe, expect, it } from 'vitest';
+import { createApproverConfirmation } from '../../../src/approvals/caller.js';
 import type { ApprovalsConfig } from '../../../src/approvals/login.js';
 import { createLocalApprovalStore } from '../../../src/approvals/store.js';
 import { argumentsHashOf, type Bindings } from '../../../src/confirm/confirmation.js';
@@ -7,7 +8,6 @@ import { isRefusal, type Refusal } from '../../../src/errors.js';
 import type { Authorized } from '../../../src/exchange.js';
 import { createSealer } from '../../../src/proxy/seal.js';
 import { createMemoryLimiter } from '../../../src/ratelimit/memory.js';
-import { createApproverConfirmation } from '../../../src/server/confirm-approver.js';
 import type { UpstreamAnswer } from '../../../src/upstream/upstream.js';
 
 const APPROVALS: ApprovalsConfig = {

@@ -1,7 +1,4 @@
 import { hash } from 'node:crypto';
-import { type ApprovalsConfig, pageUrl } from '../approvals/login.js';
-import type { Notifier } from '../approvals/notify.js';
-import { type Approval, type ApprovalStore, newApprovalId, type Requester } from '../approvals/store.js';
 import type { Identity } from '../auth/identity.js';
 import {
   argumentsHashOf,
@@ -25,6 +22,9 @@ import { type Limiter, parseRate } from '../ratelimit/limiter.js';
 import { inputRequired } from '../upstream/input-required.js';
 import { jsonAnswer } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
+import { type ApprovalsConfig, pageUrl } from './login.js';
+import type { Notifier } from './notify.js';
+import { type Approval, type ApprovalStore, newApprovalId, type Requester } from './store.js';
 
 /**
  * `confirm: approver` (DESIGN.md "human confirmation"): a call another person must approve. The
