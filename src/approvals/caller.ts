@@ -90,7 +90,10 @@ export function createApproverConfirmation(
         if (awaiting.expiresAt <= now() || !matches(awaiting, call))
           return refuse('confirmation_expired', {
             ids,
-            data: { approval: awaiting.approval, detail: 'mismatch' },
+            data: {
+              approval: awaiting.approval,
+              detail: awaiting.expiresAt <= now() ? 'expired' : 'mismatch',
+            },
           });
         let approval: Approval | undefined;
         try {
