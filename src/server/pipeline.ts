@@ -192,6 +192,9 @@ export function createPipeline(deps: PipelineDeps): (req: IncomingMessage, res: 
       if (deps.router() !== router) {
         const again = decideAgain(authorized);
         if (isRefusal(again)) return authorized.refuse(again);
+        // The caller's yes is no approver's: a reload that now asks for one refuses the call.
+        if (again.decisions.some((d) => d.confirm === 'approver') && again.confirmation?.step !== 'approved')
+          return authorized.refuse(refuse('confirmation_expired', { data: { detail: 'policy_changed' } }));
       }
       admitted = authorized;
     }

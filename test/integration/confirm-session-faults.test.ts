@@ -99,11 +99,15 @@ describe('a reload while a legacy call waits for its yes', () => {
   let file: string;
   let upstream: V1Peer;
   let gateway: Gateway;
-  const policy = (aliceScopes: string) => `listen: { host: 127.0.0.1, port: 0 }
+  const policy = (aliceScopes: string, confirm = 'caller') => `listen: { host: 127.0.0.1, port: 0 }
 admin: { host: 127.0.0.1, port: 0 }
 audit: { destination: ${JSON.stringify(join(dir, 'audit.jsonl'))} }
 limits: { drainTimeoutMs: 1000 }
 sessions: { keys: ["${sessionKey}"] }
+approvals:
+  publicUrl: http://127.0.0.1:9
+  oidc: { issuer: "http://127.0.0.1:9/", clientId: approvals }
+  approverScopes: [mcp:approve]
 identities:
   apiKeys:
     - { id: alice, hash: "${alice.hash}", scopes: [${aliceScopes}] }
@@ -113,7 +117,7 @@ routes:
     upstream: ${upstream.url}
     authentication: { methods: [apiKey] }
     tools:
-      echo: { scopes: notes:write, confirm: caller }
+      echo: { scopes: notes:write, confirm: ${confirm} }
       add: notes:read
 `;
 
@@ -175,6 +179,23 @@ routes:
     expect(rest).toContain('insufficient_scope');
     expect(callsOf(upstream, 'echo')).toBe(before);
     expect(await internalErrors()).toBe('portcullis_internal_errors_total{where="request"} 0');
+  });
+
+  it('a yes after a reload that now asks for an approver is refused: the caller’s yes is no approver’s', async () => {
+    const url = `${gateway.url}/mcp`;
+    writeFileSync(file, policy('notes:write, notes:read'));
+    await gateway.reload();
+    const mine = await rawSession(url, alice.key);
+    const before = callsOf(upstream, 'echo');
+    const call = await mine.post(echoCall(5));
+    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
+    writeFileSync(file, policy('notes:write, notes:read', 'approver'));
+    expect(await gateway.reload()).toBe('applied');
+    expect((await mine.post(yes(question.id))).status).toBe(202);
+    const rest = await restOf(reader);
+    expect(rest).toContain('confirmation_expired');
+    expect(rest).toContain('policy_changed');
+    expect(callsOf(upstream, 'echo')).toBe(before);
   });
 
   it('a yes after a reload that kept the scope goes through the new route (its old connections are closed)', async () => {
