@@ -93,7 +93,9 @@ export async function askInSession(
   exchange.requestSlot = undefined;
   exchange.allowed = false;
   exchange.awaitingCaller = true;
-  const heartbeat = setInterval(() => res.write(': waiting for confirmation\n\n'), HEARTBEAT_MS);
+  const heartbeat = setInterval(() => {
+    if (!res.destroyed && !res.writableEnded) res.write(': waiting for confirmation\n\n');
+  }, HEARTBEAT_MS);
   const gone = () => waiting.cancel();
   res.once('close', gone);
   let verdict: Verdict;
