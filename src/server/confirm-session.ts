@@ -26,6 +26,8 @@ export interface SessionConfirmationDeps {
   readonly timeoutMs: number;
   readonly metrics?: Metrics | undefined;
   readonly now?: () => number;
+  /** How often a waiting stream says it is alive (default 15 s). */
+  readonly heartbeatMs?: number;
 }
 
 /** The prefix of the gateway's own `elicitation/create` ids: a response to one is never forwarded. */
@@ -95,7 +97,7 @@ export async function askInSession(
   exchange.awaitingCaller = true;
   const heartbeat = setInterval(() => {
     if (!res.destroyed && !res.writableEnded) res.write(': waiting for confirmation\n\n');
-  }, HEARTBEAT_MS);
+  }, deps.heartbeatMs ?? HEARTBEAT_MS);
   const gone = () => waiting.cancel();
   res.once('close', gone);
   let verdict: Verdict;
