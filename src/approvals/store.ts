@@ -79,16 +79,30 @@ export function isApprovalId(id: string): boolean {
 
 /** The most approvals one process keeps: a full store refuses new ones, never forgets a live one. */
 const MAX_LOCAL = 10_000;
+/**
+ * The most bytes of arguments one process keeps (each approval's up to 64 KiB): at 10 000 of the
+ * largest that would be 640 MB. Past it a new approval is refused (503), never a live one forgotten.
+ */
+const MAX_LOCAL_BYTES = 64 * 1024 * 1024;
 
 /** Approvals in this process (one replica): a map swept of expired entries as it fills. */
-export function createLocalApprovalStore(now: () => number = Date.now): ApprovalStore {
+export function createLocalApprovalStore(
+  now: () => number = Date.now,
+  limits: { readonly count: number; readonly bytes: number } = { count: MAX_LOCAL, bytes: MAX_LOCAL_BYTES },
+): ApprovalStore {
   const approvals = new Map<string, Approval>();
   const bound = new Map<string, string>();
+  /** The arguments' characters held, against `limits.bytes` (a character counts as a byte: near enough). */
+  let held = 0;
+  const forget = (id: string, approval: Approval) => {
+    approvals.delete(id);
+    held -= approval.arguments.length;
+  };
   const live = (id: string): Approval | undefined => {
     const found = approvals.get(id);
     if (found === undefined) return undefined;
     if (found.expiresAt > now()) return found;
-    approvals.delete(id);
+    forget(id, found);
     return undefined;
   };
   const transition = (id: string, from: ApprovalState, to: Partial<Approval>): Approval | undefined => {
@@ -101,16 +115,19 @@ export function createLocalApprovalStore(now: () => number = Date.now): Approval
   return {
     kind: 'local',
     async create(request, binding) {
-      if (approvals.size >= MAX_LOCAL) {
+      const size = request.arguments.length;
+      if (approvals.size >= limits.count || held + size > limits.bytes) {
         const at = now();
-        for (const [id, approval] of approvals) if (approval.expiresAt <= at) approvals.delete(id);
+        for (const [id, approval] of approvals) if (approval.expiresAt <= at) forget(id, approval);
         for (const [key, id] of bound) if (!approvals.has(id)) bound.delete(key);
-        if (approvals.size >= MAX_LOCAL) throw new Error('too many pending approvals');
+        if (approvals.size >= limits.count || held + size > limits.bytes)
+          throw new Error('too many pending approvals');
       }
       approvals.set(request.id, { ...request, state: 'pending' });
+      held += size;
       if (binding !== undefined) {
         // Bindings of approvals gone (expired, read once after) go too: the map stays bounded.
-        if (bound.size >= MAX_LOCAL)
+        if (bound.size >= limits.count)
           for (const [key, id] of bound) if (live(id) === undefined) bound.delete(key);
         bound.set(binding, request.id);
       }

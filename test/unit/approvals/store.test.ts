@@ -90,6 +90,28 @@ afterAll(async () => {
 });
 contract('Redis', () => createRedisApprovalStore(limiter.approvals));
 
+describe('the in-process store’s bounds', () => {
+  it('refuses a new approval past its count or its bytes of arguments, never forgets a live one; expired ones make room', async () => {
+    let clock = 1_000;
+    const store = createLocalApprovalStore(() => clock, { count: 2, bytes: 100 });
+    const sized = (args: string, ttlMs = 60_000): ApprovalRequest => ({
+      ...request(),
+      arguments: args,
+      createdAt: clock,
+      expiresAt: clock + ttlMs,
+    });
+    const first = sized('x'.repeat(40), 10);
+    await store.create(first);
+    await expect(store.create(sized('y'.repeat(70)))).rejects.toThrow('too many');
+    await store.create(sized('z'.repeat(40)));
+    await expect(store.create(sized('{}'))).rejects.toThrow('too many');
+    expect(await store.get(first.id)).toBeDefined();
+    clock += 20; // the first expires
+    await store.create(sized('w'.repeat(40)));
+    expect(await store.get(first.id)).toBeUndefined();
+  });
+});
+
 describe('a decision in Redis', () => {
   it('is reported as taken once its compare-and-set has swapped, whatever Redis does next', async () => {
     const values = new Map<string, string>();
