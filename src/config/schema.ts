@@ -773,6 +773,16 @@ export const configSchema = z
         message: 'hash needs audit.chainKey (a bare SHA-256 of a short value is reversible)',
       });
     }
+    // The approval pages live under /portcullis/ on the main listener: no route may take it.
+    if (config.approvals.publicUrl !== undefined)
+      config.routes.forEach((route, index) => {
+        if (route.route === '/portcullis' || route.route.startsWith('/portcullis/'))
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', index, 'route'],
+            message: 'is under /portcullis/, where the approval pages are served',
+          });
+      });
     if (config.routes.some(usesApprover)) {
       const { approvals } = config;
       for (const [field, missing] of [

@@ -206,6 +206,13 @@ describe('approvals (confirm: approver)', () => {
     ]);
   });
 
+  it('no route may sit under /portcullis/, where the approval pages are', () => {
+    expect(issuesOf({ ...withRoute({ route: '/portcullis/mcp' }), approvals })).toEqual([
+      'routes.0.route: is under /portcullis/, where the approval pages are served',
+    ]);
+    expect(issuesOf(withRoute({ route: '/portcullis/mcp' }))).toEqual([]);
+  });
+
   it('approverScopes and approverClaim are exclusive; a claim names exactly one', () => {
     expect(
       issuesOf({ ...BASE, approvals: { ...approvals, approverClaim: { groups: 'mcp-approvers' } } }),
