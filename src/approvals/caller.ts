@@ -19,7 +19,7 @@ import { isModern } from '../jsonrpc/protocol-version.js';
 import type { Metrics } from '../metrics/registry.js';
 import type { Sealer } from '../proxy/seal.js';
 import { type Limiter, parseRate } from '../ratelimit/limiter.js';
-import { inputRequired } from '../upstream/input-required.js';
+import { declaredCapabilities, inputRequired } from '../upstream/input-required.js';
 import { jsonAnswer } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { type ApprovalsConfig, pageUrl } from './login.js';
@@ -113,7 +113,7 @@ export function createApproverConfirmation(
           ),
         );
       }
-      if (!takesUrl(declared(params)?.elicitation))
+      if (!takesUrl(declaredCapabilities(params)?.elicitation))
         return refuse('confirmation_unavailable', {
           ids,
           modern: true,
@@ -284,14 +284,6 @@ function requesterOf(identity: Identity): Requester {
   return identity.issuer !== undefined && typeof sub === 'string'
     ? { key: identity.key, issuer: identity.issuer, subject: sub }
     : { key: identity.key };
-}
-
-function declared(params: Readonly<Record<string, unknown>>): Record<string, unknown> | undefined {
-  const meta = params._meta as Record<string, unknown> | undefined;
-  const capabilities = meta?.['io.modelcontextprotocol/clientCapabilities'];
-  return typeof capabilities === 'object' && capabilities !== null
-    ? (capabilities as Record<string, unknown>)
-    : undefined;
 }
 
 /** What a legacy retry is found by: the call's bindings and its session. */

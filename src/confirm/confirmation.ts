@@ -199,6 +199,14 @@ export interface Asked extends Bindings {
 const PURPOSE = 'confirm';
 const VERSION = 3;
 
+/**
+ * What links the records of one confirmation (the question, the answer) without revealing the
+ * secret it is derived from (a nonce, a question's id): 16 hex digits of its SHA-256.
+ */
+export function linkId(secret: string): string {
+  return hash('sha256', secret).slice(0, 16);
+}
+
 export function argumentsHashOf(args: unknown): string {
   let canonical: string | undefined;
   try {

@@ -144,3 +144,12 @@ export function isEventStream(contentType: string | readonly string[] | undefine
   }
   return false;
 }
+
+/**
+ * Whether an `Accept` header lists `text/event-stream`: an SSE answer — notifications, a server
+ * request, the gateway's own question — can reach the client (the legacy transport asks clients
+ * to list it beside `application/json`).
+ */
+export function acceptsEventStream(accept: string | undefined): boolean {
+  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
+}

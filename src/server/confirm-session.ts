@@ -1,5 +1,5 @@
-import { hash, randomBytes } from 'node:crypto';
-import { answerOf, RESERVED_PREFIX } from '../confirm/confirmation.js';
+import { randomBytes } from 'node:crypto';
+import { answerOf, linkId, RESERVED_PREFIX } from '../confirm/confirmation.js';
 import type { Asker, OpenQuestions, Verdict } from '../confirm/questions.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authorized, Confirmation } from '../exchange.js';
@@ -71,7 +71,7 @@ export async function askInSession(
     waiting.cancel();
     return refuse('internal'); // the client left while the question was opened: nothing to answer
   }
-  const confirmation = questionId(id);
+  const confirmation = linkId(id);
   exchange.confirmation = { step: 'asked', id: confirmation };
   count('asked');
   const askedAt = now();
@@ -151,7 +151,7 @@ export function createSessionAnswers(
     if (body.batch || body.messages.length !== 1 || message?.kind !== 'response' || session === undefined)
       return Promise.resolve(refuse('confirmation_expired', { data: { detail: 'not_in_session' } }));
     const id = String(message.id);
-    exchange.confirmation = { step: 'answered', id: questionId(id) };
+    exchange.confirmation = { step: 'answered', id: linkId(id) };
     // The answer goes nowhere upstream: its request slot passes to the call it lets go on.
     exchange.requestSlot?.();
     exchange.requestSlot = undefined;
@@ -182,9 +182,4 @@ function isQuestionAnswer(message: RpcMessage): boolean {
 function verdictOf(forward: string): 'yes' | 'no' {
   const response = JSON.parse(forward) as { result?: unknown };
   return answerOf(response.result);
-}
-
-/** What links the records of one question (the call, the answer) without revealing its id. */
-function questionId(id: string): string {
-  return hash('sha256', id).slice(0, 16);
 }

@@ -1,10 +1,10 @@
-import { hash } from 'node:crypto';
 import {
   answerOf,
   argumentsHashOf,
   type Bindings,
   CONFIRM_KEY,
   confirmationRequest,
+  linkId,
   matches,
   openAsked,
   openContinued,
@@ -20,12 +20,12 @@ import { type Refusal, refuse } from '../errors.js';
 import type { Authorized } from '../exchange.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
 import type { Metrics } from '../metrics/registry.js';
-import { isEventStream } from '../proxy/media-type.js';
+import { acceptsEventStream, isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
 import type { Concurrency } from '../ratelimit/concurrency.js';
 import type { MaybePromise } from '../ratelimit/limiter.js';
 import { readMemberMessages } from '../upstream/federation/answers.js';
-import { inputRequired } from '../upstream/input-required.js';
+import { declaredCapabilities, inputRequired } from '../upstream/input-required.js';
 import { bufferBody, jsonAnswer, rewrittenEvents } from '../upstream/local-answer.js';
 import type { UpstreamAnswer } from '../upstream/upstream.js';
 import { askInSession, createSessionAnswers } from './confirm-session.js';
@@ -115,7 +115,7 @@ export function createConfirmation(
       const continued = openContinued(deps.sealer, params.requestState);
       if (continued !== undefined) {
         const at = now();
-        const id = confirmationId(continued.nonce);
+        const id = linkId(continued.nonce);
         // From `expiresAt` on: the used nonce may be forgotten then, so the state must be too.
         if (at >= continued.expiresAt || !matches(continued, call)) {
           count(route.path, 'expired');
@@ -171,7 +171,7 @@ export function createConfirmation(
     const asked = openAsked(deps.sealer, params.requestState);
     if (asked === undefined) {
       // Asked first: the caller's client must be able to answer.
-      if (!takesForm(declaredCapabilities(message)?.elicitation)) {
+      if (!takesForm(declaredCapabilities(message.params)?.elicitation)) {
         count(route.path, 'unavailable');
         return refuse('confirmation_unavailable', {
           ids,
@@ -192,14 +192,14 @@ export function createConfirmation(
       const at = now();
       const { state, nonce } = sealAsked(deps.sealer, call, at, deps.timeoutMs);
       count(route.path, 'asked');
-      exchange.confirmation = { step: 'asked', id: confirmationId(nonce) };
+      exchange.confirmation = { step: 'asked', id: linkId(nonce) };
       return jsonAnswer(
         200,
         { jsonrpc: '2.0', id: message.id, result: inputRequired(CONFIRM_KEY, question, state) },
         {},
       );
     }
-    const id = confirmationId(asked.nonce);
+    const id = linkId(asked.nonce);
     const at = now();
     // Made for another caller, route, tool or arguments, or too late: never this call's yes.
     if (at >= asked.expiresAt || !matches(asked, call)) {
@@ -292,27 +292,4 @@ export function createContinuation(
       };
     });
   };
-}
-
-/** The capabilities a 2026-07-28 request declares in its `_meta`, when it declares any. */
-function declaredCapabilities(message: {
-  readonly params?: Readonly<Record<string, unknown>>;
-}): Readonly<Record<string, unknown>> | undefined {
-  const meta = message.params?._meta as Record<string, unknown> | undefined;
-  const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
-  return typeof declared === 'object' && declared !== null
-    ? (declared as Record<string, unknown>)
-    : undefined;
-}
-
-/** Whether an `Accept` header takes an SSE answer (the legacy transport asks clients to list both). */
-function acceptsEventStream(accept: string | undefined): boolean {
-  if (accept === undefined) return false;
-  const lower = accept.toLowerCase();
-  return lower.includes('text/event-stream') || lower.includes('*/*') || lower.includes('text/*');
-}
-
-/** What links the records of one confirmation (the question, the answer) without revealing its nonce. */
-function confirmationId(nonce: string): string {
-  return hash('sha256', nonce).slice(0, 16);
 }

@@ -29,12 +29,19 @@ export const UNKNOWN_REQUEST_STATE = {
  */
 export function inputCapabilities(message: Message): ReadonlySet<string> | undefined {
   if (typeof message.method !== 'string' || !takesInputRequired(message.method)) return undefined;
-  const meta = (message.params as Record<string, unknown> | undefined)?._meta as
-    | Record<string, unknown>
-    | undefined;
+  const declared = declaredCapabilities(message.params as Record<string, unknown> | undefined);
+  return declared === undefined ? undefined : new Set(Object.keys(declared));
+}
+
+/** The capabilities a 2026-07-28 request's `params._meta` declares, when it declares any. */
+export function declaredCapabilities(
+  params: Readonly<Record<string, unknown>> | undefined,
+): Readonly<Record<string, unknown>> | undefined {
+  const meta = params?._meta as Record<string, unknown> | undefined;
   const declared = meta?.['io.modelcontextprotocol/clientCapabilities'];
-  if (typeof declared !== 'object' || declared === null) return undefined;
-  return new Set(Object.keys(declared));
+  return typeof declared === 'object' && declared !== null
+    ? (declared as Record<string, unknown>)
+    : undefined;
 }
 
 /** The `input_required` result carrying one server request under `key` (its id is the gateway's business). */

@@ -20,6 +20,7 @@ import {
 } from '../../jsonrpc/methods.js';
 import { isModern, MODERN_VERSION } from '../../jsonrpc/protocol-version.js';
 import type { Metrics } from '../../metrics/registry.js';
+import { acceptsEventStream } from '../../proxy/media-type.js';
 import type { Sealer } from '../../proxy/seal.js';
 import { INPUT_WAIT_MS, inputCapabilities, UNKNOWN_REQUEST_STATE } from '../input-required.js';
 import { bufferBody, jsonAnswer } from '../local-answer.js';
@@ -504,8 +505,4 @@ function parsedMessages(text: string | undefined): readonly Message[] {
   if (text === undefined) return [];
   const value: unknown = JSON.parse(text);
   return (Array.isArray(value) ? value : [value]) as Message[];
-}
-
-function acceptsEventStream(accept: string | undefined): boolean {
-  return accept !== undefined && /(^|,)\s*text\/event-stream\s*(;|,|$)/i.test(accept);
 }
