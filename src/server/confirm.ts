@@ -19,6 +19,7 @@ import type { UsedNonces } from '../confirm/used-nonces.js';
 import { type Refusal, refuse } from '../errors.js';
 import type { Authorized } from '../exchange.js';
 import { isModern } from '../jsonrpc/protocol-version.js';
+import { requestIds } from '../jsonrpc/request.js';
 import type { Metrics } from '../metrics/registry.js';
 import { acceptsEventStream, isEventStream } from '../proxy/media-type.js';
 import type { Sealer } from '../proxy/seal.js';
@@ -94,7 +95,7 @@ export function createConfirmation(
       count(route.path, 'unavailable');
       // A batch is refused whole, one error per request (the client reads an array).
       return refuse('confirmation_unavailable', {
-        ids: body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : [])),
+        ids: requestIds(body),
         batch: true,
         data: { detail: 'batch' },
       });
@@ -280,7 +281,7 @@ export function createContinuation(
     if (isEventStream(answer.headers['content-type']))
       return { ...answer, body: rewrittenEvents(answer.body, wrap, deps.maxResponseBytes) };
     return readMemberMessages(answer, deps.maxResponseBytes, deps.maxJsonDepth).then((read) => {
-      const ids = exchange.body.messages.flatMap((m) => (m.kind === 'request' ? [m.id] : []));
+      const ids = requestIds(exchange.body);
       if (typeof read === 'string')
         return refuse(read === 'too_large' ? 'response_too_large' : 'upstream_rejected', { ids });
       const out = read.map(wrap);
