@@ -15,84 +15,12 @@ import type { Gateway } from '../../src/server/gateway.js';
 import { startGateway } from '../../src/server/gateway.js';
 import { startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { callsOf, echoCall, rawSession, sseReader, yes } from '../support/legacy-session.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { sleep } from '../support/wait.js';
 
 const alice = newApiKey('pk_alice_');
 const sessionKey = Buffer.alloc(32, 7).toString('base64');
-
-const callsOf = (upstream: V1Peer, name: string) =>
-  upstream.requests.filter(
-    (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === name,
-  ).length;
-
-async function rawSession(url: string, key: string) {
-  const headers = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    authorization: `Bearer ${key}`,
-    'mcp-protocol-version': '2025-11-25',
-  };
-  const init = await fetch(url, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: { elicitation: { form: {} } },
-        clientInfo: { name: 'raw', version: '1' },
-      },
-    }),
-  });
-  const session = init.headers.get('mcp-session-id') as string;
-  await init.text();
-  const inSession = { ...headers, 'mcp-session-id': session };
-  await fetch(url, {
-    method: 'POST',
-    headers: inSession,
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  }).then((r) => r.text());
-  return {
-    session,
-    post: (body: unknown) => fetch(url, { method: 'POST', headers: inSession, body: JSON.stringify(body) }),
-  };
-}
-
-/** The first SSE event's JSON (the gateway's question). */
-async function firstEvent(body: ReadableStream<Uint8Array>) {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error('stream ended');
-    text += decoder.decode(value, { stream: true });
-    const end = text.indexOf('\n\n');
-    if (end === -1) continue;
-    const data = text
-      .slice(0, end)
-      .split('\n')
-      .filter((l) => l.startsWith('data:'))
-      .map((l) => l.slice(5).trimStart())
-      .join('\n');
-    return { question: JSON.parse(data) as { id: string }, reader };
-  }
-}
-
-const echoCall = (id: number) => ({
-  jsonrpc: '2.0',
-  id,
-  method: 'tools/call',
-  params: { name: 'echo', arguments: { text: 'drop table' } },
-});
-const yes = (id: unknown) => ({
-  jsonrpc: '2.0',
-  id,
-  result: { action: 'accept', content: { confirm: true } },
-});
 
 describe('a reload while a legacy call waits for its yes', () => {
   let dir: string;
@@ -140,15 +68,6 @@ routes:
     rmSync(dir, { recursive: true, force: true });
   });
 
-  /** The rest of a stream, to its end. */
-  const restOf = async (reader: ReadableStreamDefaultReader<Uint8Array>) => {
-    let rest = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return rest;
-      rest += new TextDecoder().decode(value);
-    }
-  };
   const internalErrors = async () =>
     (await (await fetch(`${gateway.adminUrl}/metrics`)).text()).match(
       /portcullis_internal_errors_total\{where="request"\} \d+/,
@@ -161,7 +80,8 @@ routes:
     const mine = await rawSession(url, alice.key);
     const before = callsOf(upstream, 'echo');
     const call = await mine.post(echoCall(1));
-    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
+    const events = sseReader(call.body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
 
     // The operator takes notes:write away from alice (her key still authenticates: not closed).
     writeFileSync(file, policy('notes:read'));
@@ -174,7 +94,7 @@ routes:
     const answered = await mine.post(yes(question.id));
     expect(answered.status).toBe(202);
     await answered.text();
-    const rest = await restOf(reader);
+    const rest = await events.rest();
     expect(rest).toContain('"id":1');
     expect(rest).toContain('insufficient_scope');
     expect(callsOf(upstream, 'echo')).toBe(before);
@@ -188,11 +108,12 @@ routes:
     const mine = await rawSession(url, alice.key);
     const before = callsOf(upstream, 'echo');
     const call = await mine.post(echoCall(5));
-    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
+    const events = sseReader(call.body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
     writeFileSync(file, policy('notes:write, notes:read', 'approver'));
     expect(await gateway.reload()).toBe('applied');
     expect((await mine.post(yes(question.id))).status).toBe(202);
-    const rest = await restOf(reader);
+    const rest = await events.rest();
     expect(rest).toContain('confirmation_expired');
     expect(rest).toContain('policy_changed');
     expect(callsOf(upstream, 'echo')).toBe(before);
@@ -205,11 +126,12 @@ routes:
     const mine = await rawSession(url, alice.key);
     const before = callsOf(upstream, 'echo');
     const call = await mine.post(echoCall(3));
-    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
+    const events = sseReader(call.body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
     writeFileSync(file, policy('notes:write, notes:read'));
     expect(await gateway.reload()).toBe('applied');
     expect((await mine.post(yes(question.id))).status).toBe(202);
-    const rest = await restOf(reader);
+    const rest = await events.rest();
     expect(rest).toContain('drop table');
     expect(callsOf(upstream, 'echo')).toBe(before + 1);
     expect(await internalErrors()).toBe('portcullis_internal_errors_total{where="request"} 0');
@@ -264,7 +186,8 @@ routes:
     expect(mine.session).toBeTruthy();
     const call = await mine.post(echoCall(1));
     expect(call.headers.get('content-type')).toBe('text/event-stream');
-    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
+    const events = sseReader(call.body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
 
     writeFileSync(file, policy('notes:read'));
     expect(['applied', 'unchanged']).toContain(await gateway.reload());
@@ -273,12 +196,7 @@ routes:
     await fresh.text();
 
     expect((await mine.post(yes(question.id))).status).toBe(202);
-    let rest = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      rest += new TextDecoder().decode(value);
-    }
+    const rest = await events.rest();
     // Decided again after the yes: denied, and the process never ran it.
     expect(rest).not.toContain('drop table');
     expect(rest).toContain('insufficient_scope');
@@ -337,7 +255,8 @@ routes:
       }
     }
     expect(call).toBeDefined();
-    const { question, reader } = await firstEvent((call as Response).body as ReadableStream<Uint8Array>);
+    const events = sseReader((call as Response).body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
     // The answer reaches replica two (a load balancer's choice): taken there, published to one.
     const there = await fetch(`${two.url}/mcp`, {
       method: 'POST',
@@ -351,12 +270,7 @@ routes:
       body: JSON.stringify(yes(question.id)),
     });
     expect(there.status).toBe(202);
-    let rest = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      rest += new TextDecoder().decode(value);
-    }
+    const rest = await events.rest();
     // Replica one listens again: the yes taken by two reaches it and the call goes through.
     expect(rest).toContain('drop table');
   }, 30_000);
@@ -389,44 +303,16 @@ routes:
 
   it('asks, and forwards after the yes', async () => {
     const url = `${gateway.url}/mcp`;
-    const headers = {
-      'content-type': 'application/json',
-      accept: 'application/json, text/event-stream',
-      authorization: `Bearer ${alice.key}`,
-      'mcp-protocol-version': '2025-06-18',
-    };
-    const init = await fetch(url, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 0,
-        method: 'initialize',
-        params: {
-          protocolVersion: '2025-06-18',
-          capabilities: { elicitation: {} },
-          clientInfo: { name: 'r', version: '1' },
-        },
-      }),
+    const mine = await rawSession(url, alice.key, {
+      version: '2025-06-18',
+      capabilities: { elicitation: {} },
     });
-    const session = init.headers.get('mcp-session-id') as string;
-    await init.text();
-    const inSession = { ...headers, 'mcp-session-id': session };
-    const call = await fetch(url, { method: 'POST', headers: inSession, body: JSON.stringify(echoCall(5)) });
-    const { question, reader } = await firstEvent(call.body as ReadableStream<Uint8Array>);
-    expect((question as unknown as { params: Record<string, unknown> }).params.mode).toBeUndefined();
-    const answered = await fetch(url, {
-      method: 'POST',
-      headers: inSession,
-      body: JSON.stringify(yes(question.id)),
-    });
+    const events = sseReader((await mine.post(echoCall(5))).body);
+    const [question] = (await events.messages(1)) as [{ id: string; params: Record<string, unknown> }];
+    expect(question.params.mode).toBeUndefined();
+    const answered = await mine.post(yes(question.id));
     expect(answered.status).toBe(202);
-    let rest = '';
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      rest += new TextDecoder().decode(value);
-    }
+    const rest = await events.rest();
     expect(rest).toContain('drop table');
   });
 });

@@ -16,6 +16,7 @@ import { newApiKey } from '../../src/auth/api-key.js';
 import { everythingStdio } from '../fixtures/everything.js';
 import { startV1Server, type V1Peer } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
+import { callsOf, echoCall, rawSession, sseReader, yes } from '../support/legacy-session.js';
 import { type RedisServer, startRedis } from '../support/redis.js';
 import { sleep } from '../support/wait.js';
 
@@ -45,12 +46,6 @@ routes:
       add: notes:write
       slow_progress: notes:write
 `;
-
-/** Tool calls of `name` that reached `upstream`. */
-const callsOf = (upstream: V1Peer, name: string) =>
-  upstream.requests.filter(
-    (r) => (r.body as { params?: { name?: unknown } } | undefined)?.params?.name === name,
-  ).length;
 
 /**
  * An SDK v1 client on `url` as `key` that answers the gateway's question with `answer` (undefined:
@@ -211,88 +206,6 @@ describe.each(['sse', 'json'] as const)(
   },
 );
 
-/** A raw legacy session: initialize (with or without elicitation), then raw posts in it. */
-async function rawSession(url: string, key: string, elicitation = true) {
-  const headers = {
-    'content-type': 'application/json',
-    accept: 'application/json, text/event-stream',
-    authorization: `Bearer ${key}`,
-    'mcp-protocol-version': '2025-11-25',
-  };
-  const init = await fetch(url, {
-    method: 'POST',
-    headers,
-    body: JSON.stringify({
-      jsonrpc: '2.0',
-      id: 0,
-      method: 'initialize',
-      params: {
-        protocolVersion: '2025-11-25',
-        capabilities: elicitation ? { elicitation: { form: {} } } : {},
-        clientInfo: { name: 'raw', version: '1' },
-      },
-    }),
-  });
-  const session = init.headers.get('mcp-session-id') as string;
-  await init.text();
-  const inSession = { ...headers, 'mcp-session-id': session };
-  await fetch(url, {
-    method: 'POST',
-    headers: inSession,
-    body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }),
-  }).then((r) => r.text());
-  return {
-    session,
-    post: (body: unknown, via = url, as = key) =>
-      fetch(via, {
-        method: 'POST',
-        headers: { ...inSession, authorization: `Bearer ${as}` },
-        body: JSON.stringify(body),
-      }),
-  };
-}
-
-/** Reads SSE events from `body` until `count` JSON-RPC messages came (or the stream ended). */
-async function readEvents(
-  body: ReadableStream<Uint8Array>,
-  count: number,
-): Promise<{ messages: Record<string, unknown>[]; reader: ReadableStreamDefaultReader<Uint8Array> }> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  const messages: Record<string, unknown>[] = [];
-  let text = '';
-  while (messages.length < count) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    text += decoder.decode(value, { stream: true });
-    let end = text.indexOf('\n\n');
-    while (end !== -1) {
-      const data = text
-        .slice(0, end)
-        .split('\n')
-        .filter((line) => line.startsWith('data:'))
-        .map((line) => line.slice(5).trimStart())
-        .join('\n');
-      if (data !== '') messages.push(JSON.parse(data) as Record<string, unknown>);
-      text = text.slice(end + 2);
-      end = text.indexOf('\n\n');
-    }
-  }
-  return { messages, reader };
-}
-
-const echoCall = (id: number, text = 'drop table') => ({
-  jsonrpc: '2.0',
-  id,
-  method: 'tools/call',
-  params: { name: 'echo', arguments: { text } },
-});
-const yes = (id: unknown) => ({
-  jsonrpc: '2.0',
-  id,
-  result: { action: 'accept', content: { confirm: true } },
-});
-
 describe('confirm: caller on a legacy session, on the wire', () => {
   let upstream: V1Peer;
   let gateway: TestGateway;
@@ -318,8 +231,10 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     const call = await mine.post(echoCall(1));
     expect(call.status).toBe(200);
     expect(call.headers.get('content-type')).toBe('text/event-stream');
-    const { messages, reader } = await readEvents(call.body as ReadableStream<Uint8Array>, 1);
-    const question = messages[0] as { id: string; method: string; params: { mode: string } };
+    const events = sseReader(call.body);
+    const [question] = (await events.messages(1)) as [
+      { id: string; method: string; params: { mode: string } },
+    ];
     expect(question.method).toBe('elicitation/create');
     // No `mode` on a legacy session: a form is the default in 2025-11-25, and 2025-06-18 has none.
     expect(question.params.mode).toBeUndefined();
@@ -357,17 +272,10 @@ describe('confirm: caller on a legacy session, on the wire', () => {
     // Her answer, in her session: 202, and the call's answer follows in its stream.
     const answered = await mine.post(yes(question.id));
     expect(answered.status).toBe(202);
-    const rest = await readEvents(
-      new ReadableStream({
-        pull: async (c) => {
-          const { value, done } = await reader.read();
-          if (done) c.close();
-          else c.enqueue(value);
-        },
-      }),
-      1,
-    );
-    expect(rest.messages[0]).toMatchObject({ id: 1, result: { content: [{ text: 'drop table' }] } });
+    expect((await events.messages(1))[0]).toMatchObject({
+      id: 1,
+      result: { content: [{ text: 'drop table' }] },
+    });
     expect(callsOf(upstream, 'echo')).toBe(before + 1);
     // Used: the same answer again is refused, nothing more forwarded.
     expect((await mine.post(yes(question.id))).status).toBe(403);
@@ -411,8 +319,7 @@ describe('confirm: caller on a legacy session, on the wire', () => {
       body: JSON.stringify(echoCall(11, 'leaving')),
       signal: abort.signal,
     });
-    const { messages } = await readEvents(call.body as ReadableStream<Uint8Array>, 1);
-    const question = messages[0] as { id: string };
+    const [question] = (await sseReader(call.body).messages(1)) as [{ id: string }];
     expect(await streams()).toBe(1);
     abort.abort();
     await sleep(200);
