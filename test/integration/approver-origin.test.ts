@@ -15,7 +15,7 @@ import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { launchBrowser } from '../support/browser.js';
 import { freePort, startTestGateway, type TestGateway } from '../support/gateway.js';
 import { type LoginProvider, startLoginProvider } from '../support/login-provider.js';
-import { META } from '../support/wire.js';
+import { postModern } from '../support/modern-call.js';
 
 const alice = newApiKey('pk_alice_');
 
@@ -93,28 +93,17 @@ routes:
     await upstream?.close();
   });
 
+  /** alice's tool call of `echo` (with the gateway's state, on a retry), from a client that can open a URL. */
   const call = (state?: string) =>
-    fetch(`${gateway.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'echo',
-        authorization: `Bearer ${alice.key}`,
+    postModern(`${gateway.url}/mcp`, {
+      method: 'tools/call',
+      params: {
+        name: 'echo',
+        arguments: { text: 'drop table' },
+        ...(state === undefined ? {} : { requestState: state }),
       },
-      body: JSON.stringify({
-        jsonrpc: '2.0',
-        id: 1,
-        method: 'tools/call',
-        params: {
-          name: 'echo',
-          arguments: { text: 'drop table' },
-          ...(state === undefined ? {} : { requestState: state }),
-          _meta: { ...META, 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } },
-        },
-      }),
+      key: alice.key,
+      meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } },
     });
 
   it('an approver who opens a hostile upstream’s answer on the gateway approves nothing', async () => {

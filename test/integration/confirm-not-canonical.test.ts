@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newApiKey } from '../../src/auth/api-key.js';
 import { type Peer, startV2Server } from '../fixtures/peers.js';
 import { startTestGateway, type TestGateway } from '../support/gateway.js';
-import { META } from '../support/wire.js';
+import { postModern } from '../support/modern-call.js';
 
 const alice = newApiKey('pk_alice_');
 
@@ -34,21 +34,17 @@ routes:
     await gateway?.close();
     await upstream?.close();
   });
-  const call = (args: string) =>
-    fetch(`${gateway.url}/mcp`, {
-      method: 'POST',
-      headers: {
-        'content-type': 'application/json',
-        accept: 'application/json, text/event-stream',
-        'mcp-protocol-version': '2026-07-28',
-        'mcp-method': 'tools/call',
-        'mcp-name': 'echo',
-        authorization: `Bearer ${alice.key}`,
-      },
-      body: `{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":${args},"_meta":${JSON.stringify({ ...META, 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } })}}}`,
+  /** A tool call of `echo` as alice, from a client that can open a URL. */
+  const call = (args: Record<string, unknown>) =>
+    postModern(`${gateway.url}/mcp`, {
+      method: 'tools/call',
+      params: { name: 'echo', arguments: args },
+      key: alice.key,
+      meta: { 'io.modelcontextprotocol/clientCapabilities': { elicitation: { url: {} } } },
     });
   it('asks for an approval of a call whose arguments hold a lone surrogate (no 500), and forwards nothing', async () => {
-    const answer = await call('{"text":"\\ud800"}');
+    // JSON.stringify writes it as the escape `\ud800`: the gateway parses a lone surrogate.
+    const answer = await call({ text: '\ud800' });
     expect(answer.status).toBe(200);
     const text = await answer.text();
     expect(text).toContain('input_required');
