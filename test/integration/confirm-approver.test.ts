@@ -91,6 +91,62 @@ routes:
       add: notes:write
 `;
 
+/** What an approver test runs against: a login provider, the approvers' webhook, gateways, chromium. */
+interface Rig {
+  readonly provider: LoginProvider;
+  readonly hook: Awaited<ReturnType<typeof startHook>>;
+  /** One gateway per upstream given, in order. */
+  readonly gateways: TestGateway[];
+  readonly browser: Browser;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a login provider with `accounts`, the webhook, one gateway in front of each of
+ * `upstreams` (the policy of {@link policyFor}, changed by `edit`) and chromium.
+ */
+async function startRig(opts: {
+  readonly upstreams: readonly string[];
+  readonly accounts: Parameters<typeof startLoginProvider>[0]['accounts'];
+  readonly scopes?: readonly string[];
+  readonly edit?: (policy: string) => string;
+}): Promise<Rig> {
+  const ports: number[] = [];
+  for (const _ of opts.upstreams) ports.push(await freePort());
+  const provider = await startLoginProvider({
+    redirectUris: ports.map((p) => `http://127.0.0.1:${p}/portcullis/callback`),
+    clientId: 'portcullis-approvals',
+    clientSecret: 'approvals-secret',
+    accounts: opts.accounts,
+    ...(opts.scopes === undefined ? {} : { scopes: opts.scopes }),
+  });
+  const hook = await startHook();
+  const gateways: TestGateway[] = [];
+  for (const [i, upstream] of opts.upstreams.entries()) {
+    const port = ports[i] as number;
+    const policy = policyFor({
+      publicUrl: `http://127.0.0.1:${port}`,
+      issuer: provider.issuer,
+      hook: hook.url,
+      upstream,
+    });
+    gateways.push(await startTestGateway({ port, policy: opts.edit?.(policy) ?? policy }));
+  }
+  const browser = await launchBrowser();
+  return {
+    provider,
+    hook,
+    gateways,
+    browser,
+    async close() {
+      await browser.close();
+      for (const gateway of gateways) await gateway.close();
+      await provider.close();
+      hook.server.close();
+    },
+  };
+}
+
 /** Logs `login` in at the provider's development pages (any password), then consents. */
 async function logIn(page: Page, login: string): Promise<void> {
   await page.waitForSelector('input[name=login]');
@@ -152,7 +208,7 @@ function latch(): { promise: Promise<void>; open: () => void } {
 describe('confirm: approver, one gateway', () => {
   let upstream: Peer;
   let legacyUpstream: V1Peer;
-  let provider: LoginProvider;
+  let rig: Rig;
   let gateway: TestGateway;
   let legacyGateway: TestGateway;
   let browser: Browser;
@@ -166,42 +222,17 @@ describe('confirm: approver, one gateway', () => {
   beforeAll(async () => {
     upstream = await startV2Server({ response: 'json' });
     legacyUpstream = await startV1Server({ response: 'json' });
-    const [port, legacyPort] = [await freePort(), await freePort()];
-    provider = await startLoginProvider({
-      redirectUris: [port, legacyPort].map((p) => `http://127.0.0.1:${p}/portcullis/callback`),
-      clientId: 'portcullis-approvals',
-      clientSecret: 'approvals-secret',
+    rig = await startRig({
+      upstreams: [upstream.url, legacyUpstream.url],
       scopes: ['mcp:approve'],
       accounts: { carol: { name: 'Carol Approver' }, alice: { name: 'Alice Requester' } },
     });
-    hook = await startHook();
-    gateway = await startTestGateway({
-      port,
-      policy: policyFor({
-        publicUrl: `http://127.0.0.1:${port}`,
-        issuer: provider.issuer,
-        hook: hook.url,
-        upstream: upstream.url,
-      }),
-    });
-    legacyGateway = await startTestGateway({
-      port: legacyPort,
-      policy: policyFor({
-        publicUrl: `http://127.0.0.1:${legacyPort}`,
-        issuer: provider.issuer,
-        hook: hook.url,
-        upstream: legacyUpstream.url,
-      }),
-    });
-    browser = await launchBrowser();
+    ({ hook, browser } = rig);
+    [gateway, legacyGateway] = rig.gateways as [TestGateway, TestGateway];
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await gateway?.close();
-    await legacyGateway?.close();
-    await provider?.close();
-    hook?.server.close();
+    await rig?.close();
     await upstream?.close();
     await legacyUpstream?.close();
   });
@@ -553,7 +584,7 @@ ${policyFor({ publicUrl: twoUrl, issuer: provider.issuer, hook: hook.url, upstre
 
 describe('confirm: approver in front of an upstream that itself asks for input', () => {
   let upstream: Peer;
-  let provider: LoginProvider;
+  let rig: Rig;
   let gateway: TestGateway;
   let browser: Browser;
   let hook: Awaited<ReturnType<typeof startHook>>;
@@ -590,32 +621,17 @@ describe('confirm: approver in front of an upstream that itself asks for input',
       (req, res, body) => node(req as never, res, body),
       () => handler.close(),
     );
-    const port = await freePort();
-    provider = await startLoginProvider({
-      redirectUris: [`http://127.0.0.1:${port}/portcullis/callback`],
-      clientId: 'portcullis-approvals',
-      clientSecret: 'approvals-secret',
+    rig = await startRig({
+      upstreams: [upstream.url],
       scopes: ['mcp:approve'],
       accounts: { carol: { name: 'Carol Approver' } },
     });
-    hook = await startHook();
-    gateway = await startTestGateway({
-      port,
-      policy: policyFor({
-        publicUrl: `http://127.0.0.1:${port}`,
-        issuer: provider.issuer,
-        hook: hook.url,
-        upstream: upstream.url,
-      }),
-    });
-    browser = await launchBrowser();
+    ({ hook, browser } = rig);
+    gateway = rig.gateways[0] as TestGateway;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await gateway?.close();
-    await provider?.close();
-    hook?.server.close();
+    await rig?.close();
     await upstream?.close();
   });
 
@@ -666,42 +682,33 @@ describe('confirm: approver in front of an upstream that itself asks for input',
 
 describe('confirm: approver named by a claim (approverClaim, read from UserInfo)', () => {
   let upstream: Peer;
-  let provider: LoginProvider;
+  let rig: Rig;
   let gateway: TestGateway;
   let browser: Browser;
   let hook: Awaited<ReturnType<typeof startHook>>;
 
   beforeAll(async () => {
     upstream = await startV2Server({ response: 'json' });
-    const port = await freePort();
-    provider = await startLoginProvider({
-      redirectUris: [`http://127.0.0.1:${port}/portcullis/callback`],
-      clientId: 'portcullis-approvals',
-      clientSecret: 'approvals-secret',
+    rig = await startRig({
+      upstreams: [upstream.url],
       accounts: {
         dan: { name: 'Dan', groups: ['staff', 'mcp-approvers'] },
         erin: { name: 'Erin', groups: ['staff'] },
       },
+      edit: (policy) =>
+        policy
+          .replace('  approverScopes: [mcp:approve]\n', '  approverClaim: { groups: mcp-approvers }\n')
+          .replace(
+            'clientSecret: approvals-secret }',
+            'clientSecret: approvals-secret, scopes: [profile, groups] }',
+          ),
     });
-    hook = await startHook();
-    const publicUrl = `http://127.0.0.1:${port}`;
-    gateway = await startTestGateway({
-      port,
-      policy: policyFor({ publicUrl, issuer: provider.issuer, hook: hook.url, upstream: upstream.url })
-        .replace('  approverScopes: [mcp:approve]\n', '  approverClaim: { groups: mcp-approvers }\n')
-        .replace(
-          'clientSecret: approvals-secret }',
-          'clientSecret: approvals-secret, scopes: [profile, groups] }',
-        ),
-    });
-    browser = await launchBrowser();
+    ({ hook, browser } = rig);
+    gateway = rig.gateways[0] as TestGateway;
   }, 60_000);
 
   afterAll(async () => {
-    await browser?.close();
-    await gateway?.close();
-    await provider?.close();
-    hook?.server.close();
+    await rig?.close();
     await upstream?.close();
   });
 
