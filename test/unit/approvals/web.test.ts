@@ -3,8 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Login, Person } from '../../../src/approvals/login.js';
-import { type Approval, createLocalApprovalStore, newApprovalId } from '../../../src/approvals/store.js';
+import type { ApprovalsConfig, Login, Person } from '../../../src/approvals/login.js';
+import {
+  type Approval,
+  type ApprovalStore,
+  createLocalApprovalStore,
+  newApprovalId,
+} from '../../../src/approvals/store.js';
 import { createApprovalPages, sameIssuer } from '../../../src/approvals/web.js';
 
 const people: Record<string, Person> = {
@@ -39,6 +44,43 @@ const login: Login = {
   clearLogin: 'l=; Max-Age=0',
 };
 
+/**
+ * The pages on a real HTTP server of their own (`publicUrl` is its address), with `store`, `login`
+ * and `approvals` over these defaults.
+ */
+async function servePages(opts: {
+  readonly store: ApprovalStore;
+  readonly login: Login;
+  readonly approvals?: Partial<ApprovalsConfig>;
+  readonly onRefused?: (why: string) => void;
+}): Promise<{ readonly origin: string; readonly server: Server }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const pages = createApprovalPages({
+    approvals: {
+      confirmTimeoutSec: 120,
+      ttlSec: 900,
+      allowSelfApproval: false,
+      owners: { 'apiKey:alice': 'alice' },
+      createLimit: '10/minute',
+      publicUrl: origin,
+      oidc: { issuer: 'https://idp', clientId: 'c', scopes: [] },
+      approverScopes: ['mcp:approve'],
+      ...opts.approvals,
+    },
+    store: opts.store,
+    login: opts.login,
+    logger: pino({ level: 'silent' }),
+    onDecision: () => undefined,
+    onRefused: (_id, _approval, _by, why) => opts.onRefused?.(why),
+  });
+  server.on('request', (req, res) => {
+    void pages(req, res);
+  });
+  return { origin, server };
+}
+
 describe('approval pages (unit, stub login)', () => {
   const store = createLocalApprovalStore();
   const refused: string[] = [];
@@ -66,29 +108,7 @@ describe('approval pages (unit, stub login)', () => {
   });
 
   beforeAll(async () => {
-    server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const pages = createApprovalPages({
-      approvals: {
-        confirmTimeoutSec: 120,
-        ttlSec: 900,
-        allowSelfApproval: false,
-        owners: { 'apiKey:alice': 'alice' },
-        createLimit: '10/minute',
-        publicUrl: origin,
-        oidc: { issuer: 'https://idp', clientId: 'c', scopes: [] },
-        approverScopes: ['mcp:approve'],
-      },
-      store,
-      login,
-      logger: pino({ level: 'silent' }),
-      onDecision: () => undefined,
-      onRefused: (_id, _approval, _by, why) => refused.push(why),
-    });
-    server.on('request', (req, res) => {
-      void pages(req, res);
-    });
+    ({ origin, server } = await servePages({ store, login, onRefused: (why) => refused.push(why) }));
     const mine = approval({ key: 'apiKey:alice' });
     id = mine.id;
     await store.create(mine);
@@ -185,30 +205,15 @@ describe('who asked (self-approval and the status page)', () => {
   };
 
   beforeAll(async () => {
-    server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const pages = createApprovalPages({
-      approvals: {
-        confirmTimeoutSec: 120,
-        ttlSec: 900,
-        allowSelfApproval: false,
-        // bob calls as a JWT of another issuer (the MCP authorization server), owned by bob at the IdP.
-        owners: { 'apiKey:alice': 'alice', 'jwt:https://mcp-as.example.com|u-77': 'bob' },
-        createLimit: '10/minute',
-        publicUrl: origin,
-        oidc: { issuer: 'https://idp.example.com/', clientId: 'c', scopes: [] },
-        approverScopes: ['mcp:approve'],
-      },
+    ({ origin, server } = await servePages({
       store,
       login: { ...login, person: (cookie) => (cookie === undefined ? undefined : logins[cookie]) },
-      logger: pino({ level: 'silent' }),
-      onDecision: () => undefined,
-      onRefused: () => undefined,
-    });
-    server.on('request', (req, res) => {
-      void pages(req, res);
-    });
+      approvals: {
+        // bob calls as a JWT of another issuer (the MCP authorization server), owned by bob at the IdP.
+        owners: { 'apiKey:alice': 'alice', 'jwt:https://mcp-as.example.com|u-77': 'bob' },
+        oidc: { issuer: 'https://idp.example.com/', clientId: 'c', scopes: [] },
+      },
+    }));
     const base = {
       bindings: {
         identity: '',
@@ -278,29 +283,7 @@ describe('an expired approval', () => {
   it('is gone from its pages: 404 to the approver and the requester, and no decision can be taken', async () => {
     let clock = Date.now();
     const store = createLocalApprovalStore(() => clock);
-    const server = createServer();
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    const origin = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    const pages = createApprovalPages({
-      approvals: {
-        confirmTimeoutSec: 120,
-        ttlSec: 900,
-        allowSelfApproval: false,
-        owners: { 'apiKey:alice': 'alice' },
-        createLimit: '10/minute',
-        publicUrl: origin,
-        oidc: { issuer: 'https://idp', clientId: 'c', scopes: [] },
-        approverScopes: ['mcp:approve'],
-      },
-      store,
-      login,
-      logger: pino({ level: 'silent' }),
-      onDecision: () => undefined,
-      onRefused: () => undefined,
-    });
-    server.on('request', (req, res) => {
-      void pages(req, res);
-    });
+    const { origin, server } = await servePages({ store, login });
     try {
       const id = newApprovalId();
       await store.create({
