@@ -486,7 +486,9 @@ describe('confirm: approver, one gateway', () => {
     await client.close();
   }, 60_000);
 
-  it('2025-11-25: a client that did not declare URL elicitation cannot be asked', async () => {
+  it('2025-11-25: a client that did not declare URL elicitation cannot be asked, and nothing is forwarded', async () => {
+    const before = echoes(legacyUpstream);
+    const notified = hook.notices.length;
     const plain = new V1Client({ name: 'plain', version: '1.0.0' });
     await plain.connect(
       new V1ClientTransport(new URL(`${legacyGateway.url}/mcp`), {
@@ -496,6 +498,8 @@ describe('confirm: approver, one gateway', () => {
     const refused = await plain.callTool({ name: 'echo', arguments: { text: 'x' } }).catch((e: unknown) => e);
     expect(String(refused)).toContain('no_url_elicitation');
     await plain.close();
+    expect(echoes(legacyUpstream)).toBe(before);
+    expect(hook.notices.length).toBe(notified);
   });
 });
 
